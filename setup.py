@@ -1,0 +1,29 @@
+"""openspiel_psro_ext: exact, fast PSRO on top of OpenSpiel."""
+
+import setuptools
+
+setuptools.setup(
+    name="openspiel_psro_ext",
+    version="0.1.0",
+    description=(
+        "Exact, vectorised PSRO (Policy-Space Response Oracles) for OpenSpiel:"
+        " compiled game trees, exact NashConv, meta-solvers and RL oracles."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=setuptools.find_packages(include=["openspiel_psro_ext", "openspiel_psro_ext.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "open_spiel>=1.5",
+        "torch>=2.1",
+        "numpy>=1.24",
+        "scipy>=1.10",
+        "absl-py>=1.0",
+        "matplotlib>=3.5",
+    ],
+    extras_require={
+        "test": ["pytest>=7"],
+        "tensorboard": ["tensorboard>=2.10"],
+        "ray": ["ray>=2.9"],
+    },
+)
