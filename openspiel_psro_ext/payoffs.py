@@ -1,0 +1,125 @@
+"""Exact payoff tables (meta-games) of policy populations.
+
+With per-player terminal reaches `R_p[k, z]` (member `k` of player p's
+population, see `game_tree`), the expected return of player `i` under the
+pure profile `(k_0, ..., k_{P-1})` is
+
+    M_i[k_0, ..., k_{P-1}] = sum_z chance(z) u_i(z) prod_p R_p[k_p, z],
+
+one tensor contraction over terminals; for two players
+`M_i = R_0 @ diag(chance * u_i) @ R_1.T`. No games are sampled. Tables follow
+OpenSpiel's `meta_games` convention: a list with one `[N_0, ..., N_{P-1}]`
+tensor per player.
+"""
+
+from __future__ import annotations
+
+import itertools
+import string
+from typing import Sequence
+
+import numpy as np
+
+from openspiel_psro_ext import game_tree as game_tree_lib
+from openspiel_psro_ext import policies as policies_lib
+from openspiel_psro_ext.game_tree import GameTree
+
+
+def _contract(tree: GameTree, reaches: Sequence[np.ndarray]) -> np.ndarray:
+  """`[P, N_0, ..., N_{P-1}]` payoffs from per-player `[N_p, Z]` reaches."""
+  weights = tree.terminal_chance_reach[:, None] * tree.terminal_returns  # [Z, P]
+  letters = string.ascii_letters[:len(reaches)]
+  spec = ",".join(f"{l}z" for l in letters) + ",zy->y" + letters
+  return np.einsum(spec, *reaches, weights, optimize=True)
+
+
+def population_reach(tree: GameTree, player: int,
+                     population: Sequence[policies_lib.PolicyLike] | np.ndarray
+                     ) -> np.ndarray:
+  """`[N, Z]` terminal reaches of a population (policies or matrices)."""
+  if isinstance(population, np.ndarray) and population.ndim == 3:
+    stacked = population
+  else:
+    stacked = np.stack([
+        np.asarray(m, dtype=np.float64) if not hasattr(m, "action_probabilities")
+        else policies_lib.player_matrix(tree, m, player) for m in population])
+  return tree.terminal_reach(player, stacked)
+
+
+def payoff_tensors(game: game_tree_lib.GameLike,
+                   populations: Sequence[Sequence[policies_lib.PolicyLike]]
+                   ) -> list[np.ndarray]:
+  """Exact meta-game of the populations.
+
+  Args:
+    game: a pyspiel game, game string or compiled `GameTree`.
+    populations: per player, a list of OpenSpiel policies or `[I_p, A]`
+      matrices, or an `[N_p, I_p, A]` array.
+
+  Returns:
+    `meta_games`: one `[N_0, ..., N_{P-1}]` tensor per player.
+  """
+  tree = game_tree_lib.get_tree(game)
+  if len(populations) != tree.num_players:
+    raise ValueError(f"{tree.game} has {tree.num_players} players; got"
+                     f" {len(populations)} populations.")
+  reaches = [population_reach(tree, p, pop) for p, pop in enumerate(populations)]
+  return list(_contract(tree, reaches))
+
+
+class PayoffTable:
+  """An exact meta-game that grows with the populations.
+
+  Adding members computes only the new entries: for each non-empty set of
+  players whose index ranges over new members, one contraction of that block.
+  """
+
+  def __init__(self, tree: GameTree):
+    self.tree = tree
+    self._reaches = [np.zeros((0, tree.num_terminals))
+                     for _ in range(tree.num_players)]
+    self._tensor = np.zeros((tree.num_players,) + (0,) * tree.num_players)
+
+  @property
+  def shape(self) -> tuple[int, ...]:
+    return tuple(len(r) for r in self._reaches)
+
+  @property
+  def meta_games(self) -> list[np.ndarray]:
+    """One `[N_0, ..., N_{P-1}]` payoff tensor per player (copies)."""
+    return [t.copy() for t in self._tensor]
+
+  def add(self, new_members: Sequence[np.ndarray | None]) -> None:
+    """Appends members and computes the new entries.
+
+    Args:
+      new_members: per player, an `[K_p, I_p, A]` array (or a single `[I_p, A]`
+        matrix, or None for no new member of that player).
+    """
+    old_sizes = self.shape
+    new_reaches = []
+    for p, members in enumerate(new_members):
+      if members is None:
+        new_reaches.append(np.zeros((0, self.tree.num_terminals)))
+        continue
+      members = np.asarray(members, dtype=np.float64)
+      if members.ndim == 2:
+        members = members[None]
+      new_reaches.append(self.tree.terminal_reach(p, members))
+    new_sizes = tuple(o + len(n) for o, n in zip(old_sizes, new_reaches))
+    tensor = np.zeros((self.tree.num_players,) + new_sizes)
+    tensor[(slice(None),) + tuple(slice(0, o) for o in old_sizes)] = self._tensor
+    for uses_new in itertools.product((False, True),
+                                      repeat=self.tree.num_players):
+      if not any(uses_new):
+        continue
+      block = [n if new else r
+               for new, n, r in zip(uses_new, new_reaches, self._reaches)]
+      if any(len(b) == 0 for b in block):
+        continue
+      index = tuple(slice(o, s) if new else slice(0, o)
+                    for new, o, s in zip(uses_new, old_sizes, new_sizes))
+      tensor[(slice(None),) + index] = _contract(self.tree, block)
+    self._reaches = [np.concatenate([r, n]) for r, n in
+                     zip(self._reaches, new_reaches)]
+    self._tensor = tensor

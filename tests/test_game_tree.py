@@ -1,0 +1,90 @@
+"""The compiled tree against known counts and a direct pyspiel walk."""
+
+import numpy as np
+import pyspiel
+import pytest
+
+from openspiel_psro_ext import game_tree
+
+
+@pytest.mark.parametrize("name,histories,terminals,infostates", [
+    ("kuhn_poker", 58, 30, [6, 6]),
+    ("leduc_poker", 9457, 5520, [468, 468]),
+    ("kuhn_poker(players=3)", 617, 312, [16, 16, 16]),
+])
+def test_known_sizes(name, histories, terminals, infostates):
+  tree = game_tree.compile_game(name)
+  assert tree.num_histories == histories
+  assert tree.num_terminals == terminals
+  assert [t.num_infostates for t in tree.infostates] == infostates
+
+
+def test_arrays_are_consistent_with_pyspiel():
+  game = pyspiel.load_game("leduc_poker")
+  tree = game_tree.compile_game(game)
+  # Parents precede children and every edge is recorded in `child`.
+  nonroot = np.arange(1, tree.num_histories)
+  assert np.all(tree.parent[nonroot] < nonroot)
+  assert np.all(tree.child[tree.parent[nonroot], tree.action[nonroot]] == nonroot)
+  # Terminal reach probabilities under any joint policy sum to one; chance
+  # rows are distributions.
+  uniform = tree.uniform_policy()
+  reach = tree.terminal_chance_reach * np.prod(
+      [tree.terminal_reach(p, uniform[p]) for p in range(2)], axis=0)
+  assert reach.sum() == pytest.approx(1.0)
+  chance = tree.player == int(pyspiel.PlayerId.CHANCE)
+  np.testing.assert_allclose(tree.chance_probs[chance].sum(axis=1), 1.0)
+  # Replaying each terminal's action path in pyspiel gives its returns.
+  rng = np.random.default_rng(0)
+  for z in rng.choice(tree.terminals, size=50, replace=False):
+    path = []
+    h = z
+    while tree.parent[h] >= 0:
+      path.append(tree.action[h])
+      h = tree.parent[h]
+    state = game.new_initial_state()
+    for a in reversed(path):
+      if not state.is_chance_node():
+        p = state.current_player()
+        table = tree.infostates[p]
+        row = table.index[state.information_state_string(p)]
+        assert table.legal_mask[row].nonzero()[0].tolist() == state.legal_actions()
+        np.testing.assert_allclose(table.tensors[row],
+                                   state.information_state_tensor(p))
+      state.apply_action(int(a))
+    assert state.is_terminal()
+    np.testing.assert_allclose(tree.returns[z], state.returns())
+
+
+def test_uniform_realization_plan_matches_reach_product():
+  tree = game_tree.compile_game("kuhn_poker")
+  for p in range(2):
+    reach = tree.terminal_reach(p, tree.uniform_policy()[p])
+    # Kuhn: each own decision on the path halves the reach.
+    own_moves = np.zeros(tree.num_terminals)
+    for k, z in enumerate(tree.terminals):
+      h = z
+      while tree.parent[h] >= 0:
+        own_moves[k] += tree.player[tree.parent[h]] == p
+        h = tree.parent[h]
+    np.testing.assert_allclose(reach, 0.5 ** own_moves)
+
+
+def test_too_large_game_is_refused_with_counts():
+  with pytest.raises(game_tree.GameTooLargeError, match="more than 1,000 histories"):
+    game_tree.compile_game("leduc_poker", max_histories=1000)
+
+
+def test_simultaneous_game_is_converted():
+  tree = game_tree.compile_game("goofspiel(num_cards=3)")
+  assert tree.game.get_type().dynamics == pyspiel.GameType.Dynamics.SEQUENTIAL
+  assert tree.num_terminals > 0
+
+
+def test_non_sequential_game_is_refused():
+  with pytest.raises(ValueError, match="only sequential games"):
+    game_tree.compile_game("mfg_crowd_modelling")
+
+
+def test_get_tree_caches_by_game_string():
+  assert game_tree.get_tree("kuhn_poker") is game_tree.get_tree(pyspiel.load_game("kuhn_poker"))
