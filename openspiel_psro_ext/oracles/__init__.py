@@ -1,0 +1,37 @@
+"""Best-response oracles behind one interface, found by name.
+
+`get(name)` returns the oracle class, `names()` the registered names. Each
+oracle class has a `Config` dataclass of hyperparameters.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from openspiel_psro_ext.oracles.base import BestResponseRequest, Oracle, PopulationMember
+from openspiel_psro_ext.oracles.exact_br import ExactBestResponseConfig, ExactBestResponseOracle
+
+_REGISTRY: dict[str, Callable[[], type[Oracle]]] = {
+    "exact": lambda: ExactBestResponseOracle,
+}
+
+
+def register(name: str, loader: Callable[[], type[Oracle]]) -> None:
+  """Registers an oracle class under `name` (loaded lazily: torch is heavy)."""
+  _REGISTRY[name] = loader
+
+
+def names() -> list[str]:
+  return sorted(_REGISTRY)
+
+
+def get(name: str) -> type[Oracle]:
+  """The oracle class registered as `name`."""
+  if name not in _REGISTRY:
+    raise ValueError(f"unknown oracle {name!r}; choose one of {names()}.")
+  return _REGISTRY[name]()
+
+
+__all__ = ["BestResponseRequest", "Oracle", "PopulationMember",
+           "ExactBestResponseConfig", "ExactBestResponseOracle",
+           "get", "names", "register"]

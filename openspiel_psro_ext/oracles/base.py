@@ -1,0 +1,89 @@
+"""The best-response oracle interface shared by the PSRO loop and stock OpenSpiel.
+
+An oracle answers one question: given the other players' populations and the
+meta-strategy over them, return a (near-)best response for one player,
+
+    pi*_p = argmax_pi E_{k ~ sigma_{-p}} [ u_p(pi, pi_k) ].
+
+Populations travel as `[N_q, I_q, A]` behaviour matrices over the compiled tree
+(see `game_tree`), so an exact oracle can compute the answer in closed form and
+an RL oracle can simulate the opponents fast. Whatever an oracle learns is
+returned as a `PopulationMember`: its exact `[I_p, A]` behaviour matrix, plus the
+trained object (a torch module, say) for checkpoints and warm starts.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+
+from openspiel_psro_ext.game_tree import GameTree
+
+
+@dataclasses.dataclass
+class PopulationMember:
+  """One policy in a player's population.
+
+  Attributes:
+    matrix: `[I_p, A]` action probabilities at every information state.
+    module: the trained model behind `matrix` (e.g. a `torch.nn.Module`), or
+      None for tabular policies.
+    stats: training statistics (episodes, seconds, curves) for the metrics.
+  """
+
+  matrix: np.ndarray
+  module: Any = None
+  stats: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class BestResponseRequest:
+  """What an oracle needs to answer for one player.
+
+  Attributes:
+    tree: the compiled game.
+    player: the best responder.
+    opponent_populations: per player, `[N_q, I_q, A]` matrices (None at
+      `player`).
+    opponent_weights: per player, `[N_q]` probabilities over that population
+      (None at `player`); opponents are drawn independently per player.
+    previous: the player's previous best response, for warm starts.
+    seed: seeds the oracle's randomness.
+  """
+
+  tree: GameTree
+  player: int
+  opponent_populations: list[np.ndarray | None]
+  opponent_weights: list[np.ndarray | None]
+  previous: PopulationMember | None = None
+  seed: int = 0
+
+  def opponent_terminal_reach(self) -> np.ndarray:
+    """`[Z]` chance and opponents' mixture contribution to each terminal."""
+    reach = self.tree.terminal_chance_reach.copy()
+    for q in range(self.tree.num_players):
+      if q == self.player:
+        continue
+      weights = np.asarray(self.opponent_weights[q], dtype=np.float64)
+      support = weights > 0
+      reach *= weights[support] @ self.tree.terminal_reach(
+          q, self.opponent_populations[q][support])
+    return reach
+
+
+class Oracle(abc.ABC):
+  """A best-response oracle.
+
+  Subclasses set `name`, `Config` (a dataclass of hyperparameters with
+  defaults) and take `__init__(self, config: Config | None = None)`.
+  """
+
+  name: ClassVar[str]
+  Config: ClassVar[type]
+
+  @abc.abstractmethod
+  def best_response(self, request: BestResponseRequest) -> PopulationMember:
+    """Returns a best response for `request.player`."""

@@ -1,0 +1,34 @@
+"""The exact best-response oracle: a closed-form answer over the compiled tree."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from openspiel_psro_ext import exploitability
+from openspiel_psro_ext.oracles import base
+
+
+@dataclasses.dataclass
+class ExactBestResponseConfig:
+  """The exact oracle has no hyperparameters; kept for a uniform interface."""
+
+
+class ExactBestResponseOracle(base.Oracle):
+  """Deterministic exact best response to the opponents' meta-strategy mixture.
+
+  Ties are broken towards the lowest legal action, so runs are reproducible.
+  """
+
+  name = "exact"
+  Config = ExactBestResponseConfig
+
+  def __init__(self, config: ExactBestResponseConfig | None = None):
+    self.config = config or ExactBestResponseConfig()
+
+  def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
+    tree, player = request.tree, request.player
+    weights = request.opponent_terminal_reach() * tree.terminal_returns[:, player]
+    value, actions = exploitability.best_response_from_weights(tree, player, weights)
+    return base.PopulationMember(
+        matrix=exploitability.one_hot_policy(tree, actions),
+        stats={"best_response_value": float(value)})
