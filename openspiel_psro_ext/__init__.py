@@ -6,3 +6,9 @@ population payoff tables), `meta_solvers`, `oracles`, `psro`, `run`.
 """
 
 __version__ = "0.1.0"
+
+
+def register() -> None:
+  """Registers our components with stock OpenSpiel (idempotent)."""
+  from openspiel_psro_ext import openspiel_compat  # pylint: disable=g-import-not-at-top
+  openspiel_compat.register()
