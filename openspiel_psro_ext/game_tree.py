@@ -123,12 +123,12 @@ class GameTree:
   def num_terminals(self) -> int:
     return len(self.terminals)
 
-  @property
+  @functools.cached_property
   def terminal_chance_reach(self) -> np.ndarray:
     """`[Z]` chance's contribution to the reach of each terminal."""
     return self.chance_reach[self.terminals]
 
-  @property
+  @functools.cached_property
   def terminal_returns(self) -> np.ndarray:
     """`[Z, P]` returns at each terminal."""
     return self.returns[self.terminals]

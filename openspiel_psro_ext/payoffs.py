@@ -89,13 +89,25 @@ class PayoffTable:
     """One `[N_0, ..., N_{P-1}]` payoff tensor per player (copies)."""
     return [t.copy() for t in self._tensor]
 
-  def add(self, new_members: Sequence[np.ndarray | None]) -> None:
+  def terminal_reach(self, player: int) -> np.ndarray:
+    """`[N_p, Z]` terminal reaches of the player's members."""
+    return self._reaches[player]
+
+  def _block(self, reaches: Sequence[np.ndarray],
+             rng: np.random.Generator | None) -> np.ndarray:
+    del rng
+    return _contract(self.tree, reaches)
+
+  def add(self, new_members: Sequence[np.ndarray | None],
+          seed: int | None = None) -> None:
     """Appends members and computes the new entries.
 
     Args:
       new_members: per player, an `[K_p, I_p, A]` array (or a single `[I_p, A]`
         matrix, or None for no new member of that player).
+      seed: seeds sampled estimates (unused by the exact table).
     """
+    rng = np.random.default_rng(seed)
     old_sizes = self.shape
     new_reaches = []
     for p, members in enumerate(new_members):
@@ -119,7 +131,39 @@ class PayoffTable:
         continue
       index = tuple(slice(o, s) if new else slice(0, o)
                     for new, o, s in zip(uses_new, old_sizes, new_sizes))
-      tensor[(slice(None),) + index] = _contract(self.tree, block)
+      tensor[(slice(None),) + index] = self._block(block, rng)
     self._reaches = [np.concatenate([r, n]) for r, n in
                      zip(self._reaches, new_reaches)]
     self._tensor = tensor
+
+
+class SampledPayoffTable(PayoffTable):
+  """A payoff table estimated from `sims_per_entry` sampled episodes per entry.
+
+  Stock psro_v2 estimates each entry by playing games; here each episode's
+  terminal is drawn from its exact distribution
+  `chance(z) * prod_p R_p[k_p, z]` over the compiled tree, which is the same
+  random variable as a played game, sampled without walking states.
+  """
+
+  def __init__(self, tree: GameTree, sims_per_entry: int):
+    super().__init__(tree)
+    if sims_per_entry < 1:
+      raise ValueError(f"sims_per_entry must be positive, got {sims_per_entry}.")
+    self.sims_per_entry = sims_per_entry
+
+  def _block(self, reaches: Sequence[np.ndarray],
+             rng: np.random.Generator | None) -> np.ndarray:
+    rng = rng or np.random.default_rng()
+    shape = tuple(len(r) for r in reaches)
+    weights = self.tree.terminal_chance_reach
+    out = np.zeros((self.tree.num_players,) + shape)
+    returns = self.tree.terminal_returns
+    for profile in np.ndindex(*shape):
+      probs = weights * np.prod([r[k] for r, k in zip(reaches, profile)], axis=0)
+      cumulative = np.cumsum(probs)
+      draws = np.searchsorted(cumulative, rng.random(self.sims_per_entry) * cumulative[-1],
+                              side="right")
+      draws = np.minimum(draws, len(probs) - 1)
+      out[(slice(None),) + profile] = returns[draws].mean(axis=0)
+    return out

@@ -26,20 +26,41 @@ PolicyLike = policy_lib.Policy | Sequence[np.ndarray]
 _ROW_SUM_TOLERANCE = 1e-6
 
 
+# TabularPolicies of one game share `state_lookup` (copies share the dict), so
+# the row indices of our information states are computed once per lookup.
+# Entries hold the dict itself, so its id cannot be reused while cached.
+_ROWS_CACHE: dict[tuple[int, int, int], tuple[dict, np.ndarray | None]] = {}
+_ROWS_CACHE_SIZE = 64
+
+
 def _tabular_rows(tree: GameTree, player: int,
                   policy: policy_lib.TabularPolicy) -> np.ndarray | None:
   """Rows of `policy.action_probability_array` for the player's states."""
   lookup = policy.state_lookup
+  key = (id(tree), id(lookup), player)
+  cached = _ROWS_CACHE.get(key)
+  if cached is not None and cached[0] is lookup and len(cached[0]) == len(lookup):
+    return cached[1]
   try:
-    rows = [lookup[s] for s in tree.infostates[player].strings]
+    rows = np.asarray([lookup[s] for s in tree.infostates[player].strings],
+                      dtype=np.int64)
   except KeyError:
-    return None
-  return np.asarray(rows, dtype=np.int64)
+    rows = None
+  if len(_ROWS_CACHE) >= _ROWS_CACHE_SIZE:
+    _ROWS_CACHE.pop(next(iter(_ROWS_CACHE)))
+  _ROWS_CACHE[key] = (lookup, rows)
+  return rows
 
 
 def player_matrix(tree: GameTree, policy: policy_lib.Policy,
-                  player: int) -> np.ndarray:
+                  player: int, check: bool = True) -> np.ndarray:
   """`[I_p, A]` action probabilities of `policy` for `player`.
+
+  Args:
+    tree: the compiled game.
+    policy: any OpenSpiel policy.
+    player: whose part of the policy to read.
+    check: validate the result (callers that validate a stack skip it).
 
   Raises:
     ValueError: the policy is not a distribution over legal actions somewhere.
@@ -64,24 +85,27 @@ def player_matrix(tree: GameTree, policy: policy_lib.Policy,
             " of the game.)") from e
       for action, prob in probs.items():
         matrix[i, action] = prob
-  _check_matrix(tree, player, matrix)
+  if check:
+    check_matrices(tree, player, matrix)
   return matrix
 
 
-def _check_matrix(tree: GameTree, player: int, matrix: np.ndarray) -> None:
+def check_matrices(tree: GameTree, player: int, matrix: np.ndarray) -> None:
+  """Raises ValueError unless `matrix` (`[I_p, A]` or `[N, I_p, A]`) holds
+  distributions over legal actions."""
   table = tree.infostates[player]
   expected = (table.num_infostates, tree.num_actions)
-  if matrix.shape != expected:
+  if matrix.shape[-2:] != expected:
     raise ValueError(f"player {player}'s policy matrix has shape {matrix.shape},"
                      f" expected {expected} ([infostates, actions]).")
-  if not np.all(np.isfinite(matrix)) or np.any(matrix < -_ROW_SUM_TOLERANCE):
-    bad = int(np.flatnonzero(~np.isfinite(matrix).all(1) |
-                             (matrix < -_ROW_SUM_TOLERANCE).any(1))[0])
+  rows = matrix.reshape(-1, *expected)
+  if not np.all(np.isfinite(rows)) or np.any(rows < -_ROW_SUM_TOLERANCE):
+    bad = np.flatnonzero((~np.isfinite(rows) | (rows < -_ROW_SUM_TOLERANCE)).any(axis=(0, 2)))
     raise ValueError(f"player {player}'s policy has negative or non-finite"
-                     f" probabilities at information state {table.strings[bad]!r}.")
-  illegal = np.abs(matrix[~table.legal_mask]).max(initial=0.0)
-  sums = matrix.sum(axis=1)
-  bad_rows = np.flatnonzero(np.abs(sums - 1.0) > _ROW_SUM_TOLERANCE)
+                     f" probabilities at information state {table.strings[bad[0]]!r}.")
+  illegal = np.abs(rows[:, ~table.legal_mask]).max(initial=0.0)
+  sums = rows.sum(axis=2)
+  bad_rows = np.flatnonzero((np.abs(sums - 1.0) > _ROW_SUM_TOLERANCE).any(axis=0))
   if illegal > _ROW_SUM_TOLERANCE or bad_rows.size:
     where = table.strings[bad_rows[0]] if bad_rows.size else "(illegal action)"
     raise ValueError(
@@ -99,7 +123,7 @@ def policy_matrices(tree: GameTree, policy: PolicyLike) -> list[np.ndarray]:
     raise ValueError(f"got {len(matrices)} policy matrices for a"
                      f" {tree.num_players}-player game; pass one per player.")
   for p, matrix in enumerate(matrices):
-    _check_matrix(tree, p, matrix)
+    check_matrices(tree, p, matrix)
   return matrices
 
 

@@ -1,0 +1,431 @@
+"""The PSRO loop (Lanctot et al. 2017), exact where the game allows.
+
+Each iteration t:
+
+  1. the payoff table `M_t` of the current populations (exact sequence-form
+     payoffs; only the new rows and columns are computed; or sampled with
+     `sims_per_entry`, like stock OpenSpiel);
+  2. the meta-strategy `sigma_t = meta_solver(M_t)`;
+  3. the exact NashConv of `sigma_t` as a policy of the real game (a mixture's
+     realization plan is the sigma-weighted sum of its members' plans);
+  4. for each player a best response against `sigma_t` from the oracle
+     (`rectified_nash`: one per support member, against the opponents that
+     member beats or ties), appended to the populations.
+
+Iteration t's record describes `sigma_t` over the populations of step 1, so
+`population_size` and `meta_strategy` always match. With an exact oracle and
+the Nash meta-solver this is the double-oracle algorithm and NashConv goes to 0.
+
+Everything a run produces can be written to a run directory (`checkpoints`);
+`PSRO(config, output_dir, resume=True)` continues a killed run and ends with
+the same numbers as an uninterrupted one, because every random choice is
+seeded from (seed, iteration, player) and resuming replays the payoff table
+and meta-solver over the saved population.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from openspiel_psro_ext import checkpoints
+from openspiel_psro_ext import exploitability
+from openspiel_psro_ext import game_tree as game_tree_lib
+from openspiel_psro_ext import meta_solvers
+from openspiel_psro_ext import oracles as oracles_lib
+from openspiel_psro_ext import payoffs
+from openspiel_psro_ext import policies as policies_lib
+from openspiel_psro_ext.oracles import base as oracle_base
+
+_PAYOFF_SEED_TAG = 7
+_ORACLE_SEED_TAG = 11
+
+
+@dataclasses.dataclass
+class PSROConfig:
+  """Everything that determines a PSRO run's results.
+
+  Attributes:
+    game: an OpenSpiel game string.
+    iterations: PSRO iterations (records) to run.
+    meta_solver: a name from `meta_solvers.names()`.
+    meta_solver_kwargs: keyword arguments for the meta-solver.
+    oracle: a name from `oracles.names()`.
+    oracle_config: overrides of the oracle's `Config` fields.
+    seed: seeds every random choice of the run.
+    symmetric: keep one population shared by both players (2-player games
+      whose players have matching information-state tables, e.g. symmetric
+      matrix games).
+    sims_per_entry: 0 for exact payoff tables, else episodes sampled per
+      entry (for a like-for-like comparison with stock psro_v2).
+    time_budget_s: stop after the iteration that passes this many seconds
+      (0: no budget).
+    target_nash_conv: stop once NashConv is at or below this (0: never).
+    max_histories: the compiled tree's size limit.
+  """
+
+  game: str = "leduc_poker"
+  iterations: int = 100
+  meta_solver: str = "nash"
+  meta_solver_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+  oracle: str = "exact"
+  oracle_config: dict[str, Any] = dataclasses.field(default_factory=dict)
+  seed: int = 0
+  symmetric: bool = False
+  sims_per_entry: int = 0
+  time_budget_s: float = 0.0
+  target_nash_conv: float = 0.0
+  max_histories: int = game_tree_lib.DEFAULT_MAX_HISTORIES
+
+  @classmethod
+  def from_dict(cls, data: dict[str, Any]) -> "PSROConfig":
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+      raise ValueError(f"unknown PSRO config fields {unknown}; known: {sorted(known)}")
+    return cls(**data)
+
+
+def _seed(*parts: int) -> int:
+  return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+def make_oracle(name: str, overrides: dict[str, Any]) -> oracle_base.Oracle:
+  """An oracle by name, its `Config` defaults updated with `overrides`."""
+  oracle_cls = oracles_lib.get(name)
+  config = oracle_cls.Config()
+  fields = {f.name for f in dataclasses.fields(config)}
+  unknown = sorted(set(overrides) - fields)
+  if unknown:
+    raise ValueError(f"oracle {name!r} has no settings {unknown}; its settings"
+                     f" are {sorted(fields)}.")
+  return oracle_cls(dataclasses.replace(config, **overrides))
+
+
+class PSRO:
+  """A PSRO run over a compiled game (see module doc).
+
+  Attributes:
+    config: the run's `PSROConfig`.
+    tree: the compiled game.
+    populations: per player, the list of `PopulationMember`s (shared by both
+      players when symmetric).
+    records: the metrics of every finished iteration.
+  """
+
+  def __init__(self, config: PSROConfig, output_dir: str | None = None,
+               resume: bool = False,
+               extra_metrics: Callable[["PSRO", list[np.ndarray]], dict[str, Any]] | None = None):
+    self.config = config
+    self.output_dir = output_dir
+    self.extra_metrics = extra_metrics
+    self.tree = game_tree_lib.get_tree(config.game, config.max_histories)
+    self.num_players = self.tree.num_players
+    self._check_config()
+    self.solver = meta_solvers.get(config.meta_solver)
+    self._solver_kwargs = dict(config.meta_solver_kwargs)
+    if config.meta_solver in ("nash", "rectified_nash") and self.num_players == 2:
+      # One warm-started LP per run: successive tables share most of a support.
+      self._solver_kwargs.setdefault("incremental", meta_solvers.IncrementalZeroSumNash())
+    self.oracle = make_oracle(config.oracle, config.oracle_config)
+    self.populations: list[list[oracle_base.PopulationMember]] = [
+        [] for _ in range(self._num_populations)]
+    self.table = (payoffs.PayoffTable(self.tree) if config.sims_per_entry <= 0 else
+                  payoffs.SampledPayoffTable(self.tree, config.sims_per_entry))
+    self.records: list[dict[str, Any]] = []
+    self.meta_strategies: list[np.ndarray] = []
+    self.stop_requested = False
+    self._add_batches: list[list[int]] = []
+    self._elapsed_before = 0.0
+    if output_dir is not None:
+      self._prepare_output_dir(resume)
+    if not self.populations[0]:
+      uniform = self.tree.uniform_policy()
+      self._expand([[oracle_base.PopulationMember(matrix=uniform[p])]
+                    for p in range(self._num_populations)])
+
+  # -- set-up --------------------------------------------------------------
+
+  @property
+  def _num_populations(self) -> int:
+    return 1 if self.config.symmetric else self.num_players
+
+  def _check_config(self) -> None:
+    config = self.config
+    if config.iterations < 1:
+      raise ValueError(f"iterations must be at least 1, got {config.iterations}.")
+    if config.meta_solver not in meta_solvers.names():
+      raise ValueError(f"unknown meta-solver {config.meta_solver!r}; choose one"
+                       f" of {meta_solvers.names()}.")
+    if config.meta_solver in ("nash", "rectified_nash") and self.num_players != 2:
+      raise ValueError(
+          f"meta-solver {config.meta_solver!r} needs a 2-player game;"
+          f" {self.tree.game} has {self.num_players}. Use 'prd' or 'alpharank'.")
+    if config.symmetric:
+      tables = self.tree.infostates
+      if self.num_players != 2 or tables[0].legal_mask.shape != tables[1].legal_mask.shape \
+          or not np.array_equal(tables[0].legal_mask, tables[1].legal_mask):
+        raise ValueError(
+            f"symmetric=True needs a 2-player game whose players have matching"
+            f" information-state tables; {self.tree.game} does not. Drop"
+            " --symmetric.")
+
+  def _prepare_output_dir(self, resume: bool) -> None:
+    out = self.output_dir
+    state_path = os.path.join(out, checkpoints.STATE_FILE)
+    has_files = os.path.isdir(out) and any(not n.startswith(".") for n in os.listdir(out))
+    if not resume:
+      if has_files:
+        raise checkpoints.CheckpointError(
+            f"output directory {out} is not empty; pass --resume to continue"
+            " that run, or choose another --output_dir.")
+      os.makedirs(os.path.join(out, checkpoints.POPULATION_DIR), exist_ok=True)
+      checkpoints.write_json(os.path.join(out, checkpoints.CONFIG_FILE),
+                             dataclasses.asdict(self.config))
+      return
+    if not os.path.exists(state_path):
+      if has_files:
+        raise checkpoints.CheckpointError(
+            f"{out} has no {checkpoints.STATE_FILE}; it is not a run directory"
+            " this package wrote (or no iteration finished).")
+      os.makedirs(os.path.join(out, checkpoints.POPULATION_DIR), exist_ok=True)
+      checkpoints.write_json(os.path.join(out, checkpoints.CONFIG_FILE),
+                             dataclasses.asdict(self.config))
+      return
+    self._restore(checkpoints.read_json(state_path))
+
+  def _restore(self, state: dict[str, Any]) -> None:
+    """Rebuilds populations, table, solver state and records from disk."""
+    saved = checkpoints.read_json(os.path.join(self.output_dir, checkpoints.CONFIG_FILE))
+    for key in ("game", "meta_solver", "oracle", "seed", "symmetric", "sims_per_entry",
+                "meta_solver_kwargs", "oracle_config"):
+      if saved.get(key) != dataclasses.asdict(self.config).get(key):
+        raise checkpoints.CheckpointError(
+            f"--resume with {key}={dataclasses.asdict(self.config).get(key)!r}, but the"
+            f" run in {self.output_dir} used {saved.get(key)!r}; resume with the same"
+            " settings.")
+    done = int(state["iterations_done"])
+    records = checkpoints.read_metrics(self.output_dir)
+    if len(records) < done:
+      raise checkpoints.CheckpointError(
+          f"{checkpoints.METRICS_FILE} has {len(records)} records but"
+          f" {checkpoints.STATE_FILE} says {done} iterations finished.")
+    batches = state["add_batches"]
+    counts = np.zeros(self._num_populations, dtype=np.int64)
+    for iteration, batch in enumerate(batches):
+      members = []
+      for p, count in enumerate(batch):
+        members.append([self._load_member(p, int(counts[p] + k)) for k in range(count)])
+        counts[p] += count
+      self._expand(members, write=False)
+      if iteration < done:
+        self.meta_strategies = self._solve()
+    self.records = records[:done]
+    self._elapsed_before = float(state["wall_time_s"])
+    checkpoints.write_text(os.path.join(self.output_dir, checkpoints.METRICS_FILE),
+                           "".join(checkpoints.to_json_line(r) + "\n" for r in self.records))
+    logging.info("Resumed %s after iteration %d.", self.output_dir, done - 1)
+
+  def _load_member(self, player: int, index: int) -> oracle_base.PopulationMember:
+    table = self.tree.infostates[player]
+    matrix = checkpoints.load_matrix(
+        checkpoints.member_path(self.output_dir, player, index, ".npy"),
+        (table.num_infostates, self.tree.num_actions))
+    module_path = checkpoints.member_path(self.output_dir, player, index, ".pt")
+    module = None
+    if os.path.exists(module_path):
+      restore = getattr(self.oracle, "restore_module", None)
+      if restore is not None:
+        module = restore(self.tree, player, checkpoints.load_torch(module_path))
+    return oracle_base.PopulationMember(matrix=matrix, module=module)
+
+  # -- the loop ------------------------------------------------------------
+
+  @property
+  def iteration(self) -> int:
+    """Index of the next iteration to run."""
+    return len(self.records)
+
+  def population_matrices(self) -> list[np.ndarray]:
+    """Per player, `[N_p, I_p, A]` behaviour matrices of the population."""
+    stacked = [np.stack([m.matrix for m in pop]) for pop in self.populations]
+    return stacked * self.num_players if self.config.symmetric else stacked
+
+  def _meta_games(self) -> list[np.ndarray]:
+    return self.table.meta_games
+
+  def _solve(self) -> list[np.ndarray]:
+    meta_games = self._meta_games()
+    if self.config.symmetric:
+      profile = self.solver([meta_games[0]], **self._solver_kwargs)
+      return [np.asarray(profile[0])] * self.num_players
+    return [np.asarray(s, dtype=np.float64)
+            for s in self.solver(meta_games, **self._solver_kwargs)]
+
+  def _expand(self, new_members: list[list[oracle_base.PopulationMember]],
+              write: bool = True) -> None:
+    """Appends members (per population) and the payoff table's new entries."""
+    start = [len(pop) for pop in self.populations]
+    for pop, members in zip(self.populations, new_members):
+      pop.extend(members)
+    stacked = [np.stack([m.matrix for m in members]) if members else None
+               for members in new_members]
+    if self.config.symmetric:
+      stacked = stacked * self.num_players
+    self.table.add(stacked, seed=_seed(self.config.seed, _PAYOFF_SEED_TAG,
+                                       len(self._add_batches)))
+    self._add_batches.append([len(m) for m in new_members])
+    if write and self.output_dir is not None:
+      for p, members in enumerate(new_members):
+        for k, member in enumerate(members):
+          index = start[p] + k
+          checkpoints.write_npy(checkpoints.member_path(self.output_dir, p, index, ".npy"),
+                                member.matrix)
+          if member.module is not None and hasattr(member.module, "state_dict"):
+            checkpoints.write_torch(
+                checkpoints.member_path(self.output_dir, p, index, ".pt"),
+                member.module.state_dict())
+
+  def _best_responses(self, sigma: list[np.ndarray]
+                      ) -> list[list[oracle_base.PopulationMember]]:
+    matrices = self.population_matrices()
+    targets = None
+    if self.config.meta_solver == "rectified_nash":
+      meta_games = self._meta_games()
+      tables = [meta_games[0]] if self.config.symmetric else meta_games
+      targets = meta_solvers.rectified_targets(tables, profile=sigma[:2])
+    new = []
+    for p in range(self._num_populations):
+      previous = self.populations[p][-1] if len(self.populations[p]) > 1 else None
+      jobs = ([(j, t.opponent_mixture) for j, t in enumerate(targets[p])]
+              if targets is not None else [(0, None)])
+      members = []
+      for j, opponent_mix in jobs:
+        weights = [None if q == p else (sigma[q] if opponent_mix is None else opponent_mix)
+                   for q in range(self.num_players)]
+        request = oracle_base.BestResponseRequest(
+            tree=self.tree, player=p,
+            opponent_populations=[None if q == p else matrices[q]
+                                  for q in range(self.num_players)],
+            opponent_weights=weights, previous=previous,
+            seed=_seed(self.config.seed, _ORACLE_SEED_TAG, self.iteration, p, j))
+        members.append(self.oracle.best_response(request))
+      new.append(members)
+    return new
+
+  def step(self) -> dict[str, Any]:
+    """Runs one iteration; returns (and writes) its record."""
+    start = time.perf_counter()
+    sigma = self._solve()
+    self.meta_strategies = sigma
+    matrices = self.population_matrices()
+    reaches = [self.table.terminal_reach(q) for q in range(self.num_players)]
+    mixture_reach = [s[s > 0] @ r[s > 0] for s, r in zip(sigma, reaches)]
+    result = exploitability.nash_conv_from_reach(self.tree, mixture_reach)
+    new_members = self._best_responses(sigma)
+    record = {
+        "iteration": self.iteration,
+        "population_size": [len(m) for m in matrices],
+        "nash_conv": result.nash_conv,
+        "exploitability_per_player": result.player_improvements.tolist(),
+        "on_policy_values": result.on_policy_values.tolist(),
+        "meta_strategy": [s.tolist() for s in sigma],
+        "support_size": [int((s > 0).sum()) for s in sigma],
+        "oracle": {k: v for m in new_members for member in m
+                   for k, v in member.stats.items() if np.isscalar(v)},
+    }
+    if self.extra_metrics is not None:
+      record.update(self.extra_metrics(self, matrices))
+    self._expand(new_members)
+    elapsed = time.perf_counter() - start
+    previous_total = self.records[-1]["wall_time_s"] if self.records else self._elapsed_before
+    record["iteration_time_s"] = elapsed
+    record["wall_time_s"] = previous_total + elapsed
+    self.records.append(record)
+    self._commit()
+    return record
+
+  def _commit(self) -> None:
+    if self.output_dir is None:
+      return
+    out = self.output_dir
+    checkpoints.write_npy(os.path.join(out, checkpoints.PAYOFFS_FILE),
+                          np.stack(self._meta_games()))
+    checkpoints.write_text(os.path.join(out, checkpoints.METRICS_FILE),
+                           "".join(checkpoints.to_json_line(r) + "\n" for r in self.records))
+    checkpoints.write_json(os.path.join(out, checkpoints.STATE_FILE), {
+        "iterations_done": len(self.records),
+        "add_batches": self._add_batches,
+        "wall_time_s": self.records[-1]["wall_time_s"],
+    })
+
+  def should_stop(self) -> str | None:
+    """Why the run should stop now, or None."""
+    config = self.config
+    if self.stop_requested:
+      return "interrupted"
+    if self.iteration >= config.iterations:
+      return "iterations"
+    if self.records and config.target_nash_conv > 0 and \
+        self.records[-1]["nash_conv"] <= config.target_nash_conv:
+      return "target_nash_conv"
+    if self.records and config.time_budget_s > 0 and \
+        self.records[-1]["wall_time_s"] >= config.time_budget_s:
+      return "time_budget"
+    return None
+
+  def run(self, on_iteration: Callable[[dict[str, Any]], None] | None = None) -> str:
+    """Iterates until a stop condition; returns the reason."""
+    while (reason := self.should_stop()) is None:
+      record = self.step()
+      if on_iteration is not None:
+        on_iteration(record)
+    return reason
+
+  # -- checks --------------------------------------------------------------
+
+  def support_policies(self) -> tuple[list[list[Any]], list[np.ndarray]]:
+    """OpenSpiel `TabularPolicy`s and weights of the meta-strategy's support."""
+    matrices = self.population_matrices()
+    pops, weights = [], []
+    for p, sigma in enumerate(self.meta_strategies):
+      support = np.flatnonzero(sigma > 0)
+      members = []
+      for k in support:
+        per_player = [None] * self.num_players
+        per_player[p] = matrices[p][k]
+        members.append(policies_lib.to_tabular_policy(self.tree, per_player))
+      pops.append(members)
+      weights.append(sigma[support] / sigma[support].sum())
+    return pops, weights
+
+  def verify(self, tolerance: float = 1e-6) -> float:
+    """Recomputes the last NashConv with OpenSpiel's own code.
+
+    Uses `PolicyAggregator` + `exploitability.nash_conv` on TabularPolicies of
+    the support. Returns OpenSpiel's figure.
+
+    Raises:
+      VerificationError: the two differ by more than `tolerance`.
+    """
+    from open_spiel.python.algorithms import exploitability as os_exploitability  # pylint: disable=g-import-not-at-top
+    from open_spiel.python.algorithms import policy_aggregator  # pylint: disable=g-import-not-at-top
+    pops, weights = self.support_policies()
+    aggregated = policy_aggregator.PolicyAggregator(self.tree.game).aggregate(
+        list(range(self.num_players)), pops, weights)
+    theirs = float(os_exploitability.nash_conv(self.tree.game, aggregated))
+    ours = self.records[-1]["nash_conv"]
+    if abs(theirs - ours) > tolerance:
+      raise VerificationError(
+          f"iteration {self.records[-1]['iteration']}: our NashConv {ours:.10f}"
+          f" differs from OpenSpiel's {theirs:.10f} by more than {tolerance}.")
+    return theirs
+
+
+class VerificationError(RuntimeError):
+  """Our exact NashConv disagrees with OpenSpiel's."""
