@@ -9,14 +9,20 @@ tensors of shape `[n_0, ..., n_{k-1}]`) to a list of `k` probability vectors,
     meta_solvers.meta_game_nash_conv(meta_games, profile)  # 0 at equilibrium
 
 Registered names: `nash`, `prd`, `alpharank`, `rectified_nash`, `uniform`.
+The submodules of the same names hold each solver and its extras (e.g.
+`nash.IncrementalZeroSumNash`, `rectified_nash.rectified_targets`).
 """
 
 from __future__ import annotations
 
+from openspiel_psro_ext.meta_solvers import alpharank
+from openspiel_psro_ext.meta_solvers import nash
+from openspiel_psro_ext.meta_solvers import prd
+from openspiel_psro_ext.meta_solvers import rectified_nash
+from openspiel_psro_ext.meta_solvers import uniform
 from openspiel_psro_ext.meta_solvers.alpharank import AlphaRankConfig
 from openspiel_psro_ext.meta_solvers.alpharank import AlphaRankDegenerateError
 from openspiel_psro_ext.meta_solvers.alpharank import AlphaRankResult
-from openspiel_psro_ext.meta_solvers.alpharank import alpharank
 from openspiel_psro_ext.meta_solvers.common import MetaGameError
 from openspiel_psro_ext.meta_solvers.common import MetaSolver
 from openspiel_psro_ext.meta_solvers.common import meta_game_nash_conv
@@ -24,14 +30,10 @@ from openspiel_psro_ext.meta_solvers.common import validate_meta_games
 from openspiel_psro_ext.meta_solvers.nash import IncrementalZeroSumNash
 from openspiel_psro_ext.meta_solvers.nash import ZeroSumSolution
 from openspiel_psro_ext.meta_solvers.nash import lemke_howson
-from openspiel_psro_ext.meta_solvers.nash import nash
 from openspiel_psro_ext.meta_solvers.nash import solve_zero_sum
 from openspiel_psro_ext.meta_solvers.prd import PRDConfig
-from openspiel_psro_ext.meta_solvers.prd import prd
 from openspiel_psro_ext.meta_solvers.rectified_nash import RectifiedTarget
-from openspiel_psro_ext.meta_solvers.rectified_nash import rectified_nash
 from openspiel_psro_ext.meta_solvers.rectified_nash import rectified_targets
-from openspiel_psro_ext.meta_solvers.uniform import uniform
 
 _REGISTRY: dict[str, MetaSolver] = {}
 
@@ -59,9 +61,10 @@ def names() -> list[str]:
   return sorted(_REGISTRY)
 
 
-for _name, _solver in (("nash", nash), ("prd", prd), ("alpharank", alpharank),
-                       ("rectified_nash", rectified_nash),
-                       ("uniform", uniform)):
+for _name, _solver in (("nash", nash.nash), ("prd", prd.prd),
+                       ("alpharank", alpharank.alpharank),
+                       ("rectified_nash", rectified_nash.rectified_nash),
+                       ("uniform", uniform.uniform)):
   register_solver(_name, _solver)
 
 __all__ = [

@@ -27,8 +27,9 @@ Numerics (where we differ from stock `open_spiel.python.egt.alpharank`):
   alpha >= 1). Larger chains use lazy power iteration on the embedded jump
   chain with an a-posteriori error bound from the observed contraction rate,
   falling back to a dense LU solve when it contracts too slowly.
-- If, for a given `alpha`, rates underflow to exactly 0 and the float chain
-  has several closed classes, `pi` is not determined in float64 and we raise
+- If rates underflow to exactly 0, states outside the float chain's closed
+  class get mass exactly 0 (they are transient); if there are several closed
+  classes, `pi` is not determined in float64 and we raise
   `AlphaRankDegenerateError` rather than pick one.
 
 Alpha sweep (`alpha=None`, the paper's recipe): starting from `alpha_start`,
@@ -141,13 +142,15 @@ def transition_rates(tables: Sequence[np.ndarray], alpha: float,
     rows.append(np.broadcast_to(idp[..., :, None], diff.shape)[off])
     cols.append(np.broadcast_to(idp[..., None, :], diff.shape)[off])
     vals.append(eta * np.exp(log_fixation_probability(alpha * diff[off], m)))
+  if not vals:  # a single profile: no moves.
+    return scipy.sparse.csr_matrix((n_total, n_total))
   return scipy.sparse.csr_matrix(
       (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
       shape=(n_total, n_total))
 
 
-def _num_closed_classes(rates: scipy.sparse.csr_matrix) -> int:
-  """Closed communicating classes of the graph of positive rates."""
+def _closed_classes(rates: scipy.sparse.csr_matrix) -> list[np.ndarray]:
+  """Closed communicating classes (state indices) of the positive-rate graph."""
   graph = rates.copy()
   graph.data = (graph.data > 0).astype(np.float64)
   graph.eliminate_zeros()
@@ -157,7 +160,7 @@ def _num_closed_classes(rates: scipy.sparse.csr_matrix) -> int:
   leaves = labels[coo.row] != labels[coo.col]
   open_comp = np.zeros(n_comp, dtype=bool)
   open_comp[labels[coo.row[leaves]]] = True
-  return int(n_comp - open_comp.sum())
+  return [np.flatnonzero(labels == c) for c in np.flatnonzero(~open_comp)]
 
 
 def _gth(rates: np.ndarray) -> np.ndarray:
@@ -223,12 +226,20 @@ def stationary_distribution(rates: scipy.sparse.csr_matrix,
   n = rates.shape[0]
   if n == 1:
     return np.ones(1)
-  closed = _num_closed_classes(rates)
-  if closed != 1:
+  closed = _closed_classes(rates)
+  if len(closed) != 1:
     raise AlphaRankDegenerateError(
-        f"the alpha-rank chain has {closed} closed classes in float64 (rates"
-        " underflowed to 0): alpha is too large for these payoffs. Use the"
-        " alpha sweep (alpha=None) or a smaller alpha.")
+        f"the alpha-rank chain has {len(closed)} closed classes in float64"
+        " (rates underflowed to 0): alpha is too large for these payoffs. Use"
+        " the alpha sweep (alpha=None) or a smaller alpha.")
+  if closed[0].size < n:
+    # States outside the unique closed class are transient: mass exactly 0.
+    members = closed[0]
+    pi = np.zeros(n)
+    sub0 = None if pi0 is None else pi0[members] + 1e-300
+    pi[members] = stationary_distribution(rates[members][:, members], config,
+                                          sub0)
+    return pi
   if n <= config.gth_max_states:
     return _gth(rates.toarray())
   out = np.asarray(rates.sum(axis=1)).ravel()
