@@ -1,0 +1,275 @@
+"""All per-iteration evaluation metrics of a PSRO run, as one flat dict.
+
+`IterationMetrics(tree)` is built once per run: it compiles the fixed
+baselines (uniform, always-call, always-raise, CFR+; see `baselines`) and the
+per-history sequence table the diversity measure needs. Each PSRO iteration
+then calls `compute(populations, meta_strategies, meta_games)`, which returns
+JSON-serialisable numbers:
+
+  win_rate/<b>/seat<p>, draw_rate/<b>/seat<p>, loss_rate/<b>/seat<p>,
+  expected_return/<b>/seat<p>
+      outcome of the meta-strategy mixture in seat p with every other seat
+      played by baseline b (see `outcomes`); `win_rate/<b>` etc. without a
+      seat are the means over seats.
+  elo/members            per player, Elo of every population member
+  elo/newest             per player, Elo of the newest member
+  elo/meta_strategy      per player, Elo of the meta-strategy mixture
+  elo/baselines/<b>      per player, Elo of each baseline
+  elo/seat_advantage     seat 0's fitted advantage (Elo points)
+      two-player games only. Method: every seat-0 policy (members and
+      baselines) meets every seat-1 policy; seat 0's exact expected score is
+      derived from the payoff table (default: `1/2 + (u_0 - u_1) / 4U`, see
+      `seat0_scores`; or from win/draw probabilities); ratings are the
+      maximum-likelihood logistic (Bradley-Terry) fit of those scores with a
+      seat-0 advantage term, anchored so uniform random is 0 in each seat
+      (see `elo`). The mixture is rated against the fitted pool, which it
+      does not move. Payoff scores rank policies as the payoff table does
+      (a near-equilibrium policy well above uniform); win-probability scores
+      can rank a policy that folds often below one that wins small pots.
+  diversity/behavioural, diversity/behavioural_per_player
+  diversity/expected_cardinality, diversity/expected_cardinality_per_player
+      see `diversity`; the unsuffixed keys are means over players.
+  baselines/<b>/nash_conv, baselines/cfr_plus/iterations
+  metrics/seconds        time spent in `compute`
+  metrics/notes          skipped baselines or metrics, when any
+
+`short_log(metrics)` condenses them for the one-line iteration log.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import pyspiel
+
+from openspiel_psro_ext import exploitability
+from openspiel_psro_ext.game_tree import GameTree
+from openspiel_psro_ext.metrics import baselines as baselines_lib
+from openspiel_psro_ext.metrics import diversity
+from openspiel_psro_ext.metrics import elo
+from openspiel_psro_ext.metrics import outcomes
+
+_SHORT_NAMES = {"uniform": "unif", "always_call": "call",
+                "always_raise": "raise", "cfr_plus": "cfr"}
+
+
+def _utility_scale(tree: GameTree) -> float:
+  game = tree.game
+  scale = max(abs(game.max_utility()), abs(game.min_utility()))
+  if not np.isfinite(scale) or scale <= 0:
+    scale = float(np.abs(tree.terminal_returns).max(initial=1.0)) or 1.0
+  return float(scale)
+
+
+class IterationMetrics:
+  """Win rates, Elo and diversity of a PSRO population (see module doc)."""
+
+  def __init__(self, tree: GameTree, cfr_plus: bool = True,
+               cache_dir: str | None = None,
+               cfr_plus_max_iterations: int =
+               baselines_lib.DEFAULT_CFR_PLUS_MAX_ITERATIONS,
+               cfr_plus_target_nash_conv: float =
+               baselines_lib.DEFAULT_CFR_PLUS_TARGET_NASH_CONV,
+               elo_scores: str = "payoff"):
+    """Builds the baselines.
+
+    Args:
+      tree: the compiled game.
+      cfr_plus: include the CFR+ near-equilibrium baseline (a few seconds
+        on leduc_poker the first time; cached per game string afterwards).
+      cache_dir: directory for the on-disk CFR+ cache (None: in-process only).
+      cfr_plus_max_iterations: CFR+ iterations at most.
+      cfr_plus_target_nash_conv: stop CFR+ once its NashConv is below this.
+      elo_scores: what an Elo "score" is: "payoff" (from expected returns,
+        the default) or "win" (win probability plus half the draw
+        probability); see `seat0_scores`.
+    """
+    if elo_scores not in ("payoff", "win"):
+      raise ValueError(f"elo_scores must be 'payoff' or 'win', not {elo_scores!r}.")
+    self.tree = tree
+    self.elo_scores = elo_scores
+    self.baselines, self.notes = baselines_lib.fixed_baselines(
+        tree, cfr_plus=cfr_plus, cache_dir=cache_dir,
+        max_iterations=cfr_plus_max_iterations,
+        target_nash_conv=cfr_plus_target_nash_conv)
+    self._baseline_reach = [
+        [tree.terminal_reach(p, b.matrices[p]) for p in range(tree.num_players)]
+        for b in self.baselines]
+    self._sequences = diversity.history_sequences(tree)
+    self._scale = _utility_scale(tree)
+    self.baseline_info: dict[str, float] = {}
+    for b in self.baselines:
+      nash_conv = b.info.get("nash_conv")
+      if nash_conv is None:
+        nash_conv = exploitability.exact_nash_conv(tree, b.matrices).nash_conv
+      self.baseline_info[f"baselines/{b.name}/nash_conv"] = float(nash_conv)
+      for key, value in b.info.items():
+        if key != "nash_conv":
+          self.baseline_info[f"baselines/{b.name}/{key}"] = float(value)
+    self.rate_elo = tree.num_players == 2
+    if not self.rate_elo:
+      self.notes.append(f"Elo skipped: {tree.game.get_type().short_name} has"
+                        f" {tree.num_players} players (Elo here rates"
+                        " two-seat matches).")
+    elif (tree.game.get_type().utility
+          == pyspiel.GameType.Utility.IDENTICAL):
+      self.rate_elo = False
+      self.notes.append(f"Elo skipped: {tree.game.get_type().short_name} is"
+                        " cooperative (identical payoffs); nobody wins.")
+
+  @property
+  def baseline_names(self) -> list[str]:
+    return [b.name for b in self.baselines]
+
+  def compute(self, populations: Sequence[np.ndarray],
+              meta_strategies: Sequence[np.ndarray],
+              meta_games: Sequence[np.ndarray]) -> dict[str, Any]:
+    """Metrics of one PSRO iteration.
+
+    Args:
+      populations: per player `[N_p, I_p, A]` behaviour policies.
+      meta_strategies: per player `[N_p]` meta-strategy probabilities.
+      meta_games: per player `[N_0, ..., N_{P-1}]` payoff tensors (or one
+        `[P, N_0, ..., N_{P-1}]` array).
+
+    Returns:
+      A flat dict of floats and (nested) lists of floats; keys in module doc.
+    """
+    start = time.perf_counter()
+    tree = self.tree
+    num_players = tree.num_players
+    if len(populations) != num_players or len(meta_strategies) != num_players:
+      raise ValueError(f"{tree.game} has {num_players} players; pass one"
+                       " population and one meta-strategy per player.")
+    populations = [np.asarray(pop, dtype=np.float64) for pop in populations]
+    sigmas = [np.asarray(s, dtype=np.float64) for s in meta_strategies]
+    for p, (pop, sigma) in enumerate(zip(populations, sigmas)):
+      if pop.ndim != 3 or len(pop) != len(sigma):
+        raise ValueError(f"player {p}: population shape {pop.shape} does not"
+                         f" match a meta-strategy of length {len(sigma)}.")
+    plans = [tree.realization_plans(p, pop) for p, pop in enumerate(populations)]
+    reaches = [plan[:, tree.terminal_sequence[p]] for p, plan in enumerate(plans)]
+    mixture_plans = [sigma @ plan for sigma, plan in zip(sigmas, plans)]
+    mixture_reaches = [plan[tree.terminal_sequence[p]]
+                       for p, plan in enumerate(mixture_plans)]
+
+    metrics: dict[str, Any] = {}
+    metrics.update(self._versus_baselines(mixture_reaches))
+    if self.rate_elo:
+      metrics.update(self._elo(reaches, sigmas))
+    metrics.update(self._diversity(populations, plans, mixture_plans,
+                                   meta_games))
+    metrics.update(self.baseline_info)
+    metrics["metrics/seconds"] = time.perf_counter() - start
+    if self.notes:
+      metrics["metrics/notes"] = list(self.notes)
+    return metrics
+
+  def _versus_baselines(self, mixture_reaches: list[np.ndarray]
+                        ) -> dict[str, float]:
+    out = {}
+    for baseline, base_reach in zip(self.baselines, self._baseline_reach):
+      per_seat = []
+      for seat in range(self.tree.num_players):
+        reach = list(base_reach)
+        reach[seat] = mixture_reaches[seat]
+        result = outcomes.seat_outcomes(self.tree, seat, reach)
+        per_seat.append(result)
+        for name, key in (("win_rate", "win"), ("draw_rate", "draw"),
+                          ("loss_rate", "loss"),
+                          ("expected_return", "expected_return")):
+          out[f"{name}/{baseline.name}/seat{seat}"] = result[key]
+      for name, key in (("win_rate", "win"), ("draw_rate", "draw"),
+                        ("loss_rate", "loss"),
+                        ("expected_return", "expected_return")):
+        out[f"{name}/{baseline.name}"] = float(
+            np.mean([r[key] for r in per_seat]))
+    return out
+
+  def _elo(self, reaches: list[np.ndarray],
+           sigmas: list[np.ndarray]) -> dict[str, Any]:
+    n0, n1 = len(reaches[0]), len(reaches[1])
+    pool0 = np.concatenate([reaches[0]] + [r[0][None] for r in self._baseline_reach])
+    pool1 = np.concatenate([reaches[1]] + [r[1][None] for r in self._baseline_reach])
+    score = self.seat0_scores(pool0, pool1)
+    # Uniform random is the first baseline: the anchor in each seat.
+    ratings0, ratings1, advantage = elo.seat_elo(score, n0, n1)
+    mixture0 = elo.rating_against(sigmas[0] @ score[:n0], ratings1, advantage)
+    mixture1 = elo.rating_against(1.0 - score[:, :n1] @ sigmas[1], ratings0,
+                                  -advantage)
+    out: dict[str, Any] = {
+        "elo/members": [ratings0[:n0].tolist(), ratings1[:n1].tolist()],
+        "elo/newest": [float(ratings0[n0 - 1]), float(ratings1[n1 - 1])],
+        "elo/meta_strategy": [mixture0, mixture1],
+        "elo/seat_advantage": advantage,
+    }
+    for k, baseline in enumerate(self.baselines):
+      out[f"elo/baselines/{baseline.name}"] = [float(ratings0[n0 + k]),
+                                               float(ratings1[n1 + k])]
+    return out
+
+  def seat0_scores(self, reach0: np.ndarray, reach1: np.ndarray) -> np.ndarray:
+    """`[K0, K1]` seat 0's expected Elo score for every pair of policies.
+
+    With `elo_scores="payoff"`: `1/2 + (E[u_0] - E[u_1]) / (4 U)`, `U` the
+    game's largest absolute utility -- the expected score when each game's
+    result is read as a win with probability `(1 + (u_0 - u_1) / (2U)) / 2`.
+    It is affine in the payoff table, so payoff dominance means a higher score.
+    With `elo_scores="win"`: `P(win) + P(draw) / 2` of seat 0.
+
+    Args:
+      reach0: `[K0, Z]` terminal reaches of seat-0 policies.
+      reach1: `[K1, Z]` terminal reaches of seat-1 policies.
+    """
+    if self.elo_scores == "win":
+      win, draw = outcomes.pairwise_scores(self.tree, reach0, reach1)
+      return win + draw / 2
+    returns = outcomes.pairwise_expected_returns(self.tree, reach0, reach1)
+    return np.clip(0.5 + (returns[0] - returns[1]) / (4 * self._scale), 0, 1)
+
+  def _diversity(self, populations: list[np.ndarray], plans: list[np.ndarray],
+                 mixture_plans: list[np.ndarray],
+                 meta_games: Sequence[np.ndarray]) -> dict[str, Any]:
+    behavioural, cardinality = [], []
+    for p, pop in enumerate(populations):
+      context = diversity.context_reach(self.tree, p, mixture_plans,
+                                        self._sequences)
+      distance = diversity.pairwise_behavioural_distance(
+          self.tree, p, pop, context, plans=plans[p])
+      behavioural.append(diversity.mean_pairwise(distance))
+      cardinality.append(diversity.expected_cardinality(
+          diversity.payoff_rows(meta_games[p], p), self._scale))
+    return {
+        "diversity/behavioural": float(np.mean(behavioural)),
+        "diversity/behavioural_per_player": behavioural,
+        "diversity/expected_cardinality": float(np.mean(cardinality)),
+        "diversity/expected_cardinality_per_player": cardinality,
+    }
+
+
+def _fmt_pair(values: Sequence[float], fmt: str) -> str:
+  return "/".join(format(v, fmt) for v in values)
+
+
+def short_log(metrics: dict[str, Any]) -> str:
+  """One-line summary, e.g. `elo_new=+85/-12 div=0.41 card=1.9 win_vs_cfr=0.38`.
+
+  Keys missing from `metrics` are left out.
+  """
+  parts = []
+  if "elo/newest" in metrics:
+    parts.append("elo_new=" + _fmt_pair(metrics["elo/newest"], "+.0f"))
+  if "elo/meta_strategy" in metrics:
+    parts.append("elo_meta=" + _fmt_pair(metrics["elo/meta_strategy"], "+.0f"))
+  if "diversity/behavioural" in metrics:
+    parts.append(f"div={metrics['diversity/behavioural']:.3f}")
+  if "diversity/expected_cardinality" in metrics:
+    parts.append(f"card={metrics['diversity/expected_cardinality']:.2f}")
+  for key in sorted(metrics):
+    if key.startswith("win_rate/") and key.count("/") == 1:
+      name = key.split("/", 1)[1]
+      parts.append(f"win_vs_{_SHORT_NAMES.get(name, name)}={metrics[key]:.3f}")
+  return " ".join(parts)
+
