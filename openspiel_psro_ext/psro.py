@@ -167,6 +167,8 @@ class PSRO:
           f"meta-solver {config.meta_solver!r} needs a 2-player game;"
           f" {self.tree.game} has {self.num_players}. Use 'prd' or 'alpharank'.")
     if config.symmetric:
+      # Member k plays row i of its matrix at information state i of either
+      # seat; `_check_symmetric` verifies that this makes the game symmetric.
       tables = self.tree.infostates
       if self.num_players != 2 or tables[0].legal_mask.shape != tables[1].legal_mask.shape \
           or not np.array_equal(tables[0].legal_mask, tables[1].legal_mask):
@@ -280,6 +282,8 @@ class PSRO:
     self.table.add(stacked, seed=_seed(self.config.seed, _PAYOFF_SEED_TAG,
                                        len(self._add_batches)))
     self._add_batches.append([len(m) for m in new_members])
+    if self.config.symmetric:
+      self._check_symmetric()
     if write and self.output_dir is not None:
       for p, members in enumerate(new_members):
         for k, member in enumerate(members):
@@ -290,6 +294,15 @@ class PSRO:
             checkpoints.write_torch(
                 checkpoints.member_path(self.output_dir, p, index, ".pt"),
                 member.module.state_dict())
+
+  def _check_symmetric(self) -> None:
+    """A shared population needs M_1 = M_0^T (roles swap with the seats)."""
+    m0, m1 = self.table.meta_games
+    if not np.allclose(m1, m0.T, atol=1e-9 if self.config.sims_per_entry <= 0 else 0.1):
+      raise ValueError(
+          f"{self.tree.game} is not symmetric under a shared population: the"
+          " payoff table is not M_1 = M_0^T when both seats play the same"
+          " policy. Drop --symmetric.")
 
   def _best_responses(self, sigma: list[np.ndarray]
                       ) -> list[list[oracle_base.PopulationMember]]:

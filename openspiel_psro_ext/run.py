@@ -60,6 +60,9 @@ flags.DEFINE_bool("resume", False, "Continue the run in --output_dir.")
 flags.DEFINE_integer("max_histories", game_tree.DEFAULT_MAX_HISTORIES,
                      "Refuse games with more histories than this.")
 flags.DEFINE_bool("tensorboard", False, "Also write TensorBoard event files.")
+flags.DEFINE_integer("metrics_every", 1,
+                     "Compute win rates, Elo and diversity every N iterations"
+                     " (0: never); the last iteration always gets them.")
 
 _VERIFY_TOLERANCE = 1e-6
 
@@ -83,7 +86,8 @@ def config_from_flags() -> psro_lib.PSROConfig:
   try:
     game = pyspiel.load_game(FLAGS.game)
   except pyspiel.SpielError as e:
-    raise UsageError(f"unknown or malformed --game={FLAGS.game!r} ({e}); see"
+    reason = str(e).splitlines()[0].split(". Available")[0]
+    raise UsageError(f"unknown or malformed --game={FLAGS.game!r} ({reason}); see"
                      " pyspiel.registered_names().") from e
   oracle_config = _json_flag("oracle_config", FLAGS.oracle_config)
   if FLAGS.device is not None:
@@ -121,20 +125,21 @@ def format_record(record: dict[str, Any]) -> str:
   return line
 
 
-def _extra_metrics_hook(tree: game_tree.GameTree, output_dir: str):
-  """Issue-6 metrics (win rates, Elo, diversity) when that module is present."""
-  try:
-    from openspiel_psro_ext import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
-  except ImportError:
+def _extra_metrics_hook(tree: game_tree.GameTree, every: int):
+  """Win rates, Elo and diversity every `every` iterations (and the last)."""
+  if every <= 0:
     return None
+  from openspiel_psro_ext import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
   computer = metrics_lib.IterationMetrics(tree)
 
   def hook(run: psro_lib.PSRO, matrices):
+    last = run.iteration + 1 >= run.config.iterations
+    if run.iteration % every and not last:
+      return {}
     values = computer.compute(matrices, run.meta_strategies, run.table.meta_games)
     values["short_log"] = metrics_lib.short_log(values)
     return values
 
-  del output_dir
   return hook
 
 
@@ -168,7 +173,7 @@ def main(argv: Sequence[str]) -> int:
   if FLAGS.resume:
     config = _resume_config(output_dir, config)
   run = psro_lib.PSRO(config, output_dir=output_dir, resume=FLAGS.resume)
-  run.extra_metrics = _extra_metrics_hook(run.tree, output_dir)
+  run.extra_metrics = _extra_metrics_hook(run.tree, FLAGS.metrics_every)
   tensorboard = None
   if FLAGS.tensorboard:
     from openspiel_psro_ext import tensorboard as tb  # pylint: disable=g-import-not-at-top

@@ -1,0 +1,125 @@
+"""The PSRO loop: convergence, variants, checkpoints and resume."""
+
+import os
+
+import numpy as np
+import pytest
+from open_spiel.python.algorithms import exploitability as os_exploitability
+from open_spiel.python.algorithms import policy_aggregator
+
+from openspiel_psro_ext import checkpoints, psro
+
+
+def _config(**kwargs):
+  defaults = dict(game="kuhn_poker", iterations=15, meta_solver="nash", oracle="exact")
+  defaults.update(kwargs)
+  return psro.PSROConfig(**defaults)
+
+
+def test_kuhn_exact_nash_converges_within_15_iterations():
+  run = psro.PSRO(_config())
+  run.run()
+  assert len(run.records) <= 15
+  assert min(r["nash_conv"] for r in run.records) < 1e-6
+  # Player 0's value at the end is Kuhn's game value, -1/18.
+  assert run.records[-1]["on_policy_values"][0] == pytest.approx(-1 / 18, abs=1e-6)
+
+
+def test_records_match_openspiel_verification():
+  run = psro.PSRO(_config(game="leduc_poker", iterations=6))
+  run.run()
+  theirs = run.verify(tolerance=1e-9)
+  assert theirs == pytest.approx(run.records[-1]["nash_conv"], abs=1e-9)
+  record = run.records[-1]
+  assert len(record["meta_strategy"][0]) == record["population_size"][0]
+  assert sum(record["exploitability_per_player"]) == pytest.approx(record["nash_conv"])
+
+
+@pytest.mark.parametrize("solver", ["prd", "uniform", "alpharank"])
+def test_other_meta_solvers_run_and_improve(solver):
+  run = psro.PSRO(_config(meta_solver=solver, iterations=8))
+  run.run()
+  assert run.records[-1]["nash_conv"] < run.records[0]["nash_conv"]
+
+
+def test_three_players_with_prd():
+  run = psro.PSRO(_config(game="kuhn_poker(players=3)", meta_solver="prd", iterations=5))
+  run.run()
+  assert run.records[-1]["population_size"] == [5, 5, 5]
+  pops, weights = run.support_policies()
+  aggregated = policy_aggregator.PolicyAggregator(run.tree.game).aggregate(
+      [0, 1, 2], pops, weights)
+  assert os_exploitability.nash_conv(run.tree.game, aggregated) == pytest.approx(
+      run.records[-1]["nash_conv"], abs=1e-9)
+
+
+def test_nash_on_three_players_is_refused():
+  with pytest.raises(ValueError, match="'prd' or 'alpharank'"):
+    psro.PSRO(_config(game="kuhn_poker(players=3)"))
+
+
+def test_rectified_nash_trains_one_response_per_support_member():
+  run = psro.PSRO(_config(game="matrix_rps", meta_solver="rectified_nash",
+                          symmetric=True, iterations=4))
+  run.run()
+  sizes = [r["population_size"][0] for r in run.records]
+  supports = [r["support_size"][0] for r in run.records]
+  for before, after, support in zip(sizes, sizes[1:], supports):
+    assert after - before == support
+  assert run.records[-1]["nash_conv"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_symmetric_needs_matching_players():
+  with pytest.raises(ValueError, match="Drop --symmetric"):
+    psro.PSRO(_config(symmetric=True)).run()
+  with pytest.raises(ValueError, match="Drop --symmetric"):
+    psro.PSRO(_config(game="leduc_poker(players=3)", meta_solver="prd", symmetric=True))
+
+
+def test_sampled_payoffs_approach_exact():
+  exact = psro.PSRO(_config(iterations=4))
+  exact.run()
+  sampled = psro.PSRO(_config(iterations=4, sims_per_entry=20000))
+  sampled.run()
+  np.testing.assert_allclose(sampled.table.meta_games[0][:3, :3],
+                             exact.table.meta_games[0][:3, :3], atol=0.03)
+
+
+def test_resume_matches_uninterrupted_run(tmp_path):
+  full = psro.PSRO(_config(game="leduc_poker", iterations=12))
+  full.run()
+  out = str(tmp_path / "run")
+  first = psro.PSRO(_config(game="leduc_poker", iterations=5), output_dir=out)
+  first.run()
+  resumed = psro.PSRO(_config(game="leduc_poker", iterations=12), output_dir=out, resume=True)
+  assert resumed.iteration == 5
+  resumed.run()
+  ours = [r["nash_conv"] for r in checkpoints.read_metrics(out)]
+  assert ours == [r["nash_conv"] for r in full.records]
+  loaded = checkpoints.load_run(out)
+  assert [len(p) for p in loaded.population] == full.records[-1]["population_size"]
+  aggregated = policy_aggregator.PolicyAggregator(loaded.game).aggregate(
+      [0, 1], loaded.population, loaded.meta_strategy)
+  assert os_exploitability.nash_conv(loaded.game, aggregated) == pytest.approx(
+      full.records[-1]["nash_conv"], abs=1e-9)
+
+
+def test_output_dir_protection(tmp_path):
+  out = str(tmp_path / "run")
+  psro.PSRO(_config(iterations=2), output_dir=out).run()
+  with pytest.raises(checkpoints.CheckpointError, match="not empty"):
+    psro.PSRO(_config(iterations=2), output_dir=out)
+  with pytest.raises(checkpoints.CheckpointError, match="meta_solver"):
+    psro.PSRO(_config(iterations=3, meta_solver="prd"), output_dir=out, resume=True)
+  # A corrupted checkpoint is named.
+  with open(checkpoints.member_path(out, 0, 1, ".npy"), "wb") as f:
+    f.write(b"garbage")
+  with pytest.raises(checkpoints.CheckpointError, match="player0_0001.npy"):
+    psro.PSRO(_config(iterations=3), output_dir=out, resume=True)
+
+
+def test_atomic_writes_leave_no_temporary_files(tmp_path):
+  out = str(tmp_path / "run")
+  psro.PSRO(_config(iterations=3), output_dir=out).run()
+  leftovers = [n for _, _, files in os.walk(out) for n in files if n.startswith(".tmp")]
+  assert not leftovers

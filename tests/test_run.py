@@ -1,0 +1,90 @@
+"""End-to-end tests of `python -m openspiel_psro_ext.run`."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from openspiel_psro_ext import checkpoints
+
+
+def _run(*args, timeout=240):
+  return subprocess.run([sys.executable, "-m", "openspiel_psro_ext.run", *args],
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def test_kuhn_with_compare_stock(tmp_path):
+  out = str(tmp_path / "kuhn")
+  proc = _run("--game=kuhn_poker", "--iterations=15", "--target_nash_conv=0",
+              f"--output_dir={out}", "--compare_stock", "--time_budget_s=60")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  records = checkpoints.read_metrics(out)
+  assert len(records) == 15
+  assert records[-1]["nash_conv"] < 1e-6
+  for key in ("iteration", "population_size", "nash_conv", "exploitability_per_player",
+              "meta_strategy", "wall_time_s"):
+    assert key in records[-1]
+  summary = json.load(open(os.path.join(out, "summary.json")))
+  assert summary["verified"] and abs(summary["nash_conv_openspiel"] - summary["nash_conv"]) < 1e-6
+  comparison = json.load(open(os.path.join(out, "comparison.json")))
+  assert comparison["stock"][0]["nash_conv"] == pytest.approx(11 / 12, abs=1e-9)
+  assert len(comparison["stock"]) >= 2
+  assert "verified with OpenSpiel" in proc.stderr
+  assert "stock NashConv" in proc.stderr
+  payoffs = np.load(os.path.join(out, "payoffs.npy"))
+  assert payoffs.shape[0] == 2 and payoffs.shape[1] == payoffs.shape[2]
+
+
+def test_kill_and_resume_matches_uninterrupted(tmp_path):
+  args = ["--game=leduc_poker", "--iterations=40", "--target_nash_conv=0",
+          "--time_budget_s=0", "--metrics_every=0"]
+  reference = str(tmp_path / "reference")
+  assert _run(*args, f"--output_dir={reference}").returncode == 0
+  out = str(tmp_path / "killed")
+  proc = subprocess.Popen([sys.executable, "-m", "openspiel_psro_ext.run", *args,
+                           f"--output_dir={out}"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 120
+  while time.time() < deadline and proc.poll() is None:
+    if len(checkpoints.read_metrics(out)) >= 5:
+      break
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  done = len(checkpoints.read_metrics(out))
+  assert 0 < done < 40, "the run was not killed part-way; make it longer"
+  resumed = _run(*args, f"--output_dir={out}", "--resume")
+  assert resumed.returncode == 0, resumed.stderr[-3000:]
+  ours = [r["nash_conv"] for r in checkpoints.read_metrics(out)]
+  theirs = [r["nash_conv"] for r in checkpoints.read_metrics(reference)]
+  assert ours == theirs
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--game=no_such_game"], "unknown or malformed --game"),
+    (["--game=kuhn_poker(players=3)", "--meta_solver=nash"], "'prd' or 'alpharank'"),
+    (["--game=kuhn_poker", "--oracle=nope"], "unknown oracle"),
+    (["--game=kuhn_poker", "--meta_solver=nope"], "unknown meta-solver"),
+    (["--game=leduc_poker", "--max_histories=100"], "more than 100 histories"),
+    (["--game=kuhn_poker", "--oracle_config={bad"], "--oracle_config is not valid JSON"),
+])
+def test_bad_input_is_one_clear_line(tmp_path, args, message):
+  proc = _run(*args, f"--output_dir={tmp_path / 'x'}", timeout=60)
+  assert proc.returncode == 2
+  last = proc.stderr.strip().splitlines()[-1]
+  assert last.startswith("error:") and message in last, proc.stderr[-2000:]
+
+
+def test_non_empty_output_dir_is_refused_and_kept(tmp_path):
+  out = tmp_path / "taken"
+  out.mkdir()
+  (out / "notes.txt").write_text("mine")
+  proc = _run("--game=kuhn_poker", f"--output_dir={out}", timeout=60)
+  assert proc.returncode == 2 and "not empty" in proc.stderr
+  assert (out / "notes.txt").read_text() == "mine"
+  assert sorted(os.listdir(out)) == ["notes.txt"]
