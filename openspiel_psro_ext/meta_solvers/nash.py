@@ -109,11 +109,16 @@ class IncrementalZeroSumNash:
     max_add: most violating rows (and columns) added per round.
     fallback_fraction: if the restricted set exceeds this fraction of the
       table's rows or columns the full LP is solved instead.
+    skip_after_fallback: calls that go straight to the full LP after a call
+      whose restricted rounds ended in the fallback (large, churning
+      supports gain nothing from the warm start).
     stats: counts of `restricted_solves`, `full_solves` and `calls`.
   """
 
   def __init__(self, tol: float = 1e-9, max_add: int = 4,
-               fallback_fraction: float = 0.6):
+               fallback_fraction: float = 0.6, skip_after_fallback: int = 3):
+    self.skip_after_fallback = skip_after_fallback
+    self._skip = 0
     self.tol = tol
     self.max_add = max_add
     self.fallback_fraction = fallback_fraction
@@ -141,12 +146,19 @@ class IncrementalZeroSumNash:
     if rows.size == 0 or cols.size == 0:
       rows = np.array([int(np.argmax(a.min(axis=1)))])
       cols = np.array([int(np.argmin(a.max(axis=0)))])
+    attempts = 0
+    if self._skip > 0:  # the warm start kept failing lately: go straight on.
+      self._skip -= 1
+      rows, cols = np.arange(n), np.arange(m)
     while True:
       if (rows.size > self.fallback_fraction * n
           or cols.size > self.fallback_fraction * m):
         self.stats["full_solves"] += 1
         sol = solve_zero_sum(a)
+        if attempts:  # restricted rounds were wasted: skip a few calls.
+          self._skip = self.skip_after_fallback
         break
+      attempts += 1
       self.stats["restricted_solves"] += 1
       xs, ys, _ = _solve_lp(a[np.ix_(rows, cols)])
       x = np.zeros(n)
