@@ -30,7 +30,11 @@ size
 
 (`lambda_i` the eigenvalues of `L`) counts effectively distinct payoff
 vectors: it is at most rank(M), grows when a member with a new payoff vector
-is added, and stays below 1 for any number of identical members.
+is added, and stays below 1 for any number of identical members. The value
+depends on the payoff scale (poker payoffs far below the maximum utility give
+small eigenvalues and E|Y| near ||M||_F^2), so compare it within a game. In a
+two-player zero-sum game both players get the same value: `M M^T` and `M^T M`
+share their non-zero eigenvalues.
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ def fit_elo(first: np.ndarray, second: np.ndarray, scores: np.ndarray,
     h = hess[np.ix_(free_index, free_index)]
     h[np.diag_indices_from(h)] += 1e-12
     try:
-      step = np.linalg.solve(h, g)
+      step = g / h[0, 0] if len(g) == 1 else np.linalg.solve(h, g)
     except np.linalg.LinAlgError:
       step = np.linalg.lstsq(h, g, rcond=None)[0]
     decrement = float(g @ step)

@@ -226,8 +226,8 @@ class IterationMetrics:
     if self.elo_scores == "win":
       win, draw = outcomes.pairwise_scores(self.tree, reach0, reach1)
       return win + draw / 2
-    returns = outcomes.pairwise_expected_returns(self.tree, reach0, reach1)
-    return np.clip(0.5 + (returns[0] - returns[1]) / (4 * self._scale), 0, 1)
+    margin = outcomes.pairwise_margin(self.tree, reach0, reach1)
+    return np.clip(0.5 + margin / (4 * self._scale), 0, 1)
 
   def _diversity(self, populations: list[np.ndarray], plans: list[np.ndarray],
                  mixture_plans: list[np.ndarray],

@@ -85,3 +85,11 @@ def pairwise_expected_returns(tree: GameTree, reach0: np.ndarray,
   """
   weights = tree.terminal_chance_reach[:, None] * tree.terminal_returns  # [Z, 2]
   return np.stack([(reach0 * weights[:, p]) @ reach1.T for p in range(2)])
+
+
+def pairwise_margin(tree: GameTree, reach0: np.ndarray,
+                    reach1: np.ndarray) -> np.ndarray:
+  """`[K0, K1]` seat 0's expected return minus seat 1's (one contraction)."""
+  returns = tree.terminal_returns
+  weights = tree.terminal_chance_reach * (returns[:, 0] - returns[:, 1])
+  return (reach0 * weights) @ reach1.T
