@@ -20,9 +20,13 @@ setuptools.setup(
         "scipy>=1.10",
         "absl-py>=1.0",
         "matplotlib>=3.5",
+        "threadpoolctl>=3.1",
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        # Stock psro_v2 (for --compare_stock) imports cvxpy; its 'nash' needs ECOS
+        # and its alpharank needs networkx. Our own code needs none of them.
+        "stock": ["cvxpy>=1.3", "ecos>=2.0", "networkx>=2.6"],
+        "test": ["pytest>=7", "cvxpy>=1.3", "ecos>=2.0", "networkx>=2.6"],
         "tensorboard": ["tensorboard>=2.10"],
         "ray": ["ray>=2.9"],
     },

@@ -27,10 +27,46 @@ from openspiel_psro_ext.game_tree import GameTree
 
 def _contract(tree: GameTree, reaches: Sequence[np.ndarray]) -> np.ndarray:
   """`[P, N_0, ..., N_{P-1}]` payoffs from per-player `[N_p, Z]` reaches."""
-  weights = tree.terminal_chance_reach[:, None] * tree.terminal_returns  # [Z, P]
-  letters = string.ascii_letters[:len(reaches)]
-  spec = ",".join(f"{l}z" for l in letters) + ",zy->y" + letters
-  return np.einsum(spec, *reaches, weights, optimize=True)
+  weights = (tree.terminal_chance_reach[:, None] * tree.terminal_returns).T  # [P, Z]
+  num_players, num_terminals = weights.shape
+  if len(reaches) != 2:
+    letters = string.ascii_letters[:len(reaches)]
+    spec = ",".join(f"{l}z" for l in letters) + ",yz->y" + letters
+    return np.einsum(spec, *reaches, weights, optimize=True)
+  # Two players: fold the weights into the smaller side, then one GEMM. PSRO
+  # adds one member at a time, so this is a matrix-vector product.
+  a, b = reaches
+  if len(a) <= len(b):
+    left = (a[:, None, :] * weights[None]).reshape(-1, num_terminals)
+    return (left @ b.T).reshape(len(a), num_players, len(b)).transpose(1, 0, 2)
+  right = (b[:, None, :] * weights[None]).reshape(-1, num_terminals)
+  return (a @ right.T).reshape(len(a), len(b), num_players).transpose(2, 0, 1)
+
+
+class GrowingArray:
+  """Rows appended over time, stored with doubling capacity (no full copies)."""
+
+  def __init__(self, row_shape: tuple[int, ...], dtype=np.float64):
+    self._data = np.zeros((0,) + tuple(row_shape), dtype=dtype)
+    self._size = 0
+
+  def __len__(self) -> int:
+    return self._size
+
+  def append(self, rows: np.ndarray) -> None:
+    needed = self._size + len(rows)
+    if needed > len(self._data):
+      grown = np.zeros((max(needed, 2 * len(self._data), 4),) + self._data.shape[1:],
+                       dtype=self._data.dtype)
+      grown[:self._size] = self._data[:self._size]
+      self._data = grown
+    self._data[self._size:needed] = rows
+    self._size = needed
+
+  @property
+  def array(self) -> np.ndarray:
+    """A view of the rows so far, `[N, ...]`."""
+    return self._data[:self._size]
 
 
 def population_reach(tree: GameTree, player: int,
@@ -76,13 +112,17 @@ class PayoffTable:
 
   def __init__(self, tree: GameTree):
     self.tree = tree
-    self._reaches = [np.zeros((0, tree.num_terminals))
-                     for _ in range(tree.num_players)]
+    self._reach_rows = [GrowingArray((tree.num_terminals,))
+                        for _ in range(tree.num_players)]
     self._tensor = np.zeros((tree.num_players,) + (0,) * tree.num_players)
 
   @property
+  def _reaches(self) -> list[np.ndarray]:
+    return [rows.array for rows in self._reach_rows]
+
+  @property
   def shape(self) -> tuple[int, ...]:
-    return tuple(len(r) for r in self._reaches)
+    return tuple(len(r) for r in self._reach_rows)
 
   @property
   def meta_games(self) -> list[np.ndarray]:
@@ -91,7 +131,7 @@ class PayoffTable:
 
   def terminal_reach(self, player: int) -> np.ndarray:
     """`[N_p, Z]` terminal reaches of the player's members."""
-    return self._reaches[player]
+    return self._reach_rows[player].array
 
   def _block(self, reaches: Sequence[np.ndarray],
              rng: np.random.Generator | None) -> np.ndarray:
@@ -132,8 +172,8 @@ class PayoffTable:
       index = tuple(slice(o, s) if new else slice(0, o)
                     for new, o, s in zip(uses_new, old_sizes, new_sizes))
       tensor[(slice(None),) + index] = self._block(block, rng)
-    self._reaches = [np.concatenate([r, n]) for r, n in
-                     zip(self._reaches, new_reaches)]
+    for rows, new in zip(self._reach_rows, new_reaches):
+      rows.append(new)
     self._tensor = tensor
 
 

@@ -227,7 +227,12 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _compare_stock(run: psro_lib.PSRO, output_dir: str) -> dict[str, Any]:
-  from openspiel_psro_ext import stock_baseline  # pylint: disable=g-import-not-at-top
+  try:
+    from openspiel_psro_ext import stock_baseline  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise UsageError(
+        f"--compare_stock needs stock psro_v2, whose import failed ({e}); install"
+        " its extras with: pip install 'openspiel_psro_ext[stock]'") from e
   config = run.config
   budget = config.time_budget_s
   stock_oracle, label = None, "stock BestResponseOracle (exact, C++)"

@@ -73,7 +73,7 @@ def test_symmetric_needs_matching_players():
   with pytest.raises(ValueError, match="Drop --symmetric"):
     psro.PSRO(_config(symmetric=True)).run()
   with pytest.raises(ValueError, match="Drop --symmetric"):
-    psro.PSRO(_config(game="leduc_poker(players=3)", meta_solver="prd", symmetric=True))
+    psro.PSRO(_config(game="kuhn_poker(players=3)", meta_solver="prd", symmetric=True))
 
 
 def test_sampled_payoffs_approach_exact():
