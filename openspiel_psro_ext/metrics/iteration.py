@@ -51,8 +51,7 @@ from openspiel_psro_ext.metrics import diversity
 from openspiel_psro_ext.metrics import elo
 from openspiel_psro_ext.metrics import outcomes
 
-_SHORT_NAMES = {"uniform": "unif", "always_call": "call",
-                "always_raise": "raise", "cfr_plus": "cfr"}
+_SHORT_NAMES = {"uniform": "unif", "cfr_plus": "cfr"}
 
 
 def _utility_scale(tree: GameTree) -> float:
@@ -256,7 +255,9 @@ def _fmt_pair(values: Sequence[float], fmt: str) -> str:
 def short_log(metrics: dict[str, Any]) -> str:
   """One-line summary, e.g. `elo_new=+85/-12 div=0.41 card=1.9 win_vs_cfr=0.38`.
 
-  Keys missing from `metrics` are left out.
+  Elo of the newest members and of the meta-strategy (per player), mean
+  behavioural diversity and expected cardinality, and the mean win rate
+  against CFR+ and uniform random. Keys missing from `metrics` are left out.
   """
   parts = []
   if "elo/newest" in metrics:
@@ -267,9 +268,8 @@ def short_log(metrics: dict[str, Any]) -> str:
     parts.append(f"div={metrics['diversity/behavioural']:.3f}")
   if "diversity/expected_cardinality" in metrics:
     parts.append(f"card={metrics['diversity/expected_cardinality']:.2f}")
-  for key in sorted(metrics):
-    if key.startswith("win_rate/") and key.count("/") == 1:
-      name = key.split("/", 1)[1]
-      parts.append(f"win_vs_{_SHORT_NAMES.get(name, name)}={metrics[key]:.3f}")
+  for name in ("cfr_plus", "uniform"):  # The others are in metrics.jsonl.
+    if f"win_rate/{name}" in metrics:
+      parts.append(f"win_vs_{_SHORT_NAMES[name]}={metrics[f'win_rate/{name}']:.3f}")
   return " ".join(parts)
 
