@@ -4,17 +4,27 @@ Importing this module calls `register()`.
 
 Sections:
   1. Meta-strategy solvers -> `psro_v2.meta_strategies.META_STRATEGY_METHODS`.
-  (Oracle / policy adapters go in later sections.)
+  2. Oracles -> `psro_v2.optimization_oracle.AbstractOracle`: any of our
+     oracles (exact, ppo, dqn, sac) inside stock `psro_v2.PSROSolver`.
+  (Our policies are OpenSpiel policies already: `policies.MatrixPolicy`.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+import dataclasses
+from typing import Any
 
 import numpy as np
+from open_spiel.python import policy as policy_lib
 from open_spiel.python.algorithms.psro_v2 import meta_strategies
+from open_spiel.python.algorithms.psro_v2 import optimization_oracle
+import pyspiel
 
+from openspiel_psro_ext import game_tree as game_tree_lib
 from openspiel_psro_ext import meta_solvers
+from openspiel_psro_ext import oracles as oracles_lib
+from openspiel_psro_ext import policies as policies_lib
 
 # ---------------------------------------------------------------------------
 # 1. Meta-strategy solvers.
@@ -68,6 +78,100 @@ def register_meta_strategies() -> list[str]:
     meta_strategies.META_STRATEGY_METHODS[key] = make_meta_strategy_method(name)
     added.append(key)
   return added
+
+
+# ---------------------------------------------------------------------------
+# 2. Oracles.
+# ---------------------------------------------------------------------------
+
+
+class StockOracle(optimization_oracle.AbstractOracle):
+  """One of our oracles in stock psro_v2's `AbstractOracle` interface.
+
+  Example:
+    oracle = StockOracle(game, "exact")
+    solver = psro_v2.PSROSolver(game, oracle, sims_per_entry=100,
+                                meta_strategy_method="ext_nash")
+
+  Stock passes its populations as OpenSpiel policies and the meta-strategy as
+  per-player marginals (or, with `using_joint_strategies`, a joint tensor,
+  which is marginalised: exact for two players, the independent
+  approximation for more). Each stock policy is converted to an `[I, A]`
+  matrix once (cached by identity); each answer is returned as a
+  `policies.MatrixPolicy`, the oracle's exact behaviour policy.
+  """
+
+  def __init__(self, game: pyspiel.Game, oracle: oracles_lib.Oracle | str,
+               oracle_config: dict[str, Any] | None = None, seed: int = 0,
+               **kwargs):
+    super().__init__(**kwargs)
+    self.tree = game_tree_lib.get_tree(game)
+    if isinstance(oracle, str):
+      oracle_cls = oracles_lib.get(oracle)
+      config = dataclasses.replace(oracle_cls.Config(), **(oracle_config or {}))
+      oracle = oracle_cls(config)
+    self.oracle = oracle
+    self.seed = seed
+    self._calls = 0
+    self._matrices: dict[tuple[int, int], tuple[policy_lib.Policy, np.ndarray]] = {}
+    self._previous: dict[int, oracles_lib.PopulationMember] = {}
+
+  def _matrix(self, policy: policy_lib.Policy, player: int) -> np.ndarray:
+    key = (id(policy), player)
+    cached = self._matrices.get(key)
+    if cached is None or cached[0] is not policy:
+      cached = (policy, policies_lib.player_matrix(self.tree, policy, player))
+      self._matrices[key] = cached
+    return cached[1]
+
+  def _marginals(self, probabilities, using_joint: bool) -> list[np.ndarray]:
+    if not using_joint:
+      return [np.asarray(p, dtype=np.float64) for p in probabilities]
+    joint = np.asarray(probabilities, dtype=np.float64)
+    axes = range(joint.ndim)
+    return [joint.sum(axis=tuple(a for a in axes if a != p)) for p in axes]
+
+  def __call__(self, game, training_parameters, strategy_sampler=None,
+               using_joint_strategies: bool = False, **unused_kwargs):
+    """Stock's oracle call: best responses for each requested player."""
+    del game, strategy_sampler
+    new_policies = []
+    for player_parameters in training_parameters:
+      answers = []
+      for params in player_parameters:
+        player = params["current_player"]
+        total = params["total_policies"]
+        weights = self._marginals(params["probabilities_of_playing_policies"],
+                                  using_joint_strategies)
+        populations = [None if q == player else
+                       np.stack([self._matrix(pol, q) for pol in total[q]])
+                       for q in range(self.tree.num_players)]
+        opponent_weights = [None if q == player else weights[q] / weights[q].sum()
+                            for q in range(self.tree.num_players)]
+        request = oracles_lib.BestResponseRequest(
+            tree=self.tree, player=player, opponent_populations=populations,
+            opponent_weights=opponent_weights, previous=self._previous.get(player),
+            seed=int(np.random.SeedSequence([self.seed, self._calls, player])
+                     .generate_state(1)[0]))
+        self._calls += 1
+        member = self.oracle.best_response(request)
+        self._previous[player] = member
+        matrices = self.tree.uniform_policy()
+        matrices[player] = member.matrix
+        answers.append(policies_lib.MatrixPolicy(self.tree, matrices))
+      new_policies.append(answers)
+    return new_policies
+
+
+def stock_rl_oracle(tree: game_tree_lib.GameTree, config) -> tuple[StockOracle, str]:
+  """The RL oracle for stock's loop in `--compare_stock`, and its label.
+
+  Stock's own RL oracles need JAX, which this package does not install, so our
+  oracle runs inside stock's loop; the label says so.
+  """
+  oracle = StockOracle(tree.game, config.oracle, config.oracle_config, seed=config.seed)
+  return oracle, (f"our {config.oracle!r} oracle inside stock's loop (stock's"
+                  " RL oracles need JAX)")
 
 
 # ---------------------------------------------------------------------------

@@ -60,6 +60,12 @@ flags.DEFINE_bool("resume", False, "Continue the run in --output_dir.")
 flags.DEFINE_integer("max_histories", game_tree.DEFAULT_MAX_HISTORIES,
                      "Refuse games with more histories than this.")
 flags.DEFINE_bool("tensorboard", False, "Also write TensorBoard event files.")
+flags.DEFINE_string("cache_dir",
+                    os.path.join(os.environ.get("XDG_CACHE_HOME",
+                                                os.path.expanduser("~/.cache")),
+                                 "openspiel_psro_ext"),
+                    "Where per-game results that never change (the CFR+"
+                    " baseline policy) are cached; empty: no cache.")
 flags.DEFINE_integer("metrics_every", 1,
                      "Compute win rates, Elo and diversity every N iterations"
                      " (0: never); the last iteration always gets them.")
@@ -125,12 +131,12 @@ def format_record(record: dict[str, Any]) -> str:
   return line
 
 
-def _extra_metrics_hook(tree: game_tree.GameTree, every: int):
+def _extra_metrics_hook(tree: game_tree.GameTree, every: int, cache_dir: str):
   """Win rates, Elo and diversity every `every` iterations (and the last)."""
   if every <= 0:
     return None
   from openspiel_psro_ext import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
-  computer = metrics_lib.IterationMetrics(tree)
+  computer = metrics_lib.IterationMetrics(tree, cache_dir=cache_dir or None)
 
   def hook(run: psro_lib.PSRO, matrices):
     last = run.iteration + 1 >= run.config.iterations
@@ -173,7 +179,7 @@ def main(argv: Sequence[str]) -> int:
   if FLAGS.resume:
     config = _resume_config(output_dir, config)
   run = psro_lib.PSRO(config, output_dir=output_dir, resume=FLAGS.resume)
-  run.extra_metrics = _extra_metrics_hook(run.tree, FLAGS.metrics_every)
+  run.extra_metrics = _extra_metrics_hook(run.tree, FLAGS.metrics_every, FLAGS.cache_dir)
   tensorboard = None
   if FLAGS.tensorboard:
     from openspiel_psro_ext import tensorboard as tb  # pylint: disable=g-import-not-at-top
@@ -192,7 +198,11 @@ def main(argv: Sequence[str]) -> int:
       theirs = run.verify(_VERIFY_TOLERANCE)
       logging.info("  verified with OpenSpiel: %.9f", theirs)
 
-  reason = run.run(on_iteration)
+  try:
+    reason = run.run(on_iteration)
+  finally:
+    if tensorboard is not None:
+      tensorboard.close()
   if not run.records:
     logging.info("Nothing to do: the run already meets its stopping rule.")
     return 0

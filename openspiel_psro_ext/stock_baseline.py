@@ -48,7 +48,7 @@ def stock_meta_solver(name: str) -> str:
   if stock is None:
     from openspiel_psro_ext import openspiel_compat  # pylint: disable=g-import-not-at-top
     openspiel_compat.register()
-    return openspiel_compat.STOCK_NAME_PREFIX + name
+    return openspiel_compat.META_STRATEGY_PREFIX + name
   return stock
 
 
