@@ -6,6 +6,7 @@ oracle class has a `Config` dataclass of hyperparameters.
 
 from __future__ import annotations
 
+import importlib
 from typing import Callable
 
 from openspiel_psro_ext.oracles.base import BestResponseRequest, Oracle, PopulationMember
@@ -14,6 +15,18 @@ from openspiel_psro_ext.oracles.exact_br import ExactBestResponseConfig, ExactBe
 _REGISTRY: dict[str, Callable[[], type[Oracle]]] = {
     "exact": lambda: ExactBestResponseOracle,
 }
+
+
+def _load(module: str, cls: str) -> Callable[[], type[Oracle]]:
+  """A loader importing `openspiel_psro_ext.oracles.<module>` on first use."""
+  def loader() -> type[Oracle]:
+    return getattr(importlib.import_module(f"openspiel_psro_ext.oracles.{module}"), cls)
+  return loader
+
+
+# Deep RL oracles (torch is imported only when one is used).
+_REGISTRY.update(ppo=_load("ppo", "PPOOracle"), dqn=_load("dqn", "DQNOracle"),
+                 sac=_load("sac", "SACOracle"))
 
 
 def register(name: str, loader: Callable[[], type[Oracle]]) -> None:

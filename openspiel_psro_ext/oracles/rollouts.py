@@ -1,0 +1,352 @@
+"""Vectorised environments for training best responses by RL.
+
+The learner (one player) plays many games at once against opponents drawn from
+their PSRO meta-strategies: at every episode start each opponent `q` draws one
+member `k ~ sigma_q` of its population and plays it for the whole episode.
+
+`TreeVecEnv` steps a compiled `GameTree` with numpy: the batch is a vector of
+history ids. Chance and opponent nodes are advanced automatically (one
+vectorised sampling step per tree level) until every game waits for the
+learner, so each `step` is one learner decision for every game. The learner
+only sees what an RL agent would: the observation of its own information state
+(`obs_table[infostate]`, by default the information-state tensor), the legal
+action mask, its rewards and episode ends. Episodes auto-reset.
+
+`PyspielVecEnv` is the same interface over `pyspiel` states, for games too
+large to compile; it is a plain Python loop and much slower.
+
+Also here: `Budget` (episode / step / wall-time limits), `Progress` (a tiny
+progress bar on the log), and `policy_value` (exact expected return of a
+matrix policy against the request's opponents, for reports only -- never fed
+back to the learner).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import time
+from typing import Sequence
+
+import numpy as np
+import pyspiel
+
+from openspiel_psro_ext.game_tree import GameTree
+from openspiel_psro_ext.oracles import base
+
+_TERMINAL = int(pyspiel.PlayerId.TERMINAL)
+_CHANCE = int(pyspiel.PlayerId.CHANCE)
+
+
+def _cumulative(probs: np.ndarray) -> np.ndarray:
+  """Row-normalised cumulative sums (last column exactly 1 on non-empty rows)."""
+  cum = np.cumsum(probs, axis=-1)
+  total = cum[..., -1:]
+  return np.divide(cum, total, out=np.ones_like(cum), where=total > 0)
+
+
+def _sample_rows(cum: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  """One index per row of `[B, A]` cumulative probabilities.
+
+  With `u` in (0, 1], the first index whose cumulative mass reaches `u` always
+  has positive probability, so illegal (zero-probability) actions never occur.
+  """
+  u = 1.0 - rng.random(len(cum))
+  return (cum < u[:, None]).sum(axis=1)
+
+
+class TreeVecEnv:
+  """`num_envs` games of a compiled tree, stepped together for one learner.
+
+  Attributes:
+    obs_shape: shape of one observation.
+    num_actions: size of the action space.
+  """
+
+  def __init__(self, tree: GameTree, player: int,
+               opponent_populations: Sequence[np.ndarray | None],
+               opponent_weights: Sequence[np.ndarray | None],
+               num_envs: int, seed: int = 0,
+               obs_table: np.ndarray | None = None):
+    """Args.
+
+    tree: the compiled game.
+    player: the learner.
+    opponent_populations: per player, `[N_q, I_q, A]` matrices (None at
+      `player`).
+    opponent_weights: per player, `[N_q]` meta-strategy (None at `player`).
+    num_envs: games in the batch.
+    seed: seeds chance, opponents and member draws.
+    obs_table: `[I_p, ...]` what the learner observes at each of its
+      information states; defaults to the information-state tensors.
+    """
+    self.tree = tree
+    self.player = player
+    self.num_envs = num_envs
+    self.num_actions = tree.num_actions
+    self._rng = np.random.default_rng(seed)
+    table = tree.infostates[player]
+    if obs_table is None:
+      if table.tensors is None:
+        raise ValueError(f"{tree.game} provides no information-state tensor;"
+                         " pass obs_table.")
+      obs_table = table.tensors
+    self.obs_table = np.asarray(obs_table, dtype=np.float32)
+    self.obs_shape = self.obs_table.shape[1:]
+    self.legal_mask = table.legal_mask
+    self._is_learner = tree.player == player
+    self._is_terminal = tree.player == _TERMINAL
+    self._returns = tree.returns[:, player].astype(np.float32)
+    self._chance_cum = _cumulative(tree.chance_probs)
+    # Per opponent: cumulative behaviour rows and the member distribution.
+    self._opponents = []
+    for q in range(tree.num_players):
+      if q == player:
+        continue
+      pop = np.asarray(opponent_populations[q], dtype=np.float64)
+      weights = np.asarray(opponent_weights[q], dtype=np.float64)
+      cum = np.zeros(pop.shape[:2] + (tree.child.shape[1],))
+      cum[:, :, :pop.shape[2]] = _cumulative(pop)
+      cum[:, :, pop.shape[2]:] = 1.0
+      self._opponents.append((q, cum, _cumulative(weights)))
+    self._members = np.zeros((len(self._opponents), num_envs), dtype=np.int64)
+    self._hist = np.zeros(num_envs, dtype=np.int64)
+    # `[B]` after each step: the terminal history each game ended in, or -1
+    # (for tests and diagnostics; not an observation).
+    self.terminal_histories = np.full(num_envs, -1, dtype=np.int64)
+
+  # -- internals ------------------------------------------------------------
+
+  def _draw_members(self, idx: np.ndarray) -> None:
+    for j, (_, _, weight_cum) in enumerate(self._opponents):
+      self._members[j, idx] = _sample_rows(
+          np.broadcast_to(weight_cum, (len(idx), len(weight_cum))), self._rng)
+
+  def _advance(self, idx: np.ndarray) -> None:
+    """Moves games `idx` through chance/opponent nodes to a learner node or end."""
+    tree = self.tree
+    while len(idx):
+      h = self._hist[idx]
+      moving = ~(self._is_learner[h] | self._is_terminal[h])
+      idx, h = idx[moving], h[moving]
+      if not len(idx):
+        return
+      cum = self._chance_cum[h]  # chance rows; opponent rows filled below
+      who = tree.player[h]
+      for j, (q, opp_cum, _) in enumerate(self._opponents):
+        at_q = who == q
+        if at_q.any():
+          cum[at_q] = opp_cum[self._members[j, idx[at_q]],
+                              tree.infostate[h[at_q]]]
+      self._hist[idx] = tree.child[h, _sample_rows(cum, self._rng)]
+
+  def _reset_games(self, idx: np.ndarray) -> None:
+    """Starts new episodes in games `idx` and moves them to a learner node.
+
+    Episodes that end before the learner acts carry no learning signal and are
+    redrawn.
+    """
+    for _ in range(1000):
+      if not len(idx):
+        return
+      self._hist[idx] = 0
+      self._draw_members(idx)
+      self._advance(idx)
+      idx = idx[self._is_terminal[self._hist[idx]]]
+    raise RuntimeError("the learner almost never gets to act in this game.")
+
+  def _observe(self) -> tuple[np.ndarray, np.ndarray]:
+    states = self.tree.infostate[self._hist]
+    return self.obs_table[states], self.legal_mask[states]
+
+  # -- the RL interface -----------------------------------------------------
+
+  def reset(self) -> tuple[np.ndarray, np.ndarray]:
+    """Starts every game; returns `obs [B, *obs_shape]`, `legal [B, A]` bool."""
+    self._reset_games(np.arange(self.num_envs))
+    return self._observe()
+
+  def step(self, actions: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Plays one learner action in every game.
+
+    Args:
+      actions: `[B]` legal actions.
+
+    Returns:
+      `obs [B, ...]`, `legal [B, A]`, `reward [B]` float32, `done [B]` bool.
+      Finished games restart at once: their `obs` is the new episode's first.
+    """
+    actions = np.asarray(actions, dtype=np.int64)
+    nxt = self.tree.child[self._hist, actions]
+    if np.any(nxt < 0):
+      raise ValueError("the learner played an illegal action.")
+    self._hist = nxt
+    self._advance(np.arange(self.num_envs))
+    done = self._is_terminal[self._hist]
+    self.terminal_histories = np.where(done, self._hist, -1)
+    reward = np.where(done, self._returns[self._hist], 0.0).astype(np.float32)
+    finished = np.flatnonzero(done)
+    if len(finished):
+      self._reset_games(finished)
+    return (*self._observe(), reward, done)
+
+  @property
+  def infostates(self) -> np.ndarray:
+    """`[B]` the learner's current information-state indices (for tests)."""
+    return self.tree.infostate[self._hist]
+
+
+class PyspielVecEnv:
+  """The `TreeVecEnv` interface over `pyspiel` states (no compilation).
+
+  Opponents are OpenSpiel `Policy` objects; the learner observes
+  `information_state_tensor`. Use for games too large for a `GameTree`.
+  """
+
+  def __init__(self, game: pyspiel.Game | str, player: int,
+               opponent_populations: Sequence[Sequence | None],
+               opponent_weights: Sequence[np.ndarray | None],
+               num_envs: int, seed: int = 0):
+    if isinstance(game, str):
+      game = pyspiel.load_game(game)
+    self.game = game
+    self.player = player
+    self.num_envs = num_envs
+    self.num_actions = game.num_distinct_actions()
+    self.obs_shape = (game.information_state_tensor_size(),)
+    self._rng = np.random.default_rng(seed)
+    self._pops = opponent_populations
+    self._weights = [None if w is None else np.asarray(w, dtype=np.float64)
+                     for w in opponent_weights]
+    self._states: list[pyspiel.State] = [None] * num_envs
+    self._members: list[list[int]] = [[] for _ in range(num_envs)]
+
+  def _sample(self, probs: dict[int, float]) -> int:
+    actions = list(probs)
+    p = np.asarray([probs[a] for a in actions], dtype=np.float64)
+    return actions[self._rng.choice(len(actions), p=p / p.sum())]
+
+  def _advance(self, i: int) -> None:
+    state = self._states[i]
+    while not state.is_terminal() and state.current_player() != self.player:
+      if state.is_chance_node():
+        state.apply_action(self._sample(dict(state.chance_outcomes())))
+      else:
+        q = state.current_player()
+        member = self._pops[q][self._members[i][q]]
+        state.apply_action(self._sample(member.action_probabilities(state, q)))
+
+  def _reset_game(self, i: int) -> None:
+    for _ in range(1000):
+      self._states[i] = self.game.new_initial_state()
+      self._members[i] = [
+          -1 if w is None else int(self._rng.choice(len(w), p=w / w.sum()))
+          for w in self._weights]
+      self._advance(i)
+      if not self._states[i].is_terminal():
+        return
+    raise RuntimeError("the learner almost never gets to act in this game.")
+
+  def _observe(self) -> tuple[np.ndarray, np.ndarray]:
+    obs = np.zeros((self.num_envs,) + self.obs_shape, dtype=np.float32)
+    legal = np.zeros((self.num_envs, self.num_actions), dtype=bool)
+    for i, state in enumerate(self._states):
+      obs[i] = state.information_state_tensor(self.player)
+      legal[i, state.legal_actions(self.player)] = True
+    return obs, legal
+
+  def reset(self) -> tuple[np.ndarray, np.ndarray]:
+    for i in range(self.num_envs):
+      self._reset_game(i)
+    return self._observe()
+
+  def step(self, actions: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    reward = np.zeros(self.num_envs, dtype=np.float32)
+    done = np.zeros(self.num_envs, dtype=bool)
+    for i, a in enumerate(np.asarray(actions, dtype=np.int64)):
+      state = self._states[i]
+      state.apply_action(int(a))
+      self._advance(i)
+      if state.is_terminal():
+        reward[i] = state.returns()[self.player]
+        done[i] = True
+        self._reset_game(i)
+    return (*self._observe(), reward, done)
+
+
+def make_env(request: base.BestResponseRequest, num_envs: int, seed: int,
+             obs_table: np.ndarray | None = None) -> TreeVecEnv:
+  """The vectorised environment of an oracle request."""
+  return TreeVecEnv(request.tree, request.player, request.opponent_populations,
+                    request.opponent_weights, num_envs, seed, obs_table)
+
+
+def policy_value(request: base.BestResponseRequest, matrix: np.ndarray) -> float:
+  """Exact expected return of `[I_p, A]` `matrix` against the request's mixture."""
+  tree, p = request.tree, request.player
+  reach = request.opponent_terminal_reach() * tree.terminal_reach(p, matrix)
+  return float(reach @ tree.terminal_returns[:, p])
+
+
+@dataclasses.dataclass
+class Budget:
+  """Training limits; 0 means unlimited (at least one limit must be set)."""
+
+  episodes: int = 0
+  steps: int = 0
+  seconds: float = 0.0
+
+  def __post_init__(self):
+    if not (self.episodes or self.steps or self.seconds):
+      raise ValueError("set an episode, step or wall-time budget.")
+    self.start = time.perf_counter()
+
+  @property
+  def elapsed(self) -> float:
+    return time.perf_counter() - self.start
+
+  def fraction(self, episodes: int, steps: int) -> float:
+    """How much of the tightest limit is used, in [0, 1]."""
+    used = [0.0]
+    if self.episodes:
+      used.append(episodes / self.episodes)
+    if self.steps:
+      used.append(steps / self.steps)
+    if self.seconds:
+      used.append(self.elapsed / self.seconds)
+    return min(1.0, max(used))
+
+  def done(self, episodes: int, steps: int) -> bool:
+    return self.fraction(episodes, steps) >= 1.0
+
+
+class Progress:
+  """A minimal progress bar: a line on stderr (if a tty) or periodic log lines."""
+
+  def __init__(self, name: str, enabled: bool = True, log_every_s: float = 10.0):
+    self.name = name
+    self.enabled = enabled
+    self._tty = enabled and sys.stderr.isatty()
+    self._log_every = log_every_s
+    self._last = time.perf_counter()
+
+  def update(self, fraction: float, **values: float) -> None:
+    if not self.enabled:
+      return
+    fields = " ".join(f"{k}={v:.4g}" for k, v in values.items())
+    filled = int(30 * fraction)
+    line = f"{self.name} [{'#' * filled}{'.' * (30 - filled)}] {100 * fraction:3.0f}% {fields}"
+    if self._tty:
+      sys.stderr.write("\r" + line)
+      sys.stderr.flush()
+    elif time.perf_counter() - self._last >= self._log_every:
+      logging.info(line)
+      self._last = time.perf_counter()
+
+  def close(self) -> None:
+    if self._tty:
+      sys.stderr.write("\n")
+      sys.stderr.flush()

@@ -1,0 +1,170 @@
+"""A trained network that is both a `torch.nn.Module` and an OpenSpiel `Policy`.
+
+`TorchPolicy` wraps the acting network of an RL oracle (policy logits for PPO
+and SAC, action values for DQN) for one player. It answers
+`action_probabilities(state, player_id)` like any OpenSpiel policy, and
+`matrix(tree)` evaluates every information state of the compiled tree in one
+batched forward pass, giving the exact `[I_p, A]` behaviour matrix PSRO uses.
+
+Checkpoints: the architecture (and the game and player) travels inside
+`state_dict()` as the module's extra state, so
+
+    module = TorchPolicy.from_state_dict(torch.load(path))
+
+rebuilds it with no other information; `member_from_state_dict(tree, player,
+state_dict)` rebuilds the whole `PopulationMember`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+from open_spiel.python import policy as policy_lib
+import pyspiel
+import torch
+from torch import nn
+
+from openspiel_psro_ext import game_tree as game_tree_lib
+from openspiel_psro_ext.game_tree import GameTree
+from openspiel_psro_ext.oracles import base
+from openspiel_psro_ext.oracles import networks
+
+OBS_INFO_STATE = "info_state"
+OBS_SEQUENCE = "observation_sequence"
+
+
+def observation_table(tree: GameTree, player: int, obs_type: str) -> np.ndarray:
+  """`[I_p, ...]` what the learner observes at each of its information states."""
+  if obs_type == OBS_INFO_STATE:
+    tensors = tree.infostates[player].tensors
+    if tensors is None:
+      raise ValueError(f"{tree.game} has no information-state tensor; use"
+                       f" obs_type={OBS_SEQUENCE!r} with a GRU network.")
+    return tensors
+  if obs_type == OBS_SEQUENCE:
+    return networks.observation_sequences(tree, player)
+  raise ValueError(f"unknown obs_type {obs_type!r}.")
+
+
+class TorchPolicy(nn.Module, policy_lib.Policy):
+  """One player's policy given by a network over its observations.
+
+  Attributes:
+    net: `networks.Network` producing `[B, A]` logits (`output="softmax"`) or
+      action values (`output="greedy"`: play the best legal action).
+    value: `[B, 1]` state-value network (PPO's critic), or None.
+    arch: the architecture arguments (saved in `state_dict`).
+  """
+
+  def __init__(self, game: pyspiel.Game | str, player: int,
+               obs_shape: Sequence[int], hidden: Sequence[int] = (128, 128),
+               kind: str = "mlp", output: str = "softmax",
+               obs_type: str = OBS_INFO_STATE, with_value: bool = False):
+    nn.Module.__init__(self)
+    if isinstance(game, str):
+      game = pyspiel.load_game(game)
+    policy_lib.Policy.__init__(self, game, [player])
+    if output not in ("softmax", "greedy"):
+      raise ValueError(f"unknown output {output!r}; use 'softmax' or 'greedy'.")
+    self.player = player
+    self.arch = dict(game=str(game), player=int(player),
+                     obs_shape=[int(d) for d in obs_shape],
+                     hidden=[int(h) for h in hidden], kind=kind, output=output,
+                     obs_type=obs_type, with_value=bool(with_value))
+    self.net = networks.Network(obs_shape, game.num_distinct_actions(), hidden,
+                                kind, out_scale=0.01)
+    # PPO's critic travels with the actor so warm starts keep both.
+    self.value = (networks.Network(obs_shape, 1, hidden, kind, out_scale=1.0)
+                  if with_value else None)
+
+  # -- checkpoints ----------------------------------------------------------
+
+  def get_extra_state(self) -> dict[str, Any]:
+    return dict(self.arch)
+
+  def set_extra_state(self, state: dict[str, Any]) -> None:
+    if state != self.arch:
+      raise ValueError(f"checkpoint architecture {state} != module's {self.arch}.")
+
+  @classmethod
+  def from_state_dict(cls, state_dict: dict[str, Any]) -> "TorchPolicy":
+    """Rebuilds a saved `TorchPolicy` from its `state_dict()` alone."""
+    arch = dict(state_dict["_extra_state"])
+    game = arch.pop("game")
+    player = arch.pop("player")
+    module = cls(game, player, **arch)
+    module.load_state_dict(state_dict)
+    return module
+
+  # -- acting ---------------------------------------------------------------
+
+  def probabilities(self, out: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
+    """`[B, A]` action probabilities from network outputs and legal masks."""
+    if self.arch["output"] == "greedy":
+      best = networks.masked_logits(out, legal).argmax(dim=1)
+      return nn.functional.one_hot(best, out.shape[1]).to(out.dtype)
+    return torch.softmax(networks.masked_logits(out, legal), dim=1) * legal
+
+  def forward(self, obs: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
+    """`[B, ...]` observations, `[B, A]` bool masks -> `[B, A]` probabilities."""
+    return self.probabilities(self.net(obs), legal)
+
+  @torch.no_grad()
+  def matrix(self, tree: GameTree | None = None,
+             obs_table: np.ndarray | None = None) -> np.ndarray:
+    """`[I_p, A]` exact behaviour matrix: one forward pass over all infostates."""
+    tree = game_tree_lib.get_tree(tree if tree is not None else self.game)
+    if obs_table is None:
+      obs_table = observation_table(tree, self.player, self.arch["obs_type"])
+    device = next(self.parameters()).device
+    legal = tree.infostates[self.player].legal_mask
+    probs = self(torch.as_tensor(obs_table, device=device),
+                 torch.as_tensor(legal, device=device))
+    matrix = probs.double().cpu().numpy() * legal
+    return matrix / matrix.sum(axis=1, keepdims=True)
+
+  def _observation(self, state: pyspiel.State, player: int) -> np.ndarray:
+    if self.arch["obs_type"] == OBS_INFO_STATE:
+      return np.asarray(state.information_state_tensor(player), dtype=np.float32)
+    # Replay the history, collecting the player's observations at its turns.
+    replay = self.game.new_initial_state()
+    seq = []
+    for action in state.history():
+      if replay.current_player() == player:
+        seq.append(replay.observation_tensor(player))
+      replay.apply_action(action)
+    seq.append(state.observation_tensor(player))
+    length = self.arch["obs_shape"][0]
+    out = np.zeros(self.arch["obs_shape"], dtype=np.float32)
+    out[length - len(seq):] = np.asarray(seq[-length:], dtype=np.float32)
+    return out
+
+  @torch.no_grad()
+  def action_probabilities(self, state: pyspiel.State,
+                           player_id: int | None = None) -> dict[int, float]:
+    player = state.current_player() if player_id is None else player_id
+    legal_actions = state.legal_actions(player)
+    device = next(self.parameters()).device
+    obs = torch.as_tensor(self._observation(state, player), device=device)[None]
+    legal = torch.zeros(1, self.game.num_distinct_actions(), dtype=torch.bool,
+                        device=device)
+    legal[0, legal_actions] = True
+    probs = self(obs, legal)[0].double().cpu().numpy()
+    probs = probs[legal_actions] / probs[legal_actions].sum()
+    return {a: float(p) for a, p in zip(legal_actions, probs)}
+
+
+def member_from_state_dict(tree: GameTree | None, player: int | None,
+                           state_dict: dict[str, Any],
+                           config: Any = None) -> base.PopulationMember:
+  """Rebuilds a `PopulationMember` (matrix and module) from a saved `state_dict`.
+
+  `player` and `config` are checked against / ignored in favour of the
+  architecture stored in the state dict; `tree` defaults to the saved game's.
+  """
+  del config  # The architecture is in the state dict.
+  module = TorchPolicy.from_state_dict(state_dict)
+  if player is not None and player != module.player:
+    raise ValueError(f"state dict is player {module.player}'s, not {player}'s.")
+  return base.PopulationMember(matrix=module.matrix(tree), module=module)

@@ -1,0 +1,108 @@
+"""Deep RL oracles: near-exact best responses, exact evaluation, checkpoints."""
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from openspiel_psro_ext import exploitability
+from openspiel_psro_ext import game_tree
+from openspiel_psro_ext import oracles
+from openspiel_psro_ext.oracles import base
+from openspiel_psro_ext.oracles import rollouts
+from openspiel_psro_ext.oracles import torch_policy
+from tests.conftest import random_matrix
+
+
+def _request(game, player, opponents, seed=0, previous=None):
+  tree = game_tree.get_tree(game)
+  pops, weights = [None] * tree.num_players, [None] * tree.num_players
+  q = 1 - player
+  pops[q] = np.stack(opponents)
+  weights[q] = np.full(len(opponents), 1.0 / len(opponents))
+  return base.BestResponseRequest(tree, player, pops, weights, previous, seed)
+
+
+def gain(request, matrix):
+  """Fraction of the exact best response's gain over uniform play achieved."""
+  tree, p = request.tree, request.player
+  weights = request.opponent_terminal_reach() * tree.terminal_returns[:, p]
+  best, _ = exploitability.best_response_from_weights(tree, p, weights)
+  uniform = rollouts.policy_value(request, tree.uniform_policy()[p])
+  return (rollouts.policy_value(request, matrix) - uniform) / (best - uniform)
+
+
+def _check_member(request, member):
+  table = request.tree.infostates[request.player]
+  assert member.matrix.shape == table.legal_mask.shape
+  np.testing.assert_allclose(member.matrix.sum(axis=1), 1.0, atol=1e-9)
+  assert np.all(member.matrix[~table.legal_mask] == 0)
+  curves = member.stats["curves"]
+  assert len(curves["return"]) == len(curves["loss"]) == len(curves["episodes"]) > 0
+
+
+def test_registry_is_lazy():
+  assert {"ppo", "dqn", "sac"} <= set(oracles.names())
+  assert oracles.get("ppo").name == "ppo"
+
+
+# Episode budgets (not wall time) keep the tests deterministic on a busy machine.
+KUHN_CONFIGS = {
+    "ppo": dict(total_episodes=100_000, num_envs=1024),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KUHN_CONFIGS))
+def test_kuhn_best_response_vs_mixture(name, rng):
+  tree = game_tree.get_tree("kuhn_poker")
+  for player in (0, 1):
+    opponents = [random_matrix(tree, 1 - player, rng, deterministic=True)
+                 for _ in range(3)]
+    request = _request("kuhn_poker", player, opponents, seed=player)
+    cls = oracles.get(name)
+    config = cls.Config(time_budget_s=0, progress=False, **KUHN_CONFIGS[name])
+    member = cls(config).best_response(request)
+    _check_member(request, member)
+    assert gain(request, member.matrix) >= 0.95
+
+
+def test_torch_policy_is_an_openspiel_policy_and_checkpoints(rng):
+  tree = game_tree.get_tree("kuhn_poker")
+  request = _request("kuhn_poker", 0, [tree.uniform_policy()[1]])
+  cfg = oracles.get("ppo").Config(total_episodes=20_000, time_budget_s=0,
+                                  progress=False)
+  member = oracles.get("ppo")(cfg).best_response(request)
+  module = member.module
+  table = tree.infostates[0]
+  for i, state in enumerate(table.states):
+    probs = module.action_probabilities(state, 0)
+    for a, p in probs.items():
+      assert p == pytest.approx(member.matrix[i, a], abs=1e-6)
+  buffer = io.BytesIO()
+  torch.save(module.state_dict(), buffer)
+  buffer.seek(0)
+  restored = torch_policy.member_from_state_dict(
+      tree, 0, torch.load(buffer, weights_only=True))
+  np.testing.assert_allclose(restored.matrix, member.matrix, atol=1e-12)
+  # Warm start: a zero-budget-like short run from the previous member keeps it.
+  cfg.total_episodes = 1
+  warm = oracles.get("ppo")(cfg).best_response(
+      _request("kuhn_poker", 0, [tree.uniform_policy()[1]], previous=member))
+  assert np.abs(warm.matrix - member.matrix).max() < 0.2
+
+
+def test_gru_network_on_observation_sequences(rng):
+  tree = game_tree.get_tree("kuhn_poker")
+  request = _request("kuhn_poker", 1, [tree.uniform_policy()[0]])
+  cfg = oracles.get("ppo").Config(time_budget_s=0, total_episodes=100_000,
+                                  num_envs=1024, hidden=(64, 64), network="gru",
+                                  obs_type="observation_sequence", progress=False)
+  member = oracles.get("ppo")(cfg).best_response(request)
+  _check_member(request, member)
+  assert gain(request, member.matrix) >= 0.9
+  state = tree.infostates[1].states[-1]
+  probs = member.module.action_probabilities(state, 1)
+  row = member.matrix[len(tree.infostates[1].states) - 1]
+  for a, p in probs.items():
+    assert p == pytest.approx(row[a], abs=1e-6)
