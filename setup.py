@@ -21,6 +21,7 @@ setuptools.setup(
         "absl-py>=1.0",
         "matplotlib>=3.5",
         "threadpoolctl>=3.1",
+        "highspy>=1.7",
     ],
     extras_require={
         # Stock psro_v2 (for --compare_stock) imports cvxpy; its 'nash' needs ECOS

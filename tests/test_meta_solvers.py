@@ -97,7 +97,11 @@ def test_incremental_nash_matches_full_lp_on_growing_table():
     sol = inc.solve(a)
     assert sol.gap < 1e-8
     assert abs(sol.value - value_by_dual_lp(a)) < 1e-7
-  assert inc.stats["restricted_solves"] > 0
+  assert inc.stats["warm_solves"] == 59 and inc.stats["cold_solves"] == 1
+  # A table that is not an extension of the last one rebuilds the model.
+  sol = inc.solve(-big[:5, :5])
+  assert abs(sol.value - value_by_dual_lp(-big[:5, :5])) < 1e-7
+  assert inc.stats["cold_solves"] == 2
 
 
 def test_general_sum_lemke_howson():

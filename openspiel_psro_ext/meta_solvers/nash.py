@@ -17,13 +17,9 @@ right one), so one HiGHS solve (`scipy.optimize.linprog`) returns both.
 is 0; that gap is also the meta-game NashConv and certifies every answer here.
 
 PSRO calls the meta-solver on a table that grows by one row and column per
-iteration, and the new policy is a best response to the previous equilibrium,
-so the equilibrium support changes little. `IncrementalZeroSumNash` exploits
-that: it solves the LP restricted to the previous support plus the new
-policies, then checks the full-table best-response gap; rows or columns that
-beat the restricted equilibrium are added and the small LP re-solved (a
-constraint-generation / double-oracle loop), falling back to the full LP when
-the restricted set grows large. Its answers carry the same certificate.
+iteration. `IncrementalZeroSumNash` keeps one HiGHS model across calls and
+appends the new variables and constraints, so the dual simplex restarts from
+the previous optimal basis; its answers carry the same certificate.
 
 General-sum two-player games use the Lemke-Howson algorithm with a
 lexicographic ratio test (exact up to floating point, finds one equilibrium,
@@ -34,6 +30,8 @@ or complementary-pivoting formulation here: use `prd` or `alpharank`.
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -95,96 +93,104 @@ def solve_zero_sum(a: np.ndarray) -> ZeroSumSolution:
   return _certify(a, x, y)
 
 
+def _quietly(make):
+  """Calls `make()` with the process's stdout muted: highspy prints a banner
+  from C++ on construction, before any option can turn output off."""
+  sys.stdout.flush()
+  saved = os.dup(1)
+  try:
+    with open(os.devnull, "w") as devnull:
+      os.dup2(devnull.fileno(), 1)
+      return make()
+  finally:
+    os.dup2(saved, 1)
+    os.close(saved)
+
+
 class IncrementalZeroSumNash:
   """Warm-started zero-sum Nash for a payoff table that grows over PSRO.
 
   Usage: keep one instance per PSRO run and call `solve(A)` with the current
-  `[n, m]` table each iteration (rows/columns only appended, as in PSRO);
-  it returns a `ZeroSumSolution` with `gap <= tol * scale`. Any table is
-  accepted (a shrunk or unrelated table only costs the warm start).
+  `[n, m]` table each iteration. One HiGHS model of the maximin LP lives
+  across calls: a new row of `A` is a new variable `x_i`, a new column a new
+  constraint `(A^T x)_j >= v`, so when the table only grew, the columns and
+  rows are appended and the dual simplex restarts from the previous optimal
+  basis (a few pivots instead of a cold solve). Any other table (shrunk, or
+  with changed entries) rebuilds the model. Every answer is certified by its
+  duality gap; one above `tol` falls back to the cold `solve_zero_sum`.
 
   Attributes:
-    tol: certificate tolerance on the best-response gap, relative to the
-      payoff range (`max|A|`, at least 1).
-    max_add: most violating rows (and columns) added per round.
-    fallback_fraction: if the restricted set exceeds this fraction of the
-      table's rows or columns the full LP is solved instead.
-    skip_after_fallback: calls that go straight to the full LP after a call
-      whose restricted rounds ended in the fallback (large, churning
-      supports gain nothing from the warm start).
-    stats: counts of `restricted_solves`, `full_solves` and `calls`.
+    tol: certificate tolerance on the gap, relative to `max(1, max|A|)`.
+    stats: counts of `calls`, `warm_solves` (model extended), `cold_solves`
+      (model rebuilt) and `fallbacks` (certificate failed, cold LP used).
   """
 
-  def __init__(self, tol: float = 1e-9, max_add: int = 4,
-               fallback_fraction: float = 0.6, skip_after_fallback: int = 3):
-    self.skip_after_fallback = skip_after_fallback
-    self._skip = 0
+  def __init__(self, tol: float = 1e-9):
     self.tol = tol
-    self.max_add = max_add
-    self.fallback_fraction = fallback_fraction
-    self._rows = np.zeros(0, dtype=np.int64)
-    self._cols = np.zeros(0, dtype=np.int64)
-    self._shape = (0, 0)
-    self.stats = {"calls": 0, "restricted_solves": 0, "full_solves": 0}
+    self._highs = None
+    self._table = np.zeros((0, 0))
+    self.stats = {"calls": 0, "warm_solves": 0, "cold_solves": 0, "fallbacks": 0}
 
   def reset(self) -> None:
-    self._rows = np.zeros(0, dtype=np.int64)
-    self._cols = np.zeros(0, dtype=np.int64)
-    self._shape = (0, 0)
+    """Forgets the model; the next call solves from scratch."""
+    self._highs = None
+    self._table = np.zeros((0, 0))
+
+  def _new_model(self):
+    import highspy  # pylint: disable=g-import-not-at-top
+    highs = _quietly(highspy.Highs)
+    highs.setOptionValue("output_flag", False)
+    for option in ("primal_feasibility_tolerance", "dual_feasibility_tolerance"):
+      highs.setOptionValue(option, 1e-10)
+    highs.changeObjectiveSense(highspy.ObjSense.kMaximize)
+    # Variable 0 is the value v (free); row 0 is sum_i x_i = 1.
+    highs.addVar(-highspy.kHighsInf, highspy.kHighsInf)
+    highs.changeColCost(0, 1.0)
+    highs.addRow(1.0, 1.0, 0, np.zeros(0, dtype=np.int32), np.zeros(0))
+    return highs
+
+  def _extend(self, a: np.ndarray) -> None:
+    """Appends a's new rows (variables) and columns (constraints)."""
+    import highspy  # pylint: disable=g-import-not-at-top
+    n0, m0 = self._table.shape
+    n, m = a.shape
+    highs = self._highs
+    existing_rows = np.arange(m0 + 1, dtype=np.int32)
+    for i in range(n0, n):
+      values = np.concatenate([[1.0], a[i, :m0]])
+      highs.addCol(0.0, 0.0, highspy.kHighsInf, m0 + 1, existing_rows, values)
+    all_vars = np.arange(n + 1, dtype=np.int32)
+    for j in range(m0, m):
+      values = np.concatenate([[-1.0], a[:, j]])
+      highs.addRow(0.0, highspy.kHighsInf, n + 1, all_vars, values)
 
   def solve(self, a: np.ndarray) -> ZeroSumSolution:
     """Returns a certified equilibrium of `a` ([n, m], row player maximises)."""
     a = np.asarray(a, dtype=np.float64)
     n, m = a.shape
+    n0, m0 = self._table.shape
     self.stats["calls"] += 1
+    grown = (self._highs is not None and n >= n0 and m >= m0
+             and np.array_equal(a[:n0, :m0], self._table))
+    if not grown:
+      self._highs = self._new_model()
+      self._table = np.zeros((0, 0))
+      self.stats["cold_solves"] += 1
+    else:
+      self.stats["warm_solves"] += 1
+    self._extend(a)
+    self._table = a.copy()
+    self._highs.run()
+    solution = self._highs.getSolution()
+    x = np.maximum(np.asarray(solution.col_value[1:]), 0.0)
+    y = np.abs(np.asarray(solution.row_dual[1:]))
     tol = self.tol * max(1.0, float(np.abs(a).max()))
-    if n < self._shape[0] or m < self._shape[1]:
-      self.reset()
-    # Warm start: previous support plus every policy added since.
-    rows = np.union1d(self._rows, np.arange(self._shape[0], n))
-    cols = np.union1d(self._cols, np.arange(self._shape[1], m))
-    if rows.size == 0 or cols.size == 0:
-      rows = np.array([int(np.argmax(a.min(axis=1)))])
-      cols = np.array([int(np.argmin(a.max(axis=0)))])
-    attempts = 0
-    if self._skip > 0:  # the warm start kept failing lately: go straight on.
-      self._skip -= 1
-      rows, cols = np.arange(n), np.arange(m)
-    while True:
-      if (rows.size > self.fallback_fraction * n
-          or cols.size > self.fallback_fraction * m):
-        self.stats["full_solves"] += 1
-        sol = solve_zero_sum(a)
-        if attempts:  # restricted rounds were wasted: skip a few calls.
-          self._skip = self.skip_after_fallback
-        break
-      attempts += 1
-      self.stats["restricted_solves"] += 1
-      xs, ys, _ = _solve_lp(a[np.ix_(rows, cols)])
-      x = np.zeros(n)
-      x[rows] = xs
-      y = np.zeros(m)
-      y[cols] = ys
-      sol = _certify(a, x, y)
-      row_gain = a[:, cols] @ ys - sol.value  # > 0: row i beats y.
-      col_gain = sol.value - xs @ a[rows, :]  # > 0: column j beats x.
+    if x.sum() > 0 and y.sum() > 0:
+      sol = _certify(a, x / x.sum(), y / y.sum())
       if sol.gap <= tol:
-        break
-      new_rows = self._worst(row_gain, rows, tol)
-      new_cols = self._worst(col_gain, cols, tol)
-      rows = np.union1d(rows, new_rows)
-      cols = np.union1d(cols, new_cols)
-    self._rows = np.flatnonzero(sol.row > 0)
-    self._cols = np.flatnonzero(sol.col > 0)
-    self._shape = (n, m)
-    return sol
-
-  def _worst(self, gain: np.ndarray, current: np.ndarray,
-             tol: float) -> np.ndarray:
-    gain = gain.copy()
-    gain[current] = -np.inf
-    order = np.argsort(-gain)[:self.max_add]
-    return order[gain[order] > tol]
+        return sol
+    self.stats["fallbacks"] += 1
+    return solve_zero_sum(a)
 
 
 # ---------------------------------------------------------------------------
