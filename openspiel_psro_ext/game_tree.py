@@ -65,8 +65,10 @@ class InfostateTable:
     legal_mask: `[I, A]` bool, legal actions.
     parent_sequence: `[I]` the player's sequence leading to each information
       state (`num_sequences` is the empty sequence).
-    level: `[I]` the number of the player's own actions before the state.
+    level: `[I]` the number of the player's own actions before the state;
+      information states are numbered by level, so it is non-decreasing.
     levels: information-state indices grouped by level, shallowest first.
+    level_slices: the same groups as slices of the information-state axis.
     states: one representative `pyspiel.State` per information state, used to
       query arbitrary `open_spiel.python.policy.Policy` objects.
   """
@@ -78,6 +80,7 @@ class InfostateTable:
   parent_sequence: np.ndarray
   level: np.ndarray
   levels: list[np.ndarray]
+  level_slices: list[slice]
   states: list[pyspiel.State]
 
   @property
@@ -160,7 +163,7 @@ class GameTree:
     plan[:, num_seq] = 1.0
     per_state = plan[:, :num_seq].reshape(n, table.num_infostates,
                                           self.num_actions)
-    for states in table.levels:
+    for states in table.level_slices:
       above = plan[:, table.parent_sequence[states]]
       per_state[:, states, :] = above[:, :, None] * policies[:, states, :]
     return plan[0] if single else plan
@@ -310,29 +313,43 @@ def compile_game(game: pyspiel.Game | str,
   for h, r in returns_rows:
     returns[h] = r
 
+  # Renumber each player's information states by level (stable), so that a
+  # level is a contiguous slice: the level sweeps then use slices, not scatters.
+  infostate = np.asarray(infostate, dtype=np.int64)
+  player = np.asarray(player, dtype=np.int64)
   infostate_tables = []
+  renumber = []
   for p, table in enumerate(tables):
     num_states = len(table["strings"])
     num_seq = num_states * num_actions
+    level = np.asarray(table["level"], dtype=np.int64)
+    order = np.argsort(level, kind="stable")  # new index -> old index
+    new_of_old = np.empty(num_states, dtype=np.int64)
+    new_of_old[order] = np.arange(num_states)
+    renumber.append(new_of_old)
+    infostate[player == p] = new_of_old[infostate[player == p]]
     legal_mask = np.zeros((num_states, num_actions), dtype=bool)
     for i, legal in enumerate(table["legal"]):
-      legal_mask[i, legal] = True
+      legal_mask[new_of_old[i], legal] = True
     parent_seq = np.array(
-        [num_seq if s is None else s[0] * num_actions + s[1]
-         for s in table["parent_seq"]], dtype=np.int64)
-    level = np.asarray(table["level"], dtype=np.int64)
-    levels = [np.flatnonzero(level == l) for l in range(level.max() + 1)
-             ] if num_states else []
-    tensors = (np.asarray(table["tensors"], dtype=np.float32)
+        [num_seq if table["parent_seq"][o] is None else
+         new_of_old[table["parent_seq"][o][0]] * num_actions + table["parent_seq"][o][1]
+         for o in order], dtype=np.int64)
+    level = level[order]
+    bounds = np.searchsorted(level, np.arange(level.max() + 2)) if num_states else []
+    level_slices = [slice(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    strings = [table["strings"][o] for o in order]
+    tensors = (np.asarray(table["tensors"], dtype=np.float32)[order]
                if provides_tensor and num_states else None)
     infostate_tables.append(InfostateTable(
-        strings=table["strings"], index=table["index"], tensors=tensors,
-        legal_mask=legal_mask, parent_sequence=parent_seq, level=level,
-        levels=levels, states=table["states"]))
+        strings=strings, index={key: i for i, key in enumerate(strings)},
+        tensors=tensors, legal_mask=legal_mask, parent_sequence=parent_seq,
+        level=level, levels=[np.arange(sl.start, sl.stop) for sl in level_slices],
+        level_slices=level_slices, states=[table["states"][o] for o in order]))
 
   terminal_sequence = np.array(
       [[infostate_tables[p].num_sequences if seqs[p] is None
-        else seqs[p][0] * num_actions + seqs[p][1]
+        else renumber[p][seqs[p][0]] * num_actions + seqs[p][1]
         for seqs in terminal_seqs] for p in range(num_players)],
       dtype=np.int64).reshape(num_players, len(terminals))
 
@@ -342,9 +359,9 @@ def compile_game(game: pyspiel.Game | str,
       num_actions=num_actions,
       parent=np.asarray(parent, dtype=np.int64),
       action=np.asarray(action, dtype=np.int64),
-      player=np.asarray(player, dtype=np.int64),
+      player=player,
       depth=np.asarray(depth, dtype=np.int64),
-      infostate=np.asarray(infostate, dtype=np.int64),
+      infostate=infostate,
       chance_reach=np.asarray(chance_reach),
       child=child,
       chance_probs=chance_probs,

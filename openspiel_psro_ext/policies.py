@@ -99,19 +99,25 @@ def check_matrices(tree: GameTree, player: int, matrix: np.ndarray) -> None:
     raise ValueError(f"player {player}'s policy matrix has shape {matrix.shape},"
                      f" expected {expected} ([infostates, actions]).")
   rows = matrix.reshape(-1, *expected)
+  # Fast path: one pass each for finiteness/sign, row sums and illegal mass;
+  # the slow search for the culprit runs only on failure.
+  illegal = (~table.legal_mask).ravel().astype(np.float64)
+  ok = (np.isfinite(rows.sum()) and rows.min(initial=0.0) >= -_ROW_SUM_TOLERANCE
+        and np.abs(rows.sum(axis=2) - 1.0).max(initial=0.0) <= _ROW_SUM_TOLERANCE
+        and (rows.reshape(len(rows), -1) @ illegal).max(initial=0.0) <= _ROW_SUM_TOLERANCE)
+  if ok:
+    return
   if not np.all(np.isfinite(rows)) or np.any(rows < -_ROW_SUM_TOLERANCE):
     bad = np.flatnonzero((~np.isfinite(rows) | (rows < -_ROW_SUM_TOLERANCE)).any(axis=(0, 2)))
     raise ValueError(f"player {player}'s policy has negative or non-finite"
                      f" probabilities at information state {table.strings[bad[0]]!r}.")
-  illegal = np.abs(rows[:, ~table.legal_mask]).max(initial=0.0)
   sums = rows.sum(axis=2)
   bad_rows = np.flatnonzero((np.abs(sums - 1.0) > _ROW_SUM_TOLERANCE).any(axis=0))
-  if illegal > _ROW_SUM_TOLERANCE or bad_rows.size:
-    where = table.strings[bad_rows[0]] if bad_rows.size else "(illegal action)"
-    raise ValueError(
-        f"player {player}'s policy is not a probability distribution over legal"
-        f" actions at information state {where!r}; normalise it over"
-        " state.legal_actions().")
+  where = table.strings[bad_rows[0]] if bad_rows.size else "(illegal action)"
+  raise ValueError(
+      f"player {player}'s policy is not a probability distribution over legal"
+      f" actions at information state {where!r}; normalise it over"
+      " state.legal_actions().")
 
 
 def policy_matrices(tree: GameTree, policy: PolicyLike) -> list[np.ndarray]:
