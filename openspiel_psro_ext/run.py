@@ -66,9 +66,9 @@ flags.DEFINE_string("cache_dir",
                                  "openspiel_psro_ext"),
                     "Where per-game results that never change (the CFR+"
                     " baseline policy) are cached; empty: no cache.")
-flags.DEFINE_integer("metrics_every", 1,
+flags.DEFINE_integer("metrics_every", 10,
                      "Compute win rates, Elo and diversity every N iterations"
-                     " (0: never); the last iteration always gets them.")
+                     " (0: never; their time is logged apart from PSRO's).")
 
 _VERIFY_TOLERANCE = 1e-6
 
@@ -131,22 +131,35 @@ def format_record(record: dict[str, Any]) -> str:
   return line
 
 
-def _extra_metrics_hook(tree: game_tree.GameTree, every: int, cache_dir: str):
-  """Win rates, Elo and diversity every `every` iterations (and the last)."""
-  if every <= 0:
-    return None
-  from openspiel_psro_ext import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
-  computer = metrics_lib.IterationMetrics(tree, cache_dir=cache_dir or None)
+class _RunMetrics:
+  """Win rates, Elo and diversity every `every` iterations, as a PSRO hook."""
 
-  def hook(run: psro_lib.PSRO, matrices):
-    last = run.iteration + 1 >= run.config.iterations
-    if run.iteration % every and not last:
-      return {}
-    values = computer.compute(matrices, run.meta_strategies, run.table.meta_games)
-    values["short_log"] = metrics_lib.short_log(values)
+  def __init__(self, tree: game_tree.GameTree, every: int, cache_dir: str):
+    from openspiel_psro_ext import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
+    self._lib = metrics_lib
+    self.every = every
+    self.computer = metrics_lib.IterationMetrics(tree, cache_dir=cache_dir or None)
+
+  def compute(self, run: psro_lib.PSRO, matrices) -> dict[str, Any]:
+    values = self.computer.compute(matrices, run.meta_strategies, run.table.meta_games)
+    values["short_log"] = self._lib.short_log(values)
     return values
 
-  return hook
+  def __call__(self, run: psro_lib.PSRO, matrices) -> dict[str, Any]:
+    if run.iteration % self.every:
+      return {}
+    return self.compute(run, matrices)
+
+  def final(self, run: psro_lib.PSRO) -> dict[str, Any]:
+    """The metrics of the run's last meta-strategy (for summary.json)."""
+    last = run.records[-1]
+    if any("/" in key for key in last):
+      return {k: v for k, v in last.items() if "/" in k}
+    sizes = last["population_size"]
+    matrices = [m[:n] for m, n in zip(run.population_matrices(), sizes)]
+    meta_games = [t[tuple(slice(0, n) for n in sizes)] for t in run.table.meta_games]
+    values = self.computer.compute(matrices, run.meta_strategies, meta_games)
+    return {k: v for k, v in values.items() if "/" in k}
 
 
 def _install_interrupt_handler(run: psro_lib.PSRO) -> None:
@@ -179,7 +192,9 @@ def main(argv: Sequence[str]) -> int:
   if FLAGS.resume:
     config = _resume_config(output_dir, config)
   run = psro_lib.PSRO(config, output_dir=output_dir, resume=FLAGS.resume)
-  run.extra_metrics = _extra_metrics_hook(run.tree, FLAGS.metrics_every, FLAGS.cache_dir)
+  run_metrics = (_RunMetrics(run.tree, FLAGS.metrics_every, FLAGS.cache_dir)
+                 if FLAGS.metrics_every > 0 else None)
+  run.extra_metrics = run_metrics
   tensorboard = None
   if FLAGS.tensorboard:
     from openspiel_psro_ext import tensorboard as tb  # pylint: disable=g-import-not-at-top
@@ -218,9 +233,8 @@ def main(argv: Sequence[str]) -> int:
       "wall_time_s": final["wall_time_s"],
       "units": "NashConv (OpenSpiel's exploitability() is NashConv / 2 for two players)",
   }
-  for key, value in final.items():
-    if "/" in key:  # Issue-6 metric keys, e.g. "elo/meta_strategy".
-      summary[key] = value
+  if run_metrics is not None:  # e.g. "elo/meta_strategy", "win_rate/cfr_plus".
+    summary.update(run_metrics.final(run))
   if FLAGS.compare_stock:
     summary["stock"] = _compare_stock(run, output_dir)
   checkpoints.write_json(os.path.join(output_dir, checkpoints.SUMMARY_FILE), summary)
