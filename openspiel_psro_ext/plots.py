@@ -156,7 +156,7 @@ def plot_nash_conv(records, comparison, path: str) -> str | None:
     axis.set_xlabel(xlabel)
     axis.set_ylabel("NashConv of the meta-strategy")
     axis.grid(True, which="both", alpha=0.3)
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, loc="upper right")
   figure.suptitle("NashConv")
   return _save(figure, path)
 

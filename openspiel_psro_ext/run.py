@@ -271,8 +271,8 @@ def _compare_stock(run: psro_lib.PSRO, output_dir: str) -> dict[str, Any]:
   table = stock_baseline.comparison_table(run.records, stock)
   for line in table.splitlines():
     logging.info(line)
-  comparison = {"label": f"stock psro_v2 ({label}, {stock.meta_solver_used},"
-                         f" {stock.sims_per_entry} games/entry)",
+  comparison = {"label": f"stock psro_v2 ({stock.sims_per_entry} games/entry)",
+                "oracle": label, "meta_solver": stock.meta_solver_used,
                 "stock": stock.records, "stopped_by": stock.stopped_by,
                 "summary": stock_baseline.speedup_summary(run.records, stock)}
   checkpoints.write_json(os.path.join(output_dir, "comparison.json"), comparison)

@@ -106,7 +106,11 @@ def comparison_table(ours: list[dict[str, Any]], stock: StockResult) -> str:
   lines = [f"{'iter':>4} | {'ours NashConv':>13} {'ours s':>8} | "
            f"{'stock NashConv':>14} {'stock s':>8}"]
   by_iter = {r["iteration"]: r for r in stock.records}
-  for r in ours:
+  # Rows where both ran, then our last iteration.
+  rows = [r for r in ours if r["iteration"] in by_iter]
+  if ours and ours[-1] not in rows:
+    rows.append(ours[-1])
+  for r in rows:
     s = by_iter.get(r["iteration"])
     stock_cols = (f"{s['nash_conv']:>14.6f} {s['wall_time_s']:>8.2f}" if s
                   else f"{'-':>14} {'-':>8}")
