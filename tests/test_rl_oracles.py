@@ -48,8 +48,13 @@ def test_registry_is_lazy():
 
 
 # Episode budgets (not wall time) keep the tests deterministic on a busy machine.
+# One torch thread: the suite runs beside other jobs on two cores.
 KUHN_CONFIGS = {
-    "ppo": dict(total_episodes=100_000, num_envs=1024),
+    "ppo": dict(total_episodes=100_000, num_envs=1024, num_threads=1),
+    "dqn": dict(total_episodes=60_000, gradient_steps=4, batch_size=256,
+                num_threads=1),
+    "sac": dict(total_episodes=60_000, gradient_steps=4, batch_size=256,
+                num_threads=1),
 }
 
 

@@ -19,28 +19,21 @@ matrix comes from one forward pass over all the player's information states.
 from __future__ import annotations
 
 import dataclasses
-import logging
-from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles import networks
-from openspiel_psro_ext.oracles import rollouts
 from openspiel_psro_ext.oracles import torch_policy
 
 
 @dataclasses.dataclass
-class PPOConfig:
-  """PPO hyperparameters. Budgets: 0 = unlimited; at least one must be set."""
+class PPOConfig(torch_policy.TrainingOptions):
+  """PPO hyperparameters (plus the shared `TrainingOptions`)."""
 
-  total_episodes: int = 0
-  total_steps: int = 0
-  time_budget_s: float = 45.0
   num_envs: int = 2048
-  num_steps: int = 4
+  num_steps: int = 4  # learner decisions per game per iteration
   learning_rate: float = 2.5e-3
   anneal_lr: bool = True
   gamma: float = 1.0
@@ -52,14 +45,6 @@ class PPOConfig:
   ent_coef_final: float = 0.0
   vf_coef: float = 0.5
   max_grad_norm: float = 0.5
-  hidden: tuple[int, ...] = (128, 128)
-  network: str = "mlp"
-  obs_type: str = torch_policy.OBS_INFO_STATE
-  warm_start: bool = True
-  device: str = "cpu"
-  num_threads: int = 0
-  progress: bool = True
-  eval_every: int = 0  # exact evaluation every N updates (curves only)
 
 
 class PPOOracle(base.Oracle):
@@ -71,32 +56,13 @@ class PPOOracle(base.Oracle):
   def __init__(self, config: PPOConfig | None = None):
     self.config = config or PPOConfig()
 
-  def _module(self, request: base.BestResponseRequest, obs_shape) -> torch_policy.TorchPolicy:
-    cfg = self.config
-    module = torch_policy.TorchPolicy(
-        request.tree.game, request.player, obs_shape, cfg.hidden, cfg.network,
-        "softmax", cfg.obs_type, with_value=True)
-    prev = request.previous
-    if (cfg.warm_start and prev is not None
-        and isinstance(prev.module, torch_policy.TorchPolicy)
-        and prev.module.arch == module.arch):
-      module.load_state_dict(prev.module.state_dict())
-      logging.debug("PPO warm start from the previous best response.")
-    return module
-
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
     cfg = self.config
-    networks.seed_torch(request.seed, cfg.num_threads)
-    device = networks.resolve_device(cfg.device)
-    tree, player = request.tree, request.player
-    obs_table = torch_policy.observation_table(tree, player, cfg.obs_type)
-    env = rollouts.make_env(request, cfg.num_envs, request.seed, obs_table)
-    module = self._module(request, env.obs_shape).to(device)
+    run = torch_policy.setup(request, cfg, cfg.num_envs, "softmax", (
+        "loss", "policy_loss", "value_loss", "entropy", "approx_kl"), with_value=True)
+    device, env, module, log = run.device, run.env, run.module, run.log
     actor, critic = module.net, module.value
     optimizer = torch.optim.Adam(module.parameters(), lr=cfg.learning_rate, eps=1e-5)
-    budget = rollouts.Budget(cfg.total_episodes, cfg.total_steps, cfg.time_budget_s)
-    progress = rollouts.Progress(f"ppo p{player}", cfg.progress)
-
     T, B = cfg.num_steps, cfg.num_envs
     obs_buf = torch.zeros((T, B) + tuple(env.obs_shape), device=device)
     legal_buf = torch.zeros((T, B, env.num_actions), dtype=torch.bool, device=device)
@@ -105,23 +71,15 @@ class PPOOracle(base.Oracle):
     rew_buf = torch.zeros((T, B), device=device)
     done_buf = torch.zeros((T, B), device=device)
     val_buf = torch.zeros((T, B), device=device)
-    curves: dict[str, list[float]] = {k: [] for k in (
-        "episodes", "steps", "seconds", "return", "loss", "policy_loss",
-        "value_loss", "entropy", "approx_kl")}
-    if cfg.eval_every:
-      curves["exact_value"] = []
-
     obs_np, legal_np = env.reset()
-    episode_return = np.zeros(B)
-    episodes = steps = updates = 0
-    while not budget.done(episodes, steps):
-      frac = budget.fraction(episodes, steps)
+    updates = 0
+    while not log.done:
+      frac = log.fraction
       if cfg.anneal_lr:
         optimizer.param_groups[0]["lr"] = cfg.learning_rate * max(1.0 - frac, 0.05)
       ent_coef = cfg.ent_coef + frac * (cfg.ent_coef_final - cfg.ent_coef)
 
       # Rollout: T learner decisions in each of the B games.
-      finished_returns = []
       for t in range(T):
         obs = torch.as_tensor(obs_np, device=device)
         legal = torch.as_tensor(legal_np, device=device)
@@ -135,11 +93,7 @@ class PPOOracle(base.Oracle):
         obs_np, legal_np, reward, done = env.step(action.cpu().numpy())
         rew_buf[t] = torch.as_tensor(reward, device=device)
         done_buf[t] = torch.as_tensor(done, device=device, dtype=torch.float32)
-        episode_return += reward
-        finished_returns.append(episode_return[done])
-        episode_return[done] = 0.0
-        episodes += int(done.sum())
-      steps += T * B
+        log.track(reward, done)
 
       # GAE(lambda); done[t] means the episode ended right after step t.
       with torch.no_grad():
@@ -187,28 +141,7 @@ class PPOOracle(base.Oracle):
       updates += 1
 
       loss_m, pg_m, v_m, ent_m, kl_m = torch.stack(stats).mean(0).tolist()
-      done_returns = np.concatenate(finished_returns)
-      mean_return = float(done_returns.mean()) if len(done_returns) else float("nan")
-      for key, value in (("episodes", episodes), ("steps", steps),
-                         ("seconds", budget.elapsed), ("return", mean_return),
-                         ("loss", loss_m), ("policy_loss", pg_m),
-                         ("value_loss", v_m), ("entropy", ent_m),
-                         ("approx_kl", kl_m)):
-        curves[key].append(float(value))
-      if cfg.eval_every and updates % cfg.eval_every == 0:
-        curves["exact_value"].append(
-            rollouts.policy_value(request, module.matrix(tree, obs_table)))
-      progress.update(budget.fraction(episodes, steps), ret=mean_return,
-                      ent=ent_m, eps=episodes)
-    progress.close()
-
-    module = module.cpu().eval()
-    matrix = module.matrix(tree, obs_table)
-    stats: dict[str, Any] = dict(
-        algorithm="ppo", episodes=episodes, steps=steps, updates=updates,
-        seconds=budget.elapsed, curves=curves)
-    logging.info("ppo player %d: %d episodes, %d updates in %.1fs, final"
-                 " return %.3f, entropy %.3f", player, episodes, updates,
-                 budget.elapsed, curves["return"][-1] if updates else float("nan"),
-                 curves["entropy"][-1] if updates else float("nan"))
-    return base.PopulationMember(matrix=matrix, module=module, stats=stats)
+      log.record(loss=loss_m, policy_loss=pg_m, value_loss=v_m, entropy=ent_m,
+                 approx_kl=kl_m, **torch_policy.exact_value_point(
+                     request, run, cfg.eval_every))
+    return torch_policy.finish(request, run, "ppo", updates=updates)

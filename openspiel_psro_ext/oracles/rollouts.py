@@ -350,3 +350,93 @@ class Progress:
     if self._tty:
       sys.stderr.write("\n")
       sys.stderr.flush()
+
+
+class ReplayBuffer:
+  """A ring buffer of transitions `(obs, action, reward, next_obs, next_legal, done)`.
+
+  Stored as numpy arrays of `capacity` rows; `add` takes a whole vectorised
+  step (`[B, ...]` arrays) at once, `sample` returns `[batch, ...]` arrays.
+  """
+
+  def __init__(self, capacity: int, obs_shape: Sequence[int], num_actions: int,
+               seed: int = 0):
+    self.capacity = capacity
+    self.obs = np.zeros((capacity,) + tuple(obs_shape), dtype=np.float32)
+    self.next_obs = np.zeros_like(self.obs)
+    self.action = np.zeros(capacity, dtype=np.int64)
+    self.reward = np.zeros(capacity, dtype=np.float32)
+    self.next_legal = np.zeros((capacity, num_actions), dtype=bool)
+    self.done = np.zeros(capacity, dtype=np.float32)
+    self.size = 0
+    self._pos = 0
+    self._rng = np.random.default_rng(seed)
+
+  def add(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray,
+          next_obs: np.ndarray, next_legal: np.ndarray, done: np.ndarray) -> None:
+    rows = (self._pos + np.arange(len(action))) % self.capacity
+    self.obs[rows], self.action[rows], self.reward[rows] = obs, action, reward
+    self.next_obs[rows], self.next_legal[rows] = next_obs, next_legal
+    self.done[rows] = done
+    self._pos = int(rows[-1] + 1) % self.capacity
+    self.size = min(self.size + len(action), self.capacity)
+
+  def sample(self, batch_size: int) -> tuple[np.ndarray, ...]:
+    rows = self._rng.integers(0, self.size, batch_size)
+    return (self.obs[rows], self.action[rows], self.reward[rows],
+            self.next_obs[rows], self.next_legal[rows], self.done[rows])
+
+
+class TrainingLog:
+  """Episode counting, training curves (lists keyed by name) and progress bar.
+
+  `track` takes every vectorised step's rewards and dones; `record` appends
+  one curve point with the mean return of the episodes finished since the
+  previous point.
+  """
+
+  def __init__(self, name: str, budget: Budget, num_envs: int, progress: bool,
+               keys: Sequence[str]):
+    self.budget = budget
+    self.episodes = 0
+    self.steps = 0
+    self.curves: dict[str, list[float]] = {
+        k: [] for k in ("episodes", "steps", "seconds", "return", *keys)}
+    self._running = np.zeros(num_envs)
+    self._finished: list[np.ndarray] = []
+    self._progress = Progress(name, progress)
+
+  def track(self, reward: np.ndarray, done: np.ndarray) -> None:
+    self._running += reward
+    self._finished.append(self._running[done])
+    self._running[done] = 0.0
+    self.episodes += int(done.sum())
+    self.steps += len(done)
+
+  @property
+  def fraction(self) -> float:
+    return self.budget.fraction(self.episodes, self.steps)
+
+  @property
+  def done(self) -> bool:
+    return self.budget.done(self.episodes, self.steps)
+
+  def record(self, **values: float) -> None:
+    returns = np.concatenate(self._finished) if self._finished else np.zeros(0)
+    self._finished = []
+    mean = float(returns.mean()) if len(returns) else float("nan")
+    point = dict(episodes=self.episodes, steps=self.steps,
+                 seconds=self.budget.elapsed, **{"return": mean}, **values)
+    for key, value in point.items():
+      self.curves.setdefault(key, []).append(float(value))
+    self._progress.update(self.fraction, ret=mean, eps=self.episodes)
+
+  def close(self) -> None:
+    self._progress.close()
+
+
+def uniform_legal_actions(legal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  """`[B]` actions drawn uniformly among each row's legal actions."""
+  cum = np.cumsum(legal, axis=1)
+  pick = (rng.random(len(legal)) * cum[:, -1]).astype(np.int64)
+  return (cum <= pick[:, None]).sum(axis=1)

@@ -17,6 +17,8 @@ state_dict)` rebuilds the whole `PopulationMember`.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from typing import Any, Sequence
 
 import numpy as np
@@ -29,6 +31,7 @@ from openspiel_psro_ext import game_tree as game_tree_lib
 from openspiel_psro_ext.game_tree import GameTree
 from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles import networks
+from openspiel_psro_ext.oracles import rollouts
 
 OBS_INFO_STATE = "info_state"
 OBS_SEQUENCE = "observation_sequence"
@@ -168,3 +171,92 @@ def member_from_state_dict(tree: GameTree | None, player: int | None,
   if player is not None and player != module.player:
     raise ValueError(f"state dict is player {module.player}'s, not {player}'s.")
   return base.PopulationMember(matrix=module.matrix(tree), module=module)
+
+
+@dataclasses.dataclass
+class TrainingOptions:
+  """Options every RL oracle takes (each oracle's `Config` extends these).
+
+  Budgets: 0 = unlimited; training stops at the first limit reached.
+  """
+
+  total_episodes: int = 0
+  total_steps: int = 0
+  time_budget_s: float = 45.0
+  hidden: tuple[int, ...] = (128, 128)
+  network: str = "mlp"  # or "gru" (with obs_type="observation_sequence")
+  obs_type: str = OBS_INFO_STATE
+  warm_start: bool = True  # from the player's previous best response
+  device: str = "cpu"  # "cuda" where available
+  num_threads: int = 0  # torch CPU threads; 0 leaves torch's default
+  progress: bool = True
+  eval_every: int = 0  # exact evaluation every N curve points (curves only)
+
+
+@dataclasses.dataclass
+class ReplayOptions(TrainingOptions):
+  """Options shared by the replay-based oracles (DQN, SAC)."""
+
+  num_envs: int = 256
+  buffer_size: int = 200_000
+  batch_size: int = 1024
+  gamma: float = 1.0
+  learning_starts: int = 10_000  # transitions before the first update
+  gradient_steps: int = 2  # per vectorised environment step
+  max_grad_norm: float = 10.0
+  log_every: int = 50  # environment steps between curve points
+
+
+@dataclasses.dataclass
+class TrainingSetup:
+  """What every RL oracle builds first (see `setup`)."""
+
+  device: torch.device
+  obs_table: np.ndarray
+  env: rollouts.TreeVecEnv
+  module: TorchPolicy
+  log: rollouts.TrainingLog
+
+
+def setup(request: base.BestResponseRequest, cfg: TrainingOptions, num_envs: int,
+          output: str, curve_keys: Sequence[str],
+          with_value: bool = False) -> TrainingSetup:
+  """Seeds torch, builds the environment, the (warm-started) module and the log."""
+  networks.seed_torch(request.seed, cfg.num_threads)
+  device = networks.resolve_device(cfg.device)
+  tree, player = request.tree, request.player
+  obs_table = observation_table(tree, player, cfg.obs_type)
+  env = rollouts.make_env(request, num_envs, request.seed, obs_table)
+  module = TorchPolicy(tree.game, player, env.obs_shape, cfg.hidden, cfg.network,
+                       output, cfg.obs_type, with_value=with_value)
+  prev = request.previous
+  if (cfg.warm_start and prev is not None and isinstance(prev.module, TorchPolicy)
+      and prev.module.arch == module.arch):
+    module.load_state_dict(prev.module.state_dict())
+  budget = rollouts.Budget(cfg.total_episodes, cfg.total_steps, cfg.time_budget_s)
+  name = f"{type(cfg).__name__.replace('Config', '').lower()} p{player}"
+  log = rollouts.TrainingLog(name, budget, num_envs, cfg.progress, curve_keys)
+  return TrainingSetup(device, obs_table, env, module.to(device), log)
+
+
+def finish(request: base.BestResponseRequest, setup_: TrainingSetup,
+           algorithm: str, **stats: Any) -> base.PopulationMember:
+  """The trained module on cpu, its exact matrix, and the run's statistics."""
+  module = setup_.module.cpu().eval()
+  log = setup_.log
+  log.close()
+  logging.info("%s player %d: %d episodes in %.1fs", algorithm, request.player,
+               log.episodes, log.budget.elapsed)
+  return base.PopulationMember(
+      matrix=module.matrix(request.tree, setup_.obs_table), module=module,
+      stats=dict(algorithm=algorithm, episodes=log.episodes, steps=log.steps,
+                 seconds=log.budget.elapsed, curves=log.curves, **stats))
+
+
+def exact_value_point(request: base.BestResponseRequest, setup_: TrainingSetup,
+                      every: int) -> dict[str, float]:
+  """`{"exact_value": v}` every `every` curve points (for curves only), else {}."""
+  if not every or len(setup_.log.curves["episodes"]) % every:
+    return {}
+  matrix = setup_.module.matrix(request.tree, setup_.obs_table)
+  return {"exact_value": rollouts.policy_value(request, matrix)}
