@@ -92,6 +92,11 @@ class InfostateTable:
     """Non-empty sequences; index `num_sequences` is the empty sequence."""
     return self.legal_mask.size
 
+  @functools.cached_property
+  def illegal_penalty(self) -> np.ndarray:
+    """`[I, A]`: 0 on legal actions, -inf on illegal ones (for maxima)."""
+    return np.where(self.legal_mask, 0.0, -np.inf)
+
   def uniform_policy(self) -> np.ndarray:
     """`[I, A]` uniform distribution over legal actions."""
     mask = self.legal_mask.astype(np.float64)

@@ -73,13 +73,7 @@ def population_reach(tree: GameTree, player: int,
                      population: Sequence[policies_lib.PolicyLike] | np.ndarray
                      ) -> np.ndarray:
   """`[N, Z]` terminal reaches of a population (policies or matrices)."""
-  if isinstance(population, np.ndarray) and population.ndim == 3:
-    stacked = population
-  else:
-    stacked = np.stack([
-        np.asarray(m, dtype=np.float64) if not hasattr(m, "action_probabilities")
-        else policies_lib.player_matrix(tree, m, player) for m in population])
-  return tree.terminal_reach(player, stacked)
+  return tree.terminal_reach(player, policies_lib.population_array(tree, player, population))
 
 
 def payoff_tensors(game: game_tree_lib.GameLike,

@@ -70,7 +70,8 @@ def player_matrix(tree: GameTree, policy: policy_lib.Policy,
   if isinstance(policy, policy_lib.TabularPolicy):
     rows = _tabular_rows(tree, player, policy)
     if rows is not None:
-      matrix = np.array(policy.action_probability_array[rows], dtype=np.float64)
+      matrix = np.take(np.asarray(policy.action_probability_array, dtype=np.float64),
+                       rows, axis=0)
   if matrix is None:
     matrix = np.zeros((table.num_infostates, tree.num_actions))
     for i, state in enumerate(table.states):
@@ -99,11 +100,15 @@ def check_matrices(tree: GameTree, player: int, matrix: np.ndarray) -> None:
     raise ValueError(f"player {player}'s policy matrix has shape {matrix.shape},"
                      f" expected {expected} ([infostates, actions]).")
   rows = matrix.reshape(-1, *expected)
-  # Fast path: one pass each for finiteness/sign, row sums and illegal mass;
-  # the slow search for the culprit runs only on failure.
+  # Fast path: row sums and illegal mass as matrix-vector products (NaN and
+  # inf propagate into the sums), one min for the sign; the search for the
+  # offending information state runs only on failure.
+  flat = rows.reshape(-1, expected[1])
+  sums = flat @ np.ones(expected[1])
   illegal = (~table.legal_mask).ravel().astype(np.float64)
-  ok = (np.isfinite(rows.sum()) and rows.min(initial=0.0) >= -_ROW_SUM_TOLERANCE
-        and np.abs(rows.sum(axis=2) - 1.0).max(initial=0.0) <= _ROW_SUM_TOLERANCE
+  ok = (np.isfinite(sums.sum())
+        and flat.min(initial=0.0) >= -_ROW_SUM_TOLERANCE
+        and np.abs(sums - 1.0).max(initial=0.0) <= _ROW_SUM_TOLERANCE
         and (rows.reshape(len(rows), -1) @ illegal).max(initial=0.0) <= _ROW_SUM_TOLERANCE)
   if ok:
     return
@@ -118,6 +123,29 @@ def check_matrices(tree: GameTree, player: int, matrix: np.ndarray) -> None:
       f"player {player}'s policy is not a probability distribution over legal"
       f" actions at information state {where!r}; normalise it over"
       " state.legal_actions().")
+
+
+def population_array(tree: GameTree, player: int,
+                     population: Sequence[PolicyLike | np.ndarray] | np.ndarray
+                     ) -> np.ndarray:
+  """`[N, I_p, A]` validated matrices of a population.
+
+  Args:
+    tree: the compiled game.
+    player: whose population.
+    population: OpenSpiel policies (only the player's part is read) or
+      `[I_p, A]` matrices, or an `[N, I_p, A]` array.
+  """
+  if isinstance(population, np.ndarray):
+    stacked = np.asarray(population, dtype=np.float64)
+  else:
+    table = tree.infostates[player]
+    stacked = np.empty((len(population), table.num_infostates, tree.num_actions))
+    for k, member in enumerate(population):
+      stacked[k] = (player_matrix(tree, member, player, check=False)
+                    if isinstance(member, policy_lib.Policy) else member)
+  check_matrices(tree, player, stacked)
+  return stacked
 
 
 def policy_matrices(tree: GameTree, policy: PolicyLike) -> list[np.ndarray]:
