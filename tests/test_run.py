@@ -88,3 +88,22 @@ def test_non_empty_output_dir_is_refused_and_kept(tmp_path):
   assert proc.returncode == 2 and "not empty" in proc.stderr
   assert (out / "notes.txt").read_text() == "mine"
   assert sorted(os.listdir(out)) == ["notes.txt"]
+
+
+def test_ctrl_c_finishes_the_iteration_and_exits_cleanly(tmp_path):
+  out = str(tmp_path / "interrupted")
+  proc = subprocess.Popen([sys.executable, "-m", "openspiel_psro_ext.run",
+                           "--game=leduc_poker", "--iterations=400", "--target_nash_conv=0",
+                           "--time_budget_s=0", "--metrics_every=0", f"--output_dir={out}"],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + 120
+  while time.time() < deadline and len(checkpoints.read_metrics(out)) < 5:
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGINT)
+  _, stderr = proc.communicate(timeout=120)
+  assert proc.returncode == 0, stderr[-3000:]
+  summary = json.load(open(os.path.join(out, "summary.json")))
+  assert summary["stopped_by"] == "interrupted" and summary["verified"]
+  state = json.load(open(os.path.join(out, "state.json")))
+  assert state["iterations_done"] == len(checkpoints.read_metrics(out)) == summary["iterations"]
+  assert "--resume" in stderr
