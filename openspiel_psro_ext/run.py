@@ -97,7 +97,13 @@ def config_from_flags() -> psro_lib.PSROConfig:
                      " pyspiel.registered_names().") from e
   oracle_config = _json_flag("oracle_config", FLAGS.oracle_config)
   if FLAGS.device is not None:
-    oracle_config["device"] = FLAGS.device
+    from openspiel_psro_ext import oracles  # pylint: disable=g-import-not-at-top
+    fields = {f.name for f in dataclasses.fields(oracles.get(FLAGS.oracle).Config)}
+    if "device" in fields:
+      oracle_config["device"] = FLAGS.device
+    else:
+      logging.info("--device=%s ignored: the %s oracle runs in numpy.",
+                   FLAGS.device, FLAGS.oracle)
   return psro_lib.PSROConfig(
       game=str(game), iterations=FLAGS.iterations, meta_solver=FLAGS.meta_solver,
       meta_solver_kwargs=_json_flag("meta_solver_kwargs", FLAGS.meta_solver_kwargs),
