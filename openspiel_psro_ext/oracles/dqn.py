@@ -39,7 +39,7 @@ class DQNConfig(torch_policy.ReplayOptions):
   exploration_fraction: float = 0.5
 
 
-class DQNOracle(base.Oracle):
+class DQNOracle(torch_policy.TorchOracle):
   """Best response by deep Q-learning against the meta-strategy mixture."""
 
   name = "dqn"

@@ -47,7 +47,7 @@ class PPOConfig(torch_policy.TrainingOptions):
   max_grad_norm: float = 0.5
 
 
-class PPOOracle(base.Oracle):
+class PPOOracle(torch_policy.TorchOracle):
   """Best response by PPO against the opponents' meta-strategy mixture."""
 
   name = "ppo"

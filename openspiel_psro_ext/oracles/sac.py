@@ -44,7 +44,7 @@ class SACConfig(torch_policy.ReplayOptions):
   target_entropy_end: float = 0.01
 
 
-class SACOracle(base.Oracle):
+class SACOracle(torch_policy.TorchOracle):
   """Best response by discrete soft actor-critic against the meta-strategy mixture."""
 
   name = "sac"

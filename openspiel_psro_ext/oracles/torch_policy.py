@@ -173,6 +173,19 @@ def member_from_state_dict(tree: GameTree | None, player: int | None,
   return base.PopulationMember(matrix=module.matrix(tree), module=module)
 
 
+class TorchOracle(base.Oracle):
+  """Base of the RL oracles: their members' modules are `TorchPolicy`s."""
+
+  def restore_module(self, tree: GameTree, player: int,
+                     state_dict: dict[str, Any]) -> TorchPolicy:
+    """The module saved by `torch.save(member.module.state_dict())`."""
+    module = TorchPolicy.from_state_dict(state_dict)
+    if module.player != player or module.arch["game"] != str(tree.game):
+      raise ValueError(f"checkpoint is player {module.player}'s of"
+                       f" {module.arch['game']}, not player {player}'s of {tree.game}.")
+    return module
+
+
 @dataclasses.dataclass
 class TrainingOptions:
   """Options every RL oracle takes (each oracle's `Config` extends these).
@@ -186,7 +199,8 @@ class TrainingOptions:
   hidden: tuple[int, ...] = (128, 128)
   network: str = "mlp"  # or "gru" (with obs_type="observation_sequence")
   obs_type: str = OBS_INFO_STATE
-  warm_start: bool = True  # from the player's previous best response
+  warm_start: bool = False  # from the player's previous best response (off:
+  # in PSRO a fresh network explores the new best response better)
   device: str = "cpu"  # "cuda" where available
   num_threads: int = 0  # torch CPU threads; 0 leaves torch's default
   progress: bool = True
