@@ -141,3 +141,13 @@ def test_oracle_restores_module_for_psro_checkpoints():
   np.testing.assert_allclose(module.matrix(tree), member.matrix, atol=1e-12)
   with pytest.raises(ValueError):
     oracle.restore_module(tree, 0, member.module.state_dict())
+
+
+def test_cuda_device_is_accepted_without_a_gpu():
+  tree = game_tree.get_tree("kuhn_poker")
+  request = _request("kuhn_poker", 0, [tree.uniform_policy()[1]])
+  cls = oracles.get("dqn")
+  member = cls(cls.Config(time_budget_s=0, total_episodes=1_000, learning_starts=256,
+                          device="cuda", progress=False)).best_response(request)
+  _check_member(request, member)
+  assert next(member.module.parameters()).device.type == "cpu"
