@@ -1,6 +1,6 @@
 """PSRO on leduc_poker with the PPO oracle: exact NashConv within 10 minutes.
 
-  python benchmarks/psro_rl.py [--budget_s=600] [--br_seconds=12] [--target=0.2]
+  python benchmarks/psro_rl.py [--budget_s=600] [--br_seconds=6] [--target=0.2]
 
 Our PSRO loop (`openspiel_psro_ext.psro`), Nash LP meta-solver, exact payoff
 tables, and a PPO best response per player per iteration trained on the
@@ -23,7 +23,7 @@ def main():
   parser.add_argument("--game", default="leduc_poker")
   parser.add_argument("--oracle", default="ppo")
   parser.add_argument("--budget_s", type=float, default=600.0)
-  parser.add_argument("--br_seconds", type=float, default=12.0)
+  parser.add_argument("--br_seconds", type=float, default=6.0)
   parser.add_argument("--target", type=float, default=0.2)
   parser.add_argument("--seed", type=int, default=0)
   args = parser.parse_args()
