@@ -267,3 +267,15 @@ def test_rectified_targets_rps():
 def test_common_is_zero_sum():
   assert common.is_zero_sum(zs(RPS))
   assert not common.is_zero_sum([RPS, RPS])
+
+
+def test_prd_stays_on_the_simplex_on_a_table_that_once_overflowed():
+  # A 3x3 Leduc PSRO table on which the unnormalised Euler step drifted off
+  # the simplex and overflowed (sum(w) < 0 makes the sum's error grow).
+  a = np.array([[-0.078125, -2.6597222, -2.2152778],
+                [2.0875, 0.1, -3.7333333],
+                [1.3638889, 3.1, 1.5666667]])
+  profile = meta_solvers.get("prd")([a, -a])
+  for x in profile:
+    assert np.all(np.isfinite(x)) and abs(x.sum() - 1) < 1e-12 and x.min() >= 0
+  assert meta_solvers.meta_game_nash_conv([a, -a], profile) < 0.1

@@ -92,6 +92,7 @@ def _project_if_needed(x: np.ndarray, gamma: float) -> np.ndarray:
 def _step(x: np.ndarray, values: np.ndarray, dt: float,
           gamma: float) -> np.ndarray:
   x = x + dt * x * (values - values @ x)
+  x /= x.sum()  # see the two-player loop: the sum drifts unstably otherwise
   if x.min() < gamma:
     x = _project_if_needed(x, gamma)
   return x
@@ -173,6 +174,10 @@ def prd(meta_games: Sequence[np.ndarray], *,
     for t in range(1, total):
       w = z * (big @ z)
       z = z + dt * (w - z * (seg @ w))
+      # The Euler step keeps each block's sum only up to rounding, and the sum
+      # is unstable (d(sum)/dt = sum(w) (1 - sum)): renormalise every step, or
+      # on payoffs like Leduc's the drift grows until it overflows.
+      z /= seg @ z
       if z.min() < gamma:
         z = np.concatenate([_project_if_needed(z[:n0], gamma),
                             _project_if_needed(z[n0:], gamma)])
