@@ -123,3 +123,19 @@ def test_atomic_writes_leave_no_temporary_files(tmp_path):
   psro.PSRO(_config(iterations=3), output_dir=out).run()
   leftovers = [n for _, _, files in os.walk(out) for n in files if n.startswith(".tmp")]
   assert not leftovers
+
+
+def test_resume_with_neural_members_matches_uninterrupted_run(tmp_path):
+  pytest.importorskip("torch")
+  rl = dict(game="kuhn_poker", oracle="ppo", oracle_config={
+      "time_budget_s": 0, "total_episodes": 8000, "progress": False, "num_threads": 1})
+  full = psro.PSRO(_config(iterations=3, **rl))
+  full.run()
+  out = str(tmp_path / "ppo")
+  psro.PSRO(_config(iterations=2, **rl), output_dir=out).run()
+  resumed = psro.PSRO(_config(iterations=3, **rl), output_dir=out, resume=True)
+  # Neural members come back as torch modules (for warm starts), not just matrices.
+  assert type(resumed.populations[0][-1].module).__name__ == "TorchPolicy"
+  resumed.run()
+  assert [r["nash_conv"] for r in checkpoints.read_metrics(out)] == [
+      r["nash_conv"] for r in full.records]
