@@ -151,3 +151,16 @@ def test_cuda_device_is_accepted_without_a_gpu():
                           device="cuda", progress=False)).best_response(request)
   _check_member(request, member)
   assert next(member.module.parameters()).device.type == "cpu"
+
+
+def test_ppo_greedy_result_is_deterministic_and_restores():
+  tree = game_tree.get_tree("kuhn_poker")
+  request = _request("kuhn_poker", 0, [tree.uniform_policy()[1]])
+  oracle = oracles.get("ppo")(oracles.get("ppo").Config(
+      time_budget_s=0, total_episodes=2_000, num_envs=256, greedy_result=True,
+      progress=False))
+  member = oracle.best_response(request)
+  _check_member(request, member)
+  assert set(np.unique(member.matrix)) <= {0.0, 1.0}
+  module = oracle.restore_module(tree, 0, member.module.state_dict())
+  np.testing.assert_allclose(module.matrix(tree), member.matrix, atol=1e-12)

@@ -11,9 +11,10 @@ actions are exact sums, so per sampled transition
     L_alpha = log alpha * (H[pi(.|s)] - H_target(s)),
 
 with `H_target(s) = target_entropy * log(#legal actions at s)`, the fraction
-`target_entropy` decaying linearly from `target_entropy_start` to
-`target_entropy_end` over the budget, so the best response ends nearly
-deterministic. The result is the actor: `TorchPolicy(output="softmax")`.
+`target_entropy` decaying linearly from `target_entropy_start` (0.9: explore
+near-uniformly first) to `target_entropy_end` over the budget, so the best
+response ends nearly deterministic. The result is the actor:
+`TorchPolicy(output="softmax")`.
 """
 
 from __future__ import annotations
@@ -38,9 +39,12 @@ class SACConfig(torch_policy.ReplayOptions):
   actor_lr: float = 1e-3
   critic_lr: float = 1e-3
   alpha_lr: float = 3e-3
-  initial_alpha: float = 0.1
+  initial_alpha: float = 0.5
   tau: float = 0.01
-  target_entropy_start: float = 0.3  # fractions of log(#legal actions)
+  # Fractions of log(#legal actions). Starting near-uniform matters: from 0.3
+  # the actor stopped exploring early and best responses to a mixture of 5
+  # deterministic policies plateaued at 87-92% of the exact gain (98% now).
+  target_entropy_start: float = 0.9
   target_entropy_end: float = 0.01
 
 

@@ -244,8 +244,9 @@ def setup(request: base.BestResponseRequest, cfg: TrainingOptions, num_envs: int
   module = TorchPolicy(tree.game, player, env.obs_shape, cfg.hidden, cfg.network,
                        output, cfg.obs_type, with_value=with_value)
   prev = request.previous
+  # Warm starts ignore `output`: PPO may hand back its actor as greedy.
   if (cfg.warm_start and prev is not None and isinstance(prev.module, TorchPolicy)
-      and prev.module.arch == module.arch):
+      and dict(prev.module.arch, output=output) == module.arch):
     module.load_state_dict(prev.module.state_dict())
   budget = rollouts.Budget(cfg.total_episodes, cfg.total_steps, cfg.time_budget_s)
   name = f"{type(cfg).__name__.replace('Config', '').lower()} p{player}"
