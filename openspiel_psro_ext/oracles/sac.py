@@ -36,6 +36,7 @@ from openspiel_psro_ext.oracles import torch_policy
 class SACConfig(torch_policy.ReplayOptions):
   """SAC hyperparameters (plus the shared `ReplayOptions`)."""
 
+  num_threads: int = 1  # 95.8% vs 94.6% of the mixture BR gain with torch's 2
   actor_lr: float = 1e-3
   critic_lr: float = 1e-3
   alpha_lr: float = 3e-3
