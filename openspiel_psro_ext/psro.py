@@ -185,25 +185,20 @@ class PSRO:
     out = self.output_dir
     state_path = os.path.join(out, checkpoints.STATE_FILE)
     has_files = os.path.isdir(out) and any(not n.startswith(".") for n in os.listdir(out))
-    if not resume:
-      if has_files:
-        raise checkpoints.CheckpointError(
-            f"output directory {out} is not empty; pass --resume to continue"
-            " that run, or choose another --output_dir.")
-      os.makedirs(os.path.join(out, checkpoints.POPULATION_DIR), exist_ok=True)
-      checkpoints.write_json(os.path.join(out, checkpoints.CONFIG_FILE),
-                             dataclasses.asdict(self.config))
+    if resume and os.path.exists(state_path):
+      self._restore(checkpoints.read_json(state_path))
       return
-    if not os.path.exists(state_path):
-      if has_files:
-        raise checkpoints.CheckpointError(
-            f"{out} has no {checkpoints.STATE_FILE}; it is not a run directory"
-            " this package wrote (or no iteration finished).")
-      os.makedirs(os.path.join(out, checkpoints.POPULATION_DIR), exist_ok=True)
-      checkpoints.write_json(os.path.join(out, checkpoints.CONFIG_FILE),
-                             dataclasses.asdict(self.config))
-      return
-    self._restore(checkpoints.read_json(state_path))
+    started_here = os.path.exists(os.path.join(out, checkpoints.CONFIG_FILE))
+    if has_files and not (resume and started_here):
+      raise checkpoints.CheckpointError(
+          f"{out} has no {checkpoints.CONFIG_FILE}; it is not a run directory"
+          " this package wrote." if resume else
+          f"output directory {out} is not empty; pass --resume to continue"
+          " that run, or choose another --output_dir.")
+    # A fresh run (also --resume of a run that never finished an iteration).
+    os.makedirs(os.path.join(out, checkpoints.POPULATION_DIR), exist_ok=True)
+    checkpoints.write_json(os.path.join(out, checkpoints.CONFIG_FILE),
+                           dataclasses.asdict(self.config))
 
   def _restore(self, state: dict[str, Any]) -> None:
     """Rebuilds populations, table, solver state and records from disk."""
