@@ -38,7 +38,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from typing import Sequence
 
 import numpy as np
 import pyspiel
@@ -392,8 +391,3 @@ def get_tree(game: GameLike,
   if isinstance(game, str):
     game = pyspiel.load_game(game)
   return _cached_tree(str(game), max_histories)
-
-
-def stack_policies(policies: Sequence[np.ndarray]) -> np.ndarray:
-  """`[N, I, A]` from a list of `[I, A]` behaviour matrices."""
-  return np.stack([np.asarray(p, dtype=np.float64) for p in policies])

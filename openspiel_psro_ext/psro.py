@@ -257,11 +257,8 @@ class PSRO:
     stacked = [rows.array for rows in self._matrices]
     return stacked * self.num_players if self.config.symmetric else stacked
 
-  def _meta_games(self) -> list[np.ndarray]:
-    return self.table.meta_games
-
   def _solve(self) -> list[np.ndarray]:
-    meta_games = self._meta_games()
+    meta_games = self.table.meta_games
     if self.config.symmetric:
       profile = self.solver([meta_games[0]], **self._solver_kwargs)
       return [np.asarray(profile[0])] * self.num_players
@@ -311,7 +308,7 @@ class PSRO:
     matrices = self.population_matrices()
     targets = None
     if self.config.meta_solver == "rectified_nash":
-      meta_games = self._meta_games()
+      meta_games = self.table.meta_games
       tables = [meta_games[0]] if self.config.symmetric else meta_games
       targets = meta_solvers.rectified_targets(tables, profile=sigma[:2])
     new = []
@@ -381,7 +378,7 @@ class PSRO:
       return
     out = self.output_dir
     checkpoints.write_npy(os.path.join(out, checkpoints.PAYOFFS_FILE),
-                          np.stack(self._meta_games()))
+                          np.stack(self.table.meta_games))
     checkpoints.write_text(os.path.join(out, checkpoints.METRICS_FILE),
                            "".join(checkpoints.to_json_line(r) + "\n" for r in self.records))
     checkpoints.write_json(os.path.join(out, checkpoints.STATE_FILE), {
