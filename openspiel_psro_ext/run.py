@@ -71,6 +71,7 @@ flags.DEFINE_integer("metrics_every", 10,
                      " (0: never; their time is logged apart from PSRO's).")
 
 _VERIFY_TOLERANCE = 1e-6
+_RL_BEST_RESPONSE_SECONDS = 2.0
 
 
 class UsageError(ValueError):
@@ -96,9 +97,15 @@ def config_from_flags() -> psro_lib.PSROConfig:
     raise UsageError(f"unknown or malformed --game={FLAGS.game!r} ({reason}); see"
                      " pyspiel.registered_names().") from e
   oracle_config = _json_flag("oracle_config", FLAGS.oracle_config)
+  from openspiel_psro_ext import oracles  # pylint: disable=g-import-not-at-top
+  fields = {f.name for f in dataclasses.fields(oracles.get(FLAGS.oracle).Config)}
+  if "time_budget_s" in fields and "time_budget_s" not in oracle_config:
+    # An RL oracle's own default (45 s) is sized for one best response of
+    # benchmark quality; PSRO does better with many short ones (psro_rl.py).
+    oracle_config["time_budget_s"] = _RL_BEST_RESPONSE_SECONDS
+    logging.info("%s best responses get %.1f s each (set time_budget_s in"
+                 " --oracle_config to change).", FLAGS.oracle, _RL_BEST_RESPONSE_SECONDS)
   if FLAGS.device is not None:
-    from openspiel_psro_ext import oracles  # pylint: disable=g-import-not-at-top
-    fields = {f.name for f in dataclasses.fields(oracles.get(FLAGS.oracle).Config)}
     if "device" in fields:
       oracle_config["device"] = FLAGS.device
     else:

@@ -107,3 +107,16 @@ def test_ctrl_c_finishes_the_iteration_and_exits_cleanly(tmp_path):
   state = json.load(open(os.path.join(out, "state.json")))
   assert state["iterations_done"] == len(checkpoints.read_metrics(out)) == summary["iterations"]
   assert "--resume" in stderr
+
+
+def test_rl_oracle_from_the_command_line(tmp_path):
+  pytest.importorskip("torch")
+  out = str(tmp_path / "ppo")
+  proc = _run("--game=kuhn_poker", "--oracle=ppo", "--iterations=2", "--metrics_every=0",
+              '--oracle_config={"total_episodes": 4000, "time_budget_s": 0}',
+              f"--output_dir={out}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  records = checkpoints.read_metrics(out)
+  assert records[0]["oracle"]["episodes"] >= 4000
+  assert os.path.exists(checkpoints.member_path(out, 0, 1, ".pt"))
+  assert json.load(open(os.path.join(out, "summary.json")))["verified"]
