@@ -77,12 +77,15 @@ class BestResponseRequest:
 class Oracle(abc.ABC):
   """A best-response oracle.
 
-  Subclasses set `name`, `Config` (a dataclass of hyperparameters with
-  defaults) and take `__init__(self, config: Config | None = None)`.
+  Subclasses set `name` and `Config` (a dataclass of hyperparameters with
+  defaults); `Oracle(config)` keeps the config, `Oracle()` uses the defaults.
   """
 
   name: ClassVar[str]
   Config: ClassVar[type]
+
+  def __init__(self, config: Any = None):
+    self.config = config if config is not None else self.Config()
 
   @abc.abstractmethod
   def best_response(self, request: BestResponseRequest) -> PopulationMember:

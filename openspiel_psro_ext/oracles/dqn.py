@@ -45,9 +45,6 @@ class DQNOracle(torch_policy.TorchOracle):
   name = "dqn"
   Config = DQNConfig
 
-  def __init__(self, config: DQNConfig | None = None):
-    self.config = config or DQNConfig()
-
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
     cfg = self.config
     run = torch_policy.setup(request, cfg, cfg.num_envs, "greedy",

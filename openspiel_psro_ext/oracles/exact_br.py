@@ -22,9 +22,6 @@ class ExactBestResponseOracle(base.Oracle):
   name = "exact"
   Config = ExactBestResponseConfig
 
-  def __init__(self, config: ExactBestResponseConfig | None = None):
-    self.config = config or ExactBestResponseConfig()
-
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
     tree, player = request.tree, request.player
     weights = request.opponent_terminal_reach() * tree.terminal_returns[:, player]

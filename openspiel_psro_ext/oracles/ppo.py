@@ -66,9 +66,6 @@ class PPOOracle(torch_policy.TorchOracle):
   name = "ppo"
   Config = PPOConfig
 
-  def __init__(self, config: PPOConfig | None = None):
-    self.config = config or PPOConfig()
-
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
     cfg = self.config
     run = torch_policy.setup(request, cfg, cfg.num_envs, "softmax", (

@@ -55,9 +55,6 @@ class SACOracle(torch_policy.TorchOracle):
   name = "sac"
   Config = SACConfig
 
-  def __init__(self, config: SACConfig | None = None):
-    self.config = config or SACConfig()
-
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
     cfg = self.config
     run = torch_policy.setup(request, cfg, cfg.num_envs, "softmax",
