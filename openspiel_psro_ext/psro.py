@@ -34,6 +34,7 @@ from typing import Any, Callable
 import numpy as np
 import threadpoolctl
 
+from openspiel_psro_ext import backends
 from openspiel_psro_ext import checkpoints
 from openspiel_psro_ext import exploitability
 from openspiel_psro_ext import game_tree as game_tree_lib
@@ -42,6 +43,12 @@ from openspiel_psro_ext import oracles as oracles_lib
 from openspiel_psro_ext import payoffs
 from openspiel_psro_ext import policies as policies_lib
 from openspiel_psro_ext.oracles import base as oracle_base
+
+# The command line's budget ramp for RL oracles (from their `psro_defaults`
+# time_budget_s): short best responses early, when the meta-strategy is easy
+# to exploit, longer ones near equilibrium (benchmarks/psro_rl.py).
+RL_BUDGET_FINAL_S = 6.0
+RL_BUDGET_RAMP_ITERATIONS = 150
 
 _PAYOFF_SEED_TAG = 7
 _ORACLE_SEED_TAG = 11
@@ -67,6 +74,12 @@ class PSROConfig:
     time_budget_s: stop after the iteration that passes this many seconds
       (0: no budget).
     target_nash_conv: stop once NashConv is at or below this (0: never).
+    oracle_budget_final_s: RL oracles: ramp the wall-time budget of each best
+      response linearly from `oracle_config`'s `time_budget_s` at iteration 0
+      to this at `oracle_budget_ramp_iterations` and after (0: constant).
+      Late meta-strategies are near equilibrium: the gains left to find are
+      small and take longer training to find.
+    oracle_budget_ramp_iterations: iterations over which the budget ramps.
     max_histories: the compiled tree's size limit.
   """
 
@@ -81,6 +94,8 @@ class PSROConfig:
   sims_per_entry: int = 0
   time_budget_s: float = 0.0
   target_nash_conv: float = 0.0
+  oracle_budget_final_s: float = 0.0
+  oracle_budget_ramp_iterations: int = 100
   max_histories: int = game_tree_lib.DEFAULT_MAX_HISTORIES
 
   @classmethod
@@ -97,7 +112,8 @@ def _seed(*parts: int) -> int:
 
 
 def make_oracle(name: str, overrides: dict[str, Any]) -> oracle_base.Oracle:
-  """An oracle by name, its `Config` defaults updated with `overrides`."""
+  """An oracle by name for PSRO: its `Config` defaults, then the oracle's
+  `psro_defaults` (settings for many short best responses), then `overrides`."""
   oracle_cls = oracles_lib.get(name)
   config = oracle_cls.Config()
   fields = {f.name for f in dataclasses.fields(config)}
@@ -105,7 +121,8 @@ def make_oracle(name: str, overrides: dict[str, Any]) -> oracle_base.Oracle:
   if unknown:
     raise ValueError(f"oracle {name!r} has no settings {unknown}; its settings"
                      f" are {sorted(fields)}.")
-  return oracle_cls(dataclasses.replace(config, **overrides))
+  return oracle_cls(dataclasses.replace(config, **{**oracle_cls.psro_defaults,
+                                                    **overrides}))
 
 
 class PSRO:
@@ -117,23 +134,27 @@ class PSRO:
     populations: per player, the list of `PopulationMember`s (shared by both
       players when symmetric).
     records: the metrics of every finished iteration.
+    backend: where the best responses run (`backends`; results do not depend
+      on it, so it is not part of the config).
   """
 
   def __init__(self, config: PSROConfig, output_dir: str | None = None,
                resume: bool = False,
-               extra_metrics: Callable[["PSRO", list[np.ndarray]], dict[str, Any]] | None = None):
+               extra_metrics: Callable[["PSRO", list[np.ndarray]], dict[str, Any]] | None = None,
+               backend: backends.Backend | None = None):
     self.config = config
+    self.backend = backend if backend is not None else backends.EmbeddedBackend()
     self.output_dir = output_dir
     self.extra_metrics = extra_metrics
     self.tree = game_tree_lib.get_tree(config.game, config.max_histories)
     self.num_players = self.tree.num_players
+    self.oracle = make_oracle(config.oracle, config.oracle_config)
     self._check_config()
     self.solver = meta_solvers.get(config.meta_solver)
     self._solver_kwargs = dict(config.meta_solver_kwargs)
     if config.meta_solver in ("nash", "rectified_nash") and self.num_players == 2:
       # One warm-started LP per run: successive tables share most of a support.
       self._solver_kwargs.setdefault("incremental", meta_solvers.IncrementalZeroSumNash())
-    self.oracle = make_oracle(config.oracle, config.oracle_config)
     self.populations: list[list[oracle_base.PopulationMember]] = [
         [] for _ in range(self._num_populations)]
     self._matrices = [payoffs.GrowingArray(
@@ -163,6 +184,13 @@ class PSRO:
     config = self.config
     if config.iterations < 1:
       raise ValueError(f"iterations must be at least 1, got {config.iterations}.")
+    if config.oracle_budget_final_s > 0:
+      if not hasattr(self.oracle.config, "time_budget_s"):
+        raise ValueError(f"oracle_budget_final_s ramps an RL oracle's time_budget_s;"
+                         f" oracle {config.oracle!r} has none. Set it to 0.")
+      if config.oracle_budget_ramp_iterations < 1:
+        raise ValueError("oracle_budget_ramp_iterations must be at least 1, got"
+                         f" {config.oracle_budget_ramp_iterations}.")
     if config.meta_solver not in meta_solvers.names():
       raise ValueError(f"unknown meta-solver {config.meta_solver!r}; choose one"
                        f" of {meta_solvers.names()}.")
@@ -204,7 +232,8 @@ class PSRO:
     """Rebuilds populations, table, solver state and records from disk."""
     saved = checkpoints.read_json(os.path.join(self.output_dir, checkpoints.CONFIG_FILE))
     for key in ("game", "meta_solver", "oracle", "seed", "symmetric", "sims_per_entry",
-                "meta_solver_kwargs", "oracle_config"):
+                "meta_solver_kwargs", "oracle_config", "oracle_budget_final_s",
+                "oracle_budget_ramp_iterations"):
       if saved.get(key) != dataclasses.asdict(self.config).get(key):
         raise checkpoints.CheckpointError(
             f"--resume with {key}={dataclasses.asdict(self.config).get(key)!r}, but the"
@@ -305,30 +334,48 @@ class PSRO:
 
   def _best_responses(self, sigma: list[np.ndarray]
                       ) -> list[list[oracle_base.PopulationMember]]:
+    """Per population, this iteration's new members (one backend batch)."""
     matrices = self.population_matrices()
     targets = None
     if self.config.meta_solver == "rectified_nash":
       meta_games = self.table.meta_games
       tables = [meta_games[0]] if self.config.symmetric else meta_games
       targets = meta_solvers.rectified_targets(tables, profile=sigma[:2])
-    new = []
+    requests, owners = [], []
     for p in range(self._num_populations):
       previous = self.populations[p][-1] if len(self.populations[p]) > 1 else None
       jobs = ([(j, t.opponent_mixture) for j, t in enumerate(targets[p])]
               if targets is not None else [(0, None)])
-      members = []
       for j, opponent_mix in jobs:
         weights = [None if q == p else (sigma[q] if opponent_mix is None else opponent_mix)
                    for q in range(self.num_players)]
-        request = oracle_base.BestResponseRequest(
+        requests.append(oracle_base.BestResponseRequest(
             tree=self.tree, player=p,
             opponent_populations=[None if q == p else matrices[q]
                                   for q in range(self.num_players)],
             opponent_weights=weights, previous=previous,
-            seed=_seed(self.config.seed, _ORACLE_SEED_TAG, self.iteration, p, j))
-        members.append(self.oracle.best_response(request))
-      new.append(members)
+            seed=_seed(self.config.seed, _ORACLE_SEED_TAG, self.iteration, p, j)))
+        owners.append(p)
+    new: list[list[oracle_base.PopulationMember]] = [[] for _ in range(self._num_populations)]
+    for p, member in zip(owners, self.backend.best_responses(self._iteration_oracle(),
+                                                             requests)):
+      new[p].append(member)
     return new
+
+  def oracle_time_budget(self, iteration: int) -> float:
+    """The RL oracle's `time_budget_s` at `iteration` (see the config)."""
+    config = self.config
+    start = self.oracle.config.time_budget_s
+    if config.oracle_budget_final_s <= 0:
+      return start
+    fraction = min(iteration / config.oracle_budget_ramp_iterations, 1.0)
+    return start + fraction * (config.oracle_budget_final_s - start)
+
+  def _iteration_oracle(self) -> oracle_base.Oracle:
+    if self.config.oracle_budget_final_s <= 0:
+      return self.oracle
+    return type(self.oracle)(dataclasses.replace(
+        self.oracle.config, time_budget_s=self.oracle_time_budget(self.iteration)))
 
   def step(self) -> dict[str, Any]:
     """Runs one iteration; returns (and writes) its record."""
@@ -412,36 +459,49 @@ class PSRO:
 
   # -- checks --------------------------------------------------------------
 
-  def support_policies(self) -> tuple[list[list[Any]], list[np.ndarray]]:
-    """OpenSpiel `TabularPolicy`s and weights of the meta-strategy's support."""
+  def support_policies(self, sigma: list[np.ndarray] | None = None
+                       ) -> tuple[list[list[Any]], list[np.ndarray]]:
+    """OpenSpiel `TabularPolicy`s and weights of a meta-strategy's support.
+
+    `sigma` defaults to the last meta-strategy; an earlier one (from a
+    record) covers the first `len(sigma[p])` members of each population.
+    """
     matrices = self.population_matrices()
     pops, weights = [], []
-    for p, sigma in enumerate(self.meta_strategies):
-      support = np.flatnonzero(sigma > 0)
+    for p, sigma_p in enumerate(self.meta_strategies if sigma is None else sigma):
+      sigma_p = np.asarray(sigma_p, dtype=np.float64)
+      support = np.flatnonzero(sigma_p > 0)
       members = []
       for k in support:
         per_player = [None] * self.num_players
         per_player[p] = matrices[p][k]
         members.append(policies_lib.to_tabular_policy(self.tree, per_player))
       pops.append(members)
-      weights.append(sigma[support] / sigma[support].sum())
+      weights.append(sigma_p[support] / sigma_p[support].sum())
     return pops, weights
+
+  def openspiel_nash_conv(self, sigma: list[np.ndarray] | None = None) -> float:
+    """NashConv of a meta-strategy by OpenSpiel's own code.
+
+    `PolicyAggregator` + `exploitability.nash_conv` on TabularPolicies of the
+    support of `sigma` (default: the last meta-strategy).
+    """
+    from open_spiel.python.algorithms import exploitability as os_exploitability  # pylint: disable=g-import-not-at-top
+    from open_spiel.python.algorithms import policy_aggregator  # pylint: disable=g-import-not-at-top
+    pops, weights = self.support_policies(sigma)
+    aggregated = policy_aggregator.PolicyAggregator(self.tree.game).aggregate(
+        list(range(self.num_players)), pops, weights)
+    return float(os_exploitability.nash_conv(self.tree.game, aggregated))
 
   def verify(self, tolerance: float = 1e-6) -> float:
     """Recomputes the last NashConv with OpenSpiel's own code.
 
-    Uses `PolicyAggregator` + `exploitability.nash_conv` on TabularPolicies of
-    the support. Returns OpenSpiel's figure.
+    Returns OpenSpiel's figure (`openspiel_nash_conv`).
 
     Raises:
       VerificationError: the two differ by more than `tolerance`.
     """
-    from open_spiel.python.algorithms import exploitability as os_exploitability  # pylint: disable=g-import-not-at-top
-    from open_spiel.python.algorithms import policy_aggregator  # pylint: disable=g-import-not-at-top
-    pops, weights = self.support_policies()
-    aggregated = policy_aggregator.PolicyAggregator(self.tree.game).aggregate(
-        list(range(self.num_players)), pops, weights)
-    theirs = float(os_exploitability.nash_conv(self.tree.game, aggregated))
+    theirs = self.openspiel_nash_conv()
     ours = self.records[-1]["nash_conv"]
     if abs(theirs - ours) > tolerance:
       raise VerificationError(
