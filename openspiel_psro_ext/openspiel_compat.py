@@ -12,7 +12,6 @@ Sections:
 from __future__ import annotations
 
 from collections.abc import Callable
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ from openspiel_psro_ext import game_tree as game_tree_lib
 from openspiel_psro_ext import meta_solvers
 from openspiel_psro_ext import oracles as oracles_lib
 from openspiel_psro_ext import policies as policies_lib
+from openspiel_psro_ext import psro
 
 # ---------------------------------------------------------------------------
 # 1. Meta-strategy solvers.
@@ -107,9 +107,8 @@ class StockOracle(optimization_oracle.AbstractOracle):
     super().__init__(**kwargs)
     self.tree = game_tree_lib.get_tree(game)
     if isinstance(oracle, str):
-      oracle_cls = oracles_lib.get(oracle)
-      config = dataclasses.replace(oracle_cls.Config(), **(oracle_config or {}))
-      oracle = oracle_cls(config)
+      # With the oracle's PSRO settings, as in our loop.
+      oracle = psro.make_oracle(oracle, oracle_config or {})
     self.oracle = oracle
     self.seed = seed
     self._calls = 0

@@ -58,6 +58,10 @@ class PPOConfig(torch_policy.TrainingOptions):
   vf_coef: float = 0.5
   max_grad_norm: float = 5.0
   greedy_result: bool = False  # True: the result plays the actor's argmax action
+  # Start the critic (not the actor) from the previous best response's: the
+  # opponents' mixture changes little between PSRO iterations, so its values
+  # are nearly right from the first update, while a fresh actor still explores.
+  warm_start_critic: bool = False
 
 
 class PPOOracle(torch_policy.TorchOracle):
@@ -65,6 +69,11 @@ class PPOOracle(torch_policy.TorchOracle):
 
   name = "ppo"
   Config = PPOConfig
+  # PSRO's best responses get ~1-6 s each (benchmarks/psro_rl.py): fewer
+  # passes over larger batches see twice the games in that time, and the
+  # critic carries over between iterations.
+  psro_defaults = dict(time_budget_s=1.0, num_envs=2048, update_epochs=2,
+                       warm_start_critic=True)
 
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
     cfg = self.config
@@ -72,6 +81,11 @@ class PPOOracle(torch_policy.TorchOracle):
         "loss", "policy_loss", "value_loss", "entropy", "approx_kl"), with_value=True)
     device, env, module, log = run.device, run.env, run.module, run.log
     actor, critic = module.net, module.value
+    prev = request.previous
+    if (cfg.warm_start_critic and not cfg.warm_start and prev is not None
+        and isinstance(prev.module, torch_policy.TorchPolicy)
+        and dict(prev.module.arch, output="softmax") == module.arch):
+      critic.load_state_dict(prev.module.value.state_dict())
     optimizer = torch.optim.Adam(module.parameters(), lr=cfg.learning_rate, eps=1e-5)
     T, B = cfg.num_steps, cfg.num_envs
     obs_buf = torch.zeros((T, B) + tuple(env.obs_shape), device=device)
