@@ -47,8 +47,8 @@ from openspiel_psro_ext.oracles import base as oracle_base
 # The command line's budget ramp for RL oracles (from their `psro_defaults`
 # time_budget_s): short best responses early, when the meta-strategy is easy
 # to exploit, longer ones near equilibrium (benchmarks/psro_rl.py).
-RL_BUDGET_FINAL_S = 6.0
-RL_BUDGET_RAMP_ITERATIONS = 150
+RL_BUDGET_FINAL_S = 4.0
+RL_BUDGET_RAMP_ITERATIONS = 200
 
 _PAYOFF_SEED_TAG = 7
 _ORACLE_SEED_TAG = 11

@@ -28,6 +28,7 @@ from absl import flags
 from absl import logging
 import pyspiel
 
+from openspiel_psro_ext import backends
 from openspiel_psro_ext import checkpoints
 from openspiel_psro_ext import game_tree
 from openspiel_psro_ext import psro as psro_lib
@@ -38,7 +39,9 @@ flags.DEFINE_string("game", "leduc_poker", "OpenSpiel game string.")
 flags.DEFINE_integer("iterations", 400, "Maximum PSRO iterations.")
 flags.DEFINE_string("meta_solver", "nash", "Meta-solver name (see meta_solvers.names()).")
 flags.DEFINE_string("meta_solver_kwargs", "{}", "JSON keyword arguments for the meta-solver.")
-flags.DEFINE_string("oracle", "exact", "Best-response oracle (see oracles.names()).")
+flags.DEFINE_string("oracle", "exact",
+                    "Best-response oracle (see oracles.names()): exact (closed"
+                    " form over the compiled tree) or ppo, dqn, sac (deep RL).")
 flags.DEFINE_string("oracle_config", "{}", "JSON overrides of the oracle's Config fields.")
 flags.DEFINE_string("device", None, "Torch device for RL oracles (cpu, cuda).")
 flags.DEFINE_integer("seed", 0, "Seed for every random choice of the run.")
@@ -57,6 +60,22 @@ flags.DEFINE_integer("stock_sims_per_entry", 1000,
                      "Games per payoff entry for stock psro_v2 (its default).")
 flags.DEFINE_bool("symmetric", False, "One population shared by both players.")
 flags.DEFINE_bool("resume", False, "Continue the run in --output_dir.")
+flags.DEFINE_enum("backend", "auto", ["auto", "embedded", "ray"],
+                  "Where best responses run: in this process, or as parallel"
+                  " Ray tasks (a local Ray, or --ray_address). auto: ray for RL"
+                  " oracles when Ray is installed and there are 2+ CPUs, else"
+                  " embedded.")
+flags.DEFINE_string("ray_address", None,
+                    "An existing Ray cluster for --backend=ray (default: start"
+                    " a local one).")
+flags.DEFINE_float("oracle_budget_final_s", None,
+                   "RL oracles: ramp each best response's time budget (the"
+                   " oracle's time_budget_s) up to this over"
+                   " --oracle_budget_ramp_iterations (0: constant). Default: %g s"
+                   " from the oracle's PSRO default, unless --oracle_config sets"
+                   " time_budget_s." % psro_lib.RL_BUDGET_FINAL_S)
+flags.DEFINE_integer("oracle_budget_ramp_iterations", psro_lib.RL_BUDGET_RAMP_ITERATIONS,
+                     "Iterations over which --oracle_budget_final_s ramps.")
 flags.DEFINE_integer("max_histories", game_tree.DEFAULT_MAX_HISTORIES,
                      "Refuse games with more histories than this.")
 flags.DEFINE_bool("tensorboard", False, "Also write TensorBoard event files.")
@@ -71,7 +90,6 @@ flags.DEFINE_integer("metrics_every", 10,
                      " (0: never; their time is logged apart from PSRO's).")
 
 _VERIFY_TOLERANCE = 1e-6
-_RL_BEST_RESPONSE_SECONDS = 2.0
 
 
 class UsageError(ValueError):
@@ -88,6 +106,12 @@ def _json_flag(name: str, text: str) -> dict[str, Any]:
   return value
 
 
+def _is_rl_oracle(name: str) -> bool:
+  """Whether the oracle trains (for a wall-time budget) rather than computes."""
+  from openspiel_psro_ext import oracles  # pylint: disable=g-import-not-at-top
+  return any(f.name == "time_budget_s" for f in dataclasses.fields(oracles.get(name).Config))
+
+
 def config_from_flags() -> psro_lib.PSROConfig:
   """The `PSROConfig` the flags describe (validated by PSRO itself)."""
   try:
@@ -99,12 +123,16 @@ def config_from_flags() -> psro_lib.PSROConfig:
   oracle_config = _json_flag("oracle_config", FLAGS.oracle_config)
   from openspiel_psro_ext import oracles  # pylint: disable=g-import-not-at-top
   fields = {f.name for f in dataclasses.fields(oracles.get(FLAGS.oracle).Config)}
-  if "time_budget_s" in fields and "time_budget_s" not in oracle_config:
-    # An RL oracle's own default (45 s) is sized for one best response of
-    # benchmark quality; PSRO does better with many short ones (psro_rl.py).
-    oracle_config["time_budget_s"] = _RL_BEST_RESPONSE_SECONDS
-    logging.info("%s best responses get %.1f s each (set time_budget_s in"
-                 " --oracle_config to change).", FLAGS.oracle, _RL_BEST_RESPONSE_SECONDS)
+  budget_final = FLAGS.oracle_budget_final_s
+  if _is_rl_oracle(FLAGS.oracle) and "time_budget_s" not in oracle_config:
+    # Many short best responses early, longer ones near equilibrium.
+    start = oracles.get(FLAGS.oracle).psro_defaults.get("time_budget_s", 1.0)
+    if budget_final is None:
+      budget_final = max(psro_lib.RL_BUDGET_FINAL_S, start)
+    logging.info("%s best responses get %g s each, ramping to %g s over %d"
+                 " iterations (set time_budget_s in --oracle_config or"
+                 " --oracle_budget_final_s to change).", FLAGS.oracle, start,
+                 budget_final, FLAGS.oracle_budget_ramp_iterations)
   if FLAGS.device is not None:
     if "device" in fields:
       oracle_config["device"] = FLAGS.device
@@ -117,6 +145,8 @@ def config_from_flags() -> psro_lib.PSROConfig:
       oracle=FLAGS.oracle, oracle_config=oracle_config, seed=FLAGS.seed,
       symmetric=FLAGS.symmetric, sims_per_entry=FLAGS.sims_per_entry,
       time_budget_s=FLAGS.time_budget_s, target_nash_conv=FLAGS.target_nash_conv,
+      oracle_budget_final_s=budget_final or 0.0,
+      oracle_budget_ramp_iterations=FLAGS.oracle_budget_ramp_iterations,
       max_histories=FLAGS.max_histories)
 
 
@@ -204,7 +234,39 @@ def main(argv: Sequence[str]) -> int:
       f"-{time.strftime('%Y%m%d-%H%M%S')}")
   if FLAGS.resume:
     config = _resume_config(output_dir, config)
-  run = psro_lib.PSRO(config, output_dir=output_dir, resume=FLAGS.resume)
+  backend = _make_backend(config)
+  try:
+    return _run(config, output_dir, backend)
+  finally:
+    backend.close()
+
+
+def _make_backend(config: psro_lib.PSROConfig) -> backends.Backend:
+  name = FLAGS.backend
+  if name == "auto":
+    name = "ray" if FLAGS.ray_address else "embedded"
+    # Parallel best responses pay off when each one is seconds of training.
+    if name == "embedded" and _is_rl_oracle(config.oracle) and (os.cpu_count() or 1) > 1:
+      try:
+        import ray  # pylint: disable=g-import-not-at-top,unused-import
+        name = "ray"
+      except ImportError:
+        logging.info("Ray is not installed: best responses run one at a time"
+                     " (pip install 'openspiel_psro_ext[ray]' to train them in"
+                     " parallel).")
+  if name == "embedded":
+    if FLAGS.ray_address:
+      raise UsageError("--ray_address needs --backend=ray.")
+    return backends.EmbeddedBackend()
+  try:
+    return backends.RayBackend(address=FLAGS.ray_address)
+  except ImportError as e:
+    raise UsageError(f"--backend=ray: {e}") from e
+
+
+def _run(config: psro_lib.PSROConfig, output_dir: str, backend: backends.Backend) -> int:
+  run = psro_lib.PSRO(config, output_dir=output_dir, resume=FLAGS.resume,
+                      backend=backend)
   run_metrics = (_RunMetrics(run.tree, FLAGS.metrics_every, FLAGS.cache_dir)
                  if FLAGS.metrics_every > 0 else None)
   run.extra_metrics = run_metrics
@@ -213,9 +275,10 @@ def main(argv: Sequence[str]) -> int:
     from openspiel_psro_ext import tensorboard as tb  # pylint: disable=g-import-not-at-top
     tensorboard = tb.TensorboardLogger(os.path.join(output_dir, "tensorboard"))
   _install_interrupt_handler(run)
-  logging.info("PSRO on %s (%d histories): meta-solver %s, oracle %s, %s payoffs;"
-               " writing %s", config.game, run.tree.num_histories, config.meta_solver,
-               config.oracle, "exact" if config.sims_per_entry <= 0 else
+  logging.info("PSRO on %s (%d histories): meta-solver %s, oracle %s (%s backend),"
+               " %s payoffs; writing %s", config.game, run.tree.num_histories,
+               config.meta_solver, config.oracle, backend.name,
+               "exact" if config.sims_per_entry <= 0 else
                f"{config.sims_per_entry}-sample", output_dir)
 
   def on_iteration(record: dict[str, Any]) -> None:

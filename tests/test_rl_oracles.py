@@ -1,5 +1,6 @@
 """Deep RL oracles: near-exact best responses, exact evaluation, checkpoints."""
 
+import dataclasses
 import io
 
 import numpy as np
@@ -164,3 +165,39 @@ def test_ppo_greedy_result_is_deterministic_and_restores():
   assert set(np.unique(member.matrix)) <= {0.0, 1.0}
   module = oracle.restore_module(tree, 0, member.module.state_dict())
   np.testing.assert_allclose(module.matrix(tree), member.matrix, atol=1e-12)
+
+
+def test_ppo_warm_start_critic_keeps_the_critic_not_the_actor():
+  tree = game_tree.get_tree("kuhn_poker")
+  cfg = oracles.get("ppo").Config(total_episodes=20_000, time_budget_s=0, num_envs=256,
+                                  num_threads=1, progress=False, hidden=(16,))
+  first = oracles.get("ppo")(cfg).best_response(
+      _request("kuhn_poker", 0, [tree.uniform_policy()[1]]))
+  # With learning switched off, the new member holds its starting weights;
+  # the actor is the fresh one either way (same seed).
+  frozen = oracles.get("ppo").Config(**{**vars(cfg), "learning_rate": 0.0,
+                                        "total_episodes": 1,
+                                        "warm_start_critic": True})
+  later = _request("kuhn_poker", 0, [tree.uniform_policy()[1]], seed=5, previous=first)
+  second = oracles.get("ppo")(frozen).best_response(later)
+  for name, value in first.module.value.state_dict().items():
+    torch.testing.assert_close(second.module.value.state_dict()[name], value)
+  fresh = oracles.get("ppo")(dataclasses.replace(frozen, warm_start_critic=False)
+                             ).best_response(later)
+  torch.testing.assert_close(second.module.net.state_dict(), fresh.module.net.state_dict())
+  # ... and without the option the critic starts fresh too.
+  assert not torch.equal(next(fresh.module.value.parameters()),
+                         next(first.module.value.parameters()))
+
+
+def test_psro_applies_the_oracles_psro_defaults_under_user_overrides():
+  from openspiel_psro_ext import psro  # pylint: disable=g-import-not-at-top
+  ppo = oracles.get("ppo")
+  oracle = psro.make_oracle("ppo", {"num_envs": 64})
+  assert oracle.config.num_envs == 64  # the user's setting wins
+  for name, value in ppo.psro_defaults.items():
+    if name != "num_envs":
+      assert getattr(oracle.config, name) == value
+  assert oracle.config.time_budget_s < ppo.Config().time_budget_s
+  with pytest.raises(ValueError, match="has no settings"):
+    psro.make_oracle("ppo", {"num_env": 64})

@@ -20,7 +20,7 @@ def _run(*args, timeout=240):
 
 def test_kuhn_with_compare_stock(tmp_path):
   out = str(tmp_path / "kuhn")
-  proc = _run("--game=kuhn_poker", "--iterations=15", "--target_nash_conv=0",
+  proc = _run("--game=kuhn_poker", "--oracle=exact", "--iterations=15", "--target_nash_conv=0",
               f"--output_dir={out}", "--compare_stock", "--time_budget_s=60")
   assert proc.returncode == 0, proc.stderr[-3000:]
   records = checkpoints.read_metrics(out)
@@ -41,7 +41,7 @@ def test_kuhn_with_compare_stock(tmp_path):
 
 
 def test_kill_and_resume_matches_uninterrupted(tmp_path):
-  args = ["--game=leduc_poker", "--iterations=40", "--target_nash_conv=0",
+  args = ["--game=leduc_poker", "--oracle=exact", "--iterations=40", "--target_nash_conv=0",
           "--time_budget_s=0", "--metrics_every=0"]
   reference = str(tmp_path / "reference")
   assert _run(*args, f"--output_dir={reference}").returncode == 0
@@ -93,7 +93,8 @@ def test_non_empty_output_dir_is_refused_and_kept(tmp_path):
 def test_ctrl_c_finishes_the_iteration_and_exits_cleanly(tmp_path):
   out = str(tmp_path / "interrupted")
   proc = subprocess.Popen([sys.executable, "-m", "openspiel_psro_ext.run",
-                           "--game=leduc_poker", "--iterations=400", "--target_nash_conv=0",
+                           "--game=leduc_poker", "--oracle=exact", "--iterations=400",
+                           "--target_nash_conv=0",
                            "--time_budget_s=0", "--metrics_every=0", f"--output_dir={out}"],
                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
   deadline = time.time() + 120
@@ -120,3 +121,39 @@ def test_rl_oracle_from_the_command_line(tmp_path):
   assert records[0]["oracle"]["episodes"] >= 4000
   assert os.path.exists(checkpoints.member_path(out, 0, 1, ".pt"))
   assert json.load(open(os.path.join(out, "summary.json")))["verified"]
+  try:
+    import ray  # pylint: disable=g-import-not-at-top,unused-import
+    # --backend=auto trains the players in parallel where it can.
+    expected = "(ray backend)" if (os.cpu_count() or 1) > 1 else "(embedded backend)"
+  except ImportError:
+    expected = "(embedded backend)"
+  assert expected in proc.stderr
+
+
+@pytest.fixture
+def parsed_flags():
+  from openspiel_psro_ext import run  # pylint: disable=g-import-not-at-top
+
+  def parse(*args):
+    run.FLAGS.unparse_flags()
+    run.FLAGS(["run", *args])
+    return run.config_from_flags()
+  yield parse
+  run.FLAGS.unparse_flags()
+
+
+def test_rl_oracles_default_to_a_ramped_budget(parsed_flags):
+  from openspiel_psro_ext import psro  # pylint: disable=g-import-not-at-top
+  assert parsed_flags().oracle == "exact"  # the default
+  config = parsed_flags("--oracle=ppo")
+  assert config.oracle_budget_final_s == psro.RL_BUDGET_FINAL_S
+  assert config.oracle_budget_ramp_iterations == psro.RL_BUDGET_RAMP_ITERATIONS
+  run = psro.PSRO(config)
+  assert run.oracle_time_budget(0) == 1.5  # ppo's psro_defaults
+  # A budget the user sets is kept constant unless a ramp is asked for too.
+  config = parsed_flags("--oracle=ppo", '--oracle_config={"time_budget_s": 3}')
+  assert config.oracle_budget_final_s == 0 and config.oracle_config["time_budget_s"] == 3
+  config = parsed_flags("--oracle=ppo", '--oracle_config={"time_budget_s": 3}',
+                        "--oracle_budget_final_s=5")
+  assert config.oracle_budget_final_s == 5
+  assert parsed_flags("--oracle=exact").oracle_budget_final_s == 0

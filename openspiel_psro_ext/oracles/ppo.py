@@ -69,10 +69,10 @@ class PPOOracle(torch_policy.TorchOracle):
 
   name = "ppo"
   Config = PPOConfig
-  # PSRO's best responses get ~1-6 s each (benchmarks/psro_rl.py): fewer
+  # PSRO's best responses get ~1.5-4 s each (benchmarks/psro_rl.py): fewer
   # passes over larger batches see twice the games in that time, and the
   # critic carries over between iterations.
-  psro_defaults = dict(time_budget_s=1.0, num_envs=2048, update_epochs=2,
+  psro_defaults = dict(time_budget_s=1.5, num_envs=2048, update_epochs=2,
                        warm_start_critic=True)
 
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
