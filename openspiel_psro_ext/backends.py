@@ -22,6 +22,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import logging
+import math
 import os
 import pickle
 from typing import Any, Sequence
@@ -75,7 +76,8 @@ def _remote_best_response(oracle: oracle_base.Oracle, tree_ref: list[Any],
 
 
 class RayBackend(Backend):
-  """Best responses as Ray tasks, one CPU each.
+  """Best responses as Ray tasks, one CPU each (a share of one when a batch
+  has more tasks than the cluster has CPUs: they all run at once).
 
   Args:
     address: an existing Ray cluster's address ("auto", "ray://host:10001"),
@@ -115,8 +117,13 @@ class RayBackend(Backend):
     return self._tree_refs[key][1]
 
   def best_responses(self, oracle, requests):
-    futures = [self._task.remote(oracle, [self._tree_ref(r.tree)],
-                                 dataclasses.replace(r, tree=None))
+    # A batch larger than the cluster shares its CPUs rather than queueing:
+    # oracles with wall-time budgets would otherwise take several rounds.
+    cpus = self._ray.cluster_resources().get("CPU", 1.0)
+    share = min(1.0, math.floor(1e4 * cpus / max(len(requests), 1)) / 1e4)
+    task = self._task.options(num_cpus=share)
+    futures = [task.remote(oracle, [self._tree_ref(r.tree)],
+                           dataclasses.replace(r, tree=None))
                for r in requests]
     members = self._ray.get(futures)
     for member in members:

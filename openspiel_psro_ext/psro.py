@@ -26,6 +26,7 @@ and meta-solver over the saved population.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import time
@@ -80,6 +81,10 @@ class PSROConfig:
       Late meta-strategies are near equilibrium: the gains left to find are
       small and take longer training to find.
     oracle_budget_ramp_iterations: iterations over which the budget ramps.
+    best_responses_per_player: per population, how many best responses (with
+      different seeds) it gets each iteration; empty: one each. RL best
+      responses are noisy, and one player's are often the weaker side: more
+      of them give the meta-solver better ones to choose from.
     max_histories: the compiled tree's size limit.
   """
 
@@ -96,6 +101,7 @@ class PSROConfig:
   target_nash_conv: float = 0.0
   oracle_budget_final_s: float = 0.0
   oracle_budget_ramp_iterations: int = 100
+  best_responses_per_player: tuple[int, ...] = ()
   max_histories: int = game_tree_lib.DEFAULT_MAX_HISTORIES
 
   @classmethod
@@ -191,6 +197,11 @@ class PSRO:
       if config.oracle_budget_ramp_iterations < 1:
         raise ValueError("oracle_budget_ramp_iterations must be at least 1, got"
                          f" {config.oracle_budget_ramp_iterations}.")
+    counts = tuple(config.best_responses_per_player)
+    if counts and (len(counts) != self._num_populations or min(counts) < 1):
+      raise ValueError(
+          f"best_responses_per_player={list(counts)} needs one count of at least 1"
+          f" per population ({self._num_populations}).")
     if config.meta_solver not in meta_solvers.names():
       raise ValueError(f"unknown meta-solver {config.meta_solver!r}; choose one"
                        f" of {meta_solvers.names()}.")
@@ -231,12 +242,16 @@ class PSRO:
   def _restore(self, state: dict[str, Any]) -> None:
     """Rebuilds populations, table, solver state and records from disk."""
     saved = checkpoints.read_json(os.path.join(self.output_dir, checkpoints.CONFIG_FILE))
+    # As saved: JSON turns tuples into lists. A field the saved run predates
+    # had its default value.
+    current = json.loads(json.dumps(dataclasses.asdict(self.config)))
+    saved = {**json.loads(json.dumps(dataclasses.asdict(PSROConfig()))), **saved}
     for key in ("game", "meta_solver", "oracle", "seed", "symmetric", "sims_per_entry",
                 "meta_solver_kwargs", "oracle_config", "oracle_budget_final_s",
-                "oracle_budget_ramp_iterations"):
-      if saved.get(key) != dataclasses.asdict(self.config).get(key):
+                "oracle_budget_ramp_iterations", "best_responses_per_player"):
+      if saved.get(key) != current.get(key):
         raise checkpoints.CheckpointError(
-            f"--resume with {key}={dataclasses.asdict(self.config).get(key)!r}, but the"
+            f"--resume with {key}={current.get(key)!r}, but the"
             f" run in {self.output_dir} used {saved.get(key)!r}; resume with the same"
             " settings.")
     done = int(state["iterations_done"])
@@ -344,9 +359,11 @@ class PSRO:
     requests, owners = [], []
     for p in range(self._num_populations):
       previous = self.populations[p][-1] if len(self.populations[p]) > 1 else None
-      jobs = ([(j, t.opponent_mixture) for j, t in enumerate(targets[p])]
-              if targets is not None else [(0, None)])
-      for j, opponent_mix in jobs:
+      jobs = ([t.opponent_mixture for t in targets[p]]
+              if targets is not None else [None])
+      copies = (self.config.best_responses_per_player[p]
+                if self.config.best_responses_per_player else 1)
+      for j, opponent_mix in enumerate(jobs * copies):
         weights = [None if q == p else (sigma[q] if opponent_mix is None else opponent_mix)
                    for q in range(self.num_players)]
         requests.append(oracle_base.BestResponseRequest(

@@ -69,3 +69,22 @@ def test_oracle_budget_ramp_needs_an_rl_oracle():
 def test_unknown_backend_is_named():
   with pytest.raises(ValueError, match="unknown backend 'threads'"):
     backends.make("threads")
+
+
+def test_more_best_responses_for_one_player(ray_backend):
+  config = _ppo_config(iterations=2, best_responses_per_player=(2, 1))
+  embedded = psro.PSRO(config)
+  embedded.run()
+  assert [len(p) for p in embedded.populations] == [5, 3]  # uniform + 2 x 2, + 2 x 1
+  first, second = embedded.populations[0][1:3]
+  assert not np.array_equal(first.matrix, second.matrix)  # different seeds
+  # Three tasks on a 2-CPU Ray share the CPUs, and give the same members.
+  on_ray = psro.PSRO(config, backend=ray_backend)
+  on_ray.run()
+  for ours, theirs in zip(on_ray.population_matrices(), embedded.population_matrices()):
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_best_responses_per_player_is_checked():
+  with pytest.raises(ValueError, match="one count of at least 1 per population"):
+    psro.PSRO(_ppo_config(best_responses_per_player=(2,)))
