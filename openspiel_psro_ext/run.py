@@ -76,6 +76,9 @@ flags.DEFINE_float("oracle_budget_final_s", None,
                    " time_budget_s." % psro_lib.RL_BUDGET_FINAL_S)
 flags.DEFINE_integer("oracle_budget_ramp_iterations", psro_lib.RL_BUDGET_RAMP_ITERATIONS,
                      "Iterations over which --oracle_budget_final_s ramps.")
+flags.DEFINE_list("best_responses_per_player", [],
+                  "Best responses each population gets per iteration, e.g. 2,1"
+                  " (different seeds; default one each).")
 flags.DEFINE_integer("max_histories", game_tree.DEFAULT_MAX_HISTORIES,
                      "Refuse games with more histories than this.")
 flags.DEFINE_bool("tensorboard", False, "Also write TensorBoard event files.")
@@ -139,6 +142,11 @@ def config_from_flags() -> psro_lib.PSROConfig:
     else:
       logging.info("--device=%s ignored: the %s oracle runs in numpy.",
                    FLAGS.device, FLAGS.oracle)
+  try:
+    per_player = tuple(int(k) for k in FLAGS.best_responses_per_player)
+  except ValueError as e:
+    raise UsageError(f"--best_responses_per_player takes integers, e.g. 2,1; got"
+                     f" {','.join(FLAGS.best_responses_per_player)!r}.") from e
   return psro_lib.PSROConfig(
       game=str(game), iterations=FLAGS.iterations, meta_solver=FLAGS.meta_solver,
       meta_solver_kwargs=_json_flag("meta_solver_kwargs", FLAGS.meta_solver_kwargs),
@@ -147,7 +155,7 @@ def config_from_flags() -> psro_lib.PSROConfig:
       time_budget_s=FLAGS.time_budget_s, target_nash_conv=FLAGS.target_nash_conv,
       oracle_budget_final_s=budget_final or 0.0,
       oracle_budget_ramp_iterations=FLAGS.oracle_budget_ramp_iterations,
-      max_histories=FLAGS.max_histories)
+      best_responses_per_player=per_player, max_histories=FLAGS.max_histories)
 
 
 def _resume_config(output_dir: str, config: psro_lib.PSROConfig) -> psro_lib.PSROConfig:

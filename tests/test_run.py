@@ -72,6 +72,8 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
     (["--game=kuhn_poker", "--meta_solver=nope"], "unknown meta-solver"),
     (["--game=leduc_poker", "--max_histories=100"], "more than 100 histories"),
     (["--game=kuhn_poker", "--oracle_config={bad"], "--oracle_config is not valid JSON"),
+    (["--game=kuhn_poker", "--best_responses_per_player=2,x"], "takes integers"),
+    (["--game=kuhn_poker", "--best_responses_per_player=2"], "one count of at least 1"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, args, message):
   proc = _run(*args, f"--output_dir={tmp_path / 'x'}", timeout=60)
