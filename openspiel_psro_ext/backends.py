@@ -110,7 +110,8 @@ class RayBackend(Backend):
     logging.info("Ray backend: %s CPUs.", ray.cluster_resources().get("CPU"))
 
   def _tree_ref(self, tree: Any) -> Any:
-    # One copy of the compiled tree in the object store per run, not per task.
+    # One copy of the compiled tree in the object store per run, not per task
+    # (the tree is kept with its ref, so its id is not reused).
     key = id(tree)
     if key not in self._tree_refs:
       self._tree_refs[key] = (tree, self._ray.put(tree))

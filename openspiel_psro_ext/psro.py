@@ -76,7 +76,8 @@ class PSROConfig:
       (0: no budget).
     target_nash_conv: stop once NashConv is at or below this (0: never).
     oracle_budget_final_s: RL oracles: ramp the wall-time budget of each best
-      response linearly from `oracle_config`'s `time_budget_s` at iteration 0
+      response linearly from the oracle's `time_budget_s` (`oracle_config`,
+      else its `psro_defaults`) at iteration 0
       to this at `oracle_budget_ramp_iterations` and after (0: constant).
       Late meta-strategies are near equilibrium: the gains left to find are
       small and take longer training to find.
@@ -191,7 +192,7 @@ class PSRO:
     if config.iterations < 1:
       raise ValueError(f"iterations must be at least 1, got {config.iterations}.")
     if config.oracle_budget_final_s > 0:
-      if not hasattr(self.oracle.config, "time_budget_s"):
+      if not oracles_lib.trains(config.oracle):
         raise ValueError(f"oracle_budget_final_s ramps an RL oracle's time_budget_s;"
                          f" oracle {config.oracle!r} has none. Set it to 0.")
       if config.oracle_budget_ramp_iterations < 1:

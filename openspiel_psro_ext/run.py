@@ -31,6 +31,7 @@ import pyspiel
 from openspiel_psro_ext import backends
 from openspiel_psro_ext import checkpoints
 from openspiel_psro_ext import game_tree
+from openspiel_psro_ext import oracles
 from openspiel_psro_ext import psro as psro_lib
 
 FLAGS = flags.FLAGS
@@ -109,12 +110,6 @@ def _json_flag(name: str, text: str) -> dict[str, Any]:
   return value
 
 
-def _is_rl_oracle(name: str) -> bool:
-  """Whether the oracle trains (for a wall-time budget) rather than computes."""
-  from openspiel_psro_ext import oracles  # pylint: disable=g-import-not-at-top
-  return any(f.name == "time_budget_s" for f in dataclasses.fields(oracles.get(name).Config))
-
-
 def config_from_flags() -> psro_lib.PSROConfig:
   """The `PSROConfig` the flags describe (validated by PSRO itself)."""
   try:
@@ -124,12 +119,11 @@ def config_from_flags() -> psro_lib.PSROConfig:
     raise UsageError(f"unknown or malformed --game={FLAGS.game!r} ({reason}); see"
                      " pyspiel.registered_names().") from e
   oracle_config = _json_flag("oracle_config", FLAGS.oracle_config)
-  from openspiel_psro_ext import oracles  # pylint: disable=g-import-not-at-top
   fields = {f.name for f in dataclasses.fields(oracles.get(FLAGS.oracle).Config)}
   budget_final = FLAGS.oracle_budget_final_s
-  if _is_rl_oracle(FLAGS.oracle) and "time_budget_s" not in oracle_config:
+  if oracles.trains(FLAGS.oracle) and "time_budget_s" not in oracle_config:
     # Many short best responses early, longer ones near equilibrium.
-    start = oracles.get(FLAGS.oracle).psro_defaults.get("time_budget_s", 1.0)
+    start = psro_lib.make_oracle(FLAGS.oracle, oracle_config).config.time_budget_s
     if budget_final is None:
       budget_final = max(psro_lib.RL_BUDGET_FINAL_S, start)
     logging.info("%s best responses get %g s each, ramping to %g s over %d"
@@ -242,11 +236,13 @@ def main(argv: Sequence[str]) -> int:
       f"-{time.strftime('%Y%m%d-%H%M%S')}")
   if FLAGS.resume:
     config = _resume_config(output_dir, config)
-  backend = _make_backend(config)
+  # The run checks its config (and output directory) before Ray starts.
+  run = psro_lib.PSRO(config, output_dir=output_dir, resume=FLAGS.resume)
+  run.backend = _make_backend(config)
   try:
-    return _run(config, output_dir, backend)
+    return _run(run, output_dir)
   finally:
-    backend.close()
+    run.backend.close()
 
 
 def _make_backend(config: psro_lib.PSROConfig) -> backends.Backend:
@@ -254,7 +250,7 @@ def _make_backend(config: psro_lib.PSROConfig) -> backends.Backend:
   if name == "auto":
     name = "ray" if FLAGS.ray_address else "embedded"
     # Parallel best responses pay off when each one is seconds of training.
-    if name == "embedded" and _is_rl_oracle(config.oracle) and (os.cpu_count() or 1) > 1:
+    if name == "embedded" and oracles.trains(config.oracle) and (os.cpu_count() or 1) > 1:
       try:
         import ray  # pylint: disable=g-import-not-at-top,unused-import
         name = "ray"
@@ -272,9 +268,8 @@ def _make_backend(config: psro_lib.PSROConfig) -> backends.Backend:
     raise UsageError(f"--backend=ray: {e}") from e
 
 
-def _run(config: psro_lib.PSROConfig, output_dir: str, backend: backends.Backend) -> int:
-  run = psro_lib.PSRO(config, output_dir=output_dir, resume=FLAGS.resume,
-                      backend=backend)
+def _run(run: psro_lib.PSRO, output_dir: str) -> int:
+  config, backend = run.config, run.backend
   run_metrics = (_RunMetrics(run.tree, FLAGS.metrics_every, FLAGS.cache_dir)
                  if FLAGS.metrics_every > 0 else None)
   run.extra_metrics = run_metrics

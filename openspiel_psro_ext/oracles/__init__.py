@@ -6,6 +6,7 @@ oracle class has a `Config` dataclass of hyperparameters.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Callable
 
@@ -38,6 +39,11 @@ def names() -> list[str]:
   return sorted(_REGISTRY)
 
 
+def trains(name: str) -> bool:
+  """Whether oracle `name` trains for a budget (RL) rather than computes."""
+  return any(f.name == "time_budget_s" for f in dataclasses.fields(get(name).Config))
+
+
 def get(name: str) -> type[Oracle]:
   """The oracle class registered as `name`."""
   if name not in _REGISTRY:
@@ -47,4 +53,4 @@ def get(name: str) -> type[Oracle]:
 
 __all__ = ["BestResponseRequest", "Oracle", "PopulationMember",
            "ExactBestResponseConfig", "ExactBestResponseOracle",
-           "get", "names", "register"]
+           "get", "names", "register", "trains"]

@@ -44,7 +44,8 @@ class DQNOracle(torch_policy.TorchOracle):
 
   name = "dqn"
   Config = DQNConfig
-  # Short best responses inside PSRO; DQN needs ~2 s of replay before its greedy policy is useful.
+  # Short best responses inside PSRO; DQN needs ~2 s of replay before its
+  # greedy policy is useful.
   psro_defaults = dict(time_budget_s=2.0)
 
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:

@@ -54,7 +54,8 @@ class SACOracle(torch_policy.TorchOracle):
 
   name = "sac"
   Config = SACConfig
-  # Short best responses inside PSRO; SAC learns slowly at first: at 2 s its best responses still miss most of the gain.
+  # Short best responses inside PSRO; SAC learns slowly at first (at 2 s its
+  # best responses still miss most of the gain).
   psro_defaults = dict(time_budget_s=3.0)
 
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
