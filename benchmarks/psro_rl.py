@@ -17,10 +17,11 @@ PolicyAggregator + nash_conv. Prints the NashConv curve (and each player's
 exploitability) against seconds and training episodes. Target: NashConv <= 0.2
 within 10 minutes on 2 cores.
 
-Measured on 2 cores (see BUILD_NOTES.md): with the Ray backend NashConv first
-reaches 0.2 at 408-535 s in 4 of 6 runs (best 0.17), but does not stay there:
-the last meta-strategy of a 600 s run is at 0.22-0.27. One core per run
-(embedded, two runs side by side) ended at 0.28-0.31.
+Measured on 2 cores (see BUILD_NOTES.md), with the defaults and the Ray
+backend, seeds 0/1/2: NashConv first at or below 0.2 at 535 / 426 / 547 s;
+0.24 / 0.17 / 0.23 for the last meta-strategy at 600 s (the median of the last
+20 iterations 0.195 / 0.21 / 0.21). With one core per run (embedded, two runs
+side by side) it ended at 0.28.
 """
 
 import argparse
