@@ -236,36 +236,40 @@ def main(argv: Sequence[str]) -> int:
       f"-{time.strftime('%Y%m%d-%H%M%S')}")
   if FLAGS.resume:
     config = _resume_config(output_dir, config)
+  backend_name = _backend_name(config)  # a missing Ray is bad input: before any write
   # The run checks its config (and output directory) before Ray starts.
   run = psro_lib.PSRO(config, output_dir=output_dir, resume=FLAGS.resume)
-  run.backend = _make_backend(config)
+  run.backend = (backends.RayBackend(address=FLAGS.ray_address) if backend_name == "ray"
+                 else backends.EmbeddedBackend())
   try:
     return _run(run, output_dir)
   finally:
     run.backend.close()
 
 
-def _make_backend(config: psro_lib.PSROConfig) -> backends.Backend:
+def _backend_name(config: psro_lib.PSROConfig) -> str:
+  """`--backend`, with auto resolved; checks that Ray is there if needed."""
+  try:
+    import ray  # pylint: disable=g-import-not-at-top,unused-import
+    has_ray = True
+  except ImportError:
+    has_ray = False
   name = FLAGS.backend
   if name == "auto":
-    name = "ray" if FLAGS.ray_address else "embedded"
     # Parallel best responses pay off when each one is seconds of training.
-    if name == "embedded" and oracles.trains(config.oracle) and (os.cpu_count() or 1) > 1:
-      try:
-        import ray  # pylint: disable=g-import-not-at-top,unused-import
-        name = "ray"
-      except ImportError:
-        logging.info("Ray is not installed: best responses run one at a time"
-                     " (pip install 'openspiel_psro_ext[ray]' to train them in"
-                     " parallel).")
-  if name == "embedded":
-    if FLAGS.ray_address:
-      raise UsageError("--ray_address needs --backend=ray.")
-    return backends.EmbeddedBackend()
-  try:
-    return backends.RayBackend(address=FLAGS.ray_address)
-  except ImportError as e:
-    raise UsageError(f"--backend=ray: {e}") from e
+    wants_ray = FLAGS.ray_address or (oracles.trains(config.oracle)
+                                      and (os.cpu_count() or 1) > 1)
+    name = "ray" if wants_ray and has_ray else "embedded"
+    if wants_ray and not has_ray:
+      logging.info("Ray is not installed: best responses run one at a time"
+                   " (pip install 'openspiel_psro_ext[ray]' to train them in"
+                   " parallel).")
+  if name == "ray" and not has_ray:
+    raise UsageError("--backend=ray needs Ray: pip install -c constraints.txt"
+                     " 'openspiel_psro_ext[ray]', or use --backend=embedded.")
+  if name == "embedded" and FLAGS.ray_address:
+    raise UsageError("--ray_address needs --backend=ray (and Ray installed).")
+  return name
 
 
 def _run(run: psro_lib.PSRO, output_dir: str) -> int:

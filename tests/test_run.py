@@ -74,6 +74,8 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
     (["--game=kuhn_poker", "--oracle_config={bad"], "--oracle_config is not valid JSON"),
     (["--game=kuhn_poker", "--best_responses_per_player=2,x"], "takes integers"),
     (["--game=kuhn_poker", "--best_responses_per_player=2"], "one count of at least 1"),
+    (["--game=kuhn_poker", "--backend=embedded", "--ray_address=auto"],
+     "--ray_address needs --backend=ray"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, args, message):
   proc = _run(*args, f"--output_dir={tmp_path / 'x'}", timeout=60)
