@@ -81,11 +81,9 @@ class PPOOracle(torch_policy.TorchOracle):
         "loss", "policy_loss", "value_loss", "entropy", "approx_kl"), with_value=True)
     device, env, module, log = run.device, run.env, run.module, run.log
     actor, critic = module.net, module.value
-    prev = request.previous
-    if (cfg.warm_start_critic and not cfg.warm_start and prev is not None
-        and isinstance(prev.module, torch_policy.TorchPolicy)
-        and dict(prev.module.arch, output="softmax") == module.arch):
-      critic.load_state_dict(prev.module.value.state_dict())
+    previous = torch_policy.warm_start_source(request, module)
+    if cfg.warm_start_critic and not cfg.warm_start and previous is not None:
+      critic.load_state_dict(previous.value.state_dict())
     optimizer = torch.optim.Adam(module.parameters(), lr=cfg.learning_rate, eps=1e-5)
     T, B = cfg.num_steps, cfg.num_envs
     obs_buf = torch.zeros((T, B) + tuple(env.obs_shape), device=device)

@@ -243,15 +243,26 @@ def setup(request: base.BestResponseRequest, cfg: TrainingOptions, num_envs: int
   env = rollouts.make_env(request, num_envs, request.seed, obs_table)
   module = TorchPolicy(tree.game, player, env.obs_shape, cfg.hidden, cfg.network,
                        output, cfg.obs_type, with_value=with_value)
-  prev = request.previous
-  # Warm starts ignore `output`: PPO may hand back its actor as greedy.
-  if (cfg.warm_start and prev is not None and isinstance(prev.module, TorchPolicy)
-      and dict(prev.module.arch, output=output) == module.arch):
-    module.load_state_dict(prev.module.state_dict())
+  previous = warm_start_source(request, module)
+  if cfg.warm_start and previous is not None:
+    module.load_state_dict(previous.state_dict())
   budget = rollouts.Budget(cfg.total_episodes, cfg.total_steps, cfg.time_budget_s)
   name = f"{type(cfg).__name__.replace('Config', '').lower()} p{player}"
   log = rollouts.TrainingLog(name, budget, num_envs, cfg.progress, curve_keys)
   return TrainingSetup(device, obs_table, env, module.to(device), log)
+
+
+def warm_start_source(request: base.BestResponseRequest,
+                      module: TorchPolicy) -> TorchPolicy | None:
+  """The previous best response's module, if `module` can start from it.
+
+  Warm starts ignore `output`: PPO may hand back its actor as greedy.
+  """
+  prev = request.previous
+  if prev is None or not isinstance(prev.module, TorchPolicy):
+    return None
+  same = dict(prev.module.arch, output=module.arch["output"]) == module.arch
+  return prev.module if same else None
 
 
 def finish(request: base.BestResponseRequest, setup_: TrainingSetup,
