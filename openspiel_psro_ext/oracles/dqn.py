@@ -53,12 +53,11 @@ class DQNOracle(torch_policy.TorchOracle):
     run = torch_policy.setup(request, cfg, cfg.num_envs, "greedy",
                              ("loss", "q_mean", "epsilon"))
     device, env, module, log = run.device, run.env, run.module, run.log
-    rng = np.random.default_rng(request.seed)
     q_net = module.net
     target = copy.deepcopy(q_net)
     optimizer = torch.optim.Adam(q_net.parameters(), lr=cfg.learning_rate)
     buffer = rollouts.ReplayBuffer(cfg.buffer_size, env.obs_shape,
-                                   env.num_actions, request.seed)
+                                   env.num_actions, run.rng)
     obs, legal = env.reset()
     losses, q_means = [], []
     grad_steps = env_steps = 0
@@ -71,8 +70,8 @@ class DQNOracle(torch_policy.TorchOracle):
         q = q_net(torch.as_tensor(obs, device=device))
         greedy = networks.masked_logits(
             q, torch.as_tensor(legal, device=device)).argmax(1).cpu().numpy()
-      explore = rng.random(cfg.num_envs) < epsilon
-      action = np.where(explore, rollouts.uniform_legal_actions(legal, rng), greedy)
+      explore = run.rng.random(cfg.num_envs) < epsilon
+      action = np.where(explore, rollouts.uniform_legal_actions(legal, run.rng), greedy)
       next_obs, next_legal, reward, done = env.step(action)
       # After a done the env has restarted: next_obs then belongs to a new
       # episode, but done masks it out of the target.

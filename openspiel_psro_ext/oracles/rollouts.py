@@ -10,7 +10,10 @@ vectorised sampling step per tree level) until every game waits for the
 learner, so each `step` is one learner decision for every game. The learner
 only sees what an RL agent would: the observation of its own information state
 (`obs_table[infostate]`, by default the information-state tensor), the legal
-action mask, its rewards and episode ends. Episodes auto-reset.
+action mask, its rewards and episode ends. Episodes auto-reset. `reset_rows`
+and `step_rows` give each observation as its row of the observation table
+instead, for learners that evaluate their network once per distinct
+observation (PPO).
 
 `PyspielVecEnv` is the same interface over `pyspiel` states, for games too
 large to compile; it is a plain Python loop and much slower.
@@ -54,6 +57,11 @@ def _sample_rows(cum: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   """
   u = 1.0 - rng.random(len(cum))
   return (cum < u[:, None]).sum(axis=1)
+
+
+def sample_actions(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+  """`[B]` actions drawn from `[B, A]` probabilities (zero-probability never)."""
+  return _sample_rows(_cumulative(probs), rng)
 
 
 class TreeVecEnv:
@@ -156,16 +164,14 @@ class TreeVecEnv:
       idx = idx[self._is_terminal[self._hist[idx]]]
     raise RuntimeError("the learner almost never gets to act in this game.")
 
-  def _observe(self) -> tuple[np.ndarray, np.ndarray]:
-    states = self.tree.infostate[self._hist]
-    return self.obs_table[states], self.legal_mask[states]
+  def _observe(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return self.obs_table[rows], self.legal_mask[rows]
 
   # -- the RL interface -----------------------------------------------------
 
   def reset(self) -> tuple[np.ndarray, np.ndarray]:
     """Starts every game; returns `obs [B, *obs_shape]`, `legal [B, A]` bool."""
-    self._reset_games(np.arange(self.num_envs))
-    return self._observe()
+    return self._observe(self.reset_rows())
 
   def step(self, actions: np.ndarray
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -178,6 +184,21 @@ class TreeVecEnv:
       `obs [B, ...]`, `legal [B, A]`, `reward [B]` float32, `done [B]` bool.
       Finished games restart at once: their `obs` is the new episode's first.
     """
+    rows, reward, done = self.step_rows(actions)
+    return (*self._observe(rows), reward, done)
+
+  # The same interface with each observation given as its row of `obs_table`
+  # (the learner's information-state index): a learner that evaluates its
+  # network once per distinct observation (PPO) needs no `[B, ...]` copies.
+
+  def reset_rows(self) -> np.ndarray:
+    """Starts every game; returns `[B]` observation rows."""
+    self._reset_games(np.arange(self.num_envs))
+    return self.infostates
+
+  def step_rows(self, actions: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`step`, returning `[B]` observation rows instead of `obs` and `legal`."""
     actions = np.asarray(actions, dtype=np.int64)
     nxt = self.tree.child[self._hist, actions]
     if np.any(nxt < 0):
@@ -190,7 +211,7 @@ class TreeVecEnv:
     finished = np.flatnonzero(done)
     if len(finished):
       self._reset_games(finished)
-    return (*self._observe(), reward, done)
+    return self.infostates, reward, done
 
   @property
   def infostates(self) -> np.ndarray:
@@ -360,7 +381,7 @@ class ReplayBuffer:
   """
 
   def __init__(self, capacity: int, obs_shape: Sequence[int], num_actions: int,
-               seed: int = 0):
+               rng: np.random.Generator):
     self.capacity = capacity
     self.obs = np.zeros((capacity,) + tuple(obs_shape), dtype=np.float32)
     self.next_obs = np.zeros_like(self.obs)
@@ -370,7 +391,7 @@ class ReplayBuffer:
     self.done = np.zeros(capacity, dtype=np.float32)
     self.size = 0
     self._pos = 0
-    self._rng = np.random.default_rng(seed)
+    self._rng = rng
 
   def add(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray,
           next_obs: np.ndarray, next_legal: np.ndarray, done: np.ndarray) -> None:

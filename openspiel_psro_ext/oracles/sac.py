@@ -74,7 +74,7 @@ class SACOracle(torch_policy.TorchOracle):
     critic_opt = torch.optim.Adam(critics.parameters(), lr=cfg.critic_lr)
     alpha_opt = torch.optim.Adam([log_alpha], lr=cfg.alpha_lr)
     buffer = rollouts.ReplayBuffer(cfg.buffer_size, env.obs_shape,
-                                   env.num_actions, request.seed)
+                                   env.num_actions, run.rng)
 
     def policy(obs: torch.Tensor, legal: torch.Tensor):
       logp = torch.log_softmax(networks.masked_logits(actor(obs), legal), dim=1)

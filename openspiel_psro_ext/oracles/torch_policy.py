@@ -223,13 +223,20 @@ class ReplayOptions(TrainingOptions):
 
 @dataclasses.dataclass
 class TrainingSetup:
-  """What every RL oracle builds first (see `setup`)."""
+  """What every RL oracle builds first (see `setup`).
+
+  `rng` is the learner's own random stream (actions, exploration, replay
+  sampling): the environment's is seeded with `request.seed` itself, and two
+  generators with one seed would draw the same numbers, tying the learner's
+  choices to chance and the opponents' draws.
+  """
 
   device: torch.device
   obs_table: np.ndarray
   env: rollouts.TreeVecEnv
   module: TorchPolicy
   log: rollouts.TrainingLog
+  rng: np.random.Generator
 
 
 def setup(request: base.BestResponseRequest, cfg: TrainingOptions, num_envs: int,
@@ -249,7 +256,8 @@ def setup(request: base.BestResponseRequest, cfg: TrainingOptions, num_envs: int
   budget = rollouts.Budget(cfg.total_episodes, cfg.total_steps, cfg.time_budget_s)
   name = f"{type(cfg).__name__.replace('Config', '').lower()} p{player}"
   log = rollouts.TrainingLog(name, budget, num_envs, cfg.progress, curve_keys)
-  return TrainingSetup(device, obs_table, env, module.to(device), log)
+  return TrainingSetup(device, obs_table, env, module.to(device), log,
+                       np.random.default_rng([request.seed, 1]))
 
 
 def warm_start_source(request: base.BestResponseRequest,
