@@ -51,7 +51,7 @@ def test_registry_is_lazy():
 # Episode budgets (not wall time) keep the tests deterministic on a busy machine.
 # One torch thread: the suite runs beside other jobs on two cores.
 KUHN_CONFIGS = {
-    "ppo": dict(total_episodes=100_000, num_envs=1024, num_threads=1),
+    "ppo": dict(total_episodes=100_000, num_envs=256, num_threads=1),
     "dqn": dict(total_episodes=60_000, gradient_steps=4, batch_size=256,
                 num_threads=1),
     "sac": dict(total_episodes=60_000, gradient_steps=4, batch_size=256,
@@ -77,7 +77,7 @@ def test_torch_policy_is_an_openspiel_policy_and_checkpoints(rng):
   tree = game_tree.get_tree("kuhn_poker")
   request = _request("kuhn_poker", 0, [tree.uniform_policy()[1]])
   cfg = oracles.get("ppo").Config(total_episodes=20_000, time_budget_s=0,
-                                  progress=False)
+                                  num_envs=256, progress=False)
   member = oracles.get("ppo")(cfg).best_response(request)
   module = member.module
   table = tree.infostates[0]
@@ -193,11 +193,60 @@ def test_ppo_warm_start_critic_keeps_the_critic_not_the_actor():
 def test_psro_applies_the_oracles_psro_defaults_under_user_overrides():
   from openspiel_psro_ext import psro  # pylint: disable=g-import-not-at-top
   ppo = oracles.get("ppo")
-  oracle = psro.make_oracle("ppo", {"num_envs": 64})
-  assert oracle.config.num_envs == 64  # the user's setting wins
+  oracle = psro.make_oracle("ppo", {"time_budget_s": 7.0})
+  assert oracle.config.time_budget_s == 7.0  # the user's setting wins
   for name, value in ppo.psro_defaults.items():
-    if name != "num_envs":
+    if name != "time_budget_s":
       assert getattr(oracle.config, name) == value
-  assert oracle.config.time_budget_s < ppo.Config().time_budget_s
+  assert ppo.psro_defaults["time_budget_s"] < ppo.Config().time_budget_s
   with pytest.raises(ValueError, match="has no settings"):
     psro.make_oracle("ppo", {"num_env": 64})
+
+
+def test_ppo_losses_summed_per_observation_equal_per_sample_losses(rng):
+  """PPO's batch, summed per distinct observation, gives CleanRL's per-sample losses."""
+  from openspiel_psro_ext.oracles import ppo  # pylint: disable=g-import-not-at-top
+  tree = game_tree.get_tree("leduc_poker")
+  torch.manual_seed(0)
+  module = torch_policy.TorchPolicy(tree.game, 0, tree.infostates[0].tensors.shape[1:],
+                                    (16,), with_value=True)
+  legal = tree.infostates[0].legal_mask
+  observations = ppo._Observations(module, tree.infostates[0].tensors, legal,  # pylint: disable=protected-access
+                                   torch.device("cpu"))
+  # Samples concentrated on a few rows, as in rollouts.
+  rows = rng.choice(40, size=(3, 200))
+  actions = rollouts.sample_actions(legal[rows].reshape(-1, legal.shape[1]) * 1.0, rng)
+  actions = actions.reshape(rows.shape)
+  adv = rng.normal(size=rows.shape).astype(np.float32)
+  ret = rng.normal(size=rows.shape).astype(np.float32)
+  batch = ppo._StateBatch.aggregate(rows, actions, adv, ret, observations)  # pylint: disable=protected-access
+  with torch.no_grad():  # an update moved the policy: ratios differ from 1, some clip
+    for param in module.parameters():
+      param.add_(0.3 * torch.randn_like(param))
+  clip = 0.2
+  pg, v, entropy, kl = batch.losses(observations, torch.arange(batch.size), clip)
+
+  flat_rows, flat_actions = torch.as_tensor(rows.ravel()), torch.as_tensor(actions.ravel())
+  old_logp = batch.old_logp[torch.searchsorted(batch.rows, flat_rows)]
+  logp = observations.log_probs(flat_rows)
+  log_ratio = (logp - old_logp).gather(1, flat_actions[:, None])[:, 0]
+  ratio = log_ratio.exp()
+  a = torch.as_tensor(adv.ravel(), dtype=torch.float64)
+  a = ((a - a.mean()) / (a.std(unbiased=False) + 1e-8)).float()
+  assert ((ratio < 1 - clip) | (ratio > 1 + clip)).any()
+  expected_pg = torch.max(-a * ratio, -a * ratio.clamp(1 - clip, 1 + clip)).mean()
+  values = module.value(observations.obs[flat_rows])[:, 0]
+  expected_v = 0.5 * ((values - torch.as_tensor(ret.ravel())) ** 2).mean()
+  expected_entropy = -(logp.exp() * logp).sum(1).mean()
+  expected_kl = ((ratio - 1) - log_ratio).mean()
+  for got, want in ((pg, expected_pg), (v, expected_v), (entropy, expected_entropy),
+                    (kl, expected_kl)):
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+  # The gradients agree too.
+  pg.backward()
+  grad = [p.grad.clone() for p in module.net.parameters()]
+  module.zero_grad()
+  expected_pg = torch.max(-a * ratio, -a * ratio.clamp(1 - clip, 1 + clip)).mean()
+  expected_pg.backward()
+  for got, param in zip(grad, module.net.parameters()):
+    torch.testing.assert_close(got, param.grad, rtol=1e-4, atol=1e-6)
