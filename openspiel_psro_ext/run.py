@@ -2,6 +2,10 @@ r"""Runs PSRO with exact NashConv: `python -m openspiel_psro_ext.run`.
 
 Example:
   python -m openspiel_psro_ext.run --game=leduc_poker --compare_stock
+  python -m openspiel_psro_ext.run --game=leduc_poker --oracle=exact
+
+The default oracle is PPO (deep RL, 5 minutes); `--oracle=exact` computes
+best responses in closed form.
 
 Every iteration logs one line (iteration, population size, exact NashConv,
 per-player exploitability, support size, seconds). At the end, NashConv is
@@ -36,19 +40,27 @@ from openspiel_psro_ext import psro as psro_lib
 
 FLAGS = flags.FLAGS
 
+# Default run lengths: PSRO with PPO on Leduc is at NashConv ~0.17 after 300 s
+# on 2 cores (benchmarks/psro_rl.py); the exact oracle needs seconds.
+RL_TIME_BUDGET_S = 300.0
+EXACT_TIME_BUDGET_S = 60.0
+
 flags.DEFINE_string("game", "leduc_poker", "OpenSpiel game string.")
 flags.DEFINE_integer("iterations", 400, "Maximum PSRO iterations.")
 flags.DEFINE_string("meta_solver", "nash", "Meta-solver name (see meta_solvers.names()).")
 flags.DEFINE_string("meta_solver_kwargs", "{}", "JSON keyword arguments for the meta-solver.")
-flags.DEFINE_string("oracle", "exact",
-                    "Best-response oracle (see oracles.names()): exact (closed"
-                    " form over the compiled tree) or ppo, dqn, sac (deep RL).")
+flags.DEFINE_string("oracle", "ppo",
+                    "Best-response oracle (see oracles.names()): ppo, dqn, sac"
+                    " (deep RL) or exact (closed form over the compiled tree,"
+                    " seconds to NashConv 0.01 on Leduc).")
 flags.DEFINE_string("oracle_config", "{}", "JSON overrides of the oracle's Config fields.")
 flags.DEFINE_string("device", None, "Torch device for RL oracles (cpu, cuda).")
 flags.DEFINE_integer("seed", 0, "Seed for every random choice of the run.")
 flags.DEFINE_string("output_dir", None,
                     "Run directory (default: runs/<game>-<timestamp>).")
-flags.DEFINE_float("time_budget_s", 60.0, "Stop after this many seconds (0: none).")
+flags.DEFINE_float("time_budget_s", None,
+                   "Stop after this many seconds (0: none; default %g s for RL"
+                   " oracles, %g s for exact)." % (RL_TIME_BUDGET_S, EXACT_TIME_BUDGET_S))
 flags.DEFINE_float("target_nash_conv", 0.01, "Stop at or below this NashConv (0: never).")
 flags.DEFINE_integer("sims_per_entry", 0,
                      "0: exact payoff tables; N: N sampled games per entry.")
@@ -121,6 +133,10 @@ def config_from_flags() -> psro_lib.PSROConfig:
   oracle_config = _json_flag("oracle_config", FLAGS.oracle_config)
   fields = {f.name for f in dataclasses.fields(oracles.get(FLAGS.oracle).Config)}
   budget_final = FLAGS.oracle_budget_final_s
+  time_budget = FLAGS.time_budget_s
+  if time_budget is None:
+    time_budget = (RL_TIME_BUDGET_S if oracles.trains(FLAGS.oracle)
+                   else EXACT_TIME_BUDGET_S)
   if oracles.trains(FLAGS.oracle) and "time_budget_s" not in oracle_config:
     # Many short best responses early, longer ones near equilibrium.
     start = psro_lib.make_oracle(FLAGS.oracle, oracle_config).config.time_budget_s
@@ -146,7 +162,7 @@ def config_from_flags() -> psro_lib.PSROConfig:
       meta_solver_kwargs=_json_flag("meta_solver_kwargs", FLAGS.meta_solver_kwargs),
       oracle=FLAGS.oracle, oracle_config=oracle_config, seed=FLAGS.seed,
       symmetric=FLAGS.symmetric, sims_per_entry=FLAGS.sims_per_entry,
-      time_budget_s=FLAGS.time_budget_s, target_nash_conv=FLAGS.target_nash_conv,
+      time_budget_s=time_budget, target_nash_conv=FLAGS.target_nash_conv,
       oracle_budget_final_s=budget_final or 0.0,
       oracle_budget_ramp_iterations=FLAGS.oracle_budget_ramp_iterations,
       best_responses_per_player=per_player, max_histories=FLAGS.max_histories)

@@ -148,7 +148,12 @@ def parsed_flags():
 
 def test_rl_oracles_default_to_a_ramped_budget(parsed_flags):
   from openspiel_psro_ext import psro  # pylint: disable=g-import-not-at-top
-  assert parsed_flags().oracle == "exact"  # the default
+  from openspiel_psro_ext import run as run_lib  # pylint: disable=g-import-not-at-top
+  default = parsed_flags()
+  assert default.oracle == "ppo" and default.time_budget_s == run_lib.RL_TIME_BUDGET_S
+  exact = parsed_flags("--oracle=exact")
+  assert exact.time_budget_s == run_lib.EXACT_TIME_BUDGET_S
+  assert parsed_flags("--oracle=exact", "--time_budget_s=7").time_budget_s == 7
   config = parsed_flags("--oracle=ppo")
   assert config.oracle_budget_final_s == psro.RL_BUDGET_FINAL_S
   assert config.oracle_budget_ramp_iterations == psro.RL_BUDGET_RAMP_ITERATIONS
