@@ -119,17 +119,8 @@ def _seed(*parts: int) -> int:
 
 
 def make_oracle(name: str, overrides: dict[str, Any]) -> oracle_base.Oracle:
-  """An oracle by name for PSRO: its `Config` defaults, then the oracle's
-  `psro_defaults` (settings for many short best responses), then `overrides`."""
-  oracle_cls = oracles_lib.get(name)
-  config = oracle_cls.Config()
-  fields = {f.name for f in dataclasses.fields(config)}
-  unknown = sorted(set(overrides) - fields)
-  if unknown:
-    raise ValueError(f"oracle {name!r} has no settings {unknown}; its settings"
-                     f" are {sorted(fields)}.")
-  return oracle_cls(dataclasses.replace(config, **{**oracle_cls.psro_defaults,
-                                                    **overrides}))
+  """An oracle by name with its PSRO preset, then `overrides` (`Oracle.for_psro`)."""
+  return oracles_lib.get(name).for_psro(overrides)
 
 
 class PSRO:
@@ -284,10 +275,9 @@ class PSRO:
         (table.num_infostates, self.tree.num_actions))
     module_path = checkpoints.member_path(self.output_dir, player, index, ".pt")
     module = None
-    if os.path.exists(module_path):
-      restore = getattr(self.oracle, "restore_module", None)
-      if restore is not None:
-        module = restore(self.tree, player, checkpoints.load_torch(module_path))
+    if os.path.exists(module_path) and self.oracle.restores_modules:
+      module = self.oracle.restore_module(self.tree, player,
+                                          checkpoints.load_torch(module_path))
     return oracle_base.PopulationMember(matrix=matrix, module=module)
 
   # -- the loop ------------------------------------------------------------

@@ -6,7 +6,6 @@ oracle class has a `Config` dataclass of hyperparameters.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 from typing import Callable
 
@@ -41,7 +40,7 @@ def names() -> list[str]:
 
 def trains(name: str) -> bool:
   """Whether oracle `name` trains for a budget (RL) rather than computes."""
-  return any(f.name == "time_budget_s" for f in dataclasses.fields(get(name).Config))
+  return get(name).trains
 
 
 def get(name: str) -> type[Oracle]:

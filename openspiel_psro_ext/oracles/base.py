@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from openspiel_psro_ext import exploitability
 from openspiel_psro_ext.game_tree import GameTree
 
 
@@ -52,6 +53,9 @@ class BestResponseRequest:
       (None at `player`); opponents are drawn independently per player.
     previous: the player's previous best response, for warm starts.
     seed: seeds the oracle's randomness.
+    time_budget_s: for oracles that train (`Oracle.trains`), this request's
+      wall-time budget in place of the config's `time_budget_s` (PSRO's
+      budget schedule sets it); None keeps the config's.
   """
 
   tree: GameTree
@@ -60,17 +64,15 @@ class BestResponseRequest:
   opponent_weights: list[np.ndarray | None]
   previous: PopulationMember | None = None
   seed: int = 0
+  time_budget_s: float | None = None
 
   def opponent_terminal_reach(self) -> np.ndarray:
     """`[Z]` chance and opponents' mixture contribution to each terminal."""
     reach = self.tree.terminal_chance_reach.copy()
     for q in range(self.tree.num_players):
-      if q == self.player:
-        continue
-      weights = np.asarray(self.opponent_weights[q], dtype=np.float64)
-      support = weights > 0
-      reach *= weights[support] @ self.tree.terminal_reach(
-          q, self.opponent_populations[q][support])
+      if q != self.player:
+        reach *= exploitability.mixture_terminal_reach(
+            self.tree, q, self.opponent_populations[q], self.opponent_weights[q])
     return reach
 
 
@@ -79,17 +81,48 @@ class Oracle(abc.ABC):
 
   Subclasses set `name` and `Config` (a dataclass of hyperparameters with
   defaults); `Oracle(config)` keeps the config, `Oracle()` uses the defaults.
-  `psro_defaults` overrides `Config` fields inside a PSRO loop
-  (`psro.make_oracle`), where a best response is one of hundreds and gets
-  seconds, not the minute a stand-alone best response gets.
+  `psro_defaults` is the oracle's PSRO preset: `Config` fields overridden
+  inside a PSRO loop (`for_psro`), where a best response is one of hundreds
+  and gets seconds, not the minute a stand-alone best response gets.
+
+  Capabilities the loop asks for instead of testing names:
+    trains: the oracle trains for a budget (`Config.time_budget_s`, which a
+      request's `time_budget_s` overrides) rather than computing exactly.
+    restores_modules: members carry a module saved as a torch `state_dict`,
+      which `restore_module` rebuilds (checkpoints, resume).
   """
 
   name: ClassVar[str]
   Config: ClassVar[type]
   psro_defaults: ClassVar[dict[str, Any]] = {}
+  trains: ClassVar[bool] = False
+  restores_modules: ClassVar[bool] = False
 
   def __init__(self, config: Any = None):
     self.config = config if config is not None else self.Config()
+
+  @classmethod
+  def settings(cls) -> list[str]:
+    """The names of the `Config` fields."""
+    return sorted(f.name for f in dataclasses.fields(cls.Config))
+
+  @classmethod
+  def for_psro(cls, overrides: dict[str, Any] | None = None) -> "Oracle":
+    """The oracle with its PSRO preset, then `overrides`, over `Config`.
+
+    Raises:
+      ValueError: an override names no `Config` field (listing the fields).
+    """
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(cls.settings()))
+    if unknown:
+      raise ValueError(f"oracle {cls.name!r} has no settings {unknown}; its"
+                       f" settings are {cls.settings()}.")
+    return cls(dataclasses.replace(cls.Config(), **{**cls.psro_defaults, **overrides}))
+
+  def restore_module(self, tree: GameTree, player: int, state_dict: dict[str, Any]) -> Any:
+    """The member module saved as `state_dict` (see `restores_modules`)."""
+    raise NotImplementedError(f"oracle {self.name!r} keeps no modules to restore.")
 
   @abc.abstractmethod
   def best_response(self, request: BestResponseRequest) -> PopulationMember:

@@ -176,6 +176,9 @@ def member_from_state_dict(tree: GameTree | None, player: int | None,
 class TorchOracle(base.Oracle):
   """Base of the RL oracles: their members' modules are `TorchPolicy`s."""
 
+  trains = True
+  restores_modules = True
+
   def restore_module(self, tree: GameTree, player: int,
                      state_dict: dict[str, Any]) -> TorchPolicy:
     """The module saved by `torch.save(member.module.state_dict())`."""
@@ -253,7 +256,9 @@ def setup(request: base.BestResponseRequest, cfg: TrainingOptions, num_envs: int
   previous = warm_start_source(request, module)
   if cfg.warm_start and previous is not None:
     module.load_state_dict(previous.state_dict())
-  budget = rollouts.Budget(cfg.total_episodes, cfg.total_steps, cfg.time_budget_s)
+  budget = rollouts.Budget(cfg.total_episodes, cfg.total_steps,
+                           cfg.time_budget_s if request.time_budget_s is None
+                           else request.time_budget_s)
   name = f"{type(cfg).__name__.replace('Config', '').lower()} p{player}"
   log = rollouts.TrainingLog(name, budget, num_envs, cfg.progress, curve_keys)
   return TrainingSetup(device, obs_table, env, module.to(device), log,
