@@ -37,6 +37,60 @@ def test_registry():
     meta_solvers.get("nope")
   with pytest.raises(KeyError, match="already registered"):
     meta_solvers.register_solver("nash", meta_solvers.uniform.uniform)
+  with pytest.raises(KeyError, match="unknown meta-solver 'nope'.*alpharank"):
+    meta_solvers.spec("nope")
+
+
+def test_specs_declare_capabilities():
+  spec = meta_solvers.spec
+  assert meta_solvers.names_supporting(2) == meta_solvers.names()
+  assert meta_solvers.names_supporting(3) == ["alpharank", "prd", "uniform"]
+  assert [n for n in meta_solvers.names() if spec(n).incremental] == [
+      "nash", "rectified_nash"]
+  assert [n for n in meta_solvers.names() if spec(n).rectified] == [
+      "rectified_nash"]
+  assert isinstance(spec("nash").new_incremental(),
+                    meta_solvers.IncrementalZeroSumNash)
+  with pytest.raises(ValueError, match="no incremental mode"):
+    spec("prd").new_incremental()
+  # Warm start goes through `incremental=`, never a listed parameter.
+  assert "incremental" not in spec("nash").parameters()
+  x, _ = spec("nash").solve(zs(RPS), incremental=spec("nash").new_incremental())
+  np.testing.assert_allclose(x, [1 / 3] * 3, atol=1e-9)
+
+
+def test_unknown_keywords_are_refused():
+  with pytest.raises(meta_solvers.MetaSolverConfigError,
+                     match=r"'alpharank' has no parameter 'alphaa'; its"
+                     r" parameters are \['alpha', 'm'"):
+    meta_solvers.spec("alpharank").check_kwargs({"alphaa": 3})
+  assert meta_solvers.spec("prd").check_kwargs({"dt": 0.1}) == {"dt": 0.1}
+  for name in meta_solvers.names():  # no solver swallows unknown keywords
+    with pytest.raises(TypeError, match="unexpected keyword"):
+      meta_solvers.get(name)(zs(RPS), prd_iterations=10)
+
+
+def test_from_stock_kwargs_renames_ours_and_drops_the_rest():
+  stock = {"prd_iterations": 50, "prd_dt": None, "sims_per_entry": 4,
+           "average_over_last_n_strategies": 5}
+  assert meta_solvers.spec("prd").from_stock_kwargs(stock) == {
+      "iterations": 50, "dt": 1e-3, "average_over_last_n": 5}
+  assert meta_solvers.spec("nash").from_stock_kwargs(stock) == {}
+  assert meta_solvers.spec("alpharank").from_stock_kwargs(None) == {
+      "alpha": 100.0}
+
+
+def test_plain_callable_registration_still_works():
+  def mine(meta_games, **kwargs):
+    del kwargs
+    return meta_solvers.get("uniform")(meta_games)
+  spec = meta_solvers.register_solver("test_plain", mine)
+  try:
+    assert spec.supports_players(5) and not spec.incremental
+    assert spec.check_kwargs({"anything": 1}) == {"anything": 1}
+    assert meta_solvers.get("test_plain") is mine
+  finally:
+    meta_solvers._REGISTRY.pop("test_plain")  # pylint: disable=protected-access
 
 
 @pytest.mark.parametrize("a, row, col", [
@@ -164,7 +218,8 @@ def test_prd_matches_stock_and_approaches_equilibrium():
   a = rng.normal(size=(6, 6))
   g = zs(a)
   theirs = stock.projected_replicator_dynamics(g, prd_iterations=3000)
-  ours = meta_solvers.get("prd")(g, prd_iterations=3000, prd_dt=1e-3)
+  ours = meta_solvers.get("prd")(g, **meta_solvers.spec("prd").from_stock_kwargs(
+      {"prd_iterations": 3000}))
   for t, o in zip(theirs, ours):
     np.testing.assert_allclose(o, t, atol=1e-10)
   assert meta_solvers.meta_game_nash_conv(zs(BIASED_RPS),

@@ -8,6 +8,12 @@ tensors of shape `[n_0, ..., n_{k-1}]`) to a list of `k` probability vectors,
     profile = meta_solvers.get("nash")(meta_games)
     meta_solvers.meta_game_nash_conv(meta_games, profile)  # 0 at equilibrium
 
+Each solver is registered with a `MetaSolverSpec` (`meta_solvers.spec(name)`)
+that says what it supports: the number of players, an incremental warm start
+kept across PSRO iterations, rectified training targets, its keyword
+parameters (unknown keys are refused) and how stock `psro_v2`'s kwargs map
+onto them. Callers ask the spec, never compare names.
+
 Registered names: `nash`, `prd`, `alpharank`, `rectified_nash`, `uniform`.
 The submodules of the same names hold each solver and its extras (e.g.
 `nash.IncrementalZeroSumNash`, `rectified_nash.rectified_targets`).
@@ -34,26 +40,45 @@ from openspiel_psro_ext.meta_solvers.nash import solve_zero_sum
 from openspiel_psro_ext.meta_solvers.prd import PRDConfig
 from openspiel_psro_ext.meta_solvers.rectified_nash import RectifiedTarget
 from openspiel_psro_ext.meta_solvers.rectified_nash import rectified_targets
+from openspiel_psro_ext.meta_solvers.spec import MetaSolverConfigError
+from openspiel_psro_ext.meta_solvers.spec import MetaSolverSpec
 
-_REGISTRY: dict[str, MetaSolver] = {}
-
-
-def register_solver(name: str, solver: MetaSolver, *,
-                    overwrite: bool = False) -> None:
-  """Adds `solver` under `name`; refuses to replace one unless `overwrite`."""
-  if not callable(solver):
-    raise TypeError(f"meta-solver {name!r} must be callable, got {solver!r}.")
-  if name in _REGISTRY and _REGISTRY[name] is not solver and not overwrite:
-    raise KeyError(f"meta-solver {name!r} is already registered.")
-  _REGISTRY[name] = solver
+_REGISTRY: dict[str, MetaSolverSpec] = {}
 
 
-def get(name: str) -> MetaSolver:
-  """The solver registered under `name`."""
+def register_solver(solver: MetaSolverSpec | str,
+                    solve: MetaSolver | None = None, *,
+                    overwrite: bool = False) -> MetaSolverSpec:
+  """Registers a `MetaSolverSpec` (or, for back-compatibility, a plain
+  callable under a name: `register_solver("mine", fn)`, any number of players,
+  no incremental or rectified mode). Refuses to replace a registered solver
+  unless `overwrite`. Returns the spec."""
+  if isinstance(solver, str):
+    if solve is None:
+      raise TypeError(f"register_solver({solver!r}, ...) needs the callable.")
+    solver = MetaSolverSpec(name=solver, solve=solve)
+  elif solve is not None:
+    raise TypeError("register_solver(spec) takes no second argument.")
+  if not isinstance(solver, MetaSolverSpec):
+    raise TypeError(f"register_solver needs a MetaSolverSpec, got {solver!r}.")
+  current = _REGISTRY.get(solver.name)
+  if current is not None and current.solve is not solver.solve and not overwrite:
+    raise KeyError(f"meta-solver {solver.name!r} is already registered.")
+  _REGISTRY[solver.name] = solver
+  return solver
+
+
+def spec(name: str) -> MetaSolverSpec:
+  """The spec registered under `name`."""
   try:
     return _REGISTRY[name]
   except KeyError:
     raise KeyError(f"unknown meta-solver {name!r}; known: {names()}.") from None
+
+
+def get(name: str) -> MetaSolver:
+  """The solve function registered under `name`."""
+  return spec(name).solve
 
 
 def names() -> list[str]:
@@ -61,17 +86,33 @@ def names() -> list[str]:
   return sorted(_REGISTRY)
 
 
-for _name, _solver in (("nash", nash.nash), ("prd", prd.prd),
-                       ("alpharank", alpharank.alpharank),
-                       ("rectified_nash", rectified_nash.rectified_nash),
-                       ("uniform", uniform.uniform)):
-  register_solver(_name, _solver)
+def names_supporting(num_players: int) -> list[str]:
+  """Registered solver names that solve a `num_players`-player meta-game."""
+  return [n for n in names() if _REGISTRY[n].supports_players(num_players)]
+
+
+for _spec in (
+    MetaSolverSpec("nash", nash.nash, max_players=2, incremental=True,
+                   incremental_factory=IncrementalZeroSumNash),
+    MetaSolverSpec("rectified_nash", rectified_nash.rectified_nash,
+                   max_players=2, incremental=True,
+                   incremental_factory=IncrementalZeroSumNash, rectified=True),
+    MetaSolverSpec("prd", prd.prd, stock_kwargs=prd.STOCK_KWARGS,
+                   stock_defaults=prd.STOCK_DEFAULTS),
+    MetaSolverSpec("alpharank", alpharank.alpharank,
+                   stock_kwargs=alpharank.STOCK_KWARGS,
+                   stock_defaults=alpharank.STOCK_DEFAULTS),
+    MetaSolverSpec("uniform", uniform.uniform),
+):
+  register_solver(_spec)
 
 __all__ = [
     "AlphaRankConfig", "AlphaRankDegenerateError", "AlphaRankResult",
-    "IncrementalZeroSumNash", "MetaGameError", "MetaSolver", "PRDConfig",
+    "IncrementalZeroSumNash", "MetaGameError", "MetaSolver",
+    "MetaSolverConfigError", "MetaSolverSpec", "PRDConfig",
     "RectifiedTarget", "ZeroSumSolution", "alpharank", "get", "lemke_howson",
-    "meta_game_nash_conv", "names", "nash", "prd", "rectified_nash",
-    "rectified_targets", "register_solver", "solve_zero_sum", "uniform",
+    "meta_game_nash_conv", "names", "names_supporting", "nash", "prd",
+    "rectified_nash", "rectified_targets", "register_solver", "solve_zero_sum",
+    "spec", "uniform",
     "validate_meta_games",
 ]

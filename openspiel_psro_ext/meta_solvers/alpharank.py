@@ -300,8 +300,14 @@ def compute(meta_games: Sequence[np.ndarray],
   return AlphaRankResult(joint, _marginals(tables, joint), alpha)
 
 
+#: Stock psro_v2 passes no α-Rank keywords of ours; stock
+#: `egt.alpharank.compute`'s default alpha is 100 (ours sweeps when None).
+STOCK_KWARGS: dict[str, str] = {}
+STOCK_DEFAULTS = {"alpha": 100.0}
+
+
 def alpharank(meta_games: Sequence[np.ndarray], *, alpha: float | None = None,
-              m: int = 50, **unused_kwargs) -> list[np.ndarray]:
+              m: int = 50) -> list[np.ndarray]:
   """Per-player α-Rank marginals (the PSRO meta-strategy).
 
   Args:

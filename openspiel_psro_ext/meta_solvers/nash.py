@@ -292,8 +292,8 @@ def lemke_howson(a: np.ndarray, b: np.ndarray, initial_label: int = 0,
 
 def nash(meta_games: Sequence[np.ndarray], *,
          general_sum_tol: float = 1e-7,
-         incremental: IncrementalZeroSumNash | None = None,
-         **unused_kwargs) -> list[np.ndarray]:
+         incremental: IncrementalZeroSumNash | None = None
+         ) -> list[np.ndarray]:
   """Exact Nash equilibrium of a two-player meta-game.
 
   Zero-sum or constant-sum games (`M_0 + M_1` constant) are solved by LP,
@@ -322,8 +322,8 @@ def nash(meta_games: Sequence[np.ndarray], *,
         " replicator dynamics) or 'alpharank' instead.")
   tables = common.as_two_player(tables)
   if common.is_zero_sum(tables):
-    solver = incremental if incremental is not None else None
-    sol = solver.solve(tables[0]) if solver else solve_zero_sum(tables[0])
+    sol = (incremental.solve(tables[0]) if incremental is not None
+           else solve_zero_sum(tables[0]))
     return [sol.row, sol.col]
   x, y = lemke_howson(tables[0], tables[1])
   conv = common.meta_game_nash_conv(tables, [x, y])

@@ -98,18 +98,26 @@ def _step(x: np.ndarray, values: np.ndarray, dt: float,
   return x
 
 
+#: Stock `projected_replicator_dynamics`'s keyword names for ours (the
+#: `psro_v2` bridge renames them with `MetaSolverSpec.from_stock_kwargs`).
+STOCK_KWARGS = {"prd_iterations": "iterations", "prd_dt": "dt",
+                "prd_gamma": "gamma",
+                "average_over_last_n_strategies": "average_over_last_n",
+                "prd_initial_strategies": "initial_strategies"}
+#: Stock's defaults where ours differ (1e5 steps of 1e-3; ours 1e4 of 1e-2).
+STOCK_DEFAULTS = {"iterations": 100_000, "dt": 1e-3}
+
+
 def prd(meta_games: Sequence[np.ndarray], *,
         iterations: int | None = None, dt: float | None = None,
         gamma: float | None = None, average_over_last_n: int | None = None,
         initial_strategies: Sequence[np.ndarray] | None = None,
-        config: PRDConfig | None = None,
-        **unused_kwargs) -> list[np.ndarray]:
+        config: PRDConfig | None = None) -> list[np.ndarray]:
   """Runs projected replicator dynamics on a `k`-player meta-game.
 
   Keyword arguments override the matching `config` fields. Stock OpenSpiel's
-  names (`prd_iterations`, `prd_dt`, `prd_gamma`, `prd_initial_strategies`,
-  `average_over_last_n_strategies`) are accepted too, so `psro_v2` kwargs
-  pass through unchanged.
+  names (`prd_iterations`, ...) are mapped onto these by the registry's
+  `STOCK_KWARGS`, not accepted here.
 
   Args:
     meta_games: list of `k` payoff tensors of shape `[n_0, ..., n_{k-1}]`.
@@ -120,19 +128,10 @@ def prd(meta_games: Sequence[np.ndarray], *,
   Returns:
     List of `k` mixtures, the `p`-th of shape `[n_p]`: the iterate average.
   """
-  cfg = config or PRDConfig()
-  stock = {"iterations": unused_kwargs.get("prd_iterations"),
-           "dt": unused_kwargs.get("prd_dt"),
-           "gamma": unused_kwargs.get("prd_gamma"),
-           "average_over_last_n": unused_kwargs.get(
-               "average_over_last_n_strategies")}
   mine = {"iterations": iterations, "dt": dt, "gamma": gamma,
           "average_over_last_n": average_over_last_n}
-  overrides = {k: v for k, v in stock.items() if v is not None}
-  overrides.update({k: v for k, v in mine.items() if v is not None})
-  cfg = dataclasses.replace(cfg, **overrides)
-  if initial_strategies is None:
-    initial_strategies = unused_kwargs.get("prd_initial_strategies")
+  cfg = dataclasses.replace(config or PRDConfig(),
+                            **{k: v for k, v in mine.items() if v is not None})
 
   tables = common.as_two_player(
       common.validate_meta_games(meta_games, solver="prd"))

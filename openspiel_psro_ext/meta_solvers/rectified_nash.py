@@ -96,13 +96,16 @@ def rectified_targets(meta_games: Sequence[np.ndarray],
   return targets
 
 
-def rectified_nash(meta_games: Sequence[np.ndarray],
-                   **kwargs) -> list[np.ndarray]:
+def rectified_nash(meta_games: Sequence[np.ndarray], *,
+                   general_sum_tol: float = 1e-7,
+                   incremental: nash_lib.IncrementalZeroSumNash | None = None
+                   ) -> list[np.ndarray]:
   """The Nash profile PSRO_rN evaluates with (see `rectified_targets`).
 
   Args:
     meta_games: `[M_0, M_1]` of shape `[n_0, n_1]`, for symmetric zero-sum
       games.
+    general_sum_tol, incremental: as for `nash.nash`.
 
   Returns:
     `[x_0, x_1]`, shapes `[n_0]`, `[n_1]`.
@@ -112,4 +115,5 @@ def rectified_nash(meta_games: Sequence[np.ndarray],
     raise common.MetaGameError(
         "rectified_nash: defined for two-player (symmetric zero-sum) games;"
         f" got {len(tables)} players. Use 'prd' or 'alpharank'.")
-  return nash_lib.nash(tables, **kwargs)
+  return nash_lib.nash(tables, general_sum_tol=general_sum_tol,
+                       incremental=incremental)

@@ -9,7 +9,7 @@ import numpy as np
 from openspiel_psro_ext.meta_solvers import common
 
 
-def uniform(meta_games: Sequence[np.ndarray], **unused_kwargs) -> list[np.ndarray]:
+def uniform(meta_games: Sequence[np.ndarray]) -> list[np.ndarray]:
   """Returns `x_p = 1/n_p` for every player `p`.
 
   Args:

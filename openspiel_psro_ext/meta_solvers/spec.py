@@ -1,0 +1,136 @@
+"""What a meta-solver declares about itself: `MetaSolverSpec`.
+
+The PSRO loop, the command line and the `psro_v2` bridge never compare solver
+names; they ask the solver's spec:
+
+- `supports_players(k)`: can it solve a `k`-player meta-game?
+- `incremental`: does `solve` accept `incremental=<state>` (a warm start kept
+  across PSRO iterations, made fresh by `new_incremental()`)?
+- `rectified`: should PSRO train best responses against rectified targets
+  (`rectified_nash.rectified_targets`) rather than against the profile?
+- `parameters()`: the keyword arguments `solve` accepts (read from its
+  signature), so a misspelt key is refused by `check_kwargs` in one line;
+- `stock_kwargs` / `stock_defaults`: how stock `psro_v2`'s solver kwargs
+  (which it passes to every meta-strategy method, relevant or not) map onto
+  ours, used by `from_stock_kwargs`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+
+class MetaSolverConfigError(ValueError):
+  """A meta-solver keyword argument the solver does not have."""
+
+
+def _frozen_map(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
+  return dict(mapping or {})
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaSolverSpec:
+  """A registered meta-solver and its capabilities.
+
+  Attributes:
+    name: registry name.
+    solve: `solve(meta_games, **params) -> list of [n_p] vectors`.
+    min_players: fewest payoff tensors accepted (1: a single square table, a
+      symmetric two-player game played by one population).
+    max_players: most players supported; None for any number.
+    incremental: `solve` accepts `incremental=<state>`, a warm start that
+      `incremental_factory()` creates and PSRO keeps for the whole run.
+    incremental_factory: makes a fresh incremental state (needed iff
+      `incremental`).
+    rectified: PSRO trains best responses against `rectified_targets`.
+    stock_kwargs: stock `psro_v2` kwarg name -> our parameter name.
+    stock_defaults: our parameter values stock's own implementation uses
+      when its kwargs leave them unset (applied by `from_stock_kwargs`).
+  """
+  name: str
+  solve: Callable[..., list[np.ndarray]]
+  min_players: int = 1
+  max_players: int | None = None
+  incremental: bool = False
+  incremental_factory: Callable[[], Any] | None = None
+  rectified: bool = False
+  stock_kwargs: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  stock_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+  def __post_init__(self):
+    if not callable(self.solve):
+      raise TypeError(
+          f"meta-solver {self.name!r}: solve must be callable, got {self.solve!r}.")
+    if self.incremental != (self.incremental_factory is not None):
+      raise ValueError(
+          f"meta-solver {self.name!r}: incremental=True needs an"
+          " incremental_factory, and only then.")
+    object.__setattr__(self, "stock_kwargs", _frozen_map(self.stock_kwargs))
+    object.__setattr__(self, "stock_defaults", _frozen_map(self.stock_defaults))
+    own = set(self.parameters())
+    for ours in list(self.stock_kwargs.values()) + list(self.stock_defaults):
+      if not self._accepts_any() and ours not in own:
+        raise ValueError(
+            f"meta-solver {self.name!r}: stock mapping names {ours!r}, which"
+            f" is not a parameter of its solve ({sorted(own)}).")
+
+  def _signature(self) -> inspect.Signature:
+    return inspect.signature(self.solve)
+
+  def _accepts_any(self) -> bool:
+    """True for a plain callable registered with a `**kwargs` catch-all."""
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD
+               for p in self._signature().parameters.values())
+
+  def parameters(self) -> tuple[str, ...]:
+    """Keyword names `solve` accepts, without `meta_games` and `incremental`."""
+    params = list(self._signature().parameters.values())[1:]
+    return tuple(p.name for p in params
+                 if p.kind in (inspect.Parameter.KEYWORD_ONLY,
+                               inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                 and p.name != "incremental")
+
+  def supports_players(self, num_players: int) -> bool:
+    """Whether `solve` handles a `num_players`-player meta-game."""
+    return (num_players >= self.min_players
+            and (self.max_players is None or num_players <= self.max_players))
+
+  def new_incremental(self) -> Any:
+    """A fresh warm-start state for `solve(..., incremental=state)`."""
+    if self.incremental_factory is None:
+      raise ValueError(f"meta-solver {self.name!r} has no incremental mode.")
+    return self.incremental_factory()
+
+  def check_kwargs(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Returns `kwargs` as a dict; refuses a key `solve` does not accept."""
+    kwargs = dict(kwargs or {})
+    if self._accepts_any():
+      return kwargs
+    own = self.parameters()
+    for key in kwargs:
+      if key not in own:
+        raise MetaSolverConfigError(
+            f"meta-solver {self.name!r} has no parameter {key!r}; its"
+            f" parameters are {list(own)}.")
+    return kwargs
+
+  def from_stock_kwargs(self, stock_kwargs: Mapping[str, Any] | None
+                        ) -> dict[str, Any]:
+    """Our kwargs from stock `psro_v2`'s `solver.get_kwargs()`.
+
+    Keeps the stock keys listed in `stock_kwargs` (renamed to ours; None
+    values count as unset, as in stock), fills `stock_defaults` for the rest
+    and drops every other key: stock hands all of its kwargs to every
+    meta-strategy method.
+    """
+    out = dict(self.stock_defaults)
+    for stock_name, value in (stock_kwargs or {}).items():
+      ours = self.stock_kwargs.get(stock_name)
+      if ours is not None and value is not None:
+        out[ours] = value
+    return out
