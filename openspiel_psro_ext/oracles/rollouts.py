@@ -373,41 +373,6 @@ class Progress:
       sys.stderr.flush()
 
 
-class ReplayBuffer:
-  """A ring buffer of transitions `(obs, action, reward, next_obs, next_legal, done)`.
-
-  Stored as numpy arrays of `capacity` rows; `add` takes a whole vectorised
-  step (`[B, ...]` arrays) at once, `sample` returns `[batch, ...]` arrays.
-  """
-
-  def __init__(self, capacity: int, obs_shape: Sequence[int], num_actions: int,
-               rng: np.random.Generator):
-    self.capacity = capacity
-    self.obs = np.zeros((capacity,) + tuple(obs_shape), dtype=np.float32)
-    self.next_obs = np.zeros_like(self.obs)
-    self.action = np.zeros(capacity, dtype=np.int64)
-    self.reward = np.zeros(capacity, dtype=np.float32)
-    self.next_legal = np.zeros((capacity, num_actions), dtype=bool)
-    self.done = np.zeros(capacity, dtype=np.float32)
-    self.size = 0
-    self._pos = 0
-    self._rng = rng
-
-  def add(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray,
-          next_obs: np.ndarray, next_legal: np.ndarray, done: np.ndarray) -> None:
-    rows = (self._pos + np.arange(len(action))) % self.capacity
-    self.obs[rows], self.action[rows], self.reward[rows] = obs, action, reward
-    self.next_obs[rows], self.next_legal[rows] = next_obs, next_legal
-    self.done[rows] = done
-    self._pos = int(rows[-1] + 1) % self.capacity
-    self.size = min(self.size + len(action), self.capacity)
-
-  def sample(self, batch_size: int) -> tuple[np.ndarray, ...]:
-    rows = self._rng.integers(0, self.size, batch_size)
-    return (self.obs[rows], self.action[rows], self.reward[rows],
-            self.next_obs[rows], self.next_legal[rows], self.done[rows])
-
-
 class TrainingLog:
   """Episode counting, training curves (lists keyed by name) and progress bar.
 

@@ -13,7 +13,8 @@ actions are exact sums, so per sampled transition
 with `H_target(s) = target_entropy * log(#legal actions at s)`, the fraction
 `target_entropy` decaying linearly from `target_entropy_start` (0.9: explore
 near-uniformly first) to `target_entropy_end` over the budget, so the best
-response ends nearly deterministic. The result is the actor:
+response ends nearly deterministic. Trained by the shared replay loop
+(`replay.train`). The result is the actor:
 `TorchPolicy(output="softmax")`.
 """
 
@@ -28,12 +29,12 @@ from torch import nn
 
 from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles import networks
-from openspiel_psro_ext.oracles import rollouts
+from openspiel_psro_ext.oracles import replay
 from openspiel_psro_ext.oracles import torch_policy
 
 
 @dataclasses.dataclass
-class SACConfig(torch_policy.ReplayOptions):
+class SACConfig(replay.ReplayOptions):
   """SAC hyperparameters (plus the shared `ReplayOptions`)."""
 
   num_threads: int = 1  # 95.8% vs 94.6% of the mixture BR gain with torch's 2
@@ -59,95 +60,84 @@ class SACOracle(torch_policy.TorchOracle):
   psro_defaults = dict(time_budget_s=3.0)
 
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
-    cfg = self.config
-    run = torch_policy.setup(request, cfg, cfg.num_envs, "softmax",
-                             ("loss", "actor_loss", "entropy", "alpha"))
-    device, env, module, log = run.device, run.env, run.module, run.log
-    actor = module.net
-    critics = nn.ModuleList(
-        networks.Network(env.obs_shape, env.num_actions, cfg.hidden, cfg.network)
+    return replay.train(request, self.config, _SACLearner, "sac")
+
+
+class _SACLearner(replay.ReplayLearner):
+  """Sampling from the actor and the discrete SAC losses (see the module doc)."""
+
+  output = "softmax"
+  update_keys = ("loss", "actor_loss", "entropy", "alpha")
+
+  def __init__(self, config: SACConfig, run: torch_policy.TrainingSetup):
+    super().__init__(config, run)
+    device, env = run.device, run.env
+    self.actor = run.module.net
+    self.critics = nn.ModuleList(
+        networks.Network(env.obs_shape, env.num_actions, config.hidden, config.network)
         for _ in range(2)).to(device)
-    targets = copy.deepcopy(critics)
-    log_alpha = torch.tensor(float(np.log(cfg.initial_alpha)), device=device,
-                             requires_grad=True)
-    actor_opt = torch.optim.Adam(actor.parameters(), lr=cfg.actor_lr)
-    critic_opt = torch.optim.Adam(critics.parameters(), lr=cfg.critic_lr)
-    alpha_opt = torch.optim.Adam([log_alpha], lr=cfg.alpha_lr)
-    buffer = rollouts.ReplayBuffer(cfg.buffer_size, env.obs_shape,
-                                   env.num_actions, run.rng)
+    self.targets = copy.deepcopy(self.critics)
+    self.log_alpha = torch.tensor(float(np.log(config.initial_alpha)), device=device,
+                                  requires_grad=True)
+    self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
+    self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=config.critic_lr)
+    self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr)
+    self.entropy_fraction = config.target_entropy_start
 
-    def policy(obs: torch.Tensor, legal: torch.Tensor):
-      logp = torch.log_softmax(networks.masked_logits(actor(obs), legal), dim=1)
-      return logp.exp(), logp
+  def _policy(self, obs: torch.Tensor, legal: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    logp = torch.log_softmax(networks.masked_logits(self.actor(obs), legal), dim=1)
+    return logp.exp(), logp
 
-    obs, legal = env.reset()
-    stats = []
-    grad_steps = env_steps = 0
-    while not log.done:
-      frac = log.fraction
-      entropy_fraction = cfg.target_entropy_start + frac * (
-          cfg.target_entropy_end - cfg.target_entropy_start)
-      with torch.no_grad():
-        probs, _ = policy(torch.as_tensor(obs, device=device),
-                          torch.as_tensor(legal, device=device))
-        action = torch.multinomial(probs, 1)[:, 0].cpu().numpy()
-      next_obs, next_legal, reward, done = env.step(action)
-      buffer.add(obs, action, reward, next_obs, next_legal, done)
-      log.track(reward, done)
-      obs, legal = next_obs, next_legal
-      env_steps += 1
+  def schedule(self, fraction: float) -> dict[str, float]:
+    cfg = self.config
+    self.entropy_fraction = cfg.target_entropy_start + fraction * (
+        cfg.target_entropy_end - cfg.target_entropy_start)
+    return {}
 
-      if buffer.size >= cfg.learning_starts:
-        for _ in range(cfg.gradient_steps):
-          b_obs, b_act, b_rew, b_next, b_next_legal, b_done = (
-              torch.as_tensor(x, device=device) for x in buffer.sample(cfg.batch_size))
-          alpha = log_alpha.exp().detach()
-          with torch.no_grad():
-            next_probs, next_logp = policy(b_next, b_next_legal)
-            next_q = torch.min(targets[0](b_next), targets[1](b_next))
-            next_v = (next_probs * (next_q - alpha * next_logp)).sum(1)
-            y = b_rew + cfg.gamma * (1.0 - b_done) * next_v
-          critic_loss = sum(
-              nn.functional.mse_loss(c(b_obs).gather(1, b_act[:, None])[:, 0], y)
-              for c in critics)
-          critic_opt.zero_grad()
-          critic_loss.backward()
-          nn.utils.clip_grad_norm_(critics.parameters(), cfg.max_grad_norm)
-          critic_opt.step()
+  def act(self, obs: torch.Tensor, legal: torch.Tensor) -> np.ndarray:
+    probs, _ = self._policy(obs, legal)
+    return torch.multinomial(probs, 1)[:, 0].cpu().numpy()
 
-          # The replay buffer stores next-state masks; a state's own legal
-          # actions are the next-state mask of the transition that led to it,
-          # so the actor is trained on `b_next` states (all are learner states).
-          probs, logp = policy(b_next, b_next_legal)
-          with torch.no_grad():
-            q = torch.min(critics[0](b_next), critics[1](b_next))
-          actor_loss = (probs * (alpha * logp - q)).sum(1).mean()
-          actor_opt.zero_grad()
-          actor_loss.backward()
-          nn.utils.clip_grad_norm_(actor.parameters(), cfg.max_grad_norm)
-          actor_opt.step()
+  def update(self, batch: replay.Transitions) -> torch.Tensor:
+    cfg, critics, targets = self.config, self.critics, self.targets
+    alpha = self.log_alpha.exp().detach()
+    with torch.no_grad():
+      next_probs, next_logp = self._policy(batch.next_obs, batch.next_legal)
+      next_q = torch.min(targets[0](batch.next_obs), targets[1](batch.next_obs))
+      next_v = (next_probs * (next_q - alpha * next_logp)).sum(1)
+      y = batch.reward + cfg.gamma * (1.0 - batch.done) * next_v
+    critic_loss = sum(
+        nn.functional.mse_loss(c(batch.obs).gather(1, batch.action[:, None])[:, 0], y)
+        for c in critics)
+    self.critic_opt.zero_grad()
+    critic_loss.backward()
+    nn.utils.clip_grad_norm_(critics.parameters(), cfg.max_grad_norm)
+    self.critic_opt.step()
 
-          entropy = -(probs * logp).sum(1).detach()
-          target_entropy = entropy_fraction * torch.log(
-              b_next_legal.sum(1).clamp(min=1).float())
-          alpha_loss = (log_alpha * (entropy - target_entropy)).mean()
-          alpha_opt.zero_grad()
-          alpha_loss.backward()
-          alpha_opt.step()
+    # The replay buffer stores next-state masks; a state's own legal actions
+    # are the next-state mask of the transition that led to it, so the actor
+    # is trained on `next_obs` states (all are learner states).
+    probs, logp = self._policy(batch.next_obs, batch.next_legal)
+    with torch.no_grad():
+      q = torch.min(critics[0](batch.next_obs), critics[1](batch.next_obs))
+    actor_loss = (probs * (alpha * logp - q)).sum(1).mean()
+    self.actor_opt.zero_grad()
+    actor_loss.backward()
+    nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.max_grad_norm)
+    self.actor_opt.step()
 
-          with torch.no_grad():
-            for net, targ in zip(critics, targets):
-              for p, tp in zip(net.parameters(), targ.parameters()):
-                tp.lerp_(p, cfg.tau)
-          grad_steps += 1
-          stats.append(torch.stack([critic_loss.detach(), actor_loss.detach(),
-                                    entropy.mean(), alpha]))
+    entropy = -(probs * logp).sum(1).detach()
+    target_entropy = self.entropy_fraction * torch.log(
+        batch.next_legal.sum(1).clamp(min=1).float())
+    alpha_loss = (self.log_alpha * (entropy - target_entropy)).mean()
+    self.alpha_opt.zero_grad()
+    alpha_loss.backward()
+    self.alpha_opt.step()
 
-      if env_steps % cfg.log_every == 0 or log.done:
-        means = (torch.stack(stats).mean(0).tolist() if stats
-                 else [float("nan")] * 4)
-        log.record(loss=means[0], actor_loss=means[1], entropy=means[2],
-                   alpha=means[3], **torch_policy.exact_value_point(
-                       request, run, cfg.eval_every))
-        stats = []
-    return torch_policy.finish(request, run, "sac", gradient_steps=grad_steps)
+    with torch.no_grad():
+      for net, targ in zip(critics, targets):
+        for p, tp in zip(net.parameters(), targ.parameters()):
+          tp.lerp_(p, cfg.tau)
+    return torch.stack([critic_loss.detach(), actor_loss.detach(), entropy.mean(),
+                        alpha])

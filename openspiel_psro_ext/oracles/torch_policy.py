@@ -211,20 +211,6 @@ class TrainingOptions:
 
 
 @dataclasses.dataclass
-class ReplayOptions(TrainingOptions):
-  """Options shared by the replay-based oracles (DQN, SAC)."""
-
-  num_envs: int = 256
-  buffer_size: int = 200_000
-  batch_size: int = 1024
-  gamma: float = 1.0
-  learning_starts: int = 10_000  # transitions before the first update
-  gradient_steps: int = 2  # per vectorised environment step
-  max_grad_norm: float = 10.0
-  log_every: int = 50  # environment steps between curve points
-
-
-@dataclasses.dataclass
 class TrainingSetup:
   """What every RL oracle builds first (see `setup`).
 
