@@ -11,13 +11,16 @@ Sections:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+import functools
+import logging
 from typing import Any
 
 import numpy as np
 from open_spiel.python import policy as policy_lib
 from open_spiel.python.algorithms.psro_v2 import meta_strategies
 from open_spiel.python.algorithms.psro_v2 import optimization_oracle
+from open_spiel.python.algorithms.psro_v2 import strategy_selectors
 import pyspiel
 
 from openspiel_psro_ext import game_tree as game_tree_lib
@@ -34,25 +37,54 @@ from openspiel_psro_ext import psro
 META_STRATEGY_PREFIX = "ext_"
 
 
+def _enable_stock_rectification(solver: Any, name: str) -> None:
+  """Turns on stock psro_v2's own rectified training (PSRO_rN) for `solver`.
+
+  Stock splits PSRO_rN in two settings: `training_strategy_selector=
+  "rectified"` trains from every policy in the meta-strategy's support, and
+  `rectifier="rectified"` restricts each one's opponents to those it beats or
+  ties (`strategy_selectors.rectified_selector`), handing the oracle the
+  restricted joint. A rectified solver left without a rectifier sets both,
+  so that inside stock's loop it trains what its name says, through stock's
+  own machinery, for any oracle. A rectifier the user set is left as it is.
+  """
+  if not hasattr(solver, "_rectify_training") or solver._rectify_training:  # pylint: disable=protected-access
+    return
+  logging.info("%s%s: enabling stock's rectifier='rectified' and"
+               " training_strategy_selector='rectified' (PSRO_rN).",
+               META_STRATEGY_PREFIX, name)
+  solver._rectifier = strategy_selectors.rectified_selector  # pylint: disable=protected-access
+  solver._rectify_training = solver._rectifier  # pylint: disable=protected-access
+  solver._training_strategy_selector = strategy_selectors.rectified  # pylint: disable=protected-access
+
+
 def make_meta_strategy_method(name: str) -> Callable:
   """Wraps solver `name` in stock's `fn(solver, return_joint=False)` form.
 
   The wrapper reads `solver.get_meta_game()` (a list of per-player tensors,
-  or one matrix for a zero-sum game), forwards `solver.get_kwargs()` when
-  the solver has them (so stock's `prd_*` kwargs reach `prd`), and returns the
-  per-player marginals, plus, with `return_joint=True`, the flat joint
-  `[prod_p n_p]` from `meta_strategies.get_joint_strategy_from_marginals`, as
-  stock's methods do. (Our α-Rank's joint is not a product; the marginals'
-  product is returned for stock's samplers, like stock's Nash/PRD.)
+  or one matrix for a zero-sum game), maps stock's kwargs
+  (`solver.get_kwargs()`) to the solver's own with
+  `meta_solvers.spec(name).from_stock_kwargs` (so stock's `prd_*` kwargs
+  reach `prd`; the rest are dropped, as stock hands every kwarg to every
+  method), and returns the per-player marginals, plus, with
+  `return_joint=True`, the flat joint `[prod_p n_p]` from
+  `meta_strategies.get_joint_strategy_from_marginals`, as stock's methods do.
+  (Our α-Rank's joint is not a product; the marginals' product is returned
+  for stock's samplers, like stock's Nash/PRD.) A rectified solver
+  (`spec.rectified`) also switches on stock's rectified training
+  (`_enable_stock_rectification`).
   """
-  fn = meta_solvers.get(name)
+  spec = meta_solvers.spec(name)
 
   def method(solver, return_joint: bool = False):
+    if spec.rectified:
+      _enable_stock_rectification(solver, name)
     meta_games = solver.get_meta_game()
     if not isinstance(meta_games, list):
       meta_games = [meta_games, -meta_games]
-    kwargs = solver.get_kwargs() if hasattr(solver, "get_kwargs") else {}
-    marginals = fn([np.asarray(t) for t in meta_games], **(kwargs or {}))
+    stock_kwargs = solver.get_kwargs() if hasattr(solver, "get_kwargs") else {}
+    marginals = spec.solve([np.asarray(t) for t in meta_games],
+                           **spec.from_stock_kwargs(stock_kwargs))
     if not return_joint:
       return marginals
     return marginals, meta_strategies.get_joint_strategy_from_marginals(
@@ -114,6 +146,7 @@ class StockOracle(optimization_oracle.AbstractOracle):
     self._calls = 0
     self._matrices: dict[tuple[int, int], tuple[policy_lib.Policy, np.ndarray]] = {}
     self._previous: dict[int, oracles_lib.PopulationMember] = {}
+    self._warned_correlated = False
 
   def _matrix(self, policy: policy_lib.Policy, player: int) -> np.ndarray:
     key = (id(policy), player)
@@ -123,12 +156,45 @@ class StockOracle(optimization_oracle.AbstractOracle):
       self._matrices[key] = cached
     return cached[1]
 
-  def _marginals(self, probabilities, using_joint: bool) -> list[np.ndarray]:
+  def _marginals(self, probabilities, using_joint: bool,
+                 total_policies: Sequence[Sequence[Any]]) -> list[np.ndarray]:
+    """Per-player `[n_p]` meta-strategies from what stock passes.
+
+    Stock passes per-player marginals, or (`using_joint_strategies`: with
+    `sample_from_marginals=False` or a rectifier) a joint over the
+    populations, flat `[prod_p n_p]` or shaped `[n_0, ..., n_{P-1}]`, and
+    not necessarily a product (a rectifier masks it). Stock's own
+    `BestResponseOracle` aggregates a joint with `JointPolicyAggregator`,
+    which weights each player's policies by the joint's marginal and lets the
+    players act independently, so the marginals are exactly what its best
+    responses answer: exact for two players, where the one opponent's
+    marginal is the whole distribution it faces.
+    """
+    shape = tuple(len(pols) for pols in total_policies)
     if not using_joint:
-      return [np.asarray(p, dtype=np.float64) for p in probabilities]
+      marginals = [np.asarray(p, dtype=np.float64).reshape(-1) for p in probabilities]
+      if tuple(len(m) for m in marginals) != shape:
+        raise ValueError(
+            f"per-player meta-strategies of sizes {[len(m) for m in marginals]}"
+            f" for populations of sizes {list(shape)}; with a joint"
+            " meta-strategy pass using_joint_strategies=True.")
+      return marginals
     joint = np.asarray(probabilities, dtype=np.float64)
+    if joint.size != int(np.prod(shape)):
+      raise ValueError(
+          f"joint meta-strategy of {joint.size} entries for populations of"
+          f" sizes {list(shape)} (expected {int(np.prod(shape))}).")
+    joint = joint.reshape(shape)
     axes = range(joint.ndim)
-    return [joint.sum(axis=tuple(a for a in axes if a != p)) for p in axes]
+    marginals = [joint.sum(axis=tuple(a for a in axes if a != p)) for p in axes]
+    if (joint.ndim > 2 and not self._warned_correlated and not np.allclose(
+        joint, functools.reduce(np.multiply.outer, marginals), atol=1e-12)):
+      self._warned_correlated = True
+      logging.warning(
+          "StockOracle: the joint meta-strategy is not a product of its"
+          " marginals; opponents act independently at their marginals, as in"
+          " stock's BestResponseOracle (JointPolicyAggregator).")
+    return marginals
 
   def __call__(self, game, training_parameters, strategy_sampler=None,
                using_joint_strategies: bool = False, **unused_kwargs):
@@ -141,10 +207,13 @@ class StockOracle(optimization_oracle.AbstractOracle):
         player = params["current_player"]
         total = params["total_policies"]
         weights = self._marginals(params["probabilities_of_playing_policies"],
-                                  using_joint_strategies)
+                                  using_joint_strategies, total)
         populations = [None if q == player else
                        np.stack([self._matrix(pol, q) for pol in total[q]])
                        for q in range(self.tree.num_players)]
+        if any(weights[q].sum() <= 0 for q in range(len(weights)) if q != player):
+          raise ValueError(f"player {player}'s opponents have a meta-strategy"
+                           " with no mass; pass probabilities that sum to 1.")
         opponent_weights = [None if q == player else weights[q] / weights[q].sum()
                             for q in range(self.tree.num_players)]
         request = oracles_lib.BestResponseRequest(

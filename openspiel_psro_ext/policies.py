@@ -3,17 +3,34 @@
 Over a compiled `GameTree`, player p's behaviour policy is an `[I_p, A]`
 matrix: row `i` is the action distribution at the player's `i`-th information
 state (zeros on illegal actions). A joint policy is a list of such matrices,
-one per player. These helpers convert between that form and OpenSpiel's:
+one per player. These helpers convert between that form and OpenSpiel's.
 
-* any `open_spiel.python.policy.Policy` -> matrices (a `TabularPolicy` is read
-  from its array; anything else is queried once per information state);
-* matrices -> `TabularPolicy` (for OpenSpiel's own code), or a light
-  `MatrixPolicy` that answers `action_probabilities` from the matrices.
+Every policy form OpenSpiel's own functions accept is read:
+
+* a Python `open_spiel.python.policy.TabularPolicy` (read from its array);
+* a C++ `pyspiel` tabular policy (`pyspiel.TabularPolicy`,
+  `pyspiel.UniformRandomPolicy`, `data.kuhn_nash_equilibrium`), read from its
+  `policy_table()`, and a dict `{information state: [(action, prob), ...]}`
+  or `{information state: {action: prob}}` (`policy_utils.policy_to_dict`,
+  what `pyspiel.nash_conv` takes);
+* anything else with `action_probabilities` (a Python `Policy`, a C++
+  `pyspiel.Policy`), queried once per information state.
+
+Simultaneous-move games are compiled turn-based
+(`pyspiel.convert_to_turn_based`), whose information-state strings are the
+original ones behind a `"Current player: p\n"` line. A policy built on the
+simultaneous-move game itself is read through the original strings, and a
+queried one through the original game's states (found by replaying each
+information state's history), so it need not be rebuilt on the conversion.
+
+Matrices go back out as a `TabularPolicy` (for OpenSpiel's own code) or a
+light `MatrixPolicy` that answers `action_probabilities` from the matrices.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Mapping
+from typing import Any, Sequence
 
 import numpy as np
 from open_spiel.python import policy as policy_lib
@@ -21,9 +38,49 @@ import pyspiel
 
 from openspiel_psro_ext.game_tree import GameTree
 
-PolicyLike = policy_lib.Policy | Sequence[np.ndarray]
+#: A policy object OpenSpiel's functions accept (see the module doc), or
+#: per-player `[I_p, A]` matrices.
+PolicyLike = (policy_lib.Policy | pyspiel.Policy | Mapping[str, Any]
+              | Sequence[np.ndarray])
 
 _ROW_SUM_TOLERANCE = 1e-6
+
+# The turn-based conversion's information-state string of the acting player.
+_CONVERTED_PREFIX = "Current player: {}\n"
+
+
+def is_policy(obj: Any) -> bool:
+  """True for an OpenSpiel policy object (not per-player matrices)."""
+  return (isinstance(obj, (policy_lib.Policy, pyspiel.Policy, Mapping))
+          or callable(getattr(obj, "action_probabilities", None)))
+
+
+def is_converted_simultaneous(tree: GameTree) -> bool:
+  """Whether `tree` compiles a simultaneous-move game's turn-based conversion."""
+  return tree.game.get_type().short_name == "turn_based_simultaneous_game"
+
+
+def original_key(tree: GameTree, player: int, key: str) -> str:
+  """The simultaneous-move game's string of a converted information state."""
+  prefix = _CONVERTED_PREFIX.format(player)
+  if is_converted_simultaneous(tree) and key.startswith(prefix):
+    return key[len(prefix):]
+  return key
+
+
+def converted_key(tree: GameTree, player: int, key: str) -> str:
+  """Inverse of `original_key`: the compiled tree's string of `key`."""
+  if is_converted_simultaneous(tree) and key not in tree.infostates[player].index:
+    return _CONVERTED_PREFIX.format(player) + key
+  return key
+
+
+def _key_candidates(tree: GameTree, player: int) -> list[list[str]]:
+  """The player's information-state strings, as compiled and as original."""
+  strings = tree.infostates[player].strings
+  if not is_converted_simultaneous(tree):
+    return [strings]
+  return [strings, [original_key(tree, player, k) for k in strings]]
 
 
 # TabularPolicies of one game share `state_lookup` (copies share the dict), so
@@ -41,51 +98,159 @@ def _tabular_rows(tree: GameTree, player: int,
   cached = _ROWS_CACHE.get(key)
   if cached is not None and cached[0] is lookup and len(cached[0]) == len(lookup):
     return cached[1]
-  try:
-    rows = np.asarray([lookup[s] for s in tree.infostates[player].strings],
-                      dtype=np.int64)
-  except KeyError:
-    rows = None
+  rows = None
+  for strings in _key_candidates(tree, player):
+    try:
+      rows = np.asarray([lookup[s] for s in strings], dtype=np.int64)
+      break
+    except KeyError:
+      continue
   if len(_ROWS_CACHE) >= _ROWS_CACHE_SIZE:
     _ROWS_CACHE.pop(next(iter(_ROWS_CACHE)))
   _ROWS_CACHE[key] = (lookup, rows)
   return rows
 
 
-def player_matrix(tree: GameTree, policy: policy_lib.Policy,
+def _table_matrix(tree: GameTree, player: int,
+                  table: Mapping[str, Any]) -> np.ndarray | None:
+  """`[I_p, A]` from `{information state: [(a, p), ...] or {a: p}}`."""
+  for strings in _key_candidates(tree, player):
+    if strings and strings[0] not in table:
+      continue
+    matrix = np.zeros((len(strings), tree.num_actions))
+    for i, key in enumerate(strings):
+      entry = table.get(key)
+      if entry is None:
+        break
+      items = entry.items() if isinstance(entry, Mapping) else entry
+      for action, prob in items:
+        matrix[i, int(action)] = prob
+    else:
+      return matrix
+  return None
+
+
+def _simultaneous_game(tree: GameTree) -> pyspiel.Game:
+  """The simultaneous-move game whose turn-based conversion `tree` compiles."""
+  params = dict(tree.game.get_parameters()["game"])
+  return pyspiel.load_game(params.pop("name"), params)
+
+
+_ORIGINAL_STATES: dict[tuple[int, int], tuple[GameTree, list[pyspiel.State]]] = {}
+
+
+def original_states(tree: GameTree, player: int) -> list[pyspiel.State]:
+  """Per information state of `player`, a simultaneous-move game state of it.
+
+  Replays each representative history of the turn-based conversion on the
+  original game: the conversion plays a simultaneous node's actions one
+  player at a time (players without legal actions skipped), so they are
+  gathered until the node's joint action is complete.
+  """
+  cached = _ORIGINAL_STATES.get((id(tree), player))
+  if cached is not None and cached[0] is tree:
+    return cached[1]
+  game = _simultaneous_game(tree)
+  states = []
+  for converted in tree.infostates[player].states:
+    state, pending = game.new_initial_state(), []
+    for action in converted.history():
+      if not state.is_simultaneous_node():
+        state.apply_action(action)
+        continue
+      actors = [q for q in range(game.num_players()) if state.legal_actions(q)]
+      pending.append(action)
+      if len(pending) == len(actors):
+        joint = [pyspiel.INVALID_ACTION] * game.num_players()
+        for q, a in zip(actors, pending):
+          joint[q] = a
+        state.apply_actions(joint)
+        pending = []
+    states.append(state)
+  _ORIGINAL_STATES[(id(tree), player)] = (tree, states)
+  return states
+
+
+def _ask(tree: GameTree, policy: Any, player: int,
+         states: list[pyspiel.State]) -> np.ndarray:
+  """`[I_p, A]` from `policy.action_probabilities` at the given states."""
+  # Python policies take the player (needed at simultaneous nodes); C++
+  # `pyspiel.Policy` and other duck-typed policies answer for the state's
+  # current player, which is `player` at every representative state.
+  with_player = isinstance(policy, policy_lib.Policy)
+  matrix = np.zeros((len(states), tree.num_actions))
+  for i, state in enumerate(states):
+    try:
+      probs = (policy.action_probabilities(state, player) if with_player
+               else policy.action_probabilities(state))
+    except (KeyError, IndexError) as e:
+      raise _missing_entry(tree, policy, player, i) from e
+    for action, prob in probs.items():
+      matrix[i, action] = prob
+  return matrix
+
+
+def _queried_matrix(tree: GameTree, policy: Any, player: int) -> np.ndarray:
+  """`[I_p, A]` by asking the policy at each information state."""
+  if not is_converted_simultaneous(tree):
+    return _ask(tree, policy, player, tree.infostates[player].states)
+  game = getattr(policy, "game", None)
+  if (isinstance(game, pyspiel.Game)
+      and game.get_type().dynamics == pyspiel.GameType.Dynamics.SIMULTANEOUS):
+    return _ask(tree, policy, player, original_states(tree, player))
+  try:
+    return _ask(tree, policy, player, tree.infostates[player].states)
+  except ValueError:
+    # Built on the simultaneous-move game without saying so: ask its states.
+    return _ask(tree, policy, player, original_states(tree, player))
+
+
+def _missing_entry(tree: GameTree, policy: Any, player: int,
+                   row: int) -> ValueError:
+  return ValueError(
+      f"{type(policy).__name__} has no entry for player {player}'s information"
+      f" state {tree.infostates[player].strings[row]!r} of {tree.game}. Was it"
+      " built for another game?")
+
+
+def player_matrix(tree: GameTree, policy: PolicyLike,
                   player: int, check: bool = True) -> np.ndarray:
   """`[I_p, A]` action probabilities of `policy` for `player`.
 
   Args:
     tree: the compiled game.
-    policy: any OpenSpiel policy.
+    policy: any policy form OpenSpiel accepts (see the module doc).
     player: whose part of the policy to read.
     check: validate the result (callers that validate a stack skip it).
 
   Raises:
-    ValueError: the policy is not a distribution over legal actions somewhere.
+    ValueError: the policy has no entry for one of the player's information
+      states, or is not a distribution over legal actions somewhere.
   """
-  table = tree.infostates[player]
   matrix = None
   if isinstance(policy, policy_lib.TabularPolicy):
     rows = _tabular_rows(tree, player, policy)
     if rows is not None:
       matrix = np.take(np.asarray(policy.action_probability_array, dtype=np.float64),
                        rows, axis=0)
+  elif isinstance(policy, Mapping) or callable(getattr(policy, "policy_table", None)):
+    table = policy if isinstance(policy, Mapping) else policy.policy_table()
+    matrix = _table_matrix(tree, player, table)
+    if matrix is None and isinstance(policy, Mapping):
+      missing = next((k for k in tree.infostates[player].strings
+                      if k not in policy and original_key(tree, player, k) not in policy),
+                     None)
+      raise ValueError(
+          f"the policy dict has no entry for player {player}'s information state"
+          f" {missing!r} of {tree.game}; key it by information_state_string, as"
+          " policy_utils.policy_to_dict does.")
   if matrix is None:
-    matrix = np.zeros((table.num_infostates, tree.num_actions))
-    for i, state in enumerate(table.states):
-      try:
-        probs = policy.action_probabilities(state, player)
-      except (KeyError, IndexError) as e:
-        raise ValueError(
-            f"{type(policy).__name__} has no entry for player {player}'s"
-            f" information state {table.strings[i]!r} of {tree.game}. Was it"
-            " built for another game? (Simultaneous-move games are compiled"
-            " turn-based: build the policy on pyspiel.convert_to_turn_based"
-            " of the game.)") from e
-      for action, prob in probs.items():
-        matrix[i, action] = prob
+    if not is_policy(policy):
+      raise TypeError(
+          f"cannot read a policy from {type(policy).__name__}; pass an OpenSpiel"
+          " policy (Python or pyspiel), a dict of information state ->"
+          " [(action, prob)], or per-player [I_p, A] matrices.")
+    matrix = _queried_matrix(tree, policy, player)
   if check:
     check_matrices(tree, player, matrix)
   return matrix
@@ -143,14 +308,14 @@ def population_array(tree: GameTree, player: int,
     stacked = np.empty((len(population), table.num_infostates, tree.num_actions))
     for k, member in enumerate(population):
       stacked[k] = (player_matrix(tree, member, player, check=False)
-                    if isinstance(member, policy_lib.Policy) else member)
+                    if is_policy(member) else member)
   check_matrices(tree, player, stacked)
   return stacked
 
 
 def policy_matrices(tree: GameTree, policy: PolicyLike) -> list[np.ndarray]:
   """Per-player `[I_p, A]` matrices of an OpenSpiel policy (or matrices)."""
-  if isinstance(policy, policy_lib.Policy):
+  if is_policy(policy):
     return [player_matrix(tree, policy, p) for p in range(tree.num_players)]
   matrices = [np.asarray(m, dtype=np.float64) for m in policy]
   if len(matrices) != tree.num_players:
