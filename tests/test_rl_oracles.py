@@ -144,14 +144,28 @@ def test_oracle_restores_module_for_psro_checkpoints():
     oracle.restore_module(tree, 0, member.module.state_dict())
 
 
-def test_cuda_device_is_accepted_without_a_gpu():
+def test_cuda_device_trains_there_or_falls_back_to_cpu_with_a_warning(caplog):
+  """`device="cuda"` trains on the GPU when there is one; without one it warns
+  and trains on cpu, giving exactly the cpu result of the same seed."""
   tree = game_tree.get_tree("kuhn_poker")
   request = _request("kuhn_poker", 0, [tree.uniform_policy()[1]])
   cls = oracles.get("dqn")
-  member = cls(cls.Config(time_budget_s=0, total_episodes=1_000, learning_starts=256,
-                          device="cuda", progress=False)).best_response(request)
-  _check_member(request, member)
-  assert next(member.module.parameters()).device.type == "cpu"
+  config = cls.Config(time_budget_s=0, total_episodes=1_000, learning_starts=256,
+                      num_threads=1, progress=False)
+  cpu = cls(config).best_response(request)
+  with caplog.at_level("WARNING"):
+    cuda = cls(dataclasses.replace(config, device="cuda")).best_response(request)
+  _check_member(request, cuda)
+  assert cpu.stats["device"] == "cpu"
+  if torch.cuda.is_available():
+    assert cuda.stats["device"].startswith("cuda")
+    assert not any("CUDA is unavailable" in r.getMessage() for r in caplog.records)
+  else:
+    assert cuda.stats["device"] == "cpu"
+    assert any("CUDA is unavailable" in r.getMessage() for r in caplog.records)
+    np.testing.assert_array_equal(cuda.matrix, cpu.matrix)
+  # Either way the member comes back on cpu, ready to pickle and checkpoint.
+  assert next(cuda.module.parameters()).device.type == "cpu"
 
 
 def test_ppo_greedy_result_is_deterministic_and_restores():

@@ -10,17 +10,11 @@ from openspiel_psro_ext.oracles import rollouts
 from tests.conftest import random_matrix
 
 
-def _uniform_actions(legal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-  cum = np.cumsum(legal, axis=1)
-  pick = (rng.random(len(legal)) * cum[:, -1]).astype(np.int64)
-  return (cum <= pick[:, None]).sum(axis=1)
-
-
 def _uniform_play(env, legal, rng, num_episodes):
   """Mean return of a uniform learner over at least `num_episodes` episodes."""
   total = episodes = 0
   while episodes < num_episodes:
-    _, legal, reward, done = env.step(_uniform_actions(legal, rng))
+    _, legal, reward, done = env.step(rollouts.uniform_legal_actions(legal, rng))
     total += reward.sum()
     episodes += int(done.sum())
   return total / episodes, legal
@@ -47,7 +41,7 @@ def test_terminal_distribution_matches_exact_reach(game, player, rng):
   counts = np.zeros(tree.num_histories)
   episodes = 0
   while episodes < 300_000:
-    _, legal, _, done = env.step(_uniform_actions(legal, rng))
+    _, legal, _, done = env.step(rollouts.uniform_legal_actions(legal, rng))
     counts += np.bincount(env.terminal_histories[done], minlength=tree.num_histories)
     episodes += int(done.sum())
   empirical = counts[tree.terminals] / episodes
@@ -77,7 +71,7 @@ def test_learner_sees_only_its_own_information_state(rng):
     for i in rng.choice(len(hist), 5, replace=False):
       state = table.states[states[i]]
       np.testing.assert_array_equal(obs[i], state.information_state_tensor(player))
-    obs, legal, reward, done = env.step(_uniform_actions(legal, rng))
+    obs, legal, reward, done = env.step(rollouts.uniform_legal_actions(legal, rng))
     assert np.all(reward[~done] == 0)
 
 
@@ -89,11 +83,15 @@ def test_mean_return_and_illegal_actions(rng):
   mean, legal = _uniform_play(env, legal, rng, 200_000)
   exact = rollouts.policy_value(request, tree.uniform_policy()[0])
   assert mean == pytest.approx(exact, abs=0.04)
-  illegal = np.argmin(legal, axis=1)
-  if (~legal).any(axis=1).any():
-    rows = (~legal).any(axis=1)
-    with pytest.raises(ValueError, match="illegal"):
-      env.step(np.where(rows, illegal, _uniform_actions(legal, rng)))
+  # Leduc's first decision has no bet to fold against: after a reset every
+  # game waits there, so every row has an illegal action (fold, 0). One game
+  # playing it must be refused, whatever the others play.
+  _, legal = env.reset()
+  assert not legal[:, 0].any()
+  actions = rollouts.uniform_legal_actions(legal, rng)
+  actions[7] = 0
+  with pytest.raises(ValueError, match="illegal"):
+    env.step(actions)
 
 
 def test_pyspiel_fallback_matches_exact_value(rng):
@@ -110,12 +108,19 @@ def test_pyspiel_fallback_matches_exact_value(rng):
   assert mean == pytest.approx(exact, abs=0.04)
 
 
-def test_budget_and_progress():
+def test_budget_and_progress(caplog, monkeypatch):
   with pytest.raises(ValueError):
     rollouts.Budget()
   budget = rollouts.Budget(episodes=100, steps=1000)
   assert budget.fraction(50, 100) == pytest.approx(0.5)
   assert not budget.done(99, 999) and budget.done(100, 0)
-  progress = rollouts.Progress("test", log_every_s=0.0)
-  progress.update(0.5, ret=1.0)
-  progress.close()
+  # Off a terminal the bar is a log line, at most one per `log_every_s`.
+  monkeypatch.setattr("sys.stderr.isatty", lambda: False, raising=False)
+  with caplog.at_level("INFO"):
+    progress = rollouts.Progress("test", log_every_s=0.0)
+    progress.update(0.5, ret=1.0)
+    rollouts.Progress("quiet", log_every_s=3600.0).update(0.5, ret=1.0)
+    rollouts.Progress("off", enabled=False, log_every_s=0.0).update(0.5, ret=1.0)
+    progress.close()
+  lines = [r.getMessage() for r in caplog.records]
+  assert lines == ["test [" + "#" * 15 + "." * 15 + "]  50% ret=1"]

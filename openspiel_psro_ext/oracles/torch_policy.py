@@ -266,7 +266,10 @@ def warm_start_source(request: base.BestResponseRequest,
 
 def finish(request: base.BestResponseRequest, setup_: TrainingSetup,
            algorithm: str, **stats: Any) -> base.PopulationMember:
-  """The trained module on cpu, its exact matrix, and the run's statistics."""
+  """The trained module on cpu, its exact matrix, and the run's statistics.
+
+  `stats["device"]` is the device the module trained on (before the move).
+  """
   module = setup_.module.cpu().eval()
   log = setup_.log
   log.close()
@@ -274,7 +277,8 @@ def finish(request: base.BestResponseRequest, setup_: TrainingSetup,
                log.episodes, log.budget.elapsed)
   return base.PopulationMember(
       matrix=module.matrix(request.tree, setup_.obs_table), module=module,
-      stats=dict(algorithm=algorithm, episodes=log.episodes, steps=log.steps,
+      stats=dict(algorithm=algorithm, device=str(setup_.device),
+                 episodes=log.episodes, steps=log.steps,
                  seconds=log.budget.elapsed, curves=log.curves, **stats))
 
 
