@@ -10,6 +10,7 @@ import torch
 from openspiel_psro_ext import exploitability
 from openspiel_psro_ext import game_tree
 from openspiel_psro_ext import oracles
+from openspiel_psro_ext import simulation
 from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles import rollouts
 from openspiel_psro_ext.oracles import torch_policy
@@ -129,7 +130,7 @@ def test_psro_with_ppo_on_kuhn_reaches_low_nash_conv():
   run.run()
   final = exploitability.mixture_nash_conv(
       run.tree, run.population_matrices(), run._solve())  # pylint: disable=protected-access
-  assert min(final.nash_conv, run.records[-1]["nash_conv"]) <= 0.05
+  assert min(final.nash_conv, run.records[-1].nash_conv) <= 0.05
 
 
 def test_oracle_restores_module_for_psro_checkpoints():
@@ -207,60 +208,57 @@ def test_ppo_warm_start_critic_keeps_the_critic_not_the_actor():
 def test_psro_applies_the_oracles_psro_defaults_under_user_overrides():
   from openspiel_psro_ext import psro  # pylint: disable=g-import-not-at-top
   ppo = oracles.get("ppo")
-  oracle = psro.make_oracle("ppo", {"time_budget_s": 7.0})
+  oracle = oracles.get("ppo").for_psro({"time_budget_s": 7.0})
   assert oracle.config.time_budget_s == 7.0  # the user's setting wins
   for name, value in ppo.psro_defaults.items():
     if name != "time_budget_s":
       assert getattr(oracle.config, name) == value
   assert ppo.psro_defaults["time_budget_s"] < ppo.Config().time_budget_s
   with pytest.raises(ValueError, match="has no settings"):
-    psro.make_oracle("ppo", {"num_env": 64})
+    oracles.get("ppo").for_psro({"num_env": 64})
 
 
 def test_ppo_losses_summed_per_observation_equal_per_sample_losses(rng):
-  """PPO's batch, summed per distinct observation, gives CleanRL's per-sample losses."""
+  """PPO's batch summed per distinct observation (compiled tree) gives the same
+  losses and gradients as its per-sample batch (simulated games)."""
   from openspiel_psro_ext.oracles import ppo  # pylint: disable=g-import-not-at-top
   tree = game_tree.get_tree("leduc_poker")
   torch.manual_seed(0)
-  module = torch_policy.TorchPolicy(tree.game, 0, tree.infostates[0].tensors.shape[1:],
-                                    (16,), with_value=True)
-  legal = tree.infostates[0].legal_mask
-  observations = ppo._Observations(module, tree.infostates[0].tensors, legal,  # pylint: disable=protected-access
-                                   torch.device("cpu"))
+  table = tree.infostates[0]
+  module = torch_policy.TorchPolicy(tree.game, 0, table.tensors.shape[1:], (16,),
+                                    with_value=True)
+  env = rollouts.make_env(_request("leduc_poker", 0, [tree.uniform_policy()[1]]),
+                          num_envs=200, seed=0)
+  legal = table.legal_mask
+  summed_rollout = ppo._TableRollout(module, env, table.tensors, 3,  # pylint: disable=protected-access
+                                     torch.device("cpu"))
   # Samples concentrated on a few rows, as in rollouts.
   rows = rng.choice(40, size=(3, 200))
-  actions = rollouts.sample_actions(legal[rows].reshape(-1, legal.shape[1]) * 1.0, rng)
+  actions = simulation.sample_actions(legal[rows].reshape(-1, legal.shape[1]) * 1.0, rng)
   actions = actions.reshape(rows.shape)
   adv = rng.normal(size=rows.shape).astype(np.float32)
   ret = rng.normal(size=rows.shape).astype(np.float32)
-  batch = ppo._StateBatch.aggregate(rows, actions, adv, ret, observations)  # pylint: disable=protected-access
+  summed_rollout.rows[:] = rows
+  summed = summed_rollout.batch(actions, adv, ret)
+  per_sample = ppo._SampleBatch.create(  # pylint: disable=protected-access
+      module, table.tensors[rows], legal[rows], actions, adv, ret, torch.device("cpu"))
+  assert (summed.size, per_sample.size) == (len(np.unique(rows)), rows.size)
   with torch.no_grad():  # an update moved the policy: ratios differ from 1, some clip
     for param in module.parameters():
       param.add_(0.3 * torch.randn_like(param))
   clip = 0.2
-  pg, v, entropy, kl = batch.losses(observations, torch.arange(batch.size), clip)
-
-  flat_rows, flat_actions = torch.as_tensor(rows.ravel()), torch.as_tensor(actions.ravel())
-  old_logp = batch.old_logp[torch.searchsorted(batch.rows, flat_rows)]
-  logp = observations.log_probs(flat_rows)
-  log_ratio = (logp - old_logp).gather(1, flat_actions[:, None])[:, 0]
-  ratio = log_ratio.exp()
-  a = torch.as_tensor(adv.ravel(), dtype=torch.float64)
-  a = ((a - a.mean()) / (a.std(unbiased=False) + 1e-8)).float()
+  ratio = (per_sample.log_probs(torch.arange(rows.size)) - per_sample.old_logp).exp()
   assert ((ratio < 1 - clip) | (ratio > 1 + clip)).any()
-  expected_pg = torch.max(-a * ratio, -a * ratio.clamp(1 - clip, 1 + clip)).mean()
-  values = module.value(observations.obs[flat_rows])[:, 0]
-  expected_v = 0.5 * ((values - torch.as_tensor(ret.ravel())) ** 2).mean()
-  expected_entropy = -(logp.exp() * logp).sum(1).mean()
-  expected_kl = ((ratio - 1) - log_ratio).mean()
-  for got, want in ((pg, expected_pg), (v, expected_v), (entropy, expected_entropy),
-                    (kl, expected_kl)):
-    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
-  # The gradients agree too.
-  pg.backward()
-  grad = [p.grad.clone() for p in module.net.parameters()]
-  module.zero_grad()
-  expected_pg = torch.max(-a * ratio, -a * ratio.clamp(1 - clip, 1 + clip)).mean()
-  expected_pg.backward()
-  for got, param in zip(grad, module.net.parameters()):
-    torch.testing.assert_close(got, param.grad, rtol=1e-4, atol=1e-6)
+
+  def losses_and_grads(batch):
+    module.zero_grad()
+    losses = batch.losses(torch.arange(batch.size), clip)
+    (losses[0] + losses[1] - 0.1 * losses[2]).backward()
+    return losses, [p.grad.clone() for p in module.parameters()]
+
+  got, got_grads = losses_and_grads(summed)
+  want, want_grads = losses_and_grads(per_sample)
+  for g, w in zip(got, want):
+    torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+  for g, w in zip(got_grads, want_grads):
+    torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-6)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from openspiel_psro_ext import game_tree
-from openspiel_psro_ext import policies
+from openspiel_psro_ext import simulation
 from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles import rollouts
 from tests.conftest import random_matrix
@@ -94,18 +94,28 @@ def test_mean_return_and_illegal_actions(rng):
     env.step(actions)
 
 
-def test_pyspiel_fallback_matches_exact_value(rng):
-  tree = game_tree.get_tree("kuhn_poker")
+@pytest.mark.parametrize("game", ["kuhn_poker", "leduc_poker"])
+def test_pyspiel_env_matches_exact_value_and_refuses_illegal_actions(game, rng):
+  """Simulated games, opponents drawn per episode: the exact mean return."""
+  tree = game_tree.get_tree(game)
   request = _request(tree, 0, rng, members=2)
-  members = [policies.MatrixPolicy(tree, [tree.uniform_policy()[0], m])
+  members = [simulation.BatchedMatrixPolicy(tree, 1, m)
              for m in request.opponent_populations[1]]
-  env = rollouts.PyspielVecEnv("kuhn_poker", 0, [None, members],
-                               request.opponent_weights, num_envs=64, seed=2)
+  env = rollouts.PyspielVecEnv(game, 0, [None, members], request.opponent_weights,
+                               num_envs=256, seed=2)
   obs, legal = env.reset()
-  assert obs.shape == (64, 11)
-  mean, _ = _uniform_play(env, legal, rng, 20_000)
+  np.testing.assert_array_equal(obs.shape, (256, tree.infostates[0].tensors.shape[1]))
+  mean, legal = _uniform_play(env, legal, rng, 20_000)
   exact = rollouts.policy_value(request, tree.uniform_policy()[0])
-  assert mean == pytest.approx(exact, abs=0.04)
+  returns = np.abs(tree.terminal_returns[:, 0]).max()
+  assert mean == pytest.approx(exact, abs=4 * returns / np.sqrt(20_000))
+  if game == "leduc_poker":  # after a reset no game can fold (action 0)
+    _, legal = env.reset()
+    assert not legal[:, 0].any()
+    actions = rollouts.uniform_legal_actions(legal, rng)
+    actions[5] = 0
+    with pytest.raises(ValueError, match="illegal"):
+      env.step(actions)
 
 
 def test_budget_and_progress(caplog, monkeypatch):

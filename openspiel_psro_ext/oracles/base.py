@@ -10,6 +10,13 @@ Populations travel as `[N_q, I_q, A]` behaviour matrices over the compiled tree
 an RL oracle can simulate the opponents fast. Whatever an oracle learns is
 returned as a `PopulationMember`: its exact `[I_p, A]` behaviour matrix, plus the
 trained object (a torch module, say) for checkpoints and warm starts.
+
+Simulated form, for games that do not compile: the request has no tree but a
+pyspiel `game`, the populations are lists of batched policies
+(`simulation.BatchedPolicy`, e.g. the RL oracles' `TorchPolicy` members), and
+the member comes back with `matrix=None` and its module. Only oracles that
+train (`Oracle.trains`) answer such requests. Requests of either form hold no
+pyspiel states, so they pickle (Ray tasks).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import dataclasses
 from typing import Any, ClassVar
 
 import numpy as np
+import pyspiel
 
 from openspiel_psro_ext import exploitability
 from openspiel_psro_ext.game_tree import GameTree
@@ -29,13 +37,14 @@ class PopulationMember:
   """One policy in a player's population.
 
   Attributes:
-    matrix: `[I_p, A]` action probabilities at every information state.
+    matrix: `[I_p, A]` action probabilities at every information state, or
+      None in the simulated form (no compiled tree).
     module: the trained model behind `matrix` (e.g. a `torch.nn.Module`), or
       None for tabular policies.
     stats: training statistics (episodes, seconds, curves) for the metrics.
   """
 
-  matrix: np.ndarray
+  matrix: np.ndarray | None
   module: Any = None
   stats: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -45,10 +54,10 @@ class BestResponseRequest:
   """What an oracle needs to answer for one player.
 
   Attributes:
-    tree: the compiled game.
+    tree: the compiled game, or None in the simulated form.
     player: the best responder.
-    opponent_populations: per player, `[N_q, I_q, A]` matrices (None at
-      `player`).
+    opponent_populations: per player, `[N_q, I_q, A]` matrices, or in the
+      simulated form a list of `N_q` batched policies (None at `player`).
     opponent_weights: per player, `[N_q]` probabilities over that population
       (None at `player`); opponents are drawn independently per player.
     previous: the player's previous best response, for warm starts.
@@ -56,18 +65,31 @@ class BestResponseRequest:
     time_budget_s: for oracles that train (`Oracle.trains`), this request's
       wall-time budget in place of the config's `time_budget_s` (PSRO's
       budget schedule sets it); None keeps the config's.
+    game: the pyspiel game (defaults to the tree's; required without one).
   """
 
-  tree: GameTree
+  tree: GameTree | None
   player: int
-  opponent_populations: list[np.ndarray | None]
+  opponent_populations: list[Any]
   opponent_weights: list[np.ndarray | None]
   previous: PopulationMember | None = None
   seed: int = 0
   time_budget_s: float | None = None
+  game: pyspiel.Game | None = None
+
+  def __post_init__(self):
+    if self.game is None and self.tree is not None:
+      self.game = self.tree.game
+
+  @property
+  def simulated(self) -> bool:
+    """True when the request has no compiled tree (see the module doc)."""
+    return self.tree is None
 
   def opponent_terminal_reach(self) -> np.ndarray:
     """`[Z]` chance and opponents' mixture contribution to each terminal."""
+    if self.tree is None:
+      raise ValueError("a simulated request has no tree to compute reaches on.")
     reach = self.tree.terminal_chance_reach.copy()
     for q in range(self.tree.num_players):
       if q != self.player:

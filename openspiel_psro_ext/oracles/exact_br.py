@@ -23,6 +23,10 @@ class ExactBestResponseOracle(base.Oracle):
   Config = ExactBestResponseConfig
 
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
+    if request.simulated:
+      raise ValueError(f"the exact oracle needs a compiled tree, which {request.game}"
+                       " lacks here; use an RL oracle (ppo, dqn, sac) in the"
+                       " simulated mode.")
     tree, player = request.tree, request.player
     weights = request.opponent_terminal_reach() * tree.terminal_returns[:, player]
     value, actions = exploitability.best_response_from_weights(tree, player, weights)

@@ -16,16 +16,21 @@ deterministic where the learner found a clear best action.
 Samples summed per observation: tens of thousands of games visit only a few
 hundred distinct information states, and every sample at one state shares
 the network's outputs there. So the learner acts with one forward pass per
-distinct observation (`_Observations.act`), and the loss over the batch is
+distinct observation (`_TableRollout.act`), and the loss over the batch is
 computed from per-(observation, action) sums (`_StateBatch`): for the clipped
 term, `A min(r, clip(r))` summed over the samples with `A >= 0` and
 `A max(r, clip(r))` over those with `A < 0`; for the value term, each state's
 sample count and mean return. This is the same loss and gradient as
-CleanRL-style per-sample PPO on the same batch (tested), at the cost of a few
+per-sample PPO on the same batch (`_SampleBatch`; tested), at the cost of a few
 hundred rows instead of `num_envs * num_steps`, so each second of training sees
 ~10x more games: on leduc_poker's PSRO best responses, 2 s of training leaves a
 gap to the exact best response of 0.02 instead of 0.06. Minibatches
 (`num_minibatches`) split the distinct observations, not the samples.
+
+Per sample, in simulated games (a request without a compiled tree, on
+`rollouts.PyspielVecEnv`): there observations rarely repeat, so the batch
+keeps one row per sample (`_SampleBatch`, CleanRL-style) and minibatches
+split the samples.
 
 The result is a `TorchPolicy` (actor plus critic) whose exact `[I_p, A]`
 matrix comes from one forward pass over all the player's information states.
@@ -48,6 +53,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from openspiel_psro_ext import simulation
 from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles import networks
 from openspiel_psro_ext.oracles import rollouts
@@ -102,14 +108,16 @@ class PPOOracle(torch_policy.TorchOracle):
     if cfg.warm_start_critic and not cfg.warm_start and previous is not None:
       module.value.load_state_dict(previous.value.state_dict())
     optimizer = torch.optim.Adam(module.parameters(), lr=cfg.learning_rate, eps=1e-5)
-    observations = _Observations(module, run.obs_table, env.legal_mask, device)
     T, B = cfg.num_steps, cfg.num_envs
-    rows_buf = np.zeros((T, B), dtype=np.int64)
+    # Summed per observation over a compiled tree; per sample in simulated
+    # games, whose observations rarely repeat.
+    rollout = (_TableRollout(module, env, run.obs_table, T, device)
+               if request.tree is not None else _SampleRollout(module, env, T, device))
     act_buf = np.zeros((T, B), dtype=np.int64)
     rew_buf = np.zeros((T, B), dtype=np.float32)
     done_buf = np.zeros((T, B), dtype=bool)
     val_buf = np.zeros((T, B), dtype=np.float32)
-    rows = env.reset_rows()
+    rollout.reset()
     updates = 0
     while not log.done:
       frac = log.fraction
@@ -119,14 +127,13 @@ class PPOOracle(torch_policy.TorchOracle):
 
       # Rollout: T learner decisions in each of the B games.
       for t in range(T):
-        probs, val_buf[t] = observations.act(rows)
-        act_buf[t] = rollouts.sample_actions(probs, run.rng)
-        rows_buf[t] = rows
-        rows, rew_buf[t], done_buf[t] = env.step_rows(act_buf[t])
+        probs, val_buf[t] = rollout.act()
+        act_buf[t] = simulation.sample_actions(probs, run.rng)
+        rew_buf[t], done_buf[t] = rollout.step(t, act_buf[t])
         log.track(rew_buf[t], done_buf[t])
 
       # GAE(lambda); done[t] means the episode ended right after step t.
-      next_value = observations.act(rows)[1]
+      next_value = rollout.act()[1]
       adv = np.zeros_like(rew_buf)
       last = np.zeros(B, dtype=np.float32)
       for t in reversed(range(T)):
@@ -135,15 +142,13 @@ class PPOOracle(torch_policy.TorchOracle):
         delta = rew_buf[t] + cfg.gamma * following * nonterminal - val_buf[t]
         last = delta + cfg.gamma * cfg.gae_lambda * nonterminal * last
         adv[t] = last
-      batch = _StateBatch.aggregate(rows_buf, act_buf, adv, adv + val_buf,
-                                    observations)
+      batch = rollout.batch(act_buf, adv, adv + val_buf)
 
       stats = []
       for _ in range(cfg.update_epochs):
         perm = torch.randperm(batch.size, device=device)
         for mb in perm.tensor_split(min(cfg.num_minibatches, batch.size)):
-          pg_loss, v_loss, entropy, approx_kl = batch.losses(
-              observations, mb, cfg.clip_coef)
+          pg_loss, v_loss, entropy, approx_kl = batch.losses(mb, cfg.clip_coef)
           loss = pg_loss + cfg.vf_coef * v_loss - ent_coef * entropy
           optimizer.zero_grad()
           loss.backward()
@@ -161,33 +166,94 @@ class PPOOracle(torch_policy.TorchOracle):
     return torch_policy.finish(request, run, "ppo", updates=updates)
 
 
-class _Observations:
-  """The learner's network over the table of its distinct observations."""
+class _TableRollout:
+  """Observations as rows of the learner's observation table (compiled tree).
 
-  def __init__(self, module: torch_policy.TorchPolicy, obs_table: np.ndarray,
-               legal_mask: np.ndarray, device: torch.device):
+  The learner's network runs over the table of its distinct observations.
+  """
+
+  def __init__(self, module: torch_policy.TorchPolicy, env: rollouts.TreeVecEnv,
+               obs_table: np.ndarray, num_steps: int, device: torch.device):
     self.module = module
+    self.env = env
     self.obs = torch.as_tensor(obs_table, device=device)
-    self.legal = torch.as_tensor(legal_mask, device=device)
+    self.legal = torch.as_tensor(env.legal_mask, device=device)
     self.device = device
+    self.rows = np.zeros((num_steps, env.num_envs), dtype=np.int64)
+    self.current = np.zeros(env.num_envs, dtype=np.int64)
+
+  def reset(self) -> None:
+    self.current = self.env.reset_rows()
 
   @torch.no_grad()
-  def act(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """`[B]` observation rows -> `[B, A]` action probabilities, `[B]` values.
+  def act(self) -> tuple[np.ndarray, np.ndarray]:
+    """`[B, A]` action probabilities and `[B]` values at the current rows.
 
     One forward pass per distinct row: thousands of games share a few hundred
     information states.
     """
-    unique, inverse = np.unique(rows, return_inverse=True)
+    unique, inverse = np.unique(self.current, return_inverse=True)
     u = torch.as_tensor(unique, device=self.device)
     probs = self.module(self.obs[u], self.legal[u])
     values = self.module.value(self.obs[u])[:, 0]
     return probs.cpu().numpy()[inverse], values.cpu().numpy()[inverse]
 
+  def step(self, t: int, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Plays `[B]` actions as the rollout's step `t`; `[B]` rewards and dones."""
+    self.rows[t] = self.current
+    self.current, reward, done = self.env.step_rows(actions)
+    return reward, done
+
+  def batch(self, actions: np.ndarray, adv: np.ndarray, ret: np.ndarray
+            ) -> "_StateBatch":
+    return _StateBatch.aggregate(self.rows, actions, adv, ret, self)
+
   def log_probs(self, u: torch.Tensor) -> torch.Tensor:
     """`[U, A]` log-probabilities at rows `u` (illegal actions ~ -1e9)."""
     logits = networks.masked_logits(self.module.net(self.obs[u]), self.legal[u])
     return torch.log_softmax(logits, dim=1)
+
+
+class _SampleRollout:
+  """Observations as `[B, ...]` arrays (simulated games: one row per sample)."""
+
+  def __init__(self, module: torch_policy.TorchPolicy, env: rollouts.PyspielVecEnv,
+               num_steps: int, device: torch.device):
+    self.module = module
+    self.env = env
+    self.device = device
+    shape = (num_steps, env.num_envs)
+    self.obs = np.zeros(shape + tuple(env.obs_shape), dtype=np.float32)
+    self.legal = np.zeros(shape + (env.num_actions,), dtype=bool)
+    self.current: tuple[np.ndarray, np.ndarray] = (self.obs[0], self.legal[0])
+
+  def reset(self) -> None:
+    self.current = self.env.reset()
+
+  @torch.no_grad()
+  def act(self) -> tuple[np.ndarray, np.ndarray]:
+    """`[B, A]` action probabilities and `[B]` values at the current observations."""
+    obs = torch.as_tensor(self.current[0], device=self.device)
+    probs = self.module(obs, torch.as_tensor(self.current[1], device=self.device))
+    return probs.cpu().numpy(), self.module.value(obs)[:, 0].cpu().numpy()
+
+  def step(self, t: int, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Plays `[B]` actions as the rollout's step `t`; `[B]` rewards and dones."""
+    self.obs[t], self.legal[t] = self.current
+    obs, legal, reward, done = self.env.step(actions)
+    self.current = (obs, legal)
+    return reward, done
+
+  def batch(self, actions: np.ndarray, adv: np.ndarray, ret: np.ndarray
+            ) -> "_SampleBatch":
+    return _SampleBatch.create(self.module, self.obs, self.legal, actions, adv, ret,
+                               self.device)
+
+
+def _normalised(adv: np.ndarray) -> np.ndarray:
+  """Advantages normalised over the whole batch (float64 statistics)."""
+  adv = adv.ravel().astype(np.float64)
+  return (adv - adv.mean()) / (adv.std() + 1e-8)
 
 
 @dataclasses.dataclass
@@ -199,7 +265,7 @@ class _StateBatch:
   the positive / negative normalised advantages of each action's samples;
   `ret_mean [U]` mean return; `ret_sq_dev [U]` the returns' summed squared
   deviation from it (the value loss's constant part); `old_logp [U, A]` the
-  rollout policy's log-probabilities.
+  rollout policy's log-probabilities; `observations` the table they index.
   """
 
   rows: torch.Tensor
@@ -210,6 +276,7 @@ class _StateBatch:
   ret_mean: torch.Tensor
   ret_sq_dev: torch.Tensor
   old_logp: torch.Tensor
+  observations: _TableRollout
 
   @property
   def size(self) -> int:
@@ -217,12 +284,11 @@ class _StateBatch:
 
   @classmethod
   def aggregate(cls, rows: np.ndarray, actions: np.ndarray, adv: np.ndarray,
-                ret: np.ndarray, observations: _Observations) -> "_StateBatch":
+                ret: np.ndarray, observations: _TableRollout) -> "_StateBatch":
     """Sums `[T, B]` samples per row; advantages normalised over the batch."""
     unique, inverse = np.unique(rows.ravel(), return_inverse=True)
     size, num_actions = len(unique), observations.legal.shape[1]
-    adv = adv.ravel().astype(np.float64)
-    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    adv = _normalised(adv)
     ret = ret.ravel().astype(np.float64)
     key = inverse * num_actions + actions.ravel()
 
@@ -240,10 +306,9 @@ class _StateBatch:
     rows_t = torch.as_tensor(unique, device=device)
     with torch.no_grad():  # no update yet: the rollout's policy
       old_logp = observations.log_probs(rows_t)
-    return cls(rows_t, *tensors, old_logp)
+    return cls(rows_t, *tensors, old_logp, observations)
 
-  def losses(self, observations: _Observations, mb: torch.Tensor,
-             clip_coef: float) -> tuple[torch.Tensor, ...]:
+  def losses(self, mb: torch.Tensor, clip_coef: float) -> tuple[torch.Tensor, ...]:
     """`(policy, value, entropy, approx_kl)` losses, means over the samples at `mb`.
 
     Per sample the clipped objective is `min(r A, clip(r) A)`, which is
@@ -251,6 +316,7 @@ class _StateBatch:
     is shared by all samples of an (observation, action), so the sum over
     them needs only the two advantage sums.
     """
+    observations = self.observations
     u = self.rows[mb]
     n = self.count[mb].sum()
     logp = observations.log_probs(u)
@@ -266,4 +332,63 @@ class _StateBatch:
     entropy = -(self.count[mb] * (logp.exp() * logp).sum(1)).sum() / n
     with torch.no_grad():
       approx_kl = (self.taken[mb] * ((ratio - 1) - log_ratio)).sum() / n
+    return pg_loss, v_loss, entropy, approx_kl
+
+
+@dataclasses.dataclass
+class _SampleBatch:
+  """A rollout's samples, one row each (CleanRL-style PPO).
+
+  `obs [N, ...]`, `legal [N, A]`, `action [N]`, `adv [N]` advantages
+  normalised over the batch, `ret [N]` returns, `old_logp [N]` the rollout
+  policy's log-probability of each taken action.
+  """
+
+  module: torch_policy.TorchPolicy
+  obs: torch.Tensor
+  legal: torch.Tensor
+  action: torch.Tensor
+  adv: torch.Tensor
+  ret: torch.Tensor
+  old_logp: torch.Tensor
+
+  @property
+  def size(self) -> int:
+    return len(self.action)
+
+  @classmethod
+  def create(cls, module: torch_policy.TorchPolicy, obs: np.ndarray,
+             legal: np.ndarray, actions: np.ndarray, adv: np.ndarray,
+             ret: np.ndarray, device: torch.device) -> "_SampleBatch":
+    """Flattens `[T, B, ...]` samples; advantages normalised over the batch."""
+    n = actions.size
+    obs_t = torch.as_tensor(obs.reshape((n,) + obs.shape[2:]), device=device)
+    legal_t = torch.as_tensor(legal.reshape(n, -1), device=device)
+    action_t = torch.as_tensor(actions.ravel(), device=device)
+    batch = cls(module, obs_t, legal_t, action_t,
+                torch.as_tensor(_normalised(adv), dtype=torch.float32, device=device),
+                torch.as_tensor(ret.ravel(), dtype=torch.float32, device=device),
+                action_t)
+    with torch.no_grad():  # no update yet: the rollout's policy
+      batch.old_logp = batch.log_probs(torch.arange(n, device=device))
+    return batch
+
+  def log_probs(self, mb: torch.Tensor) -> torch.Tensor:
+    """`[M]` log-probabilities of the taken actions of samples `mb`."""
+    logits = networks.masked_logits(self.module.net(self.obs[mb]), self.legal[mb])
+    return torch.log_softmax(logits, dim=1).gather(1, self.action[mb, None])[:, 0]
+
+  def losses(self, mb: torch.Tensor, clip_coef: float) -> tuple[torch.Tensor, ...]:
+    """`(policy, value, entropy, approx_kl)` losses, means over the samples `mb`."""
+    logits = networks.masked_logits(self.module.net(self.obs[mb]), self.legal[mb])
+    logp_all = torch.log_softmax(logits, dim=1)
+    log_ratio = logp_all.gather(1, self.action[mb, None])[:, 0] - self.old_logp[mb]
+    ratio = log_ratio.exp()
+    adv = self.adv[mb]
+    pg_loss = torch.max(-adv * ratio,
+                        -adv * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
+    v_loss = 0.5 * ((self.module.value(self.obs[mb])[:, 0] - self.ret[mb]) ** 2).mean()
+    entropy = -(logp_all.exp() * logp_all).sum(1).mean()
+    with torch.no_grad():
+      approx_kl = ((ratio - 1) - log_ratio).mean()
     return pg_loss, v_loss, entropy, approx_kl

@@ -16,7 +16,10 @@ instead, for learners that evaluate their network once per distinct
 observation (PPO).
 
 `PyspielVecEnv` is the same interface over `pyspiel` states, for games too
-large to compile; it is a plain Python loop and much slower.
+large to compile (`simulation.GameBatch` plays its games: opponents are
+batched policies, one forward pass per opponent for all waiting games); about
+10x slower than the tree, and several times faster than OpenSpiel's
+`rl_environment` (benchmarks/rollouts.py).
 
 Also here: `Budget` (episode / step / wall-time limits), `Progress` (a tiny
 progress bar on the log), and `policy_value` (exact expected return of a
@@ -35,33 +38,11 @@ from typing import Sequence
 import numpy as np
 import pyspiel
 
+from openspiel_psro_ext import simulation
 from openspiel_psro_ext.game_tree import GameTree
 from openspiel_psro_ext.oracles import base
 
 _TERMINAL = int(pyspiel.PlayerId.TERMINAL)
-_CHANCE = int(pyspiel.PlayerId.CHANCE)
-
-
-def _cumulative(probs: np.ndarray) -> np.ndarray:
-  """Row-normalised cumulative sums (last column exactly 1 on non-empty rows)."""
-  cum = np.cumsum(probs, axis=-1)
-  total = cum[..., -1:]
-  return np.divide(cum, total, out=np.ones_like(cum), where=total > 0)
-
-
-def _sample_rows(cum: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-  """One index per row of `[B, A]` cumulative probabilities.
-
-  With `u` in (0, 1], the first index whose cumulative mass reaches `u` always
-  has positive probability, so illegal (zero-probability) actions never occur.
-  """
-  u = 1.0 - rng.random(len(cum))
-  return (cum < u[:, None]).sum(axis=1)
-
-
-def sample_actions(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-  """`[B]` actions drawn from `[B, A]` probabilities (zero-probability never)."""
-  return _sample_rows(_cumulative(probs), rng)
 
 
 class TreeVecEnv:
@@ -106,7 +87,7 @@ class TreeVecEnv:
     self._is_learner = tree.player == player
     self._is_terminal = tree.player == _TERMINAL
     self._returns = tree.returns[:, player].astype(np.float32)
-    self._chance_cum = _cumulative(tree.chance_probs)
+    self._chance_cum = simulation.cumulative_rows(tree.chance_probs)
     # Per opponent: cumulative behaviour rows and the member distribution.
     self._opponents = []
     for q in range(tree.num_players):
@@ -115,9 +96,9 @@ class TreeVecEnv:
       pop = np.asarray(opponent_populations[q], dtype=np.float64)
       weights = np.asarray(opponent_weights[q], dtype=np.float64)
       cum = np.zeros(pop.shape[:2] + (tree.child.shape[1],))
-      cum[:, :, :pop.shape[2]] = _cumulative(pop)
+      cum[:, :, :pop.shape[2]] = simulation.cumulative_rows(pop)
       cum[:, :, pop.shape[2]:] = 1.0
-      self._opponents.append((q, cum, _cumulative(weights)))
+      self._opponents.append((q, cum, simulation.cumulative_rows(weights)))
     self._members = np.zeros((len(self._opponents), num_envs), dtype=np.int64)
     self._hist = np.zeros(num_envs, dtype=np.int64)
     # `[B]` after each step: the terminal history each game ended in, or -1
@@ -128,7 +109,7 @@ class TreeVecEnv:
 
   def _draw_members(self, idx: np.ndarray) -> None:
     for j, (_, _, weight_cum) in enumerate(self._opponents):
-      self._members[j, idx] = _sample_rows(
+      self._members[j, idx] = simulation.sample_rows(
           np.broadcast_to(weight_cum, (len(idx), len(weight_cum))), self._rng)
 
   def _advance(self, idx: np.ndarray) -> None:
@@ -147,7 +128,7 @@ class TreeVecEnv:
         if at_q.any():
           cum[at_q] = opp_cum[self._members[j, idx[at_q]],
                               tree.infostate[h[at_q]]]
-      self._hist[idx] = tree.child[h, _sample_rows(cum, self._rng)]
+      self._hist[idx] = tree.child[h, simulation.sample_rows(cum, self._rng)]
 
   def _reset_games(self, idx: np.ndarray) -> None:
     """Starts new episodes in games `idx` and moves them to a learner node.
@@ -222,85 +203,86 @@ class TreeVecEnv:
 class PyspielVecEnv:
   """The `TreeVecEnv` interface over `pyspiel` states (no compilation).
 
-  Opponents are OpenSpiel `Policy` objects; the learner observes
-  `information_state_tensor`. Use for games too large for a `GameTree`.
+  For games too large for a `GameTree`. Opponents are batched policies
+  (`simulation.BatchedPolicy`, e.g. `TorchPolicy`), one member per opponent
+  drawn by its meta-strategy at every episode start; chance samples its
+  outcome probabilities. The games advance together (`simulation.GameBatch`):
+  each opponent's policy makes one forward pass for all the games waiting on
+  it. The learner observes its `information_state_tensor`.
   """
 
   def __init__(self, game: pyspiel.Game | str, player: int,
-               opponent_populations: Sequence[Sequence | None],
+               opponent_populations: Sequence[Sequence[simulation.BatchedPolicy] | None],
                opponent_weights: Sequence[np.ndarray | None],
                num_envs: int, seed: int = 0):
+    """Args as `TreeVecEnv`, with `opponent_populations[q]` a list of batched
+    policies (None at `player`)."""
     if isinstance(game, str):
       game = pyspiel.load_game(game)
     self.game = game
     self.player = player
     self.num_envs = num_envs
     self.num_actions = game.num_distinct_actions()
-    self.obs_shape = (game.information_state_tensor_size(),)
-    self._rng = np.random.default_rng(seed)
-    self._pops = opponent_populations
-    self._weights = [None if w is None else np.asarray(w, dtype=np.float64)
-                     for w in opponent_weights]
-    self._states: list[pyspiel.State] = [None] * num_envs
-    self._members: list[list[int]] = [[] for _ in range(num_envs)]
+    simulation.check_game(game)
+    self.obs_shape = tuple(game.information_state_tensor_shape())
+    seats = [None if q == player else
+             simulation.Population(opponent_populations[q], opponent_weights[q])
+             for q in range(game.num_players())]
+    self._games = simulation.GameBatch(game, seats, num_envs,
+                                       np.random.default_rng(seed))
+    self._all = np.arange(num_envs)
+    self._legal = np.zeros((num_envs, self.num_actions), dtype=bool)
 
-  def _sample(self, probs: dict[int, float]) -> int:
-    actions = list(probs)
-    p = np.asarray([probs[a] for a in actions], dtype=np.float64)
-    return actions[self._rng.choice(len(actions), p=p / p.sum())]
+  def _reset_games(self, idx: np.ndarray) -> None:
+    """New episodes in games `idx`, moved to the learner's first decision.
 
-  def _advance(self, i: int) -> None:
-    state = self._states[i]
-    while not state.is_terminal() and state.current_player() != self.player:
-      if state.is_chance_node():
-        state.apply_action(self._sample(dict(state.chance_outcomes())))
-      else:
-        q = state.current_player()
-        member = self._pops[q][self._members[i][q]]
-        state.apply_action(self._sample(member.action_probabilities(state, q)))
-
-  def _reset_game(self, i: int) -> None:
+    Episodes that end before the learner acts carry no learning signal and are
+    redrawn.
+    """
     for _ in range(1000):
-      self._states[i] = self.game.new_initial_state()
-      self._members[i] = [
-          -1 if w is None else int(self._rng.choice(len(w), p=w / w.sum()))
-          for w in self._weights]
-      self._advance(i)
-      if not self._states[i].is_terminal():
+      if not len(idx):
         return
+      self._games.restart(idx)
+      idx = self._games.advance(idx)
     raise RuntimeError("the learner almost never gets to act in this game.")
 
   def _observe(self) -> tuple[np.ndarray, np.ndarray]:
-    obs = np.zeros((self.num_envs,) + self.obs_shape, dtype=np.float32)
-    legal = np.zeros((self.num_envs, self.num_actions), dtype=bool)
-    for i, state in enumerate(self._states):
-      obs[i] = state.information_state_tensor(self.player)
-      legal[i, state.legal_actions(self.player)] = True
-    return obs, legal
+    obs, self._legal = self._games.observe(self._all, self.player)
+    return obs.reshape((self.num_envs,) + self.obs_shape), self._legal
 
   def reset(self) -> tuple[np.ndarray, np.ndarray]:
-    for i in range(self.num_envs):
-      self._reset_game(i)
+    """Starts every game; returns `obs [B, *obs_shape]`, `legal [B, A]` bool."""
+    self._reset_games(self._all)
     return self._observe()
 
   def step(self, actions: np.ndarray
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    reward = np.zeros(self.num_envs, dtype=np.float32)
+    """As `TreeVecEnv.step`: `obs`, `legal`, `reward [B]`, `done [B]`."""
+    actions = np.asarray(actions, dtype=np.int64)
+    if not self._legal[self._all, actions].all():
+      raise ValueError("the learner played an illegal action.")
+    self._games.apply(self._all, actions)
+    finished = self._games.advance(self._all)
     done = np.zeros(self.num_envs, dtype=bool)
-    for i, a in enumerate(np.asarray(actions, dtype=np.int64)):
-      state = self._states[i]
-      state.apply_action(int(a))
-      self._advance(i)
-      if state.is_terminal():
-        reward[i] = state.returns()[self.player]
-        done[i] = True
-        self._reset_game(i)
+    done[finished] = True
+    reward = np.zeros(self.num_envs, dtype=np.float32)
+    if len(finished):
+      reward[finished] = self._games.returns(finished)[:, self.player]
+      self._reset_games(finished)
     return (*self._observe(), reward, done)
 
 
 def make_env(request: base.BestResponseRequest, num_envs: int, seed: int,
-             obs_table: np.ndarray | None = None) -> TreeVecEnv:
-  """The vectorised environment of an oracle request."""
+             obs_table: np.ndarray | None = None) -> TreeVecEnv | PyspielVecEnv:
+  """The vectorised environment of an oracle request: over its compiled tree,
+  or simulated with pyspiel when the request has none (then `obs_table` must
+  be None: the learner observes information-state tensors)."""
+  if request.tree is None:
+    if obs_table is not None:
+      raise ValueError("simulated environments observe information-state"
+                       " tensors; an observation table needs a compiled tree.")
+    return PyspielVecEnv(request.game, request.player, request.opponent_populations,
+                         request.opponent_weights, num_envs, seed)
   return TreeVecEnv(request.tree, request.player, request.opponent_populations,
                     request.opponent_weights, num_envs, seed, obs_table)
 

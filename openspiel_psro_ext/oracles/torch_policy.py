@@ -2,9 +2,14 @@
 
 `TorchPolicy` wraps the acting network of an RL oracle (policy logits for PPO
 and SAC, action values for DQN) for one player. It answers
-`action_probabilities(state, player_id)` like any OpenSpiel policy, and
-`matrix(tree)` evaluates every information state of the compiled tree in one
-batched forward pass, giving the exact `[I_p, A]` behaviour matrix PSRO uses.
+`action_probabilities(state, player_id)` like any OpenSpiel policy,
+`probabilities(obs, legal)` on batches like any `simulation.BatchedPolicy`
+(simulated games), and `matrix(tree)` evaluates every information state of the
+compiled tree in one batched forward pass, giving the exact `[I_p, A]`
+behaviour matrix PSRO uses.
+
+Without a compiled tree (`request.tree is None`), `setup` trains on a
+`rollouts.PyspielVecEnv` and `finish` returns the member with `matrix=None`.
 
 Checkpoints: the architecture (and the game and player) travels inside
 `state_dict()` as the module's extra state, so
@@ -60,6 +65,8 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
     arch: the architecture arguments (saved in `state_dict`).
   """
 
+  uses_observations = True  # simulation.BatchedPolicy
+
   def __init__(self, game: pyspiel.Game | str, player: int,
                obs_shape: Sequence[int], hidden: Sequence[int] = (128, 128),
                kind: str = "mlp", output: str = "softmax",
@@ -102,7 +109,8 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
 
   # -- acting ---------------------------------------------------------------
 
-  def probabilities(self, out: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
+  def _output_probabilities(self, out: torch.Tensor, legal: torch.Tensor
+                            ) -> torch.Tensor:
     """`[B, A]` action probabilities from network outputs and legal masks."""
     if self.arch["output"] == "greedy":
       best = networks.masked_logits(out, legal).argmax(dim=1)
@@ -111,7 +119,19 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
 
   def forward(self, obs: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
     """`[B, ...]` observations, `[B, A]` bool masks -> `[B, A]` probabilities."""
-    return self.probabilities(self.net(obs), legal)
+    return self._output_probabilities(self.net(obs), legal)
+
+  @torch.no_grad()
+  def probabilities(self, obs: np.ndarray, legal: np.ndarray) -> np.ndarray:
+    """`[B, ...]` information-state tensors, `[B, A]` bool -> `[B, A]` numpy
+    probabilities (`simulation.BatchedPolicy`)."""
+    if self.arch["obs_type"] != OBS_INFO_STATE:
+      raise ValueError(f"simulated games give information-state tensors; this"
+                       f" policy observes {self.arch['obs_type']!r}.")
+    device = next(self.parameters()).device
+    probs = self(torch.as_tensor(obs, device=device),
+                 torch.as_tensor(legal, device=device))
+    return probs.double().cpu().numpy()
 
   @torch.no_grad()
   def matrix(self, tree: GameTree | None = None,
@@ -179,13 +199,17 @@ class TorchOracle(base.Oracle):
   trains = True
   restores_modules = True
 
-  def restore_module(self, tree: GameTree, player: int,
+  def restore_module(self, tree: GameTree | pyspiel.Game, player: int,
                      state_dict: dict[str, Any]) -> TorchPolicy:
-    """The module saved by `torch.save(member.module.state_dict())`."""
+    """The module saved by `torch.save(member.module.state_dict())`.
+
+    `tree` is the compiled game, or the pyspiel game in the simulated mode.
+    """
+    game = tree.game if isinstance(tree, GameTree) else tree
     module = TorchPolicy.from_state_dict(state_dict)
-    if module.player != player or module.arch["game"] != str(tree.game):
+    if module.player != player or module.arch["game"] != str(game):
       raise ValueError(f"checkpoint is player {module.player}'s of"
-                       f" {module.arch['game']}, not player {player}'s of {tree.game}.")
+                       f" {module.arch['game']}, not player {player}'s of {game}.")
     return module
 
 
@@ -221,8 +245,8 @@ class TrainingSetup:
   """
 
   device: torch.device
-  obs_table: np.ndarray
-  env: rollouts.TreeVecEnv
+  obs_table: np.ndarray | None  # None in the simulated form
+  env: rollouts.TreeVecEnv | rollouts.PyspielVecEnv
   module: TorchPolicy
   log: rollouts.TrainingLog
   rng: np.random.Generator
@@ -231,13 +255,20 @@ class TrainingSetup:
 def setup(request: base.BestResponseRequest, cfg: TrainingOptions, num_envs: int,
           output: str, curve_keys: Sequence[str],
           with_value: bool = False) -> TrainingSetup:
-  """Seeds torch, builds the environment, the (warm-started) module and the log."""
+  """Seeds torch, builds the environment, the (warm-started) module and the log.
+
+  The environment is the request's tree (`TreeVecEnv`), or simulated pyspiel
+  games (`PyspielVecEnv`) when it has none.
+  """
   networks.seed_torch(request.seed, cfg.num_threads)
   device = networks.resolve_device(cfg.device)
   tree, player = request.tree, request.player
-  obs_table = observation_table(tree, player, cfg.obs_type)
+  if tree is None and cfg.obs_type != OBS_INFO_STATE:
+    raise ValueError(f"simulated games observe information-state tensors; set"
+                     f" obs_type={OBS_INFO_STATE!r} (got {cfg.obs_type!r}).")
+  obs_table = None if tree is None else observation_table(tree, player, cfg.obs_type)
   env = rollouts.make_env(request, num_envs, request.seed, obs_table)
-  module = TorchPolicy(tree.game, player, env.obs_shape, cfg.hidden, cfg.network,
+  module = TorchPolicy(request.game, player, env.obs_shape, cfg.hidden, cfg.network,
                        output, cfg.obs_type, with_value=with_value)
   previous = warm_start_source(request, module)
   if cfg.warm_start and previous is not None:
@@ -268,6 +299,7 @@ def finish(request: base.BestResponseRequest, setup_: TrainingSetup,
            algorithm: str, **stats: Any) -> base.PopulationMember:
   """The trained module on cpu, its exact matrix, and the run's statistics.
 
+  The matrix is None without a compiled tree (simulated requests).
   `stats["device"]` is the device the module trained on (before the move).
   """
   module = setup_.module.cpu().eval()
@@ -276,7 +308,9 @@ def finish(request: base.BestResponseRequest, setup_: TrainingSetup,
   logging.info("%s player %d: %d episodes in %.1fs", algorithm, request.player,
                log.episodes, log.budget.elapsed)
   return base.PopulationMember(
-      matrix=module.matrix(request.tree, setup_.obs_table), module=module,
+      matrix=(None if request.tree is None
+              else module.matrix(request.tree, setup_.obs_table)),
+      module=module,
       stats=dict(algorithm=algorithm, device=str(setup_.device),
                  episodes=log.episodes, steps=log.steps,
                  seconds=log.budget.elapsed, curves=log.curves, **stats))
@@ -285,7 +319,7 @@ def finish(request: base.BestResponseRequest, setup_: TrainingSetup,
 def exact_value_point(request: base.BestResponseRequest, setup_: TrainingSetup,
                       every: int) -> dict[str, float]:
   """`{"exact_value": v}` every `every` curve points (for curves only), else {}."""
-  if not every or len(setup_.log.curves["episodes"]) % every:
+  if not every or request.tree is None or len(setup_.log.curves["episodes"]) % every:
     return {}
   matrix = setup_.module.matrix(request.tree, setup_.obs_table)
   return {"exact_value": rollouts.policy_value(request, matrix)}
