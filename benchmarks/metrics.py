@@ -1,14 +1,27 @@
-"""Timing of the per-iteration run metrics on a 100-member Leduc population.
+"""Cost of one run-metrics pass against the population size, on Leduc poker.
 
-    python benchmarks/metrics.py [--members=100] [--repeats=5]
+    python benchmarks/metrics.py [--members=10,100,400,1000,2000] [--repeats=3]
 
-Prints one line: the time of `IterationMetrics.compute` (win rates against
-four baselines, Elo of 2 x 104 policies, both diversity measures) for random
-populations of `members` policies per player, half of them deterministic, plus
-the one-off baseline build time (CFR+ included) and the CFR+ NashConv.
+For each population size N (per player) it builds a synthetic population of N
+random policies per player (half of them deterministic), a Dirichlet
+meta-strategy over a support of `--support` members (the newest ones, as in a
+PSRO run whose meta-solver keeps few members) and the exact `[2, N, N]` payoff
+table, then times `IterationMetrics.compute` (median of `--repeats` calls
+after one warm-up) and measures its peak memory with `tracemalloc` (numpy
+reports its buffers there) in one more call. Building the population and the
+table is not timed: they are the run's own state. One line per size:
+
+    N  seconds/pass  CPU seconds/pass  peak MiB/pass  pairs  rated members
+
+(CPU seconds are the honest figure on a shared machine, where a pass's wall
+time includes waiting for a core.)
+
+A pass whose cost does not grow with N (apart from the meta-strategy's
+support and the inputs themselves) prints flat columns.
 """
 
 import time
+import tracemalloc
 
 from absl import app
 from absl import flags
@@ -19,16 +32,27 @@ from openspiel_psro_ext.metrics import IterationMetrics
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("game", "leduc_poker", "Game to time.")
-flags.DEFINE_integer("members", 100, "Population size per player.")
-flags.DEFINE_integer("repeats", 5, "Timed calls (the median is reported).")
+flags.DEFINE_list("members", ["10", "100", "400", "1000", "2000"],
+                  "Population sizes per player.")
+flags.DEFINE_integer("support", 40, "Members in each meta-strategy's support.")
+flags.DEFINE_integer("repeats", 3, "Timed calls per size (the median is shown).")
 
 
-def _population(tree, player, size, rng):
+def _population(tree: game_tree.GameTree, player: int, size: int,
+                rng: np.random.Generator) -> np.ndarray:
   mask = tree.infostates[player].legal_mask
   noise = rng.random((size,) + mask.shape) * mask
   pure = np.eye(mask.shape[1])[noise.argmax(axis=2)]
   noise[size // 2:] = pure[size // 2:]
   return noise / noise.sum(axis=2, keepdims=True)
+
+
+def _meta_strategy(size: int, support: int,
+                   rng: np.random.Generator) -> np.ndarray:
+  sigma = np.zeros(size)
+  support = min(size, support)
+  sigma[size - support:] = rng.dirichlet(np.ones(support))
+  return sigma
 
 
 def main(argv):
@@ -37,24 +61,33 @@ def main(argv):
   start = time.perf_counter()
   metrics = IterationMetrics(tree)
   build = time.perf_counter() - start
+  print(f"metrics pass on {FLAGS.game}, support {FLAGS.support} per player;"
+        f" baselines built in {build:.2f} s (CFR+ NashConv"
+        f" {metrics.baseline_info.get('baselines/cfr_plus/nash_conv', np.nan):.2e})")
+  print(f"{'N':>6} {'s/pass':>8} {'cpu s':>8} {'peak MiB':>9} {'pairs':>6}"
+        f" {'rated':>6}")
   rng = np.random.default_rng(0)
-  populations = [_population(tree, p, FLAGS.members, rng)
-                 for p in range(tree.num_players)]
-  sigmas = [rng.dirichlet(np.ones(FLAGS.members)) for _ in populations]
-  meta_games = payoffs.payoff_tensors(tree, populations)
-  metrics.compute(populations, sigmas, meta_games)  # Warm-up.
-  times = []
-  for _ in range(FLAGS.repeats):
-    start = time.perf_counter()
+  for size in (int(m) for m in FLAGS.members):
+    populations = [_population(tree, p, size, rng)
+                   for p in range(tree.num_players)]
+    sigmas = [_meta_strategy(size, FLAGS.support, rng) for _ in populations]
+    meta_games = payoffs.payoff_tensors(tree, populations)
+    result = metrics.compute(populations, sigmas, meta_games)  # Warm-up.
+    times, cpu_times = [], []
+    for _ in range(FLAGS.repeats):
+      start, cpu_start = time.perf_counter(), time.process_time()
+      metrics.compute(populations, sigmas, meta_games)
+      times.append(time.perf_counter() - start)
+      cpu_times.append(time.process_time() - cpu_start)
+    tracemalloc.start()
     metrics.compute(populations, sigmas, meta_games)
-    times.append(time.perf_counter() - start)
-  print(f"metrics {FLAGS.game} {FLAGS.members} members/player:"
-        f" compute median {np.median(times) * 1e3:.0f} ms"
-        f" (min {min(times) * 1e3:.0f} ms, {FLAGS.repeats} runs);"
-        f" baselines built in {build:.2f} s, CFR+ NashConv"
-        f" {metrics.baseline_info.get('baselines/cfr_plus/nash_conv', float('nan')):.2e}"
-        f" after {metrics.baseline_info.get('baselines/cfr_plus/iterations', 0):.0f}"
-        " iterations")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    pairs = result.get("diversity/pairs", [size * (size - 1) // 2] * 2)
+    rated = result.get("elo/rated_members", [range(size)] * 2)
+    print(f"{size:>6} {np.median(times):>8.3f} {np.median(cpu_times):>8.3f}"
+          f" {peak / 2**20:>9.1f}"
+          f" {max(pairs):>6} {max(len(r) for r in rated):>6}", flush=True)
 
 
 if __name__ == "__main__":

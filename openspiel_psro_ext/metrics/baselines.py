@@ -33,6 +33,7 @@ import logging
 import os
 import re
 import time
+import zipfile
 
 import numpy as np
 import pyspiel
@@ -191,18 +192,9 @@ def cfr_plus_baseline(tree: GameTree,
   if cache_dir:
     path = _disk_cache_path(cache_dir, game_string, max_iterations,
                             target_nash_conv)
-    if os.path.exists(path):
-      try:
-        with np.load(path) as data:
-          matrices = [data[f"player{p}"] for p in range(tree.num_players)]
-          info = dict(iterations=float(data["iterations"]),
-                      nash_conv=float(data["nash_conv"]), seconds=0.0)
-        if all(m.shape == t.legal_mask.shape
-               for m, t in zip(matrices, tree.infostates)):
-          return Baseline("cfr_plus", matrices, info)
-        logging.warning("Ignoring CFR+ cache %s: shapes do not match.", path)
-      except (OSError, KeyError, ValueError) as e:
-        logging.warning("Ignoring unreadable CFR+ cache %s: %s", path, e)
+    cached = _read_disk_cache(tree, path)
+    if cached is not None:
+      return cached
   key = (game_string, max_iterations, target_nash_conv, check_every)
   if key not in _MEMORY_CACHE:
     _MEMORY_CACHE[key] = _solve_cfr_plus(tree, max_iterations,
@@ -211,12 +203,54 @@ def cfr_plus_baseline(tree: GameTree,
   matrices = [m.copy() for m in matrices]
   info = dict(info)
   if path:
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.tmp.npz"
+    _write_disk_cache(path, matrices, info)
+  return Baseline("cfr_plus", matrices, info)
+
+
+def _read_disk_cache(tree: GameTree, path: str) -> Baseline | None:
+  """The cached CFR+ baseline, or None (with a warning) if absent or unusable.
+
+  A file that cannot be read, lacks an entry, or holds anything but a policy
+  of the game (a distribution over legal actions in every information state)
+  is ignored; the caller recomputes and rewrites it.
+  """
+  if not os.path.exists(path):
+    return None
+  try:
+    with np.load(path) as data:
+      matrices = [np.array(data[f"player{p}"], dtype=np.float64)
+                  for p in range(tree.num_players)]
+      info = dict(iterations=float(data["iterations"]),
+                  nash_conv=float(data["nash_conv"]), seconds=0.0)
+  # zipfile.BadZipFile: a truncated file; EOFError: an empty one.
+  except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
+    logging.warning("Recomputing CFR+: unreadable cache %s (%s).", path, e)
+    return None
+  for matrix, table in zip(matrices, tree.infostates):
+    if (matrix.shape != table.legal_mask.shape
+        or not np.all(np.isfinite(matrix)) or np.any(matrix < 0)
+        or np.any(matrix[~table.legal_mask] != 0)
+        or not np.allclose(matrix.sum(axis=1), 1.0, atol=1e-6)):
+      logging.warning("Recomputing CFR+: cache %s does not hold a policy of"
+                      " %s.", path, tree.game)
+      return None
+  return Baseline("cfr_plus", matrices, info)
+
+
+def _write_disk_cache(path: str, matrices: list[np.ndarray],
+                      info: dict[str, float]) -> None:
+  """Writes the cache atomically; a failure costs only the next run's time."""
+  tmp = f"{path}.{os.getpid()}.tmp.npz"
+  try:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     np.savez(tmp, iterations=info["iterations"], nash_conv=info["nash_conv"],
              **{f"player{p}": m for p, m in enumerate(matrices)})
     os.replace(tmp, path)
-  return Baseline("cfr_plus", matrices, info)
+  except OSError as e:
+    logging.warning("Could not write the CFR+ cache %s (%s); it is"
+                    " recomputed next time.", path, e)
+    if os.path.exists(tmp):
+      os.unlink(tmp)
 
 
 def fixed_baselines(tree: GameTree, cfr_plus: bool = True,

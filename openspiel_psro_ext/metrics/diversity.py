@@ -17,7 +17,12 @@ states either of them reaches,
 
 so `d` is in [0, 1]: the expected per-decision probability that the two would
 act differently. Behavioural diversity is the mean over member pairs; it is
-0 exactly when all members agree wherever any of them is reached.
+0 exactly when all members agree wherever any of them is reached. A pair costs
+`O(I_p A)`, so all `N(N-1)/2` pairs cost `O(N^2)`; `sample_pairs` draws a
+uniform sample of distinct pairs instead, whose mean is an unbiased estimate
+of the all-pairs mean with standard error at most `1 / (2 sqrt(S))` for `S`
+pairs (distances lie in [0, 1]); when `S >= N(N-1)/2` it returns every pair
+and the estimate is the exact mean.
 
 Expected cardinality (Perez-Nieves et al. 2021, "Modelling Behavioural
 Diversity for Learning in Open-Ended Games"). Member `k`'s payoff vector is its
@@ -30,7 +35,10 @@ size
 
 (`lambda_i` the eigenvalues of `L`) counts effectively distinct payoff
 vectors: it is at most rank(M), grows when a member with a new payoff vector
-is added, and stays below 1 for any number of identical members. The value
+is added, and stays below 1 for any number of identical members. Over `K`
+members against `D` opponent profiles the kernel costs `O(K^2 D)` and its
+eigenvalues `O(K^3)`, so a run evaluates it over a bounded set of members (see
+`iteration`), reading only their rows of the payoff table (`payoff_rows`). The value
 depends on the payoff scale (poker payoffs far below the maximum utility give
 small eigenvalues and E|Y| near ||M||_F^2), so compare it within a game. In a
 two-player zero-sum game both players get the same value: `M M^T` and `M^T M`
@@ -89,12 +97,79 @@ def context_reach(tree: GameTree, player: int, plans: list[np.ndarray],
                      minlength=tree.infostates[player].num_infostates)
 
 
+def sample_pairs(num_members: int, max_pairs: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+  """Distinct member pairs `i < j`: all of them, or a uniform sample.
+
+  Args:
+    num_members: `N`.
+    max_pairs: `S`, the most pairs returned (at least 1).
+    rng: draws the sample when `N(N-1)/2 > S`.
+
+  Returns:
+    (first, second): `[min(S, N(N-1)/2)]` member indices with first < second;
+    every pair, in row-major order, when `N(N-1)/2 <= S`.
+  """
+  if max_pairs < 1:
+    raise ValueError(f"max_pairs must be at least 1, not {max_pairs}.")
+  total = num_members * (num_members - 1) // 2
+  if total <= max_pairs:
+    first, second = np.triu_indices(num_members, 1)
+    return first.astype(np.int64), second.astype(np.int64)
+  # Unrank linear indices k over the pairs ordered by `second`: pair (i, j),
+  # i < j, has k = j (j - 1) / 2 + i. The float root can be off by one.
+  k = np.sort(rng.choice(total, size=max_pairs, replace=False)).astype(np.int64)
+  second = ((1 + np.sqrt(1 + 8 * k.astype(np.float64))) // 2).astype(np.int64)
+  second -= second * (second - 1) // 2 > k
+  second += (second + 1) * second // 2 <= k
+  first = k - second * (second - 1) // 2
+  return first, second
+
+
+def pair_behavioural_distance(tree: GameTree, player: int,
+                              population: np.ndarray, context: np.ndarray,
+                              first: np.ndarray, second: np.ndarray,
+                              plans: np.ndarray | None = None) -> np.ndarray:
+  """`[M]` reach-weighted TV distances `d(first[m], second[m])` (module doc).
+
+  Costs `O(M I_p A)` time and at most `_BLOCK_ELEMENTS` buffer elements.
+
+  Args:
+    tree: the compiled game.
+    player: whose population.
+    population: `[N, I_p, A]` behaviour policies.
+    context: `[I_p]` `context_reach` of the player's information states.
+    first: `[M]` indices into `population`.
+    second: `[M]` indices into `population`.
+    plans: `[N, S_p + 1]` the members' realization plans, if already computed.
+  """
+  population = np.asarray(population, dtype=np.float64)
+  _, num_states, num_actions = population.shape
+  if plans is None:
+    plans = tree.realization_plans(player, population)
+  rho = plans[:, tree.infostates[player].parent_sequence] * context  # [N, I]
+  mass = rho.sum(axis=1)
+  first = np.asarray(first, dtype=np.int64)
+  second = np.asarray(second, dtype=np.int64)
+  distance = np.zeros(len(first))
+  block = max(1, _BLOCK_ELEMENTS // max(1, num_states * num_actions))
+  for start in range(0, len(first), block):
+    i, j = first[start:start + block], second[start:start + block]
+    tv = 0.5 * np.abs(population[i] - population[j]).sum(axis=2)  # [b, I]
+    numerator = np.einsum("bs,bs->b", tv, rho[i] + rho[j])
+    denominator = mass[i] + mass[j]
+    distance[start:start + block] = np.divide(
+        numerator, denominator, out=np.zeros_like(numerator),
+        where=denominator > 0)
+  return distance
+
+
 def pairwise_behavioural_distance(tree: GameTree, player: int,
                                   population: np.ndarray,
                                   context: np.ndarray,
                                   plans: np.ndarray | None = None
                                   ) -> np.ndarray:
-  """`[N, N]` reach-weighted TV distances `d(i, j)` (see module doc).
+  """`[N, N]` reach-weighted TV distances `d(i, j)` of every pair, O(N^2).
 
   Args:
     tree: the compiled game.
@@ -103,29 +178,12 @@ def pairwise_behavioural_distance(tree: GameTree, player: int,
     context: `[I_p]` `context_reach` of the player's information states.
     plans: `[N, S_p + 1]` the members' realization plans, if already computed.
   """
-  population = np.asarray(population, dtype=np.float64)
-  n, num_states, num_actions = population.shape
-  table = tree.infostates[player]
-  if plans is None:
-    plans = tree.realization_plans(player, population)
-  own = plans[:, table.parent_sequence]
-  rho = own * context  # [N, I]
-  mass = rho.sum(axis=1)
+  n = len(population)
+  first, second = np.triu_indices(n, 1)
   distance = np.zeros((n, n))
-  block = max(1, _BLOCK_ELEMENTS // max(1, n * num_states))
-  for start in range(0, n, block):
-    rows = slice(start, min(n, start + block))
-    tv = np.zeros((rows.stop - start, n, num_states))
-    for a in range(num_actions):
-      tv += np.abs(population[rows, None, :, a] - population[None, :, :, a])
-    tv *= 0.5
-    numerator = (np.einsum("ijs,is->ij", tv, rho[rows])
-                 + np.einsum("ijs,js->ij", tv, rho))
-    denominator = mass[rows, None] + mass[None, :]
-    distance[rows] = np.divide(numerator, denominator,
-                               out=np.zeros_like(numerator),
-                               where=denominator > 0)
-  return distance
+  distance[first, second] = pair_behavioural_distance(
+      tree, player, population, context, first, second, plans=plans)
+  return distance + distance.T
 
 
 def mean_pairwise(distance: np.ndarray) -> float:
@@ -136,9 +194,22 @@ def mean_pairwise(distance: np.ndarray) -> float:
   return float(distance[np.triu_indices(n, 1)].mean())
 
 
-def payoff_rows(meta_game: np.ndarray, player: int) -> np.ndarray:
-  """`[N_p, prod_{q != p} N_q]` player p's payoff vectors, one row per member."""
-  moved = np.moveaxis(np.asarray(meta_game, dtype=np.float64), player, 0)
+def payoff_rows(meta_game: np.ndarray, player: int,
+                members: np.ndarray | None = None) -> np.ndarray:
+  """`[K, prod_{q != p} N_q]` player p's payoff vectors, one row per member.
+
+  Args:
+    meta_game: `[N_0, ..., N_{P-1}]` player p's payoff tensor.
+    player: p.
+    members: `[K]` the members whose rows to read (default: all); only those
+      rows are copied, so the cost is `O(K prod_{q != p} N_q)`.
+  """
+  table = np.asarray(meta_game)
+  if members is not None:
+    # Indexing, not np.take: take copies a strided view whole first.
+    table = table[(slice(None),) * player
+                  + (np.asarray(members, dtype=np.int64),)]
+  moved = np.moveaxis(table.astype(np.float64, copy=False), player, 0)
   return moved.reshape(moved.shape[0], -1)
 
 

@@ -2,33 +2,72 @@
 
 `IterationMetrics(tree)` is built once per run: it compiles the fixed
 baselines (uniform, always-call, always-raise, CFR+; see `baselines`) and the
-per-history sequence table the diversity measure needs. Each PSRO iteration
-then calls `compute(populations, meta_strategies, meta_games)`, which returns
-JSON-serialisable numbers:
+per-history sequence table the diversity measure needs. Any PSRO iteration
+(every `--metrics_every`-th and, always, the run's final one) then calls
+`compute(populations, meta_strategies, meta_games)`, which returns
+JSON-serialisable numbers.
+
+What a pass looks at (its cost). A population grows by one member per player
+per iteration, so anything computed over all member pairs makes a pass
+`O(N^2)` or worse (at N = 1200 on Leduc: 137 s and 1.4 GB per pass). A pass
+here reads, per player p, only
+
+  * the support of p's meta-strategy `sigma_p` (for the mixture's realization
+    plan: `O(|support| S_p)`);
+  * the rated members `R_p`: the `scope.max_support` most probable members of
+    the support (ties to the older member) and the `scope.newest_members`
+    newest members, so `|R_p| <= max_support + newest_members`;
+  * a sample of at most `scope.diversity_pairs` member pairs;
+  * `R_p`'s rows of the payoff table (`O(|R_p| prod_{q != p} N_q)`).
+
+So apart from the support's realization plan and the table rows (linear in N
+for two players) the cost and memory of a pass do not depend on N. When
+`R_p` is the whole population (N <= newest_members, or a support that
+covers it) and all pairs fit in the sample, every value equals the
+all-members computation.
+
+Keys:
 
   win_rate/<b>/seat<p>, draw_rate/<b>/seat<p>, loss_rate/<b>/seat<p>,
   expected_return/<b>/seat<p>
       outcome of the meta-strategy mixture in seat p with every other seat
-      played by baseline b (see `outcomes`); `win_rate/<b>` etc. without a
-      seat are the means over seats.
-  elo/members            per player, Elo of every population member
+      played by baseline b (see `outcomes`); exact, from the mixture's
+      realization plan. `win_rate/<b>` etc. without a seat are the means over
+      seats.
+  elo/rated_members      per player, the indices of `R_p` (sorted)
+  elo/members            per player, Elo of each rated member (same order)
   elo/newest             per player, Elo of the newest member
   elo/meta_strategy      per player, Elo of the meta-strategy mixture
   elo/baselines/<b>      per player, Elo of each baseline
   elo/seat_advantage     seat 0's fitted advantage (Elo points)
-      two-player games only. Method: every seat-0 policy (members and
-      baselines) meets every seat-1 policy; seat 0's exact expected score is
-      derived from the payoff table (default: `1/2 + (u_0 - u_1) / 4U`, see
-      `seat0_scores`; or from win/draw probabilities); ratings are the
-      maximum-likelihood logistic (Bradley-Terry) fit of those scores with a
-      seat-0 advantage term, anchored so uniform random is 0 in each seat
-      (see `elo`). The mixture is rated against the fitted pool, which it
-      does not move. Payoff scores rank policies as the payoff table does
-      (a near-equilibrium policy well above uniform); win-probability scores
-      can rank a policy that folds often below one that wins small pots.
+      two-player games only. Method: every seat-0 policy of the pool (the
+      rated members `R_0` and the baselines) meets every seat-1 policy of the
+      pool (`R_1` and the baselines), at most `(max_support + newest_members
+      + 4)^2` pairs; seat 0's exact expected score is derived from the payoff
+      table (default: `1/2 + (u_0 - u_1) / 4U`, see `seat0_scores`; or from
+      win/draw probabilities); ratings are the maximum-likelihood logistic
+      (Bradley-Terry) fit of those scores with a seat-0 advantage term,
+      anchored so uniform random is 0 in each seat (see `elo`). The mixture
+      is rated against the fitted pool, which it does not move. Members
+      outside `R_p` are not rated in that pass. Payoff scores rank policies as
+      the payoff table does (a near-equilibrium policy well above uniform);
+      win-probability scores can rank a policy that folds often below one
+      that wins small pots.
   diversity/behavioural, diversity/behavioural_per_player
+      mean reach-weighted TV distance (see `diversity`) over the member pairs
+      of `diversity/pairs`: all `N(N-1)/2` pairs while they number at most
+      `scope.diversity_pairs`, else a uniform sample of that many distinct
+      pairs (seeded by `scope.seed`, the player and N, so a pass is
+      reproducible), an unbiased estimate of the all-pairs mean with
+      standard error at most `1 / (2 sqrt(pairs))`. The context `c(I)` is
+      the other players' meta-strategy mixtures.
+  diversity/pairs        per player, the number of pairs evaluated
   diversity/expected_cardinality, diversity/expected_cardinality_per_player
-      see `diversity`; the unsuffixed keys are means over players.
+      DPP expected cardinality (see `diversity`) of the kernel over the payoff
+      vectors of the rated members `R_p` against the whole opposing
+      population.
+  diversity/cardinality_members  per player, `|R_p|` (the kernel's size)
+      The unsuffixed diversity keys are means over players.
   baselines/<b>/nash_conv, baselines/cfr_plus/iterations
   metrics/seconds        time spent in `compute`
   metrics/notes          skipped baselines or metrics, when any
@@ -38,11 +77,13 @@ JSON-serialisable numbers:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any, Sequence
 
 import numpy as np
 import pyspiel
+import threadpoolctl
 
 from openspiel_psro_ext import exploitability
 from openspiel_psro_ext.game_tree import GameTree
@@ -52,6 +93,51 @@ from openspiel_psro_ext.metrics import elo
 from openspiel_psro_ext.metrics import outcomes
 
 _SHORT_NAMES = {"uniform": "unif", "cfr_plus": "cfr"}
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricsScope:
+  """Which members one metrics pass reads; bounds its cost (see module doc).
+
+  Attributes:
+    max_support: the most probable members of each meta-strategy's support
+      that are rated (Elo) and enter the DPP kernel.
+    newest_members: the newest members of each population, rated as well.
+    diversity_pairs: member pairs per player in the behavioural diversity
+      mean (all pairs while there are at most this many, else a sample).
+    seed: seeds the pair sample, together with the player and population size.
+  """
+
+  max_support: int = 64
+  newest_members: int = 8
+  diversity_pairs: int = 256
+  seed: int = 0
+
+  def __post_init__(self):
+    for name in ("max_support", "newest_members", "diversity_pairs"):
+      if getattr(self, name) < 1:
+        raise ValueError(f"MetricsScope.{name} must be at least 1, not"
+                         f" {getattr(self, name)}.")
+
+
+def rated_members(meta_strategy: np.ndarray, scope: MetricsScope) -> np.ndarray:
+  """`[K]` sorted indices of the rated members `R_p` (see module doc).
+
+  The `scope.max_support` most probable members of the support (ties go to
+  the older member) and the `scope.newest_members` newest members.
+
+  Args:
+    meta_strategy: `[N]` one player's meta-strategy.
+    scope: the bounds.
+  """
+  sigma = np.asarray(meta_strategy, dtype=np.float64)
+  support = np.flatnonzero(sigma > 0)
+  if len(support) > scope.max_support:
+    # lexsort's last key is the primary one: probability descending, then index.
+    order = np.lexsort((support, -sigma[support]))
+    support = support[order[:scope.max_support]]
+  newest = np.arange(max(0, len(sigma) - scope.newest_members), len(sigma))
+  return np.union1d(support, newest).astype(np.int64)
 
 
 def _utility_scale(tree: GameTree) -> float:
@@ -71,7 +157,8 @@ class IterationMetrics:
                baselines_lib.DEFAULT_CFR_PLUS_MAX_ITERATIONS,
                cfr_plus_target_nash_conv: float =
                baselines_lib.DEFAULT_CFR_PLUS_TARGET_NASH_CONV,
-               elo_scores: str = "payoff"):
+               elo_scores: str = "payoff",
+               scope: MetricsScope = MetricsScope()):
     """Builds the baselines.
 
     Args:
@@ -84,11 +171,13 @@ class IterationMetrics:
       elo_scores: what an Elo "score" is: "payoff" (from expected returns,
         the default) or "win" (win probability plus half the draw
         probability); see `seat0_scores`.
+      scope: which members a pass reads (bounds its cost; see module doc).
     """
     if elo_scores not in ("payoff", "win"):
       raise ValueError(f"elo_scores must be 'payoff' or 'win', not {elo_scores!r}.")
     self.tree = tree
     self.elo_scores = elo_scores
+    self.scope = scope
     self.baselines, self.notes = baselines_lib.fixed_baselines(
         tree, cfr_plus=cfr_plus, cache_dir=cache_dir,
         max_iterations=cfr_plus_max_iterations,
@@ -125,7 +214,10 @@ class IterationMetrics:
   def compute(self, populations: Sequence[np.ndarray],
               meta_strategies: Sequence[np.ndarray],
               meta_games: Sequence[np.ndarray]) -> dict[str, Any]:
-    """Metrics of one PSRO iteration.
+    """Metrics of one PSRO iteration (any iteration: they need no history).
+
+    Only the members the scope names are read (module doc); the arrays are
+    not copied whole.
 
     Args:
       populations: per player `[N_p, I_p, A]` behaviour policies.
@@ -134,32 +226,79 @@ class IterationMetrics:
         `[P, N_0, ..., N_{P-1}]` array).
 
     Returns:
-      A flat dict of floats and (nested) lists of floats; keys in module doc.
+      A flat dict of floats and (nested) lists of numbers; keys in module doc.
     """
+    # Matrix products here are small ([K, Z] x [Z, K]): BLAS threads only add
+    # synchronisation, 100x slower on a busy 2-core machine (BUILD_NOTES).
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+      return self._compute(populations, meta_strategies, meta_games)
+
+  def _compute(self, populations: Sequence[np.ndarray],
+               meta_strategies: Sequence[np.ndarray],
+               meta_games: Sequence[np.ndarray]) -> dict[str, Any]:
     start = time.perf_counter()
     tree = self.tree
     num_players = tree.num_players
     if len(populations) != num_players or len(meta_strategies) != num_players:
       raise ValueError(f"{tree.game} has {num_players} players; pass one"
                        " population and one meta-strategy per player.")
-    populations = [np.asarray(pop, dtype=np.float64) for pop in populations]
     sigmas = [np.asarray(s, dtype=np.float64) for s in meta_strategies]
+    sizes = tuple(len(s) for s in sigmas)
     for p, (pop, sigma) in enumerate(zip(populations, sigmas)):
-      if pop.ndim != 3 or len(pop) != len(sigma):
-        raise ValueError(f"player {p}: population shape {pop.shape} does not"
-                         f" match a meta-strategy of length {len(sigma)}.")
-    plans = [tree.realization_plans(p, pop) for p, pop in enumerate(populations)]
-    reaches = [plan[:, tree.terminal_sequence[p]] for p, plan in enumerate(plans)]
-    mixture_plans = [sigma @ plan for sigma, plan in zip(sigmas, plans)]
+      if np.ndim(pop) != 3 or len(pop) != len(sigma):
+        raise ValueError(f"player {p}: population shape {np.shape(pop)} does"
+                         f" not match a meta-strategy of length {len(sigma)}.")
+      if np.shape(meta_games[p]) != sizes:
+        raise ValueError(f"player {p}: payoff table shape"
+                         f" {np.shape(meta_games[p])} does not match population"
+                         f" sizes {sizes}.")
+    rated = [rated_members(sigma, self.scope) for sigma in sigmas]
+    supports = [np.flatnonzero(sigma > 0) for sigma in sigmas]
+    pairs = [diversity.sample_pairs(
+        n, self.scope.diversity_pairs,
+        np.random.default_rng([self.scope.seed, p, n]))
+             for p, n in enumerate(sizes)]
+    # Per player, the members this pass reads, and their realization plans.
+    read = [np.unique(np.concatenate([support, members, *pair]))
+            for support, members, pair in zip(supports, rated, pairs)]
+    policies = [np.asarray(np.asarray(pop)[members], dtype=np.float64)
+                for pop, members in zip(populations, read)]
+    plans = [tree.realization_plans(p, policy)
+             for p, policy in enumerate(policies)]
+
+    def row(player: int, members: np.ndarray) -> np.ndarray:
+      """Rows of `policies[player]` and `plans[player]` holding `members`."""
+      return np.searchsorted(read[player], members)
+
+    mixture_plans = [sigma[support] @ plan[row(p, support)] for p, (
+        sigma, support, plan) in enumerate(zip(sigmas, supports, plans))]
     mixture_reaches = [plan[tree.terminal_sequence[p]]
                        for p, plan in enumerate(mixture_plans)]
 
     metrics: dict[str, Any] = {}
     metrics.update(self._versus_baselines(mixture_reaches))
     if self.rate_elo:
-      metrics.update(self._elo(reaches, sigmas))
-    metrics.update(self._diversity(populations, plans, mixture_plans,
-                                   meta_games))
+      rated_reaches = [plans[p][row(p, members)][:, tree.terminal_sequence[p]]
+                       for p, members in enumerate(rated)]
+      metrics.update(self._elo(rated, rated_reaches, mixture_reaches))
+    behavioural, cardinality = [], []
+    for p in range(num_players):
+      context = diversity.context_reach(tree, p, mixture_plans, self._sequences)
+      first, second = pairs[p]
+      distance = diversity.pair_behavioural_distance(
+          tree, p, policies[p], context, row(p, first), row(p, second),
+          plans=plans[p])
+      behavioural.append(float(distance.mean()) if len(distance) else 0.0)
+      cardinality.append(diversity.expected_cardinality(
+          diversity.payoff_rows(meta_games[p], p, rated[p]), self._scale))
+    metrics.update({
+        "diversity/behavioural": float(np.mean(behavioural)),
+        "diversity/behavioural_per_player": behavioural,
+        "diversity/pairs": [len(first) for first, _ in pairs],
+        "diversity/expected_cardinality": float(np.mean(cardinality)),
+        "diversity/expected_cardinality_per_player": cardinality,
+        "diversity/cardinality_members": [len(members) for members in rated],
+    })
     metrics.update(self.baseline_info)
     metrics["metrics/seconds"] = time.perf_counter() - start
     if self.notes:
@@ -187,26 +326,41 @@ class IterationMetrics:
             np.mean([r[key] for r in per_seat]))
     return out
 
-  def _elo(self, reaches: list[np.ndarray],
-           sigmas: list[np.ndarray]) -> dict[str, Any]:
-    n0, n1 = len(reaches[0]), len(reaches[1])
-    pool0 = np.concatenate([reaches[0]] + [r[0][None] for r in self._baseline_reach])
-    pool1 = np.concatenate([reaches[1]] + [r[1][None] for r in self._baseline_reach])
+  def _elo(self, rated: list[np.ndarray], rated_reaches: list[np.ndarray],
+           mixture_reaches: list[np.ndarray]) -> dict[str, Any]:
+    """Elo of the pool: rated members and baselines, both seats (module doc).
+
+    Args:
+      rated: per seat `[K_p]` sorted member indices (the newest is last).
+      rated_reaches: per seat `[K_p, Z]` their terminal reaches.
+      mixture_reaches: per seat `[Z]` the meta-strategy mixture's.
+    """
+    k0, k1 = len(rated[0]), len(rated[1])
+    pool0 = np.concatenate([rated_reaches[0]]
+                           + [r[0][None] for r in self._baseline_reach])
+    pool1 = np.concatenate([rated_reaches[1]]
+                           + [r[1][None] for r in self._baseline_reach])
     score = self.seat0_scores(pool0, pool1)
     # Uniform random is the first baseline: the anchor in each seat.
-    ratings0, ratings1, advantage = elo.seat_elo(score, n0, n1)
-    mixture0 = elo.rating_against(sigmas[0] @ score[:n0], ratings1, advantage)
-    mixture1 = elo.rating_against(1.0 - score[:, :n1] @ sigmas[1], ratings0,
-                                  -advantage)
+    ratings0, ratings1, advantage = elo.seat_elo(score, k0, k1)
+    # Scores are bilinear in the reaches, so the mixture's are those of its
+    # realization plan.
+    mixture0 = elo.rating_against(
+        self.seat0_scores(mixture_reaches[0][None], pool1)[0], ratings1,
+        advantage)
+    mixture1 = elo.rating_against(
+        1.0 - self.seat0_scores(pool0, mixture_reaches[1][None])[:, 0],
+        ratings0, -advantage)
     out: dict[str, Any] = {
-        "elo/members": [ratings0[:n0].tolist(), ratings1[:n1].tolist()],
-        "elo/newest": [float(ratings0[n0 - 1]), float(ratings1[n1 - 1])],
+        "elo/rated_members": [rated[0].tolist(), rated[1].tolist()],
+        "elo/members": [ratings0[:k0].tolist(), ratings1[:k1].tolist()],
+        "elo/newest": [float(ratings0[k0 - 1]), float(ratings1[k1 - 1])],
         "elo/meta_strategy": [mixture0, mixture1],
         "elo/seat_advantage": advantage,
     }
     for k, baseline in enumerate(self.baselines):
-      out[f"elo/baselines/{baseline.name}"] = [float(ratings0[n0 + k]),
-                                               float(ratings1[n1 + k])]
+      out[f"elo/baselines/{baseline.name}"] = [float(ratings0[k0 + k]),
+                                               float(ratings1[k1 + k])]
     return out
 
   def seat0_scores(self, reach0: np.ndarray, reach1: np.ndarray) -> np.ndarray:
@@ -227,25 +381,6 @@ class IterationMetrics:
       return win + draw / 2
     margin = outcomes.pairwise_margin(self.tree, reach0, reach1)
     return np.clip(0.5 + margin / (4 * self._scale), 0, 1)
-
-  def _diversity(self, populations: list[np.ndarray], plans: list[np.ndarray],
-                 mixture_plans: list[np.ndarray],
-                 meta_games: Sequence[np.ndarray]) -> dict[str, Any]:
-    behavioural, cardinality = [], []
-    for p, pop in enumerate(populations):
-      context = diversity.context_reach(self.tree, p, mixture_plans,
-                                        self._sequences)
-      distance = diversity.pairwise_behavioural_distance(
-          self.tree, p, pop, context, plans=plans[p])
-      behavioural.append(diversity.mean_pairwise(distance))
-      cardinality.append(diversity.expected_cardinality(
-          diversity.payoff_rows(meta_games[p], p), self._scale))
-    return {
-        "diversity/behavioural": float(np.mean(behavioural)),
-        "diversity/behavioural_per_player": behavioural,
-        "diversity/expected_cardinality": float(np.mean(cardinality)),
-        "diversity/expected_cardinality_per_player": cardinality,
-    }
 
 
 def _fmt_pair(values: Sequence[float], fmt: str) -> str:
