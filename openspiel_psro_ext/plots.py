@@ -16,11 +16,16 @@ directory and renamed into place, so a reader never sees half an image):
   nash_conv.png       NashConv against iterations and against seconds
   exploitability.png  each player's best-response improvement
   payoff_table.png    player 0's payoff table, meta-strategies beside it
-  elo.png             Elo of each new member and of the meta-strategy
+  elo.png             Elo of each new member and of the meta-strategy, and
+                      of the rated members (`elo/rated_members`: support and
+                      newest) at the last record that has them
   diversity.png       behavioural diversity and expected cardinality
   win_rate.png        win rate and expected return against each baseline
 
-A figure whose data the run lacks (Elo of a three-player game, say) is skipped.
+A metric series has a point for every record carrying that metric: every
+`--metrics_every`-th iteration and the run's final iteration, so each curve
+ends at the run's last point. A figure whose data the run lacks (Elo of a
+three-player game, say) is skipped.
 Matplotlib's object API is used with the Agg canvas; the global pyplot
 backend is left alone.
 """
@@ -250,9 +255,11 @@ def plot_elo(records, path: str) -> str | None:
   over_time.legend(fontsize=8)
   over_time.grid(True, alpha=0.3)
   last = next(r for r in reversed(records) if "elo/members" in r)
-  for p, ratings in enumerate(last["elo/members"]):
-    final.plot(np.arange(len(ratings)), ratings, "o-", ms=3,
-               label=f"player {p}")
+  # Runs before the bounded metrics pass rated every member, in order.
+  indices = last.get("elo/rated_members") or [
+      list(range(len(ratings))) for ratings in last["elo/members"]]
+  for p, (members, ratings) in enumerate(zip(indices, last["elo/members"])):
+    final.plot(members, ratings, "o-", ms=3, label=f"player {p}")
   for key, value in sorted(last.items()):
     if key.startswith("elo/baselines/") and not key.endswith("uniform"):
       final.axhline(float(np.mean(value)), ls=":", lw=1,
@@ -262,7 +269,8 @@ def plot_elo(records, path: str) -> str | None:
   final.axhline(0.0, color="gray", lw=0.8)
   final.set_xlabel("member index")
   final.set_ylabel("Elo")
-  final.set_title(f"All members at iteration {last['iteration']}")
+  final.set_title(f"Rated members (support and newest) at iteration"
+                  f" {last['iteration']}")
   final.legend(fontsize=8)
   final.grid(True, alpha=0.3)
   return _save(figure, path)

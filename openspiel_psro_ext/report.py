@@ -6,7 +6,8 @@ Reads only the run directory (`metrics.jsonl`, `payoffs.npy`, and
 `summary.json` / `comparison.json` / `config.json` when present), so it works
 on finished, interrupted and resumed runs alike. Prints: iterations, final
 NashConv and per-player exploitability, population size, wall time, the final
-iteration's evaluation metrics (win rates, Elo, diversity), the contents of
+iteration's evaluation metrics (win rates, Elo, diversity; or those of the last
+record that has them, saying which), the contents of
 `summary.json`, and NashConv beside stock psro_v2's when the run was compared.
 """
 
@@ -126,10 +127,15 @@ def summarize(run_dir: str) -> str:
   width = max(len(name) for name, _ in rows)
   lines = ["PSRO run report"] + [f"  {name:<{width}}  {value}"
                                  for name, value in rows]
-  metric_lines = _metric_lines(final)
-  if metric_lines:
-    lines.append(f"Metrics at iteration {final['iteration']}:")
-    lines += metric_lines
+  # The final record carries the metrics; a run written before that rule (or
+  # with --metrics_every=0) shows its last record that has them, if any.
+  measured = next((r for r in reversed(records) if _metric_lines(r)), None)
+  if measured is not None:
+    note = ("" if measured is final else
+            f" (the last record with metrics; the run ends at iteration"
+            f" {final['iteration']})")
+    lines.append(f"Metrics at iteration {measured['iteration']}{note}:")
+    lines += _metric_lines(measured)
   if summary:
     lines.append("summary.json:")
     width = max(len(k) for k in summary)

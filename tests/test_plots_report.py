@@ -19,8 +19,12 @@ _ALL_PLOTS = {"nash_conv.png", "exploitability.png", "payoff_table.png",
 
 
 def make_run_dir(path, game="kuhn_poker", iterations=4, comparison=True,
-                 cfr_plus=True):
-  """A valid run directory from a real exact PSRO (uniform meta-solver)."""
+                 cfr_plus=True, metrics_every=1, final_metrics=True):
+  """A valid run directory from a real exact PSRO (uniform meta-solver).
+
+  Metrics go on every `metrics_every`-th record and, with `final_metrics`,
+  on the last one, as `run` writes them.
+  """
   tree = game_tree.get_tree(game)
   metrics = IterationMetrics(tree, cfr_plus=cfr_plus)
   populations = [u[None] for u in tree.uniform_policy()]
@@ -39,8 +43,9 @@ def make_run_dir(path, game="kuhn_poker", iterations=4, comparison=True,
         "wall_time_s": wall,
         "oracle": {"seconds": 0.001},
     }
-    record.update(metrics.compute(populations, sigmas, meta_games))
-    record["short_log"] = short_log(record)
+    if it % metrics_every == 0 or (final_metrics and it == iterations - 1):
+      record.update(metrics.compute(populations, sigmas, meta_games))
+      record["short_log"] = short_log(record)
     records.append(record)
     populations = [np.concatenate([p, br[None]])
                    for p, br in zip(populations, result.best_responses)]
@@ -87,6 +92,28 @@ def test_three_player_run_skips_elo_plot(tmp_path):
   _assert_png(os.path.join(tmp_path, "payoff_table.png"))
 
 
+def test_metric_series_end_at_the_final_iteration(tmp_path):
+  """Metrics every 3 iterations of 5, and on the final one (iteration 4)."""
+  make_run_dir(str(tmp_path), iterations=5, metrics_every=3, comparison=False,
+               cfr_plus=False)
+  records = plots.load_records(str(tmp_path))
+  for key in ("win_rate/uniform", "elo/newest", "diversity/behavioural"):
+    iterations, _ = plots._series(records, key)  # pylint: disable=protected-access
+    assert iterations.tolist() == [0, 3, 4], key
+  written = {os.path.basename(p) for p in plots.render_run_plots(str(tmp_path))}
+  assert written == _ALL_PLOTS
+  assert "Metrics at iteration 4:" in report.summarize(str(tmp_path))
+
+
+def test_report_names_the_last_record_with_metrics(tmp_path):
+  make_run_dir(str(tmp_path), iterations=5, metrics_every=3, comparison=False,
+               cfr_plus=False, final_metrics=False)
+  text = report.summarize(str(tmp_path))
+  assert ("Metrics at iteration 3 (the last record with metrics; the run ends"
+          " at iteration 4):") in text
+  assert "elo/rated_members" in text
+
+
 def test_load_records_keeps_last_record_per_iteration(tmp_path):
   with open(tmp_path / "metrics.jsonl", "w") as f:
     for it, value in ((0, 1.0), (1, 0.5), (1, 0.25)):
@@ -98,7 +125,8 @@ def test_load_records_keeps_last_record_per_iteration(tmp_path):
 @pytest.mark.parametrize("contents, message", [
     (None, "does not exist"),
     ("", "is empty"),
-    ('{"iteration": 0}\n{"iteration": 1, "nash', "line 2 is corrupted"),
+    ('{"iteration": 0}\n{"iteration": 1, "nash\n{"iteration": 2}\n',
+     "line 2 is corrupted"),
 ])
 def test_bad_run_dirs_give_one_line_errors(tmp_path, contents, message):
   run_dir = str(tmp_path / "run")
