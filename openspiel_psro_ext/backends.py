@@ -128,7 +128,8 @@ class RayBackend(Backend):
                for r in requests]
     members = self._ray.get(futures)
     for member in members:
-      if not member.matrix.flags.writeable:  # arrays from the object store
+      if member.matrix is not None and not member.matrix.flags.writeable:
+        # arrays from the object store (simulated members have no matrix)
         member.matrix = member.matrix.copy()
     return members
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 import io
+import pickle
 
 import numpy as np
 import pytest
@@ -72,6 +73,45 @@ def test_kuhn_best_response_vs_mixture(name, rng):
     member = cls(config).best_response(request)
     _check_member(request, member)
     assert gain(request, member.matrix) >= 0.95
+
+
+def _simulated(request, game):
+  """The request in simulated form: no tree, opponents as batched policies."""
+  tree = request.tree
+  pops = [None if pop is None else
+          [simulation.BatchedMatrixPolicy(tree, q, m) for m in pop]
+          for q, pop in enumerate(request.opponent_populations)]
+  return dataclasses.replace(request, tree=None, game=tree.game,
+                             opponent_populations=pops)
+
+
+@pytest.mark.parametrize("name", ["ppo", "dqn"])
+def test_simulated_request_trains_on_pyspiel_games(name, rng):
+  """Without a tree the oracle trains on simulated games and returns its module
+  (matrix None); evaluated exactly, it is as good a best response."""
+  tree = game_tree.get_tree("kuhn_poker")
+  opponents = [random_matrix(tree, 1, rng, deterministic=True) for _ in range(3)]
+  request = _request("kuhn_poker", 0, opponents, seed=1)
+  simulated = _simulated(request, tree.game)
+  assert simulated.simulated and not request.simulated
+  simulated = pickle.loads(pickle.dumps(simulated))  # a Ray task's argument
+  cls = oracles.get(name)
+  config = cls.Config(time_budget_s=0, progress=False, **{
+      **KUHN_CONFIGS[name], "num_envs": 256, "total_episodes": 30_000})
+  member = cls(config).best_response(simulated)
+  assert member.matrix is None
+  assert member.stats["episodes"] >= config.total_episodes
+  assert gain(request, member.module.matrix(tree)) >= 0.95
+  pickle.loads(pickle.dumps(member))  # a Ray task's result
+  restored = cls(config).restore_module(tree.game, 0, member.module.state_dict())
+  np.testing.assert_array_equal(restored.matrix(tree), member.module.matrix(tree))
+
+
+def test_exact_oracle_refuses_a_simulated_request(rng):
+  tree = game_tree.get_tree("kuhn_poker")
+  request = _simulated(_request("kuhn_poker", 0, [tree.uniform_policy()[1]]), tree.game)
+  with pytest.raises(ValueError, match="simulated mode"):
+    oracles.get("exact")().best_response(request)
 
 
 def test_torch_policy_is_an_openspiel_policy_and_checkpoints(rng):

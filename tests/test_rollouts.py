@@ -20,6 +20,18 @@ def _uniform_play(env, legal, rng, num_episodes):
   return total / episodes, legal
 
 
+def _assert_refuses_a_fold_after_reset(env, rng):
+  """Leduc's first decision has no bet to fold against: after a reset every
+  game waits there, so every row has an illegal action (fold, 0). One game
+  playing it must be refused, whatever the others play."""
+  _, legal = env.reset()
+  assert not legal[:, 0].any()
+  actions = rollouts.uniform_legal_actions(legal, rng)
+  actions[7] = 0
+  with pytest.raises(ValueError, match="illegal"):
+    env.step(actions)
+
+
 def _request(tree, player, rng, members=3):
   pops, weights = [None] * tree.num_players, [None] * tree.num_players
   for q in range(tree.num_players):
@@ -83,15 +95,7 @@ def test_mean_return_and_illegal_actions(rng):
   mean, legal = _uniform_play(env, legal, rng, 200_000)
   exact = rollouts.policy_value(request, tree.uniform_policy()[0])
   assert mean == pytest.approx(exact, abs=0.04)
-  # Leduc's first decision has no bet to fold against: after a reset every
-  # game waits there, so every row has an illegal action (fold, 0). One game
-  # playing it must be refused, whatever the others play.
-  _, legal = env.reset()
-  assert not legal[:, 0].any()
-  actions = rollouts.uniform_legal_actions(legal, rng)
-  actions[7] = 0
-  with pytest.raises(ValueError, match="illegal"):
-    env.step(actions)
+  _assert_refuses_a_fold_after_reset(env, rng)
 
 
 @pytest.mark.parametrize("game", ["kuhn_poker", "leduc_poker"])
@@ -109,13 +113,8 @@ def test_pyspiel_env_matches_exact_value_and_refuses_illegal_actions(game, rng):
   exact = rollouts.policy_value(request, tree.uniform_policy()[0])
   returns = np.abs(tree.terminal_returns[:, 0]).max()
   assert mean == pytest.approx(exact, abs=4 * returns / np.sqrt(20_000))
-  if game == "leduc_poker":  # after a reset no game can fold (action 0)
-    _, legal = env.reset()
-    assert not legal[:, 0].any()
-    actions = rollouts.uniform_legal_actions(legal, rng)
-    actions[5] = 0
-    with pytest.raises(ValueError, match="illegal"):
-      env.step(actions)
+  if game == "leduc_poker":
+    _assert_refuses_a_fold_after_reset(env, rng)
 
 
 def test_budget_and_progress(caplog, monkeypatch):
