@@ -4,7 +4,9 @@
 
 Ours: exact best-response oracle, Nash LP meta-solver, exact payoff tables,
 NashConv of every meta-strategy computed exactly (verified at the end with
-OpenSpiel's PolicyAggregator + exploitability.nash_conv). Target: NashConv
+OpenSpiel's exploitability.nash_conv, `verification`). Our times include
+compiling the game tree, as stock's include building its solver (which
+samples the first payoff table). Target: NashConv
 <= 0.01 within 400 iterations, in under 20 s on 2 cores.
 
 Stock: psro_v2.PSROSolver with OpenSpiel's C++ BestResponseOracle and
@@ -39,12 +41,12 @@ def main():
   total = time.perf_counter() - start
   final = run.records[-1]
   verified = run.verify(tolerance=1e-6)
-  print(f"ours : {args.game}, exact oracle + Nash LP: NashConv {final['nash_conv']:.6f}"
-        f" at iteration {final['iteration']} (population {final['population_size'][0]});"
+  print(f"ours : {args.game}, exact oracle + Nash LP: NashConv {final.nash_conv:.6f}"
+        f" at iteration {final.iteration} (population {final.population_size[0]});"
         f" {total:.2f} s including {setup:.2f} s to compile the tree;"
         f" OpenSpiel's NashConv of the same meta-strategy {verified:.6f}")
-  marks = [r for r in run.records if r["iteration"] in (0, 10, 20, 50, 100, 200, 300)]
-  print("ours : " + ", ".join(f"it {r['iteration']}: {r['nash_conv']:.4f} @ {r['wall_time_s']:.2f}s"
+  marks = [r for r in run.records if r.iteration in (0, 10, 20, 50, 100, 200, 300)]
+  print("ours : " + ", ".join(f"it {r.iteration}: {r.nash_conv:.4f} @ {setup + r.wall_time_s:.2f}s"
                                for r in marks))
 
   stock = stock_baseline.run_stock_psro(args.game, "nash", stock_iterations + 1, 0.0,
@@ -54,12 +56,13 @@ def main():
         f" {stock.sims_per_entry} games/entry): NashConv {last['nash_conv']:.4f} after"
         f" {last['iteration']} iterations in {last['wall_time_s']:.1f} s")
   ours_same = run.records[min(last["iteration"], len(run.records) - 1)]
+  ours_s = setup + ours_same.wall_time_s  # compile + iterations, as stock's build + iterations
   print(f"ratio: first {last['iteration']} iterations: stock {last['wall_time_s']:.1f} s vs ours"
-        f" {ours_same['wall_time_s']:.2f} s = {last['wall_time_s'] / ours_same['wall_time_s']:.0f}x;"
-        f" NashConv after them: stock {last['nash_conv']:.4f} vs ours {ours_same['nash_conv']:.4f}")
-  status = "PASS" if final["nash_conv"] <= args.target and total < 20 else "MISS"
+        f" {ours_s:.2f} s = {last['wall_time_s'] / ours_s:.0f}x;"
+        f" NashConv after them: stock {last['nash_conv']:.4f} vs ours {ours_same.nash_conv:.4f}")
+  status = "PASS" if final.nash_conv <= args.target and total < 20 else "MISS"
   print(f"target: NashConv <= {args.target} within 400 iterations in < 20 s: {status}"
-        f" ({final['nash_conv']:.6f}, {total:.2f} s)")
+        f" ({final.nash_conv:.6f}, {total:.2f} s)")
 
 
 if __name__ == "__main__":

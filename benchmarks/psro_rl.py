@@ -13,7 +13,7 @@ over `--ramp_iterations` (`PSROConfig.oracle_budget_final_s`); with the Ray
 backend the two players' best responses train at the same time, one core each.
 NashConv of every meta-strategy is exact (sequence form over the compiled
 tree); the first one at or below the target is re-checked with OpenSpiel's
-PolicyAggregator + nash_conv. Prints the NashConv curve (and each player's
+nash_conv (`verification`). Prints the NashConv curve (and each player's
 exploitability) against seconds and training episodes. Target: NashConv <= 0.2
 within 10 minutes on 2 cores.
 
@@ -39,6 +39,8 @@ from openspiel_psro_ext import backends
 from openspiel_psro_ext import exploitability
 from openspiel_psro_ext import oracles
 from openspiel_psro_ext import psro
+from openspiel_psro_ext import psro_config
+from openspiel_psro_ext import verification
 
 
 def main():
@@ -49,10 +51,10 @@ def main():
   parser.add_argument("--br_seconds", type=float, default=None,
                       help="first best responses' budget (default: the oracle's"
                       " psro_defaults)")
-  parser.add_argument("--br_seconds_final", type=float, default=psro.RL_BUDGET_FINAL_S,
+  parser.add_argument("--br_seconds_final", type=float, default=psro_config.RL_BUDGET_FINAL_S,
                       help="ramp the best-response budget linearly from"
                       " --br_seconds to this over --ramp_iterations")
-  parser.add_argument("--ramp_iterations", type=int, default=psro.RL_BUDGET_RAMP_ITERATIONS)
+  parser.add_argument("--ramp_iterations", type=int, default=psro_config.default("oracle_budget_ramp_iterations"))
   parser.add_argument("--backend", default="ray", choices=backends.names(),
                       help="ray: both players' best responses train at once")
   parser.add_argument("--best_responses_per_player", default="",
@@ -71,7 +73,7 @@ def main():
     oracle_config[key] = ast.literal_eval(value)
 
   config = psro.PSROConfig(
-      game=args.game, iterations=10_000, meta_solver="nash", oracle=args.oracle,
+      game=args.game, iterations=10_000, target_nash_conv=0.0, meta_solver="nash", oracle=args.oracle,
       oracle_config=oracle_config, seed=args.seed, time_budget_s=args.budget_s,
       oracle_budget_final_s=args.br_seconds_final,
       oracle_budget_ramp_iterations=args.ramp_iterations,
@@ -95,13 +97,13 @@ def main():
     seconds = time.perf_counter() - start
     # The record's NashConv is of sigma before this iteration's best
     # responses, and its time is after them: the time is an upper bound.
-    per_player = " ".join(f"{e:.3f}" for e in record["exploitability_per_player"])
-    print(f"{record['iteration']:>4} {seconds:>8.1f} {episodes:>12,}"
-          f" {record['nash_conv']:>9.4f}  {per_player}", flush=True)
-    if reached is None and record["nash_conv"] <= args.target:
+    per_player = " ".join(f"{e:.3f}" for e in record.exploitability_per_player)
+    print(f"{record.iteration:>4} {seconds:>8.1f} {episodes:>12,}"
+          f" {record.nash_conv:>9.4f}  {per_player}", flush=True)
+    if reached is None and record.nash_conv <= args.target:
       reached = (record, seconds, episodes)
     episodes += sum(m.stats.get("episodes", 0)
-                    for pop, before in zip(run.populations, record["population_size"])
+                    for pop, before in zip(run.populations, record.population_size)
                     for m in pop[before:])
   # The final population's meta-strategy (after the last best responses).
   sigma = run._solve()  # pylint: disable=protected-access
@@ -109,7 +111,7 @@ def main():
   total = time.perf_counter() - start
   backend.close()
   print(f"{'end':>4} {total:>8.1f} {episodes:>12,} {final.nash_conv:>9.4f}")
-  curve = np.array([r["nash_conv"] for r in run.records])
+  curve = np.array([r.nash_conv for r in run.records])
   print("NashConv at 60/120/300/600 s: " + " / ".join(
       f"{_at(run.records, curve, t):.3f}" for t in (60, 120, 300, 600)))
   print(f"final meta-strategy after {len(run.records)} iterations, {total:.0f} s,"
@@ -120,19 +122,19 @@ def main():
           f" (best {curve.min():.4f})")
     return
   record, seconds, reached_episodes = reached
-  theirs = run.openspiel_nash_conv(record["meta_strategy"])
+  theirs = verification.openspiel_nash_conv(run.tree, run.population_matrices(), record.sigma)
   # Reaching the target once is not enough: the final meta-strategy must hold it.
   verdict = "PASS" if final.nash_conv <= args.target else "REACHED, NOT HELD at the end"
-  print(f"{verdict}: NashConv {record['nash_conv']:.4f} <= {args.target} at iteration"
-        f" {record['iteration']}, {seconds:.0f} s, {reached_episodes:,} episodes"
-        f" (OpenSpiel's PolicyAggregator + nash_conv: {theirs:.4f}); target within"
+  print(f"{verdict}: NashConv {record.nash_conv:.4f} <= {args.target} at iteration"
+        f" {record.iteration}, {seconds:.0f} s, {reached_episodes:,} episodes"
+        f" (OpenSpiel's nash_conv: {theirs:.4f}); target within"
         f" {args.budget_s:.0f} s; {np.sum(curve <= args.target)} of"
         f" {len(curve)} iterations at or below it")
 
 
 def _at(records, curve, seconds: float) -> float:
   """NashConv of the last meta-strategy computed by `seconds` of PSRO time."""
-  times = np.array([r["wall_time_s"] - r["iteration_time_s"] for r in records])
+  times = np.array([r.wall_time_s - r.iteration_time_s for r in records])
   before = np.flatnonzero(times <= seconds)
   return float(curve[before[-1]]) if len(before) else float("nan")
 

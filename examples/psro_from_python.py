@@ -4,7 +4,7 @@
 
 Runs exact PSRO (exact best responses, Nash LP) on Leduc poker until NashConv
 is below 0.05, then re-checks the final meta-strategy with OpenSpiel's
-PolicyAggregator + exploitability.nash_conv.
+exploitability.nash_conv (see `verification`).
 """
 
 from openspiel_psro_ext import psro
@@ -16,12 +16,12 @@ def main():
                            target_nash_conv=0.05, seed=0)
   run = psro.PSRO(config)  # pass output_dir=... to keep checkpoints
   stopped_by = run.run(on_iteration=lambda r: print(
-      f"it {r['iteration']:3d}  pop {r['population_size'][0]:3d}"
-      f"  NashConv {r['nash_conv']:.5f}  ({r['wall_time_s']:.2f}s)")
-      if r["iteration"] % 10 == 0 else None)
+      f"it {r.iteration:3d}  pop {r.population_size[0]:3d}"
+      f"  NashConv {r.nash_conv:.5f}  ({r.wall_time_s:.2f}s)")
+      if r.iteration % 10 == 0 else None)
   final = run.records[-1]
-  print(f"stopped by {stopped_by} at iteration {final['iteration']}:"
-        f" NashConv {final['nash_conv']:.6f}")
+  print(f"stopped by {stopped_by} at iteration {final.iteration}:"
+        f" NashConv {final.nash_conv:.6f}")
   print(f"OpenSpiel's own NashConv of the same meta-strategy: {run.verify():.6f}")
 
 

@@ -3,17 +3,20 @@
 A run directory holds
 
   config.json        the `PSROConfig` the run was started with
-  metrics.jsonl      one JSON object per finished iteration
-  payoffs.npy        `[P, N_0, ..., N_{P-1}]` payoff table of the last iteration
+  metrics.jsonl      one JSON object per finished iteration (`records`)
+  payoffs.npy        `[P, N_0, ..., N_{P-1}]` payoff table, written when the
+                     run stops (resuming recomputes it from the population)
   population/        `player{p}_{k:04d}.npy` behaviour matrices `[I_p, A]`, and
                      `player{p}_{k:04d}.pt` torch `state_dict`s of neural members
-  state.json         the commit point: iterations finished, population files
+  state.json         the commit point: iterations finished, members added
   summary.json       written when the run ends
 
-Every file is written to a temporary name in the same directory and renamed
+An iteration writes only what is new: its members' files, one appended line
+of `metrics.jsonl`, then `state.json`, so its cost does not grow with the run.
+Whole files are written to a temporary name in the same directory and renamed
 into place, so a killed run leaves either the old or the new file, never half
-of one. `state.json` is written last in each iteration; resuming reads it and
-discards anything newer.
+of one. `state.json` is the commit point: resuming reads it and discards
+anything newer (metric lines, members) than the iterations it counts.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ import numpy as np
 from open_spiel.python import policy as policy_lib
 import pyspiel
 
+from openspiel_psro_ext import records as records_lib
+from openspiel_psro_ext.errors import UsageError
+
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -38,7 +44,7 @@ SUMMARY_FILE = "summary.json"
 POPULATION_DIR = "population"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UsageError):
   """A run directory that cannot be used as asked."""
 
 
@@ -105,14 +111,22 @@ def read_json(path: str) -> Any:
                           " a new run in another --output_dir.") from e
 
 
-def read_metrics(run_dir: str) -> list[dict[str, Any]]:
-  """The records of `metrics.jsonl`, one per finished iteration."""
+def read_metrics(run_dir: str, limit: int | None = None) -> list[dict[str, Any]]:
+  """The objects of `metrics.jsonl`, one per finished iteration.
+
+  `limit` reads only the first lines (a run killed while appending may have
+  left a partial line after its last commit).
+  """
   path = os.path.join(run_dir, METRICS_FILE)
   if not os.path.exists(path):
     return []
   records = []
   with open(path) as f:
     for number, line in enumerate(f, 1):
+      if limit is not None and len(records) >= limit:
+        break
+      if not line.endswith("\n"):
+        break  # an append still under way, or cut by a kill: not committed
       if not line.strip():
         continue
       try:
@@ -120,6 +134,12 @@ def read_metrics(run_dir: str) -> list[dict[str, Any]]:
       except json.JSONDecodeError as e:
         raise CheckpointError(f"{path} line {number} is corrupted ({e}).") from e
   return records
+
+
+def read_records(run_dir: str, limit: int | None = None
+                 ) -> list[records_lib.IterationRecord]:
+  """`read_metrics` as typed records."""
+  return [records_lib.IterationRecord.from_json(r) for r in read_metrics(run_dir, limit)]
 
 
 def member_path(run_dir: str, player: int, index: int, suffix: str) -> str:
@@ -147,6 +167,119 @@ def load_torch(path: str) -> dict[str, Any]:
 
 
 @dataclasses.dataclass
+class RunState:
+  """The commit point (`state.json`) of a run directory.
+
+  Attributes:
+    iterations_done: finished iterations (records in `metrics.jsonl`).
+    add_batches: per expansion of the populations (the initial one, then one
+      per iteration), how many members each population got.
+    wall_time_s: the run's `wall_time_s` at the last commit.
+  """
+
+  iterations_done: int
+  add_batches: list[list[int]]
+  wall_time_s: float
+
+
+class RunDirectory:
+  """One run's directory (see module doc): where every write of a run goes.
+
+  `RunDirectory.open(path, config, resume)` refuses a directory it must not
+  use, before writing anything; `state` is the commit point to resume from
+  (None for a fresh run).
+  """
+
+  def __init__(self, path: str, state: RunState | None = None):
+    self.path = path
+    self.state = state
+
+  @classmethod
+  def open(cls, path: str, config: dict[str, Any], resume: bool) -> "RunDirectory":
+    """A fresh run directory, or one to resume (`resume` and a commit point).
+
+    Raises:
+      CheckpointError: `path` holds other files, is not a run directory, or
+        does not exist while `resume` is asked.
+    """
+    if resume and not os.path.isdir(path):
+      raise CheckpointError(f"--resume: {path} does not exist; drop --resume to start"
+                            " a new run there, or name the run's --output_dir.")
+    run_dir = cls(path)
+    if resume and os.path.exists(run_dir.file(STATE_FILE)):
+      state = read_json(run_dir.file(STATE_FILE))
+      run_dir.state = RunState(int(state["iterations_done"]), state["add_batches"],
+                               float(state["wall_time_s"]))
+      return run_dir
+    has_files = os.path.isdir(path) and any(not n.startswith(".") for n in os.listdir(path))
+    started_here = os.path.exists(run_dir.file(CONFIG_FILE))
+    if has_files and not (resume and started_here):
+      raise CheckpointError(
+          f"{path} has no {CONFIG_FILE}; it is not a run directory this package"
+          " wrote." if resume else
+          f"output directory {path} is not empty; pass --resume to continue that"
+          " run, or choose another --output_dir.")
+    # A fresh run (also --resume of a run that never finished an iteration).
+    os.makedirs(os.path.join(path, POPULATION_DIR), exist_ok=True)
+    write_json(run_dir.file(CONFIG_FILE), config)
+    return run_dir
+
+  def file(self, name: str) -> str:
+    return os.path.join(self.path, name)
+
+  def saved_config(self) -> dict[str, Any]:
+    return read_json(self.file(CONFIG_FILE))
+
+  def records(self) -> list[records_lib.IterationRecord]:
+    """The committed records; later lines (an unfinished commit) are dropped."""
+    done = self.state.iterations_done if self.state else 0
+    records = read_records(self.path, limit=done)
+    if len(records) < done:
+      raise CheckpointError(
+          f"{METRICS_FILE} has {len(records)} records but {STATE_FILE} says {done}"
+          " iterations finished.")
+    return records
+
+  def write_member(self, player: int, index: int, matrix: np.ndarray | None,
+                   module: Any = None) -> None:
+    """A member's behaviour matrix, and its module's `state_dict` if it has one."""
+    if matrix is not None:
+      write_npy(member_path(self.path, player, index, ".npy"), matrix)
+    if module is not None and hasattr(module, "state_dict"):
+      write_torch(member_path(self.path, player, index, ".pt"), module.state_dict())
+
+  def load_member(self, player: int, index: int, shape: tuple[int, int]
+                  ) -> tuple[np.ndarray, dict[str, Any] | None]:
+    """A member's matrix and, if saved, its module's `state_dict`."""
+    matrix = load_matrix(member_path(self.path, player, index, ".npy"), shape)
+    module_path = member_path(self.path, player, index, ".pt")
+    return matrix, (load_torch(module_path) if os.path.exists(module_path) else None)
+
+  def rewrite_records(self, records: list[records_lib.IterationRecord]) -> None:
+    """Replaces `metrics.jsonl` (once per resume or run end, not per iteration)."""
+    write_text(self.file(METRICS_FILE),
+               "".join(to_json_line(r.to_json()) + "\n" for r in records))
+
+  def commit(self, record: records_lib.IterationRecord, state: RunState) -> None:
+    """Appends the iteration's record, then moves the commit point past it."""
+    line = (to_json_line(record.to_json()) + "\n").encode()
+    fd = os.open(self.file(METRICS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+      os.write(fd, line)  # one write: readers see the whole line or none of it
+      os.fsync(fd)
+    finally:
+      os.close(fd)
+    write_json(self.file(STATE_FILE), dataclasses.asdict(state))
+    self.state = state
+
+  def write_payoffs(self, meta_games: list[np.ndarray]) -> None:
+    write_npy(self.file(PAYOFFS_FILE), np.stack(meta_games))
+
+  def write_summary(self, summary: dict[str, Any]) -> None:
+    write_json(self.file(SUMMARY_FILE), summary)
+
+
+@dataclasses.dataclass
 class LoadedRun:
   """A finished (or interrupted) run, ready to re-check with OpenSpiel's code.
 
@@ -170,7 +303,9 @@ def load_run(run_dir: str) -> LoadedRun:
   """Loads a run directory written by `psro.PSRO` (see module doc)."""
   from openspiel_psro_ext import game_tree, policies  # pylint: disable=g-import-not-at-top
   config = read_json(os.path.join(run_dir, CONFIG_FILE))
-  metrics = read_metrics(run_dir)
+  state_path = os.path.join(run_dir, STATE_FILE)
+  done = read_json(state_path)["iterations_done"] if os.path.exists(state_path) else 0
+  metrics = read_metrics(run_dir, limit=done)
   if not metrics:
     raise CheckpointError(f"{run_dir} has no finished iteration yet.")
   last = metrics[-1]

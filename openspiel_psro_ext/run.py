@@ -9,8 +9,9 @@ best responses in closed form.
 
 Every iteration logs one line (iteration, population size, exact NashConv,
 per-player exploitability, support size, seconds). At the end, NashConv is
-recomputed with OpenSpiel's `PolicyAggregator` + `exploitability.nash_conv`;
-a mismatch over 1e-6 stops the run. Results go to `--output_dir`
+recomputed with OpenSpiel's `exploitability.nash_conv` (see `verification`);
+a mismatch over 1e-6 stops the run with exit code 3. Bad input is one line
+and exit code 2; anything else is a bug and keeps its traceback. Results go to `--output_dir`
 (`config.json`, `metrics.jsonl`, `payoffs.npy`, `population/`, plots,
 `summary.json`); `--resume` continues a killed run. Ctrl-C finishes the
 current iteration's writes and exits cleanly.
@@ -37,32 +38,36 @@ from openspiel_psro_ext import checkpoints
 from openspiel_psro_ext import game_tree
 from openspiel_psro_ext import oracles
 from openspiel_psro_ext import psro as psro_lib
+from openspiel_psro_ext import psro_config
+from openspiel_psro_ext.errors import UsageError
+from openspiel_psro_ext.records import IterationRecord
 
 FLAGS = flags.FLAGS
+_default = psro_config.default
 
-# Default run lengths: PSRO with PPO on Leduc is at NashConv ~0.17 after 300 s
-# on 2 cores (benchmarks/psro_rl.py); the exact oracle needs seconds.
-RL_TIME_BUDGET_S = 300.0
-EXACT_TIME_BUDGET_S = 60.0
-
-flags.DEFINE_string("game", "leduc_poker", "OpenSpiel game string.")
-flags.DEFINE_integer("iterations", 400, "Maximum PSRO iterations.")
-flags.DEFINE_string("meta_solver", "nash", "Meta-solver name (see meta_solvers.names()).")
-flags.DEFINE_string("meta_solver_kwargs", "{}", "JSON keyword arguments for the meta-solver.")
-flags.DEFINE_string("oracle", "ppo",
+flags.DEFINE_string("game", _default("game"), "OpenSpiel game string.")
+flags.DEFINE_integer("iterations", _default("iterations"), "Maximum PSRO iterations.")
+flags.DEFINE_string("meta_solver", _default("meta_solver"),
+                    "Meta-solver name (see meta_solvers.names()).")
+flags.DEFINE_string("meta_solver_kwargs", "{}",
+                    "JSON keyword arguments for the meta-solver (checked against"
+                    " its parameters).")
+flags.DEFINE_string("oracle", _default("oracle"),
                     "Best-response oracle (see oracles.names()): ppo, dqn, sac"
                     " (deep RL) or exact (closed form over the compiled tree,"
                     " seconds to NashConv 0.01 on Leduc).")
 flags.DEFINE_string("oracle_config", "{}", "JSON overrides of the oracle's Config fields.")
-flags.DEFINE_string("device", None, "Torch device for RL oracles (cpu, cuda).")
-flags.DEFINE_integer("seed", 0, "Seed for every random choice of the run.")
+flags.DEFINE_string("device", None, "Torch device for RL oracles (cpu, cuda, cuda:N, mps).")
+flags.DEFINE_integer("seed", _default("seed"), "Seed for every random choice of the run.")
 flags.DEFINE_string("output_dir", None,
                     "Run directory (default: runs/<game>-<timestamp>).")
-flags.DEFINE_float("time_budget_s", None,
-                   "Stop after this many seconds (0: none; default %g s for RL"
-                   " oracles, %g s for exact)." % (RL_TIME_BUDGET_S, EXACT_TIME_BUDGET_S))
-flags.DEFINE_float("target_nash_conv", 0.01, "Stop at or below this NashConv (0: never).")
-flags.DEFINE_integer("sims_per_entry", 0,
+flags.DEFINE_float("time_budget_s", _default("time_budget_s"),
+                   "Stop after this many seconds of the run's whole clock (0:"
+                   " none; default %g s for RL oracles, %g s for exact)."
+                   % (psro_config.RL_TIME_BUDGET_S, psro_config.EXACT_TIME_BUDGET_S))
+flags.DEFINE_float("target_nash_conv", _default("target_nash_conv"),
+                   "Stop at or below this NashConv (0: never).")
+flags.DEFINE_integer("sims_per_entry", _default("sims_per_entry"),
                      "0: exact payoff tables; N: N sampled games per entry.")
 flags.DEFINE_integer("verify_every", 0,
                      "Check NashConv with OpenSpiel's code every N iterations"
@@ -71,7 +76,7 @@ flags.DEFINE_bool("compare_stock", False,
                   "Also run stock psro_v2 on the same settings and compare.")
 flags.DEFINE_integer("stock_sims_per_entry", 1000,
                      "Games per payoff entry for stock psro_v2 (its default).")
-flags.DEFINE_bool("symmetric", False, "One population shared by both players.")
+flags.DEFINE_bool("symmetric", _default("symmetric"), "One population shared by both players.")
 flags.DEFINE_bool("resume", False, "Continue the run in --output_dir.")
 flags.DEFINE_enum("backend", "auto", ["auto", "embedded", "ray"],
                   "Where best responses run: in this process, or as parallel"
@@ -81,18 +86,19 @@ flags.DEFINE_enum("backend", "auto", ["auto", "embedded", "ray"],
 flags.DEFINE_string("ray_address", None,
                     "An existing Ray cluster for --backend=ray (default: start"
                     " a local one).")
-flags.DEFINE_float("oracle_budget_final_s", None,
+flags.DEFINE_float("oracle_budget_final_s", _default("oracle_budget_final_s"),
                    "RL oracles: ramp each best response's time budget (the"
                    " oracle's time_budget_s) up to this over"
                    " --oracle_budget_ramp_iterations (0: constant). Default: %g s"
-                   " from the oracle's PSRO default, unless --oracle_config sets"
-                   " time_budget_s." % psro_lib.RL_BUDGET_FINAL_S)
-flags.DEFINE_integer("oracle_budget_ramp_iterations", psro_lib.RL_BUDGET_RAMP_ITERATIONS,
+                   " from the oracle's PSRO preset, unless --oracle_config sets"
+                   " time_budget_s." % psro_config.RL_BUDGET_FINAL_S)
+flags.DEFINE_integer("oracle_budget_ramp_iterations",
+                     _default("oracle_budget_ramp_iterations"),
                      "Iterations over which --oracle_budget_final_s ramps.")
 flags.DEFINE_list("best_responses_per_player", [],
                   "Best responses each population gets per iteration, e.g. 2,1"
                   " (different seeds; default one each).")
-flags.DEFINE_integer("max_histories", game_tree.DEFAULT_MAX_HISTORIES,
+flags.DEFINE_integer("max_histories", _default("max_histories"),
                      "Refuse games with more histories than this.")
 flags.DEFINE_bool("tensorboard", False, "Also write TensorBoard event files.")
 flags.DEFINE_string("cache_dir",
@@ -103,13 +109,28 @@ flags.DEFINE_string("cache_dir",
                     " baseline policy) are cached; empty: no cache.")
 flags.DEFINE_integer("metrics_every", 10,
                      "Compute win rates, Elo and diversity every N iterations"
-                     " (0: never; their time is logged apart from PSRO's).")
+                     " and on the last one (0: never; their time is logged"
+                     " beside PSRO's).")
 
 _VERIFY_TOLERANCE = 1e-6
+_EXIT_USAGE = 2
+_EXIT_VERIFICATION = 3
 
 
-class UsageError(ValueError):
-  """Bad command-line input."""
+@dataclasses.dataclass
+class RunOptions:
+  """What the command does around the PSRO run (none of it changes results)."""
+
+  output_dir: str
+  resume: bool = False
+  verify_every: int = 0
+  metrics_every: int = 10
+  cache_dir: str = ""
+  tensorboard: bool = False
+  compare_stock: bool = False
+  stock_sims_per_entry: int = 1000
+  backend: str = "auto"
+  ray_address: str | None = None
 
 
 def _json_flag(name: str, text: str) -> dict[str, Any]:
@@ -123,7 +144,7 @@ def _json_flag(name: str, text: str) -> dict[str, Any]:
 
 
 def config_from_flags() -> psro_lib.PSROConfig:
-  """The `PSROConfig` the flags describe (validated by PSRO itself)."""
+  """The resolved `PSROConfig` the flags describe (checked by PSRO itself)."""
   try:
     game = pyspiel.load_game(FLAGS.game)
   except pyspiel.SpielError as e:
@@ -131,23 +152,9 @@ def config_from_flags() -> psro_lib.PSROConfig:
     raise UsageError(f"unknown or malformed --game={FLAGS.game!r} ({reason}); see"
                      " pyspiel.registered_names().") from e
   oracle_config = _json_flag("oracle_config", FLAGS.oracle_config)
-  fields = {f.name for f in dataclasses.fields(oracles.get(FLAGS.oracle).Config)}
-  budget_final = FLAGS.oracle_budget_final_s
-  time_budget = FLAGS.time_budget_s
-  if time_budget is None:
-    time_budget = (RL_TIME_BUDGET_S if oracles.trains(FLAGS.oracle)
-                   else EXACT_TIME_BUDGET_S)
-  if oracles.trains(FLAGS.oracle) and "time_budget_s" not in oracle_config:
-    # Many short best responses early, longer ones near equilibrium.
-    start = psro_lib.make_oracle(FLAGS.oracle, oracle_config).config.time_budget_s
-    if budget_final is None:
-      budget_final = max(psro_lib.RL_BUDGET_FINAL_S, start)
-    logging.info("%s best responses get %g s each, ramping to %g s over %d"
-                 " iterations (set time_budget_s in --oracle_config or"
-                 " --oracle_budget_final_s to change).", FLAGS.oracle, start,
-                 budget_final, FLAGS.oracle_budget_ramp_iterations)
   if FLAGS.device is not None:
-    if "device" in fields:
+    psro_config.check_device(FLAGS.device)
+    if "device" in oracles.get(FLAGS.oracle).settings():
       oracle_config["device"] = FLAGS.device
     else:
       logging.info("--device=%s ignored: the %s oracle runs in numpy.",
@@ -157,15 +164,27 @@ def config_from_flags() -> psro_lib.PSROConfig:
   except ValueError as e:
     raise UsageError(f"--best_responses_per_player takes integers, e.g. 2,1; got"
                      f" {','.join(FLAGS.best_responses_per_player)!r}.") from e
-  return psro_lib.PSROConfig(
+  return psro_config.resolve(psro_lib.PSROConfig(
       game=str(game), iterations=FLAGS.iterations, meta_solver=FLAGS.meta_solver,
       meta_solver_kwargs=_json_flag("meta_solver_kwargs", FLAGS.meta_solver_kwargs),
       oracle=FLAGS.oracle, oracle_config=oracle_config, seed=FLAGS.seed,
       symmetric=FLAGS.symmetric, sims_per_entry=FLAGS.sims_per_entry,
-      time_budget_s=time_budget, target_nash_conv=FLAGS.target_nash_conv,
-      oracle_budget_final_s=budget_final or 0.0,
+      time_budget_s=FLAGS.time_budget_s, target_nash_conv=FLAGS.target_nash_conv,
+      oracle_budget_final_s=FLAGS.oracle_budget_final_s,
       oracle_budget_ramp_iterations=FLAGS.oracle_budget_ramp_iterations,
-      best_responses_per_player=per_player, max_histories=FLAGS.max_histories)
+      best_responses_per_player=per_player, max_histories=FLAGS.max_histories))
+
+
+def options_from_flags(config: psro_lib.PSROConfig) -> RunOptions:
+  output_dir = FLAGS.output_dir or os.path.join(
+      "runs", f"{config.game.replace('(', '_').replace(')', '').replace(',', '_')}"
+      f"-{time.strftime('%Y%m%d-%H%M%S')}")
+  return RunOptions(
+      output_dir=output_dir, resume=FLAGS.resume, verify_every=FLAGS.verify_every,
+      metrics_every=FLAGS.metrics_every, cache_dir=FLAGS.cache_dir,
+      tensorboard=FLAGS.tensorboard, compare_stock=FLAGS.compare_stock,
+      stock_sims_per_entry=FLAGS.stock_sims_per_entry, backend=FLAGS.backend,
+      ray_address=FLAGS.ray_address)
 
 
 def _resume_config(output_dir: str, config: psro_lib.PSROConfig) -> psro_lib.PSROConfig:
@@ -179,48 +198,25 @@ def _resume_config(output_dir: str, config: psro_lib.PSROConfig) -> psro_lib.PSR
                              target_nash_conv=config.target_nash_conv)
 
 
-def format_record(record: dict[str, Any]) -> str:
+def format_record(record: IterationRecord) -> str:
   """The one-line iteration log."""
-  expl = ", ".join(f"{e:.4f}" for e in record["exploitability_per_player"])
-  sizes = record["population_size"]
-  line = (f"it {record['iteration']:4d} | pop {max(sizes):4d} | NashConv"
-          f" {record['nash_conv']:.6f} | expl [{expl}] | support"
-          f" {record['support_size']} | {record['iteration_time_s']:.3f}s"
-          f" (total {record['wall_time_s']:.1f}s)")
-  if record.get("short_log"):
-    line += " | " + record["short_log"]
+  expl = ", ".join(f"{e:.4f}" for e in record.exploitability_per_player)
+  line = (f"it {record.iteration:4d} | pop {max(record.population_size):4d} | NashConv"
+          f" {record.nash_conv:.6f} | expl [{expl}] | support"
+          f" {record.support_size} | {record.iteration_time_s:.3f}s"
+          f" (psro {record.psro_time_s:.3f}s; total {record.wall_time_s:.1f}s)")
+  if record.metrics:
+    from openspiel_psro_ext import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
+    line += f" | {metrics_lib.short_log(record.metrics)} ({record.metrics_time_s:.2f}s)"
   return line
 
 
-class _RunMetrics:
-  """Win rates, Elo and diversity every `every` iterations, as a PSRO hook."""
-
-  def __init__(self, tree: game_tree.GameTree, every: int, cache_dir: str):
-    from openspiel_psro_ext import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
-    self._lib = metrics_lib
-    self.every = every
-    self.computer = metrics_lib.IterationMetrics(tree, cache_dir=cache_dir or None)
-
-  def compute(self, run: psro_lib.PSRO, matrices) -> dict[str, Any]:
-    values = self.computer.compute(matrices, run.meta_strategies, run.table.meta_games)
-    values["short_log"] = self._lib.short_log(values)
-    return values
-
-  def __call__(self, run: psro_lib.PSRO, matrices) -> dict[str, Any]:
-    if run.iteration % self.every:
-      return {}
-    return self.compute(run, matrices)
-
-  def final(self, run: psro_lib.PSRO) -> dict[str, Any]:
-    """The metrics of the run's last meta-strategy (for summary.json)."""
-    last = run.records[-1]
-    if any("/" in key for key in last):
-      return {k: v for k, v in last.items() if "/" in k}
-    sizes = last["population_size"]
-    matrices = [m[:n] for m, n in zip(run.population_matrices(), sizes)]
-    meta_games = [t[tuple(slice(0, n) for n in sizes)] for t in run.table.meta_games]
-    values = self.computer.compute(matrices, run.meta_strategies, meta_games)
-    return {k: v for k, v in values.items() if "/" in k}
+def _metrics_hook(tree: game_tree.GameTree, options: RunOptions) -> psro_lib.MetricsHook | None:
+  """Win rates, Elo and diversity (see `metrics`), or None when switched off."""
+  if options.metrics_every <= 0:
+    return None
+  from openspiel_psro_ext import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
+  return metrics_lib.IterationMetrics(tree, cache_dir=options.cache_dir or None).compute
 
 
 def _install_interrupt_handler(run: psro_lib.PSRO) -> None:
@@ -228,8 +224,9 @@ def _install_interrupt_handler(run: psro_lib.PSRO) -> None:
     del frame
     if run.stop_requested:  # A second Ctrl-C stops at once.
       raise KeyboardInterrupt
-    logging.warning("Signal %d: finishing this iteration's writes, then"
-                    " stopping (Ctrl-C again to abort).", signum)
+    logging.warning("Signal %d: finishing this iteration's writes, then the final"
+                    " metrics and verification (seconds); Ctrl-C again to abort.",
+                    signum)
     run.stop_requested = True
   signal.signal(signal.SIGINT, handler)
   signal.signal(signal.SIGTERM, handler)
@@ -243,38 +240,54 @@ def _render_plots(output_dir: str) -> list[str]:
   return plots.render_run_plots(output_dir)
 
 
+def _command_seconds() -> float:
+  """Seconds since this process started (what the user has waited)."""
+  try:
+    with open("/proc/self/stat") as f:
+      start_ticks = float(f.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/uptime") as f:
+      uptime = float(f.read().split()[0])
+    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+  except (OSError, ValueError, IndexError):
+    return time.perf_counter() - _IMPORTED_AT
+
+
+_IMPORTED_AT = time.perf_counter()
+
+
 def main(argv: Sequence[str]) -> int:
   if len(argv) > 1:
     raise UsageError(f"unexpected arguments {argv[1:]}")
   config = config_from_flags()
-  output_dir = FLAGS.output_dir or os.path.join(
-      "runs", f"{config.game.replace('(', '_').replace(')', '').replace(',', '_')}"
-      f"-{time.strftime('%Y%m%d-%H%M%S')}")
-  if FLAGS.resume:
-    config = _resume_config(output_dir, config)
-  backend_name = _backend_name(config)  # a missing Ray is bad input: before any write
+  options = options_from_flags(config)
+  if options.resume:
+    config = _resume_config(options.output_dir, config)
+  backend_name = _backend_name(config, options)  # a missing Ray is bad input: before any write
   # The run checks its config (and output directory) before Ray starts.
-  run = psro_lib.PSRO(config, output_dir=output_dir, resume=FLAGS.resume)
-  run.backend = (backends.RayBackend(address=FLAGS.ray_address) if backend_name == "ray"
-                 else backends.EmbeddedBackend())
+  tree = game_tree.get_tree(config.game, config.max_histories)
+  run = psro_lib.PSRO(config, output_dir=options.output_dir, resume=options.resume,
+                      metrics_hook=_metrics_hook(tree, options),
+                      metrics_every=options.metrics_every,
+                      backend=backends.make(backend_name, **(
+                          {"address": options.ray_address} if backend_name == "ray" else {})))
   try:
-    return _run(run, output_dir)
+    return _run(run, options)
   finally:
     run.backend.close()
 
 
-def _backend_name(config: psro_lib.PSROConfig) -> str:
+def _backend_name(config: psro_lib.PSROConfig, options: RunOptions) -> str:
   """`--backend`, with auto resolved; checks that Ray is there if needed."""
   try:
     import ray  # pylint: disable=g-import-not-at-top,unused-import
     has_ray = True
   except ImportError:
     has_ray = False
-  name = FLAGS.backend
+  name = options.backend
   if name == "auto":
     # Parallel best responses pay off when each one is seconds of training.
-    wants_ray = FLAGS.ray_address or (oracles.trains(config.oracle)
-                                      and (os.cpu_count() or 1) > 1)
+    wants_ray = options.ray_address or (oracles.trains(config.oracle)
+                                        and (os.cpu_count() or 1) > 1)
     name = "ray" if wants_ray and has_ray else "embedded"
     if wants_ray and not has_ray:
       logging.info("Ray is not installed: best responses run one at a time"
@@ -283,18 +296,15 @@ def _backend_name(config: psro_lib.PSROConfig) -> str:
   if name == "ray" and not has_ray:
     raise UsageError("--backend=ray needs Ray: pip install -c constraints.txt"
                      " 'openspiel_psro_ext[ray]', or use --backend=embedded.")
-  if name == "embedded" and FLAGS.ray_address:
+  if name == "embedded" and options.ray_address:
     raise UsageError("--ray_address needs --backend=ray (and Ray installed).")
   return name
 
 
-def _run(run: psro_lib.PSRO, output_dir: str) -> int:
-  config, backend = run.config, run.backend
-  run_metrics = (_RunMetrics(run.tree, FLAGS.metrics_every, FLAGS.cache_dir)
-                 if FLAGS.metrics_every > 0 else None)
-  run.extra_metrics = run_metrics
+def _run(run: psro_lib.PSRO, options: RunOptions) -> int:
+  config, backend, output_dir = run.config, run.backend, options.output_dir
   tensorboard = None
-  if FLAGS.tensorboard:
+  if options.tensorboard:
     from openspiel_psro_ext import tensorboard as tb  # pylint: disable=g-import-not-at-top
     tensorboard = tb.TensorboardLogger(os.path.join(output_dir, "tensorboard"))
   _install_interrupt_handler(run)
@@ -303,14 +313,20 @@ def _run(run: psro_lib.PSRO, output_dir: str) -> int:
                config.meta_solver, config.oracle, backend.name,
                "exact" if config.sims_per_entry <= 0 else
                f"{config.sims_per_entry}-sample", output_dir)
+  if run.oracle.trains:
+    logging.info("%s best responses get %g s each, ramping to %g s over %d"
+                 " iterations (set time_budget_s in --oracle_config or"
+                 " --oracle_budget_final_s to change).", config.oracle,
+                 run.oracle_time_budget(0), run.oracle_time_budget(
+                     config.oracle_budget_ramp_iterations),
+                 config.oracle_budget_ramp_iterations)
 
-  def on_iteration(record: dict[str, Any]) -> None:
+  def on_iteration(record: IterationRecord) -> None:
     logging.info(format_record(record))
     if tensorboard is not None:
-      tensorboard.log(record["iteration"], record)
-    if FLAGS.verify_every and record["iteration"] % FLAGS.verify_every == 0:
-      theirs = run.verify(_VERIFY_TOLERANCE)
-      logging.info("  verified with OpenSpiel: %.9f", theirs)
+      tensorboard.log(record.iteration, record.to_json())
+    if options.verify_every and record.iteration % options.verify_every == 0:
+      logging.info("  verified with OpenSpiel: %.9f", run.verify(_VERIFY_TOLERANCE))
 
   try:
     reason = run.run(on_iteration)
@@ -321,35 +337,45 @@ def _run(run: psro_lib.PSRO, output_dir: str) -> int:
     logging.info("Nothing to do: the run already meets its stopping rule.")
     return 0
   final = run.records[-1]
+  logging.info("Stopped by %s; verifying the last meta-strategy with OpenSpiel's"
+               " exploitability.nash_conv...", reason)
+  verify_start = time.perf_counter()
   verified = run.verify(_VERIFY_TOLERANCE)
+  logging.info("  verified: %.9f (%.2fs)", verified, time.perf_counter() - verify_start)
   summary = {
       "game": config.game, "stopped_by": reason,
-      "iterations": len(run.records), "population_size": final["population_size"],
-      "nash_conv": final["nash_conv"],
-      "exploitability_per_player": final["exploitability_per_player"],
+      "iterations": len(run.records), "population_size": final.population_size,
+      "nash_conv": final.nash_conv,
+      "exploitability_per_player": final.exploitability_per_player,
       "nash_conv_openspiel": verified, "verified": True,
-      "verification": "open_spiel PolicyAggregator + exploitability.nash_conv",
-      "wall_time_s": final["wall_time_s"],
+      "verification": ("open_spiel exploitability.nash_conv of the meta-strategy's"
+                       " behaviour policy (see verification.py)"),
+      "wall_time_s": final.wall_time_s,
+      "psro_time_s": sum(r.psro_time_s for r in run.records),
+      "metrics_time_s": sum(r.metrics_time_s for r in run.records),
+      "write_time_s": sum(r.write_time_s for r in run.records),
       "units": "NashConv (OpenSpiel's exploitability() is NashConv / 2 for two players)",
+      **final.metrics,  # e.g. "elo/meta_strategy", "win_rate/cfr_plus".
   }
-  if run_metrics is not None:  # e.g. "elo/meta_strategy", "win_rate/cfr_plus".
-    summary.update(run_metrics.final(run))
-  if FLAGS.compare_stock:
-    summary["stock"] = _compare_stock(run, output_dir)
-  checkpoints.write_json(os.path.join(output_dir, checkpoints.SUMMARY_FILE), summary)
+  if options.compare_stock:
+    summary["stock"] = _compare_stock(run, options)
+  run.run_dir.write_summary(summary)
+  logging.info("Writing plots...")
   for path in _render_plots(output_dir):
     logging.info("wrote %s", path)
   logging.info(
-      "Final NashConv %.9f after %d iterations (%.1fs, stopped by %s); verified"
-      " with OpenSpiel's PolicyAggregator + exploitability.nash_conv: %.9f.",
-      final["nash_conv"], len(run.records), final["wall_time_s"], reason, verified)
+      "Final NashConv %.9f after %d iterations, stopped by %s; verified with"
+      " OpenSpiel: %.9f. Clocks: the run %.1fs (PSRO %.1fs, metrics %.1fs, writes"
+      " %.1fs); this command %.1fs in all.", final.nash_conv, len(run.records), reason,
+      verified, final.wall_time_s, summary["psro_time_s"], summary["metrics_time_s"],
+      summary["write_time_s"], _command_seconds())
   if reason == "interrupted":
     logging.info("Interrupted: finished iterations are saved; continue with"
                  " --resume --output_dir=%s", output_dir)
   return 0
 
 
-def _compare_stock(run: psro_lib.PSRO, output_dir: str) -> dict[str, Any]:
+def _compare_stock(run: psro_lib.PSRO, options: RunOptions) -> dict[str, Any]:
   try:
     from openspiel_psro_ext import stock_baseline  # pylint: disable=g-import-not-at-top
   except ImportError as e:
@@ -359,14 +385,14 @@ def _compare_stock(run: psro_lib.PSRO, output_dir: str) -> dict[str, Any]:
   config = run.config
   budget = config.time_budget_s
   stock_oracle, label = None, "stock BestResponseOracle (exact, C++)"
-  if config.oracle != "exact":
+  if run.oracle.trains:
     from openspiel_psro_ext import openspiel_compat  # pylint: disable=g-import-not-at-top
     stock_oracle, label = openspiel_compat.stock_rl_oracle(run.tree, config)
   logging.info("Running stock psro_v2 (%s) for up to %d iterations%s...", label,
                len(run.records), f" or {budget:.0f}s" if budget > 0 else "")
   stock = stock_baseline.run_stock_psro(
       config.game, config.meta_solver, len(run.records), budget,
-      FLAGS.stock_sims_per_entry, config.seed, oracle=stock_oracle, oracle_label=label)
+      options.stock_sims_per_entry, config.seed, oracle=stock_oracle, oracle_label=label)
   table = stock_baseline.comparison_table(run.records, stock)
   for line in table.splitlines():
     logging.info(line)
@@ -374,20 +400,25 @@ def _compare_stock(run: psro_lib.PSRO, output_dir: str) -> dict[str, Any]:
                 "oracle": label, "meta_solver": stock.meta_solver_used,
                 "stock": stock.records, "stopped_by": stock.stopped_by,
                 "summary": stock_baseline.speedup_summary(run.records, stock)}
-  checkpoints.write_json(os.path.join(output_dir, "comparison.json"), comparison)
+  checkpoints.write_json(os.path.join(options.output_dir, "comparison.json"), comparison)
   return comparison
 
 
 def entry_point() -> None:
-  """Runs `main`, turning bad input into a one-line error and exit code 2."""
+  """Runs `main`: bad input is one line and exit code 2, a failed
+  verification exit code 3; anything else keeps its traceback (a bug)."""
   def guarded(argv):
     try:
       return main(argv)
-    except (UsageError, checkpoints.CheckpointError, game_tree.GameTooLargeError,
-            ValueError, psro_lib.VerificationError) as e:
+    except (UsageError, game_tree.GameTooLargeError) as e:
       std_logging.shutdown()
       print(f"error: {e}", file=sys.stderr)
-      sys.exit(2)
+      sys.exit(_EXIT_USAGE)
+    except psro_lib.VerificationError as e:
+      std_logging.shutdown()
+      print(f"error: verification failed: {e} The run directory keeps every"
+            " finished iteration; please report this with it.", file=sys.stderr)
+      sys.exit(_EXIT_VERIFICATION)
   app.run(guarded)
 
 

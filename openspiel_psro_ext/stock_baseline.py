@@ -22,6 +22,8 @@ from open_spiel.python.algorithms.psro_v2 import best_response_oracle
 from open_spiel.python.algorithms.psro_v2 import psro_v2
 import pyspiel
 
+from openspiel_psro_ext.records import IterationRecord
+
 # Stock meta-strategy names for ours; stock's 'nash' needs cvxpy (+ECOS).
 _STOCK_NAMES = {"nash": "nash", "prd": "prd", "uniform": "uniform",
                 "alpharank": "alpharank"}
@@ -101,43 +103,43 @@ def run_stock_psro(game_string: str, meta_solver: str, iterations: int,
                      stopped_by=stopped_by)
 
 
-def comparison_table(ours: list[dict[str, Any]], stock: StockResult) -> str:
+def comparison_table(ours: list[IterationRecord], stock: StockResult) -> str:
   """Side-by-side NashConv per iteration and cumulative seconds, plus speed-up."""
   lines = [f"{'iter':>4} | {'ours NashConv':>13} {'ours s':>8} | "
            f"{'stock NashConv':>14} {'stock s':>8}"]
   by_iter = {r["iteration"]: r for r in stock.records}
   # Rows where both ran, then our last iteration.
-  rows = [r for r in ours if r["iteration"] in by_iter]
+  rows = [r for r in ours if r.iteration in by_iter]
   if ours and ours[-1] not in rows:
     rows.append(ours[-1])
   for r in rows:
-    s = by_iter.get(r["iteration"])
+    s = by_iter.get(r.iteration)
     stock_cols = (f"{s['nash_conv']:>14.6f} {s['wall_time_s']:>8.2f}" if s
                   else f"{'-':>14} {'-':>8}")
-    lines.append(f"{r['iteration']:>4} | {r['nash_conv']:>13.6f} "
-                 f"{r['wall_time_s']:>8.2f} | {stock_cols}")
+    lines.append(f"{r.iteration:>4} | {r.nash_conv:>13.6f} "
+                 f"{r.wall_time_s:>8.2f} | {stock_cols}")
   lines.append(speedup_summary(ours, stock))
   return "\n".join(lines)
 
 
-def speedup_summary(ours: list[dict[str, Any]], stock: StockResult) -> str:
+def speedup_summary(ours: list[IterationRecord], stock: StockResult) -> str:
   """How much sooner we reach stock's best NashConv, and per-iteration speed."""
   if not stock.records or not ours:
     return "no stock iterations to compare."
   best = min(r["nash_conv"] for r in stock.records)
   stock_time = next(r["wall_time_s"] for r in stock.records if r["nash_conv"] == best)
-  ours_hit = next((r for r in ours if r["nash_conv"] <= best), None)
+  ours_hit = next((r for r in ours if r.nash_conv <= best), None)
   common = min(len(ours), len(stock.records)) - 1
   parts = [f"stock ({stock.oracle_used}, meta-solver {stock.meta_solver_used},"
            f" {stock.sims_per_entry} games per entry) best NashConv {best:.6f}"
            f" at {stock_time:.2f}s"]
   if ours_hit is not None:
-    ratio = stock_time / max(ours_hit["wall_time_s"], 1e-9)
-    parts.append(f"ours reached it at iteration {ours_hit['iteration']} in"
-                 f" {ours_hit['wall_time_s']:.2f}s: {ratio:.1f}x sooner")
+    ratio = stock_time / max(ours_hit.wall_time_s, 1e-9)
+    parts.append(f"ours reached it at iteration {ours_hit.iteration} in"
+                 f" {ours_hit.wall_time_s:.2f}s: {ratio:.1f}x sooner")
   else:
     parts.append("ours did not reach it")
   if common > 0:
-    ratio = stock.records[common]["wall_time_s"] / max(ours[common]["wall_time_s"], 1e-9)
+    ratio = stock.records[common]["wall_time_s"] / max(ours[common].wall_time_s, 1e-9)
     parts.append(f"time for the first {common} iterations: {ratio:.1f}x faster")
   return "; ".join(parts) + "."

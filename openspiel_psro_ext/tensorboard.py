@@ -17,10 +17,12 @@ import math
 import numbers
 from typing import Any, Iterator
 
+from openspiel_psro_ext.errors import UsageError
 
-class TensorboardUnavailableError(ImportError, ValueError):
-  """The tensorboard package is not installed (a ValueError too, so command
-  lines that turn bad input into one-line errors report it as one)."""
+
+class TensorboardUnavailableError(ImportError, UsageError):
+  """The tensorboard package is not installed (a `UsageError` too, so the
+  command line reports it as one line)."""
 
 
 def scalar_items(record: dict[str, Any],

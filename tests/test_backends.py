@@ -30,7 +30,7 @@ def test_ray_backend_gives_the_embedded_results(ray_backend):
   on_ray.run()
   for ours, theirs in zip(on_ray.population_matrices(), embedded.population_matrices()):
     np.testing.assert_array_equal(ours, theirs)
-  assert [r["nash_conv"] for r in on_ray.records] == [r["nash_conv"] for r in embedded.records]
+  assert [r.nash_conv for r in on_ray.records] == [r.nash_conv for r in embedded.records]
   # Members come back with their trained modules (for checkpoints, warm starts).
   assert on_ray.populations[0][-1].module is not None
   assert on_ray.populations[0][-1].matrix.flags.writeable
@@ -44,25 +44,38 @@ def test_ray_backend_runs_rectified_batches(ray_backend):
   embedded.run()
   on_ray = psro.PSRO(config, backend=ray_backend)
   on_ray.run()
-  assert [r["nash_conv"] for r in on_ray.records] == pytest.approx(
-      [r["nash_conv"] for r in embedded.records], abs=1e-12)
+  assert [r.nash_conv for r in on_ray.records] == pytest.approx(
+      [r.nash_conv for r in embedded.records], abs=1e-12)
   assert [len(p) for p in on_ray.populations] == [len(p) for p in embedded.populations]
 
 
+class _RecordingBackend(backends.EmbeddedBackend):
+  """The embedded backend, noting each batch's per-request budgets."""
+
+  def __init__(self):
+    self.budgets = []
+
+  def best_responses(self, oracle, requests):
+    self.budgets.append([r.time_budget_s for r in requests])
+    return super().best_responses(oracle, requests)
+
+
 def test_oracle_budget_ramps_linearly_then_holds():
+  backend = _RecordingBackend()
   run = psro.PSRO(_ppo_config(oracle_config=dict(time_budget_s=1.0, progress=False),
-                              oracle_budget_final_s=3.0, oracle_budget_ramp_iterations=4))
+                              oracle_budget_final_s=3.0, oracle_budget_ramp_iterations=4),
+                  backend=backend)
   assert [run.oracle_time_budget(t) for t in (0, 1, 2, 4, 10)] == [1.0, 1.5, 2.0, 3.0, 3.0]
-  # The ramped budget reaches the oracle that trains this iteration's members.
-  run.step()
-  run.step()
-  assert run._iteration_oracle().config.time_budget_s == pytest.approx(2.0)  # pylint: disable=protected-access
+  # The ramped budget reaches every best-response request of its iteration.
+  for _ in range(3):
+    run.step()
+  assert backend.budgets == [[1.0, 1.0], [1.5, 1.5], [2.0, 2.0]]
   constant = psro.PSRO(_ppo_config(oracle_config=dict(time_budget_s=1.0)))
   assert constant.oracle_time_budget(50) == 1.0
 
 
 def test_oracle_budget_ramp_needs_an_rl_oracle():
-  with pytest.raises(ValueError, match="has none"):
+  with pytest.raises(ValueError, match="computes its best responses exactly"):
     psro.PSRO(_ppo_config(oracle="exact", oracle_config={}, oracle_budget_final_s=2.0))
 
 

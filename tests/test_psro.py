@@ -7,11 +7,12 @@ import pytest
 from open_spiel.python.algorithms import exploitability as os_exploitability
 from open_spiel.python.algorithms import policy_aggregator
 
-from openspiel_psro_ext import checkpoints, psro
+from openspiel_psro_ext import checkpoints, psro, verification
 
 
 def _config(**kwargs):
-  defaults = dict(game="kuhn_poker", iterations=15, meta_solver="nash", oracle="exact")
+  defaults = dict(game="kuhn_poker", iterations=15, meta_solver="nash", oracle="exact",
+                  target_nash_conv=0.0)
   defaults.update(kwargs)
   return psro.PSROConfig(**defaults)
 
@@ -19,42 +20,43 @@ def _config(**kwargs):
 def test_kuhn_exact_nash_converges_within_15_iterations():
   run = psro.PSRO(_config())
   run.run()
-  assert len(run.records) <= 15
-  assert min(r["nash_conv"] for r in run.records) < 1e-6
+  assert len(run.records) == 15  # no stopping rule but the iteration count
+  assert min(r.nash_conv for r in run.records) < 1e-6
   # Player 0's value at the end is Kuhn's game value, -1/18.
-  assert run.records[-1]["on_policy_values"][0] == pytest.approx(-1 / 18, abs=1e-6)
+  assert run.records[-1].on_policy_values[0] == pytest.approx(-1 / 18, abs=1e-6)
 
 
 def test_records_match_openspiel_verification():
   run = psro.PSRO(_config(game="leduc_poker", iterations=6))
   run.run()
   theirs = run.verify(tolerance=1e-9)
-  assert theirs == pytest.approx(run.records[-1]["nash_conv"], abs=1e-9)
+  assert theirs == pytest.approx(run.records[-1].nash_conv, abs=1e-9)
   record = run.records[-1]
-  assert len(record["meta_strategy"][0]) == record["population_size"][0]
-  assert sum(record["exploitability_per_player"]) == pytest.approx(record["nash_conv"])
+  assert len(record.meta_strategy[0]) == record.population_size[0]
+  assert sum(record.exploitability_per_player) == pytest.approx(record.nash_conv)
 
 
 @pytest.mark.parametrize("solver", ["prd", "uniform", "alpharank"])
 def test_other_meta_solvers_run_and_improve(solver):
   run = psro.PSRO(_config(meta_solver=solver, iterations=8))
   run.run()
-  assert run.records[-1]["nash_conv"] < run.records[0]["nash_conv"]
+  assert run.records[-1].nash_conv < run.records[0].nash_conv
 
 
 def test_three_players_with_prd():
   run = psro.PSRO(_config(game="kuhn_poker(players=3)", meta_solver="prd", iterations=5))
   run.run()
-  assert run.records[-1]["population_size"] == [5, 5, 5]
-  pops, weights = run.support_policies()
+  assert run.records[-1].population_size == [5, 5, 5]
+  pops, weights = verification.support_policies(run.tree, run.population_matrices(),
+                                                 run.meta_strategies)
   aggregated = policy_aggregator.PolicyAggregator(run.tree.game).aggregate(
       [0, 1, 2], pops, weights)
   assert os_exploitability.nash_conv(run.tree.game, aggregated) == pytest.approx(
-      run.records[-1]["nash_conv"], abs=1e-9)
+      run.records[-1].nash_conv, abs=1e-9)
 
 
 def test_nash_on_three_players_is_refused():
-  with pytest.raises(ValueError, match="'prd' or 'alpharank'"):
+  with pytest.raises(ValueError, match="does not support 3-player games.*'alpharank', 'prd'"):
     psro.PSRO(_config(game="kuhn_poker(players=3)"))
 
 
@@ -62,11 +64,11 @@ def test_rectified_nash_trains_one_response_per_support_member():
   run = psro.PSRO(_config(game="matrix_rps", meta_solver="rectified_nash",
                           symmetric=True, iterations=4))
   run.run()
-  sizes = [r["population_size"][0] for r in run.records]
-  supports = [r["support_size"][0] for r in run.records]
+  sizes = [r.population_size[0] for r in run.records]
+  supports = [r.support_size[0] for r in run.records]
   for before, after, support in zip(sizes, sizes[1:], supports):
     assert after - before == support
-  assert run.records[-1]["nash_conv"] == pytest.approx(0.0, abs=1e-9)
+  assert run.records[-1].nash_conv == pytest.approx(0.0, abs=1e-9)
 
 
 def test_symmetric_needs_matching_players():
@@ -95,13 +97,13 @@ def test_resume_matches_uninterrupted_run(tmp_path):
   assert resumed.iteration == 5
   resumed.run()
   ours = [r["nash_conv"] for r in checkpoints.read_metrics(out)]
-  assert ours == [r["nash_conv"] for r in full.records]
+  assert ours == [r.nash_conv for r in full.records]
   loaded = checkpoints.load_run(out)
-  assert [len(p) for p in loaded.population] == full.records[-1]["population_size"]
+  assert [len(p) for p in loaded.population] == full.records[-1].population_size
   aggregated = policy_aggregator.PolicyAggregator(loaded.game).aggregate(
       [0, 1], loaded.population, loaded.meta_strategy)
   assert os_exploitability.nash_conv(loaded.game, aggregated) == pytest.approx(
-      full.records[-1]["nash_conv"], abs=1e-9)
+      full.records[-1].nash_conv, abs=1e-9)
 
 
 def test_output_dir_protection(tmp_path):
@@ -138,4 +140,4 @@ def test_resume_with_neural_members_matches_uninterrupted_run(tmp_path):
   assert type(resumed.populations[0][-1].module).__name__ == "TorchPolicy"
   resumed.run()
   assert [r["nash_conv"] for r in checkpoints.read_metrics(out)] == [
-      r["nash_conv"] for r in full.records]
+      r.nash_conv for r in full.records]

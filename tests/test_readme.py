@@ -15,5 +15,5 @@ def test_readme_python_blocks_run():
   assert len(blocks) >= 2
   namespace = {}
   exec("\n".join(blocks), namespace)  # pylint: disable=exec-used
-  assert abs(namespace["run"].records[-1]["nash_conv"]) < 1e-6
+  assert abs(namespace["run"].records[-1].nash_conv) < 1e-6
   assert type(namespace["solver"]).__name__ == "PSROSolver"

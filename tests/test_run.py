@@ -1,5 +1,6 @@
 """End-to-end tests of `python -m openspiel_psro_ext.run`."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -67,7 +68,7 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--game=no_such_game"], "unknown or malformed --game"),
-    (["--game=kuhn_poker(players=3)", "--meta_solver=nash"], "'prd' or 'alpharank'"),
+    (["--game=kuhn_poker(players=3)", "--meta_solver=nash"], "use one of ['alpharank', 'prd'"),
     (["--game=kuhn_poker", "--oracle=nope"], "unknown oracle"),
     (["--game=kuhn_poker", "--meta_solver=nope"], "unknown meta-solver"),
     (["--game=leduc_poker", "--max_histories=100"], "more than 100 histories"),
@@ -76,12 +77,42 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
     (["--game=kuhn_poker", "--best_responses_per_player=2"], "one count of at least 1"),
     (["--game=kuhn_poker", "--backend=embedded", "--ray_address=auto"],
      "--ray_address needs --backend=ray"),
+    (["--game=kuhn_poker", "--device=tpu"], "device 'tpu'"),
+    (["--game=kuhn_poker", "--oracle=exact", "--device=tpu"], "device 'tpu'"),
+    (["--game=kuhn_poker", "--meta_solver=alpharank", '--meta_solver_kwargs={"alphaa": 3}'],
+     "no parameter 'alphaa'"),
+    (["--game=kuhn_poker", "--sims_per_entry=-5"], "sims_per_entry must be"),
+    (["--game=kuhn_poker", "--time_budget_s=-1"], "time_budget_s must be"),
+    (["--game=kuhn_poker", "--resume"], "does not exist; drop --resume"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, args, message):
-  proc = _run(*args, f"--output_dir={tmp_path / 'x'}", timeout=60)
+  out = tmp_path / "x"
+  proc = _run(*args, f"--output_dir={out}", timeout=60)
   assert proc.returncode == 2
   last = proc.stderr.strip().splitlines()[-1]
   assert last.startswith("error:") and message in last, proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr
+  assert not out.exists()  # nothing written
+
+
+def test_internal_errors_keep_their_traceback(monkeypatch):
+  from openspiel_psro_ext import run as run_lib  # pylint: disable=g-import-not-at-top
+  from openspiel_psro_ext import verification  # pylint: disable=g-import-not-at-top
+
+  def bug(argv):
+    raise ValueError("a bug deep in numpy")
+  monkeypatch.setattr(run_lib, "main", bug)
+  monkeypatch.setattr(sys, "argv", ["run"])
+  # Not turned into a one-line usage error: it propagates with its traceback.
+  with pytest.raises(ValueError, match="a bug deep in numpy"):
+    run_lib.entry_point()
+
+  def mismatch(argv):
+    raise verification.VerificationError("ours 0.1 vs OpenSpiel's 0.2")
+  monkeypatch.setattr(run_lib, "main", mismatch)
+  with pytest.raises(SystemExit) as exit_info:
+    run_lib.entry_point()
+  assert exit_info.value.code == 3
 
 
 def test_non_empty_output_dir_is_refused_and_kept(tmp_path):
@@ -122,7 +153,11 @@ def test_rl_oracle_from_the_command_line(tmp_path):
               f"--output_dir={out}")
   assert proc.returncode == 0, proc.stderr[-3000:]
   records = checkpoints.read_metrics(out)
-  assert records[0]["oracle"]["episodes"] >= 4000
+  # Each best response's statistics survive, per player and per member.
+  per_player = records[0]["oracle"]
+  assert [len(members) for members in per_player] == [1, 1]
+  assert all(m["episodes"] >= 4000 and m["seconds"] > 0
+             for members in per_player for m in members)
   assert os.path.exists(checkpoints.member_path(out, 0, 1, ".pt"))
   assert json.load(open(os.path.join(out, "summary.json")))["verified"]
   try:
@@ -148,15 +183,21 @@ def parsed_flags():
 
 def test_rl_oracles_default_to_a_ramped_budget(parsed_flags):
   from openspiel_psro_ext import psro  # pylint: disable=g-import-not-at-top
-  from openspiel_psro_ext import run as run_lib  # pylint: disable=g-import-not-at-top
+  from openspiel_psro_ext import psro_config  # pylint: disable=g-import-not-at-top
   default = parsed_flags()
-  assert default.oracle == "ppo" and default.time_budget_s == run_lib.RL_TIME_BUDGET_S
+  assert default.oracle == "ppo" and default.time_budget_s == psro_config.RL_TIME_BUDGET_S
+  # The API and the command line share one set of defaults.
+  # (The command line writes the game string as pyspiel prints it.)
+  assert default.game == "leduc_poker()"
+  assert dataclasses.replace(default, game="leduc_poker") == psro_config.resolve(
+      psro.PSROConfig())
   exact = parsed_flags("--oracle=exact")
-  assert exact.time_budget_s == run_lib.EXACT_TIME_BUDGET_S
+  assert exact.time_budget_s == psro_config.EXACT_TIME_BUDGET_S
   assert parsed_flags("--oracle=exact", "--time_budget_s=7").time_budget_s == 7
   config = parsed_flags("--oracle=ppo")
-  assert config.oracle_budget_final_s == psro.RL_BUDGET_FINAL_S
-  assert config.oracle_budget_ramp_iterations == psro.RL_BUDGET_RAMP_ITERATIONS
+  assert config.oracle_budget_final_s == psro_config.RL_BUDGET_FINAL_S
+  assert config.oracle_budget_ramp_iterations == psro_config.default(
+      "oracle_budget_ramp_iterations") == 200
   run = psro.PSRO(config)
   assert run.oracle_time_budget(0) == 1.5  # ppo's psro_defaults
   # A budget the user sets is kept constant unless a ramp is asked for too.

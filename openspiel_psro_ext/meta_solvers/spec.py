@@ -24,8 +24,10 @@ from typing import Any
 
 import numpy as np
 
+from openspiel_psro_ext.errors import UsageError
 
-class MetaSolverConfigError(ValueError):
+
+class MetaSolverConfigError(UsageError):
   """A meta-solver keyword argument the solver does not have."""
 
 
