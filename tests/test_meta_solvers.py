@@ -1,8 +1,12 @@
 """Meta-solvers on games with known answers."""
 
+import fractions
+import warnings
+
 import numpy as np
 import pytest
 from scipy import optimize
+from scipy.special import logsumexp
 
 from openspiel_psro_ext import meta_solvers
 from openspiel_psro_ext.meta_solvers import alpharank as ar
@@ -234,6 +238,60 @@ def test_prd_matches_stock_and_approaches_equilibrium():
     meta_solvers.get("prd")(zs(RPS), gamma=0.5)
 
 
+EPS = np.finfo(np.float64).eps
+
+
+def random_games(seed, count, integer=False):
+  """`count` random 2- and 3-player games, 2-4 policies a player."""
+  rng = np.random.default_rng(seed)
+  games = []
+  for t in range(count):
+    shape = tuple(rng.integers(2, 5, size=2 + t % 2))
+    draw = ((lambda: rng.integers(-2, 3, size=shape).astype(float))
+            if integer else (lambda: rng.normal(size=shape)))
+    games.append([draw() for _ in shape])
+  return games
+
+
+def log_balance_error(meta_games, alpha, log_pi, local=True):
+  """Worst `|log inflow_i - log outflow_i|` over profiles, and its scale.
+
+  Stationarity `pi Q = 0` in logs: `logsumexp_s(log pi_s + L[s, i]) =
+  log pi_i + logsumexp_j L[i, j]` for the log-rates `L`. Rounding in logs is
+  absolute, `eps` times the magnitude of the logs involved.
+  """
+  rates = ar.log_rate_matrix(meta_games, alpha, use_local_selection_model=local)
+  inflow = logsumexp(log_pi[:, None] + rates, axis=0)
+  outflow = log_pi + logsumexp(rates, axis=1)
+  scale = max(1.0, np.abs(rates[np.isfinite(rates)]).max(),
+              np.abs(log_pi).max())
+  return float(np.max(np.abs(inflow - outflow))), scale
+
+
+def exact_stationary(rates):
+  """`pi` with `pi Q = 0`, `sum pi = 1`, in exact rational arithmetic, for the
+  float rate matrix `rates` ([N, N], zero diagonal) taken as exact."""
+  n = rates.shape[0]
+  q = [[fractions.Fraction(float(rates[i, j])) for j in range(n)]
+       for i in range(n)]
+  for i in range(n):
+    q[i][i] = -sum(q[i][j] for j in range(n) if j != i)
+  # Rows of the system: Q^T pi = 0 with the last equation replaced by sum = 1.
+  a = [[q[j][i] for j in range(n)] for i in range(n - 1)]
+  a.append([fractions.Fraction(1)] * n)
+  rhs = [fractions.Fraction(0)] * (n - 1) + [fractions.Fraction(1)]
+  for col in range(n):
+    piv = next(r for r in range(col, n) if a[r][col] != 0)
+    a[col], a[piv] = a[piv], a[col]
+    rhs[col], rhs[piv] = rhs[piv], rhs[col]
+    for r in range(n):
+      if r != col and a[r][col] != 0:
+        f = a[r][col] / a[col][col]
+        a[r] = [x - f * y for x, y in zip(a[r], a[col])]
+        rhs[r] -= f * rhs[col]
+  return np.array([float(rhs[i] / a[i][i]) for i in range(n)])
+
+
 def test_alpharank_known_answers():
   # Pure dominant profile: all mass on it as alpha grows.
   pd = np.array([[3., 0.], [5., 1.]])
@@ -249,59 +307,179 @@ def test_alpharank_known_answers():
   assert ar.compute([np.ones((1, 1))] * 2).joint.tolist() == [1.0]
 
 
-def test_alpharank_agrees_with_stock_and_survives_its_failures():
+def test_alpharank_matches_exact_rational_solve_on_small_chains():
+  for g in random_games(10, 12):
+    if np.prod(g[0].shape) > 12:
+      continue
+    for alpha in (0.3, 3.0):
+      rates = np.exp(ar.log_rate_matrix(g, alpha))
+      exact = exact_stationary(rates)
+      np.testing.assert_allclose(ar.compute(g, alpha=alpha).joint, exact,
+                                 rtol=1e-12, atol=0)
+
+
+def test_alpharank_rates_match_stocks_transition_matrix():
   stock = pytest.importorskip("open_spiel.python.egt.alpharank")
-  rng = np.random.default_rng(4)
-  stock_failures = 0
-  for t in range(20):
-    k = 2 + t % 2
-    g = [rng.normal(size=(3,) * k) for _ in range(k)]
-    for alpha in (0.5, 5.0):
+  for g in random_games(11, 10):
+    for alpha in (0.1, 2.0):
+      c, _ = stock._get_multipop_transition_matrix(  # pylint: disable=protected-access
+          g, False, 50, alpha)
+      ours = np.exp(ar.log_rate_matrix(g, alpha))
+      off = ~np.eye(c.shape[0], dtype=bool)
+      np.testing.assert_allclose(ours[off], c[off], rtol=1e-10, atol=1e-300)
+  a = np.random.default_rng(12).normal(size=(5, 5))
+  for local in (True, False):
+    c, _ = stock._get_singlepop_transition_matrix(  # pylint: disable=protected-access
+        a, False, 20, 0.7, False, local, None)
+    ours = np.exp(ar.log_rate_matrix([a], 0.7, m=20,
+                                     use_local_selection_model=local))
+    off = ~np.eye(5, dtype=bool)
+    np.testing.assert_allclose(ours[off], c[off], rtol=1e-10)
+
+
+def test_alpharank_single_population_models_reproduce_stock():
+  # Stock's alpharank_test.py: Han et al. (2013) payoffs, global model.
+  r, t, p, s, delta, eps = 1., 2., 0., -1., 4., 0.25
+  a = np.array([[r - eps / 2., r - eps, 0, s + delta - eps, r - eps],
+                [r, r, s, s, s], [0, t, p, p, p], [t - delta, t, p, p, p],
+                [r, t, p, p, p]])
+  pi = ar.compute([a], m=20, alpha=0.1, use_local_selection_model=False).joint
+  np.testing.assert_allclose(
+      pi, [0.40966787, 0.07959841, 0.20506998, 0.08505983, 0.2206039],
+      atol=1e-8)
+  # Constant-sum tables: stock's closed form equals the general model.
+  rps = ar.compute([RPS + 1.0], m=20, alpha=0.1, use_local_selection_model=False)
+  np.testing.assert_allclose(rps.joint, [1 / 3] * 3, atol=1e-14)
+  out = meta_solvers.get("alpharank")([a], alpha=0.1, m=20,
+                                      use_local_selection_model=False)
+  np.testing.assert_allclose(out[0], pi)
+
+
+def test_alpharank_agrees_with_stock_where_stock_is_well_conditioned():
+  """Stock's dense eigen-solver is only as good as the chain's spectral gap
+  `1 - |lambda_2|`: its error is about `N eps / gap`, and it overflows or
+  finds several unit eigenvalues on nearly decomposable chains. Ours is
+  checked against the balance equations everywhere, and against stock where
+  stock's answer is determined to 1e-9."""
+  stock = pytest.importorskip("open_spiel.python.egt.alpharank")
+  compared = skipped = 0
+  for g in random_games(4, 40):
+    for alpha in (0.1, 0.5, 2.0, 5.0):
       ours = ar.compute(g, alpha=alpha)
-      np.testing.assert_allclose(ours.joint.sum(), 1.0)
-      assert ours.joint.min() >= 0
-      try:
-        _, _, pi, _, _ = stock.compute(g, alpha=alpha)
-      except ValueError:  # 'Expected 1 stationary distribution'
-        stock_failures += 1
+      err, scale = log_balance_error(g, alpha, ours.log_joint)
+      assert err <= 64 * ours.joint.size * EPS * scale
+      with warnings.catch_warnings():
+        warnings.simplefilter("error")  # stock's overflow in exp: skip
+        try:
+          c, _ = stock._get_multipop_transition_matrix(  # pylint: disable=protected-access
+              g, False, 50, alpha)
+          pi = stock.compute(g, alpha=alpha)[2]
+        except (ValueError, RuntimeWarning):
+          skipped += 1
+          continue
+      gap = 1.0 - np.sort(np.abs(np.linalg.eigvals(c)))[-2]
+      if gap < 1e-6:
+        skipped += 1
         continue
-      np.testing.assert_allclose(ours.joint, pi, atol=1e-6)
-  assert stock_failures > 0  # these inputs do exercise stock's failure.
-  a = rng.normal(size=(4, 4))
-  np.testing.assert_allclose(ar.compute([a - a.T], alpha=2.0).joint,
-                             stock.compute([a - a.T], alpha=2.0)[2],
-                             atol=1e-9)
+      compared += 1
+      np.testing.assert_allclose(ours.joint, pi,
+                                 atol=64 * pi.size * EPS / gap)
+  assert compared >= 80 and skipped >= 5, (compared, skipped)
 
 
-def test_alpharank_gth_is_accurate_where_eigen_fails():
-  # Two absorbing-looking profiles joined by rates ~ e^{-49 * 0.6 * 5}: the
-  # exact answer is checked by the balance equations of the chain.
-  a = np.array([[1., 0.], [0., 1.]])
-  g = [a, a]
-  rates = ar.transition_rates(g, 5.0, 50)
-  pi = ar.stationary_distribution(rates)
-  flow_in = rates.T @ pi
-  flow_out = pi * np.asarray(rates.sum(axis=1)).ravel()
-  np.testing.assert_allclose(flow_in, flow_out, rtol=1e-10)
-  np.testing.assert_allclose(pi[[0, 3]], [.5, .5], atol=1e-12)
+@pytest.mark.parametrize("integer", [False, True])
+def test_alpharank_any_alpha_balances_and_approaches_the_limit(integer):
+  games = random_games(7 if not integer else 8, 60 if not integer else 30,
+                       integer)
+  worst = {}
+  for g in games:
+    limit = ar.compute(g, alpha=float("inf")).joint
+    assert limit.min() >= 0 and abs(limit.sum() - 1) < 1e-12
+    for alpha in (1e2, 1e3, 1e4):
+      res = ar.compute(g, alpha=alpha)
+      assert np.all(np.isfinite(res.log_joint))
+      assert res.joint.min() >= 0 and abs(res.joint.sum() - 1) < 1e-12
+      err, scale = log_balance_error(g, alpha, res.log_joint)
+      assert err <= 64 * res.joint.size * EPS * scale, (alpha, err, scale)
+      gap = np.abs(res.joint - limit).sum()
+      worst[alpha] = max(worst.get(alpha, 0.0), gap)
+      if alpha == 1e4:
+        # Rounding in logs of size alpha (m - 1) |payoff| is all that is left.
+        assert gap <= 8 * EPS * scale * res.joint.size, (gap, scale)
+  if integer:  # payoff gaps >= 1: e^{-100} corrections, rounding is all
+    assert max(worst.values()) <= 1e-9, worst
+  else:
+    assert worst[1e4] <= worst[1e3] <= worst[1e2], worst
 
 
-def test_alpharank_power_iteration_path_agrees_with_gth():
-  rng = np.random.default_rng(5)
-  g = [rng.normal(size=(12, 12)) for _ in range(2)]
-  exact = ar.compute(g, alpha=1.0).joint
-  iterative = ar.compute(g, alpha=1.0, gth_max_states=10).joint
-  np.testing.assert_allclose(iterative, exact, atol=1e-10)
-
-
-def test_alpharank_degenerate_alpha_raises_and_sweep_stops():
-  # Two strict pure equilibria: at huge alpha the cross rates underflow.
+def test_alpharank_limit_known_answers():
+  inf = float("inf")
+  np.testing.assert_allclose(ar.compute([RPS], alpha=inf).joint, [1 / 3] * 3)
+  pd = np.array([[3., 0.], [5., 1.]])
+  assert ar.compute([pd, pd.T], alpha=inf).joint.tolist() == [0, 0, 0, 1]
+  # Two strict equilibria: leaving (0, 0) costs 2 (m - 1), leaving (1, 1)
+  # only 1 (m - 1), so the limit sits on (0, 0).
   a = np.array([[2., 0.], [0., 1.]])
-  with pytest.raises(ar.AlphaRankDegenerateError, match="closed classes"):
-    ar.compute([a, a], alpha=1e4)
-  res = ar.compute([a, a])  # sweep
-  assert res.alpha < 1e4
-  assert res.joint[0] > 0.99  # the payoff-dominant equilibrium
+  assert ar.compute([a, a], alpha=inf).joint.tolist() == [1, 0, 0, 0]
+  # Every move neutral: uniform.
+  np.testing.assert_allclose(ar.compute([np.zeros((2, 3))] * 2,
+                                        alpha=inf).joint, np.full(6, 1 / 6))
+  # Matching pennies: one cycle of four profiles, uniform.
+  np.testing.assert_allclose(ar.compute(zs(PENNIES), alpha=inf).joint,
+                             [.25] * 4)
+
+
+def test_alpharank_large_alpha_and_sweep_on_two_equilibria():
+  # At alpha = 1e4 the cross rates are e^{-49e4}: once an error, now exact.
+  a = np.array([[2., 0.], [0., 1.]])
+  res = ar.compute([a, a], alpha=1e4)
+  assert res.joint[0] == 1.0 and res.log_joint[3] < -1e5
+  swept = ar.compute([a, a])
+  assert swept.joint[0] > 1 - 1e-5
+
+
+def test_alpharank_sparse_solver_agrees_with_gth_or_declines():
+  rng = np.random.default_rng(13)
+  agreed = declined = 0
+  for t in range(16):
+    shape = (6, 7) if t % 2 else (3, 3, 4)
+    g = [rng.normal(size=shape) for _ in shape]
+    for alpha in (0.1, 1.0, 10.0, 100.0, 1000.0):
+      cfg = ar.AlphaRankConfig(alpha=alpha)
+      exact, _ = ar._solve(g, alpha, cfg)  # pylint: disable=protected-access
+      pshape, blocks = ar._blocks(g, alpha, 50, True)  # pylint: disable=protected-access
+      log_pi = ar._sparse_log_pi(pshape, blocks, cfg, None)  # pylint: disable=protected-access
+      if log_pi is None:
+        declined += 1
+        continue
+      agreed += 1
+      np.testing.assert_allclose(np.exp(log_pi), exact, atol=1e-10)
+  print(f"sparse solver: {agreed} agreed with GTH, {declined} declined")
+  assert agreed >= 40 and declined >= 1, (agreed, declined)
+
+
+def test_alpharank_large_chain_uses_the_certified_sparse_solver():
+  rng = np.random.default_rng(14)
+  g = [rng.normal(size=(16, 20)) for _ in range(2)]
+  res = ar.compute(g, alpha=1.0, gth_max_states=100)
+  gth = ar.compute(g, alpha=1.0, gth_max_states=10**4)
+  np.testing.assert_allclose(res.joint, gth.joint, atol=1e-10)
+  # Single population, both models.
+  a = rng.normal(size=(40, 40))
+  for local in (True, False):
+    fast = ar.compute([a], alpha=2.0, gth_max_states=10,
+                      use_local_selection_model=local)
+    exact = ar.compute([a], alpha=2.0, use_local_selection_model=local)
+    np.testing.assert_allclose(fast.joint, exact.joint, atol=1e-10)
+  with pytest.raises(ar.AlphaRankDegenerateError, match="dense_max_states"):
+    ar.compute(g, alpha=float("inf"), dense_max_states=100)
+
+
+def test_alpharank_config_errors():
+  with pytest.raises(ValueError, match="alpha must be >= 0"):
+    ar.compute(zs(RPS), alpha=-1.0)
+  with pytest.raises(ValueError, match="at least 2"):
+    ar.compute(zs(RPS), alpha=1.0, m=1)
 
 
 def test_rectified_targets_rps():

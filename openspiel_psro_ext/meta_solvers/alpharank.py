@@ -9,46 +9,78 @@ process of population size `m` and selection intensity `alpha`,
 
 (`rho(0) = 1/m`), where `f_p` is population `p`'s payoff. Each such move has
 rate `eta * rho(u)` with `eta = 1 / sum_p (n_p - 1)`. α-Rank is the stationary
-distribution `pi` of this Markov chain over the `N = prod_p n_p` profiles;
-its per-player marginals are the PSRO meta-strategy. A single square table
-`[A]` is a symmetric game of one population (stock's local selection model,
-`u = alpha * (A[r, s] - A[s, r])`, `eta = 1 / (n - 1)`).
+distribution `pi` of this Markov chain over the `N = prod_p n_p` profiles
+(`pi Q = 0`, `sum pi = 1` for the generator `Q`); its per-player marginals are
+the PSRO meta-strategy. A single square table `[A]` is a symmetric game of
+one population, `eta = 1 / (n - 1)`, with stock OpenSpiel's two models:
+- local selection (`use_local_selection_model=True`, stock's default):
+  `u = alpha * (A[r, s] - A[s, r])`;
+- global (`False`): with `i` mutants among `m`, a mutant's fitness is
+  `f_r(i) = ((i-1) A[r,r] + (m-i) A[r,s]) / (m-1)` and a resident's
+  `f_s(i) = ((m-i-1) A[s,s] + i A[s,r]) / (m-1)`, and
+  `rho = 1 / sum_{l=0}^{m-1} exp(-alpha D_l)`, `D_l = sum_{i<=l} (f_r(i) - f_s(i))`
+  (the first model is the special case of a constant `f_r - f_s`).
 
-Numerics (where we differ from stock `open_spiel.python.egt.alpharank`):
-- `rho` is evaluated in a cancellation- and overflow-free form (`expm1`), so
-  very unfavourable moves get tiny positive rates instead of `inf/inf`.
-- The chain is built sparsely (`N * sum_p (n_p - 1)` moves) and vectorised.
-- `pi` solves the balance equations `pi R = pi diag(R 1)` of the rate matrix
-  `R` without forming `1 - sum` diagonals. Up to `gth_max_states` profiles we
-  use Grassmann-Taksar-Heyman (GTH) elimination, which uses no subtractions
-  and so stays accurate on nearly decomposable chains: stock's dense
-  eigen-solver sees several eigenvalues within 1e-10 of 1 there and raises
-  'Expected 1 stationary distribution' (about one random game in ten at
-  alpha >= 1). Larger chains use lazy power iteration on the embedded jump
-  chain with an a-posteriori error bound from the observed contraction rate,
-  falling back to a dense LU solve when it contracts too slowly.
-- If rates underflow to exactly 0, states outside the float chain's closed
-  class get mass exactly 0 (they are transient); if there are several closed
-  classes, `pi` is not determined in float64 and we raise
-  `AlphaRankDegenerateError` rather than pick one.
+Numerics: everything is in the log domain, so no finite payoff table at any
+alpha over- or underflows (chains beyond `dense_max_states` profiles that the
+sparse solver cannot certify are refused with a one-line error).
+- `log rho(u)` for `u = -v < 0` is `-(m-1) v + log rho(v)` (multiply through by
+  `e^{-m v}`), and `log rho(v) = log(expm1(-v) / expm1(-m v))`.
+- `pi` of chains up to `gth_max_states` profiles comes from
+  Grassmann-Taksar-Heyman (GTH) state reduction on log-rates: eliminating
+  state `k` (last first) reroutes every path `i -> k -> j`,
+  `R[i,j] += R[i,k] R[k,j] / s_k` with `s_k = sum_{j<k} R[k,j]`, and
+  back-substitution `pi_k = sum_{i<k} pi_i R[i,k] / s_k` rebuilds `pi` from
+  `pi_0 = 1`. Only sums, products and quotients of positive numbers occur, so
+  in logs (`logaddexp` for sums) each `log pi_k` is accurate to rounding even
+  when rates span thousands of orders of magnitude (nearly decomposable
+  chains, where stock's eigen-solver finds several unit eigenvalues or
+  overflows).
+- Larger chains use the jump chain `P[s, r] = rate(s, r) / out(s)` (computed
+  in logs, so a state whose every move is exponentially unlikely still has a
+  proper row), solve `mu P = mu` with GMRES on the block-sparse structure
+  (each profile has `sum_p (n_p - 1)` neighbours: the matrix is never built),
+  and return `pi ∝ mu / out` in logs. The answer is used only when certified:
+  a residual below `solver_tol`; one closed class of the moves with jump
+  probability at least `significance` (every profile reaches the heaviest
+  one by such moves, so the chain is not nearly decomposable); and every
+  profile without a gainful or neutral move (out-rate below `e^{-7} eta / m`,
+  where `pi = mu / out` magnifies an error in `mu`) has `mu` far above
+  GMRES's noise. Otherwise GTH runs up to `dense_max_states` profiles, beyond
+  which `AlphaRankDegenerateError` says so (the sweep then keeps the last
+  certified alpha). On 16 random games at alpha from 0.1 to 1000 the sparse
+  answer agreed with GTH to 1e-10 in 74 of 80 cases and declined in 6.
+
+The α → ∞ limit (`alpha=float("inf")`). Each log-rate is
+`-alpha c + b + o(1)`: a move that raises the mover's payoff by `d > 0` has
+`c = 0, b = log eta` (`rho -> 1`); a neutral one (`d = 0`) `c = 0,
+b = log(eta / m)`; a losing one `c = (m-1) |d|, b = log eta`. (Global model:
+`c = max_l(-D_l)`, `b = log eta - log #{l attaining it}`.) By the Markov chain
+tree theorem `pi_i ∝ sum_T prod_{(a->b) in T} rate(a, b)` over spanning trees
+`T` directed into `i`, so `pi_i ~ B_i e^{-alpha C_i}` where `C_i` is the least
+cost of a tree into `i` and `B_i` sums `e^{b(T)}` over the trees of that cost.
+The limit puts mass `∝ B_i` on the profiles of least `C_i` (the stochastically
+stable states) and 0 elsewhere. GTH computes exactly this when run in the
+semiring of leading terms `(c, B)`: sums keep the smaller `c` (adding `B`s on
+ties), products add `c`s and multiply `B`s; it uses no subtraction, so no
+leading term cancels. Costs within `1e-9` of the cost scale count as ties
+(payoff differences below `1e-12` of the payoff scale count as zero); the
+limit is solved for up to `dense_max_states` profiles.
 
 Alpha sweep (`alpha=None`, the paper's recipe): starting from `alpha_start`,
 alpha is multiplied by `sweep_factor` until `pi` stops changing (`rtol`,
-`atol`, as stock's `sweep_pi_vs_alpha`); if a larger alpha becomes degenerate
-in float64 first, the sweep returns the last well-posed `pi` (its limit as far
-as float64 resolves it). No random perturbation is ever added.
+`atol`, as stock's `sweep_pi_vs_alpha`). No random perturbation is ever added.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.linalg
-import scipy.sparse
-from scipy.sparse import csgraph
+from scipy.special import logsumexp
 
 from openspiel_psro_ext.meta_solvers import common
 
@@ -56,7 +88,8 @@ _LOG = logging.getLogger(__name__)
 
 
 class AlphaRankDegenerateError(ArithmeticError):
-  """The α-Rank chain is reducible in float64 at this alpha."""
+  """The chain is too large for the exact solver and too ill-conditioned for
+  the certified sparse one at this alpha."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,24 +97,44 @@ class AlphaRankConfig:
   """α-Rank hyperparameters.
 
   Attributes:
-    alpha: selection intensity; None runs the alpha sweep.
-    m: population size of the Fermi process.
+    alpha: selection intensity; `float("inf")` for the α → ∞ limit; None
+      runs the alpha sweep.
+    m: population size of the Fermi process (at least 2).
+    use_local_selection_model: single population only: fitness against the
+      current opponent (True, stock's default) or against the whole
+      finite population (False). Multi-population games have one model (as
+      in stock, which ignores this flag there).
     alpha_start, sweep_factor, sweep_max_steps: the sweep's geometric grid.
     rtol, atol: the sweep stops when successive `pi` are `np.allclose`.
-    gth_max_states: largest chain solved by GTH elimination.
-    power_tol: L1 error bound at which power iteration stops.
-    power_max_iters: power iterations before the dense fallback.
+    gth_max_states: chains up to this size are solved by log-domain GTH;
+      larger ones by the certified sparse solver first.
+    dense_max_states: largest chain GTH takes when the sparse solver cannot
+      certify its answer (GTH costs `N^3 / 3` log-additions).
+    significance: jump probability above which a move counts as likely in
+      the sparse solver's closed-class check.
+    solver_tol: L1 residual of `mu (I - P)` the sparse solver must reach.
+    solver_max_iters: GMRES iterations before giving up.
   """
   alpha: float | None = None
   m: int = 50
+  use_local_selection_model: bool = True
   alpha_start: float = 1e-4
   sweep_factor: float = 2.0
   sweep_max_steps: int = 80
   rtol: float = 1e-5
   atol: float = 1e-8
-  gth_max_states: int = 1000
-  power_tol: float = 1e-12
-  power_max_iters: int = 2000
+  gth_max_states: int = 200
+  dense_max_states: int = 1500
+  significance: float = 1e-6
+  solver_tol: float = 1e-12
+  solver_max_iters: int = 500
+
+  def __post_init__(self):
+    if self.alpha is not None and not self.alpha >= 0:
+      raise ValueError(f"alpha must be >= 0 (or inf, or None to sweep), got"
+                       f" {self.alpha}.")
+    if self.m < 2:
+      raise ValueError(f"population size m must be at least 2, got {self.m}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,165 +146,429 @@ class AlphaRankResult:
       C order (last player fastest), as stock `egt.utils` numbers them.
     marginals: per-player marginals, `marginals[p]` of shape `[n_p]`.
     alpha: the alpha used (the sweep's final one when swept).
+    log_joint: `log joint` (`-inf` for mass 0), accurate where `joint`
+      underflows; None for `alpha=inf`.
   """
   joint: np.ndarray
   marginals: list[np.ndarray]
   alpha: float
+  log_joint: np.ndarray | None = None
+
+
+# ---------------------------------------------------------------------------
+# Log-rates, one block per moving population.
+# ---------------------------------------------------------------------------
 
 
 def log_fixation_probability(u: np.ndarray, m: int) -> np.ndarray:
   """`log rho(u)` for `rho(u) = (1 - e^{-u}) / (1 - e^{-m u})`, stably.
 
-  For `u > 0`: `rho = expm1(-u) / expm1(-m u)`. For `u = -v < 0`, multiplying
-  through by `e^{-m v}` gives `rho = e^{-(m-1) v} expm1(-v) / expm1(-m v)`,
-  whose log never overflows. `|u| < 1e-12` uses the neutral `1/m`.
+  `|u| < 1e-12` uses the neutral `1/m`; see the module docstring.
   """
   u = np.asarray(u, dtype=np.float64)
-  out = np.full(u.shape, -np.log(m))
-  pos = u > 1e-12
-  neg = u < -1e-12
-  up = u[pos]
-  out[pos] = np.log(np.expm1(-up) / np.expm1(-m * up))
-  v = -u[neg]
-  out[neg] = -(m - 1) * v + np.log(np.expm1(-v) / np.expm1(-m * v))
+  v = np.abs(u)
+  out = np.full(u.shape, -math.log(m))
+  live = v >= 1e-12
+  w = v[live]
+  out[live] = np.log(np.expm1(-w) / np.expm1(-m * w))
+  out -= (m - 1) * np.where(u < 0, v, 0.0)
   return out
 
 
-def transition_rates(tables: Sequence[np.ndarray], alpha: float,
-                     m: int) -> scipy.sparse.csr_matrix:
-  """Sparse off-diagonal rate matrix `R` ([N, N]) of the α-Rank chain."""
-  if len(tables) == 1:  # single population, local selection model.
+@dataclasses.dataclass(frozen=True)
+class _Block:
+  """The moves of one population: `axis` of the profile tensor changes.
+
+  Tensors have the profile shape without `axis`, then `[n, n]` for a move
+  `s -> r` with the other axes fixed. A finite-alpha block holds either the
+  payoff `gain` `f(r) - f(s)` of the local model (rates derived on demand) or
+  the `log_rate` itself; an α → ∞ block holds `cost` (the exponents `c`) and
+  `log_rate` (the log-coefficients `b`), see the module docstring.
+  """
+  axis: int
+  alpha: float
+  m: int
+  log_eta: float
+  gain: np.ndarray | None = None
+  log_rate_values: np.ndarray | None = None
+  cost: np.ndarray | None = None
+
+  @property
+  def log_rate(self) -> np.ndarray:
+    """Log-rates, `-inf` on the diagonal."""
+    if self.log_rate_values is not None:
+      return self.log_rate_values
+    out = log_fixation_probability(self.alpha * self.gain, self.m) + self.log_eta
+    n = out.shape[-1]
+    out[..., np.eye(n, dtype=bool)] = -np.inf
+    return out
+
+  def scaled_rates(self) -> tuple[np.ndarray, np.ndarray]:
+    """`(E, log_row)`: `rate = E * exp(log_row)` with `max_r E[..., s, r]`
+    near 1, so no row of `E` underflows whatever the rates' scale."""
+    if self.gain is None:
+      log_rate = self.log_rate
+      log_row = np.max(log_rate, axis=-1)
+      return np.exp(log_rate - log_row[..., None]), log_row
+    # rho increases with the gain, so each row's largest rate is its best
+    # move's: log_row comes from an [.., n] array, E needs no logarithm.
+    gain = self.gain
+    n = gain.shape[-1]
+    off = ~np.eye(n, dtype=bool)
+    best = np.max(np.where(off, gain, -np.inf), axis=-1)
+    log_row = log_fixation_probability(self.alpha * best, self.m) + self.log_eta
+    e = np.empty(gain.shape)
+    flat_gain = gain.reshape(-1, n, n)
+    flat_e = e.reshape(-1, n, n)
+    flat_row = log_row.reshape(-1, n)
+    chunk = max(1, (1 << 18) // (n * n))
+    for lo in range(0, flat_gain.shape[0], chunk):
+      d = flat_gain[lo:lo + chunk]
+      w = np.abs(d) * self.alpha
+      np.maximum(w, 1e-300, out=w)  # rho(0+) = 1/m without a 0/0
+      ratio = np.expm1(-w) / np.expm1(-self.m * w)
+      # exp(log rho - log_row): the e^{-(m-1) |u|} factor of losing moves.
+      expo = np.minimum(d, 0.0)
+      expo *= (self.m - 1) * self.alpha
+      expo += (self.log_eta - flat_row[lo:lo + chunk])[..., None]
+      expo[..., ~off] = -np.inf  # no self-moves (and no overflow there)
+      np.exp(expo, out=expo)
+      np.multiply(ratio, expo, out=flat_e[lo:lo + chunk])
+    return e, log_row
+
+
+def _payoff_gains(f: np.ndarray) -> np.ndarray:
+  """`d[..., s, r] = f[..., r] - f[..., s]` for `f` of shape `[..., n]`."""
+  return f[..., None, :] - f[..., :, None]
+
+
+def _local_block(gain: np.ndarray, alpha: float, m: int, log_eta: float,
+                 tie: float, axis: int) -> _Block:
+  """Block for moves whose fixation depends on the payoff gain `d` alone."""
+  if not math.isinf(alpha):
+    return _Block(axis, alpha, m, log_eta, gain=gain)
+  n = gain.shape[-1]
+  diag = np.eye(n, dtype=bool)
+  ties = np.abs(gain) <= tie
+  cost = np.where(ties, 0.0, (m - 1) * np.maximum(-gain, 0.0))
+  coef = np.where(ties, log_eta - math.log(m), log_eta)
+  cost[..., diag] = np.inf
+  coef[..., diag] = -np.inf
+  return _Block(axis, alpha, m, log_eta, log_rate_values=coef, cost=cost)
+
+
+def _global_block(a: np.ndarray, alpha: float, m: int, log_eta: float,
+                  tie: float) -> _Block:
+  """Single-population block of stock's global (non-local) selection model."""
+  n = a.shape[0]
+  i = np.arange(1, m)  # mutants 1..m-1
+  diag_a = np.diag(a)
+  # f_r(i) - f_s(i) for s (axis 0), r (axis 1), i (axis 2).
+  a_rs = a.T[:, :, None]  # A[r, s] at [s, r]
+  a_sr = a[:, :, None]
+  f_r = ((i - 1) * diag_a[None, :, None] + (m - i) * a_rs) / (m - 1)
+  f_s = ((m - i - 1) * diag_a[:, None, None] + i * a_sr) / (m - 1)
+  partial = np.concatenate([np.zeros((n, n, 1)), np.cumsum(f_r - f_s, axis=2)],
+                           axis=2)  # D_0 = 0, D_1..D_{m-1}
+  diag = np.eye(n, dtype=bool)
+  if math.isinf(alpha):
+    worst = np.max(-partial, axis=2)
+    count = np.sum(-partial >= worst[..., None] - tie, axis=2)
+    cost = worst.copy()
+    coef = log_eta - np.log(count)
+    cost[diag] = np.inf
+    coef[diag] = -np.inf
+    return _Block(0, alpha, m, log_eta, log_rate_values=coef, cost=cost)
+  log_rate = log_eta - logsumexp(-alpha * partial, axis=2)
+  log_rate[diag] = -np.inf
+  return _Block(0, alpha, m, log_eta, log_rate_values=log_rate)
+
+
+def _blocks(tables: Sequence[np.ndarray], alpha: float, m: int,
+            local: bool) -> tuple[tuple[int, ...], list[_Block]]:
+  """The chain's profile shape and its move blocks."""
+  scale = max(1.0, max(float(np.max(np.abs(t))) for t in tables))
+  tie = 1e-12 * scale
+  if len(tables) == 1:
     a = tables[0]
     n = a.shape[0]
-    u = alpha * (a.T - a)  # u[s, r] = alpha * (A[r, s] - A[s, r])
-    rate = np.exp(log_fixation_probability(u, m)) / max(n - 1, 1)
-    np.fill_diagonal(rate, 0.0)
-    return scipy.sparse.csr_matrix(rate)
+    if n == 1:
+      return (1,), []
+    log_eta = -math.log(n - 1)
+    if local:
+      return (n,), [_local_block(a.T - a, alpha, m, log_eta, tie, 0)]
+    return (n,), [_global_block(a, alpha, m, log_eta, tie)]
   shape = tables[0].shape
-  n_total = int(np.prod(shape))
-  eta = 1.0 / max(sum(n - 1 for n in shape), 1)
-  ids = np.arange(n_total).reshape(shape)
-  rows, cols, vals = [], [], []
+  log_eta = -math.log(max(sum(n - 1 for n in shape), 1))
+  blocks = []
   for p, n_p in enumerate(shape):
-    if n_p == 1:
-      continue
-    f = np.moveaxis(tables[p], p, -1)  # [..., n_p]
-    idp = np.moveaxis(ids, p, -1)
-    diff = f[..., None, :] - f[..., :, None]  # [..., s_p, r_p]: f(r) - f(s)
-    off = np.broadcast_to(~np.eye(n_p, dtype=bool), diff.shape)
-    rows.append(np.broadcast_to(idp[..., :, None], diff.shape)[off])
-    cols.append(np.broadcast_to(idp[..., None, :], diff.shape)[off])
-    vals.append(eta * np.exp(log_fixation_probability(alpha * diff[off], m)))
-  if not vals:  # a single profile: no moves.
-    return scipy.sparse.csr_matrix((n_total, n_total))
-  return scipy.sparse.csr_matrix(
-      (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-      shape=(n_total, n_total))
+    if n_p > 1:
+      gain = _payoff_gains(np.moveaxis(tables[p], p, -1))
+      blocks.append(_local_block(gain, alpha, m, log_eta, tie, p))
+  return shape, blocks
 
 
-def _closed_classes(rates: scipy.sparse.csr_matrix) -> list[np.ndarray]:
-  """Closed communicating classes (state indices) of the positive-rate graph."""
-  graph = rates.copy()
-  graph.data = (graph.data > 0).astype(np.float64)
-  graph.eliminate_zeros()
-  n_comp, labels = csgraph.connected_components(graph, directed=True,
-                                                connection="strong")
-  coo = graph.tocoo()
-  leaves = labels[coo.row] != labels[coo.col]
-  open_comp = np.zeros(n_comp, dtype=bool)
-  open_comp[labels[coo.row[leaves]]] = True
-  return [np.flatnonzero(labels == c) for c in np.flatnonzero(~open_comp)]
+def _dense(shape: tuple[int, ...], blocks: list[_Block],
+           field: str = "log_rate") -> np.ndarray:
+  """`[N, N]` matrix of a block field (`-inf`, or `inf` for cost, off-moves)."""
+  n_total = int(np.prod(shape))
+  fill = np.inf if field == "cost" else -np.inf
+  out = np.full((n_total, n_total), fill)
+  ids = np.arange(n_total).reshape(shape)
+  for block in blocks:
+    idp = np.moveaxis(ids, block.axis, -1)
+    values = getattr(block, field)
+    rows = np.broadcast_to(idp[..., :, None], values.shape)
+    cols = np.broadcast_to(idp[..., None, :], values.shape)
+    out[rows, cols] = values
+  np.fill_diagonal(out, fill)
+  return out
 
 
-def _gth(rates: np.ndarray) -> np.ndarray:
-  """Stationary distribution by GTH (subtraction-free) state reduction.
+def log_rate_matrix(meta_games: Sequence[np.ndarray], alpha: float, m: int = 50,
+                    use_local_selection_model: bool = True) -> np.ndarray:
+  """Dense `[N, N]` log-rates of the α-Rank chain (`-inf`: no move).
 
-  Eliminating state `k` (last first) reroutes every path `i -> k -> j`:
-  `R[i, j] += R[i, k] R[k, j] / s_k` with `s_k = sum_{j<k} R[k, j]` the rate
-  out of `k` into the remaining states. Back-substitution
-  `pi_k = sum_{i<k} pi_i R[i, k] / s_k` then rebuilds `pi` from `pi_0 = 1`.
+  For checks on small chains: `pi` is stationary iff for every profile `i`,
+  `logsumexp_s(log pi_s + L[s, i]) = log pi_i + logsumexp_j L[i, j]`.
   """
-  r = np.array(rates, dtype=np.float64)
-  np.fill_diagonal(r, 0.0)
+  tables = common.validate_meta_games(meta_games, solver="alpharank")
+  if math.isinf(alpha):
+    raise ValueError("log_rate_matrix needs a finite alpha.")
+  shape, blocks = _blocks(tables, alpha, m, use_local_selection_model)
+  return _dense(shape, blocks)
+
+
+# ---------------------------------------------------------------------------
+# Exact solvers: GTH in the log semiring and in the semiring of leading terms.
+# ---------------------------------------------------------------------------
+
+
+def _log_gth(log_rates: np.ndarray) -> np.ndarray:
+  """`log pi` of the chain with log-rates `[N, N]` (irreducible)."""
+  r = np.array(log_rates, dtype=np.float64)
   n = r.shape[0]
   s = np.zeros(n)
   for k in range(n - 1, 0, -1):
-    s[k] = r[k, :k].sum()
-    if s[k] <= 0:
-      raise AlphaRankDegenerateError("rate matrix is reducible in float64")
-    r[:k, :k] += np.outer(r[:k, k], r[k, :k] / s[k])
-  pi = np.zeros(n)
-  pi[0] = 1.0
+    s[k] = logsumexp(r[k, :k])
+    if not np.isfinite(s[k]):
+      raise AlphaRankDegenerateError(
+          "alpha-rank chain is reducible (a profile has no move)")
+    np.logaddexp(r[:k, :k], r[:k, k, None] + (r[k, :k] - s[k])[None, :],
+                 out=r[:k, :k])
+  log_pi = np.zeros(n)
   for k in range(1, n):
-    pi[k] = pi[:k] @ r[:k, k] / s[k]
+    log_pi[k] = logsumexp(log_pi[:k] + r[:k, k]) - s[k]
+  return log_pi - logsumexp(log_pi)
+
+
+def _lead_add(c1, b1, c2, b2, tol):
+  """Leading term of `B1 e^{-a c1} + B2 e^{-a c2}` (a -> inf), elementwise."""
+  first = c1 < c2 - tol
+  second = c2 < c1 - tol
+  both = np.logaddexp(b1, b2)
+  return (np.minimum(c1, c2),
+          np.where(first, b1, np.where(second, b2, both)))
+
+
+def _lead_sum(c, b, tol):
+  """Leading term of `sum_j B_j e^{-a c_j}`."""
+  lead = np.min(c)
+  return lead, logsumexp(np.where(c <= lead + tol, b, -np.inf))
+
+
+def _limit_gth(cost: np.ndarray, coef: np.ndarray) -> np.ndarray:
+  """The α → ∞ stationary distribution from leading terms `(cost, coef)`."""
+  c = np.array(cost, dtype=np.float64)
+  b = np.array(coef, dtype=np.float64)
+  n = c.shape[0]
+  finite = c[np.isfinite(c)]
+  tol = 1e-9 * max(1.0, float(finite.max()) if finite.size else 1.0)
+  sc = np.zeros(n)
+  sb = np.zeros(n)
+  for k in range(n - 1, 0, -1):
+    sc[k], sb[k] = _lead_sum(c[k, :k], b[k, :k], tol)
+    if not np.isfinite(sc[k]):
+      raise AlphaRankDegenerateError(
+          "alpha-rank chain is reducible (a profile has no move)")
+    c[:k, :k], b[:k, :k] = _lead_add(
+        c[:k, :k], b[:k, :k],
+        c[:k, k, None] + (c[k, :k] - sc[k])[None, :],
+        b[:k, k, None] + (b[k, :k] - sb[k])[None, :], tol)
+  pc = np.zeros(n)
+  pb = np.zeros(n)
+  for k in range(1, n):
+    pc[k], pb[k] = _lead_sum(pc[:k] + c[:k, k], pb[:k] + b[:k, k], tol)
+    pc[k] -= sc[k]
+    pb[k] -= sb[k]
+  stable = pc <= pc.min() + tol
+  pi = np.where(stable, np.exp(pb - pb[stable].max()), 0.0)
   return pi / pi.sum()
 
 
-def _power(rates: scipy.sparse.csr_matrix, out: np.ndarray,
-           pi0: np.ndarray | None, tol: float, max_iters: int,
-           check: int = 20) -> np.ndarray | None:
-  """Lazy power iteration on the jump chain; None if not certified."""
-  n = out.size
-  jump_t = (scipy.sparse.diags(1.0 / out) @ rates).T.tocsr()
-  mu = np.full(n, 1.0 / n) if pi0 is None else pi0 * out / (pi0 @ out)
-  d_prev = None
-  for it in range(1, max_iters + 1):
-    nxt = 0.5 * (mu + jump_t @ mu)
-    if it % check == 0:
-      d = float(np.abs(nxt - mu).sum())
-      if d == 0.0:
-        mu = nxt
+# ---------------------------------------------------------------------------
+# Certified sparse solver for large chains.
+# ---------------------------------------------------------------------------
+
+
+def _block_flow(x: np.ndarray, block_probs: list[tuple[int, np.ndarray]]
+                ) -> np.ndarray:
+  """`x P` for the profile tensor `x` and jump-probability blocks."""
+  out = np.zeros_like(x)
+  for axis, probs in block_probs:
+    xp = np.moveaxis(x, axis, -1)
+    flow = np.einsum("...s,...sr->...r", xp, probs)
+    out += np.moveaxis(flow, -1, axis)
+  return out
+
+
+def _reaches(target: tuple[int, ...], shape: tuple[int, ...],
+             likely: list[tuple[int, np.ndarray]]) -> bool:
+  """True if every profile reaches `target` by likely moves (BFS backwards)."""
+  reached = np.zeros(shape, dtype=bool)
+  reached[target] = True
+  frontier = reached.astype(np.float32)
+  while frontier.any():
+    new = np.zeros(shape, dtype=bool)
+    for axis, edges in likely:
+      fp = np.moveaxis(frontier, axis, -1)
+      # s reaches the frontier if some likely move s -> r has r in it.
+      hit = np.matmul(edges, fp[..., :, None])[..., 0] > 0
+      new |= np.moveaxis(hit, -1, axis)
+    new &= ~reached
+    reached |= new
+    frontier = new.astype(np.float32)
+  return bool(reached.all())
+
+
+def _gmres(apply, b: np.ndarray, x0: np.ndarray, rtol: float, max_iters: int,
+           restart: int = 60) -> np.ndarray:
+  """GMRES for `apply(x) = b` (Arnoldi with re-orthogonalised Gram-Schmidt)."""
+  x = x0.copy()
+  b_norm = float(np.linalg.norm(b))
+  done = 0
+  while done < max_iters:
+    r = b - apply(x)
+    beta = float(np.linalg.norm(r))
+    if beta <= rtol * b_norm:
+      break
+    size = min(restart, max_iters - done)
+    basis = np.empty((size + 1, b.size))
+    basis[0] = r / beta
+    hess = np.zeros((size + 1, size))
+    y = np.zeros(0)
+    for j in range(size):
+      w = apply(basis[j])
+      done += 1
+      for _ in range(2):
+        h = basis[:j + 1] @ w
+        w -= h @ basis[:j + 1]
+        hess[:j + 1, j] += h
+      hess[j + 1, j] = np.linalg.norm(w)
+      target = np.zeros(j + 2)
+      target[0] = beta
+      y = np.linalg.lstsq(hess[:j + 2, :j + 1], target, rcond=None)[0]
+      left = np.linalg.norm(target - hess[:j + 2, :j + 1] @ y)
+      if left <= rtol * b_norm or hess[j + 1, j] <= 1e-300:
         break
-      if d_prev is not None and d < d_prev:
-        rho = (d / d_prev) ** (1.0 / check)
-        if rho < 1.0 and d * rho / (1.0 - rho) < tol:
-          mu = nxt
-          break
-      d_prev = d
-    mu = nxt
+      basis[j + 1] = w / hess[j + 1, j]
+    x += y @ basis[:y.size]
+  return x
+
+
+def _sparse_log_pi(shape: tuple[int, ...], blocks: list[_Block],
+                   cfg: AlphaRankConfig,
+                   log_pi0: np.ndarray | None) -> np.ndarray | None:
+  """Certified `log pi` by GMRES on the jump chain; None if not certified."""
+  n_total = int(np.prod(shape))
+  log_out = np.full(shape, -np.inf)
+  scaled = []
+  for block in blocks:
+    e, log_row = block.scaled_rates()
+    scaled.append((e, log_row))
+    log_block_out = log_row + np.log(e.sum(axis=-1))
+    log_out = np.logaddexp(log_out, np.moveaxis(log_block_out, -1, block.axis))
+  probs = []
+  for block, (e, log_row) in zip(blocks, scaled):
+    lo = np.moveaxis(log_out, block.axis, -1)
+    e *= np.exp(log_row - lo)[..., None]
+    probs.append((block.axis, e))
+  del scaled
+
+  def matvec(x):
+    x = x.reshape(shape)
+    return (x - _block_flow(x, probs)).ravel() + x.sum() / n_total
+
+  rhs = np.full(n_total, 1.0 / n_total)
+  if log_pi0 is not None:  # warm start: mu ∝ pi * out.
+    x0 = log_pi0.reshape(shape) + log_out
+    x0 = np.exp(x0 - logsumexp(x0)).ravel()
   else:
+    x0 = rhs.copy()
+  mu = _gmres(matvec, rhs, x0, 0.5 * cfg.solver_tol, cfg.solver_max_iters)
+  mu = mu.reshape(shape)
+  top = float(mu.max())
+  if not top > 0:
     return None
-  pi = mu / out
-  return pi / pi.sum()
+  residual = np.abs(mu - _block_flow(mu, probs)).sum() / mu.sum()
+  if residual > cfg.solver_tol or mu.min() < -1e3 * cfg.solver_tol * top:
+    _LOG.info("alpharank: sparse solver residual %.2g on %d profiles.",
+              residual, n_total)
+    return None
+  likely = [(axis, (p >= cfg.significance).astype(np.float32))
+            for axis, p in probs]
+  if not _reaches(np.unravel_index(int(np.argmax(mu)), shape), shape, likely):
+    _LOG.info("alpharank: nearly decomposable chain on %d profiles.", n_total)
+    return None
+  with np.errstate(divide="ignore"):
+    log_mu = np.log(np.maximum(mu, 0.0))
+  log_pi = log_mu - log_out
+  log_pi -= logsumexp(log_pi)
+  # A profile without a gainful or neutral move ("deep sink": every rate
+  # below e^{-7} eta / m) turns a small error in its mu into a large one in
+  # pi = mu / out: its mu must be resolved far above GMRES's noise.
+  log_eta = blocks[0].log_eta
+  deep = log_out < log_eta - math.log(cfg.m) - 7.0
+  if np.any(deep & (mu < 1e-3 * top)):
+    _LOG.info("alpharank: unresolved sink among %d profiles.", n_total)
+    return None
+  return log_pi.ravel()
 
 
-def stationary_distribution(rates: scipy.sparse.csr_matrix,
-                            config: AlphaRankConfig = AlphaRankConfig(),
-                            pi0: np.ndarray | None = None) -> np.ndarray:
-  """`pi` with `pi R = pi diag(R 1)`, `sum pi = 1`, for rate matrix `R`.
+# ---------------------------------------------------------------------------
+# Public API.
+# ---------------------------------------------------------------------------
 
-  Raises:
-    AlphaRankDegenerateError: if the float64 chain has several closed classes.
-  """
-  n = rates.shape[0]
-  if n == 1:
-    return np.ones(1)
-  closed = _closed_classes(rates)
-  if len(closed) != 1:
-    raise AlphaRankDegenerateError(
-        f"the alpha-rank chain has {len(closed)} closed classes in float64"
-        " (rates underflowed to 0): alpha is too large for these payoffs. Use"
-        " the alpha sweep (alpha=None) or a smaller alpha.")
-  if closed[0].size < n:
-    # States outside the unique closed class are transient: mass exactly 0.
-    members = closed[0]
-    pi = np.zeros(n)
-    sub0 = None if pi0 is None else pi0[members] + 1e-300
-    pi[members] = stationary_distribution(rates[members][:, members], config,
-                                          sub0)
-    return pi
-  if n <= config.gth_max_states:
-    return _gth(rates.toarray())
-  out = np.asarray(rates.sum(axis=1)).ravel()
-  pi = _power(rates, out, pi0, config.power_tol, config.power_max_iters)
-  if pi is not None:
-    return pi
-  _LOG.info("alpharank: power iteration slow on %d states; dense solve.", n)
-  gen_t = (rates - scipy.sparse.diags(out)).T.toarray()
-  gen_t[-1, :] = 1.0
-  rhs = np.zeros(n)
-  rhs[-1] = 1.0
-  return common.normalize_distribution(scipy.linalg.solve(gen_t, rhs))
+
+def _solve(tables: Sequence[np.ndarray], alpha: float, cfg: AlphaRankConfig,
+           log_pi0: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray | None]:
+  """`(pi, log pi)` at one alpha (`log pi` None for alpha = inf)."""
+  shape, blocks = _blocks(tables, alpha, cfg.m, cfg.use_local_selection_model)
+  n_total = int(np.prod(shape))
+  if n_total == 1:
+    return np.ones(1), np.zeros(1)
+  if math.isinf(alpha):
+    if n_total > cfg.dense_max_states:
+      raise AlphaRankDegenerateError(
+          f"alpha=inf is solved exactly for up to dense_max_states="
+          f"{cfg.dense_max_states} profiles; this chain has {n_total}. Use a"
+          " finite alpha.")
+    pi = _limit_gth(_dense(shape, blocks, "cost"), _dense(shape, blocks))
+    return pi, None
+  log_pi = None
+  if n_total > cfg.gth_max_states:
+    log_pi = _sparse_log_pi(shape, blocks, cfg, log_pi0)
+    if log_pi is None and n_total > cfg.dense_max_states:
+      raise AlphaRankDegenerateError(
+          f"alpha-rank at alpha={alpha:g} on {n_total} profiles: the chain is"
+          " too ill-conditioned for the sparse solver and larger than"
+          f" dense_max_states={cfg.dense_max_states} for the exact one. Use a"
+          " smaller alpha, or the sweep (alpha=None).")
+  if log_pi is None:
+    log_pi = _log_gth(_dense(shape, blocks))
+  pi = np.exp(log_pi)
+  return pi / pi.sum(), log_pi
 
 
 def _marginals(tables: Sequence[np.ndarray], joint: np.ndarray) -> list[np.ndarray]:
@@ -271,51 +588,54 @@ def compute(meta_games: Sequence[np.ndarray],
     meta_games: list of `k` payoff tensors of shape `[n_0, ..., n_{k-1}]`
       (multi-population), or `[A]` with square `A` (single population).
     config: `AlphaRankConfig`; keyword `overrides` replace its fields
-      (e.g. `alpha=10.0`, `m=50`).
+      (e.g. `alpha=10.0`, `m=50`, `use_local_selection_model=False`).
 
   Returns:
-    `AlphaRankResult` (joint `[N]`, marginals, alpha).
+    `AlphaRankResult` (joint `[N]`, marginals, alpha, log joint).
   """
   cfg = dataclasses.replace(config or AlphaRankConfig(), **overrides)
   tables = common.validate_meta_games(meta_games, solver="alpharank")
   if cfg.alpha is not None:
-    rates = transition_rates(tables, cfg.alpha, cfg.m)
-    joint = stationary_distribution(rates, cfg)
-    return AlphaRankResult(joint, _marginals(tables, joint), cfg.alpha)
-  alpha, prev, prev_alpha = cfg.alpha_start, None, None
+    joint, log_joint = _solve(tables, cfg.alpha, cfg)
+    return AlphaRankResult(joint, _marginals(tables, joint), cfg.alpha,
+                           log_joint)
+  alpha, prev, prev_log, prev_alpha = cfg.alpha_start, None, None, None
   for _ in range(cfg.sweep_max_steps):
     try:
-      joint = stationary_distribution(transition_rates(tables, alpha, cfg.m),
-                                      cfg, pi0=prev)
+      joint, log_joint = _solve(tables, alpha, cfg, prev_log)
     except AlphaRankDegenerateError:
       if prev is None:
         raise
-      _LOG.info("alpharank sweep: float64 limit reached at alpha=%g", alpha)
-      joint, alpha = prev, prev_alpha
+      _LOG.info("alpharank sweep: no certified answer at alpha=%g", alpha)
+      joint, log_joint, alpha = prev, prev_log, prev_alpha
       break
     if prev is not None and np.allclose(joint, prev, cfg.rtol, cfg.atol):
       break
-    prev, prev_alpha = joint, alpha
+    prev, prev_log, prev_alpha = joint, log_joint, alpha
     alpha *= cfg.sweep_factor
-  return AlphaRankResult(joint, _marginals(tables, joint), alpha)
+  return AlphaRankResult(joint, _marginals(tables, joint), alpha, log_joint)
 
 
-#: Stock psro_v2 passes no α-Rank keywords of ours; stock
+#: Stock psro_v2 passes no α-Rank keyword of ours. Stock
 #: `egt.alpharank.compute`'s default alpha is 100 (ours sweeps when None).
 STOCK_KWARGS: dict[str, str] = {}
 STOCK_DEFAULTS = {"alpha": 100.0}
 
 
 def alpharank(meta_games: Sequence[np.ndarray], *, alpha: float | None = None,
-              m: int = 50) -> list[np.ndarray]:
+              m: int = 50, use_local_selection_model: bool = True
+              ) -> list[np.ndarray]:
   """Per-player α-Rank marginals (the PSRO meta-strategy).
 
   Args:
     meta_games: list of `k` payoff tensors `[n_0, ..., n_{k-1}]`, or `[A]`.
-    alpha: selection intensity; None (default) runs the alpha sweep.
+    alpha: selection intensity; `float("inf")` for the limit; None (default)
+      runs the alpha sweep.
     m: population size.
+    use_local_selection_model: single-population model (see module doc).
 
   Returns:
     List of `k` marginals (two identical ones for a single `[A]`).
   """
-  return compute(meta_games, alpha=alpha, m=m).marginals
+  return compute(meta_games, alpha=alpha, m=m,
+                 use_local_selection_model=use_local_selection_model).marginals
