@@ -38,6 +38,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import math
+import time
 
 import numpy as np
 import pyspiel
@@ -46,10 +48,51 @@ _CHANCE = int(pyspiel.PlayerId.CHANCE)
 _TERMINAL = int(pyspiel.PlayerId.TERMINAL)
 
 DEFAULT_MAX_HISTORIES = 2_000_000
+# Counting 2M histories takes about 2.5 s on one core; a game still being
+# counted after this long is refused rather than compiled. Limits are on the
+# process's CPU time, so that other work on the machine does not turn a game
+# that compiles into one that is refused.
+DEFAULT_TIME_LIMIT_S = 5.0
+# How the command line names the way on for games that do not compile.
+SIMULATED_MODE_FLAG = "--evaluation=sampled"
+# Share of the time limit spent recording before a compilation that has not
+# finished checks, by counting, that the rest of the game fits.
+_RECORDING_SHARE = 0.2
 
 
 class GameTooLargeError(ValueError):
-  """The game has more histories than the compilation limit allows."""
+  """The game has more histories than the compilation limits allow."""
+
+
+@dataclasses.dataclass
+class _Replay:
+  """Rebuilds the `pyspiel.State`s of compiled histories from their paths.
+
+  Holding one state per information state costs memory (tens of kilobytes
+  each in chess-like games) that most runs never use, so they are rebuilt on
+  demand instead. Picklable, so trees still travel to Ray workers.
+  """
+
+  game: pyspiel.Game
+  parent: np.ndarray
+  action: np.ndarray
+
+  def __call__(self, histories: np.ndarray) -> list[pyspiel.State]:
+    """The states of `[N]` histories, sharing the work on common ancestors."""
+    needed = np.zeros(len(self.parent), dtype=bool)
+    frontier = np.unique(histories)
+    while frontier.size:
+      needed[frontier] = True
+      frontier = self.parent[frontier]
+      frontier = np.unique(frontier[frontier >= 0])
+      frontier = frontier[~needed[frontier]]
+    # Pre-order numbering: a parent is always built before its children.
+    states = {}
+    for h in np.flatnonzero(needed).tolist():
+      par = int(self.parent[h])
+      states[h] = (self.game.new_initial_state() if par < 0 else
+                   states[par].child(int(self.action[h])))
+    return [states[h] for h in histories.tolist()]
 
 
 @dataclasses.dataclass
@@ -57,10 +100,9 @@ class InfostateTable:
   """One player's information states, shapes `[I]` or `[I, ...]`.
 
   Attributes:
+    player: whose information states these are.
     strings: `information_state_string` of each information state.
     index: the inverse map, string -> row.
-    tensors: `[I, T]` float32 information-state tensors, or None when the game
-      does not provide them.
     legal_mask: `[I, A]` bool, legal actions.
     parent_sequence: `[I]` the player's sequence leading to each information
       state (`num_sequences` is the empty sequence).
@@ -68,19 +110,20 @@ class InfostateTable:
       information states are numbered by level, so it is non-decreasing.
     levels: information-state indices grouped by level, shallowest first.
     level_slices: the same groups as slices of the information-state axis.
-    states: one representative `pyspiel.State` per information state, used to
-      query arbitrary `open_spiel.python.policy.Policy` objects.
+    histories: `[I]` the first history (in depth-first order) of each
+      information state.
   """
 
+  player: int
   strings: list[str]
   index: dict[str, int]
-  tensors: np.ndarray | None
   legal_mask: np.ndarray
   parent_sequence: np.ndarray
   level: np.ndarray
   levels: list[np.ndarray]
   level_slices: list[slice]
-  states: list[pyspiel.State]
+  histories: np.ndarray
+  _replay: _Replay = dataclasses.field(repr=False)
 
   @property
   def num_infostates(self) -> int:
@@ -90,6 +133,32 @@ class InfostateTable:
   def num_sequences(self) -> int:
     """Non-empty sequences; index `num_sequences` is the empty sequence."""
     return self.legal_mask.size
+
+  @functools.cached_property
+  def states(self) -> list[pyspiel.State]:
+    """One `pyspiel.State` per information state (the one at `histories`).
+
+    Used to query arbitrary `open_spiel.python.policy.Policy` objects; built
+    on first use.
+    """
+    return self._replay(self.histories)
+
+  @functools.cached_property
+  def tensors(self) -> np.ndarray | None:
+    """`[I, T]` float32 information-state tensors, None if the game has none.
+
+    Read on first use (only the RL oracles need them), from `states`.
+    """
+    if not self.states:
+      return None
+    try:
+      first = self.states[0].information_state_tensor(self.player)
+    except (pyspiel.SpielError, NotImplementedError):
+      return None
+    tensors = np.empty((len(self.states), len(first)), dtype=np.float32)
+    for row, state in enumerate(self.states):
+      tensors[row] = state.information_state_tensor(self.player)
+    return tensors
 
   @functools.cached_property
   def illegal_penalty(self) -> np.ndarray:
@@ -186,7 +255,122 @@ class GameTree:
     return plan[..., self.terminal_sequence[player]]
 
 
-def _check_game(game: pyspiel.Game) -> pyspiel.Game:
+# -- Deciding whether a game compiles ------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class CompileEstimate:
+  """What a bounded count of a game's histories found.
+
+  Attributes:
+    game: the game, as a string.
+    num_histories: histories counted: the exact total when `complete`, else a
+      lower bound (the count stopped at `max_histories + 1` or the time limit).
+    complete: whether the whole tree was counted.
+    elapsed_s: CPU seconds the count took.
+    max_histories: the history limit it ran under.
+    time_limit_s: the CPU-time limit it ran under.
+  """
+
+  game: str
+  num_histories: int
+  complete: bool
+  elapsed_s: float
+  max_histories: int
+  time_limit_s: float
+
+  @property
+  def compiles(self) -> bool:
+    return self.complete and self.num_histories <= self.max_histories
+
+  def refusal(self) -> str:
+    """The one-line reason the game is refused ("" when it compiles)."""
+    if self.compiles:
+      return ""
+    if self.num_histories > self.max_histories:
+      size = (f"has more than {self.max_histories:,} histories (counted"
+              f" {self.num_histories:,} in {self.elapsed_s:.1f} s before stopping)")
+    else:
+      size = (f"has at least {self.num_histories:,} histories (counted in"
+              f" {self.time_limit_s:g} s of CPU time without reaching the end)")
+    return (f"{self.game} {size}, too many to compile; run it in the simulated"
+            f" mode ({SIMULATED_MODE_FLAG}), or raise max_histories if it fits"
+            " in memory.")
+
+
+def _branches(state: pyspiel.State) -> list[int]:
+  """The actions (chance outcomes at chance nodes) leaving a non-terminal state."""
+  if state.is_chance_node():
+    return [outcome for outcome, _ in state.chance_outcomes()]
+  return state.legal_actions()
+
+
+def _count_histories(frames: list[tuple[pyspiel.State, list[int]]], limit: int,
+                     deadline: float) -> tuple[int, bool]:
+  """Counts the histories below `frames`, depth-first.
+
+  Args:
+    frames: (state, branches) pairs: the histories reached from each state by
+      its listed branches, and their subtrees, are counted. The lists are
+      consumed.
+    limit: stop once the count passes this.
+    deadline: stop at this `time.process_time`.
+
+  Children are made one at a time, so memory is one state per level of the
+  current path, whatever the size of the game.
+
+  Returns:
+    (count, complete): `complete` is True when everything was counted.
+  """
+  count = 0
+  stack = frames
+  while stack:
+    state, branches = stack[-1]
+    if not branches:
+      stack.pop()
+      continue
+    child = state.child(branches.pop())
+    count += 1
+    if count > limit:
+      return count, False
+    if not count & 255 and time.process_time() > deadline:
+      return count, False
+    if not child.is_terminal():
+      stack.append((child, _branches(child)))
+  return count, True
+
+
+def _probe_information_state(game: pyspiel.Game) -> None:
+  """Checks that the first decision state of `game` has an information state.
+
+  The type flag `provides_information_state_string` is not trusted alone: some
+  games (e.g. `python_iterated_prisoners_dilemma`, once turn-based) leave it
+  False yet return one, and OpenSpiel's own best response uses it.
+  """
+  state = game.new_initial_state()
+  while not state.is_terminal():
+    if not state.is_chance_node():
+      player = state.current_player()
+      try:
+        state.information_state_string(player)
+      except pyspiel.SpielError as e:
+        raise ValueError(
+            f"{game} provides no information_state_string ({e}), so its"
+            " information states (and perfect recall) cannot be identified; run"
+            f" it in the simulated mode ({SIMULATED_MODE_FLAG}).") from e
+      return
+    state.apply_action(_branches(state)[0])
+
+
+def _check_game(game: pyspiel.Game | str) -> pyspiel.Game:
+  """Loads `game`, makes it turn-based, and refuses what cannot compile.
+
+  Raises:
+    ValueError: the game is not sequential (after conversion), has sampled
+      chance, or its states have no information-state string.
+  """
+  if isinstance(game, str):
+    game = pyspiel.load_game(game)
   game_type = game.get_type()
   if game_type.dynamics == pyspiel.GameType.Dynamics.SIMULTANEOUS:
     logging.info("Converting simultaneous-move %s to turn-based.", game)
@@ -196,183 +380,374 @@ def _check_game(game: pyspiel.Game) -> pyspiel.Game:
     raise ValueError(
         f"{game} has {game_type.dynamics} dynamics; only sequential games (and"
         " simultaneous ones, converted to turn-based) can be compiled.")
-  if not game_type.provides_information_state_string:
-    raise ValueError(
-        f"{game} provides no information_state_string, so its information"
-        " states (and perfect recall) cannot be identified; use a game that"
-        " does, or sampled evaluation (sims_per_entry).")
   if game_type.chance_mode == pyspiel.GameType.ChanceMode.SAMPLED_STOCHASTIC:
     raise ValueError(
         f"{game} has sampled (not explicit) chance outcomes and cannot be"
-        " compiled into an exact tree; use sampled evaluation (sims_per_entry).")
+        " compiled into an exact tree; run it in the simulated mode"
+        f" ({SIMULATED_MODE_FLAG}).")
+  if not game_type.provides_information_state_string:
+    _probe_information_state(game)
   return game
 
 
+def check_compilable(game: pyspiel.Game | str,
+                     max_histories: int = DEFAULT_MAX_HISTORIES,
+                     time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> CompileEstimate:
+  """Counts the histories of `game` within `time_limit_s` CPU seconds, in bounded memory.
+
+  Cheap: about a microsecond per history, one state per level of the current
+  path held at a time, and it stops at `max_histories + 1` histories or after
+  `time_limit_s` seconds, whichever comes first.
+
+  Raises:
+    ValueError: the game can never compile (see `_check_game`).
+  """
+  start = time.process_time()
+  game = _check_game(game)
+  root = game.new_initial_state()
+  count, complete = 1, True
+  if not root.is_terminal():
+    below, complete = _count_histories([(root, _branches(root))],
+                                       max_histories - 1, start + time_limit_s)
+    count += below
+  return CompileEstimate(
+      game=str(game), num_histories=count, complete=complete,
+      elapsed_s=time.process_time() - start, max_histories=max_histories,
+      time_limit_s=time_limit_s)
+
+
+def compiles(game: pyspiel.Game | str,
+             max_histories: int = DEFAULT_MAX_HISTORIES,
+             time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> bool:
+  """Whether `compile_game` would compile `game` (False if it never could)."""
+  try:
+    return check_compilable(game, max_histories, time_limit_s).compiles
+  except ValueError:
+    return False
+
+
+# -- Compiling ------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Walk:
+  """The raw depth-first walk, histories in pre-order; shapes `[H]` unless said.
+
+  Attributes:
+    parent, action, player, depth: as in `GameTree`.
+    infostate: the acting player's information state in order of first
+      visit (renumbered by level later), -1 at chance and terminal histories.
+    chance_edges: `[E, 3]` float rows (history, outcome, probability).
+    terminals: `[Z]` terminal histories.
+    terminal_returns: `[Z, P]` their returns.
+    strings: per player, information-state strings in order of first visit.
+    first_history: per player `[I_p]`, the first history of each information
+      state.
+  """
+
+  parent: np.ndarray
+  action: np.ndarray
+  player: np.ndarray
+  depth: np.ndarray
+  infostate: np.ndarray
+  chance_edges: np.ndarray
+  terminals: np.ndarray
+  terminal_returns: np.ndarray
+  strings: list[list[str]]
+  first_history: list[np.ndarray]
+  num_actions: int
+
+  @property
+  def num_histories(self) -> int:
+    return len(self.parent)
+
+
+def _walk(game: pyspiel.Game, max_histories: int, time_limit_s: float | None,
+          start: float) -> _Walk:
+  """Visits every history once, depth-first, children in action order.
+
+  The only per-history Python: one `current_player`, the branches, one
+  `child` per edge and, at decisions, one information-state string looked up
+  in a dict. Everything derived from these (sequences, reach, tables) is
+  computed afterwards with numpy.
+
+  Small games are walked within the first `_RECORDING_SHARE` of
+  `time_limit_s`. A walk still going then stops recording and counts what is
+  left (`_count_histories`, about 3x faster and in bounded memory) within the
+  rest of the limit; it goes on recording only if the total fits, so a game
+  too large is refused within `time_limit_s` and never held in memory.
+
+  Args:
+    game: a sequential game (`_check_game`).
+    max_histories: refuse games with more histories than this.
+    time_limit_s: CPU seconds from `start` (None: no limit).
+    start: `time.process_time` when the compilation began.
+
+  Raises:
+    GameTooLargeError: more than `max_histories` histories, or more than can
+      be counted within `time_limit_s`.
+  """
+  check_at = (start + _RECORDING_SHARE * time_limit_s
+              if time_limit_s is not None else math.inf)
+
+  def refuse(count: int, complete: bool) -> GameTooLargeError:
+    return GameTooLargeError(CompileEstimate(
+        game=str(game), num_histories=count, complete=complete,
+        elapsed_s=time.process_time() - start, max_histories=max_histories,
+        time_limit_s=time_limit_s if time_limit_s is not None else math.inf
+    ).refusal())
+
+  num_players = game.num_players()
+  parent, action, player, depth, infostate = [], [], [], [], []
+  chance_edges, terminals, terminal_returns = [], [], []
+  index = [{} for _ in range(num_players)]
+  first_history = [[] for _ in range(num_players)]
+  # A frame per level of the current path: (state, its history, the actions
+  # still to visit, reversed). Children are made one at a time, so memory is
+  # one state per level however wide the game.
+  frames = []
+  state, par, act = game.new_initial_state(), -1, -1
+  h = 0
+  while True:
+    if h == max_histories:
+      raise refuse(h + 1, complete=False)
+    parent.append(par)
+    action.append(act)
+    depth.append(len(frames))
+    p = state.current_player()
+    player.append(p)
+    if p >= 0:
+      seen = index[p]
+      key = state.information_state_string(p)
+      i = seen.get(key)
+      if i is None:
+        i = seen[key] = len(seen)
+        first_history[p].append(h)
+      infostate.append(i)
+      actions = state.legal_actions()
+      actions.reverse()
+      frames.append((state, h, actions))
+    elif p == _TERMINAL:
+      infostate.append(-1)
+      terminals.append(h)
+      terminal_returns.append(state.returns())
+    elif p == _CHANCE:
+      infostate.append(-1)
+      outcomes = state.chance_outcomes()
+      chance_edges.extend((h, a, prob) for a, prob in outcomes)
+      frames.append((state, h, [a for a, _ in reversed(outcomes)]))
+    else:
+      raise ValueError(f"{game} has a history with current player {p} (neither"
+                       " a player, chance nor terminal); it cannot be compiled.")
+    h += 1
+    if not h & 255 and time.process_time() > check_at:
+      # The unvisited histories are the subtrees of the frames' remaining
+      # actions: count them (on copies of the lists) before going on.
+      rest, complete = _count_histories(
+          [(f_state, list(f_actions)) for f_state, _, f_actions in frames],
+          max_histories - h, start + time_limit_s)
+      if not complete:
+        raise refuse(h + rest, complete=False)
+      check_at = math.inf
+    while frames and not frames[-1][2]:
+      frames.pop()
+    if not frames:
+      break
+    parent_state, par, remaining = frames[-1]
+    act = remaining.pop()
+    state = parent_state.child(act)
+  return _Walk(
+      parent=np.asarray(parent, dtype=np.int64),
+      action=np.asarray(action, dtype=np.int64),
+      player=np.asarray(player, dtype=np.int64),
+      depth=np.asarray(depth, dtype=np.int64),
+      infostate=np.asarray(infostate, dtype=np.int64),
+      chance_edges=np.asarray(chance_edges, dtype=np.float64).reshape(-1, 3),
+      terminals=np.asarray(terminals, dtype=np.int64),
+      terminal_returns=np.asarray(terminal_returns, dtype=np.float64).reshape(
+          -1, num_players),
+      strings=[list(seen) for seen in index],
+      first_history=[np.asarray(f, dtype=np.int64) for f in first_history],
+      num_actions=game.num_distinct_actions())
+
+
+def _depth_levels(depth: np.ndarray) -> list[np.ndarray]:
+  """`[D]` groups of histories by depth, each a `[H_d]` index array."""
+  order = np.argsort(depth, kind="stable")
+  bounds = np.searchsorted(depth[order], np.arange(depth.max() + 2))
+  return [order[lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+
+def _children_and_chance(walk: _Walk) -> tuple[np.ndarray, np.ndarray]:
+  """`child` `[H, W]` and `chance_probs` `[H, W]` from the walk's edges.
+
+  `W` is the number of distinct actions, or more when chance outcomes exceed it.
+  """
+  edges = walk.chance_edges
+  chance_h = edges[:, 0].astype(np.int64)
+  chance_a = edges[:, 1].astype(np.int64)
+  width = max(walk.num_actions, int(chance_a.max()) + 1 if len(edges) else 0)
+  child = np.full((walk.num_histories, width), -1, dtype=np.int64)
+  child[walk.parent[1:], walk.action[1:]] = np.arange(1, walk.num_histories)
+  chance_probs = np.zeros((walk.num_histories, width))
+  chance_probs[chance_h, chance_a] = edges[:, 2]
+  return child, chance_probs
+
+
+def _propagate(walk: _Walk, levels: list[np.ndarray], chance_probs: np.ndarray,
+               num_actions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Per history, what accumulates along its path, one depth at a time.
+
+  Returns:
+    chance_reach: `[H]` product of chance probabilities on the path.
+    last_sequence: `[P, H]` each player's last own (information state,
+      action) on the path as `first_visit_index * A + action`, -1 if none.
+    own_moves: `[P, H]` how many actions each player took on the path.
+  """
+  num_players = len(walk.strings)
+  chance_reach = np.ones(walk.num_histories)
+  last_sequence = np.full((num_players, walk.num_histories), -1, dtype=np.int64)
+  own_moves = np.zeros((num_players, walk.num_histories), dtype=np.int64)
+  for histories in levels[1:]:
+    par = walk.parent[histories]
+    act = walk.action[histories]
+    acting = walk.player[par]
+    at_chance = acting == _CHANCE
+    chance_reach[histories] = chance_reach[par] * np.where(
+        at_chance, chance_probs[par, act], 1.0)
+    sequence = walk.infostate[par] * num_actions + act
+    for p in range(num_players):
+      mine = acting == p
+      last_sequence[p, histories] = np.where(mine, sequence, last_sequence[p, par])
+      own_moves[p, histories] = own_moves[p, par] + mine
+  return chance_reach, last_sequence, own_moves
+
+
+def _infostate_table(game: pyspiel.Game, walk: _Walk, player: int,
+                     child: np.ndarray, last_sequence: np.ndarray,
+                     own_moves: np.ndarray, num_actions: int, replay: _Replay
+                     ) -> tuple[InfostateTable, np.ndarray]:
+  """One player's `InfostateTable`, information states numbered by level.
+
+  Args:
+    replay: rebuilds the table's representative states when asked.
+    last_sequence, own_moves: the player's `[H]` rows of `_propagate`.
+
+  Returns:
+    (table, new_of_old): `new_of_old[i]` is the level-ordered index of the
+    information state first visited `i`-th.
+
+  Raises:
+    ValueError: the player does not have perfect recall.
+  """
+  first = walk.first_history[player]
+  num_states = len(first)
+  decisions = np.flatnonzero(walk.player == player)
+  # Perfect recall: every history of an information state follows the same
+  # last own sequence as its first history.
+  expected = last_sequence[first][walk.infostate[decisions]]
+  bad = np.flatnonzero(last_sequence[decisions] != expected)
+  if bad.size:
+    key = walk.strings[player][walk.infostate[decisions[bad[0]]]]
+    raise ValueError(
+        f"{game} does not have perfect recall: information state {key!r} is"
+        " reached through different sequences of the player's own actions.")
+  # Stable renumbering by level: a level is then a contiguous slice, and
+  # within a level states keep their depth-first order.
+  level = own_moves[first]
+  order = np.argsort(level, kind="stable")  # new index -> old index
+  new_of_old = np.empty(num_states, dtype=np.int64)
+  new_of_old[order] = np.arange(num_states)
+  legal_mask = child[first[order], :num_actions] >= 0
+  parent_sequence = _renumber_sequences(last_sequence[first[order]], new_of_old,
+                                        num_actions)
+  level = level[order]
+  bounds = (np.searchsorted(level, np.arange(level.max() + 2))
+            if num_states else np.zeros(1, dtype=np.int64))
+  level_slices = [slice(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
+  strings = [walk.strings[player][o] for o in order]
+  table = InfostateTable(
+      player=player, strings=strings,
+      index={key: i for i, key in enumerate(strings)},
+      legal_mask=legal_mask, parent_sequence=parent_sequence, level=level,
+      levels=[np.arange(sl.start, sl.stop) for sl in level_slices],
+      level_slices=level_slices, histories=first[order], _replay=replay)
+  return table, new_of_old
+
+
+def _renumber_sequences(sequences: np.ndarray, new_of_old: np.ndarray,
+                        num_actions: int) -> np.ndarray:
+  """First-visit sequences (`-1` = empty) to level-ordered ones (`S_p` = empty)."""
+  empty = len(new_of_old) * num_actions
+  known = sequences >= 0
+  safe = np.where(known, sequences, 0)
+  renumbered = new_of_old[safe // num_actions] * num_actions + safe % num_actions
+  return np.where(known, renumbered, empty)
+
+
 def compile_game(game: pyspiel.Game | str,
-                 max_histories: int = DEFAULT_MAX_HISTORIES) -> GameTree:
+                 max_histories: int = DEFAULT_MAX_HISTORIES,
+                 time_limit_s: float | None = DEFAULT_TIME_LIMIT_S) -> GameTree:
   """Walks every history of `game` once and returns its `GameTree`.
+
+  Steps: check the game (`_check_game`); walk the histories, refusing a game
+  too large within `time_limit_s` (`_walk`); derive edges
+  (`_children_and_chance`) and per-path quantities (`_propagate`); build each
+  player's level-ordered information states and sequence form
+  (`_infostate_table`, `_renumber_sequences`).
 
   Args:
     game: a pyspiel game or game string (e.g. "leduc_poker").
     max_histories: refuse games with more histories than this.
+    time_limit_s: refuse games whose histories cannot all be counted in this
+      many seconds (see `_walk`; a game that fits may take longer to compile);
+      None: no time limit, only `max_histories`.
 
   Raises:
-    GameTooLargeError: the game has more than `max_histories` histories.
-    ValueError: the game is not sequential with explicit chance, or lacks
-      perfect recall.
+    GameTooLargeError: too many histories, or too many to count in time; the
+      message names the simulated mode.
+    ValueError: the game is not sequential with explicit chance, has no
+      information states, or lacks perfect recall.
   """
-  if isinstance(game, str):
-    game = pyspiel.load_game(game)
+  start = time.process_time()
   game = _check_game(game)
   num_players = game.num_players()
   num_actions = game.num_distinct_actions()
-  provides_tensor = game.get_type().provides_information_state_tensor
-
-  parent, action, player, depth, infostate = [], [], [], [], []
-  chance_reach, returns_rows, child_edges, chance_edges = [], [], [], []
-  tables = [dict(strings=[], index={}, tensors=[], legal=[], parent_seq=[],
-                 level=[], states=[]) for _ in range(num_players)]
-  terminals, terminal_seqs = [], []
-  width = num_actions
-
-  # Each stack entry: (state, parent id, action, depth, chance reach,
-  # per-player last sequence, per-player level).
-  empty_seq = [None] * num_players
-  stack = [(game.new_initial_state(), -1, -1, 0, 1.0, tuple(empty_seq),
-            (0,) * num_players)]
-  while stack:
-    state, par, act, dep, reach, seqs, levels = stack.pop()
-    h = len(parent)
-    if h >= max_histories:
-      raise GameTooLargeError(
-          f"{game} has more than {max_histories:,} histories (counted"
-          f" {h:,} before stopping); raise max_histories if it fits in memory,"
-          " or use sampled payoff evaluation (sims_per_entry).")
-    parent.append(par)
-    action.append(act)
-    depth.append(dep)
-    chance_reach.append(reach)
-    if par >= 0:
-      child_edges.append((par, act, h))
-    if state.is_terminal():
-      player.append(_TERMINAL)
-      infostate.append(-1)
-      returns_rows.append((h, state.returns()))
-      terminals.append(h)
-      terminal_seqs.append(seqs)
-      continue
-    if state.is_chance_node():
-      player.append(_CHANCE)
-      infostate.append(-1)
-      outcomes = state.chance_outcomes()
-      children = []
-      for a, prob in outcomes:
-        width = max(width, a + 1)
-        chance_edges.append((h, a, prob))
-        child_state = state.child(a)
-        children.append((child_state, h, a, dep + 1, reach * prob, seqs,
-                         levels))
-      stack.extend(reversed(children))
-      continue
-    if state.is_simultaneous_node():
-      raise ValueError(f"{game} has a simultaneous node after conversion.")
-    p = state.current_player()
-    player.append(p)
-    table = tables[p]
-    key = state.information_state_string(p)
-    legal = state.legal_actions(p)
-    idx = table["index"].get(key)
-    if idx is None:
-      idx = len(table["strings"])
-      table["index"][key] = idx
-      table["strings"].append(key)
-      table["legal"].append(legal)
-      table["parent_seq"].append(seqs[p])
-      table["level"].append(levels[p])
-      table["states"].append(state)
-      if provides_tensor:
-        table["tensors"].append(state.information_state_tensor(p))
-    elif table["parent_seq"][idx] != seqs[p]:
-      raise ValueError(
-          f"{game} does not have perfect recall: information state {key!r} is"
-          " reached through different sequences of the player's own actions.")
-    infostate.append(idx)
-    children = []
-    next_levels = tuple(l + 1 if q == p else l for q, l in enumerate(levels))
-    for a in legal:
-      next_seqs = tuple((idx, a) if q == p else s for q, s in enumerate(seqs))
-      children.append((state.child(a), h, a, dep + 1, reach, next_seqs,
-                       next_levels))
-    stack.extend(reversed(children))
-
-  num_histories = len(parent)
-  child = np.full((num_histories, width), -1, dtype=np.int64)
-  if child_edges:
-    edges = np.asarray(child_edges, dtype=np.int64)
-    child[edges[:, 0], edges[:, 1]] = edges[:, 2]
-  chance_probs = np.zeros((num_histories, width))
-  for h, a, prob in chance_edges:
-    chance_probs[h, a] = prob
-  returns = np.zeros((num_histories, num_players))
-  for h, r in returns_rows:
-    returns[h] = r
-
-  # Renumber each player's information states by level (stable), so that a
-  # level is a contiguous slice: the level sweeps then use slices, not scatters.
-  infostate = np.asarray(infostate, dtype=np.int64)
-  player = np.asarray(player, dtype=np.int64)
-  infostate_tables = []
-  renumber = []
-  for p, table in enumerate(tables):
-    num_states = len(table["strings"])
-    num_seq = num_states * num_actions
-    level = np.asarray(table["level"], dtype=np.int64)
-    order = np.argsort(level, kind="stable")  # new index -> old index
-    new_of_old = np.empty(num_states, dtype=np.int64)
-    new_of_old[order] = np.arange(num_states)
-    renumber.append(new_of_old)
-    infostate[player == p] = new_of_old[infostate[player == p]]
-    legal_mask = np.zeros((num_states, num_actions), dtype=bool)
-    for i, legal in enumerate(table["legal"]):
-      legal_mask[new_of_old[i], legal] = True
-    parent_seq = np.array(
-        [num_seq if table["parent_seq"][o] is None else
-         new_of_old[table["parent_seq"][o][0]] * num_actions + table["parent_seq"][o][1]
-         for o in order], dtype=np.int64)
-    level = level[order]
-    bounds = np.searchsorted(level, np.arange(level.max() + 2)) if num_states else []
-    level_slices = [slice(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
-    strings = [table["strings"][o] for o in order]
-    tensors = (np.asarray(table["tensors"], dtype=np.float32)[order]
-               if provides_tensor and num_states else None)
-    infostate_tables.append(InfostateTable(
-        strings=strings, index={key: i for i, key in enumerate(strings)},
-        tensors=tensors, legal_mask=legal_mask, parent_sequence=parent_seq,
-        level=level, levels=[np.arange(sl.start, sl.stop) for sl in level_slices],
-        level_slices=level_slices, states=[table["states"][o] for o in order]))
-
-  terminal_sequence = np.array(
-      [[infostate_tables[p].num_sequences if seqs[p] is None
-        else renumber[p][seqs[p][0]] * num_actions + seqs[p][1]
-        for seqs in terminal_seqs] for p in range(num_players)],
-      dtype=np.int64).reshape(num_players, len(terminals))
-
+  walk = _walk(game, max_histories, time_limit_s, start)
+  child, chance_probs = _children_and_chance(walk)
+  levels = _depth_levels(walk.depth)
+  chance_reach, last_sequence, own_moves = _propagate(
+      walk, levels, chance_probs, num_actions)
+  infostate = walk.infostate.copy()
+  tables, terminal_sequence = [], []
+  replay = _Replay(game, walk.parent, walk.action)
+  for p in range(num_players):
+    table, new_of_old = _infostate_table(game, walk, p, child, last_sequence[p],
+                                         own_moves[p], num_actions, replay)
+    tables.append(table)
+    decisions = walk.player == p
+    infostate[decisions] = new_of_old[walk.infostate[decisions]]
+    terminal_sequence.append(_renumber_sequences(
+        last_sequence[p, walk.terminals], new_of_old, num_actions))
+  returns = np.zeros((walk.num_histories, num_players))
+  returns[walk.terminals] = walk.terminal_returns
   return GameTree(
       game=game,
       num_players=num_players,
       num_actions=num_actions,
-      parent=np.asarray(parent, dtype=np.int64),
-      action=np.asarray(action, dtype=np.int64),
-      player=player,
-      depth=np.asarray(depth, dtype=np.int64),
+      parent=walk.parent,
+      action=walk.action,
+      player=walk.player,
+      depth=walk.depth,
       infostate=infostate,
-      chance_reach=np.asarray(chance_reach),
+      chance_reach=chance_reach,
       child=child,
       chance_probs=chance_probs,
       returns=returns,
-      infostates=infostate_tables,
-      terminals=np.asarray(terminals, dtype=np.int64),
-      terminal_sequence=terminal_sequence)
+      infostates=tables,
+      terminals=walk.terminals,
+      terminal_sequence=np.asarray(terminal_sequence, dtype=np.int64).reshape(
+          num_players, len(walk.terminals)))
 
 
 @functools.lru_cache(maxsize=16)

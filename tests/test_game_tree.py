@@ -1,9 +1,16 @@
 """The compiled tree against known counts and a direct pyspiel walk."""
 
+import pickle
+import time
+
 import numpy as np
 import pyspiel
 import pytest
 
+from open_spiel.python import policy as policy_lib
+from open_spiel.python.algorithms import exploitability as os_exploitability
+
+from openspiel_psro_ext import exploitability
 from openspiel_psro_ext import game_tree
 
 
@@ -88,3 +95,85 @@ def test_non_sequential_game_is_refused():
 
 def test_get_tree_caches_by_game_string():
   assert game_tree.get_tree("kuhn_poker") is game_tree.get_tree(pyspiel.load_game("kuhn_poker"))
+
+
+def test_check_compilable_counts_every_history():
+  estimate = game_tree.check_compilable("leduc_poker")
+  assert estimate.complete and estimate.compiles
+  assert estimate.num_histories == 9457
+  assert estimate.refusal() == ""
+  assert game_tree.compiles("kuhn_poker")
+
+
+def test_check_compilable_stops_past_the_limit():
+  estimate = game_tree.check_compilable("leduc_poker", max_histories=1000)
+  assert not estimate.compiles
+  assert estimate.num_histories == 1001
+  assert "more than 1,000 histories" in estimate.refusal()
+  assert "--evaluation=sampled" in estimate.refusal()
+  assert not game_tree.compiles("leduc_poker", max_histories=1000)
+
+
+def test_game_too_large_to_count_in_time_is_refused_naming_simulated_mode():
+  # No CPU time at all: the walk records its first slice, then counts nothing.
+  with pytest.raises(game_tree.GameTooLargeError,
+                     match=r"at least [\d,]+ histories.*--evaluation=sampled"):
+    game_tree.compile_game("leduc_poker", time_limit_s=0.0)
+  assert not game_tree.compiles("leduc_poker", time_limit_s=0.0)
+
+
+def test_chess_is_refused_quickly():
+  start = time.process_time()
+  with pytest.raises(game_tree.GameTooLargeError, match="simulated mode"):
+    game_tree.compile_game("chess", time_limit_s=0.5)
+  # The limit plus loading the game; generous for slow machines.
+  assert time.process_time() - start < 3.0
+
+
+def test_game_without_information_states_is_refused():
+  with pytest.raises(ValueError, match="provides no information_state_string"):
+    game_tree.compile_game("catch")
+  assert not game_tree.compiles("catch")
+
+
+def test_information_state_found_beyond_the_type_flag():
+  # The turn-based iterated prisoner's dilemma says it has no information-state
+  # string or tensor, yet its states have both.
+  game = pyspiel.load_game(
+      "python_iterated_prisoners_dilemma(max_game_length=3)")
+  assert not game.get_type().provides_information_state_string
+  tree = game_tree.compile_game(game)
+  uniform = tree.uniform_policy()
+  reach = tree.terminal_chance_reach * np.prod(
+      [tree.terminal_reach(p, uniform[p]) for p in range(2)], axis=0)
+  assert reach.sum() == pytest.approx(1.0)
+  # One information state per joint history of the earlier rounds.
+  assert tree.infostates[0].tensors is not None
+  assert tree.infostates[0].num_infostates == 1 + 4 + 16
+  # NashConv of the uniform policy agrees with OpenSpiel's.
+  policy = policy_lib.TabularPolicy(tree.game)
+  assert exploitability.nash_conv(tree.game, policy) == pytest.approx(
+      os_exploitability.nash_conv(tree.game, policy), abs=1e-9)
+
+
+def test_states_are_rebuilt_from_their_paths():
+  tree = game_tree.compile_game("leduc_poker")
+  for p, table in enumerate(tree.infostates):
+    states = table.states
+    assert len(states) == table.num_infostates
+    for i in range(0, table.num_infostates, 37):
+      assert states[i].information_state_string(p) == table.strings[i]
+      path = []
+      h = table.histories[i]
+      while tree.parent[h] >= 0:
+        path.append(int(tree.action[h]))
+        h = tree.parent[h]
+      assert states[i].history() == path[::-1]
+
+
+def test_tree_pickles_with_its_states():
+  tree = game_tree.compile_game("kuhn_poker")
+  copy = pickle.loads(pickle.dumps(tree))
+  np.testing.assert_array_equal(copy.child, tree.child)
+  assert ([s.history() for s in copy.infostates[1].states]
+          == [s.history() for s in tree.infostates[1].states])

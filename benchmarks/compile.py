@@ -1,0 +1,175 @@
+"""Compiling game trees: before and after, and how fast large games are refused.
+
+1. Compilation time of `game_tree.compile_game` against the implementation it
+   replaced (the module as of commit `BEFORE`, loaded from git), on the same
+   games, in one run; the ratio column is before / after. Every array of both
+   trees is compared (they must be identical) before the row is printed.
+2. Refusal of games too large to compile: each runs in a fresh subprocess
+   (`compile_game` under the default limits), which prints the time to the
+   `GameTooLargeError` and its peak resident memory (`ru_maxrss`, including
+   the interpreter and imports). Target: at most 5 s and under 1 GB each.
+
+Run from the repository root:
+
+    python benchmarks/compile.py            # a few minutes on 2 cores
+    python benchmarks/compile.py --quick    # kuhn and leduc only; refusals
+
+Times are wall-clock (`time.perf_counter`) and the process's CPU time
+(`time.process_time`, what the limits of `compile_game` count: on a shared,
+loaded machine wall-clock time also counts other work), one repetition per
+large game and the median of several for small ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Callable
+
+import numpy as np
+import pyspiel
+
+from openspiel_psro_ext import game_tree
+
+BEFORE = "ce9090c"  # Last commit of the Python dict-of-lists compiler.
+
+COMPILED = ["kuhn_poker", "leduc_poker", "tic_tac_toe", "liars_dice",
+            "leduc_poker(players=3)"]
+QUICK_COMPILED = ["kuhn_poker", "leduc_poker"]
+# Heads-up limit hold'em (`universal_poker`'s default is a small no-limit game).
+HULH = pyspiel.hulh_game_string("fullgame")
+REFUSED = ["chess", "go", "hex", HULH, "dark_hex", "liars_dice(numdice=2)"]
+# Large games that fit under the default limits: timed, not expected to refuse.
+LARGE_COMPILED = ["universal_poker",
+                  "goofspiel(num_cards=6,imp_info=True,points_order=descending)"]
+
+_REFUSAL_SCRIPT = """
+import resource, sys, time
+from openspiel_psro_ext import game_tree
+wall, cpu = time.perf_counter(), time.process_time()
+try:
+  game_tree.compile_game(sys.argv[1])
+  outcome = "COMPILED"
+except game_tree.GameTooLargeError as e:
+  outcome = str(e)
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"{wall:.3f} {cpu:.3f} {peak_mb:.0f} {outcome}")
+"""
+
+
+def load_before() -> Any:
+  """The `game_tree` module as of commit `BEFORE`."""
+  source = subprocess.run(
+      ["git", "show", f"{BEFORE}:openspiel_psro_ext/game_tree.py"],
+      check=True, capture_output=True, text=True).stdout
+  with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+    f.write(source)
+  spec = importlib.util.spec_from_file_location("game_tree_before", f.name)
+  module = importlib.util.module_from_spec(spec)
+  sys.modules[spec.name] = module  # dataclasses look their module up there.
+  spec.loader.exec_module(module)
+  return module
+
+
+def median_time(fn: Callable[[], Any], reps: int) -> tuple[float, float, Any]:
+  """Median wall and CPU seconds of `reps` calls, and the last result."""
+  walls, cpus, result = [], [], None
+  for _ in range(reps):
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = fn()
+    walls.append(time.perf_counter() - wall)
+    cpus.append(time.process_time() - cpu)
+  return statistics.median(walls), statistics.median(cpus), result
+
+
+def same_trees(old: Any, new: game_tree.GameTree) -> list[str]:
+  """Names of the fields where the two compiled trees differ."""
+  differ = []
+  for name in ["parent", "action", "player", "depth", "infostate",
+               "chance_reach", "child", "chance_probs", "returns", "terminals",
+               "terminal_sequence"]:
+    if not np.array_equal(getattr(old, name), getattr(new, name)):
+      differ.append(name)
+  for p, (a, b) in enumerate(zip(old.infostates, new.infostates)):
+    for name in ["strings", "legal_mask", "parent_sequence", "level"]:
+      if not np.array_equal(np.asarray(getattr(a, name)), np.asarray(getattr(b, name))):
+        differ.append(f"infostates[{p}].{name}")
+    if a.index != b.index or a.level_slices != b.level_slices:
+      differ.append(f"infostates[{p}].index/level_slices")
+    if (a.tensors is None) != (b.tensors is None) or (
+        a.tensors is not None and not np.array_equal(a.tensors, b.tensors)):
+      differ.append(f"infostates[{p}].tensors")
+    if [s.history() for s in a.states] != [s.history() for s in b.states]:
+      differ.append(f"infostates[{p}].states")
+  return differ
+
+
+def bench_compile(games: list[str]) -> bool:
+  before = load_before()
+  print(f"[1] compile_game: before ({BEFORE}) vs now")
+  print(f"  {'game':24s} {'histories':>10s}   wall: {'before':>7s} {'now':>7s}"
+        f" {'ratio':>6s}   CPU: {'before':>7s} {'now':>7s} {'ratio':>6s}  arrays")
+  all_same = True
+  for name in games:
+    game = pyspiel.load_game(name)
+    reps = 5 if name in QUICK_COMPILED else 1
+    old_wall, old_cpu, old = median_time(lambda: before.compile_game(game), reps)
+    new_wall, new_cpu, new = median_time(lambda: game_tree.compile_game(game), reps)
+    differ = same_trees(old, new)
+    all_same &= not differ
+    print(f"  {name:24s} {new.num_histories:10,d}   {old_wall:12.3f}s {new_wall:6.3f}s"
+          f" {old_wall / new_wall:5.1f}x  {old_cpu:10.3f}s {new_cpu:6.3f}s"
+          f" {old_cpu / new_cpu:5.1f}x  {'identical' if not differ else differ}")
+    del old, new
+  return all_same
+
+
+def bench_refusals(games: list[str], expect_refusal: bool = True) -> bool:
+  """Runs `compile_game` on each game in a fresh process; prints the outcome."""
+  all_ok = True
+  for name in games:
+    result = subprocess.run([sys.executable, "-c", _REFUSAL_SCRIPT, name],
+                            capture_output=True, text=True, timeout=600)
+    if result.returncode:
+      print(f"  {name}: FAILED\n{result.stderr[-2000:]}")
+      all_ok = False
+      continue
+    wall, cpu, peak_mb, message = result.stdout.strip().split(" ", 3)
+    refused = message != "COMPILED"
+    if expect_refusal:
+      ok = refused and float(cpu) <= 5.0 and float(peak_mb) < 1024
+      verdict = "PASS" if ok else "MISS"
+    else:
+      ok, verdict = not refused, ""
+    all_ok &= ok
+    print(f"  {name}: {float(wall):.2f} s wall, {float(cpu):.2f} s CPU, peak RSS"
+          f" {peak_mb} MB {verdict}\n    {message}")
+  return all_ok
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--quick", action="store_true",
+                      help="Compile only kuhn and leduc.")
+  parser.add_argument("--skip_refusals", action="store_true")
+  args = parser.parse_args()
+  same = bench_compile(QUICK_COMPILED if args.quick else COMPILED)
+  refused = True
+  if not args.skip_refusals:
+    print("[2] refusals: compile_game in a fresh process (target <= 5 s CPU,"
+          " < 1 GB peak RSS)")
+    refused = bench_refusals(REFUSED)
+    print("[3] large games that compile, in a fresh process (for reference)")
+    bench_refusals(LARGE_COMPILED, expect_refusal=False)
+  print(f"arrays identical: {same}; refusals within limits: {refused}")
+  sys.exit(0 if same else 1)
+
+
+if __name__ == "__main__":
+  main()
