@@ -17,6 +17,13 @@ Whole files are written to a temporary name in the same directory and renamed
 into place, so a killed run leaves either the old or the new file, never half
 of one. `state.json` is the commit point: resuming reads it and discards
 anything newer (metric lines, members) than the iterations it counts.
+
+Durability: a killed process loses nothing it committed (the files are in
+the page cache once renamed). Against a crash of the machine, the commit point
+is fsynced at most once a second and when the run stops (`RunDirectory.sync`);
+on ext4's default ordered mode that journal commit also writes the data of
+every file renamed before it. An fsync costs ~7 ms here, and an exact Leduc
+iteration ~10 ms: four per iteration doubled the run's time.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import io
 import json
 import os
 import tempfile
+import time
 from typing import Any, Iterator
 
 import numpy as np
@@ -43,13 +51,15 @@ PAYOFFS_FILE = "payoffs.npy"
 SUMMARY_FILE = "summary.json"
 POPULATION_DIR = "population"
 
+_SYNC_INTERVAL_S = 1.0
+
 
 class CheckpointError(UsageError):
   """A run directory that cannot be used as asked."""
 
 
 @contextlib.contextmanager
-def _atomic_file(path: str, mode: str) -> Iterator[io.IOBase]:
+def _atomic_file(path: str, mode: str, durable: bool = True) -> Iterator[io.IOBase]:
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
@@ -57,7 +67,8 @@ def _atomic_file(path: str, mode: str) -> Iterator[io.IOBase]:
     with os.fdopen(fd, mode) as f:
       yield f
       f.flush()
-      os.fsync(f.fileno())
+      if durable:
+        os.fsync(f.fileno())
     os.replace(tmp, path)
   except BaseException:
     with contextlib.suppress(FileNotFoundError):
@@ -65,8 +76,8 @@ def _atomic_file(path: str, mode: str) -> Iterator[io.IOBase]:
     raise
 
 
-def write_json(path: str, data: Any) -> None:
-  with _atomic_file(path, "w") as f:
+def write_json(path: str, data: Any, durable: bool = True) -> None:
+  with _atomic_file(path, "w", durable) as f:
     json.dump(data, f, indent=1, default=_json_default)
 
 
@@ -75,14 +86,14 @@ def write_text(path: str, text: str) -> None:
     f.write(text)
 
 
-def write_npy(path: str, array: np.ndarray) -> None:
-  with _atomic_file(path, "wb") as f:
+def write_npy(path: str, array: np.ndarray, durable: bool = True) -> None:
+  with _atomic_file(path, "wb", durable) as f:
     np.save(f, array)
 
 
-def write_torch(path: str, state_dict: dict[str, Any]) -> None:
+def write_torch(path: str, state_dict: dict[str, Any], durable: bool = True) -> None:
   import torch  # pylint: disable=g-import-not-at-top
-  with _atomic_file(path, "wb") as f:
+  with _atomic_file(path, "wb", durable) as f:
     torch.save(state_dict, f)
 
 
@@ -193,6 +204,7 @@ class RunDirectory:
   def __init__(self, path: str, state: RunState | None = None):
     self.path = path
     self.state = state
+    self._synced_at = time.monotonic()
 
   @classmethod
   def open(cls, path: str, config: dict[str, Any], resume: bool) -> "RunDirectory":
@@ -244,9 +256,10 @@ class RunDirectory:
                    module: Any = None) -> None:
     """A member's behaviour matrix, and its module's `state_dict` if it has one."""
     if matrix is not None:
-      write_npy(member_path(self.path, player, index, ".npy"), matrix)
+      write_npy(member_path(self.path, player, index, ".npy"), matrix, durable=False)
     if module is not None and hasattr(module, "state_dict"):
-      write_torch(member_path(self.path, player, index, ".pt"), module.state_dict())
+      write_torch(member_path(self.path, player, index, ".pt"), module.state_dict(),
+                  durable=False)
 
   def load_member(self, player: int, index: int, shape: tuple[int, int]
                   ) -> tuple[np.ndarray, dict[str, Any] | None]:
@@ -266,11 +279,24 @@ class RunDirectory:
     fd = os.open(self.file(METRICS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
       os.write(fd, line)  # one write: readers see the whole line or none of it
-      os.fsync(fd)
     finally:
       os.close(fd)
-    write_json(self.file(STATE_FILE), dataclasses.asdict(state))
+    durable = time.monotonic() - self._synced_at >= _SYNC_INTERVAL_S
+    write_json(self.file(STATE_FILE), dataclasses.asdict(state), durable=durable)
+    if durable:
+      self._synced_at = time.monotonic()
     self.state = state
+
+  def sync(self) -> None:
+    """Flushes the commit point (and, on ext4, what came before it) to disk."""
+    path = self.file(STATE_FILE)
+    if os.path.exists(path):
+      fd = os.open(path, os.O_RDONLY)
+      try:
+        os.fsync(fd)
+      finally:
+        os.close(fd)
+    self._synced_at = time.monotonic()
 
   def write_payoffs(self, meta_games: list[np.ndarray]) -> None:
     write_npy(self.file(PAYOFFS_FILE), np.stack(meta_games))

@@ -221,6 +221,7 @@ class PSRO:
         self.run_dir.rewrite_records(self.records)
     if self.run_dir is not None:
       self.run_dir.write_payoffs(self.table.meta_games)
+      self.run_dir.sync()
 
   def verify(self, tolerance: float = 1e-6, method: str = "behaviour_mixture") -> float:
     """The last record's NashConv by OpenSpiel's code (see `verification`).
