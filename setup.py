@@ -27,7 +27,9 @@ setuptools.setup(
         # Stock psro_v2 (for --compare_stock) imports cvxpy; its 'nash' needs ECOS
         # and its alpharank needs networkx. Our own code needs none of them.
         "stock": ["cvxpy>=1.3", "ecos>=2.0", "networkx>=2.6"],
-        "test": ["pytest>=7", "cvxpy>=1.3", "ecos>=2.0", "networkx>=2.6", "ray>=2.9"],
+        # tensorboard: CI runs the --tensorboard test too.
+        "test": ["pytest>=7", "cvxpy>=1.3", "ecos>=2.0", "networkx>=2.6", "ray>=2.9",
+                 "tensorboard>=2.10"],
         "tensorboard": ["tensorboard>=2.10"],
         # backend="ray": best responses as parallel Ray tasks (run.py --backend=ray).
         "ray": ["ray>=2.9"],
