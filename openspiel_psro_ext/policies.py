@@ -213,6 +213,13 @@ def _missing_entry(tree: GameTree, policy: Any, player: int,
       " built for another game?")
 
 
+def _not_a_policy(obj: Any) -> TypeError:
+  return TypeError(
+      f"cannot read a policy from {type(obj).__name__}; pass an OpenSpiel"
+      " policy (Python or pyspiel), a dict of information state ->"
+      " [(action, prob)], or per-player [I_p, A] matrices.")
+
+
 def player_matrix(tree: GameTree, policy: PolicyLike,
                   player: int, check: bool = True) -> np.ndarray:
   """`[I_p, A]` action probabilities of `policy` for `player`.
@@ -246,10 +253,7 @@ def player_matrix(tree: GameTree, policy: PolicyLike,
           " policy_utils.policy_to_dict does.")
   if matrix is None:
     if not is_policy(policy):
-      raise TypeError(
-          f"cannot read a policy from {type(policy).__name__}; pass an OpenSpiel"
-          " policy (Python or pyspiel), a dict of information state ->"
-          " [(action, prob)], or per-player [I_p, A] matrices.")
+      raise _not_a_policy(policy)
     matrix = _queried_matrix(tree, policy, player)
   if check:
     check_matrices(tree, player, matrix)
@@ -317,6 +321,8 @@ def policy_matrices(tree: GameTree, policy: PolicyLike) -> list[np.ndarray]:
   """Per-player `[I_p, A]` matrices of an OpenSpiel policy (or matrices)."""
   if is_policy(policy):
     return [player_matrix(tree, policy, p) for p in range(tree.num_players)]
+  if not isinstance(policy, (Sequence, np.ndarray)):
+    raise _not_a_policy(policy)
   matrices = [np.asarray(m, dtype=np.float64) for m in policy]
   if len(matrices) != tree.num_players:
     raise ValueError(f"got {len(matrices)} policy matrices for a"
