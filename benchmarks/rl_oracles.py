@@ -1,6 +1,10 @@
 """Best-response quality of each RL oracle on leduc_poker, measured exactly.
 
   python benchmarks/rl_oracles.py [--algorithms=ppo,dqn,sac] [--seconds=45]
+  python benchmarks/rl_oracles.py --sections=approx_nash_conv
+      [--approx_points=0,2,5,10,20,40] [--approx_episodes=200000]
+
+Section `best_response` (the default):
 
 For each algorithm, player 0 learns a best response, within the oracle's
 default budget (45 s of wall time, at most 60 s), against
@@ -11,6 +15,17 @@ default budget (45 s of wall time, at most 60 s), against
 The learned policy's exact value `v` (sequence form over the compiled tree) is
 reported as the share of the exact best response's gain over uniform play,
 `(v - v_uniform) / (v_BR - v_uniform)`. Target: at least 95%.
+
+Section `approx_nash_conv`: the simulated mode's NashConv estimator
+(`approx_exploitability`) against the exact NashConv of the same
+meta-strategies. An exact-oracle PSRO run on leduc_poker gives the
+meta-strategies of its iterations `--approx_points`; at each, the members
+play as `simulation.BatchedMatrixPolicy` (they only see information-state
+tensors), the estimator trains a fresh simulated PPO best response per player
+(`--approx_episodes` episodes, no tree) and evaluates it over
+`--approx_eval_games` games. Target (issue 13): at every point
+|approx - exact| <= 0.05 + 10% of exact, and approx <= exact + its 95%
+interval.
 """
 
 import argparse
@@ -19,9 +34,13 @@ import time
 
 import numpy as np
 
+from openspiel_psro_ext import approx_exploitability
 from openspiel_psro_ext import exploitability
 from openspiel_psro_ext import game_tree
 from openspiel_psro_ext import oracles
+from openspiel_psro_ext import psro
+from openspiel_psro_ext import psro_config
+from openspiel_psro_ext import simulation
 from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles import rollouts
 
@@ -39,8 +58,47 @@ def opponents(tree: game_tree.GameTree, player: int, seed: int
           "5 random deterministic": (np.stack(deterministic), np.full(5, 0.2))}
 
 
+def approx_nash_conv_section(game: str, points: list[int], episodes: int,
+                             eval_games: int, seed: int) -> None:
+  """Prints approximate against exact NashConv along an exact PSRO run."""
+  run = psro.PSRO(psro_config.PSROConfig(
+      game=game, iterations=max(points) + 1, oracle="exact", seed=seed,
+      time_budget_s=0, target_nash_conv=0))
+  run.run()
+  tree, matrices = run.tree, run.population_matrices()
+  config = approx_exploitability.ApproxNashConvConfig(
+      oracle_config=dict(time_budget_s=0.0, total_episodes=episodes, num_envs=1024,
+                         progress=False), eval_games=eval_games, seed=seed)
+  print(f"approximate NashConv on {game}: simulated PPO best responses,"
+        f" {episodes:,} episodes each, {eval_games:,} evaluation games", flush=True)
+  verdicts = []
+  for point in points:
+    record = run.records[point]
+    meta = [np.asarray(m) for m in record.meta_strategy]
+    members = [mats[:len(m)] for mats, m in zip(matrices, meta)]
+    exact = exploitability.mixture_nash_conv(tree, members, meta).nash_conv
+    populations = [[simulation.BatchedMatrixPolicy(tree, p, m) for m in mats]
+                   for p, mats in enumerate(members)]
+    result = approx_exploitability.approx_nash_conv(tree.game, populations, meta, config)
+    approx, ci = result.approx_nash_conv, result.approx_nash_conv_ci95
+    ok = abs(approx - exact) <= 0.05 + 0.1 * exact and approx <= exact + ci
+    verdicts.append(ok)
+    print(f"  iteration {point:3d} ({len(meta[0])} members): exact {exact:.4f},"
+          f" approx {approx:.4f} +- {ci:.4f}, gap {exact - approx:+.4f}"
+          f" (allowed {0.05 + 0.1 * exact:.4f}), {result.seconds:.0f} s"
+          f" {'ok' if ok else 'MISS'}", flush=True)
+  print(f"{'PASS' if all(verdicts) else 'MISS'}: approximate NashConv within"
+        f" 0.05 + 10% of exact and below exact + its interval at"
+        f" {sum(verdicts)}/{len(verdicts)} points")
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--sections", default="best_response",
+                      help="comma-separated: best_response, approx_nash_conv")
+  parser.add_argument("--approx_points", default="0,2,5,10,20,40")
+  parser.add_argument("--approx_episodes", type=int, default=200_000)
+  parser.add_argument("--approx_eval_games", type=int, default=20_000)
   parser.add_argument("--game", default="leduc_poker")
   parser.add_argument("--algorithms", default="ppo,dqn,sac")
   parser.add_argument("--seconds", type=float, default=0.0,
@@ -50,6 +108,16 @@ def main():
                       help="override a Config field of every algorithm")
   parser.add_argument("--opponents", default="uniform,5 random deterministic")
   args = parser.parse_args()
+  sections = args.sections.split(",")
+  if "approx_nash_conv" in sections:
+    approx_nash_conv_section(args.game, [int(x) for x in args.approx_points.split(",")],
+                             args.approx_episodes, args.approx_eval_games, args.seed)
+  if "best_response" in sections:
+    best_response_section(args)
+
+
+def best_response_section(args: argparse.Namespace) -> None:
+  """Prints each algorithm's share of the exact best response's gain."""
   tree = game_tree.get_tree(args.game)
   player, opponent = 0, 1
   rows = []
