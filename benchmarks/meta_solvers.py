@@ -3,6 +3,10 @@
 Run from the repo root: python -m benchmarks.meta_solvers [--quick]
 (or `pip install -e .` and run the file directly).
 
+Every figure is measured in the run that prints it; each ratio times the
+same work on both sides. Figures depend on the machine's load: CPU seconds
+are printed beside wall seconds where it matters.
+
 Stock Nash needs cvxpy with ECOS (`pip install cvxpy ecos`); without it the
 stock Nash column is skipped. Stock α-Rank's import needs matplotlib and
 networkx.
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+import warnings
 
 import numpy as np
 
@@ -112,21 +117,82 @@ def run_growing(big, n_max):
     print(f"stock {t_st:.3f} s | ratio stock/incremental {t_st/t_inc:.1f}x")
 
 
+def _first_reaching(fn, meta_games, target, dt, grid):
+  """Fewest steps from `grid` at which `fn` reaches NashConv `target`."""
+  for steps in grid:
+    t, out = timed(fn, meta_games, steps, dt)
+    conv = common.meta_game_nash_conv(meta_games, out)
+    if conv <= target:
+      return steps, t, conv
+  return None, t, conv
+
+
 def bench_prd(rng, sizes):
   from open_spiel.python.algorithms import projected_replicator_dynamics as sp  # pylint: disable=g-import-not-at-top
-  print("\n== PRD, random zero-sum (stock: 1e5 steps, dt 1e-3) ==")
+
+  def stock(g, steps, dt):
+    return sp.projected_replicator_dynamics(g, prd_iterations=steps, prd_dt=dt)
+
+  def ours(g, steps, dt):
+    return prd.prd(g, iterations=steps, dt=dt)
+
+  print("\n== PRD, random zero-sum ==")
+  grid = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000)
   for n in sizes:
     a = rng.normal(size=(n, n))
     g = [a, -a]
-    t_st, r_st = timed(sp.projected_replicator_dynamics, g)
-    t_same, r_same = timed(prd.prd, g, iterations=100_000, dt=1e-3)
-    t_def, r_def = timed(prd.prd, g)
-    diff = max(np.abs(x - y).max() for x, y in zip(r_st, r_same))
-    print(f"n={n:3d} stock {t_st:.2f} s NashConv"
-          f" {common.meta_game_nash_conv(g, r_st):.3f} | ours same params"
-          f" {t_same:.2f} s ({t_st/t_same:.1f}x, max diff {diff:.0e}) | ours"
-          f" default (1e4 steps, dt 1e-2) {t_def:.2f} s ({t_st/t_def:.1f}x)"
-          f" NashConv {common.meta_game_nash_conv(g, r_def):.3f}")
+    # Equal steps: the same work on both sides (identical trajectories).
+    for steps, dt in ((100_000, 1e-3), (10_000, 1e-2)):
+      t_st, r_st = timed(stock, g, steps, dt)
+      t_us, r_us = timed(ours, g, steps, dt)
+      diff = max(np.abs(x - y).max() for x, y in zip(r_st, r_us))
+      print(f"n={n:3d} equal steps ({steps} steps, dt {dt:g}): stock"
+            f" {t_st:.2f} s, ours {t_us:.2f} s, ratio {t_st / t_us:.1f}x"
+            f" (NashConv {common.meta_game_nash_conv(g, r_us):.4f}, max"
+            f" diff {diff:.0e})")
+    # Equal NashConv: each side at its own default step size, fewest steps
+    # (from the grid) reaching stock's default answer's NashConv.
+    t_def, r_def = timed(stock, g, 100_000, 1e-3)
+    target = common.meta_game_nash_conv(g, r_def)
+    steps_st, t_st, _ = _first_reaching(stock, g, target, 1e-3, grid)
+    steps_us, t_us, conv_us = _first_reaching(ours, g, target, 1e-2, grid)
+    if steps_us is None:
+      print(f"n={n:3d} equal NashConv {target:.4f}: ours (dt 1e-2) did not"
+            f" reach it within {grid[-1]} steps (NashConv {conv_us:.4f})")
+    else:
+      print(f"n={n:3d} equal NashConv {target:.4f} (stock's default answer):"
+            f" stock dt 1e-3 {steps_st} steps {t_st:.2f} s, ours dt 1e-2"
+            f" {steps_us} steps {t_us:.2f} s, ratio {t_st / t_us:.1f}x"
+            " (step size and implementation together)")
+
+
+def _stock_alpharank(sar, g, alpha):
+  """(stock's pi or None, outcome): 'ok', 'raised' (no single stationary
+  distribution found), or 'overflow' (an answer computed through inf/nan)."""
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    try:
+      pi = sar.compute(g, alpha=alpha)[2]
+    except ValueError:
+      return None, "raised"
+  if any(issubclass(w.category, RuntimeWarning) for w in caught):
+    return pi, "overflow"
+  return pi, "ok"
+
+
+def _ours_alpharank(g, alpha):
+  try:
+    return ar.compute(g, alpha=alpha).joint
+  except (ar.AlphaRankDegenerateError, ValueError):
+    return None
+
+
+def timed_cpu(fn, *args, **kwargs):
+  """(wall s, CPU s, out) of one call: CPU time shows the work on a loaded
+  machine, where wall time includes waiting for a core."""
+  wall, cpu = time.perf_counter(), time.process_time()
+  out = fn(*args, **kwargs)
+  return time.perf_counter() - wall, time.process_time() - cpu, out
 
 
 def bench_alpharank(rng, quick):
@@ -135,41 +201,56 @@ def bench_alpharank(rng, quick):
   except ImportError as e:
     print(f"stock alpharank unavailable ({e})")
     sar = None
-  print("\n== alpha-Rank, random general-sum 2-player ==")
+  print("\n== alpha-Rank, random general-sum ==")
   a10 = [rng.normal(size=(10, 10)) for _ in range(2)]
   if sar is not None:
-    t_st, (pi_st, alpha_st) = timed(sar.sweep_pi_vs_alpha, a10,
-                                    return_alpha=True)
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore")
+      t_st, (pi_st, alpha_st) = timed(sar.sweep_pi_vs_alpha, a10,
+                                      return_alpha=True)
     t_same, ours = timed(ar.compute, a10, alpha=alpha_st)
     print(f"n=10 sweep: stock {t_st:.2f} s (alpha {alpha_st:.3g}); ours"
           f" one solve at stock's final alpha {t_same*1e3:.1f} ms, max |pi"
           f" diff| {np.abs(ours.joint - pi_st).max():.1e}")
   t_sw, res = timed(ar.compute, a10)
   print(f"n=10 ours full sweep {t_sw:.3f} s (to alpha {res.alpha:.3g})")
-  fails = 0
-  trials = 10 if quick else 40
-  for t in range(trials):
-    k = 2 + t % 2
-    g = [rng.normal(size=(4,) * k) for _ in range(k)]
-    if sar is not None:
-      try:
-        sar.compute(g, alpha=5.0)
-      except ValueError:
-        fails += 1
-    ar.compute(g, alpha=5.0)
-  print(f"alpha=5 on {trials} random 2/3-player games: stock failed {fails},"
-        " ours 0")
-  sizes = (50,) if quick else (50, 100)
-  for n in sizes:
+  trials = 20 if quick else 60
+  for alpha in (5.0, 100.0, 1e4):
+    outcomes = {"ok": 0, "raised": 0, "overflow": 0}
+    fails_us = 0
+    for t in range(trials):
+      k = 2 + t % 2
+      g = [rng.normal(size=(4,) * k) for _ in range(k)]
+      if sar is not None:
+        outcomes[_stock_alpharank(sar, g, alpha)[1]] += 1
+      if _ours_alpharank(g, alpha) is None:
+        fails_us += 1
+    stock_part = (f"stock raised {outcomes['raised']}, overflowed (warning,"
+                  f" answer kept) {outcomes['overflow']}" if sar is not None
+                  else "stock not run")
+    print(f"alpha={alpha:g} on {trials} random 2/3-player games (4 policies"
+          f" each): {stock_part}, ours failed {fails_us}")
+  stock_n = 20 if quick else 40
+  for n in sorted({stock_n, 200}):
     g = [rng.normal(size=(n, n)) for _ in range(2)]
-    line = ""
-    if sar is not None and n <= 50:
-      t_st, _ = timed(sar.compute, g, alpha=1.0)
-      line = f" | stock {t_st:.1f} s"
-    t_one, _ = timed(ar.compute, g, alpha=1.0)
-    t_sw, res = timed(ar.compute, g)
-    print(f"n={n}: ours one solve (alpha=1) {t_one:.2f} s{line}; ours sweep"
-          f" {t_sw:.2f} s (alpha {res.alpha:.3g})")
+    line = f"n={n} ({n * n} profiles), alpha=1:"
+    if sar is not None and n == stock_n:
+      wall, cpu, (pi, outcome) = timed_cpu(_stock_alpharank, sar, g, 1.0)
+      line += f" stock {wall:.2f} s wall / {cpu:.2f} s CPU ({outcome});"
+    wall, cpu, res = timed_cpu(ar.compute, g, alpha=1.0)
+    line += f" ours {wall:.2f} s wall / {cpu:.2f} s CPU"
+    if sar is not None and n == stock_n and pi is not None:
+      line += f" (max |pi diff| {np.abs(res.joint - pi).max():.1e})"
+    print(line)
+    for alpha in (100.0,) + ((float("inf"),) if n * n <= 1500 else ()):
+      try:
+        wall, cpu, _ = timed_cpu(ar.compute, g, alpha=alpha)
+        print(f"n={n} alpha={alpha:g}: ours {wall:.2f} s wall / {cpu:.2f} s"
+              " CPU")
+      except ar.AlphaRankDegenerateError as e:
+        print(f"n={n} alpha={alpha:g}: ours refused: {e}")
+  print("(stock's dense eigen-solve needs the whole N x N matrix: not run"
+        f" beyond n={stock_n}; alpha=inf is exact up to 1500 profiles)")
 
 
 def main():
