@@ -68,13 +68,6 @@ def original_key(tree: GameTree, player: int, key: str) -> str:
   return key
 
 
-def converted_key(tree: GameTree, player: int, key: str) -> str:
-  """Inverse of `original_key`: the compiled tree's string of `key`."""
-  if is_converted_simultaneous(tree) and key not in tree.infostates[player].index:
-    return _CONVERTED_PREFIX.format(player) + key
-  return key
-
-
 def _key_candidates(tree: GameTree, player: int) -> list[list[str]]:
   """The player's information-state strings, as compiled and as original."""
   strings = tree.infostates[player].strings

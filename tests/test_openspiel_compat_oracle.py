@@ -210,3 +210,17 @@ def test_ext_rectified_nash_trains_as_stock_rectified_training():
     np.testing.assert_array_equal(ours, theirs)
   # Not plain Nash's trace: one best response per support member.
   assert sum(map(len, rectified)) > sum(map(len, plain))
+
+
+@pytest.mark.parametrize("sample_from_marginals,rectifier",
+                         list(itertools.product([False, True], ["", "rectified"])))
+def test_symmetric_game_setting_completes(sample_from_marginals, rectifier):
+  """Stock's `symmetric_game=True` keeps one population and asks for player
+  0's best responses only."""
+  _seed(0)
+  solver = _stock_solver(KUHN, openspiel_compat.StockOracle(KUHN, "exact"),
+                         sims_per_entry=2, symmetric_game=True,
+                         sample_from_marginals=sample_from_marginals, rectifier=rectifier)
+  for _ in range(3):
+    solver.iteration()
+  assert [len(p) for p in solver.get_policies()] == [4, 4]
