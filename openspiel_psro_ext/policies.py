@@ -129,7 +129,9 @@ def _simultaneous_game(tree: GameTree) -> pyspiel.Game:
   return pyspiel.load_game(params.pop("name"), params)
 
 
+# Entries hold the tree itself, so its id cannot be reused while cached.
 _ORIGINAL_STATES: dict[tuple[int, int], tuple[GameTree, list[pyspiel.State]]] = {}
+_ORIGINAL_STATES_SIZE = 16
 
 
 def original_states(tree: GameTree, player: int) -> list[pyspiel.State]:
@@ -160,6 +162,8 @@ def original_states(tree: GameTree, player: int) -> list[pyspiel.State]:
         state.apply_actions(joint)
         pending = []
     states.append(state)
+  if len(_ORIGINAL_STATES) >= _ORIGINAL_STATES_SIZE:
+    _ORIGINAL_STATES.pop(next(iter(_ORIGINAL_STATES)))
   _ORIGINAL_STATES[(id(tree), player)] = (tree, states)
   return states
 
