@@ -42,7 +42,7 @@ COMPILED = ["kuhn_poker", "leduc_poker", "tic_tac_toe", "liars_dice",
             "leduc_poker(players=3)"]
 QUICK_COMPILED = ["kuhn_poker", "leduc_poker"]
 # Heads-up limit hold'em (`universal_poker`'s default is a small no-limit game).
-HULH = pyspiel.hulh_game_string("fullgame")
+HULH = pyspiel.hulh_game_string("fcpa")
 REFUSED = ["chess", "go", "hex", HULH, "dark_hex", "liars_dice(numdice=2)"]
 # Large games that fit under the default limits: timed, not expected to refuse.
 LARGE_COMPILED = ["universal_poker",
@@ -88,6 +88,10 @@ def median_time(fn: Callable[[], Any], reps: int) -> tuple[float, float, Any]:
   return statistics.median(walls), statistics.median(cpus), result
 
 
+def fmt(seconds: float) -> str:
+  return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
 def same_trees(old: Any, new: game_tree.GameTree) -> list[str]:
   """Names of the fields where the two compiled trees differ."""
   differ = []
@@ -113,19 +117,20 @@ def same_trees(old: Any, new: game_tree.GameTree) -> list[str]:
 def bench_compile(games: list[str]) -> bool:
   before = load_before()
   print(f"[1] compile_game: before ({BEFORE}) vs now")
-  print(f"  {'game':24s} {'histories':>10s}   wall: {'before':>7s} {'now':>7s}"
-        f" {'ratio':>6s}   CPU: {'before':>7s} {'now':>7s} {'ratio':>6s}  arrays")
+  print(f"  {'game':24s} {'histories':>10s}   wall: {'before':>9s} {'now':>9s}"
+        f" {'ratio':>6s}   CPU: {'before':>9s} {'now':>9s} {'ratio':>6s}  arrays")
   all_same = True
   for name in games:
     game = pyspiel.load_game(name)
-    reps = 5 if name in QUICK_COMPILED else 1
+    reps = {"kuhn_poker": 51, "leduc_poker": 11}.get(name, 1)
     old_wall, old_cpu, old = median_time(lambda: before.compile_game(game), reps)
     new_wall, new_cpu, new = median_time(lambda: game_tree.compile_game(game), reps)
     differ = same_trees(old, new)
     all_same &= not differ
-    print(f"  {name:24s} {new.num_histories:10,d}   {old_wall:12.3f}s {new_wall:6.3f}s"
-          f" {old_wall / new_wall:5.1f}x  {old_cpu:10.3f}s {new_cpu:6.3f}s"
-          f" {old_cpu / new_cpu:5.1f}x  {'identical' if not differ else differ}")
+    print(f"  {name:24s} {new.num_histories:10,d}   {fmt(old_wall):>15s}"
+          f" {fmt(new_wall):>9s} {old_wall / new_wall:5.1f}x  {fmt(old_cpu):>14s}"
+          f" {fmt(new_cpu):>9s} {old_cpu / new_cpu:5.1f}x"
+          f"  {'identical' if not differ else differ}")
     del old, new
   return all_same
 

@@ -31,6 +31,16 @@ then has the realization plan
 and the probability of reaching terminal `z` is
 `chance_reach[z] * prod_p x_p[terminal_sequence[p, z]]`: a product of one
 gathered number per player. Everything else in this package builds on that.
+
+Compiling. One depth-first walk visits each history once and records only what
+pyspiel alone can tell (who acts, the branches, returns, chance probabilities,
+one information-state string per decision); the sequences, chance reach and
+level order are then derived with numpy, one depth at a time. Deciding whether
+a game compiles must be cheap: a walk still going after a fifth of its CPU-time
+limit counts the rest of the game instead (one state per level of the current
+path in memory), and the game is refused -- `GameTooLargeError`, pointing to
+the simulated mode -- unless it all fits. `check_compilable` counts without
+compiling.
 """
 
 from __future__ import annotations
@@ -38,7 +48,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import math
+import os
+import resource
 import time
 
 import numpy as np
@@ -49,10 +60,15 @@ _TERMINAL = int(pyspiel.PlayerId.TERMINAL)
 
 DEFAULT_MAX_HISTORIES = 2_000_000
 # Counting 2M histories takes about 2.5 s on one core; a game still being
-# counted after this long is refused rather than compiled. Limits are on the
-# process's CPU time, so that other work on the machine does not turn a game
-# that compiles into one that is refused.
-DEFAULT_TIME_LIMIT_S = 5.0
+# counted after this long is refused rather than compiled, so the decision
+# (with loading the game and the last checked stretch) comes within 5 s.
+# Limits are on the process's CPU time, so that other work on the machine does
+# not turn a game that compiles into one that is refused.
+DEFAULT_TIME_LIMIT_S = 4.5
+# Memory a count may add before the game is refused: deep paths of heavy
+# states (chess keeps its whole history in each) grow it; with the interpreter
+# and imports a refusal then stays under 1 GB.
+DEFAULT_MEMORY_LIMIT_MB = 512
 # How the command line names the way on for games that do not compile.
 SIMULATED_MODE_FLAG = "--evaluation=sampled"
 # Share of the time limit spent recording before a compilation that has not
@@ -258,6 +274,49 @@ class GameTree:
 # -- Deciding whether a game compiles ------------------------------------------
 
 
+def _rss_bytes() -> int:
+  """The process's resident memory now (its peak where /proc is missing)."""
+  try:
+    with open("/proc/self/statm", "rb") as f:
+      return int(f.read().split()[1]) * _PAGE_SIZE
+  except OSError:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class _Budget:
+  """The CPU-time and memory limits of one count or compilation.
+
+  Reading the clocks costs about a microsecond, so callers ask `spent` every
+  256 histories.
+  """
+
+  def __init__(self, time_limit_s: float | None, memory_limit_mb: float | None):
+    self.start = time.process_time()
+    self.time_limit_s = time_limit_s
+    self.memory_limit_mb = memory_limit_mb
+    self._rss_start = None  # Read at the first check: small games never check.
+    self.stopped_by = ""  # Set by whoever stops because the budget is spent.
+
+  def elapsed_s(self) -> float:
+    return time.process_time() - self.start
+
+  def spent(self, share: float = 1.0) -> str:
+    """What of `share` of the budget is used up: "time", "memory" or ""."""
+    if (self.time_limit_s is not None
+        and self.elapsed_s() > share * self.time_limit_s):
+      return "time"
+    if self.memory_limit_mb is not None:
+      rss = _rss_bytes()
+      if self._rss_start is None:
+        self._rss_start = rss
+      if rss - self._rss_start > self.memory_limit_mb * 2**20:
+        return "memory"
+    return ""
+
+
 @dataclasses.dataclass(frozen=True)
 class CompileEstimate:
   """What a bounded count of a game's histories found.
@@ -265,19 +324,24 @@ class CompileEstimate:
   Attributes:
     game: the game, as a string.
     num_histories: histories counted: the exact total when `complete`, else a
-      lower bound (the count stopped at `max_histories + 1` or the time limit).
+      lower bound.
     complete: whether the whole tree was counted.
+    stopped_by: why an incomplete count stopped: "histories" (past
+      `max_histories`), "time" or "memory"; "" when complete.
     elapsed_s: CPU seconds the count took.
     max_histories: the history limit it ran under.
-    time_limit_s: the CPU-time limit it ran under.
+    time_limit_s: the CPU-time limit it ran under (None: none).
+    memory_limit_mb: the memory it could add (None: no limit).
   """
 
   game: str
   num_histories: int
   complete: bool
+  stopped_by: str
   elapsed_s: float
   max_histories: int
-  time_limit_s: float
+  time_limit_s: float | None
+  memory_limit_mb: float | None
 
   @property
   def compiles(self) -> bool:
@@ -287,26 +351,41 @@ class CompileEstimate:
     """The one-line reason the game is refused ("" when it compiles)."""
     if self.compiles:
       return ""
-    if self.num_histories > self.max_histories:
-      size = (f"has more than {self.max_histories:,} histories (counted"
-              f" {self.num_histories:,} in {self.elapsed_s:.1f} s before stopping)")
-    else:
+    if self.stopped_by == "time":
       size = (f"has at least {self.num_histories:,} histories (counted in"
               f" {self.time_limit_s:g} s of CPU time without reaching the end)")
+    elif self.stopped_by == "memory":
+      size = (f"has at least {self.num_histories:,} histories (counting them"
+              f" took more than {self.memory_limit_mb:g} MB of memory)")
+    else:
+      size = (f"has more than {self.max_histories:,} histories (counted"
+              f" {self.num_histories:,} in {self.elapsed_s:.1f} s before stopping)")
     return (f"{self.game} {size}, too many to compile; run it in the simulated"
             f" mode ({SIMULATED_MODE_FLAG}), or raise max_histories if it fits"
             " in memory.")
 
+  @classmethod
+  def stopped(cls, game: pyspiel.Game, count: int, complete: bool,
+              max_histories: int, budget: _Budget) -> CompileEstimate:
+    return cls(game=str(game), num_histories=count, complete=complete,
+               stopped_by="" if complete else (budget.stopped_by or "histories"),
+               elapsed_s=budget.elapsed_s(), max_histories=max_histories,
+               time_limit_s=budget.time_limit_s,
+               memory_limit_mb=budget.memory_limit_mb)
+
 
 def _branches(state: pyspiel.State) -> list[int]:
-  """The actions (chance outcomes at chance nodes) leaving a non-terminal state."""
-  if state.is_chance_node():
+  """The actions (chance outcomes at chance nodes) leaving a state; [] at terminals."""
+  player = state.current_player()
+  if player == _CHANCE:
     return [outcome for outcome, _ in state.chance_outcomes()]
+  if player == _TERMINAL:
+    return []
   return state.legal_actions()
 
 
 def _count_histories(frames: list[tuple[pyspiel.State, list[int]]], limit: int,
-                     deadline: float) -> tuple[int, bool]:
+                     budget: _Budget) -> tuple[int, bool]:
   """Counts the histories below `frames`, depth-first.
 
   Args:
@@ -314,7 +393,7 @@ def _count_histories(frames: list[tuple[pyspiel.State, list[int]]], limit: int,
       its listed branches, and their subtrees, are counted. The lists are
       consumed.
     limit: stop once the count passes this.
-    deadline: stop at this `time.process_time`.
+    budget: stop when it is spent.
 
   Children are made one at a time, so memory is one state per level of the
   current path, whatever the size of the game.
@@ -333,10 +412,11 @@ def _count_histories(frames: list[tuple[pyspiel.State, list[int]]], limit: int,
     count += 1
     if count > limit:
       return count, False
-    if not count & 255 and time.process_time() > deadline:
-      return count, False
-    if not child.is_terminal():
-      stack.append((child, _branches(child)))
+    if not count & 255:
+      budget.stopped_by = budget.spent()
+      if budget.stopped_by:
+        return count, False
+    stack.append((child, _branches(child)))
   return count, True
 
 
@@ -390,38 +470,39 @@ def _check_game(game: pyspiel.Game | str) -> pyspiel.Game:
   return game
 
 
-def check_compilable(game: pyspiel.Game | str,
-                     max_histories: int = DEFAULT_MAX_HISTORIES,
-                     time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> CompileEstimate:
-  """Counts the histories of `game` within `time_limit_s` CPU seconds, in bounded memory.
+def check_compilable(
+    game: pyspiel.Game | str,
+    max_histories: int = DEFAULT_MAX_HISTORIES,
+    time_limit_s: float | None = DEFAULT_TIME_LIMIT_S,
+    memory_limit_mb: float | None = DEFAULT_MEMORY_LIMIT_MB) -> CompileEstimate:
+  """Counts the histories of `game`, within limits, without compiling it.
 
   Cheap: about a microsecond per history, one state per level of the current
-  path held at a time, and it stops at `max_histories + 1` histories or after
-  `time_limit_s` seconds, whichever comes first.
+  path held at a time, and it stops at `max_histories + 1` histories, after
+  `time_limit_s` CPU seconds, or once it has added `memory_limit_mb` of
+  memory, whichever comes first. (`compile_game` decides the same way without
+  a separate count: a caller about to compile can just call it and catch
+  `GameTooLargeError`.)
 
   Raises:
     ValueError: the game can never compile (see `_check_game`).
   """
-  start = time.process_time()
+  budget = _Budget(time_limit_s, memory_limit_mb)
   game = _check_game(game)
   root = game.new_initial_state()
-  count, complete = 1, True
-  if not root.is_terminal():
-    below, complete = _count_histories([(root, _branches(root))],
-                                       max_histories - 1, start + time_limit_s)
-    count += below
-  return CompileEstimate(
-      game=str(game), num_histories=count, complete=complete,
-      elapsed_s=time.process_time() - start, max_histories=max_histories,
-      time_limit_s=time_limit_s)
+  below, complete = _count_histories([(root, _branches(root))],
+                                     max_histories - 1, budget)
+  return CompileEstimate.stopped(game, 1 + below, complete, max_histories, budget)
 
 
 def compiles(game: pyspiel.Game | str,
              max_histories: int = DEFAULT_MAX_HISTORIES,
-             time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> bool:
+             time_limit_s: float | None = DEFAULT_TIME_LIMIT_S,
+             memory_limit_mb: float | None = DEFAULT_MEMORY_LIMIT_MB) -> bool:
   """Whether `compile_game` would compile `game` (False if it never could)."""
   try:
-    return check_compilable(game, max_histories, time_limit_s).compiles
+    return check_compilable(game, max_histories, time_limit_s,
+                            memory_limit_mb).compiles
   except ValueError:
     return False
 
@@ -462,8 +543,7 @@ class _Walk:
     return len(self.parent)
 
 
-def _walk(game: pyspiel.Game, max_histories: int, time_limit_s: float | None,
-          start: float) -> _Walk:
+def _walk(game: pyspiel.Game, max_histories: int, budget: _Budget) -> _Walk:
   """Visits every history once, depth-first, children in action order.
 
   The only per-history Python: one `current_player`, the branches, one
@@ -471,31 +551,20 @@ def _walk(game: pyspiel.Game, max_histories: int, time_limit_s: float | None,
   in a dict. Everything derived from these (sequences, reach, tables) is
   computed afterwards with numpy.
 
-  Small games are walked within the first `_RECORDING_SHARE` of
-  `time_limit_s`. A walk still going then stops recording and counts what is
-  left (`_count_histories`, about 3x faster and in bounded memory) within the
-  rest of the limit; it goes on recording only if the total fits, so a game
-  too large is refused within `time_limit_s` and never held in memory.
-
-  Args:
-    game: a sequential game (`_check_game`).
-    max_histories: refuse games with more histories than this.
-    time_limit_s: CPU seconds from `start` (None: no limit).
-    start: `time.process_time` when the compilation began.
+  Small games are walked within the first `_RECORDING_SHARE` of the budget's
+  time. A walk still going then stops recording and counts what is left
+  (`_count_histories`, about 3x faster and in bounded memory) within the rest
+  of the budget; it goes on recording only if the total fits, so a game too
+  large is refused within the budget and never held in memory.
 
   Raises:
     GameTooLargeError: more than `max_histories` histories, or more than can
-      be counted within `time_limit_s`.
+      be counted within the budget.
   """
-  check_at = (start + _RECORDING_SHARE * time_limit_s
-              if time_limit_s is not None else math.inf)
 
-  def refuse(count: int, complete: bool) -> GameTooLargeError:
-    return GameTooLargeError(CompileEstimate(
-        game=str(game), num_histories=count, complete=complete,
-        elapsed_s=time.process_time() - start, max_histories=max_histories,
-        time_limit_s=time_limit_s if time_limit_s is not None else math.inf
-    ).refusal())
+  def refuse(count: int) -> GameTooLargeError:
+    return GameTooLargeError(CompileEstimate.stopped(
+        game, count, False, max_histories, budget).refusal())
 
   num_players = game.num_players()
   parent, action, player, depth, infostate = [], [], [], [], []
@@ -506,16 +575,21 @@ def _walk(game: pyspiel.Game, max_histories: int, time_limit_s: float | None,
   # still to visit, reversed). Children are made one at a time, so memory is
   # one state per level however wide the game.
   frames = []
+  # Bound methods, looked up once: this loop runs once per history.
+  add_parent, add_action, add_depth = parent.append, action.append, depth.append
+  add_player, add_infostate = player.append, infostate.append
+  add_frame, pop_frame = frames.append, frames.pop
   state, par, act = game.new_initial_state(), -1, -1
   h = 0
+  counting = budget.time_limit_s is not None or budget.memory_limit_mb is not None
   while True:
     if h == max_histories:
-      raise refuse(h + 1, complete=False)
-    parent.append(par)
-    action.append(act)
-    depth.append(len(frames))
+      raise refuse(h + 1)
+    add_parent(par)
+    add_action(act)
+    add_depth(len(frames))
     p = state.current_player()
-    player.append(p)
+    add_player(p)
     if p >= 0:
       seen = index[p]
       key = state.information_state_string(p)
@@ -523,37 +597,39 @@ def _walk(game: pyspiel.Game, max_histories: int, time_limit_s: float | None,
       if i is None:
         i = seen[key] = len(seen)
         first_history[p].append(h)
-      infostate.append(i)
+      add_infostate(i)
       actions = state.legal_actions()
       actions.reverse()
-      frames.append((state, h, actions))
+      add_frame((state, h, actions))
     elif p == _TERMINAL:
-      infostate.append(-1)
+      add_infostate(-1)
       terminals.append(h)
       terminal_returns.append(state.returns())
     elif p == _CHANCE:
-      infostate.append(-1)
+      add_infostate(-1)
       outcomes = state.chance_outcomes()
       chance_edges.extend((h, a, prob) for a, prob in outcomes)
-      frames.append((state, h, [a for a, _ in reversed(outcomes)]))
+      add_frame((state, h, [a for a, _ in reversed(outcomes)]))
     else:
       raise ValueError(f"{game} has a history with current player {p} (neither"
                        " a player, chance nor terminal); it cannot be compiled.")
     h += 1
-    if not h & 255 and time.process_time() > check_at:
+    if counting and not h & 255 and budget.spent(_RECORDING_SHARE):
       # The unvisited histories are the subtrees of the frames' remaining
       # actions: count them (on copies of the lists) before going on.
       rest, complete = _count_histories(
           [(f_state, list(f_actions)) for f_state, _, f_actions in frames],
-          max_histories - h, start + time_limit_s)
+          max_histories - h, budget)
       if not complete:
-        raise refuse(h + rest, complete=False)
-      check_at = math.inf
-    while frames and not frames[-1][2]:
-      frames.pop()
-    if not frames:
+        raise refuse(h + rest)
+      counting = False
+    while frames:
+      parent_state, par, remaining = frames[-1]
+      if remaining:
+        break
+      pop_frame()
+    else:
       break
-    parent_state, par, remaining = frames[-1]
     act = remaining.pop()
     state = parent_state.child(act)
   return _Walk(
@@ -605,21 +681,22 @@ def _propagate(walk: _Walk, levels: list[np.ndarray], chance_probs: np.ndarray,
     own_moves: `[P, H]` how many actions each player took on the path.
   """
   num_players = len(walk.strings)
+  # What each edge adds, for all histories at once (the root's row is unused).
+  par, act = np.maximum(walk.parent, 0), walk.action
+  acting = walk.player[par]
+  edge_prob = np.where(acting == _CHANCE, chance_probs[par, np.maximum(act, 0)], 1.0)
+  edge_sequence = walk.infostate[par] * num_actions + act
+  edge_mine = acting[None, :] == np.arange(num_players)[:, None]  # [P, H]
   chance_reach = np.ones(walk.num_histories)
   last_sequence = np.full((num_players, walk.num_histories), -1, dtype=np.int64)
   own_moves = np.zeros((num_players, walk.num_histories), dtype=np.int64)
   for histories in levels[1:]:
     par = walk.parent[histories]
-    act = walk.action[histories]
-    acting = walk.player[par]
-    at_chance = acting == _CHANCE
-    chance_reach[histories] = chance_reach[par] * np.where(
-        at_chance, chance_probs[par, act], 1.0)
-    sequence = walk.infostate[par] * num_actions + act
-    for p in range(num_players):
-      mine = acting == p
-      last_sequence[p, histories] = np.where(mine, sequence, last_sequence[p, par])
-      own_moves[p, histories] = own_moves[p, par] + mine
+    mine = edge_mine[:, histories]
+    chance_reach[histories] = chance_reach[par] * edge_prob[histories]
+    last_sequence[:, histories] = np.where(mine, edge_sequence[histories],
+                                           last_sequence[:, par])
+    own_moves[:, histories] = own_moves[:, par] + mine
   return chance_reach, last_sequence, own_moves
 
 
@@ -687,11 +764,13 @@ def _renumber_sequences(sequences: np.ndarray, new_of_old: np.ndarray,
 
 def compile_game(game: pyspiel.Game | str,
                  max_histories: int = DEFAULT_MAX_HISTORIES,
-                 time_limit_s: float | None = DEFAULT_TIME_LIMIT_S) -> GameTree:
+                 time_limit_s: float | None = DEFAULT_TIME_LIMIT_S,
+                 memory_limit_mb: float | None = DEFAULT_MEMORY_LIMIT_MB
+                 ) -> GameTree:
   """Walks every history of `game` once and returns its `GameTree`.
 
   Steps: check the game (`_check_game`); walk the histories, refusing a game
-  too large within `time_limit_s` (`_walk`); derive edges
+  too large within the limits (`_walk`); derive edges
   (`_children_and_chance`) and per-path quantities (`_propagate`); build each
   player's level-ordered information states and sequence form
   (`_infostate_table`, `_renumber_sequences`).
@@ -700,8 +779,10 @@ def compile_game(game: pyspiel.Game | str,
     game: a pyspiel game or game string (e.g. "leduc_poker").
     max_histories: refuse games with more histories than this.
     time_limit_s: refuse games whose histories cannot all be counted in this
-      many seconds (see `_walk`; a game that fits may take longer to compile);
-      None: no time limit, only `max_histories`.
+      many CPU seconds (see `_walk`; a game that fits may take longer to
+      compile); None: no time limit.
+    memory_limit_mb: refuse games whose count adds more memory than this;
+      None: no memory limit.
 
   Raises:
     GameTooLargeError: too many histories, or too many to count in time; the
@@ -709,11 +790,11 @@ def compile_game(game: pyspiel.Game | str,
     ValueError: the game is not sequential with explicit chance, has no
       information states, or lacks perfect recall.
   """
-  start = time.process_time()
+  budget = _Budget(time_limit_s, memory_limit_mb)
   game = _check_game(game)
   num_players = game.num_players()
   num_actions = game.num_distinct_actions()
-  walk = _walk(game, max_histories, time_limit_s, start)
+  walk = _walk(game, max_histories, budget)
   child, chance_probs = _children_and_chance(walk)
   levels = _depth_levels(walk.depth)
   chance_reach, last_sequence, own_moves = _propagate(

@@ -177,3 +177,10 @@ def test_tree_pickles_with_its_states():
   np.testing.assert_array_equal(copy.child, tree.child)
   assert ([s.history() for s in copy.infostates[1].states]
           == [s.history() for s in tree.infostates[1].states])
+
+
+def test_count_stops_at_the_memory_limit():
+  # A negative allowance is spent at the first check.
+  estimate = game_tree.check_compilable("leduc_poker", memory_limit_mb=-1)
+  assert not estimate.compiles and estimate.stopped_by == "memory"
+  assert "MB of memory" in estimate.refusal()
