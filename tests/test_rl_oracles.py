@@ -283,6 +283,13 @@ def test_ppo_losses_summed_per_observation_equal_per_sample_losses(rng):
   per_sample = ppo._SampleBatch.create(  # pylint: disable=protected-access
       module, table.tensors[rows], legal[rows], actions, adv, ret, torch.device("cpu"))
   assert (summed.size, per_sample.size) == (len(np.unique(rows)), rows.size)
+  # A simulated rollout whose observations repeat this much is summed too.
+  sim_env = rollouts.PyspielVecEnv(tree.game, 0, [None, [simulation.UniformRandomPolicy()]],
+                                   [None, np.ones(1)], num_envs=200)
+  sim_rollout = ppo._SampleRollout(module, sim_env, 3, torch.device("cpu"))  # pylint: disable=protected-access
+  sim_rollout.obs[:], sim_rollout.legal[:] = table.tensors[rows], legal[rows]
+  resummed = sim_rollout.batch(actions, adv, ret)
+  assert isinstance(resummed, ppo._StateBatch) and resummed.size == summed.size  # pylint: disable=protected-access
   with torch.no_grad():  # an update moved the policy: ratios differ from 1, some clip
     for param in module.parameters():
       param.add_(0.3 * torch.randn_like(param))
@@ -296,9 +303,10 @@ def test_ppo_losses_summed_per_observation_equal_per_sample_losses(rng):
     (losses[0] + losses[1] - 0.1 * losses[2]).backward()
     return losses, [p.grad.clone() for p in module.parameters()]
 
-  got, got_grads = losses_and_grads(summed)
   want, want_grads = losses_and_grads(per_sample)
-  for g, w in zip(got, want):
-    torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
-  for g, w in zip(got_grads, want_grads):
-    torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-6)
+  for batch in (summed, resummed):
+    got, got_grads = losses_and_grads(batch)
+    for g, w in zip(got, want):
+      torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
+    for g, w in zip(got_grads, want_grads):
+      torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-6)

@@ -16,7 +16,7 @@ deterministic where the learner found a clear best action.
 Samples summed per observation: tens of thousands of games visit only a few
 hundred distinct information states, and every sample at one state shares
 the network's outputs there. So the learner acts with one forward pass per
-distinct observation (`_TableRollout.act`), and the loss over the batch is
+distinct observation (`_ObservationTable.act`), and the loss over the batch is
 computed from per-(observation, action) sums (`_StateBatch`): for the clipped
 term, `A min(r, clip(r))` summed over the samples with `A >= 0` and
 `A max(r, clip(r))` over those with `A < 0`; for the value term, each state's
@@ -30,7 +30,9 @@ gap to the exact best response of 0.02 instead of 0.06. Minibatches
 Per sample, in simulated games (a request without a compiled tree, on
 `rollouts.PyspielVecEnv`): there observations rarely repeat, so the batch
 keeps one row per sample (`_SampleBatch`, CleanRL-style) and minibatches
-split the samples.
+split the samples. A simulated rollout whose samples are at least half
+repeats (a small game played through pyspiel) is summed per distinct
+observation all the same, over a table built from the rollout.
 
 The result is a `TorchPolicy` (actor plus critic) whose exact `[I_p, A]`
 matrix comes from one forward pass over all the player's information states.
@@ -166,37 +168,51 @@ class PPOOracle(torch_policy.TorchOracle):
     return torch_policy.finish(request, run, "ppo", updates=updates)
 
 
-class _TableRollout:
-  """Observations as rows of the learner's observation table (compiled tree).
+class _ObservationTable:
+  """The learner's network over a table of distinct observations."""
 
-  The learner's network runs over the table of its distinct observations.
-  """
+  def __init__(self, module: torch_policy.TorchPolicy, obs_table: np.ndarray,
+               legal_mask: np.ndarray, device: torch.device):
+    self.module = module
+    self.obs = torch.as_tensor(obs_table, device=device)
+    self.legal = torch.as_tensor(legal_mask, device=device)
+    self.device = device
+
+  @torch.no_grad()
+  def act(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`[B]` rows -> `[B, A]` action probabilities and `[B]` values.
+
+    One forward pass per distinct row: thousands of games share a few hundred
+    information states.
+    """
+    unique, inverse = np.unique(rows, return_inverse=True)
+    u = torch.as_tensor(unique, device=self.device)
+    probs = self.module(self.obs[u], self.legal[u])
+    values = self.module.value(self.obs[u])[:, 0]
+    return probs.cpu().numpy()[inverse], values.cpu().numpy()[inverse]
+
+  def log_probs(self, u: torch.Tensor) -> torch.Tensor:
+    """`[U, A]` log-probabilities at rows `u` (illegal actions ~ -1e9)."""
+    logits = networks.masked_logits(self.module.net(self.obs[u]), self.legal[u])
+    return torch.log_softmax(logits, dim=1)
+
+
+class _TableRollout:
+  """Observations as rows of the learner's observation table (compiled tree)."""
 
   def __init__(self, module: torch_policy.TorchPolicy, env: rollouts.TreeVecEnv,
                obs_table: np.ndarray, num_steps: int, device: torch.device):
-    self.module = module
     self.env = env
-    self.obs = torch.as_tensor(obs_table, device=device)
-    self.legal = torch.as_tensor(env.legal_mask, device=device)
-    self.device = device
+    self.table = _ObservationTable(module, obs_table, env.legal_mask, device)
     self.rows = np.zeros((num_steps, env.num_envs), dtype=np.int64)
     self.current = np.zeros(env.num_envs, dtype=np.int64)
 
   def reset(self) -> None:
     self.current = self.env.reset_rows()
 
-  @torch.no_grad()
   def act(self) -> tuple[np.ndarray, np.ndarray]:
-    """`[B, A]` action probabilities and `[B]` values at the current rows.
-
-    One forward pass per distinct row: thousands of games share a few hundred
-    information states.
-    """
-    unique, inverse = np.unique(self.current, return_inverse=True)
-    u = torch.as_tensor(unique, device=self.device)
-    probs = self.module(self.obs[u], self.legal[u])
-    values = self.module.value(self.obs[u])[:, 0]
-    return probs.cpu().numpy()[inverse], values.cpu().numpy()[inverse]
+    """`[B, A]` action probabilities and `[B]` values at the current rows."""
+    return self.table.act(self.current)
 
   def step(self, t: int, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Plays `[B]` actions as the rollout's step `t`; `[B]` rewards and dones."""
@@ -206,12 +222,7 @@ class _TableRollout:
 
   def batch(self, actions: np.ndarray, adv: np.ndarray, ret: np.ndarray
             ) -> "_StateBatch":
-    return _StateBatch.aggregate(self.rows, actions, adv, ret, self)
-
-  def log_probs(self, u: torch.Tensor) -> torch.Tensor:
-    """`[U, A]` log-probabilities at rows `u` (illegal actions ~ -1e9)."""
-    logits = networks.masked_logits(self.module.net(self.obs[u]), self.legal[u])
-    return torch.log_softmax(logits, dim=1)
+    return _StateBatch.aggregate(self.rows, actions, adv, ret, self.table)
 
 
 class _SampleRollout:
@@ -245,7 +256,20 @@ class _SampleRollout:
     return reward, done
 
   def batch(self, actions: np.ndarray, adv: np.ndarray, ret: np.ndarray
-            ) -> "_SampleBatch":
+            ) -> "_StateBatch | _SampleBatch":
+    """The rollout's batch: summed per distinct observation when at most half
+    the samples are distinct (small games), else one row per sample. Both
+    give the same loss and gradient; the summed one costs less."""
+    n = actions.size
+    flat = self.obs.reshape(n, -1)
+    unique, first, inverse = np.unique(flat, axis=0, return_index=True,
+                                       return_inverse=True)
+    if 2 * len(unique) <= n:
+      obs = self.obs.reshape((n,) + self.obs.shape[2:])[first]
+      table = _ObservationTable(self.module, obs, self.legal.reshape(n, -1)[first],
+                                self.device)
+      return _StateBatch.aggregate(inverse.reshape(actions.shape), actions, adv, ret,
+                                   table)
     return _SampleBatch.create(self.module, self.obs, self.legal, actions, adv, ret,
                                self.device)
 
@@ -276,7 +300,7 @@ class _StateBatch:
   ret_mean: torch.Tensor
   ret_sq_dev: torch.Tensor
   old_logp: torch.Tensor
-  observations: _TableRollout
+  observations: _ObservationTable
 
   @property
   def size(self) -> int:
@@ -284,7 +308,7 @@ class _StateBatch:
 
   @classmethod
   def aggregate(cls, rows: np.ndarray, actions: np.ndarray, adv: np.ndarray,
-                ret: np.ndarray, observations: _TableRollout) -> "_StateBatch":
+                ret: np.ndarray, observations: _ObservationTable) -> "_StateBatch":
     """Sums `[T, B]` samples per row; advantages normalised over the batch."""
     unique, inverse = np.unique(rows.ravel(), return_inverse=True)
     size, num_actions = len(unique), observations.legal.shape[1]
