@@ -95,6 +95,15 @@ class RayBackend(Backend):
           "backend 'ray' needs Ray: pip install -c constraints.txt"
           " 'openspiel_psro_ext[ray]', or use backend 'embedded'.") from error
     self._ray = ray
+    self._address, self._num_cpus = address, num_cpus
+    self._started_here = False
+    self._task = None
+    self._tree_refs: dict[int, tuple[Any, Any]] = {}
+
+  def _start(self) -> None:
+    """Connects to (or starts) Ray on first use: a run refused for bad input
+    or a taken output directory never starts it."""
+    ray = self._ray
     # A local single-user Ray needs no token file.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     self._started_here = not ray.is_initialized()
@@ -102,11 +111,10 @@ class RayBackend(Backend):
       kwargs: dict[str, Any] = dict(
           include_dashboard=False, log_to_driver=True, logging_level=logging.WARNING,
           runtime_env={"env_vars": dict(_SINGLE_THREAD_ENV)})
-      if address is None:
-        kwargs["num_cpus"] = num_cpus
-      ray.init(address=address, **kwargs)
+      if self._address is None:
+        kwargs["num_cpus"] = self._num_cpus
+      ray.init(address=self._address, **kwargs)
     self._task = ray.remote(num_cpus=1)(_remote_best_response)
-    self._tree_refs: dict[int, tuple[Any, Any]] = {}
     logging.info("Ray backend: %s CPUs.", ray.cluster_resources().get("CPU"))
 
   def _tree_ref(self, tree: Any) -> Any:
@@ -118,6 +126,8 @@ class RayBackend(Backend):
     return self._tree_refs[key][1]
 
   def best_responses(self, oracle, requests):
+    if self._task is None:
+      self._start()
     # A batch larger than the cluster shares its CPUs rather than queueing:
     # oracles with wall-time budgets would otherwise take several rounds.
     cpus = self._ray.cluster_resources().get("CPU", 1.0)

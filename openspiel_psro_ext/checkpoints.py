@@ -261,10 +261,12 @@ class RunDirectory:
       write_torch(member_path(self.path, player, index, ".pt"), module.state_dict(),
                   durable=False)
 
-  def load_member(self, player: int, index: int, shape: tuple[int, int]
-                  ) -> tuple[np.ndarray, dict[str, Any] | None]:
-    """A member's matrix and, if saved, its module's `state_dict`."""
-    matrix = load_matrix(member_path(self.path, player, index, ".npy"), shape)
+  def load_member(self, player: int, index: int, shape: tuple[int, int] | None
+                  ) -> tuple[np.ndarray | None, dict[str, Any] | None]:
+    """A member's `shape` matrix (None: not read) and its module's `state_dict`
+    (None if it has no module)."""
+    matrix = (None if shape is None else
+              load_matrix(member_path(self.path, player, index, ".npy"), shape))
     module_path = member_path(self.path, player, index, ".pt")
     return matrix, (load_torch(module_path) if os.path.exists(module_path) else None)
 

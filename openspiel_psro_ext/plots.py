@@ -129,8 +129,8 @@ def _save(figure: Figure, path: str) -> str:
 
 
 def _series(records: list[dict[str, Any]], key: str) -> tuple[np.ndarray, list]:
-  """(iterations, values) of the records that have `key`."""
-  have = [r for r in records if key in r]
+  """(iterations, values) of the records that have `key` (not None)."""
+  have = [r for r in records if r.get(key) is not None]
   return np.array([r["iteration"] for r in have]), [r[key] for r in have]
 
 
@@ -140,13 +140,24 @@ def _positive(values) -> np.ndarray:
 
 def plot_nash_conv(records, comparison, path: str) -> str | None:
   iterations, nash_conv = _series(records, "nash_conv")
-  if not len(iterations):
+  approx_iterations, approx = _series(records, "approx_nash_conv")
+  if not len(iterations) and not len(approx_iterations):
     return None
-  seconds = [r.get("wall_time_s", np.nan) for r in records if "nash_conv" in r]
   figure = Figure(figsize=(11, 4))
   by_iter, by_time = figure.subplots(1, 2)
-  by_iter.plot(iterations, _positive(nash_conv), "o-", ms=3, label="this run")
-  by_time.plot(seconds, _positive(nash_conv), "o-", ms=3, label="this run")
+  if len(iterations):
+    seconds = [r.get("wall_time_s", np.nan) for r in records if r.get("nash_conv") is not None]
+    by_iter.plot(iterations, _positive(nash_conv), "o-", ms=3, label="this run")
+    by_time.plot(seconds, _positive(nash_conv), "o-", ms=3, label="this run")
+  if len(approx_iterations):
+    # Estimates by RL best responses: lower bounds, with their 95% intervals.
+    have = [r for r in records if r.get("approx_nash_conv") is not None]
+    errors = [r.get("approx_nash_conv_ci95", 0.0) for r in have]
+    label = "approximate (lower bound, 95% interval)"
+    by_iter.errorbar(approx_iterations, _positive(approx), yerr=errors, fmt="^:", ms=4,
+                     capsize=2, label=label)
+    by_time.errorbar([r.get("wall_time_s", np.nan) for r in have], _positive(approx),
+                     yerr=errors, fmt="^:", ms=4, capsize=2, label=label)
   if comparison:
     stock = [s for s in comparison["stock"] if "nash_conv" in s]
     label = comparison.get("label", "stock psro_v2")
@@ -220,16 +231,21 @@ def plot_payoff_table(records, payoffs: np.ndarray | None,
   heat.set_title(title)
   heat.tick_params(labelbottom=False)
   rows = figure.add_subplot(grid[0, 1], sharey=heat)
-  rows.barh(np.arange(sizes[0]), sigmas[0], color="tab:blue")
+  # One step artist per bar chart, not one patch per member (2000 members
+  # would draw 2000 rectangles).
+  rows.stairs(sigmas[0], np.arange(sizes[0] + 1) - 0.5, orientation="horizontal",
+              fill=True, color="tab:blue")
   rows.set_xlim(0, 1)
   rows.set_title("meta-strategy 0", fontsize=9)
   rows.tick_params(labelleft=False)
   cols = figure.add_subplot(grid[1, 0], sharex=heat)
-  cols.bar(np.arange(sizes[1]), sigmas[1], color="tab:orange")
+  cols.stairs(sigmas[1], np.arange(sizes[1] + 1) - 0.5, fill=True,
+              color="tab:orange")
   cols.set_ylim(1, 0)
   cols.set_ylabel("meta 1", fontsize=9)
   cols.set_xlabel("player 1 member")
-  figure.colorbar(image, ax=[heat, rows], fraction=0.04, pad=0.02)
+  # Shrinking the bottom bar chart with the heat map keeps their columns aligned.
+  figure.colorbar(image, ax=[heat, rows, cols], fraction=0.04, pad=0.02)
   return _save(figure, path)
 
 

@@ -28,6 +28,7 @@ so a resumed run ends with the same numbers as an uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any, Callable, Sequence
 
@@ -37,22 +38,18 @@ import threadpoolctl
 from openspiel_psro_ext import backends
 from openspiel_psro_ext import checkpoints
 from openspiel_psro_ext import errors
-from openspiel_psro_ext import exploitability
-from openspiel_psro_ext import game_tree as game_tree_lib
 from openspiel_psro_ext import meta_solvers
 from openspiel_psro_ext import oracles as oracles_lib
-from openspiel_psro_ext import payoffs
 from openspiel_psro_ext import psro_config
 from openspiel_psro_ext import records as records_lib
+from openspiel_psro_ext import simulation
 from openspiel_psro_ext import verification
+from openspiel_psro_ext import views
+from openspiel_psro_ext.meta_solvers import common as meta_common
 from openspiel_psro_ext.oracles import base as oracle_base
 from openspiel_psro_ext.psro_config import PSROConfig  # pylint: disable=unused-import
 from openspiel_psro_ext.records import IterationRecord
 from openspiel_psro_ext.verification import VerificationError  # pylint: disable=unused-import
-
-#: `hook(populations [N_p, I_p, A] per player, sigma, meta_games) -> metrics`.
-MetricsHook = Callable[[Sequence[np.ndarray], Sequence[np.ndarray], Sequence[np.ndarray]],
-                       dict[str, Any]]
 
 _PAYOFF_SEED_TAG = 7
 _ORACLE_SEED_TAG = 11
@@ -62,19 +59,67 @@ def _seed(*parts: int) -> int:
   return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
 
+@dataclasses.dataclass
+class Snapshot:
+  """What one record describes, handed to evaluation hooks.
+
+  Attributes:
+    view: the run's view of the game (members beyond `sizes` are newer).
+    sizes: per player, the members the meta-strategy mixes.
+    sigma: per player, `[sizes[p]]` probabilities.
+    meta_games: per player, the `sizes`-shaped payoff tensor.
+    backend: where the run's best responses train (for hooks that train).
+  """
+
+  view: views.View
+  sizes: list[int]
+  sigma: list[np.ndarray]
+  meta_games: list[np.ndarray]
+  backend: backends.Backend
+
+  def matrices(self) -> list[np.ndarray] | None:
+    """Per player `[sizes[p], I_p, A]`, or None without a compiled tree."""
+    matrices = self.view.population_matrices()
+    return None if matrices is None else [m[:n] for m, n in zip(matrices, self.sizes)]
+
+  def policies(self) -> list[list[simulation.BatchedPolicy]] | None:
+    """Per player the first `sizes[p]` batched policies (simulated view)."""
+    pols = self.view.policies
+    return None if pols is None else [list(p[:n]) for p, n in zip(pols, self.sizes)]
+
+
+@dataclasses.dataclass
+class Evaluation:
+  """A hook whose numbers join the records (`IterationRecord.metrics`).
+
+  Attributes:
+    compute: `Snapshot -> {key: value}`.
+    every: runs on iterations `0, every, 2 every, ...` (0: none of them), and
+      always on the run's last iteration.
+  """
+
+  compute: Callable[[Snapshot], dict[str, Any]]
+  every: int = 0
+
+  def due(self, iteration: int) -> bool:
+    return self.every > 0 and iteration % self.every == 0
+
+
 class PSRO:
-  """A PSRO run over a compiled game (see module doc).
+  """A PSRO run (see module doc).
 
   Args:
     config: the run's settings; oracle-dependent defaults are resolved.
     output_dir: the run directory, or None to keep everything in memory.
     resume: continue the run in `output_dir`.
-    metrics_hook: run metrics, every `metrics_every` iterations and on the
-      last one (their time is `IterationRecord.metrics_time_s`).
-    metrics_every: the hook's cadence (0: only on the last iteration).
+    evaluations: hooks (run metrics, approximate NashConv) whose numbers join
+      the records; their time is `IterationRecord.metrics_time_s`.
     backend: where best responses run (results do not depend on it).
+    view: the game's view, if already made (`views.make_view`, from the same
+      config).
 
   Attributes:
+    view: the game as the loop sees it (`views`): compiled or simulated.
     populations: per population, its `PopulationMember`s (one population
       shared by both players when symmetric).
     records: the `IterationRecord` of every finished iteration.
@@ -82,26 +127,24 @@ class PSRO:
   """
 
   def __init__(self, config: PSROConfig, output_dir: str | None = None,
-               resume: bool = False, metrics_hook: MetricsHook | None = None,
-               metrics_every: int = 10, backend: backends.Backend | None = None):
+               resume: bool = False, evaluations: Sequence[Evaluation] = (),
+               backend: backends.Backend | None = None, view: views.View | None = None):
     self.config = config = psro_config.resolve(config)
-    self.tree = game_tree_lib.get_tree(config.game, config.max_histories)
-    psro_config.check(config, self.tree)
-    self.num_players = self.tree.num_players
+    self.view = view if view is not None else views.make_view(
+        config.game, config.evaluation, config.max_histories, config.symmetric,
+        config.sims_per_entry, psro_config.sampling(config))
+    psro_config.check(config, self.view)
+    self.tree, self.num_players = self.view.tree, self.view.num_players
     self.backend = backend if backend is not None else backends.EmbeddedBackend()
-    self.metrics_hook, self.metrics_every = metrics_hook, metrics_every
+    self.evaluations = list(evaluations)
     self.oracle = oracles_lib.get(config.oracle).for_psro(config.oracle_config)
     self.meta_solver = meta_solvers.spec(config.meta_solver)
     self._solver_kwargs = self.meta_solver.check_kwargs(config.meta_solver_kwargs)
     if self.meta_solver.incremental and self.num_players == 2:
       # One warm-started solver per run: successive tables share most of a support.
       self._solver_kwargs["incremental"] = self.meta_solver.new_incremental()
-    populations = psro_config.num_populations(config, self.num_players)
-    self.populations: list[list[oracle_base.PopulationMember]] = [[] for _ in range(populations)]
-    self._matrices = [payoffs.GrowingArray((self.tree.infostates[p].num_infostates,
-                                            self.tree.num_actions)) for p in range(populations)]
-    self.table = (payoffs.PayoffTable(self.tree) if config.sims_per_entry <= 0 else
-                  payoffs.SampledPayoffTable(self.tree, config.sims_per_entry))
+    self.populations: list[list[oracle_base.PopulationMember]] = [
+        [] for _ in range(self.view.num_populations)]
     self.records: list[IterationRecord] = []
     self.meta_strategies: list[np.ndarray] = []
     self.stop_requested = False
@@ -115,9 +158,13 @@ class PSRO:
         psro_config.check_resumable(self.run_dir.saved_config(), config, output_dir)
         self._restore()
     if not self.populations[0]:
-      uniform = self.tree.uniform_policy()
-      self._add_and_write([[oracle_base.PopulationMember(matrix=uniform[p])]
-                           for p in range(populations)])
+      self._add_and_write([[self.view.uniform_member(p)]
+                           for p in range(self.view.num_populations)])
+
+  @property
+  def table(self) -> Any:
+    """The payoff table (`meta_games`, and `stderr` when sampled)."""
+    return self.view.table
 
   @property
   def output_dir(self) -> str | None:
@@ -129,9 +176,12 @@ class PSRO:
     return len(self.records)
 
   def population_matrices(self) -> list[np.ndarray]:
-    """Per player, `[N_p, I_p, A]` behaviour matrices of the population."""
-    stacked = [rows.array for rows in self._matrices]
-    return stacked * self.num_players if self.config.symmetric else stacked
+    """Per player, `[N_p, I_p, A]` behaviour matrices (needs a compiled tree)."""
+    matrices = self.view.population_matrices()
+    if matrices is None:
+      raise errors.UsageError(f"{self.view.game} is simulated: its members have no"
+                              " behaviour matrices.")
+    return matrices
 
   def oracle_time_budget(self, iteration: int) -> float | None:
     """A best response's seconds at `iteration` (None: the oracle computes)."""
@@ -158,25 +208,23 @@ class PSRO:
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
       start = time.perf_counter()
       sigma = self.meta_strategies = self._solve()
-      matrices = self.population_matrices()
-      reaches = [self.table.terminal_reach(q) for q in range(self.num_players)]
-      result = exploitability.nash_conv_from_reach(
-          self.tree, [s[s > 0] @ r[s > 0] for s, r in zip(sigma, reaches)])
+      meta_games = self.table.meta_games
+      exact = self.view.nash_conv(sigma)
       new_members = self._best_responses(sigma)
       record = IterationRecord(
-          iteration=self.iteration, population_size=[len(m) for m in matrices],
+          iteration=self.iteration, population_size=list(self.table.shape),
           meta_strategy=[s.tolist() for s in sigma],
           support_size=[int((s > 0).sum()) for s in sigma],
-          nash_conv=result.nash_conv,
-          exploitability_per_player=result.player_improvements.tolist(),
-          on_policy_values=result.on_policy_values.tolist(),
+          nash_conv=None if exact is None else exact.nash_conv,
+          exploitability_per_player=(None if exact is None else
+                                     exact.player_improvements.tolist()),
+          on_policy_values=(exact.on_policy_values.tolist() if exact is not None else
+                            [float(meta_common.action_values(m, sigma, p) @ sigma[p])
+                             for p, m in enumerate(meta_games)]),
           oracle=[[records_lib.scalar_stats(m.stats) for m in members]
                   for members in new_members])
-      if self.metrics_hook is not None and self.metrics_every and \
-          record.iteration % self.metrics_every == 0:
-        metrics_start = time.perf_counter()
-        record.metrics = self.metrics_hook(matrices, sigma, self.table.meta_games)
-        record.metrics_time_s = time.perf_counter() - metrics_start
+      self._evaluate(record, [e for e in self.evaluations if e.due(record.iteration)],
+                     meta_games)
       write_s = self._add_and_write(new_members)
     record.write_time_s = write_s + self._unrecorded_write_s
     record.iteration_time_s = time.perf_counter() - start + self._unrecorded_write_s
@@ -193,30 +241,33 @@ class PSRO:
     return record
 
   def should_stop(self) -> str | None:
-    """Why the run should stop now, or None."""
+    """Why the run should stop now, or None (the NashConv target needs an
+    exact NashConv: an estimate is a lower bound, so it never stops a run)."""
     config, last = self.config, self.records[-1] if self.records else None
     if self.stop_requested:
       return "interrupted"
     if self.iteration >= config.iterations:
       return "iterations"
-    if last and config.target_nash_conv > 0 and last.nash_conv <= config.target_nash_conv:
+    if last and config.target_nash_conv > 0 and last.nash_conv is not None \
+        and last.nash_conv <= config.target_nash_conv:
       return "target_nash_conv"
     if last and config.time_budget_s > 0 and last.wall_time_s >= config.time_budget_s:
       return "time_budget"
     return None
 
   def finish(self) -> None:
-    """Gives the last record its run metrics and writes the payoff table."""
+    """Runs the hooks the last record missed; writes the payoff table."""
     if not self.records:
       return
     last = self.records[-1]
-    if self.metrics_hook is not None and not last.metrics:
+    missed = [e for e in self.evaluations if not e.due(last.iteration)]
+    if missed:
       sizes = last.population_size
-      start = time.perf_counter()
-      last.metrics = self.metrics_hook(
-          [m[:n] for m, n in zip(self.population_matrices(), sizes)], last.sigma,
-          [t[tuple(slice(0, n) for n in sizes)] for t in self.table.meta_games])
-      last.metrics_time_s = time.perf_counter() - start
+      before = last.metrics_time_s
+      self._evaluate(last, missed, [t[tuple(slice(0, n) for n in sizes)]
+                                    for t in self.table.meta_games])
+      last.iteration_time_s += last.metrics_time_s - before  # the clocks stay honest
+      last.wall_time_s += last.metrics_time_s - before
       if self.run_dir is not None:
         self.run_dir.rewrite_records(self.records)
     if self.run_dir is not None:
@@ -236,6 +287,17 @@ class PSRO:
 
   # -- steps ---------------------------------------------------------------
 
+  def _evaluate(self, record: IterationRecord, hooks: Sequence[Evaluation],
+                meta_games: list[np.ndarray]) -> None:
+    if not hooks:
+      return
+    start = time.perf_counter()
+    snapshot = Snapshot(self.view, list(record.population_size), record.sigma,
+                        meta_games, self.backend)
+    for hook in hooks:
+      record.metrics.update(hook.compute(snapshot))
+    record.metrics_time_s += time.perf_counter() - start
+
   def _solve(self) -> list[np.ndarray]:
     meta_games = self.table.meta_games
     if self.config.symmetric:
@@ -247,7 +309,6 @@ class PSRO:
   def _best_responses(self, sigma: list[np.ndarray]
                       ) -> list[list[oracle_base.PopulationMember]]:
     """Per population, this iteration's new members (one backend batch)."""
-    matrices = self.population_matrices()
     num_populations = len(self.populations)
     if self.meta_solver.rectified:
       meta_games = self.table.meta_games
@@ -262,14 +323,10 @@ class PSRO:
     for p in range(num_populations):
       previous = self.populations[p][-1] if len(self.populations[p]) > 1 else None
       for j, mix in enumerate(opponent_mixes[p] * counts[p]):
-        requests.append(oracle_base.BestResponseRequest(
-            tree=self.tree, player=p,
-            opponent_populations=[None if q == p else matrices[q]
-                                  for q in range(self.num_players)],
-            opponent_weights=[None if q == p else (sigma[q] if mix is None else mix)
-                              for q in range(self.num_players)],
-            previous=previous, time_budget_s=self.oracle_time_budget(self.iteration),
-            seed=_seed(self.config.seed, _ORACLE_SEED_TAG, self.iteration, p, j)))
+        weights = [sigma[q] if mix is None else mix for q in range(self.num_players)]
+        requests.append(self.view.request(
+            p, weights, previous, _seed(self.config.seed, _ORACLE_SEED_TAG, self.iteration, p, j),
+            self.oracle_time_budget(self.iteration)))
         owners.append(p)
     new: list[list[oracle_base.PopulationMember]] = [[] for _ in range(num_populations)]
     for p, member in zip(owners, self.backend.best_responses(self.oracle, requests)):
@@ -280,13 +337,8 @@ class PSRO:
     """Appends members (per population) and the payoff table's new entries."""
     for pop, members in zip(self.populations, new_members):
       pop.extend(members)
-    stacked = [np.stack([m.matrix for m in members]) if members else None
-               for members in new_members]
-    for rows, new in zip(self._matrices, stacked):
-      if new is not None:
-        rows.append(new)
-    self.table.add(stacked * self.num_players if self.config.symmetric else stacked,
-                   seed=_seed(self.config.seed, _PAYOFF_SEED_TAG, len(self._add_batches)))
+    self.view.add(new_members, _seed(self.config.seed, _PAYOFF_SEED_TAG,
+                                     len(self._add_batches)))
     self._add_batches.append([len(m) for m in new_members])
     if self.config.symmetric:
       self._check_symmetric()
@@ -308,7 +360,7 @@ class PSRO:
     m0, m1 = self.table.meta_games
     if not np.allclose(m1, m0.T, atol=1e-9 if self.config.sims_per_entry <= 0 else 0.1):
       raise errors.UsageError(
-          f"{self.tree.game} is not symmetric under a shared population: the"
+          f"{self.view.game} is not symmetric under a shared population: the"
           " payoff table is not M_1 = M_0^T when both seats play the same"
           " policy. Drop --symmetric.")
 
@@ -320,7 +372,8 @@ class PSRO:
     for iteration, batch in enumerate(state.add_batches):
       members = []
       for p, count in enumerate(batch):
-        members.append([self._load_member(p, counts[p] + k) for k in range(count)])
+        members.append([self.view.load_member(self.run_dir, self.oracle, p, counts[p] + k)
+                        for k in range(count)])
         counts[p] += count
       self._add(members)
       if iteration < state.iterations_done:
@@ -328,11 +381,3 @@ class PSRO:
     self.records = records
     self._wall_before = state.wall_time_s
     self.run_dir.rewrite_records(records)  # drops lines of an unfinished commit
-
-  def _load_member(self, player: int, index: int) -> oracle_base.PopulationMember:
-    shape = (self.tree.infostates[player].num_infostates, self.tree.num_actions)
-    matrix, state_dict = self.run_dir.load_member(player, index, shape)
-    module = None
-    if state_dict is not None and self.oracle.restores_modules:
-      module = self.oracle.restore_module(self.tree, player, state_dict)
-    return oracle_base.PopulationMember(matrix=matrix, module=module)

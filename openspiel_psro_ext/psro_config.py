@@ -34,6 +34,7 @@ from openspiel_psro_ext import checkpoints
 from openspiel_psro_ext import game_tree as game_tree_lib
 from openspiel_psro_ext import meta_solvers
 from openspiel_psro_ext import oracles as oracles_lib
+from openspiel_psro_ext import simulation
 from openspiel_psro_ext.errors import UsageError
 
 RL_TIME_BUDGET_S = 300.0
@@ -44,7 +45,8 @@ RL_BUDGET_FINAL_S = 4.0
 # rules may change).
 RESULT_FIELDS = ("game", "meta_solver", "meta_solver_kwargs", "oracle", "oracle_config",
                  "seed", "symmetric", "sims_per_entry", "oracle_budget_final_s",
-                 "oracle_budget_ramp_iterations", "best_responses_per_player")
+                 "oracle_budget_ramp_iterations", "best_responses_per_player",
+                 "evaluation", "payoff_target_stderr")
 
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
 
@@ -78,6 +80,11 @@ class PSROConfig:
       responses are noisy: more of them give the meta-solver better ones to
       choose from.
     max_histories: the compiled tree's size limit.
+    evaluation: "exact" (compile the game; refuse one that does not),
+      "sampled" (the simulated mode: sampled payoffs, approximate NashConv),
+      or "auto" (exact where the game compiles); see `views`.
+    payoff_target_stderr: the simulated mode's payoff entries are played
+      until their standard error is at most this.
   """
 
   game: str = "leduc_poker"
@@ -95,6 +102,8 @@ class PSROConfig:
   oracle_budget_ramp_iterations: int = 200
   best_responses_per_player: tuple[int, ...] = ()
   max_histories: int = game_tree_lib.DEFAULT_MAX_HISTORIES
+  evaluation: str = "auto"
+  payoff_target_stderr: float = simulation.SamplingConfig.target_stderr
 
   @classmethod
   def from_dict(cls, data: dict[str, Any]) -> "PSROConfig":
@@ -156,17 +165,21 @@ def _preset_budget(oracle_cls: type[oracles_lib.Oracle], overrides: dict[str, An
     raise UsageError(str(e)) from None
 
 
-def num_populations(config: PSROConfig, num_players: int) -> int:
-  return 1 if config.symmetric else num_players
+def sampling(config: PSROConfig) -> simulation.SamplingConfig:
+  """How the simulated mode plays each payoff entry."""
+  if not config.payoff_target_stderr > 0:
+    raise UsageError(f"payoff_target_stderr must be positive, got"
+                     f" {config.payoff_target_stderr}.")
+  return simulation.SamplingConfig(target_stderr=config.payoff_target_stderr)
 
 
-def check(config: PSROConfig, tree: game_tree_lib.GameTree) -> None:
-  """Refuses a config that cannot run on `tree` (see module doc).
+def check(config: PSROConfig, view: Any) -> None:
+  """Refuses a config that cannot run on the game's `views.View`.
 
   Raises:
     UsageError: naming the setting and the fix.
   """
-  num_players = tree.num_players
+  num_players, tree = view.num_players, view.tree
   if config.iterations < 1:
     raise UsageError(f"iterations must be at least 1, got {config.iterations}.")
   for name in ("time_budget_s", "target_nash_conv", "oracle_budget_final_s"):
@@ -180,6 +193,14 @@ def check(config: PSROConfig, tree: game_tree_lib.GameTree) -> None:
     raise UsageError("oracle_budget_ramp_iterations must be at least 1, got"
                      f" {config.oracle_budget_ramp_iterations}.")
   oracle_cls = _oracle_class(config.oracle)
+  if view.simulated and not oracle_cls.trains:
+    raise UsageError(f"oracle {config.oracle!r} needs the compiled tree; the simulated"
+                     f" mode trains best responses: use one of"
+                     f" {[n for n in oracles_lib.names() if oracles_lib.trains(n)]}.")
+  if view.simulated and config.sims_per_entry:
+    raise UsageError("sims_per_entry samples payoffs over the compiled tree; the"
+                     " simulated mode plays games to payoff_target_stderr. Drop"
+                     " --sims_per_entry.")
   if (config.oracle_budget_final_s or 0) > 0 and not oracle_cls.trains:
     raise UsageError(f"oracle_budget_final_s ramps the budget of an oracle that"
                      f" trains; oracle {config.oracle!r} computes its best"
@@ -194,13 +215,13 @@ def check(config: PSROConfig, tree: game_tree_lib.GameTree) -> None:
   if not spec.supports_players(num_players):
     raise UsageError(
         f"meta-solver {config.meta_solver!r} does not support {num_players}-player"
-        f" games ({tree.game}); use one of"
+        f" games ({view.game}); use one of"
         f" {meta_solvers.names_supporting(num_players)}.")
   try:
     spec.check_kwargs(config.meta_solver_kwargs)
   except ValueError as e:
     raise UsageError(str(e)) from None
-  populations = num_populations(config, num_players)
+  populations = view.num_populations
   counts = tuple(config.best_responses_per_player)
   if counts and (len(counts) != populations or min(counts) < 1):
     raise UsageError(

@@ -37,9 +37,13 @@ class IterationRecord:
     population_size: per player, members `sigma` mixes.
     meta_strategy: per player, `[N_p]` probabilities.
     support_size: per player, members with positive probability.
-    nash_conv: exact NashConv of the meta-strategy in the full game.
-    exploitability_per_player: per player, what a best response gains.
-    on_policy_values: per player, the meta-strategy profile's value.
+    nash_conv: exact NashConv of the meta-strategy in the full game; None in
+      the simulated mode without a tree (its estimate, a lower bound, is the
+      metric `approx_nash_conv`, never this field).
+    exploitability_per_player: per player, what a best response gains (None
+      with `nash_conv`).
+    on_policy_values: per player, the meta-strategy profile's value (exact,
+      or from the estimated payoff table in the simulated mode).
     oracle: per population, one dict of scalar statistics per best response
       added this iteration (e.g. episodes, seconds).
     psro_time_s, metrics_time_s, write_time_s, iteration_time_s,
@@ -53,8 +57,8 @@ class IterationRecord:
   population_size: list[int]
   meta_strategy: list[list[float]]
   support_size: list[int]
-  nash_conv: float
-  exploitability_per_player: list[float]
+  nash_conv: float | None
+  exploitability_per_player: list[float] | None
   on_policy_values: list[float]
   oracle: list[list[dict[str, Any]]] = dataclasses.field(default_factory=list)
   psro_time_s: float = 0.0

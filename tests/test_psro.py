@@ -1,5 +1,6 @@
 """The PSRO loop: convergence, variants, checkpoints and resume."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 from open_spiel.python.algorithms import exploitability as os_exploitability
 from open_spiel.python.algorithms import policy_aggregator
 
-from openspiel_psro_ext import checkpoints, psro, verification
+from openspiel_psro_ext import checkpoints, game_tree, payoffs, psro, verification
 
 
 def _config(**kwargs):
@@ -141,3 +142,56 @@ def test_resume_with_neural_members_matches_uninterrupted_run(tmp_path):
   resumed.run()
   assert [r["nash_conv"] for r in checkpoints.read_metrics(out)] == [
       r.nash_conv for r in full.records]
+
+
+def _simulated_config(**kwargs):
+  pytest.importorskip("torch")
+  defaults = dict(game="kuhn_poker", iterations=3, meta_solver="nash", oracle="ppo",
+                  evaluation="sampled", payoff_target_stderr=0.05, target_nash_conv=0.0,
+                  oracle_config=dict(time_budget_s=0, total_episodes=6000, num_envs=256,
+                                     progress=False, num_threads=1))
+  defaults.update(kwargs)
+  return psro.PSROConfig(**defaults)
+
+
+def test_simulated_mode_estimates_the_exact_payoffs():
+  run = psro.PSRO(_simulated_config())
+  assert run.view.simulated and run.tree is not None  # kuhn compiles: kept beside
+  run.run()
+  # Every member is a torch module playing pyspiel games; on a compiling game
+  # its exact matrix is kept too, so the estimated table can be checked.
+  exact = payoffs.payoff_tensors(run.tree, run.population_matrices())
+  stderr = run.table.stderr
+  for ours, theirs, err in zip(run.table.meta_games, exact, stderr):
+    assert ours.shape == theirs.shape == err.shape == (4, 4)
+    # Each entry is a mean of at least 64 games: within 5 standard errors
+    # (plus the resolution of a 64-game estimate where the spread is tiny).
+    assert np.all(np.abs(ours - theirs) <= 5 * err + 0.02)
+    assert np.all(err <= 0.05 + 1e-12) or run.table.games.max() == 4096
+  assert all(r.nash_conv is not None for r in run.records)
+  assert run.records[-1].nash_conv < run.records[0].nash_conv
+
+
+def test_simulated_mode_without_a_tree_and_its_resume(tmp_path):
+  # leduc_poker does not fit in 100 histories: auto chooses the simulated mode,
+  # with no exact NashConv; the approximate one is an evaluation hook.
+  config = _simulated_config(game="leduc_poker", evaluation="auto", max_histories=100,
+                             iterations=2)
+  full = psro.PSRO(config)
+  assert full.view.simulated and full.tree is None
+  full.run()
+  assert all(r.nash_conv is None for r in full.records)
+  out = str(tmp_path / "sim")
+  psro.PSRO(dataclasses.replace(config, iterations=1), output_dir=out).run()
+  resumed = psro.PSRO(config, output_dir=out, resume=True)
+  assert type(resumed.populations[0][1].module).__name__ == "TorchPolicy"
+  resumed.run()
+  np.testing.assert_array_equal(resumed.table.meta_games[0], full.table.meta_games[0])
+  assert [r.meta_strategy for r in resumed.records] == [r.meta_strategy for r in full.records]
+
+
+def test_exact_evaluation_of_a_game_too_large_is_one_line(tmp_path):
+  with pytest.raises(game_tree.GameTooLargeError, match="simulated mode"):
+    psro.PSRO(_config(game="leduc_poker", evaluation="exact", max_histories=100))
+  with pytest.raises(ValueError, match="needs the compiled tree"):
+    psro.PSRO(_config(evaluation="sampled"))  # the exact oracle
