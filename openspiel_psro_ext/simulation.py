@@ -374,6 +374,24 @@ class SimulatedPayoffTable:
     var = self._sq_dev / np.maximum(n - 1, 1)
     return np.sqrt(var / n)
 
+  def restore(self, members: Sequence[Sequence[BatchedPolicy]],
+              meta_games: Sequence[np.ndarray], stderr: Sequence[np.ndarray],
+              games: np.ndarray) -> None:
+    """Sets the table from saved `meta_games`, `stderr` and `games` (resume),
+    playing no games; later `add`s extend it as usual."""
+    shape = tuple(len(m) for m in members)
+    games = np.asarray(games, dtype=np.int64)
+    mean = np.asarray(meta_games, dtype=np.float64)
+    err = np.asarray(stderr, dtype=np.float64)
+    if games.shape != shape or mean.shape != (self.num_players,) + shape or \
+        err.shape != mean.shape:
+      raise ValueError(f"saved table shapes {mean.shape}, {err.shape}, {games.shape}"
+                       f" do not match populations of sizes {shape}.")
+    self.members = [list(m) for m in members]
+    self._games, self._mean = games, mean
+    # stderr^2 = sq_dev / (n - 1) / n.
+    self._sq_dev = err ** 2 * games * np.maximum(games - 1, 1)
+
   def add(self, new_members: Sequence[Sequence[BatchedPolicy] | BatchedPolicy | None],
           seed: int | None = None) -> None:
     """Appends members and estimates the new entries.

@@ -84,6 +84,15 @@ def test_simulated_table_matches_the_exact_table_and_computes_only_new_entries(r
   assert np.all(table.games % config.batch_games == 0)
   np.testing.assert_array_less(np.abs(np.stack(table.meta_games) - np.stack(exact.meta_games)),
                                4 * stderr + 1e-9)
+  # Resume: a table restored from what was saved, then grown, plays only the
+  # new entries and keeps the saved ones.
+  resumed = simulation.SimulatedPayoffTable(tree.game, config)
+  resumed.restore(table.members, table.meta_games, table.stderr, table.games)
+  np.testing.assert_allclose(np.stack(resumed.stderr), stderr, rtol=1e-12)
+  resumed.add([policies[0][2:], None], seed=2)
+  np.testing.assert_array_equal(resumed.games[:2], table.games)
+  np.testing.assert_array_equal(np.stack(resumed.meta_games)[:, :2], table.meta_games)
+  assert resumed.games_played == resumed.games[2].sum()
 
 
 def _always(tree, player, action):
