@@ -2,7 +2,7 @@
 
   python benchmarks/rl_oracles.py [--algorithms=ppo,dqn,sac] [--seconds=45]
   python benchmarks/rl_oracles.py --sections=approx_nash_conv
-      [--approx_points=0,2,5,10,20,40] [--approx_episodes=200000]
+      [--approx_points=0,2,5,10,20,40] [--approx_episodes=400000]
 
 Section `best_response` (the default):
 
@@ -59,7 +59,7 @@ def opponents(tree: game_tree.GameTree, player: int, seed: int
 
 
 def approx_nash_conv_section(game: str, points: list[int], episodes: int,
-                             eval_games: int, seed: int) -> None:
+                             envs: int, eval_games: int, seed: int) -> None:
   """Prints approximate against exact NashConv along an exact PSRO run."""
   run = psro.PSRO(psro_config.PSROConfig(
       game=game, iterations=max(points) + 1, oracle="exact", seed=seed,
@@ -67,10 +67,12 @@ def approx_nash_conv_section(game: str, points: list[int], episodes: int,
   run.run()
   tree, matrices = run.tree, run.population_matrices()
   config = approx_exploitability.ApproxNashConvConfig(
-      oracle_config=dict(time_budget_s=0.0, total_episodes=episodes, num_envs=1024,
-                         progress=False), eval_games=eval_games, seed=seed)
+      oracle_config=dict(time_budget_s=0.0, total_episodes=episodes,
+                         simulated_num_envs=envs, progress=False),
+      eval_games=eval_games, seed=seed)
   print(f"approximate NashConv on {game}: simulated PPO best responses,"
-        f" {episodes:,} episodes each, {eval_games:,} evaluation games", flush=True)
+        f" {episodes:,} episodes each ({envs} games at once), {eval_games:,}"
+        " evaluation games", flush=True)
   verdicts = []
   for point in points:
     record = run.records[point]
@@ -97,7 +99,8 @@ def main():
   parser.add_argument("--sections", default="best_response",
                       help="comma-separated: best_response, approx_nash_conv")
   parser.add_argument("--approx_points", default="0,2,5,10,20,40")
-  parser.add_argument("--approx_episodes", type=int, default=200_000)
+  parser.add_argument("--approx_episodes", type=int, default=400_000)
+  parser.add_argument("--approx_envs", type=int, default=512)
   parser.add_argument("--approx_eval_games", type=int, default=20_000)
   parser.add_argument("--game", default="leduc_poker")
   parser.add_argument("--algorithms", default="ppo,dqn,sac")
@@ -111,7 +114,8 @@ def main():
   sections = args.sections.split(",")
   if "approx_nash_conv" in sections:
     approx_nash_conv_section(args.game, [int(x) for x in args.approx_points.split(",")],
-                             args.approx_episodes, args.approx_eval_games, args.seed)
+                             args.approx_episodes, args.approx_envs,
+                             args.approx_eval_games, args.seed)
   if "best_response" in sections:
     best_response_section(args)
 

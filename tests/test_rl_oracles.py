@@ -97,10 +97,12 @@ def test_simulated_request_trains_on_pyspiel_games(name, rng):
   simulated = pickle.loads(pickle.dumps(simulated))  # a Ray task's argument
   cls = oracles.get(name)
   config = cls.Config(time_budget_s=0, progress=False, **{
-      **KUHN_CONFIGS[name], "num_envs": 256, "total_episodes": 30_000})
+      **KUHN_CONFIGS[name], "simulated_num_envs": 256, "total_episodes": 30_000})
   member = cls(config).best_response(simulated)
   assert member.matrix is None
   assert member.stats["episodes"] >= config.total_episodes
+  assert len(member.stats["curves"]["episodes"]) and (
+      member.stats["steps"] % 256 == 0)  # simulated_num_envs games per step
   assert gain(request, member.module.matrix(tree)) >= 0.95
   pickle.loads(pickle.dumps(member))  # a Ray task's result
   restored = cls(config).restore_module(tree.game, 0, member.module.state_dict())

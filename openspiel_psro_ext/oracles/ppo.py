@@ -69,6 +69,7 @@ class PPOConfig(torch_policy.TrainingOptions):
   hidden: tuple[int, ...] = (64, 64)
   num_threads: int = 1  # tiny networks: a second thread only adds overhead
   num_envs: int = 16384
+  simulated_num_envs: int = 512  # no tree: pyspiel games (TrainingOptions)
   num_steps: int = 4  # learner decisions per game per iteration
   learning_rate: float = 2e-2
   anneal_lr: bool = True
@@ -110,7 +111,7 @@ class PPOOracle(torch_policy.TorchOracle):
     if cfg.warm_start_critic and not cfg.warm_start and previous is not None:
       module.value.load_state_dict(previous.value.state_dict())
     optimizer = torch.optim.Adam(module.parameters(), lr=cfg.learning_rate, eps=1e-5)
-    T, B = cfg.num_steps, cfg.num_envs
+    T, B = cfg.num_steps, env.num_envs
     # Summed per observation over a compiled tree; per sample in simulated
     # games, whose observations rarely repeat.
     rollout = (_TableRollout(module, env, run.obs_table, T, device)

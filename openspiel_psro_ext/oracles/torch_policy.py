@@ -229,6 +229,10 @@ class TrainingOptions:
   warm_start: bool = False  # from the player's previous best response (off:
   # in PSRO a fresh network explores the new best response better)
   device: str = "cpu"  # "cuda" where available
+  # Games in flight for a request without a tree (pyspiel games, ~20x slower
+  # to step than the tree: fewer games give more updates per second); 0
+  # keeps the oracle's `num_envs`.
+  simulated_num_envs: int = 0
   num_threads: int = 0  # torch CPU threads; 0 leaves torch's default
   progress: bool = True
   eval_every: int = 0  # exact evaluation every N curve points (curves only)
@@ -267,6 +271,8 @@ def setup(request: base.BestResponseRequest, cfg: TrainingOptions, num_envs: int
     raise ValueError(f"simulated games observe information-state tensors; set"
                      f" obs_type={OBS_INFO_STATE!r} (got {cfg.obs_type!r}).")
   obs_table = None if tree is None else observation_table(tree, player, cfg.obs_type)
+  if tree is None and cfg.simulated_num_envs:
+    num_envs = cfg.simulated_num_envs
   env = rollouts.make_env(request, num_envs, request.seed, obs_table)
   module = TorchPolicy(request.game, player, env.obs_shape, cfg.hidden, cfg.network,
                        output, cfg.obs_type, with_value=with_value)
