@@ -134,6 +134,7 @@ class PSRO:
         config.game, config.evaluation, config.max_histories, config.symmetric,
         config.sims_per_entry, psro_config.sampling(config))
     psro_config.check(config, self.view)
+    self.check_variant(config, self.view)
     self.tree, self.num_players = self.view.tree, self.view.num_players
     self.backend = backend if backend is not None else backends.EmbeddedBackend()
     self.evaluations = list(evaluations)
@@ -207,10 +208,10 @@ class PSRO:
     # synchronisation (10-100x slower on a busy 2-core machine).
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
       start = time.perf_counter()
-      sigma = self.meta_strategies = self._solve()
+      sigma = self.meta_strategies = self.meta_solve()
       meta_games = self.table.meta_games
-      exact = self.view.nash_conv(sigma)
-      new_members = self._best_responses(sigma)
+      exact = self.output_nash_conv(sigma)
+      new_members = self._best_responses(self.best_response_requests(sigma))
       record = IterationRecord(
           iteration=self.iteration, population_size=list(self.table.shape),
           meta_strategy=[s.tolist() for s in sigma],
@@ -285,6 +286,56 @@ class PSRO:
                                last.nash_conv, tolerance, method,
                                label=f"iteration {last.iteration}: ")
 
+  # -- the steps a loop variant may replace (see `algorithms`) --------------
+
+  @classmethod
+  def check_variant(cls, config: PSROConfig, view: views.View) -> None:
+    """Refuses, with a `UsageError`, a config this loop variant cannot run."""
+    del config, view
+
+  def meta_solve(self) -> list[np.ndarray]:
+    """This iteration's meta-strategy: per player `[N_p]` probabilities."""
+    return self._solve()
+
+  def output_nash_conv(self, sigma: list[np.ndarray]) -> Any:
+    """`exploitability.NashConvResult` of the run's output (None: no tree)."""
+    return self.view.nash_conv(sigma)
+
+  def best_response_requests(self, sigma: list[np.ndarray]
+                             ) -> list[tuple[int, oracle_base.BestResponseRequest]]:
+    """(population, request) for each of this iteration's best responses.
+
+    Each population gets one (or `best_responses_per_player`) against the
+    others' `sigma`, or, for a solver that asks for rectified targets, one per
+    support member against the opponents that member beats or ties.
+    """
+    num_populations = len(self.populations)
+    if self.meta_solver.rectified:
+      meta_games = self.table.meta_games
+      targets = meta_solvers.rectified_targets(
+          meta_games[:1] if self.config.symmetric else meta_games, profile=sigma[:2])
+      opponent_mixes = [[t.opponent_mixture for t in targets[p]]
+                        for p in range(num_populations)]
+    else:
+      opponent_mixes = [[None]] * num_populations
+    counts = self.config.best_responses_per_player or (1,) * num_populations
+    requests = []
+    for p in range(num_populations):
+      for j, mix in enumerate(opponent_mixes[p] * counts[p]):
+        weights = [sigma[q] if mix is None else mix for q in range(self.num_players)]
+        requests.append((p, self.view.request(
+            p, weights, self.previous_member(p), self.request_seed(p, j),
+            self.oracle_time_budget(self.iteration))))
+    return requests
+
+  def previous_member(self, population: int) -> oracle_base.PopulationMember | None:
+    """The population's newest best response (warm starts), if it has one."""
+    return self.populations[population][-1] if len(self.populations[population]) > 1 else None
+
+  def request_seed(self, population: int, index: int) -> int:
+    """Seed of this iteration's `index`-th best response for `population`."""
+    return _seed(self.config.seed, _ORACLE_SEED_TAG, self.iteration, population, index)
+
   # -- steps ---------------------------------------------------------------
 
   def _evaluate(self, record: IterationRecord, hooks: Sequence[Evaluation],
@@ -306,30 +357,12 @@ class PSRO:
     return [np.asarray(s, dtype=np.float64)
             for s in self.meta_solver.solve(meta_games, **self._solver_kwargs)]
 
-  def _best_responses(self, sigma: list[np.ndarray]
+  def _best_responses(self, requests: list[tuple[int, oracle_base.BestResponseRequest]]
                       ) -> list[list[oracle_base.PopulationMember]]:
     """Per population, this iteration's new members (one backend batch)."""
-    num_populations = len(self.populations)
-    if self.meta_solver.rectified:
-      meta_games = self.table.meta_games
-      targets = meta_solvers.rectified_targets(
-          meta_games[:1] if self.config.symmetric else meta_games, profile=sigma[:2])
-      opponent_mixes = [[t.opponent_mixture for t in targets[p]]
-                        for p in range(num_populations)]
-    else:
-      opponent_mixes = [[None]] * num_populations
-    counts = self.config.best_responses_per_player or (1,) * num_populations
-    requests, owners = [], []
-    for p in range(num_populations):
-      previous = self.populations[p][-1] if len(self.populations[p]) > 1 else None
-      for j, mix in enumerate(opponent_mixes[p] * counts[p]):
-        weights = [sigma[q] if mix is None else mix for q in range(self.num_players)]
-        requests.append(self.view.request(
-            p, weights, previous, _seed(self.config.seed, _ORACLE_SEED_TAG, self.iteration, p, j),
-            self.oracle_time_budget(self.iteration)))
-        owners.append(p)
-    new: list[list[oracle_base.PopulationMember]] = [[] for _ in range(num_populations)]
-    for p, member in zip(owners, self.backend.best_responses(self.oracle, requests)):
+    new: list[list[oracle_base.PopulationMember]] = [[] for _ in self.populations]
+    members = self.backend.best_responses(self.oracle, [r for _, r in requests])
+    for (p, _), member in zip(requests, members):
       new[p].append(member)
     return new
 

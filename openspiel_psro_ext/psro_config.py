@@ -46,7 +46,7 @@ RL_BUDGET_FINAL_S = 4.0
 RESULT_FIELDS = ("game", "meta_solver", "meta_solver_kwargs", "oracle", "oracle_config",
                  "seed", "symmetric", "sims_per_entry", "oracle_budget_final_s",
                  "oracle_budget_ramp_iterations", "best_responses_per_player",
-                 "evaluation", "payoff_target_stderr")
+                 "evaluation", "payoff_target_stderr", "algorithm")
 
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
 
@@ -85,6 +85,7 @@ class PSROConfig:
       or "auto" (exact where the game compiles); see `views`.
     payoff_target_stderr: the simulated mode's payoff entries are played
       until their standard error is at most this.
+    algorithm: PSRO or a variant of it, by name (`algorithms.names()`).
   """
 
   game: str = "leduc_poker"
@@ -104,6 +105,7 @@ class PSROConfig:
   max_histories: int = game_tree_lib.DEFAULT_MAX_HISTORIES
   evaluation: str = "auto"
   payoff_target_stderr: float = simulation.SamplingConfig.target_stderr
+  algorithm: str = "psro"
 
   @classmethod
   def from_dict(cls, data: dict[str, Any]) -> "PSROConfig":
