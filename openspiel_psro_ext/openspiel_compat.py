@@ -23,11 +23,11 @@ from open_spiel.python.algorithms.psro_v2 import optimization_oracle
 from open_spiel.python.algorithms.psro_v2 import strategy_selectors
 import pyspiel
 
+from openspiel_psro_ext import exploitability
 from openspiel_psro_ext import game_tree as game_tree_lib
 from openspiel_psro_ext import meta_solvers
 from openspiel_psro_ext import oracles as oracles_lib
 from openspiel_psro_ext import policies as policies_lib
-from openspiel_psro_ext import psro
 
 # ---------------------------------------------------------------------------
 # 1. Meta-strategy solvers.
@@ -126,11 +126,15 @@ class StockOracle(optimization_oracle.AbstractOracle):
                                 meta_strategy_method="ext_nash")
 
   Stock passes its populations as OpenSpiel policies and the meta-strategy as
-  per-player marginals (or, with `using_joint_strategies`, a joint tensor,
-  which is marginalised: exact for two players, the independent
-  approximation for more). Each stock policy is converted to an `[I, A]`
-  matrix once (cached by identity); each answer is returned as a
-  `policies.MatrixPolicy`, the oracle's exact behaviour policy.
+  per-player marginals or, with `using_joint_strategies`, a joint (flat or
+  shaped). Opponents are drawn independently from the joint's marginals,
+  which is exact unless three or more players face a joint that is not a
+  product (a rectifier's masks make one); then the exact oracle answers the
+  correlated opponents exactly, and other oracles answer the marginals (as
+  stock's own `BestResponseOracle` does, whose `JointPolicyAggregator` lets
+  the players act independently), with a warning. Each stock policy is
+  converted to an `[I, A]` matrix once (cached by identity); each answer is
+  returned as a `policies.MatrixPolicy`, the oracle's exact behaviour policy.
   """
 
   def __init__(self, game: pyspiel.Game, oracle: oracles_lib.Oracle | str,
@@ -140,7 +144,7 @@ class StockOracle(optimization_oracle.AbstractOracle):
     self.tree = game_tree_lib.get_tree(game)
     if isinstance(oracle, str):
       # With the oracle's PSRO settings, as in our loop.
-      oracle = psro.make_oracle(oracle, oracle_config or {})
+      oracle = oracles_lib.get(oracle).for_psro(oracle_config)
     self.oracle = oracle
     self.seed = seed
     self._calls = 0
@@ -156,19 +160,18 @@ class StockOracle(optimization_oracle.AbstractOracle):
       self._matrices[key] = cached
     return cached[1]
 
-  def _marginals(self, probabilities, using_joint: bool,
-                 total_policies: Sequence[Sequence[Any]]) -> list[np.ndarray]:
-    """Per-player `[n_p]` meta-strategies from what stock passes.
+  def _meta_strategy(self, probabilities, using_joint: bool,
+                     total_policies: Sequence[Sequence[Any]]
+                     ) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """Per-player `[n_p]` marginals, and the joint when it is not a product.
 
     Stock passes per-player marginals, or (`using_joint_strategies`: with
     `sample_from_marginals=False` or a rectifier) a joint over the
-    populations, flat `[prod_p n_p]` or shaped `[n_0, ..., n_{P-1}]`, and
-    not necessarily a product (a rectifier masks it). Stock's own
-    `BestResponseOracle` aggregates a joint with `JointPolicyAggregator`,
-    which weights each player's policies by the joint's marginal and lets the
-    players act independently, so the marginals are exactly what its best
-    responses answer: exact for two players, where the one opponent's
-    marginal is the whole distribution it faces.
+    populations, flat `[prod_p n_p]` or shaped `[n_0, ..., n_{P-1}]`. A
+    rectifier masks the joint by the opponents' profile, so with three or
+    more players it need not be a product: the opponents are then
+    correlated, and the joint is returned too (None otherwise; with two
+    players the one opponent's marginal is the whole distribution it faces).
     """
     shape = tuple(len(pols) for pols in total_policies)
     if not using_joint:
@@ -178,7 +181,7 @@ class StockOracle(optimization_oracle.AbstractOracle):
             f"per-player meta-strategies of sizes {[len(m) for m in marginals]}"
             f" for populations of sizes {list(shape)}; with a joint"
             " meta-strategy pass using_joint_strategies=True.")
-      return marginals
+      return marginals, None
     joint = np.asarray(probabilities, dtype=np.float64)
     if joint.size != int(np.prod(shape)):
       raise ValueError(
@@ -187,14 +190,35 @@ class StockOracle(optimization_oracle.AbstractOracle):
     joint = joint.reshape(shape)
     axes = range(joint.ndim)
     marginals = [joint.sum(axis=tuple(a for a in axes if a != p)) for p in axes]
-    if (joint.ndim > 2 and not self._warned_correlated and not np.allclose(
-        joint, functools.reduce(np.multiply.outer, marginals), atol=1e-12)):
-      self._warned_correlated = True
-      logging.warning(
-          "StockOracle: the joint meta-strategy is not a product of its"
-          " marginals; opponents act independently at their marginals, as in"
-          " stock's BestResponseOracle (JointPolicyAggregator).")
-    return marginals
+    total = joint.sum()
+    product = joint.ndim <= 2 or np.allclose(
+        joint / total,
+        functools.reduce(np.multiply.outer, [m / total for m in marginals]), atol=1e-12)
+    return marginals, None if product else joint
+
+  def _correlated_exact_response(self, player: int, joint: np.ndarray,
+                                 populations: list[np.ndarray | None]
+                                 ) -> oracles_lib.PopulationMember:
+    """Exact best response to opponents drawn jointly from `joint`.
+
+    Member `k_q` of opponent q reaches terminal z with `x_q^{k_q}(z)`; the
+    correlated counterfactual weight is
+    `chance(z) u_p(z) sum_k W(k) prod_{q != p} x_q^{k_q}(z)`, with `W` the
+    joint summed over the best responder's own axis.
+    """
+    tree = self.tree
+    opponents = [q for q in range(tree.num_players) if q != player]
+    weights = joint.sum(axis=player)
+    weights = weights / weights.sum()
+    reaches = [tree.terminal_reach(q, populations[q]) for q in opponents]  # [N_q, Z]
+    letters = "abcdefghijklmnopqrstuvwxy"[:len(opponents)]
+    spec = letters + "," + ",".join(f"{c}z" for c in letters) + "->z"
+    reach = np.einsum(spec, weights, *reaches)
+    value, actions = exploitability.best_response_from_weights(
+        tree, player, tree.terminal_chance_reach * reach * tree.terminal_returns[:, player])
+    return oracles_lib.PopulationMember(
+        matrix=exploitability.one_hot_policy(tree, actions),
+        stats={"best_response_value": float(value)})
 
   def __call__(self, game, training_parameters, strategy_sampler=None,
                using_joint_strategies: bool = False, **unused_kwargs):
@@ -206,14 +230,27 @@ class StockOracle(optimization_oracle.AbstractOracle):
       for params in player_parameters:
         player = params["current_player"]
         total = params["total_policies"]
-        weights = self._marginals(params["probabilities_of_playing_policies"],
-                                  using_joint_strategies, total)
+        weights, correlated = self._meta_strategy(
+            params["probabilities_of_playing_policies"], using_joint_strategies, total)
         populations = [None if q == player else
                        np.stack([self._matrix(pol, q) for pol in total[q]])
                        for q in range(self.tree.num_players)]
         if any(weights[q].sum() <= 0 for q in range(len(weights)) if q != player):
           raise ValueError(f"player {player}'s opponents have a meta-strategy"
                            " with no mass; pass probabilities that sum to 1.")
+        if correlated is not None and isinstance(
+            self.oracle, oracles_lib.ExactBestResponseOracle):
+          member = self._correlated_exact_response(player, correlated, populations)
+          self._previous[player] = member
+          answers.append(self._answer(player, member))
+          continue
+        if correlated is not None and not self._warned_correlated:
+          self._warned_correlated = True
+          logging.warning(
+              "StockOracle: the joint meta-strategy is not a product of its"
+              " marginals; %s answers opponents acting independently at their"
+              " marginals, as stock's BestResponseOracle does"
+              " (JointPolicyAggregator).", type(self.oracle).__name__)
         opponent_weights = [None if q == player else weights[q] / weights[q].sum()
                             for q in range(self.tree.num_players)]
         request = oracles_lib.BestResponseRequest(
@@ -224,11 +261,16 @@ class StockOracle(optimization_oracle.AbstractOracle):
         self._calls += 1
         member = self.oracle.best_response(request)
         self._previous[player] = member
-        matrices = self.tree.uniform_policy()
-        matrices[player] = member.matrix
-        answers.append(policies_lib.MatrixPolicy(self.tree, matrices))
+        answers.append(self._answer(player, member))
       new_policies.append(answers)
     return new_policies
+
+  def _answer(self, player: int,
+              member: oracles_lib.PopulationMember) -> policies_lib.MatrixPolicy:
+    """The member as an OpenSpiel policy (other players' rows uniform)."""
+    matrices = self.tree.uniform_policy()
+    matrices[player] = member.matrix
+    return policies_lib.MatrixPolicy(self.tree, matrices)
 
 
 def stock_rl_oracle(tree: game_tree_lib.GameTree, config) -> tuple[StockOracle, str]:

@@ -104,14 +104,7 @@ def test_joint_of_wrong_size_is_refused():
     oracle(KUHN, params, using_joint_strategies=True)
 
 
-def test_three_player_joint_matches_stock_best_response_oracle():
-  """Stock's oracle faces each opponent at its marginal (JointPolicyAggregator);
-  so does ours, for a joint that is not a product."""
-  game = pyspiel.load_game("kuhn_poker(players=3)")
-  rng = np.random.default_rng(0)
-  ours = openspiel_compat.StockOracle(game, "exact")
-  tree = ours.tree
-  sizes = (2, 2, 2)
+def _three_player_members(tree, rng, sizes):
   members = []
   for p, n in enumerate(sizes):
     row = []
@@ -121,22 +114,54 @@ def test_three_player_joint_matches_stock_best_response_oracle():
       mats[p] = noise / noise.sum(axis=1, keepdims=True)
       row.append(openspiel_compat.policies_lib.MatrixPolicy(tree, mats))
     members.append(row)
-  joint = rng.dirichlet(np.ones(8)).reshape(sizes)
+  return members
+
+
+def _value_against_joint(tree, members, joint, player, answer):
+  """Exact value of `answer` for `player` against opponents drawn jointly."""
+  matrices = [[openspiel_compat.policies_lib.player_matrix(tree, m, q) for m in row]
+              for q, row in enumerate(members)]
+  value = 0.0
+  for profile in itertools.product(*[range(len(row)) for row in members]):
+    if joint[profile] == 0:
+      continue
+    mats = [matrices[q][k] for q, k in enumerate(profile)]
+    mats[player] = openspiel_compat.policies_lib.player_matrix(tree, answer, player)
+    value += joint[profile] * exploitability.exact_nash_conv(tree, mats).on_policy_values[player]
+  return value / joint.sum()
+
+
+@pytest.mark.parametrize("correlated", [False, True])
+def test_three_player_joint_against_stock_best_response_oracle(correlated):
+  """A product joint: the same best-response values as stock's oracle. A joint
+  that is not a product (correlated opponents): stock's oracle answers the
+  marginals; ours answers the joint exactly, so it does at least as well."""
+  game = pyspiel.load_game("kuhn_poker(players=3)")
+  rng = np.random.default_rng(2)
+  ours = openspiel_compat.StockOracle(game, "exact")
+  members = _three_player_members(ours.tree, rng, (2, 2, 2))
+  if correlated:
+    # Everyone plays the same member index: far from independent.
+    joint = np.zeros((2, 2, 2))
+    joint[0, 0, 0] = joint[1, 1, 1] = 0.5
+  else:
+    joint = np.einsum("a,b,c->abc", *[rng.dirichlet(np.ones(2)) for _ in range(3)])
   params = [[{"policy": members[p][0], "total_policies": members, "current_player": p,
               "probabilities_of_playing_policies": joint}] for p in range(3)]
   stock = best_response_oracle.BestResponseOracle(best_response_backend="py")
   theirs = stock(game, params, using_joint_strategies=True)
   answers = ours(game, params, using_joint_strategies=True)
-  marginals = [joint.sum(axis=tuple(a for a in range(3) if a != p)) for p in range(3)]
   for p in range(3):
-    values = []
-    for br in (answers[p][0], theirs[p][0]):
-      mats = [np.einsum("n,nia->ia", marginals[q], np.stack(
-          [openspiel_compat.policies_lib.player_matrix(tree, m, q) for m in members[q]]))
-              for q in range(3)]
-      mats[p] = openspiel_compat.policies_lib.player_matrix(tree, br, p)
-      values.append(exploitability.exact_nash_conv(tree, mats).on_policy_values[p])
-    assert values[0] == pytest.approx(values[1], abs=1e-9)
+    mine = _value_against_joint(ours.tree, members, joint, p, answers[p][0])
+    stocks = _value_against_joint(ours.tree, members, joint, p, theirs[p][0])
+    if correlated:
+      assert mine >= stocks - 1e-12
+    else:
+      assert mine == pytest.approx(stocks, abs=1e-12)
+  if correlated:
+    assert any(_value_against_joint(ours.tree, members, joint, p, answers[p][0])
+               > _value_against_joint(ours.tree, members, joint, p, theirs[p][0]) + 1e-9
+               for p in range(3))
 
 
 # Stock's own PSROSolver, with its own BestResponseOracle, completes every
