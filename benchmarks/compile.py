@@ -6,8 +6,8 @@
    trees is compared (they must be identical) before the row is printed.
 2. Refusal of games too large to compile: each runs in a fresh subprocess
    (`compile_game` under the default limits), which prints the time to the
-   `GameTooLargeError` and its peak resident memory (`ru_maxrss`, including
-   the interpreter and imports). Target: at most 5 s and under 1 GB each.
+   `GameTooLargeError` and its peak resident memory (`VmHWM`, including the
+   interpreter and imports). Target: at most 5 s and under 1 GB each.
 
 Run from the repository root:
 
@@ -49,7 +49,7 @@ LARGE_COMPILED = ["universal_poker",
                   "goofspiel(num_cards=6,imp_info=True,points_order=descending)"]
 
 _REFUSAL_SCRIPT = """
-import resource, sys, time
+import sys, time
 from openspiel_psro_ext import game_tree
 wall, cpu = time.perf_counter(), time.process_time()
 try:
@@ -58,7 +58,11 @@ try:
 except game_tree.GameTooLargeError as e:
   outcome = str(e)
 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM, not ru_maxrss: Linux carries the parent's peak into ru_maxrss
+# across fork and exec.
+with open("/proc/self/status") as f:
+  peak_mb = next(int(line.split()[1]) for line in f
+                 if line.startswith("VmHWM")) / 1024
 print(f"{wall:.3f} {cpu:.3f} {peak_mb:.0f} {outcome}")
 """
 
