@@ -438,6 +438,17 @@ def test_alpharank_large_alpha_and_sweep_on_two_equilibria():
   assert swept.joint[0] > 1 - 1e-5
 
 
+def test_alpharank_sweep_ends_at_the_limit_beyond_float_resolution():
+  # Equilibria 1e-3 apart beside payoffs of -1e4: pi still moves at the alpha
+  # where log-rates (~1e6 alpha) lose float64 resolution; the sweep then
+  # answers with the exact alpha -> inf limit.
+  a = np.array([[1., 0., -1e4], [0., 1 + 1e-3, -1e4], [-1e4, -1e4, -1e4]])
+  res = ar.compute([a, a])
+  assert res.alpha == float("inf")
+  assert res.joint[4] == 1.0
+  np.testing.assert_allclose(res.marginals[0], [0, 1, 0])
+
+
 def test_alpharank_sparse_solver_agrees_with_gth_or_declines():
   rng = np.random.default_rng(13)
   agreed = declined = 0

@@ -70,7 +70,12 @@ limit is solved for up to `dense_max_states` profiles.
 
 Alpha sweep (`alpha=None`, the paper's recipe): starting from `alpha_start`,
 alpha is multiplied by `sweep_factor` until `pi` stops changing (`rtol`,
-`atol`, as stock's `sweep_pi_vs_alpha`). No random perturbation is ever added.
+`atol`, as stock's `sweep_pi_vs_alpha`). Log-rates of size
+`alpha (m-1) |payoff gap|` carry an absolute rounding error of `eps` times that
+per step, so past `1e-7 / (eps (m-1) spread N)` the sweep returns the α → ∞
+limit instead (or its last answer where the limit is too large to solve).
+Explicit alphas beyond that are answered, with that rounding. No random
+perturbation is ever added.
 """
 
 from __future__ import annotations
@@ -635,6 +640,15 @@ def _solve(tables: Sequence[np.ndarray], alpha: float, cfg: AlphaRankConfig,
   return pi / pi.sum(), log_pi
 
 
+def _resolvable_alpha(tables: Sequence[np.ndarray], m: int) -> float:
+  """Largest alpha at which log-rates (`alpha (m-1) |payoff gap|`) keep a
+  relative error of `pi` near 1e-7 through `N` rounded log-domain steps."""
+  spread = max(float(np.ptp(t)) for t in tables)
+  n_total = int(np.prod(tables[0].shape))
+  return 1e-7 / (np.finfo(np.float64).eps * (m - 1) * max(spread, 1e-300)
+                 * n_total)
+
+
 def _marginals(tables: Sequence[np.ndarray], joint: np.ndarray) -> list[np.ndarray]:
   if len(tables) == 1:
     return [joint.copy(), joint.copy()]
@@ -663,8 +677,20 @@ def compute(meta_games: Sequence[np.ndarray],
     joint, log_joint = _solve(tables, cfg.alpha, cfg)
     return AlphaRankResult(joint, _marginals(tables, joint), cfg.alpha,
                            log_joint)
+  alpha_max = _resolvable_alpha(tables, cfg.m)
   alpha, prev, prev_log, prev_alpha = cfg.alpha_start, None, None, None
   for _ in range(cfg.sweep_max_steps):
+    if alpha > alpha_max:
+      # Not settled where float64 resolves log-rates to ~1e-7: the sweep's
+      # limit is the α → ∞ answer, computed exactly where its size allows.
+      try:
+        joint, log_joint = _solve(tables, float("inf"), cfg)
+        alpha = float("inf")
+      except AlphaRankDegenerateError:
+        joint, log_joint, alpha = prev, prev_log, prev_alpha
+      _LOG.info("alpharank sweep: alpha beyond %g; answer at alpha=%g",
+                alpha_max, alpha)
+      break
     try:
       joint, log_joint = _solve(tables, alpha, cfg, prev_log)
     except AlphaRankDegenerateError:
