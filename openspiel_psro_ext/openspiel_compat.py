@@ -3,10 +3,14 @@
 Importing this module calls `register()`.
 
 Sections:
-  1. Meta-strategy solvers -> `psro_v2.meta_strategies.META_STRATEGY_METHODS`.
+  1. Meta-strategy solvers -> `psro_v2.meta_strategies.META_STRATEGY_METHODS`
+     as `ext_<name>`; a rectified solver turns on stock's rectified training.
   2. Oracles -> `psro_v2.optimization_oracle.AbstractOracle`: any of our
-     oracles (exact, ppo, dqn, sac) inside stock `psro_v2.PSROSolver`.
-  (Our policies are OpenSpiel policies already: `policies.MatrixPolicy`.)
+     oracles (exact, ppo, dqn, sac) inside stock `psro_v2.PSROSolver`, under
+     every selector, rectifier and `sample_from_marginals` setting stock runs.
+  (Our policies are OpenSpiel policies already: `policies.MatrixPolicy`; the
+  drop-ins for OpenSpiel's exploitability and best-response functions are in
+  `exploitability`.)
 """
 
 from __future__ import annotations
@@ -221,9 +225,14 @@ class StockOracle(optimization_oracle.AbstractOracle):
         stats={"best_response_value": float(value)})
 
   def __call__(self, game, training_parameters, strategy_sampler=None,
-               using_joint_strategies: bool = False, **unused_kwargs):
-    """Stock's oracle call: best responses for each requested player."""
-    del game, strategy_sampler
+               using_joint_strategies: bool = False,
+               **oracle_specific_execution_kwargs):
+    """Stock's oracle call: best responses for each requested player.
+
+    `strategy_sampler` and stock's `oracle_specific_execution_kwargs` serve
+    sampling oracles; ours reads the meta-strategy itself.
+    """
+    del game, strategy_sampler, oracle_specific_execution_kwargs
     new_policies = []
     for player_parameters in training_parameters:
       answers = []
