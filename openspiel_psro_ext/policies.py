@@ -60,12 +60,15 @@ def is_converted_simultaneous(tree: GameTree) -> bool:
   return tree.game.get_type().short_name == "turn_based_simultaneous_game"
 
 
-def original_key(tree: GameTree, player: int, key: str) -> str:
-  """The simultaneous-move game's string of a converted information state."""
+def original_keys(tree: GameTree, player: int) -> list[str]:
+  """The player's information-state strings in the simultaneous-move game
+  (the compiled strings without the conversion's line), in order; the
+  compiled strings themselves for any other game."""
+  strings = tree.infostates[player].strings
+  if not is_converted_simultaneous(tree):
+    return strings
   prefix = _CONVERTED_PREFIX.format(player)
-  if is_converted_simultaneous(tree) and key.startswith(prefix):
-    return key[len(prefix):]
-  return key
+  return [k[len(prefix):] if k.startswith(prefix) else k for k in strings]
 
 
 def _key_candidates(tree: GameTree, player: int) -> list[list[str]]:
@@ -73,7 +76,7 @@ def _key_candidates(tree: GameTree, player: int) -> list[list[str]]:
   strings = tree.infostates[player].strings
   if not is_converted_simultaneous(tree):
     return [strings]
-  return [strings, [original_key(tree, player, k) for k in strings]]
+  return [strings, original_keys(tree, player)]
 
 
 # TabularPolicies of one game share `state_lookup` (copies share the dict), so
@@ -241,9 +244,9 @@ def player_matrix(tree: GameTree, policy: PolicyLike,
     table = policy if isinstance(policy, Mapping) else policy.policy_table()
     matrix = _table_matrix(tree, player, table)
     if matrix is None and isinstance(policy, Mapping):
-      missing = next((k for k in tree.infostates[player].strings
-                      if k not in policy and original_key(tree, player, k) not in policy),
-                     None)
+      missing = next((k for k, o in zip(tree.infostates[player].strings,
+                                        original_keys(tree, player))
+                      if k not in policy and o not in policy), None)
       raise ValueError(
           f"the policy dict has no entry for player {player}'s information state"
           f" {missing!r} of {tree.game}; key it by information_state_string, as"
