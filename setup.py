@@ -2,6 +2,11 @@
 
 import setuptools
 
+_STOCK = ["cvxpy>=1.3", "ecos>=2.0", "networkx>=2.6"]
+_STOCK_RL = ["jax>=0.8.1", "jaxlib>=0.8.1", "chex>=0.1.91", "dm-haiku>=0.0.16",
+             "optax>=0.2.6", "rlax>=0.1.8", "distrax>=0.1.7", "flax>=0.12.1",
+             "orbax-checkpoint>=0.11", "etils>=1.5"]
+
 setuptools.setup(
     name="openspiel_psro_ext",
     version="0.1.0",
@@ -26,10 +31,14 @@ setuptools.setup(
     extras_require={
         # Stock psro_v2 (for --compare_stock) imports cvxpy; its 'nash' needs ECOS
         # and its alpharank needs networkx. Our own code needs none of them.
-        "stock": ["cvxpy>=1.3", "ecos>=2.0", "networkx>=2.6"],
-        # tensorboard: CI runs the --tensorboard test too.
-        "test": ["pytest>=7", "cvxpy>=1.3", "ecos>=2.0", "networkx>=2.6", "ray>=2.9",
-                 "tensorboard>=2.10"],
+        "stock": _STOCK,
+        # Stock's own RL PSRO (psro_v2 rl_oracle + rl_policy: OpenSpiel's JAX
+        # policy gradient and DQN), which --compare_stock runs for RL oracles.
+        # CPU JAX from PyPI; constraints.txt pins the versions OpenSpiel tests.
+        "stock-rl": _STOCK + _STOCK_RL,
+        # tensorboard: CI runs the --tensorboard test too; JAX: CI runs stock's
+        # own RL PSRO (about 45 s more install and 0.5 GB, measured).
+        "test": ["pytest>=7", "ray>=2.9", "tensorboard>=2.10"] + _STOCK + _STOCK_RL,
         "tensorboard": ["tensorboard>=2.10"],
         # backend="ray": best responses as parallel Ray tasks (run.py --backend=ray).
         "ray": ["ray>=2.9"],

@@ -3,6 +3,8 @@
   python benchmarks/psro_rl.py [--budget_s=600] [--br_seconds=1.5]
       [--br_seconds_final=4] [--ramp_iterations=200] [--backend=ray]
       [--target=0.2] [--seed=0] [--set FIELD=VALUE ...]
+  python benchmarks/psro_rl.py --stock [--budget_s=600] [--stock_oracle=PG]
+      [--stock_episodes=10000] [--stock_sims_per_entry=1000] [--seed=0]
 
 Our PSRO loop (`openspiel_psro_ext.psro`), Nash LP meta-solver, exact payoff
 tables, and one PPO best response per player per iteration, trained on the
@@ -20,6 +22,16 @@ within 10 minutes on 2 cores.
 PASS needs the final meta-strategy at or below the target too, not just one
 iteration on the way.
 
+`--stock` runs stock OpenSpiel's own RL PSRO instead, for the same
+`--budget_s` of its own time: `psro_v2.PSROSolver` with `rl_oracle.RLOracle`
+training JAX `rl_policy.PGPolicy` (or DQN) best responses as
+`examples/psro_v2_example.py` does, with that example's hyperparameters
+(`stock_baseline.StockRLConfig`; 10,000 episodes per best response), its
+Nash meta-solver and sampled payoff tables. NashConv of each meta-strategy is
+measured with OpenSpiel's PolicyAggregator + nash_conv, not counted in its
+time; stock's iterations are not interruptible, so its last one may end past
+the budget (printed). Needs the `stock-rl` extra (JAX).
+
 Measured on 2 cores (see BUILD_NOTES.md), with the defaults and the Ray
 backend, seeds 0/1/2: NashConv first at or below 0.2 at 159 / 197 / 168 s;
 0.170 / 0.175 / 0.172 at 300 s; 0.079 / 0.084 / 0.084 for the last
@@ -31,6 +43,10 @@ its batch per observation) was at 0.17-0.24 at 600 s.
 
 import argparse
 import ast
+import dataclasses
+import functools
+import logging
+import sys
 import time
 
 import numpy as np
@@ -40,6 +56,7 @@ from openspiel_psro_ext import exploitability
 from openspiel_psro_ext import oracles
 from openspiel_psro_ext import psro
 from openspiel_psro_ext import psro_config
+from openspiel_psro_ext import stock_baseline
 from openspiel_psro_ext import verification
 
 
@@ -64,7 +81,18 @@ def main():
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                       help="override a field of the oracle's Config")
+  parser.add_argument("--stock", action="store_true",
+                      help="run stock OpenSpiel's own RL PSRO (JAX) instead")
+  parser.add_argument("--stock_oracle", default="PG", choices=["PG", "DQN"])
+  parser.add_argument("--stock_episodes", type=int,
+                      default=stock_baseline.StockRLConfig.number_training_episodes,
+                      help="training episodes per stock best response")
+  parser.add_argument("--stock_sims_per_entry", type=int, default=1000,
+                      help="games per payoff entry for stock (the example's 1000)")
   args = parser.parse_args()
+  if args.stock:
+    _run_stock(args)
+    return
   oracle_config = dict(progress=False)
   if args.br_seconds is not None:
     oracle_config["time_budget_s"] = args.br_seconds
@@ -130,6 +158,39 @@ def main():
         f" (OpenSpiel's nash_conv: {theirs:.4f}); target within"
         f" {args.budget_s:.0f} s; {np.sum(curve <= args.target)} of"
         f" {len(curve)} iterations at or below it")
+
+
+def _run_stock(args):
+  """Stock's own RL PSRO for `--budget_s` of its time; prints its NashConv curve."""
+  reason = stock_baseline.stock_rl_import_error()
+  if reason is not None:
+    sys.exit(f"--stock needs stock's JAX RL oracles ({reason}); install them with:"
+             f" {stock_baseline.STOCK_RL_INSTALL}")
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+  rl_config = dataclasses.replace(stock_baseline.StockRLConfig(),
+                                  oracle_type=args.stock_oracle,
+                                  number_training_episodes=args.stock_episodes)
+  print(f"stock psro_v2 RL PSRO on {args.game} ({args.stock_oracle} oracle, nash,"
+        f" {args.stock_sims_per_entry} games per payoff entry), {args.budget_s:g} s"
+        f" budget; settings {dataclasses.asdict(rl_config)}", flush=True)
+  start = time.perf_counter()
+  result = stock_baseline.run_stock_psro(
+      args.game, "nash", 10_000, args.budget_s, args.stock_sims_per_entry, args.seed,
+      make_oracle=functools.partial(stock_baseline.stock_rl_oracle, config=rl_config))
+  total = time.perf_counter() - start
+  print(f"{'iter':>4} {'seconds':>8} {'NashConv':>9}")
+  for record in result.records:
+    print(f"{record['iteration']:>4} {record['wall_time_s']:>8.1f}"
+          f" {record['nash_conv']:>9.4f}")
+  times = np.array([r["wall_time_s"] for r in result.records])
+  curve = np.array([r["nash_conv"] for r in result.records])
+  print("NashConv at 60/120/300/600 s of stock's time: " + " / ".join(
+      f"{curve[times <= t][-1]:.3f}" if np.any(times <= t) else "nan"
+      for t in (60, 120, 300, 600)))
+  print(f"stock final meta-strategy after {len(result.records) - 1} iterations,"
+        f" {times[-1]:.0f} s of stock's time (stopped by {result.stopped_by};"
+        f" {total:.0f} s with OpenSpiel's NashConv measurements):"
+        f" NashConv {curve[-1]:.4f} (OpenSpiel's nash_conv), best {curve.min():.4f}")
 
 
 def _at(records, curve, seconds: float) -> float:

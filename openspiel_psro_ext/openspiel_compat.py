@@ -151,6 +151,9 @@ class StockOracle(optimization_oracle.AbstractOracle):
       oracle = oracles_lib.get(oracle).for_psro(oracle_config)
     self.oracle = oracle
     self.seed = seed
+    # Seconds per best response for oracles that train; None: the oracle's
+    # config. Set before each stock iteration to follow a budget schedule.
+    self.time_budget_s: float | None = None
     self._calls = 0
     self._matrices: dict[tuple[int, int], tuple[policy_lib.Policy, np.ndarray]] = {}
     self._previous: dict[int, oracles_lib.PopulationMember] = {}
@@ -265,6 +268,7 @@ class StockOracle(optimization_oracle.AbstractOracle):
         request = oracles_lib.BestResponseRequest(
             tree=self.tree, player=player, opponent_populations=populations,
             opponent_weights=opponent_weights, previous=self._previous.get(player),
+            time_budget_s=self.time_budget_s,
             seed=int(np.random.SeedSequence([self.seed, self._calls, player])
                      .generate_state(1)[0]))
         self._calls += 1
@@ -280,17 +284,6 @@ class StockOracle(optimization_oracle.AbstractOracle):
     matrices = self.tree.uniform_policy()
     matrices[player] = member.matrix
     return policies_lib.MatrixPolicy(self.tree, matrices)
-
-
-def stock_rl_oracle(tree: game_tree_lib.GameTree, config) -> tuple[StockOracle, str]:
-  """The RL oracle for stock's loop in `--compare_stock`, and its label.
-
-  Stock's own RL oracles need JAX, which this package does not install, so our
-  oracle runs inside stock's loop; the label says so.
-  """
-  oracle = StockOracle(tree.game, config.oracle, config.oracle_config, seed=config.seed)
-  return oracle, (f"our {config.oracle!r} oracle inside stock's loop (stock's"
-                  " RL oracles need JAX)")
 
 
 # ---------------------------------------------------------------------------

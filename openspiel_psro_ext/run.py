@@ -382,22 +382,13 @@ def _compare_stock(run: psro_lib.PSRO, options: RunOptions) -> dict[str, Any]:
     raise UsageError(
         f"--compare_stock needs stock psro_v2, whose import failed ({e}); install"
         " its extras with: pip install 'openspiel_psro_ext[stock]'") from e
-  config = run.config
-  budget = config.time_budget_s
-  stock_oracle, label = None, "stock BestResponseOracle (exact, C++)"
-  if run.oracle.trains:
-    from openspiel_psro_ext import openspiel_compat  # pylint: disable=g-import-not-at-top
-    stock_oracle, label = openspiel_compat.stock_rl_oracle(run.tree, config)
-  logging.info("Running stock psro_v2 (%s) for up to %d iterations%s...", label,
-               len(run.records), f" or {budget:.0f}s" if budget > 0 else "")
-  stock = stock_baseline.run_stock_psro(
-      config.game, config.meta_solver, len(run.records), budget,
-      options.stock_sims_per_entry, config.seed, oracle=stock_oracle, oracle_label=label)
+  stock = stock_baseline.compare_with_stock(run, options.stock_sims_per_entry)
   table = stock_baseline.comparison_table(run.records, stock)
   for line in table.splitlines():
     logging.info(line)
   comparison = {"label": f"stock psro_v2 ({stock.sims_per_entry} games/entry)",
-                "oracle": label, "meta_solver": stock.meta_solver_used,
+                "oracle": stock.oracle_used, "oracle_kind": stock.oracle_kind,
+                "meta_solver": stock.meta_solver_used,
                 "stock": stock.records, "stopped_by": stock.stopped_by,
                 "summary": stock_baseline.speedup_summary(run.records, stock)}
   checkpoints.write_json(os.path.join(options.output_dir, "comparison.json"), comparison)
