@@ -71,6 +71,27 @@ def original_keys(tree: GameTree, player: int) -> list[str]:
   return [k[len(prefix):] if k.startswith(prefix) else k for k in strings]
 
 
+# Entries hold the tree itself, so its id cannot be reused while cached.
+_INFOSTATE_ROWS: dict[tuple[int, int], tuple[GameTree, dict[str, int]]] = {}
+_INFOSTATE_ROWS_SIZE = 16
+
+
+def infostate_rows(tree: GameTree, player: int) -> dict[str, int]:
+  """Information-state string -> row, for the compiled strings and (for a
+  simultaneous-move game's conversion) the original game's."""
+  table = tree.infostates[player]
+  if not is_converted_simultaneous(tree):
+    return table.index
+  cached = _INFOSTATE_ROWS.get((id(tree), player))
+  if cached is not None and cached[0] is tree:
+    return cached[1]
+  rows = {**table.index, **{k: i for i, k in enumerate(original_keys(tree, player))}}
+  if len(_INFOSTATE_ROWS) >= _INFOSTATE_ROWS_SIZE:
+    _INFOSTATE_ROWS.pop(next(iter(_INFOSTATE_ROWS)))
+  _INFOSTATE_ROWS[(id(tree), player)] = (tree, rows)
+  return rows
+
+
 def _key_candidates(tree: GameTree, player: int) -> list[list[str]]:
   """The player's information-state strings, as compiled and as original."""
   strings = tree.infostates[player].strings
@@ -374,7 +395,8 @@ class MatrixPolicy(policy_lib.Policy):
                            player_id: int | None = None) -> dict[int, float]:
     player = state.current_player() if player_id is None else player_id
     table = self.tree.infostates[player]
-    row = table.index.get(state.information_state_string(player))
+    # States of the simultaneous-move game itself are answered too.
+    row = infostate_rows(self.tree, player).get(state.information_state_string(player))
     if row is None:
       raise ValueError(f"information state not in the compiled tree of"
                        f" {self.tree.game}: {state.information_state_string(player)!r}")

@@ -249,3 +249,22 @@ def test_symmetric_game_setting_completes(sample_from_marginals, rectifier):
   for _ in range(3):
     solver.iteration()
   assert [len(p) for p in solver.get_policies()] == [4, 4]
+
+
+def test_simultaneous_move_game_in_stock_loop():
+  """Stock samples episodes on the simultaneous-move game itself; our answers
+  (built on its turn-based compilation) answer its states."""
+  game = pyspiel.load_game("goofspiel(num_cards=3,imp_info=True)")
+  _seed(0)
+  oracle = openspiel_compat.StockOracle(game, "exact")
+  solver = _stock_solver(game, oracle, sims_per_entry=5)
+  for _ in range(3):
+    solver.iteration()
+  assert [len(p) for p in solver.get_policies()] == [4, 4]
+  # OpenSpiel's own aggregation and NashConv, over the simultaneous game's
+  # states, read our answers as we do.
+  sigma = solver.get_meta_strategies()
+  aggregated = policy_aggregator.PolicyAggregator(game).aggregate(
+      [0, 1], solver.get_policies(), sigma)
+  assert exploitability.mixture_nash_conv(game, solver.get_policies(), sigma).nash_conv == (
+      pytest.approx(os_exploitability.nash_conv(game, aggregated), abs=1e-9))
