@@ -524,6 +524,7 @@ class _Walk:
     strings: per player, information-state strings in order of first visit.
     first_history: per player `[I_p]`, the first history of each information
       state.
+    num_actions: the game's number of distinct actions `A`.
   """
 
   parent: np.ndarray
@@ -707,8 +708,13 @@ def _infostate_table(game: pyspiel.Game, walk: _Walk, player: int,
   """One player's `InfostateTable`, information states numbered by level.
 
   Args:
-    replay: rebuilds the table's representative states when asked.
+    game: the game, for error messages.
+    walk: the walk's records.
+    player: whose table this is.
+    child: `[H, W]` from `_children_and_chance` (legal actions are the edges).
     last_sequence, own_moves: the player's `[H]` rows of `_propagate`.
+    num_actions: `A`.
+    replay: rebuilds the table's representative states when asked.
 
   Returns:
     (table, new_of_old): `new_of_old[i]` is the level-ordered index of the
