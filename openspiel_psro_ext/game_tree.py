@@ -360,9 +360,10 @@ class CompileEstimate:
     else:
       size = (f"has more than {self.max_histories:,} histories (counted"
               f" {self.num_histories:,} in {self.elapsed_s:.1f} s before stopping)")
-    return (f"{self.game} {size}, too many to compile; run it in the simulated"
-            f" mode ({SIMULATED_MODE_FLAG}), or raise max_histories if it fits"
-            " in memory.")
+    way_on = f"run it in the simulated mode ({SIMULATED_MODE_FLAG})"
+    if self.stopped_by not in ("time", "memory"):
+      way_on += ", or raise max_histories if it fits in memory"
+    return f"{self.game} {size}, too many to compile; {way_on}."
 
   @classmethod
   def stopped(cls, game: pyspiel.Game, count: int, complete: bool,
@@ -842,14 +843,31 @@ def _cached_tree(game_string: str, max_histories: int) -> GameTree:
   return compile_game(pyspiel.load_game(game_string), max_histories)
 
 
+# Refusals by (game string, max_histories): asking again about a game too
+# large answers at once instead of spending the time limit again.
+_REFUSALS: dict[tuple[str, int], str] = {}
+
+
 GameLike = pyspiel.Game | str | GameTree
 
 
 def get_tree(game: GameLike,
              max_histories: int = DEFAULT_MAX_HISTORIES) -> GameTree:
-  """Returns the compiled tree of `game`, compiling it once per game string."""
+  """Returns the compiled tree of `game`, compiling it once per game string.
+
+  Raises:
+    GameTooLargeError: the game does not compile under the default limits
+      (remembered: a second call raises at once).
+  """
   if isinstance(game, GameTree):
     return game
   if isinstance(game, str):
     game = pyspiel.load_game(game)
-  return _cached_tree(str(game), max_histories)
+  key = (str(game), max_histories)
+  if key in _REFUSALS:
+    raise GameTooLargeError(_REFUSALS[key])
+  try:
+    return _cached_tree(*key)
+  except GameTooLargeError as e:
+    _REFUSALS[key] = str(e)
+    raise

@@ -184,3 +184,27 @@ def test_count_stops_at_the_memory_limit():
   estimate = game_tree.check_compilable("leduc_poker", memory_limit_mb=-1)
   assert not estimate.compiles and estimate.stopped_by == "memory"
   assert "MB of memory" in estimate.refusal()
+
+
+def test_information_states_are_ordered_by_level_then_first_visit():
+  tree = game_tree.compile_game("kuhn_poker(players=3)")
+  for p, table in enumerate(tree.infostates):
+    assert np.all(np.diff(table.level) >= 0)
+    for states in table.level_slices:
+      assert np.all(np.diff(table.histories[states]) > 0)
+    # Each information state's first history is the first history where it
+    # appears in depth-first order.
+    decisions = np.flatnonzero(tree.player == p)
+    first = np.full(table.num_infostates, tree.num_histories)
+    np.minimum.at(first, tree.infostate[decisions], decisions)
+    np.testing.assert_array_equal(first, table.histories)
+
+
+def test_get_tree_remembers_refusals():
+  with pytest.raises(game_tree.GameTooLargeError) as first:
+    game_tree.get_tree("leduc_poker", max_histories=999)
+  start = time.process_time()
+  with pytest.raises(game_tree.GameTooLargeError) as second:
+    game_tree.get_tree("leduc_poker", max_histories=999)
+  assert str(second.value) == str(first.value)
+  assert time.process_time() - start < 0.1
