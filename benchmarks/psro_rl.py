@@ -32,6 +32,14 @@ measured with OpenSpiel's PolicyAggregator + nash_conv, not counted in its
 time; stock's iterations are not interruptible, so its last one may end past
 the budget (printed). Needs the `stock-rl` extra (JAX).
 
+Measured with `--stock --budget_s=300 --seed=0` on 2 cores shared with other
+jobs (load average 6-8, so each process got well under a core): stock's
+set-up (agents, JAX compilation, the first 1000-game payoff entry) took 19 s,
+at NashConv 5.208 (two untrained PG agents); its first iteration (two best
+responses of 10,000 episodes each, then 3 new entries of 1000 games) ended
+at 309 s: NashConv 5.072, the only meta-strategy within 300 s (340 s with
+the NashConv measurements). Ours at 300 s: 0.17-0.18 (above).
+
 Measured on 2 cores (see BUILD_NOTES.md), with the defaults and the Ray
 backend, seeds 0/1/2: NashConv first at or below 0.2 at 159 / 197 / 168 s;
 0.170 / 0.175 / 0.172 at 300 s; 0.079 / 0.084 / 0.084 for the last
@@ -166,7 +174,8 @@ def _run_stock(args):
   if reason is not None:
     sys.exit(f"--stock needs stock's JAX RL oracles ({reason}); install them with:"
              f" {stock_baseline.STOCK_RL_INSTALL}")
-  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+  # Stock's per-iteration progress lines (absl leaves the root logger at WARNING).
+  logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
   rl_config = dataclasses.replace(stock_baseline.StockRLConfig(),
                                   oracle_type=args.stock_oracle,
                                   number_training_episodes=args.stock_episodes)
