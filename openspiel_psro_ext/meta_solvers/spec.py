@@ -35,7 +35,7 @@ def _frozen_map(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
   return dict(mapping or {})
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # identity: specs hold dicts
 class MetaSolverSpec:
   """A registered meta-solver and its capabilities.
 
