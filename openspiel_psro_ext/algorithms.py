@@ -34,6 +34,10 @@ def register(name: str, loader: Callable[[], type[psro.PSRO]]) -> None:
   _REGISTRY[name] = loader
 
 
+register("xdo", _load("xdo", "XDO"))
+register("anytime_psro", _load("anytime_psro", "AnytimePSRO"))
+
+
 def names() -> list[str]:
   return sorted(_REGISTRY)
 

@@ -328,6 +328,13 @@ class PSRO:
             self.oracle_time_budget(self.iteration))))
     return requests
 
+  def evaluation_snapshot(self, record: IterationRecord,
+                          meta_games: list[np.ndarray]) -> Snapshot:
+    """What evaluation hooks see of `record` (a variant whose output is not a
+    mixture of members shows them its output)."""
+    return Snapshot(self.view, list(record.population_size), record.sigma,
+                    meta_games, self.backend)
+
   def previous_member(self, population: int) -> oracle_base.PopulationMember | None:
     """The population's newest best response (warm starts), if it has one."""
     return self.populations[population][-1] if len(self.populations[population]) > 1 else None
@@ -343,8 +350,7 @@ class PSRO:
     if not hooks:
       return
     start = time.perf_counter()
-    snapshot = Snapshot(self.view, list(record.population_size), record.sigma,
-                        meta_games, self.backend)
+    snapshot = self.evaluation_snapshot(record, meta_games)
     for hook in hooks:
       record.metrics.update(hook.compute(snapshot))
     record.metrics_time_s += time.perf_counter() - start
@@ -409,8 +415,8 @@ class PSRO:
                         for k in range(count)])
         counts[p] += count
       self._add(members)
-      if iteration < state.iterations_done:
-        self.meta_strategies = self._solve()
+      if iteration < state.iterations_done:  # rebuilds a variant's state too
+        self.meta_strategies = self.meta_solve()
     self.records = records
     self._wall_before = state.wall_time_s
     self.run_dir.rewrite_records(records)  # drops lines of an unfinished commit
