@@ -403,13 +403,21 @@ def _count_histories(frames: list[tuple[pyspiel.State, list[int]]], limit: int,
     (count, complete): `complete` is True when everything was counted.
   """
   count = 0
-  stack = frames
+  # Frames of states made here are marked True: their last child is made in
+  # place, as nothing else holds them. The callers' states are left alone.
+  stack = [(state, branches, False) for state, branches in frames if branches]
   while stack:
-    state, branches = stack[-1]
-    if not branches:
+    state, branches, owned = stack[-1]
+    action = branches.pop()
+    if branches:
+      child = state.child(action)
+    else:
       stack.pop()
-      continue
-    child = state.child(branches.pop())
+      if owned:
+        state.apply_action(action)
+        child = state
+      else:
+        child = state.child(action)
     count += 1
     if count > limit:
       return count, False
@@ -417,30 +425,42 @@ def _count_histories(frames: list[tuple[pyspiel.State, list[int]]], limit: int,
       budget.stopped_by = budget.spent()
       if budget.stopped_by:
         return count, False
-    stack.append((child, _branches(child)))
+    branches = _branches(child)
+    if branches:
+      stack.append((child, branches, True))
   return count, True
 
 
 def _probe_information_state(game: pyspiel.Game) -> None:
-  """Checks that the first decision state of `game` has an information state.
+  """Checks that a decision state of `game` has an information state.
 
   The type flag `provides_information_state_string` is not trusted alone: some
   games (e.g. `python_iterated_prisoners_dilemma`, once turn-based) leave it
-  False yet return one, and OpenSpiel's own best response uses it.
+  False yet return one, and OpenSpiel's own best response uses it. The probe
+  plays a seeded random path to the first decision, at most
+  `_PROBE_STEPS` moves (some games, e.g. crazy_eights, deal for long); past
+  that it says nothing and the walk finds out.
   """
+  rng = np.random.default_rng(0)
   state = game.new_initial_state()
-  while not state.is_terminal():
+  for _ in range(_PROBE_STEPS):
+    if state.is_terminal():
+      return
     if not state.is_chance_node():
       player = state.current_player()
       try:
         state.information_state_string(player)
-      except pyspiel.SpielError as e:
+      except (pyspiel.SpielError, NotImplementedError, AttributeError) as e:
         raise ValueError(
             f"{game} provides no information_state_string ({e}), so its"
             " information states (and perfect recall) cannot be identified; run"
             f" it in the simulated mode ({SIMULATED_MODE_FLAG}).") from e
       return
-    state.apply_action(_branches(state)[0])
+    outcomes, probs = zip(*state.chance_outcomes())
+    state.apply_action(outcomes[rng.choice(len(outcomes), p=probs)])
+
+
+_PROBE_STEPS = 1000
 
 
 def _check_game(game: pyspiel.Game | str) -> pyspiel.Game:
@@ -573,15 +593,17 @@ def _walk(game: pyspiel.Game, max_histories: int, budget: _Budget) -> _Walk:
   chance_edges, terminals, terminal_returns = [], [], []
   index = [{} for _ in range(num_players)]
   first_history = [[] for _ in range(num_players)]
-  # A frame per level of the current path: (state, its history, the actions
-  # still to visit, reversed). Children are made one at a time, so memory is
-  # one state per level however wide the game.
+  # A frame per ancestor of the current history with children still to visit:
+  # (state, its history, those actions reversed, its depth). Children are
+  # made one at a time, so memory is one state per level however wide the
+  # game; the last child is made in place, as its parent is not needed again
+  # (states are not kept: `_Replay` rebuilds those asked for).
   frames = []
   # Bound methods, looked up once: this loop runs once per history.
   add_parent, add_action, add_depth = parent.append, action.append, depth.append
   add_player, add_infostate = player.append, infostate.append
   add_frame, pop_frame = frames.append, frames.pop
-  state, par, act = game.new_initial_state(), -1, -1
+  state, par, act, dep = game.new_initial_state(), -1, -1, 0
   h = 0
   counting = budget.time_limit_s is not None or budget.memory_limit_mb is not None
   while True:
@@ -589,7 +611,7 @@ def _walk(game: pyspiel.Game, max_histories: int, budget: _Budget) -> _Walk:
       raise refuse(h + 1)
     add_parent(par)
     add_action(act)
-    add_depth(len(frames))
+    add_depth(dep)
     p = state.current_player()
     add_player(p)
     if p >= 0:
@@ -602,7 +624,7 @@ def _walk(game: pyspiel.Game, max_histories: int, budget: _Budget) -> _Walk:
       add_infostate(i)
       actions = state.legal_actions()
       actions.reverse()
-      add_frame((state, h, actions))
+      add_frame((state, h, actions, dep))
     elif p == _TERMINAL:
       add_infostate(-1)
       terminals.append(h)
@@ -611,7 +633,7 @@ def _walk(game: pyspiel.Game, max_histories: int, budget: _Budget) -> _Walk:
       add_infostate(-1)
       outcomes = state.chance_outcomes()
       chance_edges.extend((h, a, prob) for a, prob in outcomes)
-      add_frame((state, h, [a for a, _ in reversed(outcomes)]))
+      add_frame((state, h, [a for a, _ in reversed(outcomes)], dep))
     else:
       raise ValueError(f"{game} has a history with current player {p} (neither"
                        " a player, chance nor terminal); it cannot be compiled.")
@@ -620,20 +642,21 @@ def _walk(game: pyspiel.Game, max_histories: int, budget: _Budget) -> _Walk:
       # The unvisited histories are the subtrees of the frames' remaining
       # actions: count them (on copies of the lists) before going on.
       rest, complete = _count_histories(
-          [(f_state, list(f_actions)) for f_state, _, f_actions in frames],
+          [(f_state, list(f_actions)) for f_state, _, f_actions, _ in frames],
           max_histories - h, budget)
       if not complete:
         raise refuse(h + rest)
       counting = False
-    while frames:
-      parent_state, par, remaining = frames[-1]
-      if remaining:
-        break
-      pop_frame()
-    else:
+    if not frames:
       break
+    state, par, remaining, dep = frames[-1]
     act = remaining.pop()
-    state = parent_state.child(act)
+    dep += 1
+    if remaining:
+      state = state.child(act)
+    else:
+      pop_frame()
+      state.apply_action(act)
   return _Walk(
       parent=np.asarray(parent, dtype=np.int64),
       action=np.asarray(action, dtype=np.int64),
