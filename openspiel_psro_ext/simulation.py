@@ -168,7 +168,8 @@ class GameBatch:
     self._uniforms = _uniform_stream(rng)
 
   def restart(self, idx: np.ndarray, members: np.ndarray | None = None) -> None:
-    """New games at `idx`, each seat's member drawn by weight (or `members [P, len(idx)]`)."""
+    """New games at `idx`, each seat's member drawn by weight (or given as
+    `members [P, len(idx)]`)."""
     for b in idx:
       self.states[b] = self.game.new_initial_state()
     for p, seat in enumerate(self.seats):

@@ -288,10 +288,12 @@ def test_ppo_losses_summed_per_observation_equal_per_sample_losses(rng):
   # A simulated rollout whose observations repeat this much is summed too.
   sim_env = rollouts.PyspielVecEnv(tree.game, 0, [None, [simulation.UniformRandomPolicy()]],
                                    [None, np.ones(1)], num_envs=200)
-  sim_rollout = ppo._SampleRollout(module, sim_env, 3, torch.device("cpu"))  # pylint: disable=protected-access
+  # pylint: disable=protected-access
+  sim_rollout = ppo._SampleRollout(module, sim_env, 3, torch.device("cpu"))
   sim_rollout.obs[:], sim_rollout.legal[:] = table.tensors[rows], legal[rows]
   resummed = sim_rollout.batch(actions, adv, ret)
-  assert isinstance(resummed, ppo._StateBatch) and resummed.size == summed.size  # pylint: disable=protected-access
+  assert isinstance(resummed, ppo._StateBatch) and resummed.size == summed.size
+  # pylint: enable=protected-access
   with torch.no_grad():  # an update moved the policy: ratios differ from 1, some clip
     for param in module.parameters():
       param.add_(0.3 * torch.randn_like(param))

@@ -82,8 +82,8 @@ def test_simulated_table_matches_the_exact_table_and_computes_only_new_entries(r
                 | (table.games >= config.max_games))
   assert np.all(table.games >= config.min_games)
   assert np.all(table.games % config.batch_games == 0)
-  np.testing.assert_array_less(np.abs(np.stack(table.meta_games) - np.stack(exact.meta_games)),
-                               4 * stderr + 1e-9)
+  error = np.abs(np.stack(table.meta_games) - np.stack(exact.meta_games))
+  np.testing.assert_array_less(error, 4 * stderr + 1e-9)
   # Resume: a table restored from what was saved, then grown, plays only the
   # new entries and keeps the saved ones.
   resumed = simulation.SimulatedPayoffTable(tree.game, config)

@@ -9,8 +9,9 @@ the squared error to the double-DQN target
     y = r + gamma (1 - done) Q_target(s', argmax_{a' legal} Q(s', a')),
 
 the learning rate decaying linearly to a tenth, and the target network copied
-from the online one every `target_update_every` gradient steps. The best response is greedy in Q over
-legal actions: `TorchPolicy(output="greedy")`, a deterministic matrix.
+from the online one every `target_update_every` gradient steps. The best
+response is greedy in Q over legal actions: `TorchPolicy(output="greedy")`,
+a deterministic matrix.
 """
 
 from __future__ import annotations
