@@ -161,3 +161,17 @@ def test_variants_refuse_what_they_cannot_run(algorithm, change, message):
 def test_unknown_algorithm_is_named():
   with pytest.raises(errors.UsageError, match="xdo"):
     algorithms.get("nope")
+
+
+def test_xdo_with_rl_best_responses_runs_and_verifies():
+  pytest.importorskip("torch")
+  rl = dict(time_budget_s=0, total_episodes=3000, progress=False, num_threads=1)
+  run = algorithms.make(_config(algorithm="xdo", iterations=2, oracle="ppo", oracle_config=rl))
+  run.run()
+  last = run.records[-1]
+  assert last.nash_conv < run.records[0].nash_conv
+  assert run.verify(tolerance=1e-9) == pytest.approx(last.nash_conv, abs=1e-9)
+  # Each request's opponent is the other player's output policy, weight 1.
+  request = run.best_response_requests(run.meta_strategies)[0][1]
+  np.testing.assert_array_equal(request.opponent_populations[1][0], run.output_policy[1])
+  assert request.opponent_weights[1].tolist() == [1.0]
