@@ -4,6 +4,7 @@
    replaced (the module as of commit `BEFORE`, loaded from git), on the same
    games, in one run; the ratio column is before / after. Every array of both
    trees is compared (they must be identical) before the row is printed.
+   Then the peak memory of each large compilation, each in a fresh process.
 2. Refusal of games too large to compile: each runs in a fresh subprocess
    (`compile_game` under the default limits), which prints the time to the
    `GameTooLargeError` and its peak resident memory (`VmHWM`, including the
@@ -48,6 +49,24 @@ REFUSED = ["chess", "go", "hex", HULH, "dark_hex", "liars_dice(numdice=2)"]
 LARGE_COMPILED = ["universal_poker",
                   "goofspiel(num_cards=6,imp_info=True,points_order=descending)"]
 
+_MEMORY_SCRIPT = """
+import importlib.util, sys, time
+if sys.argv[2] == "now":
+  from openspiel_psro_ext import game_tree as module
+else:
+  spec = importlib.util.spec_from_file_location("before", sys.argv[2])
+  module = importlib.util.module_from_spec(spec)
+  sys.modules["before"] = module
+  spec.loader.exec_module(module)
+cpu = time.process_time()
+tree = module.compile_game(sys.argv[1])
+cpu = time.process_time() - cpu
+with open("/proc/self/status") as f:
+  peak_mb = next(int(line.split()[1]) for line in f
+                 if line.startswith("VmHWM")) / 1024
+print(f"{cpu:.3f} {peak_mb:.0f}")
+"""
+
 _REFUSAL_SCRIPT = """
 import sys, time
 from openspiel_psro_ext import game_tree
@@ -67,14 +86,19 @@ print(f"{wall:.3f} {cpu:.3f} {peak_mb:.0f} {outcome}")
 """
 
 
-def load_before() -> Any:
-  """The `game_tree` module as of commit `BEFORE`."""
+def before_path() -> str:
+  """A file holding the `game_tree` module as of commit `BEFORE`."""
   source = subprocess.run(
       ["git", "show", f"{BEFORE}:openspiel_psro_ext/game_tree.py"],
       check=True, capture_output=True, text=True).stdout
   with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
     f.write(source)
-  spec = importlib.util.spec_from_file_location("game_tree_before", f.name)
+  return f.name
+
+
+def load_before() -> Any:
+  """The `game_tree` module as of commit `BEFORE`."""
+  spec = importlib.util.spec_from_file_location("game_tree_before", before_path())
   module = importlib.util.module_from_spec(spec)
   sys.modules[spec.name] = module  # dataclasses look their module up there.
   spec.loader.exec_module(module)
@@ -139,6 +163,22 @@ def bench_compile(games: list[str]) -> bool:
   return all_same
 
 
+def bench_memory(games: list[str]) -> None:
+  """Peak memory of one compilation in a fresh process, before and now."""
+  print("[1b] compile_game in a fresh process: peak RSS (VmHWM), before / now")
+  path = before_path()
+  for name in games:
+    row = []
+    for which in (path, "now"):
+      result = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, name, which],
+                              capture_output=True, text=True, timeout=900,
+                              check=True)
+      row.append(result.stdout.split())
+    (old_cpu, old_mb), (new_cpu, new_mb) = row
+    print(f"  {name:24s} {old_mb:>6s} MB / {new_mb:>5s} MB"
+          f"   (CPU {float(old_cpu):.2f} s / {float(new_cpu):.2f} s)")
+
+
 def bench_refusals(games: list[str], expect_refusal: bool = True) -> bool:
   """Runs `compile_game` on each game in a fresh process; prints the outcome."""
   all_ok = True
@@ -169,6 +209,8 @@ def main() -> None:
   parser.add_argument("--skip_refusals", action="store_true")
   args = parser.parse_args()
   same = bench_compile(QUICK_COMPILED if args.quick else COMPILED)
+  if not args.quick:
+    bench_memory([name for name in COMPILED if name not in QUICK_COMPILED])
   refused = True
   if not args.skip_refusals:
     print("[2] refusals: compile_game in a fresh process (target <= 5 s CPU,"
