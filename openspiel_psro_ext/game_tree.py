@@ -699,6 +699,12 @@ def _propagate(walk: _Walk, levels: list[np.ndarray], chance_probs: np.ndarray,
                num_actions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Per history, what accumulates along its path, one depth at a time.
 
+  Args:
+    walk: the walk's records.
+    levels: histories grouped by depth (`_depth_levels`).
+    chance_probs: `[H, W]` from `_children_and_chance`.
+    num_actions: `A`.
+
   Returns:
     chance_reach: `[H]` product of chance probabilities on the path.
     last_sequence: `[P, H]` each player's last own (information state,
