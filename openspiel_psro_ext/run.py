@@ -33,12 +33,14 @@ from absl import flags
 from absl import logging
 import pyspiel
 
+from openspiel_psro_ext import algorithms
 from openspiel_psro_ext import backends
 from openspiel_psro_ext import checkpoints
 from openspiel_psro_ext import game_tree
 from openspiel_psro_ext import oracles
 from openspiel_psro_ext import psro as psro_lib
 from openspiel_psro_ext import psro_config
+from openspiel_psro_ext import views
 from openspiel_psro_ext.errors import UsageError
 from openspiel_psro_ext.records import IterationRecord
 
@@ -107,6 +109,22 @@ flags.DEFINE_string("cache_dir",
                                  "openspiel_psro_ext"),
                     "Where per-game results that never change (the CFR+"
                     " baseline policy) are cached; empty: no cache.")
+flags.DEFINE_string("algorithm", _default("algorithm"),
+                    "PSRO or a variant of it (see algorithms.names()).")
+flags.DEFINE_enum("evaluation", _default("evaluation"), ["auto", "exact", "sampled"],
+                  "exact: compile the game (exact payoffs and NashConv; refused"
+                  " for games too large); sampled: the simulated mode (payoffs"
+                  " from played games, approximate NashConv); auto: exact where"
+                  " the game compiles, decided in seconds.")
+flags.DEFINE_float("payoff_target_stderr", _default("payoff_target_stderr"),
+                   "Simulated mode: play each payoff entry until its standard"
+                   " error is at most this.")
+flags.DEFINE_integer("approx_episodes", 200_000,
+                     "Simulated mode: training episodes of each approximate-"
+                     "NashConv best response (every --verify_every iterations"
+                     " and at the end).")
+flags.DEFINE_integer("approx_eval_games", 20_000,
+                     "Simulated mode: games per value in the approximate NashConv.")
 flags.DEFINE_integer("metrics_every", 10,
                      "Compute win rates, Elo and diversity every N iterations"
                      " and on the last one (0: never; their time is logged"
@@ -131,6 +149,8 @@ class RunOptions:
   stock_sims_per_entry: int = 1000
   backend: str = "auto"
   ray_address: str | None = None
+  approx_episodes: int = 200_000
+  approx_eval_games: int = 20_000
 
 
 def _json_flag(name: str, text: str) -> dict[str, Any]:
@@ -172,7 +192,9 @@ def config_from_flags() -> psro_lib.PSROConfig:
       time_budget_s=FLAGS.time_budget_s, target_nash_conv=FLAGS.target_nash_conv,
       oracle_budget_final_s=FLAGS.oracle_budget_final_s,
       oracle_budget_ramp_iterations=FLAGS.oracle_budget_ramp_iterations,
-      best_responses_per_player=per_player, max_histories=FLAGS.max_histories))
+      best_responses_per_player=per_player, max_histories=FLAGS.max_histories,
+      evaluation=FLAGS.evaluation, payoff_target_stderr=FLAGS.payoff_target_stderr,
+      algorithm=FLAGS.algorithm))
 
 
 def options_from_flags(config: psro_lib.PSROConfig) -> RunOptions:
@@ -184,7 +206,8 @@ def options_from_flags(config: psro_lib.PSROConfig) -> RunOptions:
       metrics_every=FLAGS.metrics_every, cache_dir=FLAGS.cache_dir,
       tensorboard=FLAGS.tensorboard, compare_stock=FLAGS.compare_stock,
       stock_sims_per_entry=FLAGS.stock_sims_per_entry, backend=FLAGS.backend,
-      ray_address=FLAGS.ray_address)
+      ray_address=FLAGS.ray_address, approx_episodes=FLAGS.approx_episodes,
+      approx_eval_games=FLAGS.approx_eval_games)
 
 
 def _resume_config(output_dir: str, config: psro_lib.PSROConfig) -> psro_lib.PSROConfig:
@@ -200,23 +223,46 @@ def _resume_config(output_dir: str, config: psro_lib.PSROConfig) -> psro_lib.PSR
 
 def format_record(record: IterationRecord) -> str:
   """The one-line iteration log."""
-  expl = ", ".join(f"{e:.4f}" for e in record.exploitability_per_player)
-  line = (f"it {record.iteration:4d} | pop {max(record.population_size):4d} | NashConv"
-          f" {record.nash_conv:.6f} | expl [{expl}] | support"
-          f" {record.support_size} | {record.iteration_time_s:.3f}s"
+  if record.nash_conv is not None:
+    expl = ", ".join(f"{e:.4f}" for e in record.exploitability_per_player)
+    quality = f"NashConv {record.nash_conv:.6f} | expl [{expl}]"
+  else:
+    values = ", ".join(f"{v:.4f}" for v in record.on_policy_values)
+    quality = f"values [{values}]"
+  line = (f"it {record.iteration:4d} | pop {max(record.population_size):4d} | {quality}"
+          f" | support {record.support_size} | {record.iteration_time_s:.3f}s"
           f" (psro {record.psro_time_s:.3f}s; total {record.wall_time_s:.1f}s)")
-  if record.metrics:
+  if "approx_nash_conv" in record.metrics:
+    line += (f" | approx NashConv {record.metrics['approx_nash_conv']:.4f}"
+             f" +- {record.metrics['approx_nash_conv_ci95']:.4f} (lower bound)")
+  if any("/" in key for key in record.metrics):
     from openspiel_psro_ext import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
-    line += f" | {metrics_lib.short_log(record.metrics)} ({record.metrics_time_s:.2f}s)"
+    line += f" | {metrics_lib.short_log(record.metrics)}"
+  if record.metrics:
+    line += f" ({record.metrics_time_s:.2f}s)"
   return line
 
 
-def _metrics_hook(tree: game_tree.GameTree, options: RunOptions) -> psro_lib.MetricsHook | None:
-  """Win rates, Elo and diversity (see `metrics`), or None when switched off."""
-  if options.metrics_every <= 0:
-    return None
-  from openspiel_psro_ext import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
-  return metrics_lib.IterationMetrics(tree, cache_dir=options.cache_dir or None).compute
+def evaluations(view: views.View, options: RunOptions, seed: int) -> list[psro_lib.Evaluation]:
+  """The run's evaluation hooks: run metrics where the game has a tree, and the
+  approximate NashConv in the simulated mode."""
+  hooks = []
+  if options.metrics_every > 0 and view.tree is not None:
+    from openspiel_psro_ext import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
+    computer = metrics_lib.IterationMetrics(view.tree, cache_dir=options.cache_dir or None)
+    hooks.append(psro_lib.Evaluation(
+        lambda snap: computer.compute(snap.matrices(), snap.sigma, snap.meta_games),
+        every=options.metrics_every))
+  if view.simulated:
+    from openspiel_psro_ext import approx_exploitability  # pylint: disable=g-import-not-at-top
+    config = approx_exploitability.ApproxNashConvConfig(seed=seed, eval_games=options.approx_eval_games)
+    config.oracle_config["total_episodes"] = options.approx_episodes
+
+    def approx(snap: psro_lib.Snapshot) -> dict[str, Any]:
+      return approx_exploitability.approx_nash_conv(
+          snap.view.game, snap.policies(), snap.sigma, config, snap.backend).metrics()
+    hooks.append(psro_lib.Evaluation(approx, every=options.verify_every))
+  return hooks
 
 
 def _install_interrupt_handler(run: psro_lib.PSRO) -> None:
@@ -263,13 +309,19 @@ def main(argv: Sequence[str]) -> int:
   if options.resume:
     config = _resume_config(options.output_dir, config)
   backend_name = _backend_name(config, options)  # a missing Ray is bad input: before any write
-  # The run checks its config (and output directory) before Ray starts.
-  tree = game_tree.get_tree(config.game, config.max_histories)
-  run = psro_lib.PSRO(config, output_dir=options.output_dir, resume=options.resume,
-                      metrics_hook=_metrics_hook(tree, options),
-                      metrics_every=options.metrics_every,
-                      backend=backends.make(backend_name, **(
-                          {"address": options.ray_address} if backend_name == "ray" else {})))
+  view = views.make_view(config.game, config.evaluation, config.max_histories,
+                         config.symmetric, config.sims_per_entry, psro_config.sampling(config))
+  psro_config.check(config, view)
+  algorithms.get(config.algorithm).check_variant(config, view)
+  if options.compare_stock and view.tree is None:
+    raise UsageError(f"--compare_stock measures stock psro_v2's NashConv exactly, which"
+                     f" needs the compiled tree; {config.game} runs in the simulated"
+                     " mode. Drop --compare_stock.")
+  # Ray starts with the first best responses, after the run directory's checks.
+  run = algorithms.make(config, output_dir=options.output_dir, resume=options.resume,
+                        evaluations=evaluations(view, options, config.seed), view=view,
+                        backend=backends.make(backend_name, **(
+                            {"address": options.ray_address} if backend_name == "ray" else {})))
   try:
     return _run(run, options)
   finally:
@@ -308,11 +360,16 @@ def _run(run: psro_lib.PSRO, options: RunOptions) -> int:
     from openspiel_psro_ext import tensorboard as tb  # pylint: disable=g-import-not-at-top
     tensorboard = tb.TensorboardLogger(os.path.join(output_dir, "tensorboard"))
   _install_interrupt_handler(run)
-  logging.info("PSRO on %s (%d histories): meta-solver %s, oracle %s (%s backend),"
-               " %s payoffs; writing %s", config.game, run.tree.num_histories,
-               config.meta_solver, config.oracle, backend.name,
-               "exact" if config.sims_per_entry <= 0 else
-               f"{config.sims_per_entry}-sample", output_dir)
+  if run.view.simulated:
+    payoffs = (f"simulated payoffs (standard error <= {config.payoff_target_stderr} per"
+               " entry), approximate NashConv by RL best responses (a lower bound)")
+  else:
+    payoffs = ("exact" if config.sims_per_entry <= 0 else
+               f"{config.sims_per_entry}-sample") + " payoffs"
+  size = f"{run.tree.num_histories} histories" if run.tree is not None else "not compiled"
+  logging.info("PSRO on %s (%s): meta-solver %s, oracle %s (%s backend), %s;"
+               " writing %s", config.game, size, config.meta_solver, config.oracle,
+               backend.name, payoffs, output_dir)
   if run.oracle.trains:
     logging.info("%s best responses get %g s each, ramping to %g s over %d"
                  " iterations (set time_budget_s in --oracle_config or"
@@ -325,7 +382,8 @@ def _run(run: psro_lib.PSRO, options: RunOptions) -> int:
     logging.info(format_record(record))
     if tensorboard is not None:
       tensorboard.log(record.iteration, record.to_json())
-    if options.verify_every and record.iteration % options.verify_every == 0:
+    if options.verify_every and record.iteration % options.verify_every == 0 \
+        and record.nash_conv is not None:
       logging.info("  verified with OpenSpiel: %.9f", run.verify(_VERIFY_TOLERANCE))
 
   try:
@@ -337,19 +395,11 @@ def _run(run: psro_lib.PSRO, options: RunOptions) -> int:
     logging.info("Nothing to do: the run already meets its stopping rule.")
     return 0
   final = run.records[-1]
-  logging.info("Stopped by %s; verifying the last meta-strategy with OpenSpiel's"
-               " exploitability.nash_conv...", reason)
-  verify_start = time.perf_counter()
-  verified = run.verify(_VERIFY_TOLERANCE)
-  logging.info("  verified: %.9f (%.2fs)", verified, time.perf_counter() - verify_start)
   summary = {
-      "game": config.game, "stopped_by": reason,
+      "game": config.game, "evaluation": run.view.name, "stopped_by": reason,
       "iterations": len(run.records), "population_size": final.population_size,
       "nash_conv": final.nash_conv,
       "exploitability_per_player": final.exploitability_per_player,
-      "nash_conv_openspiel": verified, "verified": True,
-      "verification": ("open_spiel exploitability.nash_conv of the meta-strategy's"
-                       " behaviour policy (see verification.py)"),
       "wall_time_s": final.wall_time_s,
       "psro_time_s": sum(r.psro_time_s for r in run.records),
       "metrics_time_s": sum(r.metrics_time_s for r in run.records),
@@ -357,6 +407,25 @@ def _run(run: psro_lib.PSRO, options: RunOptions) -> int:
       "units": "NashConv (OpenSpiel's exploitability() is NashConv / 2 for two players)",
       **final.metrics,  # e.g. "elo/meta_strategy", "win_rate/cfr_plus".
   }
+  if final.nash_conv is not None:
+    logging.info("Stopped by %s; verifying the last meta-strategy with OpenSpiel's"
+                 " exploitability.nash_conv...", reason)
+    verify_start = time.perf_counter()
+    summary["nash_conv_openspiel"] = run.verify(_VERIFY_TOLERANCE)
+    summary["verified"] = True
+    summary["verification"] = ("open_spiel exploitability.nash_conv of the"
+                               " meta-strategy's behaviour policy (see verification.py)")
+    logging.info("  verified: %.9f (%.2fs)", summary["nash_conv_openspiel"],
+                 time.perf_counter() - verify_start)
+    quality = (f"NashConv {final.nash_conv:.9f} (verified with OpenSpiel:"
+               f" {summary['nash_conv_openspiel']:.9f})")
+  else:
+    summary["approx_nash_conv_note"] = (
+        "estimated by fresh RL best responses against the meta-strategy: a lower"
+        " bound on the true NashConv, up to sampling error")
+    quality = (f"approximate NashConv {final.metrics['approx_nash_conv']:.4f} +-"
+               f" {final.metrics['approx_nash_conv_ci95']:.4f} (95%; a lower bound)"
+               if "approx_nash_conv" in final.metrics else "no NashConv")
   if options.compare_stock:
     summary["stock"] = _compare_stock(run, options)
   run.run_dir.write_summary(summary)
@@ -364,11 +433,10 @@ def _run(run: psro_lib.PSRO, options: RunOptions) -> int:
   for path in _render_plots(output_dir):
     logging.info("wrote %s", path)
   logging.info(
-      "Final NashConv %.9f after %d iterations, stopped by %s; verified with"
-      " OpenSpiel: %.9f. Clocks: the run %.1fs (PSRO %.1fs, metrics %.1fs, writes"
-      " %.1fs); this command %.1fs in all.", final.nash_conv, len(run.records), reason,
-      verified, final.wall_time_s, summary["psro_time_s"], summary["metrics_time_s"],
-      summary["write_time_s"], _command_seconds())
+      "Final %s after %d iterations, stopped by %s. Clocks: the run %.1fs (PSRO"
+      " %.1fs, evaluation %.1fs, writes %.1fs); this command %.1fs in all.", quality,
+      len(run.records), reason, final.wall_time_s, summary["psro_time_s"],
+      summary["metrics_time_s"], summary["write_time_s"], _command_seconds())
   if reason == "interrupted":
     logging.info("Interrupted: finished iterations are saved; continue with"
                  " --resume --output_dir=%s", output_dir)

@@ -24,8 +24,9 @@ the exact NashConv too, to validate the simulated mode.
 
 `make_view(config)` chooses: `evaluation="exact"` compiles or refuses (a
 one-line `GameTooLargeError` that names the simulated mode), `"sampled"`
-simulates, `"auto"` compiles where `game_tree.check_compilable` says the game
-fits (seconds, bounded memory) and simulates otherwise.
+simulates (keeping the tree beside it where the game compiles), and `"auto"`
+compiles where `game_tree.get_tree` can (it decides within seconds of CPU and
+bounded memory) and simulates otherwise.
 """
 
 from __future__ import annotations
@@ -249,20 +250,22 @@ def make_view(game_string: str, evaluation: str, max_histories: int, symmetric: 
   if evaluation not in EVALUATIONS:
     raise UsageError(f"evaluation must be one of {list(EVALUATIONS)}, got {evaluation!r}.")
   game = pyspiel.load_game(game_string)
-  if evaluation == "auto":
-    estimate = game_tree_lib.check_compilable(game, max_histories)
-    evaluation = "exact" if estimate.compiles else "sampled"
-    if evaluation == "sampled":
-      logging.info("%s; PSRO runs in the simulated mode (sampled payoffs,"
-                   " approximate NashConv).", estimate.refusal().split(";")[0])
   if evaluation == "exact":
     tree = game_tree_lib.get_tree(game_string, max_histories)
+    return CompiledView(tree, 1 if symmetric else tree.num_players, sims_per_entry)
+  # Compiling decides within seconds, in bounded memory (and remembers a refusal).
+  try:
+    tree = game_tree_lib.get_tree(game_string, max_histories)
+  except game_tree_lib.GameTooLargeError as e:
+    if evaluation == "auto":
+      logging.info("%s; PSRO runs in the simulated mode (sampled payoffs,"
+                   " approximate NashConv).", str(e).split(";")[0])
+    tree = None
+  if evaluation == "auto" and tree is not None:
     return CompiledView(tree, 1 if symmetric else tree.num_players, sims_per_entry)
   if symmetric:
     raise UsageError("--symmetric needs the compiled view; the simulated mode keeps"
                      " one population per player. Drop --symmetric.")
-  tree = (game_tree_lib.get_tree(game_string, max_histories)
-          if game_tree_lib.compiles(game, max_histories) else None)
   try:
     return SimulatedView(game, sampling, tree)
   except ValueError as e:

@@ -71,7 +71,8 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
     (["--game=kuhn_poker(players=3)", "--meta_solver=nash"], "use one of ['alpharank', 'prd'"),
     (["--game=kuhn_poker", "--oracle=nope"], "unknown oracle"),
     (["--game=kuhn_poker", "--meta_solver=nope"], "unknown meta-solver"),
-    (["--game=leduc_poker", "--max_histories=100"], "more than 100 histories"),
+    (["--game=leduc_poker", "--evaluation=exact", "--max_histories=100"],
+     "more than 100 histories"),
     (["--game=kuhn_poker", "--oracle_config={bad"], "--oracle_config is not valid JSON"),
     (["--game=kuhn_poker", "--best_responses_per_player=2,x"], "takes integers"),
     (["--game=kuhn_poker", "--best_responses_per_player=2"], "one count of at least 1"),
@@ -207,3 +208,35 @@ def test_rl_oracles_default_to_a_ramped_budget(parsed_flags):
                         "--oracle_budget_final_s=5")
   assert config.oracle_budget_final_s == 5
   assert parsed_flags("--oracle=exact").oracle_budget_final_s == 0
+
+
+def test_simulated_mode_from_the_command_line(tmp_path):
+  pytest.importorskip("torch")
+  out = str(tmp_path / "sim")
+  # leduc_poker over 100 histories does not compile: auto runs it simulated.
+  proc = _run("--game=leduc_poker", "--max_histories=100", "--iterations=2",
+              "--verify_every=0", "--approx_episodes=3000", "--approx_eval_games=2000",
+              "--backend=embedded", '--oracle_config={"total_episodes": 3000,'
+              ' "time_budget_s": 0, "num_envs": 256}', f"--output_dir={out}")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "simulated mode" in proc.stderr
+  records = checkpoints.read_metrics(out)
+  assert len(records) == 2
+  # Never stored as nash_conv: the estimate is a lower bound, and says so.
+  assert all(r["nash_conv"] is None for r in records)
+  last = records[-1]
+  # (A 3000-episode best response is weak: the estimate may even be negative.)
+  assert np.isfinite(last["approx_nash_conv"]) and last["approx_nash_conv_ci95"] > 0
+  summary = json.load(open(os.path.join(out, "summary.json")))
+  assert summary["evaluation"] == "sampled" and "lower bound" in summary["approx_nash_conv_note"]
+  assert "lower bound" in proc.stderr
+
+
+def test_exact_evaluation_refuses_a_large_game_quickly(tmp_path):
+  start = time.time()
+  proc = _run("--game=chess", "--evaluation=exact", "--oracle=exact",
+              f"--output_dir={tmp_path / 'x'}", timeout=60)
+  assert proc.returncode == 2
+  last = proc.stderr.strip().splitlines()[-1]
+  assert "simulated mode (--evaluation=sampled)" in last, proc.stderr[-2000:]
+  assert time.time() - start < 30  # 5 s of counting, plus start-up on a loaded CI
