@@ -15,9 +15,9 @@ terms `max_beta u_{-p}(sigma_p, beta)` (less the constant utility sum), and
 each term depends on one player's mixture only, so each player solves its
 own problem.
 
-The problem is solved by a no-regret learner against best responses. Each
-PSRO iteration runs `inner_steps` steps of regret matching+ over the
-population, per player p:
+The paper solves it with a no-regret learner against best responses
+(`learner="regret_matching"`). Each PSRO iteration then runs `inner_steps`
+steps of regret matching+ over the population, per player p:
 
   1. the opponent's exact full-game best response beta_t to the current
      mixture sigma_t (`exploitability.best_response_from_weights` over the
@@ -41,7 +41,13 @@ zero-sum matrix game against p's members (`nash.solve_zero_sum`); a fresh
 full-game best response to the solution either does no better than the
 matrix game's value (the mixture is least exploitable) or joins them. It is
 finite and exact, where regret matching+ needs about 1/eps^2 steps for eps
-(on Kuhn poker it stays near NashConv 0.06 after 4,000 steps).
+(on Kuhn poker: NashConv 0.0027 after 40 iterations of 100 steps, where the
+exact learner reaches 0 at iteration 6; on Leduc 0.51 against 0.48 at
+iteration 39). Each PSRO
+iteration starts from the best responses the last solution used (its
+column strategy's support), so the LP stays small (on Leduc about 25
+best responses join per player and iteration; keeping all of them made
+Anytime PSRO 3x slower at 40 iterations, and slower still later).
 
 The populations grow as in double oracle (ADO): each player's new best
 response answers the restricted game's Nash equilibrium (the meta-solver's
@@ -54,9 +60,10 @@ population, the output is never more exploitable than PSRO's meta-strategy
 at the same iteration.
 
 The record's metrics carry `anytime/exploitability` (per player, the term
-above, with the opponent's best-response value) and `anytime/kept_previous`
-(per player, whether the previous output was kept). The meta-solver is not
-used.
+above: the opponent's best-response value), `anytime/kept_previous` (per
+player, whether the previous output was kept) and `anytime/exploiters` (per
+player, the double oracle's best responses in its LP). The meta-solver
+gives the restricted Nash the populations grow against.
 
 Resume: the learner is deterministic, so `meta_solve` replayed over the saved
 populations rebuilds the regrets and the output exactly.
@@ -98,6 +105,7 @@ class AnytimePSRO(psro.PSRO):
     self._exploiters: list[payoffs.GrowingArray] = []
     self._payoffs: list[np.ndarray] = []
     self._matrix_solvers: list[nash.IncrementalZeroSumNash] = []
+    self._columns: list[np.ndarray] = []  # per player, the last LP's column strategy
     self._output: list[np.ndarray] = []
     self._output_values: list[float] = []
     self._stats: dict[str, Any] = {}
@@ -159,12 +167,23 @@ class AnytimePSRO(psro.PSRO):
       self._payoffs.append(np.zeros((0, 0)))
       self._matrix_solvers.append(nash.IncrementalZeroSumNash())
     exploiters, table = self._exploiters[player], self._payoffs[player]
+    if len(self._columns) > player:
+      # Only the exploiters the last solution used: within an iteration the
+      # columns only grow (so the loop ends), and the LP stays small.
+      keep = self._columns[player] > 0
+      kept = exploiters.array[keep]
+      exploiters = self._exploiters[player] = payoffs.GrowingArray((self.tree.num_terminals,))
+      exploiters.append(kept)
+      table = table[:, keep]
     if len(table) < len(members):  # the new members' rows
       table = np.vstack([table, members[len(table):] @ exploiters.array.T])
     for _ in range(self.max_exploiters):
       if len(exploiters):
         solution = self._matrix_solvers[player].solve(table)
         mixture, value = solution.row, solution.value
+        if len(self._columns) <= player:
+          self._columns.append(solution.col)
+        self._columns[player] = solution.col  # the opponent's side of the LP
       else:
         mixture, value = np.full(len(members), 1.0 / len(members)), np.inf
       _, br_reach = self._exploiter_value(player, mixture @ members)

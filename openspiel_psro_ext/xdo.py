@@ -100,6 +100,7 @@ class XDO(psro.PSRO):
 
   Class attributes (the algorithm's constants):
     initial_threshold: `eps_0`, restricted-game NashConv CFR+ solves to.
+    min_threshold: the threshold halves no further (floating-point noise).
     min_action_probability: a best response plays an action at a state when
       its probability there is above this. Exact members are one-hot; an RL
       member's exploration stays out of the restricted game, but RL members
@@ -113,6 +114,7 @@ class XDO(psro.PSRO):
 
   initial_threshold: ClassVar[float] = 0.5
   min_action_probability: ClassVar[float] = 0.05
+  min_threshold: ClassVar[float] = 1e-12
   check_every: ClassVar[int] = 10
   max_cfr_iterations: ClassVar[int] = 100_000
   predictive_cfr: ClassVar[bool] = True
@@ -131,8 +133,10 @@ class XDO(psro.PSRO):
     check_two_player_zero_sum("XDO", config, view)
 
   def restricted_actions(self) -> list[np.ndarray]:
-    """Per player `[I_p, A]` bool: the actions of the best responses so far."""
-    return [(m[1:] > self.min_action_probability).any(axis=0)
+    """Per player `[I_p, A]` bool: the actions of the best responses so far
+    (each member's most probable actions always among them)."""
+    return [((m[1:] > self.min_action_probability)
+             | (m[1:] == m[1:].max(axis=2, keepdims=True))).any(axis=0)
             for m in self.population_matrices()]
 
   def meta_solve(self) -> list[np.ndarray]:
@@ -154,7 +158,8 @@ class XDO(psro.PSRO):
       self.output_policy = self._cfr.average_policy()
     reach = [tree.terminal_reach(p, m) for p, m in enumerate(self.output_policy)]
     self._output_result = exploitability.nash_conv_from_reach(tree, reach)
-    while len(matrices[0]) > 1 and self._output_result.nash_conv <= self.threshold:
+    while (len(matrices[0]) > 1 and self._output_result.nash_conv <= self.threshold
+           and self.threshold > self.min_threshold):  # an exact 0 would never stop
       self.threshold /= 2
     self._stats = {
         "xdo/threshold": threshold, "xdo/restricted_nash_conv": gap,
