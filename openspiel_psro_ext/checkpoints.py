@@ -337,20 +337,29 @@ def load_run(run_dir: str) -> LoadedRun:
   if not metrics:
     raise CheckpointError(f"{run_dir} has no finished iteration yet.")
   last = metrics[-1]
-  tree = game_tree.get_tree(config["game"])
+  game = pyspiel.load_game(config["game"])
   sizes = last["population_size"]
-  sizes = sizes if isinstance(sizes, list) else [sizes] * tree.num_players
+  sizes = sizes if isinstance(sizes, list) else [sizes] * game.num_players()
   population = []
-  for p in range(tree.num_players):
+  for p in range(game.num_players()):
     owner = 0 if config.get("symmetric") else p
     members = []
     for k in range(sizes[p]):
-      shape = (tree.infostates[owner].num_infostates, tree.num_actions)
-      matrix = load_matrix(member_path(run_dir, owner, k, ".npy"), shape)
-      per_player = [None] * tree.num_players
-      per_player[p] = matrix
-      members.append(policies.to_tabular_policy(tree, per_player))
+      if os.path.exists(member_path(run_dir, owner, k, ".npy")):
+        tree = game_tree.get_tree(config["game"], config.get(
+            "max_histories", game_tree.DEFAULT_MAX_HISTORIES))
+        shape = (tree.infostates[owner].num_infostates, tree.num_actions)
+        matrix = load_matrix(member_path(run_dir, owner, k, ".npy"), shape)
+        per_player = [None] * tree.num_players
+        per_player[p] = matrix
+        members.append(policies.to_tabular_policy(tree, per_player))
+      elif k == 0:  # a simulated run's first member: uniform random
+        members.append(policy_lib.UniformRandomPolicy(game))
+      else:  # a simulated run's member: its torch module is an OpenSpiel Policy
+        from openspiel_psro_ext.oracles import torch_policy  # pylint: disable=g-import-not-at-top
+        members.append(torch_policy.TorchPolicy.from_state_dict(
+            load_torch(member_path(run_dir, owner, k, ".pt"))))
     population.append(members)
   meta_strategy = [np.asarray(s, dtype=np.float64) for s in last["meta_strategy"]]
-  return LoadedRun(game=tree.game, population=population,
+  return LoadedRun(game=game, population=population,
                    meta_strategy=meta_strategy, metrics=metrics, config=config)

@@ -8,6 +8,7 @@ import pytest
 from open_spiel.python.algorithms import exploitability as os_exploitability
 from open_spiel.python.algorithms import policy_aggregator
 
+import openspiel_psro_ext
 from openspiel_psro_ext import checkpoints, game_tree, payoffs, psro, verification
 
 
@@ -99,7 +100,7 @@ def test_resume_matches_uninterrupted_run(tmp_path):
   resumed.run()
   ours = [r["nash_conv"] for r in checkpoints.read_metrics(out)]
   assert ours == [r.nash_conv for r in full.records]
-  loaded = checkpoints.load_run(out)
+  loaded = openspiel_psro_ext.load_run(out)  # the top-level spelling
   assert [len(p) for p in loaded.population] == full.records[-1].population_size
   aggregated = policy_aggregator.PolicyAggregator(loaded.game).aggregate(
       [0, 1], loaded.population, loaded.meta_strategy)
@@ -188,6 +189,13 @@ def test_simulated_mode_without_a_tree_and_its_resume(tmp_path):
   resumed.run()
   np.testing.assert_array_equal(resumed.table.meta_games[0], full.table.meta_games[0])
   assert [r.meta_strategy for r in resumed.records] == [r.meta_strategy for r in full.records]
+  # load_run gives OpenSpiel policies: the uniform first member, then torch modules.
+  loaded = openspiel_psro_ext.load_run(out)
+  state = loaded.game.new_initial_state().child(0).child(1)
+  for member in loaded.population[0]:
+    probs = member.action_probabilities(state, 0)
+    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-6)
+  assert type(loaded.population[0][1]).__name__ == "TorchPolicy"
 
 
 def test_exact_evaluation_of_a_game_too_large_is_one_line(tmp_path):
