@@ -379,8 +379,6 @@ class PSRO:
     self.view.add(new_members, _seed(self.config.seed, _PAYOFF_SEED_TAG,
                                      len(self._add_batches)))
     self._add_batches.append([len(m) for m in new_members])
-    if self.config.symmetric:
-      self._check_symmetric()
 
   def _add_and_write(self, new_members: list[list[oracle_base.PopulationMember]]) -> float:
     """`_add`, then the new members' checkpoints; returns the writes' seconds."""
@@ -393,15 +391,6 @@ class PSRO:
       for k, member in enumerate(members):
         self.run_dir.write_member(p, start[p] + k, member.matrix, member.module)
     return time.perf_counter() - write_start
-
-  def _check_symmetric(self) -> None:
-    """A shared population needs M_1 = M_0^T (roles swap with the seats)."""
-    m0, m1 = self.table.meta_games
-    if not np.allclose(m1, m0.T, atol=1e-9 if self.config.sims_per_entry <= 0 else 0.1):
-      raise errors.UsageError(
-          f"{self.view.game} is not symmetric under a shared population: the"
-          " payoff table is not M_1 = M_0^T when both seats play the same"
-          " policy. Drop --symmetric.")
 
   def _restore(self) -> None:
     """Rebuilds populations, table, solver state and records from disk."""

@@ -137,8 +137,9 @@ class CompiledView(View):
     self.num_players, self.num_populations = tree.num_players, num_populations
     self._rows = [payoffs.GrowingArray((tree.infostates[p].num_infostates, tree.num_actions))
                   for p in range(num_populations)]
-    self.table = (payoffs.PayoffTable(tree) if sims_per_entry <= 0 else
-                  payoffs.SampledPayoffTable(tree, sims_per_entry))
+    self._sampled = sims_per_entry > 0
+    self.table = (payoffs.SampledPayoffTable(tree, sims_per_entry) if self._sampled
+                  else payoffs.PayoffTable(tree))
 
   def uniform_member(self, population):
     return oracle_base.PopulationMember(
@@ -151,6 +152,17 @@ class CompiledView(View):
       if new is not None:
         rows.append(new)
     self.table.add(self.players_of(stacked), seed=seed)
+    if self.num_populations == 1:
+      self._check_symmetric()
+
+  def _check_symmetric(self) -> None:
+    """A shared population needs M_1 = M_0^T (roles swap with the seats)."""
+    m0, m1 = self.table.meta_games
+    if not np.allclose(m1, m0.T, atol=0.1 if self._sampled else 1e-9):
+      raise UsageError(
+          f"{self.game} is not symmetric under a shared population: the payoff"
+          " table is not M_1 = M_0^T when both seats play the same policy. Drop"
+          " --symmetric.")
 
   def population_matrices(self):
     return self.players_of([rows.array for rows in self._rows])
