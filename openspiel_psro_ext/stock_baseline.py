@@ -46,6 +46,8 @@ from openspiel_psro_ext.records import IterationRecord
 # Stock meta-strategy names for ours; stock's 'nash' needs cvxpy (+ECOS).
 _STOCK_NAMES = {"nash": "nash", "prd": "prd", "uniform": "uniform",
                 "alpharank": "alpharank"}
+# Stock's RL oracle type for ours (psro_v2_example's oracle_type); PG otherwise.
+_STOCK_RL_ORACLE_TYPES = {"dqn": "DQN"}
 
 #: How to get stock's RL oracles, for messages.
 STOCK_RL_INSTALL = "pip install -c constraints.txt 'openspiel_psro_ext[stock-rl]'"
@@ -308,7 +310,7 @@ def compare_with_stock(run: Any, sims_per_entry: int, use_stock_rl: bool | None 
                      config.oracle, STOCK_RL_INSTALL)
     if use_stock_rl:
       rl_config = rl_config or StockRLConfig(
-          oracle_type="DQN" if config.oracle == "dqn" else "PG")
+          oracle_type=_STOCK_RL_ORACLE_TYPES.get(config.oracle, "PG"))
       make_oracle = functools.partial(stock_rl_oracle, config=rl_config)
       iterations, budget = config.iterations, run.records[-1].wall_time_s
     else:
