@@ -2,7 +2,8 @@
 
   python benchmarks/psro_simulated.py --part=validate [--budget_s=600]
   python benchmarks/psro_simulated.py --part=games [--budget_s=600]
-      [--games=universal_poker,liars_dice(numdice=2)]
+      [--games="universal_poker(betting=limit,...);liars_dice(numdice=2)"]
+  python benchmarks/psro_simulated.py --part=stock --games=... [--budget_s=600]
 
 `validate`: leduc_poker forced into the simulated mode (`evaluation=sampled`:
 payoffs from played games, PPO best responses on batched pyspiel games). The
@@ -19,57 +20,130 @@ budget.
 `--budget_s` in the simulated mode with PPO, the approximate NashConv curve
 printed; the final estimate should be at most half of iteration 0's.
 
-Every time is the run's whole clock (`wall_time_s`: training, payoff games,
-estimates and writes); the machine it ran on is printed with the load.
+`stock`: stock `psro_v2` with its own RL oracle (`stock_baseline.stock_rl_oracle`,
+JAX policy gradient) for `--budget_s` on each game, its final meta-strategy
+measured by the same estimator with the same budget (stock's policies act on
+states: `simulation.StatePolicy`).
+
+The budget is PSRO's own clock (`psro_time_s + write_time_s`: training,
+payoff games, meta-solves, writes); the approximate NashConv estimates are
+measurements, timed apart and printed (`approx_s`), not counted in it. The
+run's resident memory is sampled every 30 s (`--rss_every_s`) and printed at
+the end: it should grow with the population only. The machine (CPUs, load)
+is printed at the start and end.
 """
 
 import argparse
 import os
+import threading
 import time
+
+import numpy as np
+import pyspiel
 
 from openspiel_psro_ext import approx_exploitability
 from openspiel_psro_ext import backends
 from openspiel_psro_ext import psro
+from openspiel_psro_ext import simulation
+
+HOLDEM = ("universal_poker(betting=limit,numPlayers=2,numRounds=4,blind=10 5,"
+          "firstPlayer=2 1 1 1,numSuits=4,numRanks=13,numHoleCards=2,"
+          "numBoardCards=0 3 1 1,raiseSize=10 10 20 20,maxRaises=3 3 3 3)")
 
 
-def _run(game: str, budget_s: float, approx_every: int, approx_episodes: int,
-         eval_games: int, seed: int, backend: str):
-  config = psro.PSROConfig(game=game, evaluation="sampled", oracle="ppo", seed=seed,
-                           iterations=100_000, time_budget_s=budget_s, target_nash_conv=0.0)
-  estimator = approx_exploitability.ApproxNashConvConfig(seed=seed, eval_games=eval_games)
-  estimator.oracle_config["total_episodes"] = approx_episodes
+def _rss_mib() -> float:
+  with open("/proc/self/statm") as f:
+    return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class _RssSampler:
+  """This process's resident memory every `every_s` seconds, in a thread."""
+
+  def __init__(self, every_s: float):
+    self.samples: list[tuple[float, float]] = []
+    self._every_s, self._stop = every_s, threading.Event()
+    self._start = time.perf_counter()
+    self._thread = threading.Thread(target=self._loop, daemon=True)
+    self._thread.start()
+
+  def _loop(self):
+    while True:
+      self.samples.append((time.perf_counter() - self._start, _rss_mib()))
+      if self._stop.wait(self._every_s):
+        return
+
+  def stop(self) -> str:
+    self._stop.set()
+    self._thread.join()
+    self.samples.append((time.perf_counter() - self._start, _rss_mib()))
+    return ", ".join(f"{t:.0f}s {m:.0f}" for t, m in self.samples)
+
+
+def _estimator(args) -> approx_exploitability.ApproxNashConvConfig:
+  estimator = approx_exploitability.ApproxNashConvConfig(
+      seed=args.seed, eval_games=args.approx_eval_games)
+  estimator.oracle_config.update(total_episodes=args.approx_episodes,
+                                 simulated_num_envs=args.approx_envs)
+  return estimator
+
+
+def _run(game: str, args) -> psro.PSRO:
+  config = psro.PSROConfig(
+      game=game, evaluation="sampled", oracle="ppo", seed=args.seed,
+      iterations=100_000, target_nash_conv=0.0,
+      oracle_config=dict(time_budget_s=args.br_seconds,
+                         simulated_num_envs=args.br_envs))
+  estimator = _estimator(args)
 
   def approx(snap):
     return approx_exploitability.approx_nash_conv(
         snap.view.game, snap.policies(), snap.sigma, estimator, snap.backend).metrics()
 
-  run = psro.PSRO(config, backend=backends.make(backend),
-                  evaluations=[psro.Evaluation(approx, every=approx_every)])
-  print(f"{game}: simulated mode, PPO best responses, {budget_s:g} s; approximate"
-        f" NashConv every {approx_every} iterations with {approx_episodes:,}-episode"
-        f" PPO best responses and {eval_games:,} games per value", flush=True)
-  print(f"{'iter':>4} {'seconds':>8} {'exact':>9} {'approx':>9} {'ci95':>7}")
+  run = psro.PSRO(config, backend=backends.make(args.backend),
+                  evaluations=[psro.Evaluation(approx, every=args.approx_every)])
+  print(f"{game}: simulated mode, PPO best responses ({args.br_seconds:g} s,"
+        f" {args.br_envs} games at once), {args.backend} backend, PSRO clock"
+        f" {args.budget_s:g} s; payoff target stderr {run.table.target_stderr:.4g};"
+        f" approximate NashConv every {args.approx_every} iterations with"
+        f" {args.approx_episodes:,}-episode PPO best responses and"
+        f" {args.approx_eval_games:,} games per value", flush=True)
+  print(f"{'iter':>4} {'psro_s':>7} {'approx_s':>8} {'pop':>4} {'games':>10}"
+        f" {'exact':>8} {'approx':>8} {'ci95':>7} {'rss_MiB':>8}")
+  clock = 0.0
+  approx_s = 0.0
 
   def show(record):
     exact = "-" if record.nash_conv is None else f"{record.nash_conv:.4f}"
+    line = (f"{record.iteration:>4} {clock:>7.1f} {approx_s:>8.1f}"
+            f" {record.population_size[0]:>4} {run.table.games_played:>10,} {exact:>8}")
     if "approx_nash_conv" in record.metrics:
-      print(f"{record.iteration:>4} {record.wall_time_s:>8.1f} {exact:>9}"
-            f" {record.metrics['approx_nash_conv']:>9.4f}"
-            f" {record.metrics['approx_nash_conv_ci95']:>7.4f}", flush=True)
-    elif record.nash_conv is not None:
-      print(f"{record.iteration:>4} {record.wall_time_s:>8.1f} {exact:>9}", flush=True)
+      line += (f" {record.metrics['approx_nash_conv']:>8.4f}"
+               f" {record.metrics['approx_nash_conv_ci95']:>7.4f}")
+    else:
+      line += f" {'':>8} {'':>7}"
+    print(line + f" {_rss_mib():>8.0f}", flush=True)
+
+  rss = _RssSampler(args.rss_every_s)
   try:
-    run.run(show)
+    while clock < args.budget_s:
+      record = run.step()
+      clock += record.psro_time_s + record.write_time_s
+      approx_s += record.metrics_time_s
+      show(record)
+    before = run.records[-1].metrics_time_s
+    run.finish()  # the final estimate, if the last iteration had none
+    approx_s += run.records[-1].metrics_time_s - before
+    if run.records[-1].metrics_time_s != before:
+      show(run.records[-1])
   finally:
     run.backend.close()
-  last = run.records[-1]
-  show(last)  # the final estimate, added when the run stopped
+  print(f"resident memory (MiB) every {args.rss_every_s:g} s: {rss.stop()}")
+  print(f"load at the end {os.getloadavg()[0]:.1f}")
   return run
 
 
 def validate(args) -> None:
-  run = _run("leduc_poker", args.budget_s, args.approx_every, args.approx_episodes,
-             args.approx_eval_games, args.seed, args.backend)
+  run = _run("leduc_poker", args)
   points = [r for r in run.records if "approx_nash_conv" in r.metrics]
   ok = True
   for r in points:
@@ -81,40 +155,85 @@ def validate(args) -> None:
     print(f"it {r.iteration:>4}: exact {exact:.4f}, approx {approx:.4f} +- {ci:.4f}:"
           f" gap {abs(exact - approx):.4f} ({'ok' if gap_ok else 'TOO LARGE'}),"
           f" {'below' if bound_ok else 'ABOVE'} exact + interval")
-  reached = next((r for r in run.records if r.nash_conv <= 0.3), None)
+  clock, reached = 0.0, None
+  for r in run.records:
+    clock += r.psro_time_s + r.write_time_s
+    if reached is None and r.nash_conv <= 0.3:
+      reached = (r.iteration, clock)
+  best = min(run.records, key=lambda r: r.nash_conv)
   print(f"{len(points)} estimates: {'PASS' if ok and len(points) >= 5 else 'MISS'};"
-        f" exact NashConv <= 0.3 " + (f"first at iteration {reached.iteration},"
-                                      f" {reached.wall_time_s:.0f} s" if reached else
-                                      "not reached") +
-        f"; final exact {run.records[-1].nash_conv:.4f} after {run.records[-1].wall_time_s:.0f} s")
+        f" exact NashConv <= 0.3 " + (f"first at iteration {reached[0]}, PSRO clock"
+                                      f" {reached[1]:.0f} s" if reached else "not reached") +
+        f"; best exact {best.nash_conv:.4f} (iteration {best.iteration});"
+        f" final exact {run.records[-1].nash_conv:.4f} after"
+        f" {len(run.records)} iterations")
 
 
 def games(args) -> None:
   for game in args.games.split(";"):
-    run = _run(game, args.budget_s, args.approx_every, args.approx_episodes,
-               args.approx_eval_games, args.seed, args.backend)
+    run = _run(game, args)
     points = [r for r in run.records if "approx_nash_conv" in r.metrics]
     first, last = points[0].metrics["approx_nash_conv"], points[-1].metrics["approx_nash_conv"]
     print(f"{game}: approximate NashConv {first:.4f} at iteration 0 -> {last:.4f} at"
-          f" iteration {points[-1].iteration} ({points[-1].wall_time_s:.0f} s):"
+          f" iteration {points[-1].iteration}:"
           f" {'PASS' if last <= first / 2 else 'MISS'} (target: at most half)")
+
+
+def stock(args) -> None:
+  """Stock psro_v2 (its own JAX PG oracle) for the budget, then our estimator."""
+  from open_spiel.python.algorithms.psro_v2 import psro_v2  # pylint: disable=g-import-not-at-top
+  from openspiel_psro_ext import stock_baseline  # pylint: disable=g-import-not-at-top
+  for game_string in args.games.split(";"):
+    np.random.seed(args.seed)
+    game = pyspiel.load_game(game_string)
+    start = time.perf_counter()
+    choice = stock_baseline.stock_rl_oracle(game)
+    solver = psro_v2.PSROSolver(
+        game, choice.oracle, initial_policies=choice.initial_policies,
+        sims_per_entry=args.stock_sims_per_entry, meta_strategy_method="nash",
+        training_strategy_selector="probabilistic", sample_from_marginals=True)
+    iterations = 0
+    while time.perf_counter() - start < args.budget_s:
+      solver.iteration()
+      iterations += 1
+      print(f"stock psro_v2 {game_string}: iteration {iterations},"
+            f" {time.perf_counter() - start:.0f} s", flush=True)
+    seconds = time.perf_counter() - start
+    populations = [[simulation.StatePolicy(pol, p) for pol in pols]
+                   for p, pols in enumerate(solver.get_policies())]
+    weights = [np.asarray(w, dtype=np.float64) for w in solver.get_meta_strategies()]
+    estimate_start = time.perf_counter()
+    result = approx_exploitability.approx_nash_conv(
+        game, populations, weights, _estimator(args), backends.make(args.backend))
+    print(f"stock psro_v2 on {game_string}: {iterations} iterations in {seconds:.0f} s"
+          f" ({choice.label}, {args.stock_sims_per_entry} games per entry);"
+          f" approximate NashConv {result.approx_nash_conv:.4f} +-"
+          f" {result.approx_nash_conv_ci95:.4f} (same estimator;"
+          f" {time.perf_counter() - estimate_start:.0f} s)", flush=True)
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--part", choices=["validate", "games"], default="validate")
+  parser.add_argument("--part", choices=["validate", "games", "stock"], default="validate")
   parser.add_argument("--budget_s", type=float, default=600.0)
+  parser.add_argument("--br_seconds", type=float, default=3.0,
+                      help="seconds of each PSRO best response")
+  parser.add_argument("--br_envs", type=int, default=2048,
+                      help="games each PSRO best response plays at once")
   parser.add_argument("--approx_every", type=int, default=10)
   parser.add_argument("--approx_episodes", type=int, default=200_000)
+  parser.add_argument("--approx_envs", type=int, default=2048)
   parser.add_argument("--approx_eval_games", type=int, default=20_000)
-  parser.add_argument("--games", default="universal_poker;liars_dice(numdice=2)",
+  parser.add_argument("--games", default=f"{HOLDEM};liars_dice(numdice=2)",
                       help="';'-separated game strings")
+  parser.add_argument("--stock_sims_per_entry", type=int, default=1000)
   parser.add_argument("--backend", default="ray", choices=backends.names())
+  parser.add_argument("--rss_every_s", type=float, default=30.0)
   parser.add_argument("--seed", type=int, default=0)
   args = parser.parse_args()
-  print(f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f} at start,"
-        f" {time.strftime('%Y-%m-%d %H:%M')}")
-  validate(args) if args.part == "validate" else games(args)
+  print(f"machine: {os.cpu_count()} CPUs (shared with other jobs), load"
+        f" {os.getloadavg()[0]:.1f} at start, {time.strftime('%Y-%m-%d %H:%M')}")
+  {"validate": validate, "games": games, "stock": stock}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Where best responses are computed: in this process, or in parallel on Ray.
+"""Where best responses and simulated games run: in this process, or on Ray.
 
 One PSRO iteration asks the oracle for several best responses that do not
 depend on each other (one per player; one per support member under rectified
@@ -11,6 +11,11 @@ after another in this process. `RayBackend` runs them as Ray tasks, one CPU
 each, on a local Ray started for the run or on an existing cluster by address:
 on a 2-core laptop the two players' RL best responses train at the same time,
 so an iteration takes half as long with the same training per best response.
+
+The simulated mode's games (payoff entries, the approximate NashConv's
+evaluation games) go the same way: `backend.play(game, seats, tasks)` runs
+`simulation.PlayTask`s, each seeded on its own, one after another or as Ray
+tasks beside the best responses.
 
 Results do not depend on the backend: every request carries its own seed, so
 oracles with episode or step budgets return the same members either way (wall
@@ -27,6 +32,7 @@ import os
 import pickle
 from typing import Any, Sequence
 
+from openspiel_psro_ext import simulation
 from openspiel_psro_ext.oracles import base as oracle_base
 
 # Tasks run one per CPU: BLAS and OpenMP threads inside them only contend.
@@ -45,6 +51,13 @@ class Backend(abc.ABC):
                      ) -> list[oracle_base.PopulationMember]:
     """One member per request, in order."""
 
+  @abc.abstractmethod
+  def play(self, game: Any, seats: Sequence[Any],
+           tasks: Sequence[simulation.PlayTask]) -> list[Any]:
+    """Simulated games (`simulation.PlayTask`s, each seeded on its own) of
+    `game` with `seats` (per player a `simulation.Population` or batched
+    policy): per task its `[num_games, P]` returns, in order."""
+
   def close(self) -> None:
     """Releases what the backend started."""
 
@@ -56,6 +69,9 @@ class EmbeddedBackend(Backend):
 
   def best_responses(self, oracle, requests):
     return [oracle.best_response(request) for request in requests]
+
+  def play(self, game, seats, tasks):
+    return simulation.SerialPlayer().play(game, seats, tasks)
 
 
 _WORKER_TREES: dict[str, Any] = {}
@@ -73,6 +89,11 @@ def _remote_best_response(oracle: oracle_base.Oracle, tree_ref: list[Any],
   if key not in _WORKER_TREES:
     _WORKER_TREES[key] = pickle.loads(pickle.dumps(ray.get(tree_ref[0])))
   return oracle.best_response(dataclasses.replace(request, tree=_WORKER_TREES[key]))
+
+
+def _remote_play(game: Any, seats: Sequence[Any], task: simulation.PlayTask) -> Any:
+  """A Ray task: one share of simulated games."""
+  return task.run(game, seats)
 
 
 class RayBackend(Backend):
@@ -115,6 +136,7 @@ class RayBackend(Backend):
         kwargs["num_cpus"] = self._num_cpus
       ray.init(address=self._address, **kwargs)
     self._task = ray.remote(num_cpus=1)(_remote_best_response)
+    self._play_task = ray.remote(num_cpus=1)(_remote_play)
     logging.info("Ray backend: %s CPUs.", ray.cluster_resources().get("CPU"))
 
   def _tree_ref(self, tree: Any) -> Any:
@@ -142,6 +164,15 @@ class RayBackend(Backend):
         # arrays from the object store (simulated members have no matrix)
         member.matrix = member.matrix.copy()
     return members
+
+  def play(self, game, seats, tasks):
+    if self._task is None:
+      self._start()
+    # The seats (torch modules of the whole population) go to the object
+    # store once per call, not once per task.
+    game_ref, seats_ref = self._ray.put(game), self._ray.put(list(seats))
+    return self._ray.get([self._play_task.remote(game_ref, seats_ref, task)
+                          for task in tasks])
 
   def close(self) -> None:
     if self._started_here and self._ray.is_initialized():

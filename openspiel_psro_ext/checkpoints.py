@@ -48,6 +48,7 @@ STATE_FILE = "state.json"
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 PAYOFFS_FILE = "payoffs.npy"
+PAYOFFS_STDERR_FILE = "payoffs_stderr.npy"
 SUMMARY_FILE = "summary.json"
 POPULATION_DIR = "population"
 
@@ -300,8 +301,12 @@ class RunDirectory:
         os.close(fd)
     self._synced_at = time.monotonic()
 
-  def write_payoffs(self, meta_games: list[np.ndarray]) -> None:
+  def write_payoffs(self, meta_games: list[np.ndarray],
+                    stderr: list[np.ndarray] | None = None) -> None:
+    """`payoffs.npy`, and each entry's standard error beside it (sampled)."""
     write_npy(self.file(PAYOFFS_FILE), np.stack(meta_games))
+    if stderr is not None:
+      write_npy(self.file(PAYOFFS_STDERR_FILE), np.stack(stderr))
 
   def write_summary(self, summary: dict[str, Any]) -> None:
     write_json(self.file(SUMMARY_FILE), summary)

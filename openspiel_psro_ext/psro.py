@@ -137,6 +137,7 @@ class PSRO:
     self.check_variant(config, self.view)
     self.tree, self.num_players = self.view.tree, self.view.num_players
     self.backend = backend if backend is not None else backends.EmbeddedBackend()
+    self.view.use_backend(self.backend)
     self.evaluations = list(evaluations)
     self.oracle = oracles_lib.get(config.oracle).for_psro(config.oracle_config)
     self.meta_solver = meta_solvers.spec(config.meta_solver)
@@ -272,7 +273,7 @@ class PSRO:
       if self.run_dir is not None:
         self.run_dir.rewrite_records(self.records)
     if self.run_dir is not None:
-      self.run_dir.write_payoffs(self.table.meta_games)
+      self.run_dir.write_payoffs(self.table.meta_games, getattr(self.table, "stderr", None))
       self.run_dir.sync()
 
   def verify(self, tolerance: float = 1e-6, method: str = "behaviour_mixture") -> float:
@@ -377,7 +378,7 @@ class PSRO:
     for pop, members in zip(self.populations, new_members):
       pop.extend(members)
     self.view.add(new_members, _seed(self.config.seed, _PAYOFF_SEED_TAG,
-                                     len(self._add_batches)))
+                                     len(self._add_batches)), self.meta_strategies)
     self._add_batches.append([len(m) for m in new_members])
 
   def _add_and_write(self, new_members: list[list[oracle_base.PopulationMember]]) -> float:

@@ -84,7 +84,8 @@ class PSROConfig:
       "sampled" (the simulated mode: sampled payoffs, approximate NashConv),
       or "auto" (exact where the game compiles); see `views`.
     payoff_target_stderr: the simulated mode's payoff entries are played
-      until their standard error is at most this.
+      until their standard error (weighted by the meta-strategy) is at most
+      this; 0: 0.4% of the game's utility range.
     algorithm: PSRO or a variant of it, by name (`algorithms.names()`).
   """
 
@@ -169,9 +170,9 @@ def _preset_budget(oracle_cls: type[oracles_lib.Oracle], overrides: dict[str, An
 
 def sampling(config: PSROConfig) -> simulation.SamplingConfig:
   """How the simulated mode plays each payoff entry."""
-  if not config.payoff_target_stderr > 0:
-    raise UsageError(f"payoff_target_stderr must be positive, got"
-                     f" {config.payoff_target_stderr}.")
+  if not config.payoff_target_stderr >= 0:
+    raise UsageError(f"payoff_target_stderr must be >= 0 (0: relative to the"
+                     f" game's utility range), got {config.payoff_target_stderr}.")
   return simulation.SamplingConfig(target_stderr=config.payoff_target_stderr)
 
 

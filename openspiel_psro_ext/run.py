@@ -118,7 +118,8 @@ flags.DEFINE_enum("evaluation", _default("evaluation"), ["auto", "exact", "sampl
                   " the game compiles, decided in seconds.")
 flags.DEFINE_float("payoff_target_stderr", _default("payoff_target_stderr"),
                    "Simulated mode: play each payoff entry until its standard"
-                   " error is at most this.")
+                   " error, weighted by the meta-strategy, is at most this"
+                   " (0: 0.4% of the game's utility range).")
 flags.DEFINE_integer("approx_episodes", 200_000,
                      "Simulated mode: training episodes of each approximate-"
                      "NashConv best response (every --verify_every iterations"
@@ -361,8 +362,9 @@ def _run(run: psro_lib.PSRO, options: RunOptions) -> int:
     tensorboard = tb.TensorboardLogger(os.path.join(output_dir, "tensorboard"))
   _install_interrupt_handler(run)
   if run.view.simulated:
-    payoffs = (f"simulated payoffs (standard error <= {config.payoff_target_stderr} per"
-               " entry), approximate NashConv by RL best responses (a lower bound)")
+    payoffs = (f"simulated payoffs (standard error <= {run.table.target_stderr:.4g}"
+               " per meta-strategy value), approximate NashConv by RL best"
+               " responses (a lower bound)")
   else:
     payoffs = ("exact" if config.sims_per_entry <= 0 else
                f"{config.sims_per_entry}-sample") + " payoffs"

@@ -17,8 +17,10 @@ returns vary little are settled in few games.
 Policies act on batches: a `BatchedPolicy` maps `[B, ...]` observations (the
 acting player's information-state tensors) and `[B, A]` legal-action masks to
 `[B, A]` action probabilities. `TorchPolicy` (the RL oracles' members) is one,
-as are `UniformRandomPolicy` and `BatchedMatrixPolicy` (a tabular policy over
-a compiled tree, to validate the simulated mode where exact answers exist).
+as are `UniformRandomPolicy`, `BatchedMatrixPolicy` (a tabular policy over
+a compiled tree, to validate the simulated mode where exact answers exist) and
+`StatePolicy` (an OpenSpiel policy acting on states, e.g. stock `psro_v2`'s
+members: it is handed the games' states instead).
 
 `GameBatch` plays `B` games together: chance samples its outcomes by their
 probabilities, and every seat's policy makes one forward pass for all the
@@ -32,13 +34,16 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-from typing import Iterator, Protocol, Sequence, Union, runtime_checkable
+from typing import TYPE_CHECKING, Iterator, Protocol, Sequence, Union, runtime_checkable
 
 import numpy as np
 from open_spiel.python import observation as observation_lib
 import pyspiel
 
 from openspiel_psro_ext.game_tree import GameTree
+
+if TYPE_CHECKING:
+  from open_spiel.python import policy as policy_lib
 
 _TERMINAL = int(pyspiel.PlayerId.TERMINAL)
 _CHANCE = int(pyspiel.PlayerId.CHANCE)
@@ -93,6 +98,31 @@ class BatchedMatrixPolicy:
     obs = np.ascontiguousarray(obs, dtype=np.float32)
     rows = [self._rows[row.tobytes()] for row in obs]
     return self.matrix[rows] * legal
+
+
+class StatePolicy:
+  """An OpenSpiel `policy.Policy` (it acts on states) as a batched policy.
+
+  Stock `psro_v2`'s members are such policies (`rl_policy.PGPolicy`, ...):
+  wrapped, the simulator hands them the pyspiel states of the games waiting on
+  their seat (`uses_states`), one `action_probabilities` call per state, so
+  stock's populations are measured by the same estimator as ours.
+  """
+
+  uses_observations = False
+  uses_states = True
+
+  def __init__(self, policy: "policy_lib.Policy", player: int):
+    self.policy, self.player = policy, player
+
+  def probabilities(self, states: Sequence[pyspiel.State], legal: np.ndarray
+                    ) -> np.ndarray:
+    """`[B]` states, `[B, A]` bool -> `[B, A]` probabilities."""
+    probs = np.zeros(legal.shape)
+    for row, state in enumerate(states):
+      for action, prob in self.policy.action_probabilities(state, self.player).items():
+        probs[row, action] = prob
+    return probs * legal
 
 
 @dataclasses.dataclass
@@ -209,8 +239,12 @@ class GameBatch:
     probs = np.zeros(legal.shape)
     for m in np.unique(members):
       at = members == m
-      probs[at] = seat.members[m].probabilities(None if obs is None else obs[at],
-                                                legal[at])
+      member = seat.members[m]
+      if getattr(member, "uses_states", False):  # a `StatePolicy`
+        inputs = [self.states[b] for b in idx_arr[at]]
+      else:
+        inputs = None if obs is None else obs[at]
+      probs[at] = member.probabilities(inputs, legal[at])
     self.apply(idx_arr, sample_actions(probs * legal, self._rng))
 
   def advance(self, idx: Sequence[int]) -> np.ndarray:
@@ -307,27 +341,90 @@ def play(game: pyspiel.Game, seats: Sequence[Population | BatchedPolicy],
   return out
 
 
+@dataclasses.dataclass(frozen=True)
+class PlayTask:
+  """A share of simulated games, seeded on its own (a backend runs many at
+  once; the split and the seeds do not depend on the backend).
+
+  Attributes:
+    num_games: games to play.
+    seed: seeds the task's random stream (chance, members, actions).
+    members: `[P, num_games]` member indices, or None (drawn by weight).
+  """
+
+  num_games: int
+  seed: tuple[int, ...]
+  members: np.ndarray | None = None
+
+  def run(self, game: pyspiel.Game, seats: Sequence[Population | BatchedPolicy]
+          ) -> np.ndarray:
+    """`[num_games, P]` returns."""
+    return play(game, seats, self.num_games, np.random.default_rng(list(self.seed)),
+                self.members)
+
+
+def split_tasks(num_games: int, seed: Sequence[int], task_games: int,
+                members: np.ndarray | None = None) -> list[PlayTask]:
+  """`num_games` games (with `[P, num_games]` fixed members, if given) in
+  tasks of at most `task_games`, task `i` seeded by `(*seed, i)`."""
+  return [PlayTask(min(num_games, start + task_games) - start, tuple(seed) + (i,),
+                   None if members is None else
+                   members[:, start:start + task_games])
+          for i, start in enumerate(range(0, num_games, task_games))]
+
+
+class SerialPlayer:
+  """Plays tasks one after another in this process (`backends.Backend.play`
+  runs them in parallel on Ray)."""
+
+  def play(self, game: pyspiel.Game, seats: Sequence[Population | BatchedPolicy],
+           tasks: Sequence[PlayTask]) -> list[np.ndarray]:
+    return [task.run(game, seats) for task in tasks]
+
+
 @dataclasses.dataclass
 class SamplingConfig:
   """How many games each payoff entry gets.
 
-  Each new entry plays `min_games` games, then more (in multiples of
+  Each entry plays `min_games` games, then more (in multiples of
   `batch_games`, as many as its sample variance says it needs) until the
-  standard error of every player's mean is at most `target_stderr`, or it
-  has `max_games`.
+  standard error of every player's mean, weighted by the entry's importance
+  to the meta-strategy (see `SimulatedPayoffTable.add`), is at most the
+  target, or it has `max_games`.
+
+  Attributes:
+    target_stderr: the target in payoff units; 0: `relative_stderr` times
+      the game's utility range (`max_utility - min_utility`: Leduc 26 chips,
+      limit hold'em hundreds, so one number fits every game).
+    relative_stderr: the target as a share of the utility range.
+    task_games: games per task (`backends.Backend.play` runs tasks at once).
   """
 
-  target_stderr: float = 0.02
+  target_stderr: float = 0.0
+  relative_stderr: float = 0.004
   min_games: int = 64
   max_games: int = 4096
   batch_games: int = 64
+  task_games: int = 4096
 
   def __post_init__(self):
-    if not 0 < self.min_games <= self.max_games or self.batch_games < 1:
-      raise ValueError(f"need 0 < min_games <= max_games and batch_games >= 1;"
-                       f" got {self}.")
-    if self.target_stderr < 0:
-      raise ValueError(f"target_stderr must be >= 0, got {self.target_stderr}.")
+    if not 0 < self.min_games <= self.max_games or self.batch_games < 1 \
+        or self.task_games < 1:
+      raise ValueError(f"need 0 < min_games <= max_games, batch_games >= 1 and"
+                       f" task_games >= 1; got {self}.")
+    if self.target_stderr < 0 or self.relative_stderr <= 0:
+      raise ValueError(f"target_stderr must be >= 0 (0: relative to the utility"
+                       f" range) and relative_stderr > 0; got {self}.")
+
+  def target(self, game: pyspiel.Game) -> float:
+    """The target standard error in `game`'s payoff units."""
+    if self.target_stderr > 0:
+      return self.target_stderr
+    span = game.max_utility() - game.min_utility()
+    if not np.isfinite(span) or span <= 0:
+      raise ValueError(f"{game} reports no finite utility range; set"
+                       " target_stderr (payoff_target_stderr) in payoff units.")
+    return self.relative_stderr * span
 
 
 class SimulatedPayoffTable:
@@ -335,15 +432,22 @@ class SimulatedPayoffTable:
 
   The interface of `payoffs.PayoffTable` (`add`, `shape`, `meta_games`), plus
   each entry's standard error (`stderr`) and game count (`games`). Adding
-  members plays only the new entries' games.
+  members plays the new entries' games, and tops up old entries that the
+  current meta-strategy made more important (see `add`).
+
+  Attributes:
+    player: runs the games' tasks (`SerialPlayer` here; a `backends.Backend`
+      runs them on Ray); set it before `add`.
   """
 
   def __init__(self, game: pyspiel.Game, config: SamplingConfig | None = None):
     check_game(game)
     self.game = game
     self.config = config or SamplingConfig()
+    self.target_stderr = self.config.target(game)
     self.num_players = game.num_players()
     self.members: list[list[BatchedPolicy]] = [[] for _ in range(self.num_players)]
+    self.player = SerialPlayer()
     shape = (self.num_players,) + (0,) * self.num_players
     # Per entry and player: games, mean, summed squared deviation (Welford).
     self._games = np.zeros(shape[1:], dtype=np.int64)
@@ -394,13 +498,29 @@ class SimulatedPayoffTable:
     self._sq_dev = err ** 2 * games * np.maximum(games - 1, 1)
 
   def add(self, new_members: Sequence[Sequence[BatchedPolicy] | BatchedPolicy | None],
-          seed: int | None = None) -> None:
+          seed: int | None = None, weights: Sequence[np.ndarray] | None = None) -> None:
     """Appends members and estimates the new entries.
+
+    How many games an entry needs depends on what the meta-solver does with
+    it. Player p's value of member i against the others' meta-strategy,
+    `sum_k w(k) M_p[i, k]` over the others' profiles `k` with weights
+    `w(k) = prod_{q != p} sigma_q[k_q]`, has variance `sum_k w(k)^2 s_k^2 / n_k`
+    (`s_k` the entry's standard deviation, `n_k` its games). Playing
+    `n_k = w(k) (s_k / target)^2` games per entry brings it to `target^2
+    sum_k w(k) = target^2` (near the fewest games: the Lagrangian optimum has
+    `n_k` proportional to `w(k) s_k`). So an entry is played until
+    `w(k) stderr_k^2 <= target^2`, with `w` the largest of its players'
+    weights. A new member, about to join the support, weighs the share it
+    would get there, `1 / (support + 1)`; members without weight get
+    `min_games`; old entries whose weight rose since they were played are
+    topped up.
 
     Args:
       new_members: per player, a list of batched policies (or one policy, or
         None for no new member of that player).
       seed: seeds the games.
+      weights: per player, the meta-strategy over the members before this
+        add (`[N_p]`), or None (or empty): every entry to the full target.
     """
     if len(new_members) != self.num_players:
       raise ValueError(f"{self.game} has {self.num_players} players; got"
@@ -418,39 +538,64 @@ class SimulatedPayoffTable:
     grown[1][(slice(None),) + block] = self._mean
     grown[2][(slice(None),) + block] = self._sq_dev
     self._games, self._mean, self._sq_dev = grown
-    new_entries = [k for k in itertools.product(*(range(s) for s in shape))
-                   if any(i >= o for i, o in zip(k, old))]
-    if new_entries:
-      self._estimate(np.asarray(new_entries), np.random.default_rng(seed))
+    if self._games.size:
+      seed_seq = np.random.SeedSequence(seed)
+      self._estimate(self._importance(weights, old),
+                     tuple(int(x) for x in seed_seq.generate_state(2)))
 
-  def _estimate(self, entries: np.ndarray, rng: np.random.Generator) -> None:
-    """Plays games for `[E, P]` profiles until each meets the sampling config."""
-    cfg = self.config
+  def _importance(self, weights: Sequence[np.ndarray] | None,
+                  old: tuple[int, ...]) -> np.ndarray:
+    """`[N_0, ..., N_{P-1}]` weights `w(k)` of the entries (see `add`)."""
+    shape = self.shape
+    if not weights:
+      return np.ones(shape)
+    per_player = []
+    for q, n in enumerate(shape):
+      sigma = np.asarray(weights[q], dtype=np.float64)
+      if len(sigma) != old[q]:
+        raise ValueError(f"weights of player {q} have {len(sigma)} entries; its"
+                         f" population had {old[q]} members before this add.")
+      w = np.full(n, 1.0 / (np.count_nonzero(sigma) + 1))
+      w[:old[q]] = sigma / sigma.sum()
+      per_player.append(w)
+    importance = np.zeros(shape)
+    for p in range(self.num_players):
+      w = np.ones(shape)
+      for q in range(self.num_players):
+        if q != p:
+          w = w * per_player[q].reshape([-1 if d == q else 1
+                                         for d in range(self.num_players)])
+      importance = np.maximum(importance, w)
+    return importance
+
+  def _estimate(self, importance: np.ndarray, seed: tuple[int, ...]) -> None:
+    """Plays games until every entry meets the sampling config (rounds of
+    tasks, each round's games split into seeded tasks run by `player`)."""
+    cfg, target2 = self.config, self.target_stderr ** 2
     seats = [Population(m, np.ones(len(m))) for m in self.members]
-    pending = np.arange(len(entries))
-    wanted = np.full(len(entries), cfg.min_games)
-    while len(pending):
-      profiles = entries[pending]
-      counts = wanted[pending] - self._games[tuple(profiles.T)]
-      members = np.repeat(profiles, counts, axis=0).T  # [P, games]
-      returns = play(self.game, seats, members.shape[1], rng, members)
-      self.games_played += len(returns)
-      owner = np.repeat(np.arange(len(pending)), counts)
-      for j, profile in enumerate(map(tuple, profiles)):
-        self._merge(profile, returns[owner == j])
-      stderr = self._stderr()[(slice(None),) + tuple(profiles.T)].max(axis=0)
-      games = self._games[tuple(profiles.T)]
-      settled = (stderr <= cfg.target_stderr) | (games >= cfg.max_games)
-      # Games still needed for the target at the entry's sample variance,
-      # rounded up to whole batches.
-      sd = stderr * np.sqrt(games)
-      need = np.ceil((sd / max(cfg.target_stderr, 1e-12)) ** 2) - games
+    for round_index in itertools.count():
+      games = self._games
+      variance = self._sq_dev.max(axis=0) / np.maximum(games - 1, 1)
+      # Games the entry's sample variance says it needs, in whole batches.
+      need = np.ceil(importance * variance / max(target2, 1e-300))
       extra = np.maximum(cfg.batch_games,
-                         np.ceil(need / cfg.batch_games) * cfg.batch_games)
-      wanted[pending] = np.minimum(games + extra, cfg.max_games).astype(np.int64)
-      pending = pending[~settled]
-    logging.debug("simulated %d payoff entries, %d games in all so far",
-                  len(entries), self.games_played)
+                         np.ceil((need - games) / cfg.batch_games) * cfg.batch_games)
+      wanted = np.where(games < cfg.min_games, cfg.min_games,
+                        np.where(need > games, games + extra, games))
+      counts = np.minimum(wanted, cfg.max_games).astype(np.int64) - games
+      profiles = np.argwhere(counts > 0)  # [E, P]
+      if not len(profiles):
+        break
+      counts = counts[tuple(profiles.T)]
+      members = np.repeat(profiles, counts, axis=0).T  # [P, games]
+      tasks = split_tasks(members.shape[1], seed + (round_index,), cfg.task_games,
+                          members)
+      returns = np.concatenate(self.player.play(self.game, seats, tasks))
+      self.games_played += len(returns)
+      starts = np.concatenate([[0], np.cumsum(counts)])
+      for j, profile in enumerate(map(tuple, profiles)):
+        self._merge(profile, returns[starts[j]:starts[j + 1]])
+    logging.debug("simulated payoff entries: %d games in all so far", self.games_played)
 
   def _merge(self, profile: tuple[int, ...], returns: np.ndarray) -> None:
     """Adds `[n, P]` returns to an entry's running mean and squared deviation."""

@@ -83,8 +83,14 @@ class View(abc.ABC):
 
   @abc.abstractmethod
   def add(self, new_members: Sequence[Sequence[oracle_base.PopulationMember]],
-          seed: int) -> None:
-    """Appends each population's members and the table's new entries."""
+          seed: int, weights: Sequence[np.ndarray] | None = None) -> None:
+    """Appends each population's members and the table's new entries
+    (`weights`: the meta-strategy before the add, which a sampled table uses
+    to spend its games where the meta-solver needs them)."""
+
+  def use_backend(self, backend: Any) -> None:
+    """Runs the view's own work (a simulated table's games) on `backend`."""
+    del backend
 
   @abc.abstractmethod
   def opponents(self, player: int) -> Any:
@@ -145,7 +151,8 @@ class CompiledView(View):
     return oracle_base.PopulationMember(
         matrix=self.tree.infostates[population].uniform_policy())
 
-  def add(self, new_members, seed):
+  def add(self, new_members, seed, weights=None):
+    del weights  # exact (or fixed-count) entries
     stacked = [np.stack([m.matrix for m in members]) if members else None
                for members in new_members]
     for rows, new in zip(self._rows, stacked):
@@ -219,7 +226,10 @@ class SimulatedView(View):
     return oracle_base.PopulationMember(matrix=matrix,
                                         module=simulation.UniformRandomPolicy())
 
-  def add(self, new_members, seed):
+  def use_backend(self, backend):
+    self.table.player = backend
+
+  def add(self, new_members, seed, weights=None):
     for p, members in enumerate(new_members):
       for member in members:
         if not isinstance(member.module, simulation.BatchedPolicy):
@@ -230,7 +240,8 @@ class SimulatedView(View):
           if member.matrix is None:  # kept (and checkpointed) for the exact check
             member.matrix = member.module.matrix(self.tree)
           self._rows[p].append(np.asarray(member.matrix)[None])
-    self.table.add([[m.module for m in members] for members in new_members], seed=seed)
+    self.table.add([[m.module for m in members] for members in new_members], seed=seed,
+                   weights=weights)
 
   def population_matrices(self):
     return None if self._rows is None else [rows.array for rows in self._rows]
