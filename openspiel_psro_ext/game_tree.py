@@ -55,6 +55,8 @@ import time
 import numpy as np
 import pyspiel
 
+from openspiel_psro_ext.errors import UsageError
+
 _CHANCE = int(pyspiel.PlayerId.CHANCE)
 _TERMINAL = int(pyspiel.PlayerId.TERMINAL)
 
@@ -76,7 +78,7 @@ SIMULATED_MODE_FLAG = "--evaluation=sampled"
 _RECORDING_SHARE = 0.2
 
 
-class GameTooLargeError(ValueError):
+class GameTooLargeError(UsageError):
   """The game has more histories than the compilation limits allow."""
 
 

@@ -471,7 +471,7 @@ def entry_point() -> None:
   def guarded(argv):
     try:
       return main(argv)
-    except (UsageError, game_tree.GameTooLargeError) as e:
+    except UsageError as e:  # GameTooLargeError, CheckpointError, ... included
       std_logging.shutdown()
       print(f"error: {e}", file=sys.stderr)
       sys.exit(_EXIT_USAGE)

@@ -58,7 +58,7 @@ def test_three_players_with_prd():
 
 
 def test_nash_on_three_players_is_refused():
-  with pytest.raises(ValueError, match="does not support 3-player games.*'alpharank', 'prd'"):
+  with pytest.raises(ValueError, match="does not support 3-player games.*'alpharank'.*'prd'"):
     psro.PSRO(_config(game="kuhn_poker(players=3)"))
 
 

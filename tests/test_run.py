@@ -68,7 +68,7 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["--game=no_such_game"], "unknown or malformed --game"),
-    (["--game=kuhn_poker(players=3)", "--meta_solver=nash"], "use one of ['alpharank', 'prd'"),
+    (["--game=kuhn_poker(players=3)", "--meta_solver=nash"], "does not support 3-player games"),
     (["--game=kuhn_poker", "--oracle=nope"], "unknown oracle"),
     (["--game=kuhn_poker", "--meta_solver=nope"], "unknown meta-solver"),
     (["--game=leduc_poker", "--evaluation=exact", "--max_histories=100"],
