@@ -112,17 +112,37 @@ class StatePolicy:
   uses_observations = False
   uses_states = True
 
-  def __init__(self, policy: "policy_lib.Policy", player: int):
+  def __init__(self, policy: "policy_lib.Policy", player: int, cache: bool = True):
+    """`cache`: remember each information state's probabilities (a frozen
+    policy: stock's network calls cost ~1 ms a state)."""
     self.policy, self.player = policy, player
+    self._cache: dict[str, np.ndarray] | None = {} if cache else None
+
+  def _row(self, state: pyspiel.State, num_actions: int) -> np.ndarray:
+    key = None
+    if self._cache is not None and not self._cache and \
+        not state.get_game().get_type().provides_information_state_string:
+      self._cache = None  # no key to remember states by
+    if self._cache is not None:
+      key = state.information_state_string(self.player)
+      if key in self._cache:
+        return self._cache[key]
+    row = np.zeros(num_actions)
+    for action, prob in self.policy.action_probabilities(state, self.player).items():
+      row[action] = prob
+    if key is not None:
+      self._cache[key] = row
+    return row
 
   def probabilities(self, states: Sequence[pyspiel.State], legal: np.ndarray
                     ) -> np.ndarray:
     """`[B]` states, `[B, A]` bool -> `[B, A]` probabilities."""
-    probs = np.zeros(legal.shape)
-    for row, state in enumerate(states):
-      for action, prob in self.policy.action_probabilities(state, self.player).items():
-        probs[row, action] = prob
-    return probs * legal
+    if not len(states):
+      return np.zeros(legal.shape)
+    return np.stack([self._row(state, legal.shape[1]) for state in states]) * legal
+
+  def __getstate__(self):
+    return dict(self.__dict__, _cache=None if self._cache is None else {})
 
 
 @dataclasses.dataclass
