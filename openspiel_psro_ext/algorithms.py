@@ -36,6 +36,8 @@ def register(name: str, loader: Callable[[], type[psro.PSRO]]) -> None:
 
 register("xdo", _load("xdo", "XDO"))
 register("anytime_psro", _load("anytime_psro", "AnytimePSRO"))
+register("jpsro", _load("jpsro", "JPSRO"))
+register("p2sro", _load("p2sro", "P2SRO"))
 
 
 def names() -> list[str]:

@@ -74,7 +74,8 @@ def make_meta_strategy_method(name: str) -> Callable:
   `return_joint=True`, the flat joint `[prod_p n_p]` from
   `meta_strategies.get_joint_strategy_from_marginals`, as stock's methods do.
   (Our α-Rank's joint is not a product; the marginals' product is returned
-  for stock's samplers, like stock's Nash/PRD.) A rectified solver
+  for stock's samplers, like stock's Nash/PRD. A correlated solver,
+  `spec.joint`, returns its own joint.) A rectified solver
   (`spec.rectified`) also switches on stock's rectified training
   (`_enable_stock_rectification`).
   """
@@ -87,8 +88,12 @@ def make_meta_strategy_method(name: str) -> Callable:
     if not isinstance(meta_games, list):
       meta_games = [meta_games, -meta_games]
     stock_kwargs = solver.get_kwargs() if hasattr(solver, "get_kwargs") else {}
-    marginals = spec.solve([np.asarray(t) for t in meta_games],
-                           **spec.from_stock_kwargs(stock_kwargs))
+    tables = [np.asarray(t) for t in meta_games]
+    if spec.joint:  # a correlated solver: its own joint, flat as stock's
+      joint = spec.joint_solve(tables, **spec.from_stock_kwargs(stock_kwargs))
+      marginals = meta_solvers.correlated.marginals(joint)
+      return (marginals, joint.reshape(-1)) if return_joint else marginals
+    marginals = spec.solve(tables, **spec.from_stock_kwargs(stock_kwargs))
     if not return_joint:
       return marginals
     return marginals, meta_strategies.get_joint_strategy_from_marginals(

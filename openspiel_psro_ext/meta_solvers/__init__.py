@@ -14,7 +14,9 @@ kept across PSRO iterations, rectified training targets, its keyword
 parameters (unknown keys are refused) and how stock `psro_v2`'s kwargs map
 onto them. Callers ask the spec, never compare names.
 
-Registered names: `nash`, `prd`, `alpharank`, `rectified_nash`, `uniform`.
+Registered names: `nash`, `prd`, `alpharank`, `rectified_nash`, `uniform`,
+and the correlated `cce` and `ce` (`correlated`: a joint distribution over
+joint profiles, `spec.joint`; their `solve` gives its marginals).
 The submodules of the same names hold each solver and its extras (e.g.
 `nash.IncrementalZeroSumNash`, `rectified_nash.rectified_targets`).
 """
@@ -22,6 +24,7 @@ The submodules of the same names hold each solver and its extras (e.g.
 from __future__ import annotations
 
 from openspiel_psro_ext.meta_solvers import alpharank
+from openspiel_psro_ext.meta_solvers import correlated
 from openspiel_psro_ext.meta_solvers import nash
 from openspiel_psro_ext.meta_solvers import prd
 from openspiel_psro_ext.meta_solvers import rectified_nash
@@ -103,6 +106,10 @@ for _spec in (
                    stock_kwargs=alpharank.STOCK_KWARGS,
                    stock_defaults=alpharank.STOCK_DEFAULTS),
     MetaSolverSpec("uniform", uniform.uniform),
+    MetaSolverSpec("cce", correlated.cce, joint_solve=correlated.cce_joint,
+                   correlation="cce"),
+    MetaSolverSpec("ce", correlated.ce, joint_solve=correlated.ce_joint,
+                   correlation="ce"),
 ):
   register_solver(_spec)
 
@@ -110,7 +117,7 @@ __all__ = [
     "AlphaRankConfig", "AlphaRankDegenerateError", "AlphaRankResult",
     "IncrementalZeroSumNash", "MetaGameError", "MetaSolver",
     "MetaSolverConfigError", "MetaSolverSpec", "PRDConfig",
-    "RectifiedTarget", "ZeroSumSolution", "alpharank", "get", "lemke_howson",
+    "RectifiedTarget", "ZeroSumSolution", "alpharank", "correlated", "get", "lemke_howson",
     "meta_game_nash_conv", "names", "names_supporting", "nash", "prd",
     "rectified_nash", "rectified_targets", "register_solver", "solve_zero_sum",
     "spec", "uniform",

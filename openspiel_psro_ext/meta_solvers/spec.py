@@ -8,6 +8,9 @@ names; they ask the solver's spec:
   across PSRO iterations, made fresh by `new_incremental()`)?
 - `rectified`: should PSRO train best responses against rectified targets
   (`rectified_nash.rectified_targets`) rather than against the profile?
+- `joint`: does it also give a joint distribution over joint profiles
+  (`joint_solve`, same keyword arguments; JPSRO needs one), and which
+  equilibrium (`correlation`: "cce" or "ce") is it?
 - `parameters()`: the keyword arguments `solve` accepts (read from its
   signature), so a misspelt key is refused by `check_kwargs` in one line;
 - `stock_kwargs` / `stock_defaults`: how stock `psro_v2`'s solver kwargs
@@ -50,6 +53,12 @@ class MetaSolverSpec:
     incremental_factory: makes a fresh incremental state (needed iff
       `incremental`).
     rectified: PSRO trains best responses against `rectified_targets`.
+    joint_solve: `joint_solve(meta_games, **params) -> [n_0, ..., n_{P-1}]`
+      joint distribution whose marginals `solve` returns (correlated
+      solvers), or None.
+    correlation: "cce" or "ce", the equilibrium `joint_solve` returns (JPSRO
+      best-responds to the opponents' part of the joint, or once per
+      recommendation to its conditional); None iff no `joint_solve`.
     stock_kwargs: stock `psro_v2` kwarg name -> our parameter name.
     stock_defaults: our parameter values stock's own implementation uses
       when its kwargs leave them unset (applied by `from_stock_kwargs`).
@@ -61,6 +70,8 @@ class MetaSolverSpec:
   incremental: bool = False
   incremental_factory: Callable[[], Any] | None = None
   rectified: bool = False
+  joint_solve: Callable[..., np.ndarray] | None = None
+  correlation: str | None = None
   stock_kwargs: Mapping[str, str] = dataclasses.field(default_factory=dict)
   stock_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -72,6 +83,10 @@ class MetaSolverSpec:
       raise ValueError(
           f"meta-solver {self.name!r}: incremental=True needs an"
           " incremental_factory, and only then.")
+    if (self.joint_solve is None) != (self.correlation is None) or \
+        self.correlation not in (None, "cce", "ce"):
+      raise ValueError(f"meta-solver {self.name!r}: a joint_solve needs correlation"
+                       " 'cce' or 'ce', and only then.")
     object.__setattr__(self, "stock_kwargs", _frozen_map(self.stock_kwargs))
     object.__setattr__(self, "stock_defaults", _frozen_map(self.stock_defaults))
     own = set(self.parameters())
@@ -96,6 +111,11 @@ class MetaSolverSpec:
                  if p.kind in (inspect.Parameter.KEYWORD_ONLY,
                                inspect.Parameter.POSITIONAL_OR_KEYWORD)
                  and p.name != "incremental")
+
+  @property
+  def joint(self) -> bool:
+    """Whether the solver gives a joint distribution (`joint_solve`)."""
+    return self.joint_solve is not None
 
   def supports_players(self, num_players: int) -> bool:
     """Whether `solve` handles a `num_players`-player meta-game."""

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pyspiel
 
+from openspiel_psro_ext import correlated_gaps
 from openspiel_psro_ext import exploitability
 from openspiel_psro_ext.game_tree import GameTree
 
@@ -66,6 +67,10 @@ class BestResponseRequest:
       wall-time budget in place of the config's `time_budget_s` (PSRO's
       budget schedule sets it); None keeps the config's.
     game: the pyspiel game (defaults to the tree's; required without one).
+    opponent_joint: `[N_q for q != player]` a joint distribution over the
+      opponents' joint profiles (JPSRO's correlated opponents), or None:
+      opponents drawn independently from `opponent_weights` (which then
+      hold the joint's marginals).
   """
 
   tree: GameTree | None
@@ -76,6 +81,7 @@ class BestResponseRequest:
   seed: int = 0
   time_budget_s: float | None = None
   game: pyspiel.Game | None = None
+  opponent_joint: np.ndarray | None = None
 
   def __post_init__(self):
     if self.game is None and self.tree is not None:
@@ -90,6 +96,11 @@ class BestResponseRequest:
     """`[Z]` chance and opponents' mixture contribution to each terminal."""
     if self.tree is None:
       raise ValueError("a simulated request has no tree to compute reaches on.")
+    if self.opponent_joint is not None:  # sigma-weighted sum of reach products
+      return correlated_gaps.opponent_joint_reach(
+          self.tree, self.player, [None if q == self.player else self.tree.terminal_reach(
+              q, self.opponent_populations[q]) for q in range(self.tree.num_players)],
+          self.opponent_joint)
     reach = self.tree.terminal_chance_reach.copy()
     for q in range(self.tree.num_players):
       if q != self.player:
