@@ -273,7 +273,7 @@ class PSRO:
       if self.run_dir is not None:
         self.run_dir.rewrite_records(self.records)
     if self.run_dir is not None:
-      self.run_dir.write_payoffs(self.table.meta_games, getattr(self.table, "stderr", None))
+      self.run_dir.write_payoffs(self.table.meta_games, self.view.payoff_stderr())
       self.run_dir.sync()
 
   def verify(self, tolerance: float = 1e-6, method: str = "behaviour_mixture") -> float:

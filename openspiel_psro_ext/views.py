@@ -92,6 +92,10 @@ class View(abc.ABC):
     """Runs the view's own work (a simulated table's games) on `backend`."""
     del backend
 
+  def payoff_stderr(self) -> list[np.ndarray] | None:
+    """Per player, the payoff table's standard errors (None: exact entries)."""
+    return None
+
   @abc.abstractmethod
   def opponents(self, player: int) -> Any:
     """Player's population as a request carries it."""
@@ -228,6 +232,9 @@ class SimulatedView(View):
 
   def use_backend(self, backend):
     self.table.player = backend
+
+  def payoff_stderr(self):
+    return self.table.stderr
 
   def add(self, new_members, seed, weights=None):
     for p, members in enumerate(new_members):
