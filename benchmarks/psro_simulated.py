@@ -91,7 +91,8 @@ def _run(game: str, args) -> psro.PSRO:
   config = psro.PSROConfig(
       game=game, evaluation="sampled", oracle="ppo", seed=args.seed,
       iterations=100_000, target_nash_conv=0.0,
-      oracle_config=dict(time_budget_s=args.br_seconds,
+      oracle_config=dict(time_budget_s=0.0 if args.br_episodes else args.br_seconds,
+                         total_episodes=args.br_episodes,
                          simulated_num_envs=args.br_envs))
   estimator = _estimator(args)
 
@@ -101,7 +102,9 @@ def _run(game: str, args) -> psro.PSRO:
 
   run = psro.PSRO(config, backend=backends.make(args.backend),
                   evaluations=[psro.Evaluation(approx, every=args.approx_every)])
-  print(f"{game}: simulated mode, PPO best responses ({args.br_seconds:g} s,"
+  br_budget = (f"{args.br_episodes:,} episodes" if args.br_episodes else
+               f"{args.br_seconds:g} s")
+  print(f"{game}: simulated mode, PPO best responses ({br_budget},"
         f" {args.br_envs} games at once), {args.backend} backend, PSRO clock"
         f" {args.budget_s:g} s; payoff target stderr {run.table.target_stderr:.4g};"
         f" approximate NashConv every {args.approx_every} iterations with"
@@ -218,6 +221,9 @@ def main():
   parser.add_argument("--budget_s", type=float, default=600.0)
   parser.add_argument("--br_seconds", type=float, default=3.0,
                       help="seconds of each PSRO best response")
+  parser.add_argument("--br_episodes", type=int, default=0,
+                      help="episodes of each PSRO best response instead of"
+                      " seconds (a loaded machine does not starve them)")
   parser.add_argument("--br_envs", type=int, default=2048,
                       help="games each PSRO best response plays at once")
   parser.add_argument("--approx_every", type=int, default=10)
