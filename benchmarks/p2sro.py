@@ -1,0 +1,182 @@
+"""Pipeline PSRO (P2SRO) scaling on leduc_poker with PPO chunks.
+
+  python benchmarks/p2sro.py project --workers=1,2,4,8,16 --out=DIR
+  python benchmarks/p2sro.py measure --workers=1,2 --out=DIR
+  python benchmarks/p2sro.py report --out=DIR
+
+A worker is one level of the pipeline (K = workers active policies per
+player): each step it trains that level's two chunks (both players), one
+PPO chunk of `--chunk_episodes` episodes each (an episode budget: the run is
+deterministic whatever the load).
+
+`project` runs the pipeline with K = W in this process (embedded backend) and
+keeps a virtual clock per worker: worker w's share of a step is the measured
+seconds of its level's two chunks, the step lasts as long as the slowest
+worker plus the driver's own seconds (meta-solves, gains, NashConv: the
+step's PSRO seconds less all chunks'), so the projected time to NashConv
+`--target` is what W machines of this machine's speed would take.
+
+`measure` runs K = W on a local Ray with W CPUs (one task per chunk; 2W tasks
+share the W CPUs) and reads the run's own clock (`wall_time_s`) at the first
+record at or below the target. Run it on an otherwise idle machine for a
+clean figure; on a shared machine the load is part of the number.
+
+Each run writes `DIR/<mode>_<W>.json` (its records' step figures); `report`
+prints the table from them.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from openspiel_psro_ext import backends, p2sro, psro
+
+
+def _config(args: argparse.Namespace) -> psro.PSROConfig:
+  oracle_config = dict(time_budget_s=0.0, total_episodes=args.chunk_episodes,
+                       num_envs=args.num_envs, progress=False, num_threads=1)
+  return psro.PSROConfig(game=args.game, iterations=args.max_steps, meta_solver="nash",
+                         oracle="ppo", oracle_config=oracle_config, seed=args.seed,
+                         target_nash_conv=args.target, time_budget_s=args.time_limit_s,
+                         algorithm="p2sro")
+
+
+def _options(args: argparse.Namespace, workers: int) -> p2sro.PipelineOptions:
+  return p2sro.PipelineOptions(num_active=workers, max_chunks=args.max_chunks,
+                               plateau_improvement=args.plateau_improvement)
+
+
+def _steps(run: psro.PSRO) -> list[dict]:
+  steps = []
+  for r in run.records:
+    seconds = r.metrics["p2sro/chunk_seconds"]
+    chunk_total = sum(sum(level) for level in seconds)
+    steps.append(dict(
+        step=r.iteration, nash_conv=r.nash_conv, population=r.population_size[0],
+        wall_time_s=r.wall_time_s, psro_time_s=r.psro_time_s,
+        worker_s=[sum(level) for level in seconds],
+        driver_s=max(r.psro_time_s - chunk_total, 0.0),
+        episodes=sum(sum(level) for level in r.metrics["p2sro/chunk_episodes"])))
+  return steps
+
+
+def _save(args: argparse.Namespace, mode: str, workers: int, steps: list[dict],
+          extra: dict) -> None:
+  os.makedirs(args.out, exist_ok=True)
+  with open(os.path.join(args.out, f"{mode}_{workers}.json"), "w") as f:
+    json.dump(dict(mode=mode, workers=workers, args=vars(args), load=os.getloadavg(),
+                   steps=steps, **extra), f)
+
+
+def _warm_up_torch() -> None:
+  """Pays torch's one-time imports (the first Adam loads its compiler
+  package: seconds, tens on a loaded machine) before any clock starts."""
+  import torch  # pylint: disable=g-import-not-at-top
+  torch.optim.Adam([torch.zeros(1, requires_grad=True)])
+
+
+def project(args: argparse.Namespace, workers: int) -> None:
+  _warm_up_torch()
+  run = p2sro.P2SRO(_config(args), options=_options(args, workers))
+  start = time.perf_counter()
+  # Saved after every step: a run cut short still reports its steps.
+  run.run(lambda _: _save(args, "project", workers, _steps(run),
+                          dict(seconds=time.perf_counter() - start)))
+
+
+def measure(args: argparse.Namespace, workers: int) -> None:
+  backend = backends.RayBackend(num_cpus=workers)
+  try:
+    run = p2sro.P2SRO(_config(args), options=_options(args, workers), backend=backend)
+    run.run(lambda _: _save(args, "measure", workers, _steps(run), {}))
+  finally:
+    backend.close()
+
+
+def first_at_target(steps: list[dict], target: float, clock: list[float]
+                    ) -> tuple[int, float] | None:
+  for step, time_s in zip(steps, clock):
+    if step["nash_conv"] <= target:
+      return step["step"], time_s
+  return None
+
+
+def virtual_clock(steps: list[dict]) -> list[float]:
+  """Per step, the projected seconds at its end (see the module doc)."""
+  clock, total = [], 0.0
+  for step in steps:
+    total += max(step["worker_s"]) + step["driver_s"]
+    clock.append(total)
+  return clock
+
+
+def report(args: argparse.Namespace) -> None:
+  runs = {}
+  for name in sorted(os.listdir(args.out)):
+    if name.endswith(".json"):
+      with open(os.path.join(args.out, name)) as f:
+        data = json.load(f)
+      runs[(data["mode"], data["workers"])] = data
+  print(f"P2SRO on {args.game}, PPO chunks; first NashConv <= {args.target}")
+  print("| workers | projected: step | projected s | speed-up | fixed policies |"
+        " measured: step | measured s | load (1/5/15 min) |")
+  print("|---|---|---|---|---|---|---|---|")
+  base = None
+  for workers in sorted({w for _, w in runs}):
+    cells = [str(workers)]
+    projected = runs.get(("project", workers))
+    if projected:
+      hit = first_at_target(projected["steps"], args.target,
+                            virtual_clock(projected["steps"]))
+      if hit:
+        base = hit[1] if workers == 1 else base
+        population = projected["steps"][hit[0]]["population"]
+        speedup = f"{base / hit[1]:.1f}x" if base else "-"
+        cells += [str(hit[0]), f"{hit[1]:.1f}", speedup, str(population)]
+      else:
+        last = projected["steps"][-1]
+        cells += [f"not in {len(projected['steps'])} (last {last['nash_conv']:.3f})",
+                  "-", "-", str(last["population"])]
+    else:
+      cells += ["-"] * 4
+    measured = runs.get(("measure", workers))
+    if measured:
+      steps = measured["steps"]
+      hit = first_at_target(steps, args.target, [s["wall_time_s"] for s in steps])
+      cells += ([str(hit[0]), f"{hit[1]:.1f}"] if hit else
+                [f"not in {len(steps)} (last {steps[-1]['nash_conv']:.3f})",
+                 f"{steps[-1]['wall_time_s']:.1f}"])
+    else:
+      cells += ["-", "-"]
+    load = (projected or measured)["load"]
+    cells.append("/".join(f"{x:.1f}" for x in load))
+    print("| " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("mode", choices=["project", "measure", "report"])
+  parser.add_argument("--workers", default="1,2,4,8,16")
+  parser.add_argument("--out", default="p2sro_bench")
+  parser.add_argument("--game", default="leduc_poker")
+  parser.add_argument("--target", type=float, default=0.2)
+  parser.add_argument("--chunk_episodes", type=int, default=8192)
+  parser.add_argument("--num_envs", type=int, default=4096)
+  parser.add_argument("--max_chunks", type=int, default=12)
+  parser.add_argument("--plateau_improvement", type=float, default=0.02)
+  parser.add_argument("--max_steps", type=int, default=2000)
+  parser.add_argument("--time_limit_s", type=float, default=900.0)
+  parser.add_argument("--seed", type=int, default=0)
+  args = parser.parse_args()
+  if args.mode == "report":
+    report(args)
+    return
+  for workers in [int(w) for w in args.workers.split(",")]:
+    (project if args.mode == "project" else measure)(args, workers)
+    print(f"{args.mode} {workers} done", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,154 @@
+"""Pipeline PSRO (`p2sro`): convergence on Kuhn, the pipeline's targets,
+resume, and a 2-node Ray cluster."""
+
+import numpy as np
+import pytest
+
+from openspiel_psro_ext import algorithms, backends, errors, p2sro, psro
+from openspiel_psro_ext.meta_solvers import nash
+
+
+def _config(**kwargs):
+  defaults = dict(game="kuhn_poker", iterations=40, meta_solver="nash", oracle="exact",
+                  target_nash_conv=0.0, algorithm="p2sro")
+  defaults.update(kwargs)
+  return psro.PSROConfig(**defaults)
+
+
+def _ppo(**kwargs):
+  # An episode budget per chunk, not a time budget: the run must not depend on speed.
+  defaults = dict(oracle="ppo", oracle_config=dict(
+      time_budget_s=0.0, total_episodes=4096, num_envs=1024, hidden=(32,),
+      progress=False, num_threads=1))
+  defaults.update(kwargs)
+  return _config(**defaults)
+
+
+def _small_ppo(**kwargs):
+  """One PPO update per chunk: for tests of the machinery, not of convergence."""
+  return _ppo(oracle_config=dict(time_budget_s=0.0, total_episodes=1024, num_envs=512,
+                                 hidden=(16,), progress=False, num_threads=1), **kwargs)
+
+
+def test_exact_p2sro_kuhn_reaches_nash_conv_1e6_and_is_verified():
+  run = algorithms.make(_config(target_nash_conv=1e-6))
+  assert isinstance(run, p2sro.P2SRO) and run.options.num_active == 2
+  assert run.run() == "target_nash_conv"
+  assert run.records[-1].nash_conv <= 1e-6
+  assert run.verify(tolerance=1e-9) == pytest.approx(run.records[-1].nash_conv, abs=1e-9)
+  # An exact best response's gain is 0: the lowest level is fixed after each
+  # step, so the population grows by one per player and step after the first.
+  assert [r.population_size for r in run.records[:3]] == [[1, 1], [2, 2], [3, 3]]
+
+
+def test_ppo_p2sro_kuhn_reaches_nash_conv_0_05():
+  pytest.importorskip("torch")
+  run = algorithms.make(_ppo(target_nash_conv=0.05))
+  assert run.run() == "target_nash_conv"
+  last = run.records[-1]
+  assert last.nash_conv <= 0.05
+  assert run.verify(tolerance=1e-9) == pytest.approx(last.nash_conv, abs=1e-9)
+  # Both players' lowest policies became fixed together, some before the cap.
+  fixed = [r.metrics["p2sro/fixed"] for r in run.records]
+  assert sum(fixed) == last.population_size[0] - 1 == last.population_size[1] - 1
+  assert any(r.metrics["p2sro/fixed"] and max(r.metrics["p2sro/chunks"]) < 8
+             for r in run.records)
+
+
+def test_each_level_trains_against_the_meta_nash_of_the_policies_below():
+  pytest.importorskip("torch")
+  options = p2sro.PipelineOptions(num_active=3, min_chunks=3)  # nothing fixed yet
+  run = algorithms.make(_ppo(iterations=2), options=options)
+  run.run()
+  assert [a.chunks for a in run.active] == [2, 2, 2]
+  sigma = run.meta_solve()
+  requests = [r for _, r in run.best_response_requests(sigma)]
+  assert [r.player for r in requests] == [0, 1] * 3
+  fixed = run.population_matrices()
+  for level in range(3):
+    for p in range(2):
+      request, q = requests[2 * level + p], 1 - p
+      below = [a.members[q].matrix[None] for a in run.active[:level]]
+      np.testing.assert_array_equal(request.opponent_populations[q],
+                                    np.concatenate([fixed[q]] + below))
+      np.testing.assert_array_equal(request.previous.matrix, run.active[level].members[p].matrix)
+  # Level 0 answers the record's sigma; level 2 an equilibrium of the 3 x 3
+  # table of the fixed member and levels 0 and 1 (any equilibrium has the
+  # game's value and no profitable deviation).
+  np.testing.assert_array_equal(requests[0].opponent_weights[1], sigma[1])
+  tree = run.tree
+  rows = tree.terminal_reach(0, requests[5].opponent_populations[0])
+  cols = tree.terminal_reach(1, requests[4].opponent_populations[1])
+  table = (rows * tree.terminal_chance_reach * tree.terminal_returns[:, 0]) @ cols.T
+  assert table.shape == (3, 3)
+  value = nash.IncrementalZeroSumNash().solve(table).value
+  row, col = requests[5].opponent_weights[0], requests[4].opponent_weights[1]
+  assert row @ table @ col == pytest.approx(value, abs=1e-8)
+  assert (table @ col).max() <= value + 1e-8 and (row @ table).min() >= value - 1e-8
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path):
+  pytest.importorskip("torch")
+  # Small chunks; min_chunks=1 fixes some levels early, so the pipeline moves.
+  options = p2sro.PipelineOptions(min_chunks=1, plateau_improvement=0.05)
+  config = lambda n: _small_ppo(iterations=n)
+  whole = algorithms.make(config(6), options=options)
+  whole.run()
+  out = str(tmp_path / "run")
+  algorithms.make(config(3), output_dir=out, options=options).run()
+  resumed = algorithms.make(config(6), output_dir=out, resume=True, options=options)
+  assert resumed.iteration == 3
+  resumed.run()
+  assert [r.nash_conv for r in resumed.records] == [r.nash_conv for r in whole.records]
+  assert [r.metrics["p2sro/gain"] for r in resumed.records] == [
+      r.metrics["p2sro/gain"] for r in whole.records]
+  for ours, theirs in zip(resumed.population_matrices(), whole.population_matrices()):
+    np.testing.assert_array_equal(ours, theirs)
+  for ours, theirs in zip(resumed.active, whole.active):
+    assert ours.chunks == theirs.chunks
+    for a, b in zip(ours.members, theirs.members):
+      assert (a is None) == (b is None)  # None: a fresh top level
+      if a is not None:
+        np.testing.assert_array_equal(a.matrix, b.matrix)
+  with pytest.raises(errors.UsageError, match="same"):
+    algorithms.make(config(8), output_dir=out, resume=True,
+                    options=p2sro.PipelineOptions(num_active=3))
+
+
+def test_p2sro_refuses_bad_options_and_games():
+  with pytest.raises(errors.UsageError, match="num_active"):
+    algorithms.make(_config(), options=p2sro.PipelineOptions(num_active=0))
+  with pytest.raises(errors.UsageError, match="min_chunks"):
+    algorithms.make(_config(), options=p2sro.PipelineOptions(min_chunks=3, max_chunks=2))
+  with pytest.raises(errors.UsageError, match="two-player zero-sum"):
+    algorithms.make(_config(game="kuhn_poker(players=3)", meta_solver="prd"))
+
+
+def test_p2sro_on_a_two_node_ray_cluster_equals_embedded():
+  ray = pytest.importorskip("ray")
+  pytest.importorskip("torch")
+  from ray import cluster_utils  # pylint: disable=g-import-not-at-top
+  if ray.is_initialized():
+    ray.shutdown()
+  cluster = cluster_utils.Cluster(initialize_head=True, head_node_args=dict(num_cpus=1))
+  try:
+    cluster.add_node(num_cpus=1)
+    cluster.wait_for_nodes()
+    backend = backends.RayBackend(address=cluster.address)
+    on_ray = algorithms.make(_small_ppo(iterations=3), backend=backend)
+    on_ray.run()
+    assert len([n for n in ray.nodes() if n["Alive"]]) == 2
+    assert ray.cluster_resources()["CPU"] == 2
+    backend.close()
+  finally:
+    if ray.is_initialized():
+      ray.shutdown()
+    cluster.shutdown()
+  embedded = algorithms.make(_small_ppo(iterations=3))
+  embedded.run()
+  assert [r.nash_conv for r in on_ray.records] == [r.nash_conv for r in embedded.records]
+  assert [r.metrics["p2sro/gain"] for r in on_ray.records] == [
+      r.metrics["p2sro/gain"] for r in embedded.records]
+  for ours, theirs in zip(on_ray.active, embedded.active):
+    for a, b in zip(ours.members, theirs.members):
+      np.testing.assert_array_equal(a.matrix, b.matrix)
