@@ -26,7 +26,8 @@ def _load(module: str, cls: str) -> Callable[[], type[Oracle]]:
 
 # Deep RL oracles (torch is imported only when one is used).
 _REGISTRY.update(ppo=_load("ppo", "PPOOracle"), dqn=_load("dqn", "DQNOracle"),
-                 sac=_load("sac", "SACOracle"))
+                 sac=_load("sac", "SACOracle"), mpo=_load("mpo", "MPOOracle"),
+                 crossq=_load("crossq", "CrossQOracle"))
 
 
 def register(name: str, loader: Callable[[], type[Oracle]]) -> None:

@@ -34,20 +34,26 @@ from openspiel_psro_ext.oracles import torch_policy
 
 
 @dataclasses.dataclass
-class SACConfig(replay.ReplayOptions):
-  """SAC hyperparameters (plus the shared `ReplayOptions`)."""
+class SoftActorOptions(replay.ReplayOptions):
+  """The actor's and temperature's settings, shared with CrossQ."""
 
   num_threads: int = 1  # 95.8% vs 94.6% of the mixture BR gain with torch's 2
   actor_lr: float = 1e-3
   critic_lr: float = 1e-3
   alpha_lr: float = 3e-3
   initial_alpha: float = 0.5
-  tau: float = 0.01
   # Fractions of log(#legal actions). Starting near-uniform matters: from 0.3
   # the actor stopped exploring early and best responses to a mixture of 5
   # deterministic policies plateaued at 87-92% of the exact gain (98% now).
   target_entropy_start: float = 0.9
   target_entropy_end: float = 0.01
+
+
+@dataclasses.dataclass
+class SACConfig(SoftActorOptions):
+  """SAC hyperparameters (plus the shared `ReplayOptions`)."""
+
+  tau: float = 0.01
 
 
 class SACOracle(torch_policy.TorchOracle):
@@ -63,25 +69,22 @@ class SACOracle(torch_policy.TorchOracle):
     return replay.train(request, self.config, _SACLearner, "sac")
 
 
-class _SACLearner(replay.ReplayLearner):
-  """Sampling from the actor and the discrete SAC losses (see the module doc)."""
+class SoftActorLearner(replay.ReplayLearner):
+  """The softmax actor, its exploration, the actor loss `L_pi` and the
+  temperature loss `L_alpha` (module doc); SAC and CrossQ add their critics."""
 
   output = "softmax"
   update_keys = ("loss", "actor_loss", "entropy", "alpha")
 
-  def __init__(self, config: SACConfig, run: torch_policy.TrainingSetup):
+  def __init__(self, config: SoftActorOptions, run: torch_policy.TrainingSetup,
+               betas: tuple[float, float] = (0.9, 0.999)):
     super().__init__(config, run)
-    device, env = run.device, run.env
     self.actor = run.module.net
-    self.critics = nn.ModuleList(
-        networks.Network(env.obs_shape, env.num_actions, config.hidden, config.network)
-        for _ in range(2)).to(device)
-    self.targets = copy.deepcopy(self.critics)
-    self.log_alpha = torch.tensor(float(np.log(config.initial_alpha)), device=device,
-                                  requires_grad=True)
-    self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
-    self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=config.critic_lr)
-    self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr)
+    self.log_alpha = torch.tensor(float(np.log(config.initial_alpha)),
+                                  device=run.device, requires_grad=True)
+    self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr,
+                                      betas=betas)
+    self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr, betas=betas)
     self.entropy_fraction = config.target_entropy_start
 
   def _policy(self, obs: torch.Tensor, legal: torch.Tensor
@@ -98,6 +101,39 @@ class _SACLearner(replay.ReplayLearner):
   def act(self, obs: torch.Tensor, legal: torch.Tensor) -> np.ndarray:
     probs, _ = self._policy(obs, legal)
     return torch.multinomial(probs, 1)[:, 0].cpu().numpy()
+
+  def actor_step(self, obs: torch.Tensor, legal: torch.Tensor, q: torch.Tensor,
+                 alpha: torch.Tensor) -> torch.Tensor:
+    """One actor and temperature step at states `obs` (masks `legal`) given
+    their detached `[B, A]` action values `q`; returns `[actor_loss, entropy,
+    alpha]`."""
+    probs, logp = self._policy(obs, legal)
+    actor_loss = (probs * (alpha * logp - q)).sum(1).mean()
+    self.actor_opt.zero_grad()
+    actor_loss.backward()
+    nn.utils.clip_grad_norm_(self.actor.parameters(), self.config.max_grad_norm)
+    self.actor_opt.step()
+
+    entropy = -(probs * logp).sum(1).detach()
+    target_entropy = self.entropy_fraction * torch.log(legal.sum(1).clamp(min=1).float())
+    alpha_loss = (self.log_alpha * (entropy - target_entropy)).mean()
+    self.alpha_opt.zero_grad()
+    alpha_loss.backward()
+    self.alpha_opt.step()
+    return torch.stack([actor_loss.detach(), entropy.mean(), alpha])
+
+
+class _SACLearner(SoftActorLearner):
+  """Discrete SAC's critics and their targets (see the module doc)."""
+
+  def __init__(self, config: SACConfig, run: torch_policy.TrainingSetup):
+    super().__init__(config, run)
+    env = run.env
+    self.critics = nn.ModuleList(
+        networks.Network(env.obs_shape, env.num_actions, config.hidden, config.network)
+        for _ in range(2)).to(run.device)
+    self.targets = copy.deepcopy(self.critics)
+    self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=config.critic_lr)
 
   def update(self, batch: replay.Transitions) -> torch.Tensor:
     cfg, critics, targets = self.config, self.critics, self.targets
@@ -118,26 +154,12 @@ class _SACLearner(replay.ReplayLearner):
     # The replay buffer stores next-state masks; a state's own legal actions
     # are the next-state mask of the transition that led to it, so the actor
     # is trained on `next_obs` states (all are learner states).
-    probs, logp = self._policy(batch.next_obs, batch.next_legal)
     with torch.no_grad():
       q = torch.min(critics[0](batch.next_obs), critics[1](batch.next_obs))
-    actor_loss = (probs * (alpha * logp - q)).sum(1).mean()
-    self.actor_opt.zero_grad()
-    actor_loss.backward()
-    nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.max_grad_norm)
-    self.actor_opt.step()
-
-    entropy = -(probs * logp).sum(1).detach()
-    target_entropy = self.entropy_fraction * torch.log(
-        batch.next_legal.sum(1).clamp(min=1).float())
-    alpha_loss = (self.log_alpha * (entropy - target_entropy)).mean()
-    self.alpha_opt.zero_grad()
-    alpha_loss.backward()
-    self.alpha_opt.step()
+    actor_stats = self.actor_step(batch.next_obs, batch.next_legal, q, alpha)
 
     with torch.no_grad():
       for net, targ in zip(critics, targets):
         for p, tp in zip(net.parameters(), targ.parameters()):
           tp.lerp_(p, cfg.tau)
-    return torch.stack([critic_loss.detach(), actor_loss.detach(), entropy.mean(),
-                        alpha])
+    return torch.cat([critic_loss.detach()[None], actor_stats])
