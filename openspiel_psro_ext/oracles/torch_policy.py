@@ -224,7 +224,7 @@ class TrainingOptions:
   total_steps: int = 0
   time_budget_s: float = 45.0
   hidden: tuple[int, ...] = (128, 128)
-  network: str = "mlp"  # or "gru" (with obs_type="observation_sequence")
+  network: str = "mlp"  # "gru", "lstm": with obs_type="observation_sequence"
   obs_type: str = OBS_INFO_STATE
   warm_start: bool = False  # from the player's previous best response (off:
   # in PSRO a fresh network explores the new best response better)
