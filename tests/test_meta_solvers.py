@@ -34,7 +34,7 @@ def value_by_dual_lp(a):
 
 
 def test_registry():
-  assert meta_solvers.names() == ["alpharank", "nash", "prd",
+  assert meta_solvers.names() == ["alpharank", "cce", "ce", "nash", "prd",
                                   "rectified_nash", "uniform"]
   assert meta_solvers.get("nash") is meta_solvers.nash.nash
   with pytest.raises(KeyError, match="unknown meta-solver"):
@@ -48,7 +48,7 @@ def test_registry():
 def test_specs_declare_capabilities():
   spec = meta_solvers.spec
   assert meta_solvers.names_supporting(2) == meta_solvers.names()
-  assert meta_solvers.names_supporting(3) == ["alpharank", "prd", "uniform"]
+  assert meta_solvers.names_supporting(3) == ["alpharank", "cce", "ce", "prd", "uniform"]
   assert [n for n in meta_solvers.names() if spec(n).incremental] == [
       "nash", "rectified_nash"]
   assert [n for n in meta_solvers.names() if spec(n).rectified] == [

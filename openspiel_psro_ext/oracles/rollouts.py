@@ -277,6 +277,10 @@ def make_env(request: base.BestResponseRequest, num_envs: int, seed: int,
   """The vectorised environment of an oracle request: over its compiled tree,
   or simulated with pyspiel when the request has none (then `obs_table` must
   be None: the learner observes information-state tensors)."""
+  if request.opponent_joint is not None:
+    raise ValueError("RL oracles draw opponents independently and cannot answer"
+                     " correlated opponents (opponent_joint, JPSRO with three or more"
+                     " players) yet; use --oracle=exact.")
   if request.tree is None:
     if obs_table is not None:
       raise ValueError("simulated environments observe information-state"
