@@ -213,3 +213,17 @@ def test_stock_ext_cce_returns_its_joint():
   marginals, joint = method(_Solver(), return_joint=True)
   np.testing.assert_allclose(joint, [0.0, 0.25, 0.25, 0.5], atol=1e-7)
   assert marginals[0] == pytest.approx([0.25, 0.75])
+
+
+def test_gini_criterion_matches_cvxpy():
+  cp = pytest.importorskip("cvxpy")
+  tables = [CHICKEN, CHICKEN.T]
+  for equilibrium in ("cce", "ce"):
+    ours = correlated.joint_distribution(tables, equilibrium, "gini").reshape(-1)
+    gains = correlated.deviation_gains(tables, equilibrium).toarray()
+    x = cp.Variable(4)
+    cp.Problem(cp.Minimize(cp.sum_squares(x)),
+               [x >= 0, cp.sum(x) == 1, gains @ x <= 0]).solve()
+    np.testing.assert_allclose(ours, x.value, atol=1e-5)
+  with pytest.raises(meta_solvers.MetaGameError, match="criterion must be one of"):
+    correlated.cce(tables, criterion="entropy")
