@@ -17,8 +17,10 @@ equilibrium of the meta-game (`meta_solvers.correlated`, a spec with
             out): a correlated opponent distribution;
        CE:  one per member k in the support of p's marginal, against
             `sigma_t(. | s_p = k)`, the opponents it is recommended with;
-     a member equal to one already in the population (exact oracles find
-     the same best response often, one per recommendation) is not added.
+     a member that plays like one already in the population (the same
+     terminal reach: exact oracles find the same best response often, one
+     per recommendation, differing at most where its own play never goes)
+     is not added.
 
 With an exact oracle this converges to a full-game CCE (CE): if no best
 response improves on its recommendation, the gap is 0 (JPSRO's theorem),
@@ -129,17 +131,19 @@ class JPSRO(psro.PSRO):
     return request
 
   def _best_responses(self, requests):
-    """The oracle's answers, less those already in the populations."""
+    """The oracle's answers, less those that play like a member already in
+    the population: the same terminal reach (they differ only where their
+    own play never goes) means the same payoffs against anything."""
     new = super()._best_responses(requests)
     kept = []
     for p, members in enumerate(new):
-      known = list(self.view.population_matrices()[p])
+      known = self.table.terminal_reach(p)
       unique = []
       for member in members:
-        if member.matrix is None or not any(np.array_equal(member.matrix, m) for m in known):
+        reach = self.tree.terminal_reach(p, member.matrix)
+        if not np.any(np.all(np.abs(known - reach) <= 1e-12, axis=1)):
           unique.append(member)
-          if member.matrix is not None:
-            known.append(member.matrix)
+          known = np.vstack([known, reach])
       kept.append(unique)
     return kept
 
