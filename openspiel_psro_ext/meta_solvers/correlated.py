@@ -142,7 +142,13 @@ def joint_distribution(meta_games: Sequence[np.ndarray], equilibrium: str,
     raise common.MetaGameError(f"{equilibrium}: criterion must be one of"
                                f" {list(CRITERIA)}, got {criterion!r}.")
   tables = _tables(meta_games, equilibrium)
-  welfare = np.sum(tables, axis=0).reshape(-1) if criterion == "welfare" else None
+  welfare = None
+  if criterion == "welfare":
+    welfare = np.sum(tables, axis=0).reshape(-1)
+    # Rounding noise of a constant-sum game's welfare is no objective: with
+    # exact zeros HiGHS stops at the first feasible point (3-player Kuhn's
+    # 28,080-profile CE: 32 s instead of 52 s).
+    welfare[np.abs(welfare) <= 1e-9 * (1.0 + np.abs(tables).max())] = 0.0
   sigma = _solve_highs(deviation_gains(tables, equilibrium), welfare)
   return sigma.reshape(tables[0].shape)
 
