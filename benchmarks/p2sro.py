@@ -31,6 +31,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 from openspiel_psro_ext import backends, p2sro, psro
 
 
@@ -57,6 +59,7 @@ def _steps(run: psro.PSRO) -> list[dict]:
         step=r.iteration, nash_conv=r.nash_conv, population=r.population_size[0],
         wall_time_s=r.wall_time_s, psro_time_s=r.psro_time_s,
         worker_s=[sum(level) for level in seconds],
+        worker_episodes=[sum(level) for level in r.metrics["p2sro/chunk_episodes"]],
         driver_s=max(r.psro_time_s - chunk_total, 0.0),
         episodes=sum(sum(level) for level in r.metrics["p2sro/chunk_episodes"])))
   return steps
@@ -103,11 +106,15 @@ def first_at_target(steps: list[dict], target: float, clock: list[float]
   return None
 
 
-def virtual_clock(steps: list[dict]) -> list[float]:
-  """Per step, the projected seconds at its end (see the module doc)."""
+def virtual_clock(steps: list[dict], worker_step_s: float | None = None) -> list[float]:
+  """Per step, the projected seconds at its end (see the module doc): a
+  worker's share is its chunks' measured seconds, or `worker_step_s` (the
+  load-free clock: a chunk is one PPO update of a fixed number of games and
+  decisions, so its cost does not depend on the level)."""
   clock, total = [], 0.0
   for step in steps:
-    total += max(step["worker_s"]) + step["driver_s"]
+    total += (max(step["worker_s"]) if worker_step_s is None else worker_step_s)
+    total += step["driver_s"]
     clock.append(total)
   return clock
 
@@ -119,40 +126,44 @@ def report(args: argparse.Namespace) -> None:
       with open(os.path.join(args.out, name)) as f:
         data = json.load(f)
       runs[(data["mode"], data["workers"])] = data
-  print(f"P2SRO on {args.game}, PPO chunks; first NashConv <= {args.target}")
-  print("| workers | projected: step | projected s | speed-up | fixed policies |"
-        " measured: step | measured s | load (1/5/15 min) |")
-  print("|---|---|---|---|---|---|---|---|")
-  base = None
-  for workers in sorted({w for _, w in runs}):
-    cells = [str(workers)]
-    projected = runs.get(("project", workers))
-    if projected:
-      hit = first_at_target(projected["steps"], args.target,
-                            virtual_clock(projected["steps"]))
-      if hit:
-        base = hit[1] if workers == 1 else base
-        population = projected["steps"][hit[0]]["population"]
-        speedup = f"{base / hit[1]:.1f}x" if base else "-"
-        cells += [str(hit[0]), f"{hit[1]:.1f}", speedup, str(population)]
+  one = runs.get(("project", 1))
+  rate = None
+  if one:  # one worker's median seconds for its two chunks of a step
+    rate = float(np.median([s["worker_s"][0] for s in one["steps"]]))
+  levels = [float(x) for x in args.levels.split(",")]
+  print(f"P2SRO on {args.game}, PPO chunks of {args.chunk_episodes} episodes; first step"
+        " at or below each NashConv: step, projected seconds with each worker's"
+        " chunks at their measured seconds / at one worker's median"
+        f" ({rate or 0:.2f} s a step), speed-up over 1 worker (the second clock)")
+  print("| workers | " + " | ".join(f"NashConv <= {lv:g}" for lv in levels) +
+        " | steps run, last NashConv, fixed | load (1/5/15 min) at the end |")
+  print("|---|" + "---|" * (len(levels) + 2))
+  base: dict[float, float] = {}
+  for mode in ("project", "measure"):
+    for workers in sorted(w for m, w in runs if m == mode):
+      data = runs[(mode, workers)]
+      steps = data["steps"]
+      if mode == "project":
+        clocks = [virtual_clock(steps), virtual_clock(steps, rate)]
       else:
-        last = projected["steps"][-1]
-        cells += [f"not in {len(projected['steps'])} (last {last['nash_conv']:.3f})",
-                  "-", "-", str(last["population"])]
-    else:
-      cells += ["-"] * 4
-    measured = runs.get(("measure", workers))
-    if measured:
-      steps = measured["steps"]
-      hit = first_at_target(steps, args.target, [s["wall_time_s"] for s in steps])
-      cells += ([str(hit[0]), f"{hit[1]:.1f}"] if hit else
-                [f"not in {len(steps)} (last {steps[-1]['nash_conv']:.3f})",
-                 f"{steps[-1]['wall_time_s']:.1f}"])
-    else:
-      cells += ["-", "-"]
-    load = (projected or measured)["load"]
-    cells.append("/".join(f"{x:.1f}" for x in load))
-    print("| " + " | ".join(cells) + " |")
+        clocks = [[s["wall_time_s"] for s in steps]]
+      cells = [f"{workers}" + (" (measured, Ray)" if mode == "measure" else "")]
+      for lv in levels:
+        hits = [first_at_target(steps, lv, clock) for clock in clocks]
+        if hits[0] is None:
+          cells.append("-")
+          continue
+        text = f"{hits[0][0]}: " + " / ".join(f"{h[1]:.0f} s" for h in hits)
+        if mode == "project":
+          if workers == 1:
+            base[lv] = hits[-1][1]
+          if lv in base:
+            text += f", {base[lv] / hits[-1][1]:.1f}x"
+        cells.append(text)
+      last = steps[-1]
+      cells.append(f"{len(steps)}, {last['nash_conv']:.3f}, {last['population'] - 1}")
+      cells.append("/".join(f"{x:.0f}" for x in data["load"]))
+      print("| " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -162,6 +173,8 @@ def main() -> None:
   parser.add_argument("--out", default="p2sro_bench")
   parser.add_argument("--game", default="leduc_poker")
   parser.add_argument("--target", type=float, default=0.2)
+  parser.add_argument("--levels", default="1.0,0.8,0.6,0.2",
+                      help="report: NashConv levels to time")
   parser.add_argument("--chunk_episodes", type=int, default=8192)
   parser.add_argument("--num_envs", type=int, default=4096)
   parser.add_argument("--max_chunks", type=int, default=12)
