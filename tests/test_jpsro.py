@@ -126,7 +126,7 @@ def _joint_request(tree, player=0):
       opponent_joint=opponent_joint), populations, opponent_joint
 
 
-def test_exact_oracle_answers_a_correlated_joint_and_rl_oracles_refuse():
+def test_exact_and_rl_oracles_answer_a_correlated_joint():
   tree = game_tree.get_tree("kuhn_poker(players=3)")
   request, populations, opponent_joint = _joint_request(tree)
   reaches = [np.zeros((1, tree.num_terminals))] + [
@@ -145,8 +145,17 @@ def test_exact_oracle_answers_a_correlated_joint_and_rl_oracles_refuse():
       tree, [tree.terminal_reach(0, member.matrix[None])] + reaches[1:], opponent_joint[None])
   assert gaps.values[0] == pytest.approx(value, abs=1e-12)
   assert gaps.cce_gains[0] == pytest.approx(0.0, abs=1e-12)
+  # RL oracles' environments draw one joint profile per game.
+  env = rollouts.make_env(request, num_envs=4000, seed=0)
+  env.reset()
+  members = env._members  # pylint: disable=protected-access
+  assert np.array_equal(members[0], members[1])  # perfectly correlated
+  assert abs(members[0].mean() - 0.5) < 0.05
+  simulated = oracle_base.BestResponseRequest(
+      tree=None, player=0, game=tree.game, opponent_populations=populations,
+      opponent_weights=request.opponent_weights, opponent_joint=opponent_joint)
   with pytest.raises(ValueError, match="correlated opponents"):
-    rollouts.make_env(request, num_envs=2, seed=0)
+    rollouts.make_env(simulated, num_envs=2, seed=0)
 
 
 def oracles_get(name):

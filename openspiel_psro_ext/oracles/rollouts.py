@@ -57,7 +57,8 @@ class TreeVecEnv:
                opponent_populations: Sequence[np.ndarray | None],
                opponent_weights: Sequence[np.ndarray | None],
                num_envs: int, seed: int = 0,
-               obs_table: np.ndarray | None = None):
+               obs_table: np.ndarray | None = None,
+               opponent_joint: np.ndarray | None = None):
     """Args.
 
     tree: the compiled game.
@@ -69,6 +70,9 @@ class TreeVecEnv:
     seed: seeds chance, opponents and member draws.
     obs_table: `[I_p, ...]` what the learner observes at each of its
       information states; defaults to the information-state tensors.
+    opponent_joint: `[N_q for q != player]` correlated opponents (JPSRO):
+      each game draws one joint profile from it instead of independent
+      members from `opponent_weights`.
     """
     self.tree = tree
     self.player = player
@@ -100,6 +104,9 @@ class TreeVecEnv:
       cum[:, :, pop.shape[2]:] = 1.0
       self._opponents.append((q, cum, simulation.cumulative_rows(weights)))
     self._members = np.zeros((len(self._opponents), num_envs), dtype=np.int64)
+    self._joint = None if opponent_joint is None else (
+        np.shape(opponent_joint), simulation.cumulative_rows(
+            np.asarray(opponent_joint, dtype=np.float64).reshape(-1)))
     self._hist = np.zeros(num_envs, dtype=np.int64)
     # `[B]` after each step: the terminal history each game ended in, or -1
     # (for tests and diagnostics; not an observation).
@@ -108,6 +115,12 @@ class TreeVecEnv:
   # -- internals ------------------------------------------------------------
 
   def _draw_members(self, idx: np.ndarray) -> None:
+    if self._joint is not None:  # one joint profile per game
+      shape, joint_cum = self._joint  # as `simulation.sample_rows`, by bisection
+      profiles = np.searchsorted(joint_cum, 1.0 - self._rng.random(len(idx)))
+      self._members[:, idx] = np.unravel_index(np.minimum(profiles, len(joint_cum) - 1),
+                                               shape)
+      return
     for j, (_, _, weight_cum) in enumerate(self._opponents):
       self._members[j, idx] = simulation.sample_rows(
           np.broadcast_to(weight_cum, (len(idx), len(weight_cum))), self._rng)
@@ -277,18 +290,19 @@ def make_env(request: base.BestResponseRequest, num_envs: int, seed: int,
   """The vectorised environment of an oracle request: over its compiled tree,
   or simulated with pyspiel when the request has none (then `obs_table` must
   be None: the learner observes information-state tensors)."""
-  if request.opponent_joint is not None:
-    raise ValueError("RL oracles draw opponents independently and cannot answer"
-                     " correlated opponents (opponent_joint, JPSRO with three or more"
-                     " players) yet; use --oracle=exact.")
   if request.tree is None:
+    if request.opponent_joint is not None:
+      raise ValueError("simulated environments draw opponents independently and"
+                       " cannot answer correlated opponents (opponent_joint, JPSRO"
+                       " with three or more players); use a game that compiles.")
     if obs_table is not None:
       raise ValueError("simulated environments observe information-state"
                        " tensors; an observation table needs a compiled tree.")
     return PyspielVecEnv(request.game, request.player, request.opponent_populations,
                          request.opponent_weights, num_envs, seed)
   return TreeVecEnv(request.tree, request.player, request.opponent_populations,
-                    request.opponent_weights, num_envs, seed, obs_table)
+                    request.opponent_weights, num_envs, seed, obs_table,
+                    request.opponent_joint)
 
 
 def policy_value(request: base.BestResponseRequest, matrix: np.ndarray) -> float:
