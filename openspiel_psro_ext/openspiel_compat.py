@@ -27,7 +27,6 @@ from open_spiel.python.algorithms.psro_v2 import optimization_oracle
 from open_spiel.python.algorithms.psro_v2 import strategy_selectors
 import pyspiel
 
-from openspiel_psro_ext import exploitability
 from openspiel_psro_ext import game_tree as game_tree_lib
 from openspiel_psro_ext import meta_solvers
 from openspiel_psro_ext import oracles as oracles_lib
@@ -138,12 +137,13 @@ class StockOracle(optimization_oracle.AbstractOracle):
   per-player marginals or, with `using_joint_strategies`, a joint (flat or
   shaped). Opponents are drawn independently from the joint's marginals,
   which is exact unless three or more players face a joint that is not a
-  product (a rectifier's masks make one); then the exact oracle answers the
-  correlated opponents exactly, and other oracles answer the marginals (as
-  stock's own `BestResponseOracle` does, whose `JointPolicyAggregator` lets
-  the players act independently), with a warning. Each stock policy is
-  converted to an `[I, A]` matrix once (cached by identity); each answer is
-  returned as a `policies.MatrixPolicy`, the oracle's exact behaviour policy.
+  product (a rectifier's masks make one); then the request carries the
+  joint (`BestResponseRequest.opponent_joint`) and the oracle answers the
+  correlated opponents (stock's own `BestResponseOracle` answers the
+  marginals: its `JointPolicyAggregator` lets the players act
+  independently). Each stock policy is converted to an `[I, A]` matrix once
+  (cached by identity); each answer is returned as a `policies.MatrixPolicy`,
+  the oracle's exact behaviour policy.
   """
 
   def __init__(self, game: pyspiel.Game, oracle: oracles_lib.Oracle | str,
@@ -162,7 +162,6 @@ class StockOracle(optimization_oracle.AbstractOracle):
     self._calls = 0
     self._matrices: dict[tuple[int, int], tuple[policy_lib.Policy, np.ndarray]] = {}
     self._previous: dict[int, oracles_lib.PopulationMember] = {}
-    self._warned_correlated = False
 
   def _matrix(self, policy: policy_lib.Policy, player: int) -> np.ndarray:
     key = (id(policy), player)
@@ -208,30 +207,6 @@ class StockOracle(optimization_oracle.AbstractOracle):
         functools.reduce(np.multiply.outer, [m / total for m in marginals]), atol=1e-12)
     return marginals, None if product else joint
 
-  def _correlated_exact_response(self, player: int, joint: np.ndarray,
-                                 populations: list[np.ndarray | None]
-                                 ) -> oracles_lib.PopulationMember:
-    """Exact best response to opponents drawn jointly from `joint`.
-
-    Member `k_q` of opponent q reaches terminal z with `x_q^{k_q}(z)`; the
-    correlated counterfactual weight is
-    `chance(z) u_p(z) sum_k W(k) prod_{q != p} x_q^{k_q}(z)`, with `W` the
-    joint summed over the best responder's own axis.
-    """
-    tree = self.tree
-    opponents = [q for q in range(tree.num_players) if q != player]
-    weights = joint.sum(axis=player)
-    weights = weights / weights.sum()
-    reaches = [tree.terminal_reach(q, populations[q]) for q in opponents]  # [N_q, Z]
-    letters = "abcdefghijklmnopqrstuvwxy"[:len(opponents)]
-    spec = letters + "," + ",".join(f"{c}z" for c in letters) + "->z"
-    reach = np.einsum(spec, weights, *reaches)
-    value, actions = exploitability.best_response_from_weights(
-        tree, player, tree.terminal_chance_reach * reach * tree.terminal_returns[:, player])
-    return oracles_lib.PopulationMember(
-        matrix=exploitability.one_hot_policy(tree, actions),
-        stats={"best_response_value": float(value)})
-
   def __call__(self, game, training_parameters, strategy_sampler=None,
                using_joint_strategies: bool = False,
                **oracle_specific_execution_kwargs):
@@ -255,24 +230,13 @@ class StockOracle(optimization_oracle.AbstractOracle):
         if any(weights[q].sum() <= 0 for q in range(len(weights)) if q != player):
           raise ValueError(f"player {player}'s opponents have a meta-strategy"
                            " with no mass; pass probabilities that sum to 1.")
-        if correlated is not None and isinstance(
-            self.oracle, oracles_lib.ExactBestResponseOracle):
-          member = self._correlated_exact_response(player, correlated, populations)
-          self._previous[player] = member
-          answers.append(self._answer(player, member))
-          continue
-        if correlated is not None and not self._warned_correlated:
-          self._warned_correlated = True
-          logging.warning(
-              "StockOracle: the joint meta-strategy is not a product of its"
-              " marginals; %s answers opponents acting independently at their"
-              " marginals, as stock's BestResponseOracle does"
-              " (JointPolicyAggregator).", type(self.oracle).__name__)
         opponent_weights = [None if q == player else weights[q] / weights[q].sum()
                             for q in range(self.tree.num_players)]
         request = oracles_lib.BestResponseRequest(
             tree=self.tree, player=player, opponent_populations=populations,
             opponent_weights=opponent_weights, previous=self._previous.get(player),
+            opponent_joint=None if correlated is None else
+            correlated.sum(axis=player) / correlated.sum(),
             time_budget_s=self.time_budget_s,
             seed=int(np.random.SeedSequence([self.seed, self._calls, player])
                      .generate_state(1)[0]))
