@@ -133,8 +133,8 @@ class P2SRO(psro.PSRO):
     self.options.check()
     self.active: list[_Active] = []
     self._stats: dict[str, Any] = {}
-    # Per level: (populations, target) of this step's requests.
-    self._targets: list[tuple[list[np.ndarray], list[np.ndarray]]] = []
+    # Per level and player: the target mixture's `[Z]` terminal reach.
+    self._targets: list[list[np.ndarray]] = []
     super().__init__(*args, **kwargs)
     self.active = [self._fresh() for _ in range(self.options.num_active)]
     if self.records:
@@ -154,32 +154,33 @@ class P2SRO(psro.PSRO):
 
   # -- targets and gains ---------------------------------------------------
 
-  def _level_populations(self, level: int) -> list[np.ndarray]:
-    """Per player `[N, I_p, A]`: the fixed members and the trained active
-    ones below `level`."""
-    fixed = self.population_matrices()
-    below = [[a.members[p].matrix for a in self.active[:level] if a.chunks > 0]
-             for p in range(self.num_players)]
-    return [np.concatenate([fixed[p], np.stack(below[p])]) if below[p] else fixed[p]
-            for p in range(self.num_players)]
-
-  def _target(self, populations: list[np.ndarray]) -> list[np.ndarray]:
-    """The meta-solver's equilibrium of the restricted game over `populations`."""
-    reach = [self.tree.terminal_reach(p, m) for p, m in enumerate(populations)]
-    weighted = self.tree.terminal_chance_reach * reach[1]
-    meta_games = [reach[0] @ (weighted * self.tree.terminal_returns[:, p]).T
-                  for p in range(self.num_players)]
-    # The warm-started solver state belongs to the fixed population's table.
-    kwargs = {k: v for k, v in self._solver_kwargs.items() if k != "incremental"}
-    return [np.asarray(s, dtype=np.float64) for s in self.meta_solver.solve(meta_games, **kwargs)]
+  def _pipeline_table(self) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Per player: the matrices `[N_p + T, I_p, A]`, terminal reaches
+    `[N_p + T, Z]` and payoff table `[N_0 + T, N_1 + T]` of the fixed
+    members followed by the T trained active levels (always the lowest ones:
+    only a new top level is untrained). Each level's restricted game is a
+    leading block of it; the fixed members' reaches come from the run's table."""
+    tree, fixed = self.tree, self.population_matrices()
+    trained = [a for a in self.active if a.chunks > 0]
+    matrices, reaches = [], []
+    for p in range(self.num_players):
+      own = [a.members[p].matrix for a in trained]
+      matrices.append(np.concatenate([fixed[p], np.stack(own)]) if own else fixed[p])
+      reaches.append(np.concatenate([self.table.terminal_reach(p),
+                                     tree.terminal_reach(p, np.stack(own))])
+                     if own else self.table.terminal_reach(p))
+    weighted = tree.terminal_chance_reach * reaches[1]
+    tables = [reaches[0] @ (weighted * tree.terminal_returns[:, p]).T
+              for p in range(self.num_players)]
+    return matrices, reaches, tables
 
   def _gain(self, player: int, member: oracle_base.PopulationMember | None,
-            opponents: np.ndarray, weights: np.ndarray) -> float | None:
-    """`member`'s exact best-response gain against the opponents' mixture."""
+            opponent_reach: np.ndarray) -> float | None:
+    """`member`'s exact best-response gain against the opponent's mixture,
+    whose own `[Z]` terminal reach (without chance) is `opponent_reach`."""
     if member is None:
       return None
     tree = self.tree
-    opponent_reach = exploitability.mixture_terminal_reach(tree, 1 - player, opponents, weights)
     payoff = tree.terminal_chance_reach * opponent_reach * tree.terminal_returns[:, player]
     best, _ = exploitability.best_response_from_weights(tree, player, payoff)
     return float(best - tree.terminal_reach(player, member.matrix) @ payoff)
@@ -188,22 +189,31 @@ class P2SRO(psro.PSRO):
 
   def best_response_requests(self, sigma):
     """One chunk per active policy: level-major, players within a level."""
+    matrices, reaches, tables = self._pipeline_table()
+    # The warm-started solver state belongs to the fixed population's table.
+    kwargs = {k: v for k, v in self._solver_kwargs.items() if k != "incremental"}
     self._targets = []
     requests = []
-    for level, active in enumerate(self.active):
-      populations = self._level_populations(level)
-      target = sigma if len(populations[0]) == len(sigma[0]) else self._target(populations)
-      self._targets.append((populations, target))
+    below = 0  # trained levels below this one
+    for active in self.active:
+      sizes = [len(s) + below for s in sigma]
+      target = sigma if not below else [
+          np.asarray(s, dtype=np.float64)
+          for s in self.meta_solver.solve([t[:sizes[0], :sizes[1]] for t in tables], **kwargs)]
+      # Per player, the mixture's terminal reach (what gains are measured against).
+      self._targets.append([target[p] @ reaches[p][:sizes[p]] for p in range(self.num_players)])
+      level = len(self._targets) - 1
       for p in range(self.num_players):
         requests.append((p, oracle_base.BestResponseRequest(
             tree=self.view.request_tree, player=p, game=self.view.game,
-            opponent_populations=[None if q == p else populations[q]
+            opponent_populations=[None if q == p else matrices[q][:sizes[q]]
                                   for q in range(self.num_players)],
             opponent_weights=[None if q == p else target[q]
                               for q in range(self.num_players)],
             previous=active.members[p],
             seed=self.request_seed(p, level),
             time_budget_s=self.oracle_time_budget(self.iteration))))
+      below += active.chunks > 0
     return requests
 
   def _best_responses(self, requests):
@@ -239,9 +249,9 @@ class P2SRO(psro.PSRO):
 
   def _gains(self) -> list[list[float | None]]:
     """Per level, per player: the active policy's gain against its target."""
-    return [[self._gain(p, active.members[p], populations[1 - p], target[1 - p])
+    return [[self._gain(p, active.members[p], mixtures[1 - p])
              for p in range(self.num_players)]
-            for active, (populations, target) in zip(self.active, self._targets)]
+            for active, mixtures in zip(self.active, self._targets)]
 
   # -- the active policies in the run directory ----------------------------
 
