@@ -81,7 +81,8 @@ class JPSRO(psro.PSRO):
 
   @property
   def gap(self) -> float | None:
-    """The last meta-solve's gap of the solver's own equilibrium."""
+    """The last meta-solve's gap of the solver's own equilibrium (the last
+    record's, also after a resume: it replays `meta_solve`)."""
     if self.gaps is None:
       return None
     return self.gaps.ce_gap if self.meta_solver.correlation == "ce" else self.gaps.cce_gap
@@ -157,8 +158,8 @@ class JPSRO(psro.PSRO):
       return None
     if not self.oracle.trains and not any(self._add_batches[-1]):
       return "converged"
-    gap = last.metrics.get("ce_gap" if self.meta_solver.correlation == "ce" else "cce_gap")
-    if config.target_nash_conv > 0 and gap is not None and gap <= config.target_nash_conv:
+    if config.target_nash_conv > 0 and self.gap is not None \
+        and self.gap <= config.target_nash_conv:
       return "target_gap"
     if config.time_budget_s > 0 and last.wall_time_s >= config.time_budget_s:
       return "time_budget"
