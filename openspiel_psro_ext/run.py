@@ -55,8 +55,8 @@ flags.DEFINE_string("meta_solver_kwargs", "{}",
                     "JSON keyword arguments for the meta-solver (checked against"
                     " its parameters).")
 flags.DEFINE_string("oracle", _default("oracle"),
-                    "Best-response oracle (see oracles.names()): ppo, dqn, sac"
-                    " (deep RL) or exact (closed form over the compiled tree,"
+                    "Best-response oracle (see oracles.names()): ppo, dqn, sac,"
+                    " mpo, crossq (deep RL) or exact (closed form over the compiled tree,"
                     " seconds to NashConv 0.01 on Leduc).")
 flags.DEFINE_string("oracle_config", "{}", "JSON overrides of the oracle's Config fields.")
 flags.DEFINE_string("device", None, "Torch device for RL oracles (cpu, cuda, cuda:N, mps).")
