@@ -28,7 +28,12 @@ One step of this loop (one `IterationRecord`):
      not trained yet is left out) and the active policy's exact
      best-response gain against it,
 
-         gain_i,p = max_beta u_p(beta, sigma_i) - u_p(a_i,p, sigma_i)  >= 0;
+         gain_i,p = max_beta u_p(beta, sigma_i) - u_p(a_i,p, sigma_i)  >= 0.
+
+     Every level's restricted game is a leading block of one payoff table
+     per step (the fixed members' cached terminal reaches and the trained
+     levels'), so the driver's serial work per step is K small LPs: it
+     grows with K while the workers' does not, and bounds the speed-up;
 
   3. every active policy trains one chunk (the oracle's own budget: an
      episode budget `total_episodes` makes the run deterministic), warm
@@ -39,7 +44,9 @@ One step of this loop (one `IterationRecord`):
      It becomes fixed when the chunk improved neither player's gain by more
      than `plateau_improvement` (after `min_chunks` chunks), when both gains
      are at most `plateau_gain` (an exact oracle's are 0), or after
-     `max_chunks` chunks. Both players' lowest policies become fixed
+     `max_chunks` chunks (counted over all the levels a policy trained at:
+     one that trained long enough higher up is fixed after its first chunk
+     as the lowest). Both players' lowest policies become fixed
      together, as PSRO adds one best response per player and iteration.
 
 The keys `p2sro/gain` and `p2sro/improvement` (per level, per player; None
