@@ -1,0 +1,184 @@
+"""MPO, CrossQ and the LSTM network: best responses, exact matrices, PSRO, resume."""
+
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from openspiel_psro_ext import checkpoints
+from openspiel_psro_ext import exploitability
+from openspiel_psro_ext import game_tree
+from openspiel_psro_ext import oracles
+from openspiel_psro_ext import psro
+from openspiel_psro_ext.oracles import networks
+from openspiel_psro_ext.oracles import torch_policy
+from tests.conftest import random_matrix
+from tests.test_rl_oracles import _check_member, _request, gain
+
+# Episode budgets (not wall time) keep the tests deterministic on a busy machine.
+SMALL = dict(time_budget_s=0, num_envs=64, learning_starts=512, batch_size=128,
+             num_threads=1, progress=False)
+RECURRENT = dict(obs_type=torch_policy.OBS_SEQUENCE, hidden=(32, 32))
+
+
+def test_new_oracles_and_lstm_are_registered():
+  assert {"mpo", "crossq"} <= set(oracles.names())
+  assert oracles.get("mpo").name == "mpo" and oracles.get("crossq").name == "crossq"
+  assert "lstm" in networks.KINDS
+  with pytest.raises(ValueError, match="observation_sequence"):
+    networks.Network((10,), 3, kind="lstm")
+
+
+# Short budgets: CrossQ's actor steps every critic step (its default, every
+# third, left the actor 470 steps here, too few to become deterministic).
+SHORT_BUDGET = {"mpo": {}, "crossq": dict(policy_delay=1)}
+
+
+@pytest.mark.parametrize("name", sorted(SHORT_BUDGET))
+def test_kuhn_best_response_vs_mixture(name, rng):
+  tree = game_tree.get_tree("kuhn_poker")
+  opponents = [random_matrix(tree, 0, rng, deterministic=True) for _ in range(3)]
+  request = _request("kuhn_poker", 1, opponents, seed=1)
+  cls = oracles.get(name)
+  member = cls(cls.Config(time_budget_s=0, total_episodes=60_000, gradient_steps=4,
+                          batch_size=256, progress=False, **SHORT_BUDGET[name])
+               ).best_response(request)
+  _check_member(request, member)
+  assert gain(request, member.matrix) >= 0.95
+
+
+def _step_by_step(module, tree, player):
+  """`[I_p, A]` from the policy's own `action_probabilities` at each state."""
+  table = tree.infostates[player]
+  out = np.zeros(table.legal_mask.shape)
+  for i, state in enumerate(table.states):
+    for action, p in module.action_probabilities(state, player).items():
+      out[i, action] = p
+  return out
+
+
+def test_lstm_matrix_equals_step_by_step_probabilities_on_leduc():
+  """One batched pass over the observation sequences gives exactly what the
+  policy plays at each of its decisions, rebuilt from the history."""
+  tree = game_tree.get_tree("leduc_poker")
+  torch.manual_seed(0)
+  for player in (0, 1):
+    seqs = torch_policy.observation_table(tree, player, torch_policy.OBS_SEQUENCE)
+    module = torch_policy.TorchPolicy(tree.game, player, seqs.shape[1:], (32, 32),
+                                      kind="lstm", obs_type=torch_policy.OBS_SEQUENCE)
+    with torch.no_grad():  # far from uniform, so every row differs
+      for param in module.parameters():
+        param.mul_(30.0)
+    matrix = module.matrix(tree)
+    assert np.abs(matrix - tree.uniform_policy()[player]).max() > 0.3
+    np.testing.assert_allclose(_step_by_step(module, tree, player), matrix, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["ppo", "dqn", "sac", "mpo", "crossq"])
+def test_every_oracle_trains_an_lstm(name):
+  tree = game_tree.get_tree("kuhn_poker")
+  request = _request("kuhn_poker", 0, [tree.uniform_policy()[1]])
+  cls = oracles.get(name)
+  settings = dict(SMALL, total_episodes=3_000, network="lstm", **RECURRENT)
+  if name == "ppo":
+    settings = dict(total_episodes=3_000, num_envs=64, network="lstm", time_budget_s=0,
+                    progress=False, **RECURRENT)
+  member = cls(cls.Config(**settings)).best_response(request)
+  _check_member(request, member)
+  assert member.module.arch["kind"] == "lstm"
+  np.testing.assert_allclose(_step_by_step(member.module, tree, 0), member.matrix,
+                             atol=1e-6)
+
+
+def test_ppo_with_lstm_learns_a_best_response():
+  tree = game_tree.get_tree("kuhn_poker")
+  request = _request("kuhn_poker", 1, [tree.uniform_policy()[0]])
+  cfg = oracles.get("ppo").Config(time_budget_s=0, total_episodes=100_000,
+                                  num_envs=1024, hidden=(64, 64), network="lstm",
+                                  obs_type=torch_policy.OBS_SEQUENCE, num_threads=1,
+                                  progress=False)
+  member = oracles.get("ppo")(cfg).best_response(request)
+  assert gain(request, member.matrix) >= 0.9
+  buffer = io.BytesIO()
+  torch.save(member.module.state_dict(), buffer)
+  buffer.seek(0)
+  restored = torch_policy.member_from_state_dict(
+      tree, 1, torch.load(buffer, weights_only=True))
+  np.testing.assert_array_equal(restored.matrix, member.matrix)
+
+
+@pytest.mark.parametrize("name", ["crossq", "mpo"])
+def test_psro_on_kuhn_reaches_low_nash_conv(name):
+  # ~800 updates of 128 transitions per best response.
+  config = psro.PSROConfig(
+      game="kuhn_poker", iterations=8, oracle=name, time_budget_s=0, oracle_config=dict(
+          time_budget_s=0, total_episodes=20_000, num_envs=128, learning_starts=500,
+          batch_size=128, gradient_steps=4, num_threads=1, progress=False,
+          **SHORT_BUDGET[name]))
+  run = psro.PSRO(config)
+  run.run()
+  final = exploitability.mixture_nash_conv(
+      run.tree, run.population_matrices(), run._solve())  # pylint: disable=protected-access
+  assert min(final.nash_conv, run.records[-1].nash_conv) <= 0.05
+
+
+@pytest.mark.parametrize("name,network", [("mpo", "mlp"), ("crossq", "mlp"),
+                                          ("ppo", "lstm")])
+def test_resume_matches_uninterrupted_run(tmp_path, name, network):
+  """Members reload from `weights_only=True` checkpoints; the resumed run's
+  NashConv trace is the uninterrupted run's, number for number."""
+  settings = dict(SMALL, total_episodes=2_000, network=network)
+  if name == "ppo":
+    settings = dict(time_budget_s=0, total_episodes=4_000, num_threads=1,
+                    progress=False, network=network)
+  if network != "mlp":
+    settings.update(RECURRENT)
+  config = lambda iterations: psro.PSROConfig(  # pylint: disable=unnecessary-lambda-assignment
+      game="kuhn_poker", iterations=iterations, meta_solver="nash", oracle=name,
+      target_nash_conv=0.0, time_budget_s=0, oracle_config=settings)
+  full = psro.PSRO(config(3))
+  full.run()
+  out = str(tmp_path / name)
+  psro.PSRO(config(2), output_dir=out).run()
+  resumed = psro.PSRO(config(3), output_dir=out, resume=True)
+  module = resumed.populations[0][-1].module
+  assert isinstance(module, torch_policy.TorchPolicy)
+  assert module.arch["kind"] == network
+  resumed.run()
+  assert [r["nash_conv"] for r in checkpoints.read_metrics(out)] == [
+      r.nash_conv for r in full.records]
+
+
+def test_mpo_from_the_command_line(tmp_path):
+  out = str(tmp_path / "mpo")
+  proc = subprocess.run(
+      [sys.executable, "-m", "openspiel_psro_ext.run", "--game=kuhn_poker",
+       "--oracle=mpo", "--iterations=2", "--metrics_every=0", "--backend=embedded",
+       '--oracle_config={"total_episodes": 2000, "time_budget_s": 0,'
+       ' "learning_starts": 512, "num_envs": 64}', f"--output_dir={out}"],
+      capture_output=True, text=True, timeout=240)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  records = checkpoints.read_metrics(out)
+  assert records[0]["oracle"][0][0]["algorithm"] == "mpo"
+
+
+@pytest.mark.parametrize("name", ["mpo", "crossq"])
+def test_inside_stock_psro_v2(name):
+  pytest.importorskip("cvxpy", reason="stock psro_v2 imports cvxpy")
+  from openspiel_psro_ext import openspiel_compat  # pylint: disable=g-import-not-at-top
+  from tests import test_openspiel_compat_oracle as compat_tests  # pylint: disable=g-import-not-at-top
+  game = compat_tests.KUHN
+  compat_tests._seed(0)  # pylint: disable=protected-access
+  oracle = openspiel_compat.StockOracle(game, name, oracle_config=dict(
+      SMALL, total_episodes=2_000))
+  solver = compat_tests._stock_solver(game, oracle, sims_per_entry=20)  # pylint: disable=protected-access
+  solver.iteration()
+  populations = solver.get_policies()
+  assert [len(p) for p in populations] == [2, 2]
+  tree = game_tree.get_tree(game)
+  for player, population in enumerate(populations):
+    probs = population[-1].action_probabilities(tree.infostates[player].states[0])
+    assert sum(probs.values()) == pytest.approx(1.0)
