@@ -16,8 +16,8 @@ worker plus the driver's own seconds (meta-solves, gains, NashConv: the
 step's PSRO seconds less all chunks'), so the projected time to NashConv
 `--target` is what W machines of this machine's speed would take.
 
-`measure` runs K = W on a local Ray with W CPUs (one task per chunk; 2W tasks
-share the W CPUs) and reads the run's own clock (`wall_time_s`) at the first
+`measure` runs K = W on a local Ray pinned to W cores (one task per chunk; 2W
+tasks share the W cores) and reads the run's own clock (`wall_time_s`) at the first
 record at or below the target. Run it on an otherwise idle machine for a
 clean figure; on a shared machine the load is part of the number.
 
@@ -90,12 +90,20 @@ def project(args: argparse.Namespace, workers: int) -> None:
 
 
 def measure(args: argparse.Namespace, workers: int) -> None:
-  backend = backends.RayBackend(num_cpus=workers)
+  # W cores for W workers: the driver and the Ray it starts (whose processes
+  # inherit the affinity) run on the first W of this machine's cores. Ray
+  # gets one logical CPU per chunk (2W): with W it runs 2W tasks at half a
+  # CPU each and keeps only W worker processes alive between steps, so the
+  # others start again, importing torch, every step (~4 s a step, measured).
+  allowed = os.sched_getaffinity(0)
+  os.sched_setaffinity(0, sorted(allowed)[:workers])
+  backend = backends.RayBackend(num_cpus=2 * workers)
   try:
     run = p2sro.P2SRO(_config(args), options=_options(args, workers), backend=backend)
     run.run(lambda _: _save(args, "measure", workers, _steps(run), {}))
   finally:
     backend.close()
+    os.sched_setaffinity(0, allowed)
 
 
 def first_at_target(steps: list[dict], target: float, clock: list[float]
