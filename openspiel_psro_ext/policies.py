@@ -104,7 +104,7 @@ def _key_candidates(tree: GameTree, player: int) -> list[list[str]]:
 # the row indices of our information states are computed once per lookup.
 # Entries hold the dict itself, so its id cannot be reused while cached.
 _ROWS_CACHE: dict[tuple[int, int, int], tuple[dict, np.ndarray | None]] = {}
-_ROWS_CACHE_SIZE = 64
+_ROWS_CACHE_SIZE = 512  # a PSRO population of TabularPolicies each has its own lookup
 
 
 def _tabular_rows(tree: GameTree, player: int,
