@@ -523,3 +523,15 @@ def test_prd_stays_on_the_simplex_on_a_table_that_once_overflowed():
   for x in profile:
     assert np.all(np.isfinite(x)) and abs(x.sum() - 1) < 1e-12 and x.min() >= 0
   assert meta_solvers.meta_game_nash_conv([a, -a], profile) < 0.1
+
+
+def test_highs_solvers_share_one_process():
+  # Every highspy instance of a process shares its thread scheduler: a solver
+  # asking for another thread count than the first one failed ("Not Set").
+  rng = np.random.default_rng(0)
+  a = rng.random((4, 4))
+  incremental = meta_solvers.spec("nash").new_incremental()
+  meta_solvers.spec("nash").solve([a, -a], incremental=incremental)
+  for name in ("cce", "ce"):
+    marginals = meta_solvers.spec(name).solve([a, a.T])
+    assert all(m.sum() == pytest.approx(1.0) for m in marginals)

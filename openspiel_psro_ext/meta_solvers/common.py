@@ -9,6 +9,8 @@ profile is a list of `k` probability vectors, `profile[p]` of shape `[n_p]`.
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
@@ -193,3 +195,33 @@ def is_zero_sum(meta_games: Sequence[np.ndarray], atol: float = 1e-9) -> bool:
   total = np.sum(np.stack(meta_games), axis=0)
   scale = max(1.0, max(float(np.max(np.abs(t))) for t in meta_games))
   return bool(np.ptp(total) <= atol * scale)
+
+
+def _quietly(make):
+  """Calls `make()` with the process's stdout muted: highspy prints a banner
+  from C++ on construction, before any option can turn output off."""
+  sys.stdout.flush()
+  saved = os.dup(1)
+  try:
+    with open(os.devnull, "w") as devnull:
+      os.dup2(devnull.fileno(), 1)
+      return make()
+  finally:
+    os.dup2(saved, 1)
+    os.close(saved)
+
+
+def new_highs():
+  """A quiet, single-threaded `highspy.Highs` for the meta-solvers' LPs and QPs.
+
+  Every HiGHS instance in a process shares one thread scheduler, and an
+  instance asking for another thread count than the first one's fails to run
+  (model status "Not Set"): so all of ours ask for one thread. These problems
+  are small, and HiGHS's default thread pool stalled for minutes on a busy
+  2-core machine.
+  """
+  import highspy  # pylint: disable=g-import-not-at-top
+  highs = _quietly(highspy.Highs)
+  highs.setOptionValue("output_flag", False)
+  highs.setOptionValue("threads", 1)
+  return highs

@@ -30,8 +30,6 @@ or complementary-pivoting formulation here: use `prd` or `alpharank`.
 from __future__ import annotations
 
 import dataclasses
-import os
-import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -93,20 +91,6 @@ def solve_zero_sum(a: np.ndarray) -> ZeroSumSolution:
   return _certify(a, x, y)
 
 
-def _quietly(make):
-  """Calls `make()` with the process's stdout muted: highspy prints a banner
-  from C++ on construction, before any option can turn output off."""
-  sys.stdout.flush()
-  saved = os.dup(1)
-  try:
-    with open(os.devnull, "w") as devnull:
-      os.dup2(devnull.fileno(), 1)
-      return make()
-  finally:
-    os.dup2(saved, 1)
-    os.close(saved)
-
-
 class IncrementalZeroSumNash:
   """Warm-started zero-sum Nash for a payoff table that grows over PSRO.
 
@@ -138,8 +122,7 @@ class IncrementalZeroSumNash:
 
   def _new_model(self):
     import highspy  # pylint: disable=g-import-not-at-top
-    highs = _quietly(highspy.Highs)
-    highs.setOptionValue("output_flag", False)
+    highs = common.new_highs()
     for option in ("primal_feasibility_tolerance", "dual_feasibility_tolerance"):
       highs.setOptionValue(option, 1e-10)
     highs.changeObjectiveSense(highspy.ObjSense.kMaximize)
