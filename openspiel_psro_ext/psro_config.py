@@ -139,7 +139,7 @@ def resolve(config: PSROConfig) -> PSROConfig:
   if config.oracle_budget_final_s is None:
     final = 0.0
     if oracle_cls.trains and "time_budget_s" not in config.oracle_config:
-      start = _preset_budget(oracle_cls, config.oracle_config)
+      start = float(_psro_oracle(oracle_cls, config.oracle_config).config.time_budget_s)
       final = max(RL_BUDGET_FINAL_S, start)
     changes["oracle_budget_final_s"] = final
   return dataclasses.replace(config, **changes) if changes else config
@@ -161,9 +161,11 @@ def _oracle_class(name: str) -> type[oracles_lib.Oracle]:
     raise UsageError(str(e)) from None
 
 
-def _preset_budget(oracle_cls: type[oracles_lib.Oracle], overrides: dict[str, Any]) -> float:
+def _psro_oracle(oracle_cls: type[oracles_lib.Oracle],
+                 overrides: dict[str, Any]) -> oracles_lib.Oracle:
+  """The oracle with its PSRO preset and `overrides` (unknown settings: UsageError)."""
   try:
-    return float(oracle_cls.for_psro(overrides).config.time_budget_s)
+    return oracle_cls.for_psro(overrides)
   except ValueError as e:
     raise UsageError(str(e)) from None
 
@@ -208,10 +210,7 @@ def check(config: PSROConfig, view: Any) -> None:
     raise UsageError(f"oracle_budget_final_s ramps the budget of an oracle that"
                      f" trains; oracle {config.oracle!r} computes its best"
                      " responses exactly. Set it to 0.")
-  try:
-    oracle_cls.for_psro(config.oracle_config)  # unknown settings
-  except ValueError as e:
-    raise UsageError(str(e)) from None
+  _psro_oracle(oracle_cls, config.oracle_config)  # unknown settings
   if "device" in config.oracle_config:
     check_device(config.oracle_config["device"])
   spec = _meta_solver_spec(config.meta_solver)

@@ -72,8 +72,8 @@ class _DQNLearner(replay.ReplayLearner):
   def schedule(self, fraction: float) -> dict[str, float]:
     cfg = self.config
     self.optimizer.param_groups[0]["lr"] = cfg.learning_rate * max(1.0 - fraction, 0.1)
-    self.epsilon = max(cfg.end_epsilon, cfg.start_epsilon + (
-        cfg.end_epsilon - cfg.start_epsilon) * fraction / cfg.exploration_fraction)
+    self.epsilon = replay.linear_decay(cfg.start_epsilon, cfg.end_epsilon, fraction,
+                                       cfg.exploration_fraction)
     return dict(epsilon=self.epsilon)
 
   def act(self, obs: torch.Tensor, legal: torch.Tensor) -> np.ndarray:

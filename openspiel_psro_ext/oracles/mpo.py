@@ -134,8 +134,8 @@ class _MPOLearner(replay.ReplayLearner):
 
   def schedule(self, fraction: float) -> dict[str, float]:
     cfg = self.config
-    self.explore = max(cfg.explore_end, cfg.explore_start + (
-        cfg.explore_end - cfg.explore_start) * fraction / cfg.explore_fraction)
+    self.explore = replay.linear_decay(cfg.explore_start, cfg.explore_end, fraction,
+                                       cfg.explore_fraction)
     return dict(explore=self.explore)
 
   def act(self, obs: torch.Tensor, legal: torch.Tensor) -> np.ndarray:

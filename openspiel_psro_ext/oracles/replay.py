@@ -48,6 +48,12 @@ class ReplayOptions(torch_policy.TrainingOptions):
   log_every: int = 50  # environment steps between curve points
 
 
+def linear_decay(start: float, end: float, fraction: float, over: float) -> float:
+  """`start` moving linearly to `end` over the first `over` of the budget
+  (`fraction` of it spent), then `end`: the learners' exploration schedules."""
+  return max(end, start + (end - start) * fraction / over)
+
+
 class ReplayBuffer:
   """A ring buffer of transitions `(obs, action, reward, next_obs, next_legal, done)`.
 
