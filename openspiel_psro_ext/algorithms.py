@@ -7,10 +7,15 @@ Variants live in their own modules and register here, loaded on first use.
 
     run = algorithms.make(config, output_dir="runs/x")   # config.algorithm
     run.run()
+
+A variant with settings of its own declares them as a dataclass `Options`
+(e.g. `P2SRO.Options`); `options(name, mapping)` builds and checks them from
+`--algorithm_options`, and the constructor takes them as `options=`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Any, Callable
 
@@ -51,6 +56,37 @@ def get(name: str) -> type[psro.PSRO]:
   return _REGISTRY[name]()
 
 
-def make(config: psro.PSROConfig, **kwargs: Any) -> psro.PSRO:
-  """The run `config.algorithm` names; `kwargs` go to its constructor."""
+def options(name: str, mapping: dict[str, Any]) -> Any | None:
+  """Variant `name`'s `Options` from `mapping` (None: the variant's defaults).
+
+  Raises:
+    UsageError: the variant takes no options, a key is not one of its
+      options, or a value is out of range.
+  """
+  cls = get(name)
+  options_cls = getattr(cls, "Options", None)
+  if options_cls is None:
+    if mapping:
+      raise UsageError(f"algorithm {name!r} takes no options; drop --algorithm_options"
+                       f" {sorted(mapping)} (variants with options:"
+                       f" {[n for n in names() if getattr(get(n), 'Options', None)]}).")
+    return None
+  fields = [f.name for f in dataclasses.fields(options_cls)]
+  unknown = sorted(set(mapping) - set(fields))
+  if unknown:
+    raise UsageError(f"algorithm {name!r} has no options {unknown}; it takes {fields}.")
+  try:
+    built = options_cls(**mapping)
+  except TypeError as e:  # a value of the wrong kind, e.g. a list for an int
+    raise UsageError(f"--algorithm_options for {name!r}: {e}") from e
+  built.check()
+  return built
+
+
+def make(config: psro.PSROConfig, algorithm_options: Any | None = None,
+         **kwargs: Any) -> psro.PSRO:
+  """The run `config.algorithm` names; `algorithm_options` (see `options`)
+  and `kwargs` go to its constructor."""
+  if algorithm_options is not None:
+    kwargs["options"] = algorithm_options
   return get(config.algorithm)(config, **kwargs)

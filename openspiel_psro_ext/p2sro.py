@@ -135,6 +135,8 @@ class P2SRO(psro.PSRO):
     active: the K levels, lowest first.
   """
 
+  Options = PipelineOptions  # --algorithm_options (algorithms.options)
+
   def __init__(self, *args: Any, options: PipelineOptions | None = None, **kwargs: Any):
     self.options = options if options is not None else PipelineOptions()
     self.options.check()

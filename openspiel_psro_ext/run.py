@@ -111,6 +111,10 @@ flags.DEFINE_string("cache_dir",
                     " baseline policy) are cached; empty: no cache.")
 flags.DEFINE_string("algorithm", _default("algorithm"),
                     "PSRO or a variant of it (see algorithms.names()).")
+flags.DEFINE_string("algorithm_options", "{}",
+                    "JSON settings of the variant, e.g. for p2sro"
+                    ' {"num_active": 4, "max_chunks": 6} (see'
+                    " p2sro.PipelineOptions); a resumed run takes the same.")
 flags.DEFINE_enum("evaluation", _default("evaluation"), ["auto", "exact", "sampled"],
                   "exact: compile the game (exact payoffs and NashConv; refused"
                   " for games too large); sampled: the simulated mode (payoffs"
@@ -152,6 +156,7 @@ class RunOptions:
   ray_address: str | None = None
   approx_episodes: int = 200_000
   approx_eval_games: int = 20_000
+  algorithm_options: Any = None  # the variant's `Options` (algorithms.options)
 
 
 def _json_flag(name: str, text: str) -> dict[str, Any]:
@@ -208,7 +213,9 @@ def options_from_flags(config: psro_lib.PSROConfig) -> RunOptions:
       tensorboard=FLAGS.tensorboard, compare_stock=FLAGS.compare_stock,
       stock_sims_per_entry=FLAGS.stock_sims_per_entry, backend=FLAGS.backend,
       ray_address=FLAGS.ray_address, approx_episodes=FLAGS.approx_episodes,
-      approx_eval_games=FLAGS.approx_eval_games)
+      approx_eval_games=FLAGS.approx_eval_games,
+      algorithm_options=algorithms.options(
+          config.algorithm, _json_flag("algorithm_options", FLAGS.algorithm_options)))
 
 
 def _resume_config(output_dir: str, config: psro_lib.PSROConfig) -> psro_lib.PSROConfig:
@@ -319,7 +326,8 @@ def main(argv: Sequence[str]) -> int:
                      f" needs the compiled tree; {config.game} runs in the simulated"
                      " mode. Drop --compare_stock.")
   # Ray starts with the first best responses, after the run directory's checks.
-  run = algorithms.make(config, output_dir=options.output_dir, resume=options.resume,
+  run = algorithms.make(config, options.algorithm_options,
+                        output_dir=options.output_dir, resume=options.resume,
                         evaluations=evaluations(view, options, config.seed), view=view,
                         backend=backends.make(backend_name, **(
                             {"address": options.ray_address} if backend_name == "ray" else {})))

@@ -124,6 +124,21 @@ def test_p2sro_refuses_bad_options_and_games():
     algorithms.make(_config(game="kuhn_poker(players=3)", meta_solver="prd"))
 
 
+def test_algorithm_options_build_the_variants_options_and_name_bad_keys():
+  # `--algorithm_options` goes through `algorithms.options`.
+  built = algorithms.options("p2sro", {"num_active": 3, "max_chunks": 5})
+  assert built == p2sro.PipelineOptions(num_active=3, max_chunks=5)
+  assert algorithms.make(_config(), built).options.num_active == 3
+  assert algorithms.options("p2sro", {}) == p2sro.PipelineOptions()
+  with pytest.raises(errors.UsageError, match=r"no options \['workers'\].*num_active"):
+    algorithms.options("p2sro", {"workers": 4})
+  with pytest.raises(errors.UsageError, match="num_active"):
+    algorithms.options("p2sro", {"num_active": 0})
+  with pytest.raises(errors.UsageError, match="'xdo' takes no options.*p2sro"):
+    algorithms.options("xdo", {"num_active": 2})
+  assert algorithms.options("xdo", {}) is None
+
+
 def test_p2sro_on_a_two_node_ray_cluster_equals_embedded():
   ray = pytest.importorskip("ray")
   pytest.importorskip("torch")
