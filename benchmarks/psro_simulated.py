@@ -21,7 +21,8 @@ budget.
 printed; the final estimate should be at most half of iteration 0's.
 
 `stock`: stock `psro_v2` with its own RL oracle (`stock_baseline.stock_rl_oracle`,
-JAX policy gradient) for `--budget_s` on each game, its final meta-strategy
+JAX policy gradient, or `--stock_oracle=DQN`: stock's PG fails on limit
+hold'em, see BUILD_NOTES) for `--budget_s` on each game, its final meta-strategy
 measured by the same estimator with the same budget (stock's policies act on
 states: `simulation.StatePolicy`).
 
@@ -34,6 +35,7 @@ is printed at the start and end.
 """
 
 import argparse
+import ast
 import os
 import threading
 import time
@@ -79,6 +81,12 @@ class _RssSampler:
     return ", ".join(f"{t:.0f}s {m:.0f}" for t, m in self.samples)
 
 
+def _settings(items: list[str]) -> dict:
+  """`FIELD=VALUE` overrides of the PSRO oracle's config (Python literals)."""
+  return {key: ast.literal_eval(value) for key, value in
+          (item.split("=", 1) for item in items)}
+
+
 def _estimator(args) -> approx_exploitability.ApproxNashConvConfig:
   estimator = approx_exploitability.ApproxNashConvConfig(
       seed=args.seed, eval_games=args.approx_eval_games)
@@ -91,9 +99,10 @@ def _run(game: str, args) -> psro.PSRO:
   config = psro.PSROConfig(
       game=game, evaluation="sampled", oracle="ppo", seed=args.seed,
       iterations=100_000, target_nash_conv=0.0,
+      payoff_target_stderr=args.payoff_target_stderr,
       oracle_config=dict(time_budget_s=0.0 if args.br_episodes else args.br_seconds,
                          total_episodes=args.br_episodes,
-                         simulated_num_envs=args.br_envs))
+                         simulated_num_envs=args.br_envs, **_settings(args.br_set)))
   estimator = _estimator(args)
 
   def approx(snap):
@@ -104,6 +113,8 @@ def _run(game: str, args) -> psro.PSRO:
                   evaluations=[psro.Evaluation(approx, every=args.approx_every)])
   br_budget = (f"{args.br_episodes:,} episodes" if args.br_episodes else
                f"{args.br_seconds:g} s")
+  if args.br_set:
+    br_budget += ", " + ", ".join(args.br_set)
   print(f"{game}: simulated mode, PPO best responses ({br_budget},"
         f" {args.br_envs} games at once), {args.backend} backend, PSRO clock"
         f" {args.budget_s:g} s; payoff target stderr {run.table.target_stderr:.4g};"
@@ -190,7 +201,8 @@ def stock(args) -> None:
     np.random.seed(args.seed)
     game = pyspiel.load_game(game_string)
     start = time.perf_counter()
-    choice = stock_baseline.stock_rl_oracle(game)
+    choice = stock_baseline.stock_rl_oracle(
+        game, stock_baseline.StockRLConfig(oracle_type=args.stock_oracle))
     solver = psro_v2.PSROSolver(
         game, choice.oracle, initial_policies=choice.initial_policies,
         sims_per_entry=args.stock_sims_per_entry, meta_strategy_method="nash",
@@ -226,6 +238,12 @@ def main():
                       " seconds (a loaded machine does not starve them)")
   parser.add_argument("--br_envs", type=int, default=2048,
                       help="games each PSRO best response plays at once")
+  parser.add_argument("--br_set", action="append", default=[], metavar="FIELD=VALUE",
+                      help="PSRO best responses: set an oracle config field"
+                      " (repeatable), e.g. warm_start=True")
+  parser.add_argument("--payoff_target_stderr", type=float, default=0.0,
+                      help="payoff entries' target standard error (0: the"
+                      " default, a share of the utility range)")
   parser.add_argument("--approx_every", type=int, default=10)
   parser.add_argument("--approx_episodes", type=int, default=200_000)
   parser.add_argument("--approx_envs", type=int, default=2048)
@@ -233,6 +251,9 @@ def main():
   parser.add_argument("--games", default=f"{HOLDEM};liars_dice(numdice=2)",
                       help="';'-separated game strings")
   parser.add_argument("--stock_sims_per_entry", type=int, default=1000)
+  parser.add_argument("--stock_oracle", default="PG", choices=["PG", "DQN"],
+                      help="stock's RL oracle (its JAX PG fails on games where"
+                      " a player may never act, e.g. limit hold'em: use DQN)")
   parser.add_argument("--backend", default="ray", choices=backends.names())
   parser.add_argument("--rss_every_s", type=float, default=30.0)
   parser.add_argument("--seed", type=int, default=0)

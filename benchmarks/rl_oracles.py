@@ -160,13 +160,19 @@ def best_response_section(args: argparse.Namespace) -> None:
           uniform = rollouts.policy_value(request, tree.uniform_policy()[player])
           value = rollouts.policy_value(request, member.matrix)
           share = (value - uniform) / (best - uniform)
+          # The same learner's argmax action (a best response to a fixed
+          # mixture can be deterministic): how much of the gap is leftover
+          # exploration rather than learning. Reported, not scored.
+          argmax = np.eye(member.matrix.shape[1])[np.where(
+              tree.infostates[player].legal_mask, member.matrix, -1).argmax(1)]
+          argmax_share = (rollouts.policy_value(request, argmax) - uniform) / (best - uniform)
           key = (name, network, label)
           if key not in worst or share < worst[key][0]:
             worst[key] = (share, max(seconds, worst.get(key, (0, 0))[1]))
           print(f"{name:6s} {network:4s} seed {seed} vs {label:22s}: value {value:7.4f}"
                 f" (BR {best:.4f}, uniform {uniform:.4f}) = {100 * share:5.1f}% of the"
-                f" exact gain in {seconds:5.1f} s, {member.stats['episodes']:,} episodes",
-                flush=True)
+                f" exact gain in {seconds:5.1f} s, {member.stats['episodes']:,} episodes"
+                f" (its argmax actions: {100 * argmax_share:5.1f}%)", flush=True)
   for (name, network, label), (share, seconds) in worst.items():
     status = "PASS" if share >= 0.95 and seconds <= 60 else "MISS"
     print(f"{status}: {name} {network} vs {label}: worst seed {100 * share:.1f}% in"
