@@ -50,6 +50,33 @@ def test_kuhn_best_response_vs_mixture(name, rng):
   assert gain(request, member.matrix) >= 0.95
 
 
+@pytest.mark.parametrize("name", ["sac", "crossq"])
+def test_soft_actor_result_is_greedy_in_the_smaller_critic_and_reloads(name, rng):
+  tree = game_tree.get_tree("kuhn_poker")
+  request = _request("kuhn_poker", 1, [random_matrix(tree, 0, rng)], seed=3)
+  cls = oracles.get(name)
+  member = cls(cls.Config(**SMALL, total_episodes=3_000)).best_response(request)
+  module = member.module
+  assert module.arch["output"] == "greedy" and module.arch["q_networks"] == 2
+  assert module.arch.get("batch_renorm", False) == (name == "crossq")
+  assert not module.training  # batch renormalisation reads its running statistics
+  obs = torch.as_tensor(tree.infostates[1].tensors)
+  legal = tree.infostates[1].legal_mask
+  with torch.no_grad():
+    q = torch.min(module.net(obs), module.twin(obs)).numpy()
+  np.testing.assert_array_equal(member.matrix,
+                                np.eye(2)[np.where(legal, q, -np.inf).argmax(1)])
+  buffer = io.BytesIO()
+  torch.save(module.state_dict(), buffer)
+  buffer.seek(0)
+  restored = torch_policy.TorchPolicy.from_state_dict(torch.load(buffer, weights_only=True))
+  np.testing.assert_array_equal(restored.matrix(tree), member.matrix)
+  # Off: the actor, as before.
+  actor = cls(cls.Config(**SMALL, total_episodes=3_000, critic_greedy_result=False)
+              ).best_response(request).module
+  assert actor.arch["output"] == "softmax" and "q_networks" not in actor.arch
+
+
 def _step_by_step(module, tree, player):
   """`[I_p, A]` from the policy's own `action_probabilities` at each state."""
   table = tree.infostates[player]

@@ -56,8 +56,10 @@ KUHN_CONFIGS = {
     "ppo": dict(total_episodes=100_000, num_envs=256, num_threads=1),
     "dqn": dict(total_episodes=60_000, gradient_steps=4, batch_size=256,
                 num_threads=1),
+    # 256 games at once (SAC's default is 1024): an episode budget's updates
+    # scale with steps, and 60k Kuhn episodes give 4x the updates this way.
     "sac": dict(total_episodes=60_000, gradient_steps=4, batch_size=256,
-                num_threads=1),
+                num_threads=1, num_envs=256),
 }
 
 

@@ -34,8 +34,12 @@ changed as follows, each choice with its reason:
   0.9 to 0.01 over the budget, as our SAC, so the best response ends nearly
   deterministic.
 
-Trained by the shared replay loop (`replay.train`). The result is the actor:
-`TorchPolicy(output="softmax")`.
+Trained by the shared replay loop (`replay.train`). The result, as SAC's,
+is greedy in `min_i Q_i` (the critics read through their running
+statistics) unless `critic_greedy_result` is off, then the actor. Against 5
+deterministic Leduc policies (45 s, 3 seeds, 1024 games at once) the
+critics' greedy policy got 98.1-99.0% of the exact gain, the actor
+94.3-94.7% (BUILD_NOTES).
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ class CrossQOracle(torch_policy.TorchOracle):
 
 class _CrossQLearner(sac.SoftActorLearner):
   """CrossQ's batch-renormalised critics and their joint pass (module doc)."""
+
+  batch_renorm_critics = True
 
   def __init__(self, config: CrossQConfig, run: torch_policy.TrainingSetup):
     betas = (config.adam_beta1, 0.999)

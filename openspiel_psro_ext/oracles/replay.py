@@ -132,6 +132,10 @@ class ReplayLearner(abc.ABC):
   def update(self, batch: Transitions) -> torch.Tensor:
     """One gradient step; returns its `[len(update_keys)]` statistics."""
 
+  def result_module(self) -> torch_policy.TorchPolicy:
+    """The best response handed back: by default the module that acted."""
+    return self.run.module
+
 
 def train(request: base.BestResponseRequest, cfg: ReplayOptions,
           learner_cls: type[ReplayLearner], algorithm: str) -> base.PopulationMember:
@@ -168,4 +172,5 @@ def train(request: base.BestResponseRequest, cfg: ReplayOptions,
       log.record(**dict(zip(learner.update_keys, means)), **scheduled,
                  **torch_policy.exact_value_point(request, run, cfg.eval_every))
       stats = []
+  run.module = learner.result_module()
   return torch_policy.finish(request, run, algorithm, gradient_steps=grad_steps)

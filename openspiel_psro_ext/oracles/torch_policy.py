@@ -61,6 +61,8 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
   Attributes:
     net: `networks.Network` producing `[B, A]` logits (`output="softmax"`) or
       action values (`output="greedy"`: play the best legal action).
+    twin: with `q_networks=2`, a second action-value network; the policy is
+      greedy in the smaller of the two values (SAC's and CrossQ's critics).
     value: `[B, 1]` state-value network (PPO's critic), or None.
     arch: the architecture arguments (saved in `state_dict`).
   """
@@ -70,20 +72,32 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
   def __init__(self, game: pyspiel.Game | str, player: int,
                obs_shape: Sequence[int], hidden: Sequence[int] = (128, 128),
                kind: str = "mlp", output: str = "softmax",
-               obs_type: str = OBS_INFO_STATE, with_value: bool = False):
+               obs_type: str = OBS_INFO_STATE, with_value: bool = False,
+               q_networks: int = 1, batch_renorm: bool = False):
     nn.Module.__init__(self)
     if isinstance(game, str):
       game = pyspiel.load_game(game)
     policy_lib.Policy.__init__(self, game, [player])
     if output not in ("softmax", "greedy"):
       raise ValueError(f"unknown output {output!r}; use 'softmax' or 'greedy'.")
+    if q_networks not in (1, 2) or (q_networks == 2 and output != "greedy"):
+      raise ValueError(f"q_networks={q_networks}: one network, or two action-value"
+                       " networks with output='greedy'.")
     self.player = player
     self.arch = dict(game=str(game), player=int(player),
                      obs_shape=[int(d) for d in obs_shape],
                      hidden=[int(h) for h in hidden], kind=kind, output=output,
                      obs_type=obs_type, with_value=bool(with_value))
+    # Only where they differ from the defaults: older checkpoints' `arch` stays valid.
+    if q_networks != 1:
+      self.arch["q_networks"] = int(q_networks)
+    if batch_renorm:
+      self.arch["batch_renorm"] = True
     self.net = networks.Network(obs_shape, game.num_distinct_actions(), hidden,
-                                kind, out_scale=0.01)
+                                kind, out_scale=0.01, batch_renorm=batch_renorm)
+    self.twin = (networks.Network(obs_shape, game.num_distinct_actions(), hidden, kind,
+                                  batch_renorm=batch_renorm)
+                 if q_networks == 2 else None)
     # PPO's critic travels with the actor so warm starts keep both.
     self.value = (networks.Network(obs_shape, 1, hidden, kind, out_scale=1.0)
                   if with_value else None)
@@ -105,7 +119,7 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
     player = arch.pop("player")
     module = cls(game, player, **arch)
     module.load_state_dict(state_dict)
-    return module
+    return module.eval()  # a member acts; batch renormalisation reads its statistics
 
   # -- acting ---------------------------------------------------------------
 
@@ -119,7 +133,10 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
 
   def forward(self, obs: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
     """`[B, ...]` observations, `[B, A]` bool masks -> `[B, A]` probabilities."""
-    return self._output_probabilities(self.net(obs), legal)
+    out = self.net(obs)
+    if self.twin is not None:
+      out = torch.min(out, self.twin(obs))
+    return self._output_probabilities(out, legal)
 
   @torch.no_grad()
   def probabilities(self, obs: np.ndarray, legal: np.ndarray) -> np.ndarray:
