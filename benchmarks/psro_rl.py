@@ -50,7 +50,6 @@ its batch per observation) was at 0.17-0.24 at 600 s.
 """
 
 import argparse
-import ast
 import dataclasses
 import functools
 import logging
@@ -66,6 +65,7 @@ from openspiel_psro_ext import psro
 from openspiel_psro_ext import psro_config
 from openspiel_psro_ext import stock_baseline
 from openspiel_psro_ext import verification
+import config_overrides
 
 
 def main():
@@ -104,9 +104,7 @@ def main():
   oracle_config = dict(progress=False)
   if args.br_seconds is not None:
     oracle_config["time_budget_s"] = args.br_seconds
-  for item in args.set:
-    key, value = item.split("=", 1)
-    oracle_config[key] = ast.literal_eval(value)
+  oracle_config.update(config_overrides.parse(args.set))
 
   config = psro.PSROConfig(
       game=args.game, iterations=10_000, target_nash_conv=0.0, meta_solver="nash", oracle=args.oracle,

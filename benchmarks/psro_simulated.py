@@ -35,7 +35,6 @@ is printed at the start and end.
 """
 
 import argparse
-import ast
 import os
 import threading
 import time
@@ -47,6 +46,7 @@ from openspiel_psro_ext import approx_exploitability
 from openspiel_psro_ext import backends
 from openspiel_psro_ext import psro
 from openspiel_psro_ext import simulation
+import config_overrides
 
 HOLDEM = ("universal_poker(betting=limit,numPlayers=2,numRounds=4,blind=10 5,"
           "firstPlayer=2 1 1 1,numSuits=4,numRanks=13,numHoleCards=2,"
@@ -81,12 +81,6 @@ class _RssSampler:
     return ", ".join(f"{t:.0f}s {m:.0f}" for t, m in self.samples)
 
 
-def _settings(items: list[str]) -> dict:
-  """`FIELD=VALUE` overrides of the PSRO oracle's config (Python literals)."""
-  return {key: ast.literal_eval(value) for key, value in
-          (item.split("=", 1) for item in items)}
-
-
 def _estimator(args) -> approx_exploitability.ApproxNashConvConfig:
   estimator = approx_exploitability.ApproxNashConvConfig(
       seed=args.seed, eval_games=args.approx_eval_games)
@@ -102,7 +96,7 @@ def _run(game: str, args) -> psro.PSRO:
       payoff_target_stderr=args.payoff_target_stderr,
       oracle_config=dict(time_budget_s=0.0 if args.br_episodes else args.br_seconds,
                          total_episodes=args.br_episodes,
-                         simulated_num_envs=args.br_envs, **_settings(args.br_set)))
+                         simulated_num_envs=args.br_envs, **config_overrides.parse(args.br_set)))
   estimator = _estimator(args)
 
   def approx(snap):

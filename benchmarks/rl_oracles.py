@@ -33,7 +33,6 @@ interval.
 """
 
 import argparse
-import ast
 import time
 
 import numpy as np
@@ -48,6 +47,7 @@ from openspiel_psro_ext import simulation
 from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles import rollouts
 from openspiel_psro_ext.oracles import torch_policy
+import config_overrides
 
 
 def opponents(tree: game_tree.GameTree, player: int, seed: int
@@ -142,9 +142,7 @@ def best_response_section(args: argparse.Namespace) -> None:
         overrides["obs_type"] = torch_policy.OBS_SEQUENCE
       if args.seconds:
         overrides["time_budget_s"] = args.seconds
-      for item in args.set:
-        key, value = item.split("=", 1)
-        overrides[key] = ast.literal_eval(value)
+      overrides.update(config_overrides.parse(args.set))
       for label, (population, weights) in opponents(tree, opponent, args.seed).items():
         if label not in args.opponents.split(","):
           continue
