@@ -87,6 +87,8 @@ class SoftActorLearner(replay.ReplayLearner):
 
   output = "softmax"
   update_keys = ("loss", "actor_loss", "entropy", "alpha")
+  critics: nn.ModuleList  # the twin critics, built by SAC and CrossQ
+  batch_renorm_critics = False  # CrossQ's critics renormalise their batches
 
   def __init__(self, config: SoftActorOptions, run: torch_policy.TrainingSetup,
                betas: tuple[float, float] = (0.9, 0.999)):
@@ -113,9 +115,6 @@ class SoftActorLearner(replay.ReplayLearner):
   def act(self, obs: torch.Tensor, legal: torch.Tensor) -> np.ndarray:
     probs, _ = self._policy(obs, legal)
     return torch.multinomial(probs, 1)[:, 0].cpu().numpy()
-
-  critics: nn.ModuleList  # set by SAC and CrossQ
-  batch_renorm_critics = False
 
   def result_module(self) -> torch_policy.TorchPolicy:
     """The actor, or a greedy policy over the two critics (module doc)."""
