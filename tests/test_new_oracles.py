@@ -77,6 +77,81 @@ def test_soft_actor_result_is_greedy_in_the_smaller_critic_and_reloads(name, rng
   assert actor.arch["output"] == "softmax" and "q_networks" not in actor.arch
 
 
+def _critic_states(module):
+  """The critics' parameters and statistics inside a member's module."""
+  nets = list(module.critics) if module.arch.get("critics") else [module.net, module.twin]
+  return [{k: v.clone() for k, v in net.state_dict().items()} for net in nets
+          if net is not None]
+
+
+@pytest.mark.parametrize("name,greedy", [("sac", True), ("crossq", True),
+                                         ("mpo", True), ("crossq", False)])
+def test_warm_started_critics_continue_from_the_previous_best_response(name, greedy, rng):
+  """`warm_start_critics`: the critics start as the previous result's (its
+  critic-greedy policy, or the actor carrying them); with no update in between
+  the new result holds exactly the previous critics, and without the warm
+  start it does not."""
+  tree = game_tree.get_tree("kuhn_poker")
+  request = _request("kuhn_poker", 1, [random_matrix(tree, 0, rng)], seed=3)
+  cls = oracles.get(name)
+  first = cls(cls.Config(**SMALL, total_episodes=2_000, critic_greedy_result=greedy)
+              ).best_response(request)
+  if not greedy:  # the actor carries the critics
+    assert first.module.arch["output"] == "softmax" and first.module.arch["critics"] == 2
+  frozen = dict(SMALL, total_steps=128, critic_greedy_result=greedy,
+                warm_learning_starts=10**6)
+  request.previous, request.seed = first, 4
+  warm = cls(cls.Config(**frozen, warm_start_critics=True)).best_response(request)
+  for before, after in zip(_critic_states(first.module), _critic_states(warm.module)):
+    assert before.keys() == after.keys()
+    for key in before:
+      torch.testing.assert_close(after[key], before[key], rtol=0, atol=0)
+  cold = cls(cls.Config(**dict(frozen, learning_starts=10**6))).best_response(request)
+  cold_critic, first_critic = _critic_states(cold.module)[0], _critic_states(first.module)[0]
+  assert any(not torch.equal(cold_critic[k], first_critic[k]) for k in first_critic)
+
+
+@pytest.mark.parametrize("name", ["mpo", "crossq"])
+def test_boltzmann_result_and_psro_preset(name, rng):
+  """`result_temperature`: the result plays softmax(min_i Q_i / T) over the
+  legal actions, T a fraction of the game's payoff range; it reloads from a
+  `weights_only=True` checkpoint. PSRO's preset turns it on with warm starts."""
+  cls = oracles.get(name)
+  preset = cls.for_psro().config
+  assert preset.critic_greedy_result and preset.warm_start_critics
+  assert preset.result_temperature > 0
+  tree = game_tree.get_tree("kuhn_poker")
+  request = _request("kuhn_poker", 0, [random_matrix(tree, 1, rng)], seed=5)
+  member = cls(cls.Config(**SMALL, total_episodes=2_000, critic_greedy_result=True,
+                          result_temperature=0.05)).best_response(request)
+  module = member.module
+  temperature = 0.05 * (tree.game.max_utility() - tree.game.min_utility())
+  assert module.arch["output"] == "boltzmann"
+  assert module.arch["temperature"] == pytest.approx(temperature)
+  obs = torch.as_tensor(tree.infostates[0].tensors)
+  legal = tree.infostates[0].legal_mask
+  with torch.no_grad():
+    q = module.net(obs) if module.twin is None else torch.min(module.net(obs),
+                                                              module.twin(obs))
+  logits = np.where(legal, q.double().numpy() / temperature, -np.inf)
+  expected = np.exp(logits - logits.max(1, keepdims=True))
+  np.testing.assert_allclose(member.matrix, expected / expected.sum(1, keepdims=True),
+                             rtol=1e-5, atol=1e-6)
+  assert not np.array_equal(member.matrix, np.eye(2)[logits.argmax(1)])  # not the argmax
+  buffer = io.BytesIO()
+  torch.save(module.state_dict(), buffer)
+  buffer.seek(0)
+  restored = torch_policy.TorchPolicy.from_state_dict(torch.load(buffer, weights_only=True))
+  np.testing.assert_array_equal(restored.matrix(tree), member.matrix)
+
+
+def test_torch_policy_rejects_a_temperature_without_boltzmann_output():
+  with pytest.raises(ValueError, match="boltzmann"):
+    torch_policy.TorchPolicy("kuhn_poker", 0, (11,), output="boltzmann")
+  with pytest.raises(ValueError, match="boltzmann"):
+    torch_policy.TorchPolicy("kuhn_poker", 0, (11,), output="greedy", temperature=0.1)
+
+
 def _step_by_step(module, tree, player):
   """`[I_p, A]` from the policy's own `action_probabilities` at each state."""
   table = tree.infostates[player]

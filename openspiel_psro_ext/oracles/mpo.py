@@ -23,7 +23,11 @@ E-step needs no action samples. With an online policy `pi`, a target policy
   in acme), trained by Adam.
 
 Trained by the shared replay loop (`replay.train`); the learner acts by
-sampling from `pi` mixed with uniform play (see the tuning notes). The result is `pi`: `TorchPolicy(output="softmax")`.
+sampling from `pi` mixed with uniform play (see the tuning notes). The result
+is `pi`: `TorchPolicy(output="softmax")`, carrying the critic. Inside PSRO
+(`MPOOracle.psro_defaults`, `replay.PSRO_ACTOR_CRITIC`) it is instead the
+critic's Boltzmann policy, and each best response starts from the previous
+one's critic (`replay.ActorCriticLearner`).
 As in our SAC, a state's legal actions are the next-state mask of the
 transition that led to it, so the policy and the duals are trained on the
 batch's `next_obs` states.
@@ -69,7 +73,7 @@ from openspiel_psro_ext.oracles import torch_policy
 
 
 @dataclasses.dataclass
-class MPOConfig(replay.ReplayOptions):
+class MPOConfig(replay.ActorCriticOptions):
   """MPO hyperparameters (plus the shared `ReplayOptions`)."""
 
   num_threads: int = 1  # two threads are slower on a shared 2-core machine
@@ -87,6 +91,9 @@ class MPOConfig(replay.ReplayOptions):
   explore_start: float = 1.0
   explore_end: float = 0.02
   explore_fraction: float = 0.5
+  # Stand-alone the result is `pi` (the figures above); PSRO's preset hands
+  # back the critic's Boltzmann policy instead (`MPOOracle.psro_defaults`).
+  critic_greedy_result: bool = False
 
 
 class MPOOracle(torch_policy.TorchOracle):
@@ -94,8 +101,7 @@ class MPOOracle(torch_policy.TorchOracle):
 
   name = "mpo"
   Config = MPOConfig
-  # Short best responses inside PSRO, as SAC's.
-  psro_defaults = dict(time_budget_s=3.0)
+  psro_defaults = dict(time_budget_s=3.0, **replay.PSRO_ACTOR_CRITIC)
 
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
     return replay.train(request, self.config, _MPOLearner, "mpo")
@@ -106,7 +112,7 @@ def _log_policy(net: nn.Module, obs: torch.Tensor, legal: torch.Tensor) -> torch
   return torch.log_softmax(networks.masked_logits(net(obs), legal), dim=1)
 
 
-class _MPOLearner(replay.ReplayLearner):
+class _MPOLearner(replay.ActorCriticLearner):
   """Sampling from the policy and the MPO losses (see the module doc)."""
 
   output = "softmax"
@@ -120,6 +126,8 @@ class _MPOLearner(replay.ReplayLearner):
     self.target_policy = copy.deepcopy(self.policy)
     self.critic = networks.Network(env.obs_shape, env.num_actions, config.hidden,
                                    config.network).to(device)
+    self.critics = nn.ModuleList([self.critic])
+    self.warm_start()
     self.target_critic = copy.deepcopy(self.critic)
     self.log_temperature = torch.tensor(config.initial_log_temperature, device=device,
                                         requires_grad=True)

@@ -1,6 +1,6 @@
-"""The replay-training loop shared by the off-policy oracles (DQN, SAC).
+"""The replay-training loop shared by the off-policy oracles (DQN, SAC, MPO, CrossQ).
 
-Both algorithms train the same way; only their losses and targets differ:
+They all train the same way; only their losses and targets differ:
 
     repeat until the budget is spent:
       act in `num_envs` games at once (the learner's `act`),
@@ -17,7 +17,10 @@ belongs to a new episode and `done` masks it out of every target.
 
 An algorithm is a `ReplayLearner`: its networks and optimisers, built on the
 `TrainingSetup` (whose module is the best response), its exploration in
-`act` and its losses in `update`. `train(request, config, learner_cls,
+`act` and its losses in `update`. SAC, CrossQ and MPO are
+`ActorCriticLearner`s: they choose what they hand back (the actor, or the
+critics' greedy or Boltzmann policy) and can start their critics from the
+previous best response's. `train(request, config, learner_cls,
 algorithm)` runs the loop and returns the `PopulationMember`.
 """
 
@@ -25,10 +28,11 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import ClassVar, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
 from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles import torch_policy
@@ -36,7 +40,7 @@ from openspiel_psro_ext.oracles import torch_policy
 
 @dataclasses.dataclass
 class ReplayOptions(torch_policy.TrainingOptions):
-  """Options shared by the replay-based oracles (DQN, SAC)."""
+  """Options shared by the replay-based oracles (DQN, SAC, MPO, CrossQ)."""
 
   num_envs: int = 256
   buffer_size: int = 200_000
@@ -117,6 +121,8 @@ class ReplayLearner(abc.ABC):
   def __init__(self, config: ReplayOptions, run: torch_policy.TrainingSetup):
     self.config = config
     self.run = run
+    # Transitions before the first update; a warm-started learner may lower it.
+    self.learning_starts = config.learning_starts
 
   def schedule(self, fraction: float) -> dict[str, float]:
     """Sets learning rates etc. for `fraction` of the budget used; returns the
@@ -135,6 +141,103 @@ class ReplayLearner(abc.ABC):
   def result_module(self) -> torch_policy.TorchPolicy:
     """The best response handed back: by default the module that acted."""
     return self.run.module
+
+
+@dataclasses.dataclass
+class ActorCriticOptions(ReplayOptions):
+  """Options of the learners with an actor and action-value critics (SAC,
+  CrossQ, MPO): what they hand back and what they carry between best
+  responses (`ActorCriticLearner`)."""
+
+  critic_greedy_result: bool = True  # the result: greedy in the critics
+  # > 0: with `critic_greedy_result`, the result plays softmax(min_i Q_i / T)
+  # instead of the argmax, at T = result_temperature x the game's payoff range
+  # (max_utility - min_utility), so one setting suits games of any scale.
+  result_temperature: float = 0.0
+  # Start the critics from the previous best response's result (class doc),
+  # and update after `warm_learning_starts` transitions, not `learning_starts`.
+  warm_start_critics: bool = False
+  warm_learning_starts: int = 2048
+
+
+# PSRO's preset for the actor-critic learners (MPO, CrossQ): a best response of
+# 3 s makes a few hundred gradient steps, so the critics carry over from the
+# previous one, and smaller batches give more steps; the result is the
+# critics' Boltzmann policy, which PSRO mixes better than their argmax (on
+# Leduc, 10 minutes: BUILD_NOTES).
+PSRO_ACTOR_CRITIC = dict(critic_greedy_result=True, warm_start_critics=True,
+                         result_temperature=0.01, batch_size=256)
+
+
+def _payoff_range(game: Any) -> float:
+  """`max_utility - min_utility` of a pyspiel game."""
+  return float(game.max_utility() - game.min_utility())
+
+
+class ActorCriticLearner(ReplayLearner):
+  """A learner whose `critics` give `Q(s, a)` for every action.
+
+  Its result (`critic_greedy_result`) plays the best legal action of the
+  smallest critic, `argmax_a min_i Q_i(s, a)`: `TorchPolicy(output="greedy",
+  q_networks=len(critics))`. A best response to fixed opponents can be
+  deterministic, and an actor fitted to the critics lags them. With
+  `result_temperature` it plays `softmax(min_i Q_i / T)` instead
+  (`output="boltzmann"`): inside PSRO the members are also the opponents'
+  strategies, and the argmax is arbitrary where the critics barely differ
+  (information states the learner rarely reaches), as PPO's greedy result is
+  (`ppo.py`). Off, the result is the actor, carrying the critics
+  (`TorchPolicy(critics=k)`).
+
+  Inside PSRO (`warm_start_critics`) the critics start from the previous best
+  response's result: its opponents' mixture was the last meta-strategy, so
+  its action values are a close start, and a best response of a few seconds
+  (a few hundred gradient steps) continues learning where the last one
+  stopped instead of starting from zero.
+  """
+
+  critics: nn.ModuleList  # built by the subclass, before `warm_start`
+  batch_renorm_critics: ClassVar[bool] = False  # CrossQ's renormalise batches
+
+  def _result_shape(self) -> torch_policy.TorchPolicy:
+    """An untrained module shaped as `result_module`'s: the critics' greedy
+    policy, or the actor carrying the critics."""
+    arch = dict(self.run.module.arch)
+    greedy = self.config.critic_greedy_result
+    return torch_policy.TorchPolicy(
+        arch["game"], arch["player"], arch["obs_shape"], arch["hidden"], arch["kind"],
+        output=(arch["output"] if not greedy else
+                "boltzmann" if self.config.result_temperature else "greedy"),
+        obs_type=arch["obs_type"], q_networks=len(self.critics) if greedy else 1,
+        batch_renorm=self.batch_renorm_critics, critics=0 if greedy else len(self.critics),
+        temperature=self.config.result_temperature * _payoff_range(self.run.module.game)
+        if greedy else 0.0)
+
+  def _critics_of(self, module: torch_policy.TorchPolicy) -> list[nn.Module]:
+    """The critics inside a module shaped by `_result_shape`."""
+    if self.config.critic_greedy_result:
+      return [module.net, module.twin][:len(self.critics)]
+    return list(module.critics)
+
+  def warm_start(self) -> bool:
+    """Loads the critics from the previous best response's result when
+    `warm_start_critics` is on and it is shaped as ours; returns whether it did."""
+    previous = self.run.previous
+    if (not self.config.warm_start_critics or previous is None
+        or previous.arch != self._result_shape().arch):
+      return False
+    for critic, source in zip(self.critics, self._critics_of(previous)):
+      critic.load_state_dict(source.state_dict())
+    self.learning_starts = self.config.warm_learning_starts
+    return True
+
+  def result_module(self) -> torch_policy.TorchPolicy:
+    """The critics' greedy policy, or the actor with the critics (class doc)."""
+    result = self._result_shape()
+    if not self.config.critic_greedy_result:
+      result.net.load_state_dict(self.run.module.net.state_dict())
+    for critic, target in zip(self.critics, self._critics_of(result)):
+      target.load_state_dict(critic.state_dict())
+    return result.to(self.run.device)
 
 
 def train(request: base.BestResponseRequest, cfg: ReplayOptions,
@@ -159,7 +262,7 @@ def train(request: base.BestResponseRequest, cfg: ReplayOptions,
     obs, legal = next_obs, next_legal
     env_steps += 1
 
-    if buffer.size >= cfg.learning_starts:
+    if buffer.size >= learner.learning_starts:
       for _ in range(cfg.gradient_steps):
         batch = Transitions(*(torch.as_tensor(x, device=device)
                               for x in buffer.sample(cfg.batch_size)))

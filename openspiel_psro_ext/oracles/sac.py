@@ -22,7 +22,9 @@ the two critics): a best response to fixed opponents can be deterministic,
 and the actor, fitted to the critics, lags them. Against 5 deterministic
 Leduc policies (45 s, 3 seeds) the critics' greedy policy got 96.9-99.4% of
 the exact gain where the actor got 95.4-96.9% (BUILD_NOTES). Off, the result
-is the actor: `TorchPolicy(output="softmax")`.
+is the actor: `TorchPolicy(output="softmax")`, carrying the critics. These
+choices, a Boltzmann result and the critics' warm start between best
+responses are `replay.ActorCriticLearner`'s, shared with CrossQ and MPO.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from openspiel_psro_ext.oracles import torch_policy
 
 
 @dataclasses.dataclass
-class SoftActorOptions(replay.ReplayOptions):
+class SoftActorOptions(replay.ActorCriticOptions):
   """The actor's and temperature's settings, shared with CrossQ."""
 
   num_threads: int = 1  # 95.8% vs 94.6% of the mixture BR gain with torch's 2
@@ -58,7 +60,6 @@ class SoftActorOptions(replay.ReplayOptions):
   # deterministic policies plateaued at 87-92% of the exact gain (98% now).
   target_entropy_start: float = 0.9
   target_entropy_end: float = 0.01
-  critic_greedy_result: bool = True  # the result: greedy in min_i Q_i (module doc)
 
 
 @dataclasses.dataclass
@@ -81,14 +82,12 @@ class SACOracle(torch_policy.TorchOracle):
     return replay.train(request, self.config, _SACLearner, "sac")
 
 
-class SoftActorLearner(replay.ReplayLearner):
+class SoftActorLearner(replay.ActorCriticLearner):
   """The softmax actor, its exploration, the actor loss `L_pi` and the
   temperature loss `L_alpha` (module doc); SAC and CrossQ add their critics."""
 
   output = "softmax"
   update_keys = ("loss", "actor_loss", "entropy", "alpha")
-  critics: nn.ModuleList  # the twin critics, built by SAC and CrossQ
-  batch_renorm_critics = False  # CrossQ's critics renormalise their batches
 
   def __init__(self, config: SoftActorOptions, run: torch_policy.TrainingSetup,
                betas: tuple[float, float] = (0.9, 0.999)):
@@ -115,19 +114,6 @@ class SoftActorLearner(replay.ReplayLearner):
   def act(self, obs: torch.Tensor, legal: torch.Tensor) -> np.ndarray:
     probs, _ = self._policy(obs, legal)
     return torch.multinomial(probs, 1)[:, 0].cpu().numpy()
-
-  def result_module(self) -> torch_policy.TorchPolicy:
-    """The actor, or a greedy policy over the two critics (module doc)."""
-    if not self.config.critic_greedy_result:
-      return self.run.module
-    arch = self.run.module.arch
-    result = torch_policy.TorchPolicy(
-        arch["game"], arch["player"], arch["obs_shape"], arch["hidden"], arch["kind"],
-        output="greedy", obs_type=arch["obs_type"], q_networks=2,
-        batch_renorm=self.batch_renorm_critics)
-    result.net.load_state_dict(self.critics[0].state_dict())
-    result.twin.load_state_dict(self.critics[1].state_dict())
-    return result
 
   def actor_step(self, obs: torch.Tensor, legal: torch.Tensor, q: torch.Tensor,
                  alpha: torch.Tensor) -> torch.Tensor:
@@ -159,6 +145,7 @@ class _SACLearner(SoftActorLearner):
     self.critics = nn.ModuleList(
         networks.Network(env.obs_shape, env.num_actions, config.hidden, config.network)
         for _ in range(2)).to(run.device)
+    self.warm_start()
     self.targets = copy.deepcopy(self.critics)
     self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=config.critic_lr)
 

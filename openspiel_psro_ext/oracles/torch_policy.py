@@ -60,10 +60,15 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
 
   Attributes:
     net: `networks.Network` producing `[B, A]` logits (`output="softmax"`) or
-      action values (`output="greedy"`: play the best legal action).
+      action values (`output="greedy"`: play the best legal action;
+      `output="boltzmann"`: play `softmax(values / temperature)` over the
+      legal actions).
     twin: with `q_networks=2`, a second action-value network; the policy is
       greedy in the smaller of the two values (SAC's and CrossQ's critics).
     value: `[B, 1]` state-value network (PPO's critic), or None.
+    critics: with `critics=k`, k action-value networks that travel with a
+      softmax actor (SAC's, CrossQ's, MPO's critics) for warm starts; acting
+      never reads them.
     arch: the architecture arguments (saved in `state_dict`).
   """
 
@@ -73,16 +78,22 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
                obs_shape: Sequence[int], hidden: Sequence[int] = (128, 128),
                kind: str = "mlp", output: str = "softmax",
                obs_type: str = OBS_INFO_STATE, with_value: bool = False,
-               q_networks: int = 1, batch_renorm: bool = False):
+               q_networks: int = 1, batch_renorm: bool = False, critics: int = 0,
+               temperature: float = 0.0):
     nn.Module.__init__(self)
     if isinstance(game, str):
       game = pyspiel.load_game(game)
     policy_lib.Policy.__init__(self, game, [player])
-    if output not in ("softmax", "greedy"):
-      raise ValueError(f"unknown output {output!r}; use 'softmax' or 'greedy'.")
-    if q_networks not in (1, 2) or (q_networks == 2 and output != "greedy"):
+    if output not in ("softmax", "greedy", "boltzmann"):
+      raise ValueError(f"unknown output {output!r}; use 'softmax', 'greedy' or"
+                       " 'boltzmann'.")
+    values = output in ("greedy", "boltzmann")
+    if q_networks not in (1, 2) or (q_networks == 2 and not values):
       raise ValueError(f"q_networks={q_networks}: one network, or two action-value"
-                       " networks with output='greedy'.")
+                       " networks with output='greedy' or 'boltzmann'.")
+    if (output == "boltzmann") != (temperature > 0):
+      raise ValueError(f"temperature={temperature}: output='boltzmann' needs a"
+                       " positive temperature, and only it takes one.")
     self.player = player
     self.arch = dict(game=str(game), player=int(player),
                      obs_shape=[int(d) for d in obs_shape],
@@ -93,14 +104,23 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
       self.arch["q_networks"] = int(q_networks)
     if batch_renorm:
       self.arch["batch_renorm"] = True
+    if critics:
+      self.arch["critics"] = int(critics)
+    if temperature:
+      self.arch["temperature"] = float(temperature)
+    # `batch_renorm` is the action-value networks' (CrossQ's critics), never an actor's.
     self.net = networks.Network(obs_shape, game.num_distinct_actions(), hidden,
-                                kind, out_scale=0.01, batch_renorm=batch_renorm)
+                                kind, out_scale=0.01,
+                                batch_renorm=batch_renorm and values)
     self.twin = (networks.Network(obs_shape, game.num_distinct_actions(), hidden, kind,
                                   batch_renorm=batch_renorm)
                  if q_networks == 2 else None)
     # PPO's critic travels with the actor so warm starts keep both.
     self.value = (networks.Network(obs_shape, 1, hidden, kind, out_scale=1.0)
                   if with_value else None)
+    self.critics = nn.ModuleList(
+        networks.Network(obs_shape, game.num_distinct_actions(), hidden, kind,
+                         batch_renorm=batch_renorm) for _ in range(critics))
 
   # -- checkpoints ----------------------------------------------------------
 
@@ -129,6 +149,8 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
     if self.arch["output"] == "greedy":
       best = networks.masked_logits(out, legal).argmax(dim=1)
       return nn.functional.one_hot(best, out.shape[1]).to(out.dtype)
+    if self.arch["output"] == "boltzmann":
+      out = out / self.arch["temperature"]
     return torch.softmax(networks.masked_logits(out, legal), dim=1) * legal
 
   def forward(self, obs: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
@@ -271,6 +293,9 @@ class TrainingSetup:
   module: TorchPolicy
   log: rollouts.TrainingLog
   rng: np.random.Generator
+  # The previous best response's module (`request.previous`), for learners
+  # that warm-start parts other than `module` (SAC's and CrossQ's critics).
+  previous: Any = None
 
 
 def setup(request: base.BestResponseRequest, cfg: TrainingOptions, num_envs: int,
@@ -302,7 +327,8 @@ def setup(request: base.BestResponseRequest, cfg: TrainingOptions, num_envs: int
   name = f"{type(cfg).__name__.replace('Config', '').lower()} p{player}"
   log = rollouts.TrainingLog(name, budget, num_envs, cfg.progress, curve_keys)
   return TrainingSetup(device, obs_table, env, module.to(device), log,
-                       np.random.default_rng([request.seed, 1]))
+                       np.random.default_rng([request.seed, 1]),
+                       None if request.previous is None else request.previous.module)
 
 
 def warm_start_source(request: base.BestResponseRequest,
