@@ -25,7 +25,10 @@ time budgets are time-dependent on any backend).
 from __future__ import annotations
 
 import abc
+import ctypes
+import ctypes.util
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -38,6 +41,32 @@ from openspiel_psro_ext.oracles import base as oracle_base
 # Tasks run one per CPU: BLAS and OpenMP threads inside them only contend.
 _SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                       "MKL_NUM_THREADS": "1"}
+
+
+@functools.cache
+def _malloc_trim() -> Any:
+  """glibc's `malloc_trim`, or None where the C library has none."""
+  name = ctypes.util.find_library("c")
+  try:
+    return ctypes.CDLL(name).malloc_trim if name else None
+  except (OSError, AttributeError):
+    return None
+
+
+def release_freed_memory() -> None:
+  """Returns the memory the C allocator holds free to the operating system.
+
+  glibc's malloc keeps freed blocks in its arenas for reuse. Training (torch
+  tensors) and simulated games (pyspiel states) allocate and free blocks of
+  ever-changing sizes, so the free space fragments and a long run's resident
+  memory grows by about 10 MiB an iteration on limit hold'em while its live
+  data grows by about 1 MiB (benchmarks/psro_simulated.py; BUILD_NOTES).
+  `malloc_trim(0)` hands the free pages back; it costs milliseconds, after
+  each batch of best responses or games. A no-op without glibc.
+  """
+  trim = _malloc_trim()
+  if trim is not None:
+    trim(0)
 
 
 class Backend(abc.ABC):
@@ -68,10 +97,14 @@ class EmbeddedBackend(Backend):
   name = "embedded"
 
   def best_responses(self, oracle, requests):
-    return [oracle.best_response(request) for request in requests]
+    members = [oracle.best_response(request) for request in requests]
+    release_freed_memory()
+    return members
 
   def play(self, game, seats, tasks):
-    return simulation.SerialPlayer().play(game, seats, tasks)
+    returns = simulation.SerialPlayer().play(game, seats, tasks)
+    release_freed_memory()
+    return returns
 
 
 _WORKER_TREES: dict[str, Any] = {}
@@ -88,12 +121,16 @@ def _remote_best_response(oracle: oracle_base.Oracle, tree_ref: list[Any],
   key = tree_ref[0].hex()
   if key not in _WORKER_TREES:
     _WORKER_TREES[key] = pickle.loads(pickle.dumps(ray.get(tree_ref[0])))
-  return oracle.best_response(dataclasses.replace(request, tree=_WORKER_TREES[key]))
+  member = oracle.best_response(dataclasses.replace(request, tree=_WORKER_TREES[key]))
+  release_freed_memory()
+  return member
 
 
 def _remote_play(game: Any, seats: Sequence[Any], task: simulation.PlayTask) -> Any:
   """A Ray task: one share of simulated games."""
-  return task.run(game, seats)
+  returns = task.run(game, seats)
+  release_freed_memory()
+  return returns
 
 
 class RayBackend(Backend):
