@@ -58,8 +58,8 @@ import time
 
 import numpy as np
 
+from openspiel_psro_ext import algorithms
 from openspiel_psro_ext import backends
-from openspiel_psro_ext import exploitability
 from openspiel_psro_ext import oracles
 from openspiel_psro_ext import psro
 from openspiel_psro_ext import psro_config
@@ -72,6 +72,10 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--game", default="leduc_poker")
   parser.add_argument("--oracle", default="ppo")
+  parser.add_argument("--algorithm", default="psro", choices=algorithms.names(),
+                      help="the PSRO variant (NashConv is of its output: Anytime"
+                      " PSRO's least exploitable mixtures, XDO's restricted-game"
+                      " average strategy)")
   parser.add_argument("--budget_s", type=float, default=600.0)
   parser.add_argument("--br_seconds", type=float, default=None,
                       help="first best responses' budget (default: the oracle's"
@@ -107,7 +111,8 @@ def main():
   oracle_config.update(config_overrides.parse(args.set))
 
   config = psro.PSROConfig(
-      game=args.game, iterations=10_000, target_nash_conv=0.0, meta_solver="nash", oracle=args.oracle,
+      game=args.game, algorithm=args.algorithm, iterations=10_000, target_nash_conv=0.0,
+      meta_solver="nash", oracle=args.oracle,
       oracle_config=oracle_config, seed=args.seed, time_budget_s=args.budget_s,
       oracle_budget_final_s=args.br_seconds_final,
       oracle_budget_ramp_iterations=args.ramp_iterations,
@@ -115,10 +120,10 @@ def main():
           int(k) for k in args.best_responses_per_player.split(",") if k))
   start = time.perf_counter()  # Ray's start-up counts
   backend = backends.make(args.backend)
-  run = psro.PSRO(config, backend=backend)
+  run = algorithms.make(config, backend=backend)
   settings = {k: v for k, v in vars(run.oracle.config).items()
               if k in {**oracles.get(args.oracle).psro_defaults, **oracle_config}}
-  print(f"PSRO({args.oracle}, nash) on {args.game}, {args.backend} backend,"
+  print(f"{args.algorithm}({args.oracle}, nash) on {args.game}, {args.backend} backend,"
         f" {args.budget_s:g} s budget; best responses {run.oracle_time_budget(0):g} ->"
         f" {run.oracle_time_budget(args.ramp_iterations):g} s over"
         f" {args.ramp_iterations} iterations; best responses per player"
@@ -139,9 +144,9 @@ def main():
     episodes += sum(m.stats.get("episodes", 0)
                     for pop, before in zip(run.populations, record.population_size)
                     for m in pop[before:])
-  # The final population's meta-strategy (after the last best responses).
-  sigma = run._solve()  # pylint: disable=protected-access
-  final = exploitability.mixture_nash_conv(run.tree, run.population_matrices(), sigma)
+  # The final population's output (after the last best responses): the
+  # meta-strategy, or the variant's own output.
+  final = run.output_nash_conv(run.meta_solve())
   total = time.perf_counter() - start
   backend.close()
   print(f"{'end':>4} {total:>8.1f} {episodes:>12,} {final.nash_conv:>9.4f}")

@@ -189,7 +189,10 @@ class AnytimePSRO(psro.PSRO):
       _, br_reach = self._exploiter_value(player, mixture @ members)
       weights = self._payoff_weights(player, br_reach)
       column = members @ weights
-      if mixture @ column >= value - 1e-12 * max(1.0, abs(value)):
+      # The LP's value is exact only to its solver's tolerance (~1e-9): with
+      # stochastic members (RL best responses) a tighter test keeps adding
+      # the exploiter the LP already holds.
+      if mixture @ column >= value - 1e-9 * max(1.0, abs(value)):
         self._payoffs[player] = table
         return mixture
       exploiters.append(weights[None])
