@@ -1,6 +1,7 @@
 """PSRO on leduc_poker with the PPO oracle: exact NashConv within 10 minutes.
 
-  python benchmarks/psro_rl.py [--budget_s=600] [--br_seconds=1.5]
+  python benchmarks/psro_rl.py [--algorithm=psro|anytime_psro|xdo|...]
+      [--oracle=ppo|mpo|crossq|...] [--budget_s=600] [--br_seconds=1.5]
       [--br_seconds_final=4] [--ramp_iterations=200] [--backend=ray]
       [--target=0.2] [--seed=0] [--set FIELD=VALUE ...]
   python benchmarks/psro_rl.py --stock [--budget_s=600] [--stock_oracle=PG]
