@@ -201,15 +201,15 @@ class ActorCriticLearner(ReplayLearner):
   def _result_shape(self) -> torch_policy.TorchPolicy:
     """An untrained module shaped as `result_module`'s: the critics' greedy
     policy, or the actor carrying the critics."""
-    arch = dict(self.run.module.arch)
-    greedy = self.config.critic_greedy_result
+    actor = self.run.module
+    arch, greedy = actor.arch, self.config.critic_greedy_result
     return torch_policy.TorchPolicy(
-        arch["game"], arch["player"], arch["obs_shape"], arch["hidden"], arch["kind"],
+        actor.game, arch["player"], arch["obs_shape"], arch["hidden"], arch["kind"],
         output=(arch["output"] if not greedy else
                 "boltzmann" if self.config.result_temperature else "greedy"),
         obs_type=arch["obs_type"], q_networks=len(self.critics) if greedy else 1,
         batch_renorm=self.batch_renorm_critics, critics=0 if greedy else len(self.critics),
-        temperature=self.config.result_temperature * _payoff_range(self.run.module.game)
+        temperature=self.config.result_temperature * _payoff_range(actor.game)
         if greedy else 0.0)
 
   def _critics_of(self, module: torch_policy.TorchPolicy) -> list[nn.Module]:
