@@ -91,7 +91,10 @@ class BatchRenorm(nn.Module):
     if not self.training:
       return (x - self.running_mean) / self.running_std * self.weight + self.bias
     with torch.no_grad():
-      var, mean = torch.var_mean(x, 0, unbiased=False)
+      # Two plain passes: torch.var_mean's CPU kernel is about 10x slower on
+      # [512, 128] batches and was a sixth of a CrossQ best response's time.
+      mean = x.mean(0)
+      var = (x - mean).square().mean(0)
       std = (var + self.eps).sqrt()
       if int(self.steps) >= self.warmup_steps:
         r = (std / self.running_std).clamp(1 / self.r_max, self.r_max)
