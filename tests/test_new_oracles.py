@@ -111,6 +111,41 @@ def test_warm_started_critics_continue_from_the_previous_best_response(name, gre
   assert any(not torch.equal(cold_critic[k], first_critic[k]) for k in first_critic)
 
 
+@pytest.mark.parametrize("name,greedy", [("crossq", True), ("mpo", True),
+                                         ("sac", False)])
+def test_warm_started_actor_continues_from_the_previous_best_response(name, greedy, rng):
+  """`warm_start_actor`: a critics' result carries the actor
+  (`TorchPolicy(actor=True)`, reloadable with `weights_only=True`), and the
+  next best response starts its actor from it; with no update in between its
+  actor is exactly the previous one, and without the warm start it is not."""
+  tree = game_tree.get_tree("kuhn_poker")
+  request = _request("kuhn_poker", 1, [random_matrix(tree, 0, rng)], seed=3)
+  cls = oracles.get(name)
+  options = dict(critic_greedy_result=greedy, warm_start_actor=True)
+  first = cls(cls.Config(**SMALL, total_episodes=2_000, **options)).best_response(request)
+  carried = first.module.actor if greedy else first.module.net
+  assert first.module.arch.get("actor", False) == greedy
+  buffer = io.BytesIO()
+  torch.save(first.module.state_dict(), buffer)
+  buffer.seek(0)
+  restored = torch_policy.TorchPolicy.from_state_dict(torch.load(buffer, weights_only=True))
+  np.testing.assert_array_equal(restored.matrix(tree), first.matrix)
+  frozen = dict(SMALL, total_steps=128, critic_greedy_result=greedy,
+                learning_starts=10**6, warm_learning_starts=10**6)
+  request.previous, request.seed = first, 4
+  warm = cls(cls.Config(**frozen, warm_start_actor=True)).best_response(request)
+  warm_actor = warm.module.actor if greedy else warm.module.net
+  for key, value in carried.state_dict().items():
+    torch.testing.assert_close(warm_actor.state_dict()[key], value, rtol=0, atol=0)
+  cold = cls(cls.Config(**frozen)).best_response(request)
+  cold_actor = (cold.module.actor if greedy else cold.module.net)
+  if greedy:
+    assert cold_actor is None  # nothing to carry without the warm start
+  else:
+    assert any(not torch.equal(cold_actor.state_dict()[k], v)
+               for k, v in carried.state_dict().items())
+
+
 @pytest.mark.parametrize("name", ["mpo", "crossq"])
 def test_boltzmann_result_and_psro_preset(name, rng):
   """`result_temperature`: the result plays softmax(min_i Q_i / T) over the

@@ -123,11 +123,11 @@ class _MPOLearner(replay.ActorCriticLearner):
     super().__init__(config, run)
     device, env = run.device, run.env
     self.policy = run.module.net
-    self.target_policy = copy.deepcopy(self.policy)
     self.critic = networks.Network(env.obs_shape, env.num_actions, config.hidden,
                                    config.network).to(device)
     self.critics = nn.ModuleList([self.critic])
     self.warm_start()
+    self.target_policy = copy.deepcopy(self.policy)
     self.target_critic = copy.deepcopy(self.critic)
     self.log_temperature = torch.tensor(config.initial_log_temperature, device=device,
                                         requires_grad=True)

@@ -158,6 +158,11 @@ class ActorCriticOptions(ReplayOptions):
   # and update after `warm_learning_starts` transitions, not `learning_starts`.
   warm_start_critics: bool = False
   warm_learning_starts: int = 2048
+  # Start the actor from the previous best response's too (a critics' result
+  # carries it: `TorchPolicy(actor=True)`). The critics' targets follow the
+  # actor, so a fresh actor drags warm critics back towards a near-uniform
+  # policy's values for much of a short best response.
+  warm_start_actor: bool = False
 
 
 # PSRO's preset for the actor-critic learners (MPO, CrossQ): a best response of
@@ -203,6 +208,7 @@ class ActorCriticLearner(ReplayLearner):
     policy, or the actor carrying the critics."""
     actor = self.run.module
     arch, greedy = actor.arch, self.config.critic_greedy_result
+    carries_actor = greedy and self.config.warm_start_actor
     return torch_policy.TorchPolicy(
         actor.game, arch["player"], arch["obs_shape"], arch["hidden"], arch["kind"],
         output=(arch["output"] if not greedy else
@@ -210,7 +216,7 @@ class ActorCriticLearner(ReplayLearner):
         obs_type=arch["obs_type"], q_networks=len(self.critics) if greedy else 1,
         batch_renorm=self.batch_renorm_critics, critics=0 if greedy else len(self.critics),
         temperature=self.config.result_temperature * _payoff_range(actor.game)
-        if greedy else 0.0)
+        if greedy else 0.0, actor=carries_actor)
 
   def _critics_of(self, module: torch_policy.TorchPolicy) -> list[nn.Module]:
     """The critics inside a module shaped by `_result_shape`."""
@@ -219,22 +225,28 @@ class ActorCriticLearner(ReplayLearner):
     return list(module.critics)
 
   def warm_start(self) -> bool:
-    """Loads the critics from the previous best response's result when
-    `warm_start_critics` is on and it is shaped as ours; returns whether it did."""
-    previous = self.run.previous
-    if (not self.config.warm_start_critics or previous is None
+    """Loads the critics (`warm_start_critics`) and the actor
+    (`warm_start_actor`) from the previous best response's result when it is
+    shaped as ours; returns whether it loaded anything."""
+    cfg, previous = self.config, self.run.previous
+    if (not (cfg.warm_start_critics or cfg.warm_start_actor) or previous is None
         or previous.arch != self._result_shape().arch):
       return False
-    for critic, source in zip(self.critics, self._critics_of(previous)):
-      critic.load_state_dict(source.state_dict())
-    self.learning_starts = self.config.warm_learning_starts
+    if cfg.warm_start_critics:
+      for critic, source in zip(self.critics, self._critics_of(previous)):
+        critic.load_state_dict(source.state_dict())
+      self.learning_starts = cfg.warm_learning_starts
+    if cfg.warm_start_actor:
+      source = previous.actor if cfg.critic_greedy_result else previous.net
+      self.run.module.net.load_state_dict(source.state_dict())
     return True
 
   def result_module(self) -> torch_policy.TorchPolicy:
     """The critics' greedy policy, or the actor with the critics (class doc)."""
     result = self._result_shape()
-    if not self.config.critic_greedy_result:
-      result.net.load_state_dict(self.run.module.net.state_dict())
+    actor = result.actor if self.config.critic_greedy_result else result.net
+    if actor is not None:
+      actor.load_state_dict(self.run.module.net.state_dict())
     for critic, target in zip(self.critics, self._critics_of(result)):
       target.load_state_dict(critic.state_dict())
     return result.to(self.run.device)

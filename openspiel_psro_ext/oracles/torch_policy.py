@@ -69,6 +69,9 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
     critics: with `critics=k`, k action-value networks that travel with a
       softmax actor (SAC's, CrossQ's, MPO's critics) for warm starts; acting
       never reads them.
+    actor: with `actor=True`, a softmax actor network that travels with an
+      action-value policy (`output="greedy"` or `"boltzmann"`: the critics'
+      result of SAC, CrossQ, MPO) for warm starts; acting never reads it.
     arch: the architecture arguments (saved in `state_dict`).
   """
 
@@ -79,7 +82,7 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
                kind: str = "mlp", output: str = "softmax",
                obs_type: str = OBS_INFO_STATE, with_value: bool = False,
                q_networks: int = 1, batch_renorm: bool = False, critics: int = 0,
-               temperature: float = 0.0):
+               temperature: float = 0.0, actor: bool = False):
     nn.Module.__init__(self)
     if isinstance(game, str):
       game = pyspiel.load_game(game)
@@ -91,6 +94,9 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
     if q_networks not in (1, 2) or (q_networks == 2 and not values):
       raise ValueError(f"q_networks={q_networks}: one network, or two action-value"
                        " networks with output='greedy' or 'boltzmann'.")
+    if actor and not values:
+      raise ValueError("actor=True carries an actor beside action values; with"
+                       f" output={output!r} the module is the actor.")
     if (output == "boltzmann") != (temperature > 0):
       raise ValueError(f"temperature={temperature}: output='boltzmann' needs a"
                        " positive temperature, and only it takes one.")
@@ -108,6 +114,8 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
       self.arch["critics"] = int(critics)
     if temperature:
       self.arch["temperature"] = float(temperature)
+    if actor:
+      self.arch["actor"] = True
     # `batch_renorm` is the action-value networks' (CrossQ's critics), never an actor's.
     self.net = networks.Network(obs_shape, game.num_distinct_actions(), hidden,
                                 kind, out_scale=0.01,
@@ -121,6 +129,8 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
     self.critics = nn.ModuleList(
         networks.Network(obs_shape, game.num_distinct_actions(), hidden, kind,
                          batch_renorm=batch_renorm) for _ in range(critics))
+    self.actor = (networks.Network(obs_shape, game.num_distinct_actions(), hidden, kind,
+                                   out_scale=0.01) if actor else None)
 
   # -- checkpoints ----------------------------------------------------------
 
