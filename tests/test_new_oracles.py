@@ -154,6 +154,7 @@ def test_boltzmann_result_and_psro_preset(name, rng):
   cls = oracles.get(name)
   preset = cls.for_psro().config
   assert preset.critic_greedy_result and preset.warm_start_critics
+  assert preset.warm_start_actor == (name == "crossq")
   assert preset.result_temperature > 0
   tree = game_tree.get_tree("kuhn_poker")
   request = _request("kuhn_poker", 0, [random_matrix(tree, 1, rng)], seed=5)

@@ -36,7 +36,7 @@ changed as follows, each choice with its reason:
 
 Trained by the shared replay loop (`replay.train`); inside PSRO with
 `replay.PSRO_ACTOR_CRITIC` (warm-started critics, the critics' Boltzmann
-policy as the result). Stand-alone the result, as SAC's,
+policy as the result) and a warm-started actor. Stand-alone the result, as SAC's,
 is greedy in `min_i Q_i` (the critics read through their running
 statistics) unless `critic_greedy_result` is off, then the actor. Against 5
 deterministic Leduc policies (45 s, 3 seeds, 1024 games at once) the
@@ -72,7 +72,12 @@ class CrossQOracle(torch_policy.TorchOracle):
 
   name = "crossq"
   Config = CrossQConfig
-  psro_defaults = dict(time_budget_s=3.0, **replay.PSRO_ACTOR_CRITIC)
+  # The actor carries over too: CrossQ's targets follow the actor, which a
+  # 3 s best response trains only a hundred-odd times (`policy_delay`); fresh,
+  # it dragged the warm critics back towards a near-uniform policy's values
+  # (10-minute Leduc PSRO: 0.56 -> 0.35; BUILD_NOTES).
+  psro_defaults = dict(time_budget_s=3.0, warm_start_actor=True,
+                       **replay.PSRO_ACTOR_CRITIC)
 
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
     return replay.train(request, self.config, _CrossQLearner, "crossq")
