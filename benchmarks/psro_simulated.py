@@ -1,6 +1,7 @@
 """The simulated mode (issue 13): PSRO with PPO on games played through pyspiel.
 
   python benchmarks/psro_simulated.py --part=validate [--budget_s=600]
+      [--br_seconds=5 --approx_episodes=1000000 --approx_every=12]
   python benchmarks/psro_simulated.py --part=games [--budget_s=600]
       [--games="universal_poker(betting=limit,...);liars_dice(numdice=2)"]
   python benchmarks/psro_simulated.py --part=stock --games=... [--budget_s=600]
@@ -14,7 +15,10 @@ budget, `--approx_eval_games` games per value) is set beside it. Checks: the
 gap is at most 0.05 + 10% of the exact value at every point, and the estimate
 never exceeds the exact value by more than its 95% interval (it is a lower
 bound up to sampling error); the exact NashConv at or below 0.3 within the
-budget.
+budget. The acceptance settings are the bracketed ones: 5 s best responses
+(3 s ones stall near 0.5 on Leduc, 8 s ones leave too few iterations) and
+1M-episode estimator best responses (200k-episode ones are too weak once the
+meta-strategy is near 0.3); BUILD_NOTES has the runs.
 
 `games`: games that do not compile under the default limit, each run for
 `--budget_s` in the simulated mode with PPO, the approximate NashConv curve
