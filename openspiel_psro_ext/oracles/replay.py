@@ -197,7 +197,10 @@ class ActorCriticLearner(ReplayLearner):
   response's result: its opponents' mixture was the last meta-strategy, so
   its action values are a close start, and a best response of a few seconds
   (a few hundred gradient steps) continues learning where the last one
-  stopped instead of starting from zero.
+  stopped instead of starting from zero. With `warm_start_actor` the actor
+  starts from the previous one's as well (a critics' result carries it,
+  `TorchPolicy(actor=True)`); a result whose shape differs (an older
+  member's) starts nothing warm.
   """
 
   critics: nn.ModuleList  # built by the subclass, before `warm_start`
