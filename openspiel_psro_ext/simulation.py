@@ -440,11 +440,22 @@ class SamplingConfig:
     """The target standard error in `game`'s payoff units."""
     if self.target_stderr > 0:
       return self.target_stderr
-    span = game.max_utility() - game.min_utility()
-    if not np.isfinite(span) or span <= 0:
-      raise ValueError(f"{game} reports no finite utility range; set"
-                       " target_stderr (payoff_target_stderr) in payoff units.")
-    return self.relative_stderr * span
+    return self.relative_stderr * utility_range(
+        game, "set target_stderr (payoff_target_stderr) in payoff units")
+
+
+def utility_range(game: pyspiel.Game, fix: str) -> float:
+  """`max_utility - min_utility` of `game`, for settings given as a fraction
+  of it.
+
+  Raises:
+    ValueError: the game reports no finite positive range; `fix` says what
+      to set instead.
+  """
+  span = float(game.max_utility() - game.min_utility())
+  if not np.isfinite(span) or span <= 0:
+    raise ValueError(f"{game} reports no finite utility range; {fix}.")
+  return span
 
 
 class SimulatedPayoffTable:

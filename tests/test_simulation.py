@@ -140,3 +140,20 @@ def test_policies_and_tables_pickle(rng):
   legal = tree.infostates[0].legal_mask[:3]
   np.testing.assert_array_equal(copy.members[0][0].probabilities(obs, legal),
                                 policies[0][0].probabilities(obs, legal))
+
+
+def test_utility_range_and_its_refusal():
+  """Settings given as a fraction of the utility range (payoff standard
+  errors, a Boltzmann result's temperature) read it here; a game without a
+  finite range is refused with the caller's fix."""
+  assert simulation.utility_range(pyspiel.load_game("kuhn_poker"), "unused") == 4.0
+
+  class Unbounded:
+    def max_utility(self):
+      return float("inf")
+
+    def min_utility(self):
+      return 0.0
+
+  with pytest.raises(ValueError, match="no finite utility range; set it by hand"):
+    simulation.utility_range(Unbounded(), "set it by hand")

@@ -19,8 +19,8 @@ An algorithm is a `ReplayLearner`: its networks and optimisers, built on the
 `TrainingSetup` (whose module is the best response), its exploration in
 `act` and its losses in `update`. SAC, CrossQ and MPO are
 `ActorCriticLearner`s: they choose what they hand back (the actor, or the
-critics' greedy or Boltzmann policy) and can start their critics from the
-previous best response's. `train(request, config, learner_cls,
+critics' greedy or Boltzmann policy) and can start their critics and actor
+from the previous best response's. `train(request, config, learner_cls,
 algorithm)` runs the loop and returns the `PopulationMember`.
 """
 
@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, ClassVar, Sequence
+from typing import ClassVar, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from openspiel_psro_ext import simulation
 from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles import torch_policy
 
@@ -174,11 +175,6 @@ PSRO_ACTOR_CRITIC = dict(critic_greedy_result=True, warm_start_critics=True,
                          result_temperature=0.01, batch_size=256)
 
 
-def _payoff_range(game: Any) -> float:
-  """`max_utility - min_utility` of a pyspiel game."""
-  return float(game.max_utility() - game.min_utility())
-
-
 class ActorCriticLearner(ReplayLearner):
   """A learner whose `critics` give `Q(s, a)` for every action.
 
@@ -218,8 +214,9 @@ class ActorCriticLearner(ReplayLearner):
                 "boltzmann" if self.config.result_temperature else "greedy"),
         obs_type=arch["obs_type"], q_networks=len(self.critics) if greedy else 1,
         batch_renorm=self.batch_renorm_critics, critics=0 if greedy else len(self.critics),
-        temperature=self.config.result_temperature * _payoff_range(actor.game)
-        if greedy else 0.0, actor=carries_actor)
+        temperature=self.config.result_temperature * simulation.utility_range(
+            actor.game, "set result_temperature=0 (the critics' argmax)")
+        if greedy and self.config.result_temperature else 0.0, actor=carries_actor)
 
   def _critics_of(self, module: torch_policy.TorchPolicy) -> list[nn.Module]:
     """The critics inside a module shaped by `_result_shape`."""

@@ -304,7 +304,8 @@ class TrainingSetup:
   log: rollouts.TrainingLog
   rng: np.random.Generator
   # The previous best response's module (`request.previous`), for learners
-  # that warm-start parts other than `module` (SAC's and CrossQ's critics).
+  # that warm-start parts other than `module` (the actor-critic learners'
+  # critics, and their actor when the result is the critics' policy).
   previous: Any = None
 
 
