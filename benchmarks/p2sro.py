@@ -10,11 +10,14 @@ PPO chunk of `--chunk_episodes` episodes each (an episode budget: the run is
 deterministic whatever the load).
 
 `project` runs the pipeline with K = W in this process (embedded backend) and
-keeps a virtual clock per worker: worker w's share of a step is the measured
-seconds of its level's two chunks, the step lasts as long as the slowest
-worker plus the driver's own seconds (meta-solves, gains, NashConv: the
-step's PSRO seconds less all chunks'), so the projected time to NashConv
-`--target` is what W machines of this machine's speed would take.
+keeps a virtual clock per worker: worker w's share of a step is its level's
+work, the measured seconds of its two chunks (whole oracle calls) and of its
+level's target LP and gains (as in P2SRO's distributed form, where each
+worker solves its own level's restricted game; see `p2sro`'s doc); the step
+lasts as long as the slowest worker plus the driver's own seconds (the fixed
+population's meta-Nash, NashConv, the table: the step's PSRO seconds less
+all workers'), so the projected time to NashConv `--target` is what W
+machines of this machine's speed would take, data transfers aside.
 
 `measure` runs K = W on a local Ray pinned to W cores (one task per chunk; 2W
 tasks share the W cores) and reads the run's own clock (`wall_time_s`) at the first
@@ -33,12 +36,15 @@ import time
 
 import numpy as np
 
-from openspiel_psro_ext import backends, p2sro, psro
+from openspiel_psro_ext import backends, checkpoints, p2sro, psro
+
+import config_overrides
 
 
 def _config(args: argparse.Namespace) -> psro.PSROConfig:
   oracle_config = dict(time_budget_s=0.0, total_episodes=args.chunk_episodes,
                        num_envs=args.num_envs, progress=False, num_threads=1)
+  oracle_config.update(config_overrides.parse(args.set))
   return psro.PSROConfig(game=args.game, iterations=args.max_steps, meta_solver="nash",
                          oracle="ppo", oracle_config=oracle_config, seed=args.seed,
                          target_nash_conv=args.target, time_budget_s=args.time_limit_s,
@@ -53,14 +59,14 @@ def _options(args: argparse.Namespace, workers: int) -> p2sro.PipelineOptions:
 def _steps(run: psro.PSRO) -> list[dict]:
   steps = []
   for r in run.records:
-    seconds = r.metrics["p2sro/chunk_seconds"]
-    chunk_total = sum(sum(level) for level in seconds)
+    worker_s = [sum(chunks) + level for chunks, level in
+                zip(r.metrics["p2sro/chunk_seconds"], r.metrics["p2sro/level_seconds"])]
     steps.append(dict(
         step=r.iteration, nash_conv=r.nash_conv, population=r.population_size[0],
-        wall_time_s=r.wall_time_s, psro_time_s=r.psro_time_s,
-        worker_s=[sum(level) for level in seconds],
+        wall_time_s=r.wall_time_s, psro_time_s=r.psro_time_s, worker_s=worker_s,
+        level_s=r.metrics["p2sro/level_seconds"],
         worker_episodes=[sum(level) for level in r.metrics["p2sro/chunk_episodes"]],
-        driver_s=max(r.psro_time_s - chunk_total, 0.0),
+        driver_s=max(r.psro_time_s - sum(worker_s), 0.0),
         episodes=sum(sum(level) for level in r.metrics["p2sro/chunk_episodes"])))
   return steps
 
@@ -68,9 +74,10 @@ def _steps(run: psro.PSRO) -> list[dict]:
 def _save(args: argparse.Namespace, mode: str, workers: int, steps: list[dict],
           extra: dict) -> None:
   os.makedirs(args.out, exist_ok=True)
-  with open(os.path.join(args.out, f"{mode}_{workers}.json"), "w") as f:
-    json.dump(dict(mode=mode, workers=workers, args=vars(args), load=os.getloadavg(),
-                   steps=steps, **extra), f)
+  # Atomic, and not synced: rewritten after every step, read while it runs.
+  checkpoints.write_json(os.path.join(args.out, f"{mode}_{workers}.json"), dict(
+      mode=mode, workers=workers, args=vars(args), load=os.getloadavg(), steps=steps,
+      **extra), durable=False)
 
 
 def _warm_up_torch() -> None:
@@ -139,7 +146,10 @@ def report(args: argparse.Namespace) -> None:
   if one:  # one worker's median seconds for its two chunks of a step
     rate = float(np.median([s["worker_s"][0] for s in one["steps"]]))
   levels = [float(x) for x in args.levels.split(",")]
-  print(f"P2SRO on {args.game}, PPO chunks of {args.chunk_episodes} episodes; first step"
+  ran = next(iter(runs.values()))["args"] if runs else vars(args)
+  print(f"P2SRO on {ran['game']}, PPO chunks of {ran['chunk_episodes']} episodes"
+        f" ({ran['num_envs']} games at once), at most {ran['max_chunks']} per policy;"
+        f" {' '.join(ran.get('set') or [])} first step"
         " at or below each NashConv: step, projected seconds with each worker's"
         " chunks at their measured seconds / at one worker's median"
         f" ({rate or 0:.2f} s a step), speed-up over 1 worker (the second clock)")
@@ -181,15 +191,17 @@ def main() -> None:
   parser.add_argument("--out", default="p2sro_bench")
   parser.add_argument("--game", default="leduc_poker")
   parser.add_argument("--target", type=float, default=0.2)
-  parser.add_argument("--levels", default="1.0,0.8,0.6,0.2",
+  parser.add_argument("--levels", default="1.0,0.6,0.4,0.3,0.2",
                       help="report: NashConv levels to time")
-  parser.add_argument("--chunk_episodes", type=int, default=8192)
-  parser.add_argument("--num_envs", type=int, default=4096)
-  parser.add_argument("--max_chunks", type=int, default=12)
-  parser.add_argument("--plateau_improvement", type=float, default=0.02)
-  parser.add_argument("--max_steps", type=int, default=2000)
-  parser.add_argument("--time_limit_s", type=float, default=900.0)
+  parser.add_argument("--chunk_episodes", type=int, default=32768)
+  parser.add_argument("--num_envs", type=int, default=16384)
+  parser.add_argument("--max_chunks", type=int, default=24)
+  parser.add_argument("--plateau_improvement", type=float, default=0.002)
+  parser.add_argument("--max_steps", type=int, default=6000)
+  parser.add_argument("--time_limit_s", type=float, default=1200.0)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                      help="a PPO setting for the chunks (repeatable)")
   args = parser.parse_args()
   if args.mode == "report":
     report(args)

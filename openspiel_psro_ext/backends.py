@@ -17,6 +17,10 @@ evaluation games) go the same way: `backend.play(game, seats, tasks)` runs
 `simulation.PlayTask`s, each seeded on its own, one after another or as Ray
 tasks beside the best responses.
 
+Each member's `stats["call_seconds"]` is the whole oracle call as timed
+where it ran (set-up and the result's matrix included, Ray's scheduling and
+transfers not): what one worker spends on it.
+
 Results do not depend on the backend: every request carries its own seed, so
 oracles with episode or step budgets return the same members either way (wall
 time budgets are time-dependent on any backend).
@@ -33,6 +37,7 @@ import logging
 import math
 import os
 import pickle
+import time
 from typing import Any, Sequence
 
 from openspiel_psro_ext import simulation
@@ -91,13 +96,22 @@ class Backend(abc.ABC):
     """Releases what the backend started."""
 
 
+def timed_best_response(oracle: oracle_base.Oracle, request: oracle_base.BestResponseRequest
+                        ) -> oracle_base.PopulationMember:
+  """`oracle.best_response(request)` with `stats["call_seconds"]` (module doc)."""
+  start = time.perf_counter()
+  member = oracle.best_response(request)
+  member.stats["call_seconds"] = time.perf_counter() - start
+  return member
+
+
 class EmbeddedBackend(Backend):
   """Best responses one after another in this process."""
 
   name = "embedded"
 
   def best_responses(self, oracle, requests):
-    members = [oracle.best_response(request) for request in requests]
+    members = [timed_best_response(oracle, request) for request in requests]
     release_freed_memory()
     return members
 
@@ -121,7 +135,7 @@ def _remote_best_response(oracle: oracle_base.Oracle, tree_ref: list[Any],
   key = tree_ref[0].hex()
   if key not in _WORKER_TREES:
     _WORKER_TREES[key] = pickle.loads(pickle.dumps(ray.get(tree_ref[0])))
-  member = oracle.best_response(dataclasses.replace(request, tree=_WORKER_TREES[key]))
+  member = timed_best_response(oracle, dataclasses.replace(request, tree=_WORKER_TREES[key]))
   release_freed_memory()
   return member
 

@@ -32,14 +32,27 @@ One step of this loop (one `IterationRecord`):
 
      Every level's restricted game is a leading block of one payoff table
      per step (the fixed members' cached terminal reaches and the trained
-     levels'), so the driver's serial work per step is K small LPs: it
-     grows with K while the workers' does not, and bounds the speed-up;
+     levels'). A level's LP and gains need only that table and its own
+     policies: in P2SRO's distributed form each worker solves its own
+     level's restricted game. Here the driver runs them one level after
+     another (on Ray too) and times each level's (`p2sro/level_seconds`);
 
   3. every active policy trains one chunk (the oracle's own budget: an
-     episode budget `total_episodes` makes the run deterministic), warm
-     started from its own previous chunk (`request.previous`; the variant
-     switches the oracle's `warm_start` on); all 2K chunks go to the backend
-     as one batch (on Ray, one task each);
+     episode budget `total_episodes` makes the run deterministic) that
+     continues its own previous chunk (`request.previous` with
+     `continues_previous`: the whole module). A new policy's first chunk
+     gets the policy just below it (the highest trained level's, else the
+     newest fixed member) as `previous`, for the oracle's PSRO warm starts
+     (PPO's critic): as PSRO's next best response gets the last one. A
+     policy's chunks are slices of one training run: chunk c of
+     `max_chunks` covers `schedule_span = (c/m, (c+1)/m)` of the oracle's
+     annealing (PPO's learning rate and entropy), so the policy anneals once
+     over its chunks (a policy that waits at a higher level past m chunks
+     trains on at the schedules' end). Restarting the schedules every chunk
+     left PPO's gain stuck at 0.24 on Leduc against a fixed mixture after 36
+     chunks, where one run of the same episodes reached 0.057 and the
+     slices 0.062. All 2K chunks go to the backend as one batch (on Ray,
+     one task each);
   4. the lowest level's gains are computed again against the same targets.
      It becomes fixed when the chunk improved neither player's gain by more
      than `plateau_improvement` (after `min_chunks` chunks), when both gains
@@ -52,8 +65,10 @@ One step of this loop (one `IterationRecord`):
 The keys `p2sro/gain` and `p2sro/improvement` (per level, per player; None
 where not defined), `p2sro/chunks` (per level), `p2sro/fixed` (whether the
 lowest level became fixed), `p2sro/chunk_seconds` and `p2sro/chunk_episodes`
-(per level, per player, what each chunk cost: `benchmarks/p2sro.py` runs a
-virtual clock per worker on them) join each record's metrics.
+(per level, per player, what each chunk cost: the whole oracle call,
+`stats["call_seconds"]`) and `p2sro/level_seconds` (per level, its target's
+LP and its gains) join each record's metrics: `benchmarks/p2sro.py` runs a
+virtual clock per worker on them.
 
 Resume: the fixed population is the run's population (checkpointed as
 PSRO's). The active policies change every step, so each step, before its
@@ -70,6 +85,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import time
 from typing import Any
 
 import numpy as np
@@ -144,14 +160,17 @@ class P2SRO(psro.PSRO):
     self._stats: dict[str, Any] = {}
     # Per level and player: the target mixture's `[Z]` terminal reach.
     self._targets: list[list[np.ndarray]] = []
+    # Per level: this step's seconds of its target and gains (module doc).
+    self._level_seconds: list[float] = []
     super().__init__(*args, **kwargs)
     self.active = [self._fresh() for _ in range(self.options.num_active)]
     if self.records:
       self._load_active()
     oracle_cls = oracles_lib.get(self.config.oracle)
-    if "warm_start" in oracle_cls.settings():
-      # A chunk continues its policy's training: the whole module carries over.
-      self.oracle = oracle_cls.for_psro({**self.config.oracle_config, "warm_start": True})
+    if "warm_start_actor" in oracle_cls.settings():
+      # A critics' result carries its actor only with this: a chunk continues it.
+      self.oracle = oracle_cls.for_psro({**self.config.oracle_config,
+                                         "warm_start_actor": True})
     self.evaluations.append(psro.Evaluation(lambda snapshot: dict(self._stats), every=1))
 
   @classmethod
@@ -201,16 +220,19 @@ class P2SRO(psro.PSRO):
     matrices, reaches, tables = self._pipeline_table()
     # The warm-started solver state belongs to the fixed population's table.
     kwargs = {k: v for k, v in self._solver_kwargs.items() if k != "incremental"}
-    self._targets = []
+    self._targets, self._level_seconds = [], []
     requests = []
     below = 0  # trained levels below this one
+    max_chunks = self.options.max_chunks
     for active in self.active:
+      start = time.perf_counter()
       sizes = [len(s) + below for s in sigma]
       target = sigma if not below else [
           np.asarray(s, dtype=np.float64)
           for s in self.meta_solver.solve([t[:sizes[0], :sizes[1]] for t in tables], **kwargs)]
       # Per player, the mixture's terminal reach (what gains are measured against).
       self._targets.append([target[p] @ reaches[p][:sizes[p]] for p in range(self.num_players)])
+      self._level_seconds.append(time.perf_counter() - start)
       level = len(self._targets) - 1
       for p in range(self.num_players):
         requests.append((p, oracle_base.BestResponseRequest(
@@ -219,11 +241,21 @@ class P2SRO(psro.PSRO):
                                   for q in range(self.num_players)],
             opponent_weights=[None if q == p else target[q]
                               for q in range(self.num_players)],
-            previous=active.members[p],
+            previous=(active.members[p] if active.chunks else self._below(level, p)),
+            continues_previous=active.chunks > 0,
+            schedule_span=(min(active.chunks / max_chunks, 1.0),
+                           min((active.chunks + 1) / max_chunks, 1.0)),
             seed=self.request_seed(p, level),
             time_budget_s=self.oracle_time_budget(self.iteration))))
       below += active.chunks > 0
     return requests
+
+  def _below(self, level: int, player: int) -> oracle_base.PopulationMember | None:
+    """The policy just below `level` (module doc, step 3), or None."""
+    for active in reversed(self.active[:level]):
+      if active.chunks:
+        return active.members[player]
+    return self.previous_member(player)
 
   def _best_responses(self, requests):
     """Trains the chunks (one backend batch), moves the pipeline on, and
@@ -235,7 +267,7 @@ class P2SRO(psro.PSRO):
       chunk = trained[level * self.num_players:(level + 1) * self.num_players]
       active.members = list(chunk)
       active.chunks += 1
-      seconds.append([m.stats.get("seconds") for m in chunk])
+      seconds.append([m.stats.get("call_seconds") for m in chunk])
       episodes.append([m.stats.get("episodes") for m in chunk])
     gains = self._gains()
     improvements = [[None if b is None else b - a for b, a in zip(before, after)]
@@ -247,7 +279,8 @@ class P2SRO(psro.PSRO):
              or lowest.chunks >= opts.max_chunks)
     self._stats = {"p2sro/gain": gains, "p2sro/improvement": improvements,
                    "p2sro/chunks": [a.chunks for a in self.active], "p2sro/fixed": fixed,
-                   "p2sro/chunk_seconds": seconds, "p2sro/chunk_episodes": episodes}
+                   "p2sro/chunk_seconds": seconds, "p2sro/chunk_episodes": episodes,
+                   "p2sro/level_seconds": list(self._level_seconds)}
     new_members: list[list[oracle_base.PopulationMember]] = [[] for _ in range(self.num_players)]
     if fixed:
       for p, member in enumerate(lowest.members):
@@ -257,10 +290,15 @@ class P2SRO(psro.PSRO):
     return new_members
 
   def _gains(self) -> list[list[float | None]]:
-    """Per level, per player: the active policy's gain against its target."""
-    return [[self._gain(p, active.members[p], mixtures[1 - p])
-             for p in range(self.num_players)]
-            for active, mixtures in zip(self.active, self._targets)]
+    """Per level, per player: the active policy's gain against its target
+    (each level's seconds added to its `_level_seconds`)."""
+    gains = []
+    for level, (active, mixtures) in enumerate(zip(self.active, self._targets)):
+      start = time.perf_counter()
+      gains.append([self._gain(p, active.members[p], mixtures[1 - p])
+                    for p in range(self.num_players)])
+      self._level_seconds[level] += time.perf_counter() - start
+    return gains
 
   # -- the active policies in the run directory ----------------------------
 

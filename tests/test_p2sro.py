@@ -43,7 +43,9 @@ def test_exact_p2sro_kuhn_reaches_nash_conv_1e6_and_is_verified():
 
 def test_ppo_p2sro_kuhn_reaches_nash_conv_0_05():
   pytest.importorskip("torch")
-  run = algorithms.make(_ppo(target_nash_conv=0.05))
+  # Measured: 0.035 at step 56 (a policy anneals over its chunks, so one
+  # fixed early by the plateau test is left partly annealed).
+  run = algorithms.make(_ppo(target_nash_conv=0.05, iterations=80))
   assert run.run() == "target_nash_conv"
   last = run.records[-1]
   assert last.nash_conv <= 0.05
@@ -72,6 +74,8 @@ def test_each_level_trains_against_the_meta_nash_of_the_policies_below():
       np.testing.assert_array_equal(request.opponent_populations[q],
                                     np.concatenate([fixed[q]] + below))
       np.testing.assert_array_equal(request.previous.matrix, run.active[level].members[p].matrix)
+      # The chunk continues its policy: the third chunk of max_chunks (8).
+      assert request.continues_previous and request.schedule_span == (2 / 8, 3 / 8)
   # Level 0 answers the record's sigma; level 2 an equilibrium of the 3 x 3
   # table of the fixed member and levels 0 and 1 (any equilibrium has the
   # game's value and no profitable deviation).
@@ -85,6 +89,64 @@ def test_each_level_trains_against_the_meta_nash_of_the_policies_below():
   row, col = requests[5].opponent_weights[0], requests[4].opponent_weights[1]
   assert row @ table @ col == pytest.approx(value, abs=1e-8)
   assert (table @ col).max() <= value + 1e-8 and (row @ table).min() >= value - 1e-8
+
+
+def test_a_new_policy_starts_from_the_one_below_and_its_chunks_anneal_once():
+  pytest.importorskip("torch")
+  # Levels 0 and 1 fixed at once (max_chunks=1): the pipeline is one new level.
+  run = algorithms.make(_small_ppo(iterations=1),
+                        options=p2sro.PipelineOptions(num_active=2, min_chunks=1, max_chunks=1))
+  run.run()
+  assert [a.chunks for a in run.active] == [1, 0]
+  requests = [r for _, r in run.best_response_requests(run.meta_solve())]
+  for p in range(2):
+    lowest, fresh = requests[p], requests[2 + p]
+    assert lowest.continues_previous and lowest.schedule_span == (1.0, 1.0)
+    # PSRO's warm start source for a new best response: the policy just below.
+    assert fresh.previous is run.active[0].members[p] and not fresh.continues_previous
+    assert fresh.schedule_span == (0.0, 1.0)
+  # With nothing trained above the fixed population, the newest fixed member.
+  run.active = [run._fresh(), run._fresh()]  # pylint: disable=protected-access
+  requests = [r for _, r in run.best_response_requests(run.meta_solve())]
+  assert all(r.previous is run.populations[r.player][-1] for r in requests)
+
+
+def test_a_best_response_trained_in_chunks_anneals_once_over_them():
+  """16 chunks of PPO against 5 fixed Leduc policies: slices of one schedule
+  end near one run of the same episodes; restarting the schedule (learning
+  rate and entropy) every chunk ends far above it."""
+  pytest.importorskip("torch")
+  import pyspiel  # pylint: disable=g-import-not-at-top
+  from openspiel_psro_ext import exploitability, game_tree  # pylint: disable=g-import-not-at-top
+  from openspiel_psro_ext.oracles import base, ppo  # pylint: disable=g-import-not-at-top
+  tree = game_tree.compile_game(pyspiel.load_game("leduc_poker"))
+  legal = tree.infostates[1].legal_mask
+  opponents = np.random.default_rng(0).random((5,) + legal.shape) ** 4 * legal
+  opponents /= opponents.sum(2, keepdims=True)
+  weights = np.full(5, 0.2)
+  payoff = (tree.terminal_chance_reach * (weights @ tree.terminal_reach(1, opponents))
+            * tree.terminal_returns[:, 0])
+  best, _ = exploitability.best_response_from_weights(tree, 0, payoff)
+
+  def gain(member):
+    return best - tree.terminal_reach(0, member.matrix) @ payoff
+
+  def train(chunks, spans):
+    oracle = ppo.PPOOracle.for_psro(dict(time_budget_s=0.0, total_episodes=16384 * 16 // chunks,
+                                         num_envs=8192, progress=False, num_threads=1))
+    member = None
+    for c in range(chunks):
+      member = oracle.best_response(base.BestResponseRequest(
+          tree=tree, player=0, opponent_populations=[None, opponents],
+          opponent_weights=[None, weights], previous=member, seed=c,
+          continues_previous=member is not None,
+          schedule_span=(c / chunks, (c + 1) / chunks) if spans else (0.0, 1.0)))
+    return gain(member)
+
+  one_run, slices, restarts = train(1, False), train(16, True), train(16, False)
+  # Measured: 0.29, 0.17, 0.32.
+  assert slices <= 0.75 * restarts
+  assert slices <= 1.25 * one_run + 0.02
 
 
 def test_resume_equals_an_uninterrupted_run(tmp_path):

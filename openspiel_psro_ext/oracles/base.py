@@ -71,6 +71,13 @@ class BestResponseRequest:
       opponents' joint profiles (JPSRO's correlated opponents), or None:
       opponents drawn independently from `opponent_weights` (which then
       hold the joint's marginals).
+    continues_previous: `previous` is this best response's own earlier
+      training (P2SRO's chunks): an oracle that trains continues it, the
+      whole module, whatever its warm-start settings.
+    schedule_span: the part `(start, end)` of the oracle's schedules
+      (learning-rate and entropy annealing, exploration decay) this request's
+      budget covers: a best response trained in slices (P2SRO's chunk c of m:
+      `(c/m, (c+1)/m)`) anneals once over all of them, not once per slice.
   """
 
   tree: GameTree | None
@@ -82,6 +89,9 @@ class BestResponseRequest:
   time_budget_s: float | None = None
   game: pyspiel.Game | None = None
   opponent_joint: np.ndarray | None = None
+  # After the others: callers pass the fields above by position.
+  continues_previous: bool = False
+  schedule_span: tuple[float, float] = (0.0, 1.0)
 
   def __post_init__(self):
     if self.game is None and self.tree is not None:

@@ -108,7 +108,8 @@ class PPOOracle(torch_policy.TorchOracle):
         "loss", "policy_loss", "value_loss", "entropy", "approx_kl"), with_value=True)
     device, env, module, log = run.device, run.env, run.module, run.log
     previous = torch_policy.warm_start_source(request, module)
-    if cfg.warm_start_critic and not cfg.warm_start and previous is not None:
+    whole = cfg.warm_start or request.continues_previous  # loaded by `setup`
+    if cfg.warm_start_critic and not whole and previous is not None:
       module.value.load_state_dict(previous.value.state_dict())
     optimizer = torch.optim.Adam(module.parameters(), lr=cfg.learning_rate, eps=1e-5)
     T, B = cfg.num_steps, env.num_envs

@@ -227,16 +227,19 @@ class ActorCriticLearner(ReplayLearner):
   def warm_start(self) -> bool:
     """Loads the critics (`warm_start_critics`) and the actor
     (`warm_start_actor`) from the previous best response's result when it is
-    shaped as ours; returns whether it loaded anything."""
-    cfg, previous = self.config, self.run.previous
-    if (not (cfg.warm_start_critics or cfg.warm_start_actor) or previous is None
+    shaped as ours, both when the request continues it (`continues_previous`;
+    a critics' result carries its actor only with `warm_start_actor`);
+    returns whether it loaded anything."""
+    cfg, previous, continues = self.config, self.run.previous, self.run.continues
+    critics, actor = cfg.warm_start_critics or continues, cfg.warm_start_actor or continues
+    if (not (critics or actor) or previous is None
         or previous.arch != self._result_shape().arch):
       return False
-    if cfg.warm_start_critics:
+    if critics:
       for critic, source in zip(self.critics, self._critics_of(previous)):
         critic.load_state_dict(source.state_dict())
       self.learning_starts = cfg.warm_learning_starts
-    if cfg.warm_start_actor:
+    if actor and (not cfg.critic_greedy_result or previous.actor is not None):
       source = previous.actor if cfg.critic_greedy_result else previous.net
       self.run.module.net.load_state_dict(source.state_dict())
     return True

@@ -382,8 +382,9 @@ class TrainingLog:
   """
 
   def __init__(self, name: str, budget: Budget, num_envs: int, progress: bool,
-               keys: Sequence[str]):
+               keys: Sequence[str], schedule_span: tuple[float, float] = (0.0, 1.0)):
     self.budget = budget
+    self.schedule_span = schedule_span
     self.episodes = 0
     self.steps = 0
     self.curves: dict[str, list[float]] = {
@@ -401,7 +402,10 @@ class TrainingLog:
 
   @property
   def fraction(self) -> float:
-    return self.budget.fraction(self.episodes, self.steps)
+    """Where the schedules stand: the budget's spent fraction, mapped onto
+    `schedule_span` (`BestResponseRequest.schedule_span`)."""
+    start, end = self.schedule_span
+    return start + (end - start) * self.budget.fraction(self.episodes, self.steps)
 
   @property
   def done(self) -> bool:
@@ -415,7 +419,8 @@ class TrainingLog:
                  seconds=self.budget.elapsed, **{"return": mean}, **values)
     for key, value in point.items():
       self.curves.setdefault(key, []).append(float(value))
-    self._progress.update(self.fraction, ret=mean, eps=self.episodes)
+    spent = self.budget.fraction(self.episodes, self.steps)
+    self._progress.update(spent, ret=mean, eps=self.episodes)
 
   def close(self) -> None:
     self._progress.close()

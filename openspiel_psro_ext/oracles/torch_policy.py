@@ -307,6 +307,8 @@ class TrainingSetup:
   # that warm-start parts other than `module` (the actor-critic learners'
   # critics, and their actor when the result is the critics' policy).
   previous: Any = None
+  # `request.continues_previous`: every part starts from `previous`.
+  continues: bool = False
 
 
 def setup(request: base.BestResponseRequest, cfg: TrainingOptions, num_envs: int,
@@ -330,16 +332,18 @@ def setup(request: base.BestResponseRequest, cfg: TrainingOptions, num_envs: int
   module = TorchPolicy(request.game, player, env.obs_shape, cfg.hidden, cfg.network,
                        output, cfg.obs_type, with_value=with_value)
   previous = warm_start_source(request, module)
-  if cfg.warm_start and previous is not None:
+  if (cfg.warm_start or request.continues_previous) and previous is not None:
     module.load_state_dict(previous.state_dict())
   budget = rollouts.Budget(cfg.total_episodes, cfg.total_steps,
                            cfg.time_budget_s if request.time_budget_s is None
                            else request.time_budget_s)
   name = f"{type(cfg).__name__.replace('Config', '').lower()} p{player}"
-  log = rollouts.TrainingLog(name, budget, num_envs, cfg.progress, curve_keys)
+  log = rollouts.TrainingLog(name, budget, num_envs, cfg.progress, curve_keys,
+                             request.schedule_span)
   return TrainingSetup(device, obs_table, env, module.to(device), log,
                        np.random.default_rng([request.seed, 1]),
-                       None if request.previous is None else request.previous.module)
+                       None if request.previous is None else request.previous.module,
+                       request.continues_previous)
 
 
 def warm_start_source(request: base.BestResponseRequest,
