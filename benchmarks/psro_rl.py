@@ -57,6 +57,7 @@ NashConv 0.031 / 0.025 / 0.029 at 600 s, first at or below 0.05 at 441 /
 import argparse
 import dataclasses
 import functools
+import json
 import logging
 import sys
 import time
@@ -81,6 +82,9 @@ def main():
                       help="the PSRO variant (NashConv is of its output: Anytime"
                       " PSRO's least exploitable mixtures, XDO's restricted-game"
                       " average strategy)")
+  parser.add_argument("--algorithm_options", default="{}",
+                      help="the variant's options as JSON, e.g."
+                      " '{\"learner\": \"multiplicative_weights\"}' (neural Anytime PSRO)")
   parser.add_argument("--budget_s", type=float, default=600.0)
   parser.add_argument("--br_seconds", type=float, default=None,
                       help="first best responses' budget (default: the oracle's"
@@ -125,10 +129,13 @@ def main():
           int(k) for k in args.best_responses_per_player.split(",") if k))
   start = time.perf_counter()  # Ray's start-up counts
   backend = backends.make(args.backend)
-  run = algorithms.make(config, backend=backend)
+  run = algorithms.make(config, algorithms.options(args.algorithm,
+                                                   json.loads(args.algorithm_options)),
+                        backend=backend)
   settings = {k: v for k, v in vars(run.oracle.config).items()
               if k in {**oracles.get(args.oracle).psro_defaults, **oracle_config}}
-  print(f"{args.algorithm}({args.oracle}, nash) on {args.game}, {args.backend} backend,"
+  print(f"{args.algorithm}({args.oracle}, nash) {args.algorithm_options} on {args.game},"
+        f" {args.backend} backend,"
         f" {args.budget_s:g} s budget; best responses {run.oracle_time_budget(0):g} ->"
         f" {run.oracle_time_budget(args.ramp_iterations):g} s over"
         f" {args.ramp_iterations} iterations; best responses per player"

@@ -59,45 +59,101 @@ equilibrium converges as in PSRO, and since it is itself a mixture of the
 population, the output is never more exploitable than PSRO's meta-strategy
 at the same iteration.
 
+`learner="multiplicative_weights"`: the paper's neural form, for RL
+oracles. Player p's best response trains against q's mixture as a
+multiplicative-weights learner over q's population (`oracles.hedge`: it
+starts uniform and learns from the training episodes' payoffs), and q's
+candidate at the next iteration is the time average of that learner's
+iterates (`anytime/learned_weights` in the record's metrics, per player,
+over the population it had), with the new member at weight 0. No exact best
+response enters the learner; on a compiled tree the candidate still passes
+the exact keep-the-previous test above. Here the populations grow against
+the learning mixtures, as in the paper, not against the restricted Nash.
+
 The record's metrics carry `anytime/exploitability` (per player, the term
 above: the opponent's best-response value), `anytime/kept_previous` (per
 player, whether the previous output was kept) and `anytime/exploiters` (per
 player, the double oracle's best responses in its LP). The meta-solver
 gives the restricted Nash the populations grow against.
 
-Resume: the learner is deterministic, so `meta_solve` replayed over the saved
-populations rebuilds the regrets and the output exactly.
+Resume: the tabular learners are deterministic, so `meta_solve` replayed
+over the saved populations rebuilds the regrets and the output exactly; the
+multiplicative-weights averages come back from the records' metrics.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import dataclasses
+from typing import Any
 
 import numpy as np
 
 from openspiel_psro_ext import cfr
 from openspiel_psro_ext import exploitability
+from openspiel_psro_ext import oracles as oracles_lib
 from openspiel_psro_ext import payoffs
 from openspiel_psro_ext import psro
 from openspiel_psro_ext import xdo
+from openspiel_psro_ext.errors import UsageError
 from openspiel_psro_ext.meta_solvers import nash
+from openspiel_psro_ext.oracles import hedge
+
+LEARNERS = ("double_oracle", "regret_matching", "multiplicative_weights")
+
+
+@dataclasses.dataclass(frozen=True)
+class AnytimeOptions:
+  """Anytime PSRO's settings (module doc).
+
+  Attributes:
+    learner: "double_oracle" (default; exact), "regret_matching" (the
+      paper's tabular learner) or "multiplicative_weights" (its neural form,
+      for RL oracles).
+    inner_steps: regret-matching+ steps per player and PSRO iteration.
+    max_exploiters: best responses the double oracle may collect per player.
+    hedge_step, hedge_window: the multiplicative-weights learner's step (on
+      the game's payoffs) and episodes per update (`oracles.hedge`).
+  """
+
+  learner: str = "double_oracle"
+  inner_steps: int = 100
+  max_exploiters: int = 10_000
+  # The paper's reference step is 0.1; on Leduc with PPO (best responses of
+  # ~1M episodes: ~1000 updates) it left NashConv at 0.85 after 127 s, where
+  # 0.01 and 0.003 reached 0.43 (BUILD_NOTES).
+  hedge_step: float = 0.01
+  hedge_window: int = 1000
+
+  def check(self) -> None:
+    if self.learner not in LEARNERS:
+      raise UsageError(f"Anytime PSRO has no learner {self.learner!r}; choose one of"
+                       f" {list(LEARNERS)}.")
+    if self.inner_steps < 1 or self.max_exploiters < 1:
+      raise UsageError(f"Anytime PSRO needs inner_steps and max_exploiters >= 1; got"
+                       f" {self.inner_steps} and {self.max_exploiters}.")
+    self.hedge.check()
+
+  @property
+  def hedge(self) -> hedge.HedgeOptions:
+    return hedge.HedgeOptions(step=self.hedge_step, window=self.hedge_window)
 
 
 class AnytimePSRO(psro.PSRO):
   """Anytime PSRO (module doc).
 
-  Class attributes:
-    learner: "double_oracle" (default; exact) or "regret_matching" (the
-      paper's tabular learner; see the module doc).
-    inner_steps: regret-matching+ steps per player and PSRO iteration.
-    max_exploiters: best responses the double oracle may collect per player.
+  Args:
+    *args, **kwargs: as `psro.PSRO`.
+    options: the learner and its settings (default `AnytimeOptions()`).
   """
 
-  learner: ClassVar[str] = "double_oracle"
-  inner_steps: ClassVar[int] = 100
-  max_exploiters: ClassVar[int] = 10_000
+  Options = AnytimeOptions  # --algorithm_options (algorithms.options)
 
-  def __init__(self, *args: Any, **kwargs: Any):
+  def __init__(self, *args: Any, options: AnytimeOptions | None = None, **kwargs: Any):
+    self.options = options if options is not None else AnytimeOptions()
+    self.options.check()
+    # Per iteration, per player: the multiplicative-weights learner's average
+    # over that player's population (None: no learner ran for it).
+    self._learned: list[list[np.ndarray | None]] = []
     self._regrets: list[np.ndarray] = []
     # Per player: the opponent's best responses so far (`[K, Z]` payoff
     # weights, `_payoff_weights`), the members' payoffs against them
@@ -110,6 +166,13 @@ class AnytimePSRO(psro.PSRO):
     self._output_values: list[float] = []
     self._stats: dict[str, Any] = {}
     self._restricted_nash: list[np.ndarray] = []
+    self._solves = 0
+    if self.options.learner == "multiplicative_weights":
+      config = args[0] if args else kwargs["config"]
+      if not oracles_lib.get(config.oracle).trains:
+        raise UsageError(f"Anytime PSRO's multiplicative-weights learner learns from the"
+                         f" episodes of RL best responses; oracle {config.oracle!r} plays"
+                         f" none. Use an RL oracle (e.g. ppo) or learner 'double_oracle'.")
     super().__init__(*args, **kwargs)
     self.evaluations.append(psro.Evaluation(lambda snapshot: dict(self._stats), every=1))
 
@@ -131,10 +194,12 @@ class AnytimePSRO(psro.PSRO):
     for p in range(self.num_players):
       members = self.table.terminal_reach(p)  # [N_p, Z]
       first = len(self._output) <= p
-      if self.learner == "double_oracle":
+      if self.options.learner == "double_oracle":
         candidate = self._double_oracle(p, members)
-      else:
+      elif self.options.learner == "regret_matching":
         candidate = self._regret_matching(p, members)
+      else:
+        candidate = self._learned_mixture(p, len(members))
       value, _ = self._exploiter_value(p, candidate @ members)
       keep = not first and self._output_values[p] < value
       if keep:
@@ -148,11 +213,47 @@ class AnytimePSRO(psro.PSRO):
     self._restricted_nash = self._solve()
     self._stats = {"anytime/exploitability": terms, "anytime/kept_previous": kept,
                    "anytime/exploiters": [len(e) for e in self._exploiters]}
+    self._solves += 1
     return sigma
 
   def best_response_requests(self, sigma):
-    del sigma  # the output; the population grows against the restricted Nash
-    return super().best_response_requests(self._restricted_nash)
+    if self.options.learner != "multiplicative_weights":
+      # sigma is the output; the population grows against the restricted Nash.
+      return super().best_response_requests(self._restricted_nash)
+    # Against learning mixtures that start uniform (module doc).
+    uniform = [np.full(n, 1.0 / n) for n in self.table.shape]
+    return [(p, dataclasses.replace(request, opponent_hedge=self.options.hedge))
+            for p, request in super().best_response_requests(uniform)]
+
+  def _best_responses(self, requests):
+    new_members = super()._best_responses(requests)
+    if self.options.learner == "multiplicative_weights":
+      learned: list[np.ndarray | None] = [None] * self.num_players
+      for members in new_members:
+        for member in members:
+          for q, weights in enumerate(member.stats["opponent_weights"]):
+            if weights is not None:
+              learned[q] = np.asarray(weights, dtype=np.float64)
+      self._learned.append(learned)
+      self._stats["anytime/learned_weights"] = [None if w is None else w.tolist()
+                                                for w in learned]
+    return new_members
+
+  def _restore(self) -> None:
+    self._learned = [[None if w is None else np.asarray(w, dtype=np.float64) for w in
+                      r.metrics.get("anytime/learned_weights", [None] * self.num_players)]
+                     for r in self.run_dir.records()]
+    super()._restore()
+
+  def _learned_mixture(self, player: int, size: int) -> np.ndarray:
+    """The last multiplicative-weights average over `player`'s population,
+    with its newer members at 0 (uniform before any learner ran)."""
+    learned = self._learned[self._solves - 1][player] if self._solves else None
+    if learned is None:
+      return np.full(size, 1.0 / size)
+    mixture = np.zeros(size)
+    mixture[:len(learned)] = learned
+    return mixture
 
   def _payoff_weights(self, player: int, opponent_reach: np.ndarray) -> np.ndarray:
     """`[Z]` weights whose dot product with a member's terminal reach is its
@@ -177,7 +278,7 @@ class AnytimePSRO(psro.PSRO):
       table = table[:, keep]
     if len(table) < len(members):  # the new members' rows
       table = np.vstack([table, members[len(table):] @ exploiters.array.T])
-    for _ in range(self.max_exploiters):
+    for _ in range(self.options.max_exploiters):
       if len(exploiters):
         solution = self._matrix_solvers[player].solve(table)
         mixture, value = solution.row, solution.value
@@ -198,7 +299,7 @@ class AnytimePSRO(psro.PSRO):
       exploiters.append(weights[None])
       table = np.hstack([table, column[:, None]])
     raise RuntimeError(f"Anytime PSRO: no least exploitable mixture for player {player}"
-                       f" after {self.max_exploiters} exploiters.")
+                       f" after {self.options.max_exploiters} exploiters.")
 
   def _regret_matching(self, player: int, members: np.ndarray) -> np.ndarray:
     """The paper's learner: regret matching+ against exact best responses."""
@@ -207,7 +308,7 @@ class AnytimePSRO(psro.PSRO):
     if len(self._regrets) > player:
       regrets[:len(self._regrets[player])] = self._regrets[player]
     average = np.zeros(n)
-    for step in range(1, self.inner_steps + 1):
+    for step in range(1, self.options.inner_steps + 1):
       current = cfr.regret_matching(regrets[None], np.ones((1, n)))[0]
       _, br_reach = self._exploiter_value(player, current @ members)
       payoffs = members @ self._payoff_weights(player, br_reach)

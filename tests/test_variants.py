@@ -125,10 +125,8 @@ def test_anytime_psro_kuhn_is_exact_monotone_and_below_psro():
 
 
 def test_anytime_psro_regret_matching_learner_never_rises():
-  class RegretMatching(anytime_psro.AnytimePSRO):
-    learner = "regret_matching"
-    inner_steps = 50
-  run = RegretMatching(_config(iterations=8))
+  run = algorithms.make(_config(algorithm="anytime_psro", iterations=8), algorithms.options(
+      "anytime_psro", {"learner": "regret_matching", "inner_steps": 50}))
   run.run()
   ours = [r.nash_conv for r in run.records]
   assert ours[-1] < 0.5 * ours[0]

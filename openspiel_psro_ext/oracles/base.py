@@ -31,6 +31,7 @@ import pyspiel
 from openspiel_psro_ext import correlated_gaps
 from openspiel_psro_ext import exploitability
 from openspiel_psro_ext.game_tree import GameTree
+from openspiel_psro_ext.oracles import hedge
 
 
 @dataclasses.dataclass
@@ -78,6 +79,10 @@ class BestResponseRequest:
       (learning-rate and entropy annealing, exploration decay) this request's
       budget covers: a best response trained in slices (P2SRO's chunk c of m:
       `(c/m, (c+1)/m)`) anneals once over all of them, not once per slice.
+    opponent_hedge: None, or the opponents' mixtures learn while the best
+      response trains (`hedge`; neural Anytime PSRO): each starts at
+      `opponent_weights` (all positive), and the member's
+      `stats["opponent_weights"]` holds, per player, its iterates' average.
   """
 
   tree: GameTree | None
@@ -92,6 +97,7 @@ class BestResponseRequest:
   # After the others: callers pass the fields above by position.
   continues_previous: bool = False
   schedule_span: tuple[float, float] = (0.0, 1.0)
+  opponent_hedge: hedge.HedgeOptions | None = None
 
   def __post_init__(self):
     if self.game is None and self.tree is not None:

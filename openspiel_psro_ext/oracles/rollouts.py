@@ -41,6 +41,7 @@ import pyspiel
 from openspiel_psro_ext import simulation
 from openspiel_psro_ext.game_tree import GameTree
 from openspiel_psro_ext.oracles import base
+from openspiel_psro_ext.oracles import hedge
 
 _TERMINAL = int(pyspiel.PlayerId.TERMINAL)
 
@@ -58,7 +59,8 @@ class TreeVecEnv:
                opponent_weights: Sequence[np.ndarray | None],
                num_envs: int, seed: int = 0,
                obs_table: np.ndarray | None = None,
-               opponent_joint: np.ndarray | None = None):
+               opponent_joint: np.ndarray | None = None,
+               opponent_hedge: hedge.HedgeOptions | None = None):
     """Args.
 
     tree: the compiled game.
@@ -73,6 +75,9 @@ class TreeVecEnv:
     opponent_joint: `[N_q for q != player]` correlated opponents (JPSRO):
       each game draws one joint profile from it instead of independent
       members from `opponent_weights`.
+    opponent_hedge: the opponents' mixtures learn from the finished
+      episodes (`hedge.OpponentHedge`, one per opponent; `hedges`), starting
+      at `opponent_weights`.
     """
     self.tree = tree
     self.player = player
@@ -104,6 +109,13 @@ class TreeVecEnv:
       cum[:, :, pop.shape[2]:] = 1.0
       self._opponents.append((q, cum, simulation.cumulative_rows(weights)))
     self._members = np.zeros((len(self._opponents), num_envs), dtype=np.int64)
+    self.hedges: list[hedge.OpponentHedge] | None = None
+    if opponent_hedge is not None:
+      if opponent_joint is not None:
+        raise ValueError("the opponent learner (opponent_hedge) learns independent"
+                         " mixtures; it cannot learn a joint (opponent_joint).")
+      self.hedges = [hedge.OpponentHedge(opponent_weights[q], opponent_hedge)
+                     for q, _, _ in self._opponents]
     self._joint = None if opponent_joint is None else (
         np.shape(opponent_joint), simulation.cumulative_rows(
             np.asarray(opponent_joint, dtype=np.float64).reshape(-1)))
@@ -204,8 +216,19 @@ class TreeVecEnv:
     reward = np.where(done, self._returns[self._hist], 0.0).astype(np.float32)
     finished = np.flatnonzero(done)
     if len(finished):
+      if self.hedges is not None:
+        self._observe_episodes(finished)
       self._reset_games(finished)
     return self.infostates, reward, done
+
+  def _observe_episodes(self, finished: np.ndarray) -> None:
+    """Feeds the finished games (before their reset redraws the members) to
+    the opponents' learners, and samples from their new mixtures."""
+    terminal = self._hist[finished]
+    for j, (q, cum, _) in enumerate(self._opponents):
+      learner = self.hedges[j]
+      if learner.observe(self._members[j, finished], self.tree.returns[terminal, q]):
+        self._opponents[j] = (q, cum, simulation.cumulative_rows(learner.weights))
 
   @property
   def infostates(self) -> np.ndarray:
@@ -298,11 +321,14 @@ def make_env(request: base.BestResponseRequest, num_envs: int, seed: int,
     if obs_table is not None:
       raise ValueError("simulated environments observe information-state"
                        " tensors; an observation table needs a compiled tree.")
+    if request.opponent_hedge is not None:
+      raise ValueError("the opponent learner (opponent_hedge) runs on a compiled"
+                       " tree only; use a game that compiles.")
     return PyspielVecEnv(request.game, request.player, request.opponent_populations,
                          request.opponent_weights, num_envs, seed)
   return TreeVecEnv(request.tree, request.player, request.opponent_populations,
                     request.opponent_weights, num_envs, seed, obs_table,
-                    request.opponent_joint)
+                    request.opponent_joint, request.opponent_hedge)
 
 
 def policy_value(request: base.BestResponseRequest, matrix: np.ndarray) -> float:

@@ -369,6 +369,11 @@ def finish(request: base.BestResponseRequest, setup_: TrainingSetup,
   module = setup_.module.cpu().eval()
   log = setup_.log
   log.close()
+  hedges = getattr(setup_.env, "hedges", None)
+  if hedges is not None:  # per player, the learned mixture (None: the learner's)
+    averages = iter(learner.average() for learner in hedges)
+    stats["opponent_weights"] = [None if q == request.player else next(averages)
+                                 for q in range(request.game.num_players())]
   logging.info("%s player %d: %d episodes in %.1fs", algorithm, request.player,
                log.episodes, log.budget.elapsed)
   return base.PopulationMember(
