@@ -142,13 +142,14 @@ class AnytimePSRO(psro.PSRO):
   """Anytime PSRO (module doc).
 
   Args:
-    *args, **kwargs: as `psro.PSRO`.
+    config, *args, **kwargs: as `psro.PSRO`.
     options: the learner and its settings (default `AnytimeOptions()`).
   """
 
   Options = AnytimeOptions  # --algorithm_options (algorithms.options)
 
-  def __init__(self, *args: Any, options: AnytimeOptions | None = None, **kwargs: Any):
+  def __init__(self, config: psro.PSROConfig, *args: Any,
+               options: AnytimeOptions | None = None, **kwargs: Any):
     self.options = options if options is not None else AnytimeOptions()
     self.options.check()
     # Per iteration, per player: the multiplicative-weights learner's average
@@ -168,12 +169,11 @@ class AnytimePSRO(psro.PSRO):
     self._restricted_nash: list[np.ndarray] = []
     self._solves = 0
     if self.options.learner == "multiplicative_weights":
-      config = args[0] if args else kwargs["config"]
       if not oracles_lib.get(config.oracle).trains:
         raise UsageError(f"Anytime PSRO's multiplicative-weights learner learns from the"
                          f" episodes of RL best responses; oracle {config.oracle!r} plays"
                          f" none. Use an RL oracle (e.g. ppo) or learner 'double_oracle'.")
-    super().__init__(*args, **kwargs)
+    super().__init__(config, *args, **kwargs)
     self.evaluations.append(psro.Evaluation(lambda snapshot: dict(self._stats), every=1))
 
   @classmethod
