@@ -25,7 +25,10 @@ record at or below the target. Run it on an otherwise idle machine for a
 clean figure; on a shared machine the load is part of the number.
 
 Each run writes `DIR/<mode>_<W>.json` (its records' step figures); `report`
-prints the table from them.
+prints the table from them, with a second, load-free clock: every worker's
+step at one worker's median (from the 1-worker run) plus the driver's
+measured seconds. The defaults are the settings of BUILD_NOTES' figures
+(time to NashConv 0.2 on Leduc: 1-16 workers projected, 1 and 2 measured).
 """
 
 import argparse
