@@ -46,6 +46,7 @@ from openspiel_psro_ext.errors import UsageError
 
 STATE_FILE = "state.json"
 CONFIG_FILE = "config.json"
+ALGORITHM_OPTIONS_FILE = "algorithm_options.json"
 METRICS_FILE = "metrics.jsonl"
 PAYOFFS_FILE = "payoffs.npy"
 PAYOFFS_STDERR_FILE = "payoffs_stderr.npy"
@@ -242,6 +243,23 @@ class RunDirectory:
 
   def saved_config(self) -> dict[str, Any]:
     return read_json(self.file(CONFIG_FILE))
+
+  def check_algorithm_options(self, algorithm: str, options: dict[str, Any]) -> None:
+    """Keeps a variant's options (`--algorithm_options`) beside the config:
+    a resumed run must use the saved ones (a directory written before they
+    were kept takes the given ones).
+
+    Raises:
+      UsageError: the run is resumed with other options.
+    """
+    path = self.file(ALGORITHM_OPTIONS_FILE)
+    if self.state is not None and os.path.exists(path):
+      saved = read_json(path)
+      if saved != options:
+        raise UsageError(f"{self.path} ran {algorithm} with options {saved}; resume it"
+                         f" with the same (got {options}).")
+      return
+    write_json(path, options)
 
   def records(self) -> list[records_lib.IterationRecord]:
     """The committed records; later lines (an unfinished commit) are dropped."""

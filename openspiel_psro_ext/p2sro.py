@@ -145,7 +145,7 @@ class P2SRO(psro.PSRO):
   Args:
     *args, **kwargs: as `psro.PSRO`.
     options: the pipeline's settings (default `PipelineOptions()`); a resumed
-      run must use the saved ones.
+      run must use the saved ones (`RunDirectory.check_algorithm_options`).
 
   Attributes:
     active: the K levels, lowest first.
@@ -320,9 +320,8 @@ class P2SRO(psro.PSRO):
         checkpoints.write_npy(name + ".npy", member.matrix, durable=False)
         if member.module is not None and hasattr(member.module, "state_dict"):
           checkpoints.write_torch(name + ".pt", member.module.state_dict(), durable=False)
-    checkpoints.write_json(os.path.join(path, _ACTIVE_STATE), {
-        "options": dataclasses.asdict(self.options),
-        "chunks": [a.chunks for a in self.active]})
+    checkpoints.write_json(os.path.join(path, _ACTIVE_STATE),
+                           {"chunks": [a.chunks for a in self.active]})
     if self.iteration >= 1:  # keep the committed step's directory and this one
       shutil.rmtree(self._active_dir(self.iteration - 1), ignore_errors=True)
 
@@ -334,9 +333,6 @@ class P2SRO(psro.PSRO):
       raise checkpoints.CheckpointError(f"{self.run_dir.path} has no P2SRO active policies"
                                         f" for step {len(self.records)} ({state_file}).")
     state = checkpoints.read_json(state_file)
-    if state["options"] != dataclasses.asdict(self.options):
-      raise UsageError(f"{self.run_dir.path} ran P2SRO with options {state['options']};"
-                       f" resume it with the same (got {dataclasses.asdict(self.options)}).")
     for level, chunks in enumerate(state["chunks"]):
       active = self.active[level]
       active.chunks = chunks

@@ -156,6 +156,9 @@ class PSRO:
     self.run_dir = None
     if output_dir is not None:
       self.run_dir = checkpoints.RunDirectory.open(output_dir, config.to_dict(), resume)
+      options = getattr(self, "options", None)  # a variant's (`algorithms.options`)
+      if options is not None:
+        self.run_dir.check_algorithm_options(config.algorithm, dataclasses.asdict(options))
       if self.run_dir.state is not None:
         psro_config.check_resumable(self.run_dir.saved_config(), config, output_dir)
         self._restore()

@@ -144,6 +144,11 @@ def test_anytime_psro_resume_matches_uninterrupted_run(tmp_path):
   resumed.run()
   assert [r["nash_conv"] for r in checkpoints.read_metrics(out)] == [
       r.nash_conv for r in full.records]
+  # The run keeps its options: resuming with another learner is refused.
+  with pytest.raises(errors.UsageError, match="ran anytime_psro with options.*same"):
+    algorithms.make(_config(game="leduc_poker", algorithm="anytime_psro", iterations=9),
+                    algorithms.options("anytime_psro", {"learner": "regret_matching"}),
+                    output_dir=out, resume=True)
 
 
 @pytest.mark.parametrize("algorithm", ["xdo", "anytime_psro"])
