@@ -12,10 +12,11 @@ Every `window` episodes,
 
 on the game's own payoffs, as the paper's reference settings are; a member
 not drawn in the window keeps its weight relative to the others (its `u_k`
-is the mixture's average over the members drawn). The learner's output is the time average of the iterates (each
-weighted by the episodes it played): against a best response that improves,
-it is the mixture q can least be exploited with, as the tabular Anytime PSRO's
-least exploitable mixture is (`anytime_psro`). The paper's reference: step
+is the mixture's average over the members drawn). The learner's output is
+the time average of the iterates (each weighted by the episodes it played):
+against a best response that improves, it aims at the mixture q can least
+be exploited with, as the tabular Anytime PSRO's least exploitable mixture
+is (`anytime_psro`). The paper's reference: step
 0.1, a window of 1000 episodes (`HedgeOptions`' defaults; Anytime PSRO's
 preset takes a step of 0.01, see `anytime_psro.AnytimeOptions`).
 """
