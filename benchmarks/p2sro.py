@@ -45,7 +45,11 @@ import config_overrides
 
 
 def _config(args: argparse.Namespace) -> psro.PSROConfig:
-  oracle_config = dict(time_budget_s=0.0, total_episodes=args.chunk_episodes,
+  # A step budget instead (--chunk_steps): every chunk is the same number of
+  # PPO updates, so the workers of a step take the same time.
+  budget = (dict(total_steps=args.chunk_steps) if args.chunk_steps
+            else dict(total_episodes=args.chunk_episodes))
+  oracle_config = dict(time_budget_s=0.0, **budget,
                        num_envs=args.num_envs, progress=False, num_threads=1)
   oracle_config.update(config_overrides.parse(args.set))
   return psro.PSROConfig(game=args.game, iterations=args.max_steps, meta_solver="nash",
@@ -150,7 +154,9 @@ def report(args: argparse.Namespace) -> None:
     rate = float(np.median([s["worker_s"][0] for s in one["steps"]]))
   levels = [float(x) for x in args.levels.split(",")]
   ran = next(iter(runs.values()))["args"] if runs else vars(args)
-  print(f"P2SRO on {ran['game']}, PPO chunks of {ran['chunk_episodes']} episodes"
+  size = (f"{ran['chunk_steps']} learner decisions" if ran.get("chunk_steps")
+          else f"{ran['chunk_episodes']} episodes")
+  print(f"P2SRO on {ran['game']}, PPO chunks of {size}"
         f" ({ran['num_envs']} games at once), at most {ran['max_chunks']} per policy;"
         f" {' '.join(ran.get('set') or [])} first step"
         " at or below each NashConv: step, projected seconds with each worker's"
@@ -197,6 +203,8 @@ def main() -> None:
   parser.add_argument("--levels", default="1.0,0.6,0.4,0.3,0.2",
                       help="report: NashConv levels to time")
   parser.add_argument("--chunk_episodes", type=int, default=32768)
+  parser.add_argument("--chunk_steps", type=int, default=0,
+                      help="a chunk's budget in learner decisions instead (0: episodes)")
   parser.add_argument("--num_envs", type=int, default=16384)
   parser.add_argument("--max_chunks", type=int, default=24)
   parser.add_argument("--plateau_improvement", type=float, default=0.002)
