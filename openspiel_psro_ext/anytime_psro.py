@@ -68,13 +68,14 @@ iterates (`anytime/learned_weights` in the record's metrics, per player,
 over the population it had), with the new member at weight 0. No exact best
 response enters the learner; on a compiled tree the candidate still passes
 the exact keep-the-previous test above. Here the populations grow against
-the learning mixtures, as in the paper, not against the restricted Nash.
+the learning mixtures, as in the paper, not against the restricted Nash, so
+the meta-solver is not used.
 
 The record's metrics carry `anytime/exploitability` (per player, the term
 above: the opponent's best-response value), `anytime/kept_previous` (per
 player, whether the previous output was kept) and `anytime/exploiters` (per
 player, the double oracle's best responses in its LP). The meta-solver
-gives the restricted Nash the populations grow against.
+gives the restricted Nash the populations grow against (tabular learners).
 
 Resume: the tabular learners are deterministic, so `meta_solve` replayed
 over the saved populations rebuilds the regrets and the output exactly; the
@@ -210,7 +211,8 @@ class AnytimePSRO(psro.PSRO):
       terms.append(value)
       kept.append(bool(keep))
     self._output, self._output_values = sigma, terms
-    self._restricted_nash = self._solve()
+    if self.options.learner != "multiplicative_weights":  # what the populations grow against
+      self._restricted_nash = self._solve()
     self._stats = {"anytime/exploitability": terms, "anytime/kept_previous": kept,
                    "anytime/exploiters": [len(e) for e in self._exploiters]}
     self._solves += 1
