@@ -213,15 +213,17 @@ class GameBatch:
     self._rng = rng
     # The observer writes the information-state tensor into one numpy buffer:
     # ~3x faster than converting `information_state_tensor()`'s Python list.
-    self._observer = observation_lib.make_observation(
-        game, observation_lib.INFO_STATE_OBS_TYPE)
+    observer = observation_lib.make_observation(game, observation_lib.INFO_STATE_OBS_TYPE)
+    self._set_from = observer._observation.set_from  # pylint: disable=protected-access
+    self._tensor_view = memoryview(observer.tensor)
     self._uniforms = _uniform_stream(rng)
 
   def restart(self, idx: np.ndarray, members: np.ndarray | None = None) -> None:
     """New games at `idx`, each seat's member drawn by weight (or given as
     `members [P, len(idx)]`)."""
-    for b in idx:
-      self.states[b] = self.game.new_initial_state()
+    states, new_state = self.states, self.game.new_initial_state
+    for b in idx.tolist() if isinstance(idx, np.ndarray) else idx:
+      states[b] = new_state()
     for p, seat in enumerate(self.seats):
       if seat is not None:
         self.members[p, idx] = (seat.draw(len(idx), self._rng) if members is None
@@ -231,7 +233,17 @@ class GameBatch:
               ) -> tuple[np.ndarray | None, np.ndarray]:
     """`[n, T]` information-state tensors (or None) and `[n, A]` legal masks."""
     states = [self.states[b] for b in idx]
-    actions = [s.legal_actions(player) for s in states]
+    # One pass over the states, appending raw float32 bytes: numpy's per-row
+    # assignment cost more than pyspiel's own `set_from`.
+    actions, raw = [], bytearray()
+    if with_obs:
+      set_from, view = self._set_from, self._tensor_view
+      for state in states:
+        actions.append(state.legal_actions(player))
+        set_from(state, player)
+        raw += view
+    else:
+      actions = [state.legal_actions(player) for state in states]
     counts = np.fromiter(map(len, actions), np.int64, len(actions))
     legal = np.zeros((len(states), self.num_actions), dtype=bool)
     legal[np.repeat(np.arange(len(states)), counts),
@@ -239,16 +251,12 @@ class GameBatch:
                       int(counts.sum()))] = True
     if not with_obs:
       return None, legal
-    observer = self._observer
-    obs = np.empty((len(states), observer.tensor.size), dtype=np.float32)
-    for row, state in enumerate(states):
-      observer.set_from(state, player)
-      obs[row] = observer.tensor
-    return obs, legal
+    return np.frombuffer(raw, dtype=np.float32).reshape(len(states), -1), legal
 
   def apply(self, idx: Sequence[int], actions: np.ndarray) -> None:
+    states = self.states
     for b, a in zip(idx, actions.tolist()):
-      self.states[b].apply_action(a)
+      states[b].apply_action(a)
 
   def _seat_step(self, player: int, idx: list[int]) -> None:
     seat = self.seats[player]
@@ -273,9 +281,10 @@ class GameBatch:
     Returns:
       the games of `idx` that are over.
     """
-    pending = list(idx)
+    pending = idx.tolist() if isinstance(idx, np.ndarray) else list(idx)
     over = []
     states, seats, uniforms = self.states, self.seats, self._uniforms
+    moved_by_caller = [seat is None for seat in seats]
     while pending:
       by_seat: dict[int, list[int]] = {}
       for b in pending:
@@ -290,15 +299,16 @@ class GameBatch:
           state.apply_action(action)  # the last outcome if rounding left u >= total
           player = state.current_player()
         if player >= 0:
-          if seats[player] is not None:
+          if not moved_by_caller[player]:
             by_seat.setdefault(player, []).append(b)
         elif player == _TERMINAL:
           over.append(b)
         else:
           raise ValueError(f"{self.game}: player {player} to move is not supported.")
+      pending = []
       for player, games in by_seat.items():
         self._seat_step(player, games)
-      pending = [b for games in by_seat.values() for b in games]
+        pending += games
     return np.asarray(sorted(over), dtype=np.int64)
 
   def returns(self, idx: Sequence[int]) -> np.ndarray:
