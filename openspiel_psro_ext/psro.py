@@ -7,7 +7,9 @@ Each iteration t:
      `sims_per_entry`, like stock OpenSpiel);
   2. the meta-strategy `sigma_t = meta_solver(M_t)`;
   3. the exact NashConv of `sigma_t` as a policy of the real game (a mixture's
-     realization plan is the sigma-weighted sum of its members' plans);
+     realization plan is the sigma-weighted sum of its members' plans); with
+     `meta_strategy_average_decay` the output is the moving average of the
+     `sigma_s` instead (`averaged_meta_strategy`), `sigma_t` still trains;
   4. for each player a best response against `sigma_t` from the oracle (a
      solver that asks for rectified targets, `MetaSolverSpec.rectified`, gets
      one per support member, against the opponents that member beats or
@@ -213,18 +215,21 @@ class PSRO:
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
       start = time.perf_counter()
       sigma = self.meta_strategies = self.meta_solve()
+      output = self.averaged_meta_strategy(sigma)
       meta_games = self.table.meta_games
-      exact = self.output_nash_conv(sigma)
+      exact = self.output_nash_conv(output)
       new_members = self._best_responses(self.best_response_requests(sigma))
       record = IterationRecord(
           iteration=self.iteration, population_size=list(self.table.shape),
-          meta_strategy=[s.tolist() for s in sigma],
-          support_size=[int((s > 0).sum()) for s in sigma],
+          meta_strategy=[s.tolist() for s in output],
+          training_meta_strategy=(None if output is sigma else
+                                  [s.tolist() for s in sigma]),
+          support_size=[int((s > 0).sum()) for s in output],
           nash_conv=None if exact is None else exact.nash_conv,
           exploitability_per_player=(None if exact is None else
                                      exact.player_improvements.tolist()),
           on_policy_values=(exact.on_policy_values.tolist() if exact is not None else
-                            [float(meta_common.action_values(m, sigma, p) @ sigma[p])
+                            [float(meta_common.action_values(m, output, p) @ output[p])
                              for p, m in enumerate(meta_games)]),
           oracle=[[records_lib.scalar_stats(m.stats) for m in members]
                   for members in new_members])
@@ -300,6 +305,20 @@ class PSRO:
   def meta_solve(self) -> list[np.ndarray]:
     """This iteration's meta-strategy: per player `[N_p]` probabilities."""
     return self._solve()
+
+  def averaged_meta_strategy(self, sigma: list[np.ndarray]) -> list[np.ndarray]:
+    """The run's output at this iteration: `sigma` itself, or with
+    `meta_strategy_average_decay = d` the average of the meta-solver's
+    meta-strategies so far, iteration s weighted `d^(t-s)` (members newer
+    than an iteration count 0 in its term). The previous record holds the
+    previous average, so resuming continues it."""
+    decay = self.config.meta_strategy_average_decay
+    if not decay or not self.records:
+      return sigma
+    # Z_t = sum_{k<=t} d^k = 1 + d Z_{t-1}: the previous average carries d Z_{t-1}.
+    carried = decay * (1.0 - decay ** self.iteration) / (1.0 - decay)
+    return [(carried * np.pad(before, (0, len(now) - len(before))) + now) / (carried + 1.0)
+            for before, now in zip(self.records[-1].sigma, sigma)]
 
   def output_nash_conv(self, sigma: list[np.ndarray]) -> Any:
     """`exploitability.NashConvResult` of the run's output (None: no tree)."""

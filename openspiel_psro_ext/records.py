@@ -35,7 +35,10 @@ class IterationRecord:
   Attributes:
     iteration: 0-based index.
     population_size: per player, members `sigma` mixes.
-    meta_strategy: per player, `[N_p]` probabilities.
+    meta_strategy: per player, `[N_p]` probabilities: the run's output.
+    training_meta_strategy: per player, the meta-solver's own `[N_p]`
+      probabilities, which the best responses trained against, where the
+      output is their average (`meta_strategy_average_decay`); else None.
     support_size: per player, members with positive probability.
     nash_conv: exact NashConv of the meta-strategy in the full game; None in
       the simulated mode without a tree (its estimate, a lower bound, is the
@@ -68,11 +71,14 @@ class IterationRecord:
   wall_time_s: float = 0.0
   metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
   short_log: str = ""
+  training_meta_strategy: list[list[float]] | None = None
 
   def to_json(self) -> dict[str, Any]:
     """The flat `metrics.jsonl` object: the fields, then the metrics' keys."""
     data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
             if f.name != "metrics"}
+    if data["training_meta_strategy"] is None:  # the usual case: one meta-strategy
+      del data["training_meta_strategy"]
     clash = sorted(set(data) & set(self.metrics))
     if clash:
       raise ValueError(f"run metrics may not reuse record fields {clash}.")

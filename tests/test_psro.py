@@ -209,3 +209,48 @@ def test_exact_evaluation_of_a_game_too_large_is_one_line(tmp_path):
     psro.PSRO(_config(game="leduc_poker", evaluation="exact", max_histories=100))
   with pytest.raises(ValueError, match="needs the compiled tree"):
     psro.PSRO(_config(evaluation="sampled"))  # the exact oracle
+
+
+def test_meta_strategy_average_is_the_decayed_average_and_resumes(tmp_path):
+  decay = 0.6
+  config = _config(game="leduc_poker", iterations=8, meta_strategy_average_decay=decay)
+  full = psro.PSRO(config)
+  full.run()
+  trained = [r.sigma if r.training_meta_strategy is None else
+             [np.asarray(s) for s in r.training_meta_strategy] for r in full.records]
+  assert full.records[0].training_meta_strategy is None  # one meta-strategy so far
+  for t, record in enumerate(full.records):
+    weights = decay ** (t - np.arange(t + 1))
+    for p in range(2):
+      size = record.population_size[p]
+      average = sum(w * np.pad(trained[s][p], (0, size - len(trained[s][p])))
+                    for s, w in enumerate(weights)) / weights.sum()
+      np.testing.assert_allclose(record.sigma[p], average, atol=1e-12)
+  # The output's NashConv is OpenSpiel's for the averaged mixture.
+  assert full.verify(tolerance=1e-9) == pytest.approx(full.records[-1].nash_conv, abs=1e-9)
+  # Best responses trained against the meta-solver's own: the same populations
+  # as an unaveraged run.
+  plain = psro.PSRO(_config(game="leduc_poker", iterations=8))
+  plain.run()
+  assert [r.meta_strategy for r in plain.records] == [
+      [list(s) for s in t] for t in trained]
+  # A resumed run continues the average.
+  out = str(tmp_path / "run")
+  psro.PSRO(dataclasses.replace(config, iterations=3), output_dir=out).run()
+  resumed = psro.PSRO(config, output_dir=out, resume=True)
+  resumed.run()
+  saved = checkpoints.read_metrics(out)
+  assert [r["nash_conv"] for r in saved] == [r.nash_conv for r in full.records]
+  assert "training_meta_strategy" in saved[-1]
+  loaded = openspiel_psro_ext.load_run(out)
+  np.testing.assert_allclose(loaded.meta_strategy[0], full.records[-1].sigma[0])
+
+
+def test_meta_strategy_average_refusals():
+  with pytest.raises(psro.errors.UsageError, match=r"\[0, 1\)"):
+    psro.PSRO(_config(meta_strategy_average_decay=1.0))
+  with pytest.raises(psro.errors.UsageError, match="xdo variant outputs its own"):
+    psro.PSRO(_config(meta_strategy_average_decay=0.9, algorithm="xdo"))
+  run = psro.PSRO(_config(iterations=2))
+  run.run()
+  assert "training_meta_strategy" not in run.records[-1].to_json()
