@@ -1,7 +1,9 @@
 """The simulated mode (issue 13): PSRO with PPO on games played through pyspiel.
 
   python benchmarks/psro_simulated.py --part=validate [--budget_s=600]
-      [--br_seconds=5 --approx_episodes=1000000 --approx_every=12]
+      [--br_seconds=2.5 --br_final_seconds=8 --br_ramp_iterations=100
+       --meta_strategy_average_decay=0.9 --approx_episodes=2000000
+       --approx_eval_games=80000 --approx_every=16] [--dump=pop.npz]
   python benchmarks/psro_simulated.py --part=games [--budget_s=600]
       [--games="universal_poker(betting=limit,...);liars_dice(numdice=2)"]
   python benchmarks/psro_simulated.py --part=stock --games=... [--budget_s=600]
@@ -15,10 +17,19 @@ budget, `--approx_eval_games` games per value) is set beside it. Checks: the
 gap is at most 0.05 + 10% of the exact value at every point, and the estimate
 never exceeds the exact value by more than its 95% interval (it is a lower
 bound up to sampling error); the exact NashConv at or below 0.3 within the
-budget. The acceptance settings are the bracketed ones: 5 s best responses
-(3 s ones stall near 0.5 on Leduc, 8 s ones leave too few iterations) and
-1M-episode estimator best responses (200k-episode ones are too weak once the
-meta-strategy is near 0.3); BUILD_NOTES has the runs.
+budget. The acceptance settings are the bracketed ones: best responses whose
+budget ramps from 2.5 s to 8 s over 100 iterations (early meta-strategies
+are easy to exploit; constant 3 s ones stall near 0.5 on Leduc, constant 8 s
+ones leave too few iterations), the output the moving average of the
+meta-strategies (decay 0.9: the restricted Nash over RL best responses
+overfits its population), and 2M-episode estimator best responses valued
+over 80k games (near 0.3 the allowance is ~0.08: 1M episodes and 20k games,
++-0.075 alone, miss it); BUILD_NOTES has the runs. Where the tree is kept,
+each line also splits the NashConv: `regret`, the meta-strategy's NashConv
+in the exact meta-game of its population (what payoff noise and averaging
+cost inside the population), and `x_nash`, the exact NashConv of that exact
+meta-game's Nash (what exact payoffs alone would give). `--dump` writes the
+population's matrices and the meta-strategies for offline study.
 
 `games`: games that do not compile under the default limit, each run for
 `--budget_s` in the simulated mode with PPO, the approximate NashConv curve
@@ -48,6 +59,8 @@ import pyspiel
 
 from openspiel_psro_ext import approx_exploitability
 from openspiel_psro_ext import backends
+from openspiel_psro_ext import meta_solvers
+from openspiel_psro_ext import payoffs
 from openspiel_psro_ext import psro
 from openspiel_psro_ext import simulation
 import config_overrides
@@ -93,11 +106,27 @@ def _estimator(args) -> approx_exploitability.ApproxNashConvConfig:
   return estimator
 
 
+def _exact_meta_game_split(run: psro.PSRO, sigma: list[np.ndarray]) -> tuple[float, float]:
+  """Where the compiled tree is kept: the meta-strategy's regret in the exact
+  meta-game of its population (what payoff noise costs) and the exact NashConv
+  of that exact meta-game's Nash (what exact payoffs would have given)."""
+  matrices = run.view.population_matrices()
+  sizes = [len(s) for s in sigma]
+  meta_games = payoffs.payoff_tensors(run.view.tree, [m[:n] for m, n in zip(matrices, sizes)])
+  regret = meta_solvers.meta_game_nash_conv(meta_games, sigma)
+  exact_nash = meta_solvers.get("nash")(meta_games)
+  padded = [np.pad(x, (0, len(m) - len(x))) for x, m in zip(exact_nash, matrices)]
+  return regret, run.view.nash_conv(padded).nash_conv
+
+
 def _run(game: str, args) -> psro.PSRO:
   config = psro.PSROConfig(
       game=game, evaluation="sampled", oracle="ppo", seed=args.seed,
       iterations=100_000, target_nash_conv=0.0,
       payoff_target_stderr=args.payoff_target_stderr,
+      meta_strategy_average_decay=args.meta_strategy_average_decay,
+      oracle_budget_final_s=args.br_final_seconds,
+      oracle_budget_ramp_iterations=args.br_ramp_iterations,
       oracle_config=dict(time_budget_s=0.0 if args.br_episodes else args.br_seconds,
                          total_episodes=args.br_episodes,
                          simulated_num_envs=args.br_envs, **config_overrides.parse(args.br_set)))
@@ -111,16 +140,28 @@ def _run(game: str, args) -> psro.PSRO:
                   evaluations=[psro.Evaluation(approx, every=args.approx_every)])
   br_budget = (f"{args.br_episodes:,} episodes" if args.br_episodes else
                f"{args.br_seconds:g} s")
+  if args.br_final_seconds and not args.br_episodes:
+    br_budget += (f" ramping to {args.br_final_seconds:g} s over"
+                  f" {args.br_ramp_iterations} iterations")
   if args.br_set:
     br_budget += ", " + ", ".join(args.br_set)
+  if args.meta_strategy_average_decay:
+    br_budget += (f"; output: the meta-strategies' moving average, decay"
+                  f" {args.meta_strategy_average_decay:g}")
   print(f"{game}: simulated mode, PPO best responses ({br_budget},"
         f" {args.br_envs} games at once), {args.backend} backend, PSRO clock"
         f" {args.budget_s:g} s; payoff target stderr {run.table.target_stderr:.4g};"
         f" approximate NashConv every {args.approx_every} iterations with"
         f" {args.approx_episodes:,}-episode PPO best responses and"
         f" {args.approx_eval_games:,} games per value", flush=True)
+  split = run.view.tree is not None
   print(f"{'iter':>4} {'psro_s':>7} {'approx_s':>8} {'pop':>4} {'games':>10}"
-        f" {'exact':>8} {'approx':>8} {'ci95':>7} {'rss_MiB':>8}")
+        f" {'exact':>8} {'approx':>8} {'ci95':>7} {'rss_MiB':>8}"
+        + (f" {'regret':>7} {'x_nash':>7}" if split else ""))
+  if split:
+    print("(regret: the meta-strategy's NashConv in the exact meta-game of its"
+          " population, the cost of payoff noise; x_nash: the exact NashConv of"
+          " that exact meta-game's Nash; diagnostics, not on the PSRO clock)")
   clock = 0.0
   approx_s = 0.0
 
@@ -133,7 +174,10 @@ def _run(game: str, args) -> psro.PSRO:
                f" {record.metrics['approx_nash_conv_ci95']:>7.4f}")
     else:
       line += f" {'':>8} {'':>7}"
-    print(line + f" {_rss_mib():>8.0f}", flush=True)
+    line += f" {_rss_mib():>8.0f}"
+    if split:
+      line += " {:>7.4f} {:>7.4f}".format(*_exact_meta_game_split(run, record.sigma))
+    print(line, flush=True)
 
   rss = _RssSampler(args.rss_every_s)
   try:
@@ -156,6 +200,8 @@ def _run(game: str, args) -> psro.PSRO:
 
 def validate(args) -> None:
   run = _run("leduc_poker", args)
+  if args.dump:
+    _dump(run, args.dump)
   points = [r for r in run.records if "approx_nash_conv" in r.metrics]
   ok = True
   for r in points:
@@ -179,6 +225,19 @@ def validate(args) -> None:
         f"; best exact {best.nash_conv:.4f} (iteration {best.iteration});"
         f" final exact {run.records[-1].nash_conv:.4f} after"
         f" {len(run.records)} iterations")
+
+
+def _dump(run: psro.PSRO, path: str) -> None:
+  """The population's exact matrices, each record's meta-strategy and the
+  sampled meta-games, for studying meta-solvers offline."""
+  matrices = run.view.population_matrices()
+  np.savez_compressed(
+      path, **{f"matrices_{p}": m for p, m in enumerate(matrices)},
+      **{f"sigma_{p}_{r.iteration}": s for r in run.records for p, s in enumerate(r.sigma)},
+      **{f"meta_game_{p}": m for p, m in enumerate(run.table.meta_games)},
+      **{f"stderr_{p}": m for p, m in enumerate(run.table.stderr)},
+      nash_conv=np.array([r.nash_conv for r in run.records]))
+  print(f"population and meta-strategies written to {path}")
 
 
 def games(args) -> None:
@@ -231,6 +290,14 @@ def main():
   parser.add_argument("--budget_s", type=float, default=600.0)
   parser.add_argument("--br_seconds", type=float, default=3.0,
                       help="seconds of each PSRO best response")
+  parser.add_argument("--meta_strategy_average_decay", type=float, default=0.0,
+                      help="output the moving average of the meta-strategies"
+                      " with this decay (0: each iteration's own)")
+  parser.add_argument("--br_final_seconds", type=float, default=0.0,
+                      help="ramp each PSRO best response's seconds linearly from"
+                      " --br_seconds to this (0: constant)")
+  parser.add_argument("--br_ramp_iterations", type=int, default=100,
+                      help="iterations over which --br_final_seconds ramps")
   parser.add_argument("--br_episodes", type=int, default=0,
                       help="episodes of each PSRO best response instead of"
                       " seconds (a loaded machine does not starve them)")
@@ -253,6 +320,9 @@ def main():
                       help="stock's RL oracle (its JAX PG fails on games where"
                       " a player may never act, e.g. limit hold'em: use DQN)")
   parser.add_argument("--backend", default="ray", choices=backends.names())
+  parser.add_argument("--dump", default="",
+                      help="validate: write the population's exact matrices and"
+                      " the meta-strategies to this .npz")
   parser.add_argument("--rss_every_s", type=float, default=30.0)
   parser.add_argument("--seed", type=int, default=0)
   args = parser.parse_args()
