@@ -100,9 +100,10 @@ flags.DEFINE_integer("oracle_budget_ramp_iterations",
 flags.DEFINE_float("meta_strategy_average_decay", _default("meta_strategy_average_decay"),
                    "0, or output the exponential moving average of the"
                    " meta-strategies with this decay (best responses still"
-                   " train against each iteration's own); 0.9 averages about"
-                   " the last 10 iterations, which made RL best responses'"
-                   " output 25-30% less exploitable on Leduc.")
+                   " train against each iteration's own). Default: %g for"
+                   " plain PSRO with an RL oracle (about the last 10"
+                   " iterations: 25-45%% less exploitable on Leduc), else 0."
+                   % psro_config.RL_AVERAGE_DECAY)
 flags.DEFINE_list("best_responses_per_player", [],
                   "Best responses each population gets per iteration, e.g. 2,1"
                   " (different seeds; default one each).")

@@ -254,3 +254,8 @@ def test_meta_strategy_average_refusals():
   run = psro.PSRO(_config(iterations=2))
   run.run()
   assert "training_meta_strategy" not in run.records[-1].to_json()
+  # Defaults: averaged for plain PSRO with an oracle that trains, else not.
+  resolve = lambda **kw: psro.psro_config.resolve(_config(**kw)).meta_strategy_average_decay
+  assert resolve() == 0.0
+  assert resolve(oracle="ppo") == psro.psro_config.RL_AVERAGE_DECAY == 0.9
+  assert resolve(oracle="ppo", algorithm="p2sro") == 0.0
