@@ -145,9 +145,9 @@ def _run(game: str, args) -> psro.PSRO:
                   f" {args.br_ramp_iterations} iterations")
   if args.br_set:
     br_budget += ", " + ", ".join(args.br_set)
-  if args.meta_strategy_average_decay:
-    br_budget += (f"; output: the meta-strategies' moving average, decay"
-                  f" {args.meta_strategy_average_decay:g}")
+  decay = run.config.meta_strategy_average_decay
+  if decay:
+    br_budget += f"; output: the meta-strategies' moving average, decay {decay:g}"
   print(f"{game}: simulated mode, PPO best responses ({br_budget},"
         f" {args.br_envs} games at once), {args.backend} backend, PSRO clock"
         f" {args.budget_s:g} s; payoff target stderr {run.table.target_stderr:.4g};"
@@ -290,9 +290,10 @@ def main():
   parser.add_argument("--budget_s", type=float, default=600.0)
   parser.add_argument("--br_seconds", type=float, default=3.0,
                       help="seconds of each PSRO best response")
-  parser.add_argument("--meta_strategy_average_decay", type=float, default=0.0,
+  parser.add_argument("--meta_strategy_average_decay", type=float, default=None,
                       help="output the moving average of the meta-strategies"
-                      " with this decay (0: each iteration's own)")
+                      " with this decay (0: each iteration's own; default: the"
+                      " PSRO default, 0.9 with PPO)")
   parser.add_argument("--br_final_seconds", type=float, default=0.0,
                       help="ramp each PSRO best response's seconds linearly from"
                       " --br_seconds to this (0: constant)")
