@@ -312,7 +312,7 @@ class PSRO:
     meta-strategies so far, iteration s weighted `d^(t-s)` (members newer
     than an iteration count 0 in its term). The previous record holds the
     previous average, so resuming continues it."""
-    decay = self.config.meta_strategy_average_decay or 0.0
+    decay = self.config.meta_strategy_average_decay  # resolved: never None here
     if not decay or not self.records:
       return sigma
     # Z_t = sum_{k<=t} d^k = 1 + d Z_{t-1}: the previous average carries d Z_{t-1}.
