@@ -35,7 +35,7 @@ from typing import Any, Callable
 import numpy as np
 import pyspiel
 
-from openspiel_psro_ext import game_tree
+from openspiel_psro_ext.game import game_tree
 
 BEFORE = "ce9090c"  # Last commit of the Python dict-of-lists compiler.
 

@@ -23,10 +23,10 @@ import numpy as np
 from open_spiel.python.algorithms import jpsro as stock_jpsro
 import pyspiel
 
-from openspiel_psro_ext import algorithms
-from openspiel_psro_ext import correlated_gaps
-from openspiel_psro_ext import game_tree
-from openspiel_psro_ext import policies
+from openspiel_psro_ext.psro import variants as algorithms
+from openspiel_psro_ext.game import correlated_gaps
+from openspiel_psro_ext.game import game_tree
+from openspiel_psro_ext.game import policies
 from openspiel_psro_ext import psro
 
 

@@ -27,8 +27,9 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from openspiel_psro_ext import game_tree, payoffs
-from openspiel_psro_ext.metrics import IterationMetrics
+from openspiel_psro_ext.game import game_tree
+from openspiel_psro_ext.game import payoffs
+from openspiel_psro_ext.evaluation.metrics import IterationMetrics
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("game", "leduc_poker", "Game to time.")

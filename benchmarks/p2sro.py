@@ -39,7 +39,9 @@ import time
 
 import numpy as np
 
-from openspiel_psro_ext import backends, checkpoints, p2sro, psro
+from openspiel_psro_ext import backends, psro
+from openspiel_psro_ext.runs import checkpoints
+from openspiel_psro_ext.psro.variants import p2sro
 
 import config_overrides
 

@@ -20,7 +20,7 @@ import argparse
 import time
 
 from openspiel_psro_ext import psro
-from openspiel_psro_ext import stock_baseline
+from openspiel_psro_ext.compat import stock_baseline
 
 
 def main():

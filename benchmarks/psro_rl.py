@@ -64,13 +64,13 @@ import time
 
 import numpy as np
 
-from openspiel_psro_ext import algorithms
+from openspiel_psro_ext.psro import variants as algorithms
 from openspiel_psro_ext import backends
 from openspiel_psro_ext import oracles
 from openspiel_psro_ext import psro
-from openspiel_psro_ext import psro_config
-from openspiel_psro_ext import stock_baseline
-from openspiel_psro_ext import verification
+from openspiel_psro_ext.psro import config as psro_config
+from openspiel_psro_ext.compat import stock_baseline
+from openspiel_psro_ext.evaluation import verification
 import config_overrides
 
 

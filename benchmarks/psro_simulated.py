@@ -57,12 +57,12 @@ import time
 import numpy as np
 import pyspiel
 
-from openspiel_psro_ext import approx_exploitability
+from openspiel_psro_ext.evaluation import approx_exploitability
 from openspiel_psro_ext import backends
 from openspiel_psro_ext import meta_solvers
-from openspiel_psro_ext import payoffs
+from openspiel_psro_ext.game import payoffs
 from openspiel_psro_ext import psro
-from openspiel_psro_ext import simulation
+from openspiel_psro_ext.simulated import simulation
 import config_overrides
 
 HOLDEM = ("universal_poker(betting=limit,numPlayers=2,numRounds=4,blind=10 5,"
@@ -253,7 +253,7 @@ def games(args) -> None:
 def stock(args) -> None:
   """Stock psro_v2 (its own JAX PG oracle) for the budget, then our estimator."""
   from open_spiel.python.algorithms.psro_v2 import psro_v2  # pylint: disable=g-import-not-at-top
-  from openspiel_psro_ext import stock_baseline  # pylint: disable=g-import-not-at-top
+  from openspiel_psro_ext.compat import stock_baseline  # pylint: disable=g-import-not-at-top
   for game_string in args.games.split(";"):
     np.random.seed(args.seed)
     game = pyspiel.load_game(game_string)

@@ -37,16 +37,16 @@ import time
 
 import numpy as np
 
-from openspiel_psro_ext import approx_exploitability
-from openspiel_psro_ext import exploitability
-from openspiel_psro_ext import game_tree
+from openspiel_psro_ext.evaluation import approx_exploitability
+from openspiel_psro_ext.game import exploitability
+from openspiel_psro_ext.game import game_tree
 from openspiel_psro_ext import oracles
 from openspiel_psro_ext import psro
-from openspiel_psro_ext import psro_config
-from openspiel_psro_ext import simulation
+from openspiel_psro_ext.psro import config as psro_config
+from openspiel_psro_ext.simulated import simulation
 from openspiel_psro_ext.oracles import base
-from openspiel_psro_ext.oracles import rollouts
-from openspiel_psro_ext.oracles import torch_policy
+from openspiel_psro_ext.oracles.rl import rollouts
+from openspiel_psro_ext.oracles.rl import torch_policy
 import config_overrides
 
 

@@ -30,10 +30,10 @@ from open_spiel.python.algorithms import random_agent
 import pyspiel
 import torch
 
-from openspiel_psro_ext import game_tree
-from openspiel_psro_ext import simulation
-from openspiel_psro_ext.oracles import rollouts
-from openspiel_psro_ext.oracles import torch_policy
+from openspiel_psro_ext.game import game_tree
+from openspiel_psro_ext.simulated import simulation
+from openspiel_psro_ext.oracles.rl import rollouts
+from openspiel_psro_ext.oracles.rl import torch_policy
 
 
 class _VecStepper:

@@ -19,8 +19,8 @@ from open_spiel.python.algorithms import policy_aggregator
 from open_spiel.python.algorithms.psro_v2 import psro_v2
 import pyspiel
 
-from openspiel_psro_ext import exploitability
-from openspiel_psro_ext import openspiel_compat
+from openspiel_psro_ext.game import exploitability
+from openspiel_psro_ext.compat import openspiel_compat
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("game", "kuhn_poker", "OpenSpiel game.")

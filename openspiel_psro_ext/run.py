@@ -33,14 +33,14 @@ from absl import flags
 from absl import logging
 import pyspiel
 
-from openspiel_psro_ext import algorithms
+from openspiel_psro_ext.psro import variants as algorithms
 from openspiel_psro_ext import backends
-from openspiel_psro_ext import checkpoints
-from openspiel_psro_ext import game_tree
+from openspiel_psro_ext.runs import checkpoints
+from openspiel_psro_ext.game import game_tree
 from openspiel_psro_ext import oracles
 from openspiel_psro_ext import psro as psro_lib
-from openspiel_psro_ext import psro_config
-from openspiel_psro_ext import views
+from openspiel_psro_ext.psro import config as psro_config
+from openspiel_psro_ext.psro import views
 from openspiel_psro_ext.errors import UsageError
 from openspiel_psro_ext.records import IterationRecord
 
@@ -252,7 +252,7 @@ def format_record(record: IterationRecord) -> str:
     line += (f" | approx NashConv {record.metrics['approx_nash_conv']:.4f}"
              f" +- {record.metrics['approx_nash_conv_ci95']:.4f} (lower bound)")
   if any("/" in key for key in record.metrics):
-    from openspiel_psro_ext import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
+    from openspiel_psro_ext.evaluation import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
     line += f" | {metrics_lib.short_log(record.metrics)}"
   if record.metrics:
     line += f" ({record.metrics_time_s:.2f}s)"
@@ -264,13 +264,13 @@ def evaluations(view: views.View, options: RunOptions, seed: int) -> list[psro_l
   approximate NashConv in the simulated mode."""
   hooks = []
   if options.metrics_every > 0 and view.tree is not None:
-    from openspiel_psro_ext import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
+    from openspiel_psro_ext.evaluation import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
     computer = metrics_lib.IterationMetrics(view.tree, cache_dir=options.cache_dir or None)
     hooks.append(psro_lib.Evaluation(
         lambda snap: computer.compute(snap.matrices(), snap.sigma, snap.meta_games),
         every=options.metrics_every))
   if view.simulated:
-    from openspiel_psro_ext import approx_exploitability  # pylint: disable=g-import-not-at-top
+    from openspiel_psro_ext.evaluation import approx_exploitability  # pylint: disable=g-import-not-at-top
     config = approx_exploitability.ApproxNashConvConfig(seed=seed, eval_games=options.approx_eval_games)
     config.oracle_config["total_episodes"] = options.approx_episodes
 
@@ -296,7 +296,7 @@ def _install_interrupt_handler(run: psro_lib.PSRO) -> None:
 
 def _render_plots(output_dir: str) -> list[str]:
   try:
-    from openspiel_psro_ext import plots  # pylint: disable=g-import-not-at-top
+    from openspiel_psro_ext.runs import plots  # pylint: disable=g-import-not-at-top
   except ImportError:
     return []
   return plots.render_run_plots(output_dir)
@@ -374,7 +374,7 @@ def _run(run: psro_lib.PSRO, options: RunOptions) -> int:
   config, backend, output_dir = run.config, run.backend, options.output_dir
   tensorboard = None
   if options.tensorboard:
-    from openspiel_psro_ext import tensorboard as tb  # pylint: disable=g-import-not-at-top
+    from openspiel_psro_ext.runs import tensorboard as tb  # pylint: disable=g-import-not-at-top
     tensorboard = tb.TensorboardLogger(os.path.join(output_dir, "tensorboard"))
   _install_interrupt_handler(run)
   if run.view.simulated:
@@ -463,7 +463,7 @@ def _run(run: psro_lib.PSRO, options: RunOptions) -> int:
 
 def _compare_stock(run: psro_lib.PSRO, options: RunOptions) -> dict[str, Any]:
   try:
-    from openspiel_psro_ext import stock_baseline  # pylint: disable=g-import-not-at-top
+    from openspiel_psro_ext.compat import stock_baseline  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise UsageError(
         f"--compare_stock needs stock psro_v2, whose import failed ({e}); install"

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from openspiel_psro_ext import checkpoints
+from openspiel_psro_ext.runs import checkpoints
 
 
 def _run(*args, timeout=240):
@@ -98,7 +98,7 @@ def test_bad_input_is_one_clear_line(tmp_path, args, message):
 
 def test_internal_errors_keep_their_traceback(monkeypatch):
   from openspiel_psro_ext import run as run_lib  # pylint: disable=g-import-not-at-top
-  from openspiel_psro_ext import verification  # pylint: disable=g-import-not-at-top
+  from openspiel_psro_ext.evaluation import verification  # pylint: disable=g-import-not-at-top
 
   def bug(argv):
     raise ValueError("a bug deep in numpy")
@@ -193,7 +193,7 @@ def parsed_flags():
 
 def test_rl_oracles_default_to_a_ramped_budget(parsed_flags):
   from openspiel_psro_ext import psro  # pylint: disable=g-import-not-at-top
-  from openspiel_psro_ext import psro_config  # pylint: disable=g-import-not-at-top
+  from openspiel_psro_ext.psro import config as psro_config  # pylint: disable=g-import-not-at-top
   default = parsed_flags()
   assert default.oracle == "ppo" and default.time_budget_s == psro_config.RL_TIME_BUDGET_S
   # The API and the command line share one set of defaults.

@@ -20,7 +20,7 @@ _REGISTRY: dict[str, Callable[[], type[Oracle]]] = {
 def _load(module: str, cls: str) -> Callable[[], type[Oracle]]:
   """A loader importing `openspiel_psro_ext.oracles.<module>` on first use."""
   def loader() -> type[Oracle]:
-    return getattr(importlib.import_module(f"openspiel_psro_ext.oracles.{module}"), cls)
+    return getattr(importlib.import_module(f"openspiel_psro_ext.oracles.rl.{module}"), cls)
   return loader
 
 

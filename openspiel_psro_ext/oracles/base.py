@@ -28,10 +28,10 @@ from typing import Any, ClassVar
 import numpy as np
 import pyspiel
 
-from openspiel_psro_ext import correlated_gaps
-from openspiel_psro_ext import exploitability
-from openspiel_psro_ext.game_tree import GameTree
-from openspiel_psro_ext.oracles import hedge
+from openspiel_psro_ext.game import correlated_gaps
+from openspiel_psro_ext.game import exploitability
+from openspiel_psro_ext.game.game_tree import GameTree
+from openspiel_psro_ext.oracles.rl import hedge
 
 
 @dataclasses.dataclass

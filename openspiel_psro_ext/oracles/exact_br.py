@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from openspiel_psro_ext import exploitability
+from openspiel_psro_ext.game import exploitability
 from openspiel_psro_ext.oracles import base
 
 

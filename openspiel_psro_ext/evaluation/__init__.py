@@ -1,0 +1,1 @@
+"""The evaluation layer: run metrics, verification with OpenSpiel, approximate exploitability."""

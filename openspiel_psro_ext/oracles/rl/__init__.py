@@ -1,0 +1,1 @@
+"""Deep RL best-response oracles in PyTorch, one file per algorithm."""

@@ -1,0 +1,7 @@
+"""The PSRO layer: the loop, its config, the game's views and the loop variants."""
+
+from openspiel_psro_ext.evaluation.verification import VerificationError
+from openspiel_psro_ext.psro.config import PSROConfig
+from openspiel_psro_ext.psro.loop import PSRO, Evaluation, Snapshot
+
+__all__ = ["PSRO", "Evaluation", "PSROConfig", "Snapshot", "VerificationError"]

@@ -1,0 +1,171 @@
+r"""Re-renders a run's plots and prints its summary, without rerunning PSRO.
+
+    python -m openspiel_psro_ext.report --run_dir=runs/kuhn_poker-20250101-120000
+
+Reads only the run directory (`metrics.jsonl`, `payoffs.npy`, and
+`summary.json` / `comparison.json` / `config.json` when present), so it works
+on finished, interrupted and resumed runs alike. Prints: iterations, final
+NashConv and per-player exploitability, population size, wall time, the final
+iteration's evaluation metrics (win rates, Elo, diversity; or those of the last
+record that has them, saying which), the contents of
+`summary.json`, and NashConv beside stock psro_v2's when the run was compared.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+from absl import app
+from absl import flags
+
+from openspiel_psro_ext.runs import checkpoints
+from openspiel_psro_ext.runs import plots
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("run_dir", None, "The PSRO run directory to report on.")
+flags.DEFINE_bool("render_plots", True, "Re-render the PNG figures.")
+
+# Lists longer than this are summarised rather than printed.
+_MAX_LIST = 6
+
+
+def _format(value: Any) -> str:
+  if isinstance(value, float):
+    return f"{value:.6g}"
+  if isinstance(value, list):
+    if value and all(isinstance(v, list) for v in value):
+      return "; ".join(_format(v) for v in value)
+    if len(value) > _MAX_LIST:
+      numbers = [v for v in value if isinstance(v, (int, float))]
+      tail = (f", last {_format(numbers[-1])}, max {_format(max(numbers))}"
+              if numbers else "")
+      return f"[{len(value)} values{tail}]"
+    return "[" + ", ".join(_format(v) for v in value) + "]"
+  if isinstance(value, dict):
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 100 else text[:97] + "..."
+  return str(value)
+
+
+def _read_optional_json(run_dir: str, name: str) -> Any:
+  path = os.path.join(run_dir, name)
+  if not os.path.exists(path):
+    return None
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError) as e:
+    return {"error": f"unreadable {name}: {e}"}
+
+
+def _comparison_lines(records: list[dict[str, Any]],
+                      comparison: dict[str, Any]) -> list[str]:
+  stock = {s.get("iteration"): s for s in comparison.get("stock", [])}
+  lines = [f"Stock comparison: {comparison.get('label', 'stock psro_v2')}",
+           f"  {'iter':>4} | {'ours NashConv':>13} {'ours s':>8} |"
+           f" {'stock NashConv':>14} {'stock s':>8}"]
+  iterations = sorted(set(stock) | {r["iteration"] for r in records})
+  ours = {r["iteration"]: r for r in records}
+  for it in iterations:
+    mine, theirs = ours.get(it), stock.get(it)
+    left = (f"{mine['nash_conv']:>13.6f} {mine.get('wall_time_s', 0):>8.2f}"
+            if mine and "nash_conv" in mine else f"{'-':>13} {'-':>8}")
+    right = (f"{theirs['nash_conv']:>14.6f} {theirs.get('wall_time_s', 0):>8.2f}"
+             if theirs and "nash_conv" in theirs else f"{'-':>14} {'-':>8}")
+    lines.append(f"  {it:>4} | {left} | {right}")
+  if comparison.get("summary"):
+    lines.append(f"  {_format(comparison['summary'])}")
+  return lines
+
+
+def _metric_lines(record: dict[str, Any]) -> list[str]:
+  """`key  value (seat0 .., seat1 ..)`: per-seat keys folded into their mean."""
+  keys = sorted(k for k in record if "/" in k)
+  per_seat: dict[str, list[str]] = {}
+  for key in keys:
+    base, _, last = key.rpartition("/")
+    if last.startswith("seat") and last[4:].isdigit() and base in record:
+      per_seat.setdefault(base, []).append(f"{last} {_format(record[key])}")
+  shown = [k for k in keys if k.rpartition("/")[0] not in per_seat
+           or not k.rpartition("/")[2].startswith("seat")]
+  if not shown:
+    return []
+  width = max(len(k) for k in shown)
+  return [f"  {k:<{width}}  {_format(record[k])}"
+          + (f" ({', '.join(per_seat[k])})" if k in per_seat else "")
+          for k in shown]
+
+
+def summarize(run_dir: str) -> str:
+  """The summary table of a run directory, as text.
+
+  Raises:
+    plots.RunDirError: the directory or its metrics.jsonl is missing, empty
+      or corrupt.
+  """
+  records = plots.load_records(run_dir)
+  final = records[-1]
+  config = _read_optional_json(run_dir, checkpoints.CONFIG_FILE) or {}
+  summary = _read_optional_json(run_dir, checkpoints.SUMMARY_FILE)
+  comparison = plots.load_comparison(run_dir)
+  game = (summary or {}).get("game") or config.get("game", "?")
+  rows = [
+      ("run directory", run_dir),
+      ("game", game),
+      ("iterations", f"{len(records)} (last index {final['iteration']})"),
+      ("population size", _format(final.get("population_size", "?"))),
+      ("final NashConv", _format(final.get("nash_conv", "?"))),
+      ("exploitability per player",
+       _format(final.get("exploitability_per_player", "?"))),
+      ("wall time (s)", _format(final.get("wall_time_s", "?"))),
+      ("status", "finished" if summary else "no summary.json (running or"
+       " interrupted; resume with --resume)"),
+  ]
+  width = max(len(name) for name, _ in rows)
+  lines = ["PSRO run report"] + [f"  {name:<{width}}  {value}"
+                                 for name, value in rows]
+  # The final record carries the metrics; a run written before that rule (or
+  # with --metrics_every=0) shows its last record that has them, if any.
+  measured = next((r for r in reversed(records) if _metric_lines(r)), None)
+  if measured is not None:
+    note = ("" if measured is final else
+            f" (the last record with metrics; the run ends at iteration"
+            f" {final['iteration']})")
+    lines.append(f"Metrics at iteration {measured['iteration']}{note}:")
+    lines += _metric_lines(measured)
+  if summary:
+    lines.append("summary.json:")
+    width = max(len(k) for k in summary)
+    lines += [f"  {k:<{width}}  {_format(v)}" for k, v in summary.items()
+              if "/" not in k and k != "stock"]
+  if comparison:
+    lines += _comparison_lines(records, comparison)
+  return "\n".join(lines)
+
+
+def main(argv: Sequence[str]) -> int:
+  if len(argv) > 1:
+    print(f"error: unexpected arguments {argv[1:]}", file=sys.stderr)
+    return 2
+  if not FLAGS.run_dir:
+    print("error: pass --run_dir=DIR, a PSRO run directory.", file=sys.stderr)
+    return 2
+  try:
+    text = summarize(FLAGS.run_dir)
+    written = plots.render_run_plots(FLAGS.run_dir) if FLAGS.render_plots else []
+  except checkpoints.CheckpointError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(text)
+  if written:
+    print("Plots:")
+    for path in written:
+      print(f"  {path}")
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,1 @@
+"""The simulated layer: batched pyspiel games for games that do not compile."""

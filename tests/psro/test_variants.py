@@ -1,0 +1,187 @@
+"""Loop variants (`algorithms`): XDO and Anytime PSRO, and the CFR+ under XDO."""
+
+import numpy as np
+import pyspiel
+import pytest
+from open_spiel.python import policy as policy_lib
+from open_spiel.python.algorithms import exploitability as os_exploitability
+
+from openspiel_psro_ext import errors
+from openspiel_psro_ext.psro import variants as algorithms
+from openspiel_psro_ext.psro.variants import anytime_psro
+from openspiel_psro_ext.game import cfr
+from openspiel_psro_ext.runs import checkpoints
+from openspiel_psro_ext import psro
+from openspiel_psro_ext.game import exploitability
+from openspiel_psro_ext.game import game_tree
+from openspiel_psro_ext.psro.variants import xdo
+
+
+def _config(**kwargs):
+  defaults = dict(game="kuhn_poker", iterations=30, meta_solver="nash", oracle="exact",
+                  target_nash_conv=0.0)
+  defaults.update(kwargs)
+  return psro.PSROConfig(**defaults)
+
+
+def _openspiel_cfr_plus_nash_conv(game: str, iterations: int) -> float:
+  solver = pyspiel.CFRPlusSolver(pyspiel.load_game(game))
+  for _ in range(iterations):
+    solver.evaluate_and_update_policy()
+  return pyspiel.nash_conv(pyspiel.load_game(game), solver.tabular_average_policy())
+
+
+@pytest.mark.parametrize("game", ["kuhn_poker", "leduc_poker"])
+def test_cfr_plus_matches_openspiel_cfr_plus(game):
+  tree = game_tree.get_tree(game)
+  solver = cfr.CFRPlus(tree)
+  solver.iterate(30)
+  ours = exploitability.exact_nash_conv(tree, solver.average_policy()).nash_conv
+  # The same algorithm (alternating updates, linear averaging) as OpenSpiel's C++ one.
+  assert ours == pytest.approx(_openspiel_cfr_plus_nash_conv(game, 30), rel=1e-6)
+
+
+def test_predictive_cfr_plus_solves_kuhn():
+  tree = game_tree.get_tree("kuhn_poker")
+  solver = cfr.CFRPlus(tree, predictive=True)
+  solver.iterate(1000)
+  result = exploitability.exact_nash_conv(tree, solver.average_policy())
+  assert result.nash_conv < 1e-6
+  assert result.on_policy_values[0] == pytest.approx(-1 / 18, abs=1e-5)
+
+
+def test_restricted_game_and_its_best_responses():
+  tree = game_tree.get_tree("kuhn_poker")
+  rng = np.random.default_rng(0)
+  # A restriction to one action per state is one pure profile: its average is
+  # that profile and nobody can deviate inside it.
+  pure = [np.eye(tree.num_actions, dtype=bool)[rng.integers(0, 2, t.num_infostates)]
+          for t in tree.infostates]
+  solver = cfr.CFRPlus(tree, pure)
+  solver.iterate(5)
+  for average, allowed in zip(solver.average_policy(), pure):
+    np.testing.assert_array_equal(average, allowed.astype(float))
+  assert cfr.restricted_nash_conv(tree, solver.average_policy(), pure) == pytest.approx(0.0)
+  # Unrestricted, the restricted NashConv is OpenSpiel's NashConv.
+  policies = [t.uniform_policy() for t in tree.infostates]
+  legal = [t.legal_mask for t in tree.infostates]
+  assert cfr.restricted_nash_conv(tree, policies, legal) == pytest.approx(
+      os_exploitability.nash_conv(tree.game, policy_lib.TabularPolicy(tree.game)), abs=1e-12)
+  with pytest.raises(ValueError, match="no allowed action"):
+    cfr.CFRPlus(tree, [np.zeros_like(m) for m in legal])
+
+
+def test_xdo_kuhn_reaches_nash_conv_1e6_and_is_verified():
+  run = algorithms.make(_config(algorithm="xdo", target_nash_conv=1e-6))
+  assert isinstance(run, xdo.XDO)
+  assert run.run() == "target_nash_conv"
+  last = run.records[-1]
+  assert last.nash_conv <= 1e-6 and last.iteration <= 25
+  assert run.verify(tolerance=1e-9) == pytest.approx(last.nash_conv, abs=1e-9)
+  assert last.on_policy_values[0] == pytest.approx(-1 / 18, abs=1e-5)
+  # The threshold halves and the restricted game is what the records say.
+  thresholds = [r.metrics["xdo/threshold"] for r in run.records]
+  assert thresholds == sorted(thresholds, reverse=True) and thresholds[-1] < thresholds[0]
+  assert last.metrics["xdo/restricted_nash_conv"] <= last.metrics["xdo/threshold"]
+  assert last.metrics["xdo/restricted_actions"] == [int(a.sum()) for a in run.restricted_actions()]
+  # meta_strategy: the best responses spanning the restricted game, equally.
+  assert last.meta_strategy[0][0] == 0.0 and sum(last.meta_strategy[0]) == pytest.approx(1.0)
+
+
+def test_xdo_best_responses_answer_the_output_policy():
+  run = algorithms.make(_config(algorithm="xdo", iterations=4))
+  run.run()
+  tree = run.tree
+  for p in range(2):
+    expected = exploitability.exact_nash_conv(tree, run.output_policy).best_responses[p]
+    requests = run.best_response_requests(run.meta_strategies)
+    member = run.oracle.best_response(requests[p][1])
+    np.testing.assert_array_equal(member.matrix, expected)
+
+
+def test_xdo_resume_matches_uninterrupted_run(tmp_path):
+  full = algorithms.make(_config(game="leduc_poker", algorithm="xdo", iterations=12))
+  full.run()
+  out = str(tmp_path / "xdo")
+  algorithms.make(_config(game="leduc_poker", algorithm="xdo", iterations=7), output_dir=out).run()
+  resumed = algorithms.make(_config(game="leduc_poker", algorithm="xdo", iterations=12),
+                            output_dir=out, resume=True)
+  assert resumed.iteration == 7
+  resumed.run()
+  saved = checkpoints.read_metrics(out)
+  assert [r["nash_conv"] for r in saved] == [r.nash_conv for r in full.records]
+  assert [r["xdo/cfr_iterations"] for r in saved] == [
+      r.metrics["xdo/cfr_iterations"] for r in full.records]
+  resumed.verify(tolerance=1e-9)
+
+
+def test_anytime_psro_kuhn_is_exact_monotone_and_below_psro():
+  run = algorithms.make(_config(algorithm="anytime_psro", iterations=15))
+  assert isinstance(run, anytime_psro.AnytimePSRO)
+  run.run()
+  plain = psro.PSRO(_config(iterations=15))
+  plain.run()
+  ours = [r.nash_conv for r in run.records]
+  assert min(ours) <= 1e-6
+  assert all(b <= a + 1e-12 for a, b in zip(ours, ours[1:]))
+  # Same populations as PSRO's (the same best responses to the restricted
+  # Nash); the least exploitable mixture is never worse than that Nash.
+  assert [r.population_size for r in run.records] == [r.population_size for r in plain.records]
+  assert all(a <= b + 1e-12 for a, b in zip(ours, [r.nash_conv for r in plain.records]))
+  assert run.verify(tolerance=1e-9) == pytest.approx(ours[-1], abs=1e-9)
+
+
+def test_anytime_psro_regret_matching_learner_never_rises():
+  run = algorithms.make(_config(algorithm="anytime_psro", iterations=8), algorithms.options(
+      "anytime_psro", {"learner": "regret_matching", "inner_steps": 50}))
+  run.run()
+  ours = [r.nash_conv for r in run.records]
+  assert ours[-1] < 0.5 * ours[0]
+  assert all(b <= a + 1e-12 for a, b in zip(ours, ours[1:]))
+
+
+def test_anytime_psro_resume_matches_uninterrupted_run(tmp_path):
+  full = algorithms.make(_config(game="leduc_poker", algorithm="anytime_psro", iterations=8))
+  full.run()
+  out = str(tmp_path / "anytime")
+  algorithms.make(_config(game="leduc_poker", algorithm="anytime_psro", iterations=4),
+                  output_dir=out).run()
+  resumed = algorithms.make(_config(game="leduc_poker", algorithm="anytime_psro", iterations=8),
+                            output_dir=out, resume=True)
+  resumed.run()
+  assert [r["nash_conv"] for r in checkpoints.read_metrics(out)] == [
+      r.nash_conv for r in full.records]
+  # The run keeps its options: resuming with another learner is refused.
+  with pytest.raises(errors.UsageError, match="ran anytime_psro with options.*same"):
+    algorithms.make(_config(game="leduc_poker", algorithm="anytime_psro", iterations=9),
+                    algorithms.options("anytime_psro", {"learner": "regret_matching"}),
+                    output_dir=out, resume=True)
+
+
+@pytest.mark.parametrize("algorithm", ["xdo", "anytime_psro"])
+@pytest.mark.parametrize("change, message", [
+    (dict(game="kuhn_poker(players=3)", meta_solver="prd"), "two-player zero-sum"),
+    (dict(symmetric=True), "drop --symmetric"),
+])
+def test_variants_refuse_what_they_cannot_run(algorithm, change, message):
+  with pytest.raises(errors.UsageError, match=message):
+    algorithms.make(_config(algorithm=algorithm, **change))
+
+
+def test_unknown_algorithm_is_named():
+  with pytest.raises(errors.UsageError, match="xdo"):
+    algorithms.get("nope")
+
+
+def test_xdo_with_rl_best_responses_runs_and_verifies():
+  pytest.importorskip("torch")
+  rl = dict(time_budget_s=0, total_episodes=3000, progress=False, num_threads=1)
+  run = algorithms.make(_config(algorithm="xdo", iterations=2, oracle="ppo", oracle_config=rl))
+  run.run()
+  last = run.records[-1]
+  assert last.nash_conv < run.records[0].nash_conv
+  assert run.verify(tolerance=1e-9) == pytest.approx(last.nash_conv, abs=1e-9)
+  # Each request's opponent is the other player's output policy, weight 1.
+  request = run.best_response_requests(run.meta_strategies)[0][1]
+  np.testing.assert_array_equal(request.opponent_populations[1][0], run.output_policy[1])
+  assert request.opponent_weights[1].tolist() == [1.0]
