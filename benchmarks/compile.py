@@ -30,7 +30,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pyspiel
@@ -39,15 +40,13 @@ from openspiel_psro_ext.game import game_tree
 
 BEFORE = "ce9090c"  # Last commit of the Python dict-of-lists compiler.
 
-COMPILED = ["kuhn_poker", "leduc_poker", "tic_tac_toe", "liars_dice",
-            "leduc_poker(players=3)"]
+COMPILED = ["kuhn_poker", "leduc_poker", "tic_tac_toe", "liars_dice", "leduc_poker(players=3)"]
 QUICK_COMPILED = ["kuhn_poker", "leduc_poker"]
 # Heads-up limit hold'em (`universal_poker`'s default is a small no-limit game).
 HULH = pyspiel.hulh_game_string("fcpa")
 REFUSED = ["chess", "go", "hex", HULH, "dark_hex", "liars_dice(numdice=2)"]
 # Large games that fit under the default limits: timed, not expected to refuse.
-LARGE_COMPILED = ["universal_poker",
-                  "goofspiel(num_cards=6,imp_info=True,points_order=descending)"]
+LARGE_COMPILED = ["universal_poker", "goofspiel(num_cards=6,imp_info=True,points_order=descending)"]
 
 _MEMORY_SCRIPT = """
 import importlib.util, sys, time
@@ -89,8 +88,11 @@ print(f"{wall:.3f} {cpu:.3f} {peak_mb:.0f} {outcome}")
 def before_path() -> str:
   """A file holding the `game_tree` module as of commit `BEFORE`."""
   source = subprocess.run(
-      ["git", "show", f"{BEFORE}:openspiel_psro_ext/game_tree.py"],
-      check=True, capture_output=True, text=True).stdout
+    ["git", "show", f"{BEFORE}:openspiel_psro_ext/game_tree.py"],
+    check=True,
+    capture_output=True,
+    text=True,
+  ).stdout
   with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
     f.write(source)
   return f.name
@@ -123,9 +125,19 @@ def fmt(seconds: float) -> str:
 def same_trees(old: Any, new: game_tree.GameTree) -> list[str]:
   """Names of the fields where the two compiled trees differ."""
   differ = []
-  for name in ["parent", "action", "player", "depth", "infostate",
-               "chance_reach", "child", "chance_probs", "returns", "terminals",
-               "terminal_sequence"]:
+  for name in [
+    "parent",
+    "action",
+    "player",
+    "depth",
+    "infostate",
+    "chance_reach",
+    "child",
+    "chance_probs",
+    "returns",
+    "terminals",
+    "terminal_sequence",
+  ]:
     if not np.array_equal(getattr(old, name), getattr(new, name)):
       differ.append(name)
   for p, (a, b) in enumerate(zip(old.infostates, new.infostates)):
@@ -135,7 +147,8 @@ def same_trees(old: Any, new: game_tree.GameTree) -> list[str]:
     if a.index != b.index or a.level_slices != b.level_slices:
       differ.append(f"infostates[{p}].index/level_slices")
     if (a.tensors is None) != (b.tensors is None) or (
-        a.tensors is not None and not np.array_equal(a.tensors, b.tensors)):
+      a.tensors is not None and not np.array_equal(a.tensors, b.tensors)
+    ):
       differ.append(f"infostates[{p}].tensors")
     if [s.history() for s in a.states] != [s.history() for s in b.states]:
       differ.append(f"infostates[{p}].states")
@@ -153,34 +166,41 @@ def bare_walk(game: pyspiel.Game) -> int:
     count += 1
     if state.is_terminal():
       continue
-    actions = ([a for a, _ in state.chance_outcomes()] if state.is_chance_node()
-               else state.legal_actions())
+    actions = (
+      [a for a, _ in state.chance_outcomes()] if state.is_chance_node() else state.legal_actions()
+    )
     stack.extend(state.child(a) for a in actions)
   return count
 
 
 def bench_compile(games: list[str]) -> bool:
   before = load_before()
-  print(f"[1] compile_game: before ({BEFORE}) vs now; `floor` is `bare_walk`, the"
-        " pyspiel calls alone, and `before/floor` the most any compiler over"
-        " pyspiel's Python API could gain (CPU)")
-  print(f"  {'game':24s} {'histories':>10s}   wall: {'before':>9s} {'now':>9s}"
-        f" {'ratio':>6s}   CPU: {'before':>9s} {'now':>9s} {'ratio':>6s}"
-        f" {'floor':>9s} {'before/floor':>12s}  arrays")
+  print(
+    f"[1] compile_game: before ({BEFORE}) vs now; `floor` is `bare_walk`, the"
+    " pyspiel calls alone, and `before/floor` the most any compiler over"
+    " pyspiel's Python API could gain (CPU)"
+  )
+  print(
+    f"  {'game':24s} {'histories':>10s}   wall: {'before':>9s} {'now':>9s}"
+    f" {'ratio':>6s}   CPU: {'before':>9s} {'now':>9s} {'ratio':>6s}"
+    f" {'floor':>9s} {'before/floor':>12s}  arrays"
+  )
   all_same = True
   for name in games:
     game = pyspiel.load_game(name)
     reps = {"kuhn_poker": 51, "leduc_poker": 11}.get(name, 1)
-    old_wall, old_cpu, old = median_time(lambda: before.compile_game(game), reps)
-    new_wall, new_cpu, new = median_time(lambda: game_tree.compile_game(game), reps)
-    _, floor_cpu, count = median_time(lambda: bare_walk(game), reps)
+    old_wall, old_cpu, old = median_time(lambda g=game: before.compile_game(g), reps)
+    new_wall, new_cpu, new = median_time(lambda g=game: game_tree.compile_game(g), reps)
+    _, floor_cpu, count = median_time(lambda g=game: bare_walk(g), reps)
     assert count == new.num_histories, (count, new.num_histories)
     differ = same_trees(old, new)
     all_same &= not differ
-    print(f"  {name:24s} {new.num_histories:10,d}   {fmt(old_wall):>15s}"
-          f" {fmt(new_wall):>9s} {old_wall / new_wall:5.1f}x  {fmt(old_cpu):>14s}"
-          f" {fmt(new_cpu):>9s} {old_cpu / new_cpu:5.1f}x {fmt(floor_cpu):>9s}"
-          f" {old_cpu / floor_cpu:11.1f}x  {'identical' if not differ else differ}")
+    print(
+      f"  {name:24s} {new.num_histories:10,d}   {fmt(old_wall):>15s}"
+      f" {fmt(new_wall):>9s} {old_wall / new_wall:5.1f}x  {fmt(old_cpu):>14s}"
+      f" {fmt(new_cpu):>9s} {old_cpu / new_cpu:5.1f}x {fmt(floor_cpu):>9s}"
+      f" {old_cpu / floor_cpu:11.1f}x  {'identical' if not differ else differ}"
+    )
     del old, new
   return all_same
 
@@ -192,21 +212,28 @@ def bench_memory(games: list[str]) -> None:
   for name in games:
     row = []
     for which in (path, "now"):
-      result = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, name, which],
-                              capture_output=True, text=True, timeout=900,
-                              check=True)
+      result = subprocess.run(
+        [sys.executable, "-c", _MEMORY_SCRIPT, name, which],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=True,
+      )
       row.append(result.stdout.split())
     (old_cpu, old_mb), (new_cpu, new_mb) = row
-    print(f"  {name:24s} {old_mb:>6s} MB / {new_mb:>5s} MB"
-          f"   (CPU {float(old_cpu):.2f} s / {float(new_cpu):.2f} s)")
+    print(
+      f"  {name:24s} {old_mb:>6s} MB / {new_mb:>5s} MB"
+      f"   (CPU {float(old_cpu):.2f} s / {float(new_cpu):.2f} s)"
+    )
 
 
 def bench_refusals(games: list[str], expect_refusal: bool = True) -> bool:
   """Runs `compile_game` on each game in a fresh process; prints the outcome."""
   all_ok = True
   for name in games:
-    result = subprocess.run([sys.executable, "-c", _REFUSAL_SCRIPT, name],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+      [sys.executable, "-c", _REFUSAL_SCRIPT, name], capture_output=True, text=True, timeout=600
+    )
     if result.returncode:
       print(f"  {name}: FAILED\n{result.stderr[-2000:]}")
       all_ok = False
@@ -219,15 +246,16 @@ def bench_refusals(games: list[str], expect_refusal: bool = True) -> bool:
     else:
       ok, verdict = not refused, ""
     all_ok &= ok
-    print(f"  {name}: {float(wall):.2f} s wall, {float(cpu):.2f} s CPU, peak RSS"
-          f" {peak_mb} MB {verdict}\n    {message}")
+    print(
+      f"  {name}: {float(wall):.2f} s wall, {float(cpu):.2f} s CPU, peak RSS"
+      f" {peak_mb} MB {verdict}\n    {message}"
+    )
   return all_ok
 
 
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--quick", action="store_true",
-                      help="Compile only kuhn and leduc.")
+  parser.add_argument("--quick", action="store_true", help="Compile only kuhn and leduc.")
   parser.add_argument("--skip_refusals", action="store_true")
   args = parser.parse_args()
   same = bench_compile(QUICK_COMPILED if args.quick else COMPILED)
@@ -235,8 +263,7 @@ def main() -> None:
     bench_memory([name for name in COMPILED if name not in QUICK_COMPILED])
   refused = True
   if not args.skip_refusals:
-    print("[2] refusals: compile_game in a fresh process (target <= 5 s CPU,"
-          " < 1 GB peak RSS)")
+    print("[2] refusals: compile_game in a fresh process (target <= 5 s CPU, < 1 GB peak RSS)")
     refused = bench_refusals(REFUSED)
     print("[3] large games that compile, in a fresh process (for reference)")
     bench_refusals(LARGE_COMPILED, expect_refusal=False)

@@ -15,6 +15,7 @@ def parse(items: list[str]) -> dict[str, Any]:
     try:
       settings[key] = ast.literal_eval(value)
     except (ValueError, SyntaxError) as e:
-      raise SystemExit(f"setting {key}: {value!r} is not a Python literal"
-                       f" (quote strings: {key}='\"text\"').") from e
+      raise SystemExit(
+        f"setting {key}: {value!r} is not a Python literal (quote strings: {key}='\"text\"')."
+      ) from e
   return settings

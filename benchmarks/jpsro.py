@@ -20,35 +20,44 @@ import argparse
 import time
 
 import numpy as np
-from open_spiel.python.algorithms import jpsro as stock_jpsro
 import pyspiel
+from open_spiel.python.algorithms import jpsro as stock_jpsro
 
-from openspiel_psro_ext.psro import variants as algorithms
-from openspiel_psro_ext.game import correlated_gaps
-from openspiel_psro_ext.game import game_tree
-from openspiel_psro_ext.game import policies
 from openspiel_psro_ext import psro
+from openspiel_psro_ext.game import correlated_gaps, game_tree, policies
+from openspiel_psro_ext.psro import variants as algorithms
 
 
 def ours(game: str, solver: str, target: float, budget_s: float, iterations: int = 1000):
   """Our JPSRO run; prints its gap curve; returns (reason, last record)."""
-  config = psro.PSROConfig(game=game, meta_solver=solver, oracle="exact",
-                           algorithm="jpsro", iterations=iterations,
-                           target_nash_conv=target, time_budget_s=budget_s)
+  config = psro.PSROConfig(
+    game=game,
+    meta_solver=solver,
+    oracle="exact",
+    algorithm="jpsro",
+    iterations=iterations,
+    target_nash_conv=target,
+    time_budget_s=budget_s,
+  )
   run = algorithms.make(config)
   key = f"{solver}_gap"
 
   def show(record):
     m = record.metrics
-    print(f"  ours {solver} it {record.iteration:3d} sizes {record.population_size}"
-          f" cce_gap {m['cce_gap']:.2e} ce_gap {m['ce_gap']:.2e}"
-          f" nash_conv(marginals) {record.nash_conv:.3f} t {record.wall_time_s:7.2f}s",
-          flush=True)
+    print(
+      f"  ours {solver} it {record.iteration:3d} sizes {record.population_size}"
+      f" cce_gap {m['cce_gap']:.2e} ce_gap {m['ce_gap']:.2e}"
+      f" nash_conv(marginals) {record.nash_conv:.3f} t {record.wall_time_s:7.2f}s",
+      flush=True,
+    )
 
   reason = run.run(show)
   last = run.records[-1]
-  print(f"ours JPSRO({solver.upper()}) {game}: {key} {last.metrics[key]:.2e} after"
-        f" {last.iteration + 1} iterations, {last.wall_time_s:.1f} s ({reason})", flush=True)
+  print(
+    f"ours JPSRO({solver.upper()}) {game}: {key} {last.metrics[key]:.2e} after"
+    f" {last.iteration + 1} iterations, {last.wall_time_s:.1f} s ({reason})",
+    flush=True,
+  )
   return reason, last
 
 
@@ -63,38 +72,61 @@ def stock(game_string: str, equilibrium: str, budget_s: float) -> None:
   solver = "mw" + equilibrium
   clock = {"spent": 0.0, "since": time.perf_counter(), "last": None}
 
-  def callback(iteration, per_player_repeats, per_player_policies, joint_policies,
-               joint_returns, meta_games, train_meta_dists, eval_meta_dists,
-               train_meta_values, eval_meta_values, train_meta_gaps, eval_meta_gaps,
-               kwargs, checkpoint):
+  def callback(
+    iteration,
+    per_player_repeats,
+    per_player_policies,
+    joint_policies,
+    joint_returns,
+    meta_games,
+    train_meta_dists,
+    eval_meta_dists,
+    train_meta_values,
+    eval_meta_values,
+    train_meta_gaps,
+    eval_meta_gaps,
+    kwargs,
+    checkpoint,
+  ):
     del per_player_repeats, joint_policies, joint_returns, meta_games, eval_meta_dists
     del train_meta_values, eval_meta_values, train_meta_gaps, eval_meta_gaps, kwargs
     clock["spent"] += time.perf_counter() - clock["since"]
     joint = np.asarray(train_meta_dists[-1], dtype=np.float64)
-    reaches = [tree.terminal_reach(p, np.stack([policies.player_matrix(tree, pol, p)
-                                                for pol in pols]))
-               for p, pols in enumerate(per_player_policies)]
+    reaches = [
+      tree.terminal_reach(p, np.stack([policies.player_matrix(tree, pol, p) for pol in pols]))
+      for p, pols in enumerate(per_player_policies)
+    ]
     gaps = correlated_gaps.joint_gaps(tree, reaches, joint / joint.sum())
     clock["last"] = (iteration, joint.shape, gaps)
-    print(f"  stock {solver} it {iteration:3d} sizes {list(joint.shape)}"
-          f" cce_gap {gaps.cce_gap:.2e} ce_gap {gaps.ce_gap:.2e} t {clock['spent']:7.2f}s",
-          flush=True)
+    print(
+      f"  stock {solver} it {iteration:3d} sizes {list(joint.shape)}"
+      f" cce_gap {gaps.cce_gap:.2e} ce_gap {gaps.ce_gap:.2e} t {clock['spent']:7.2f}s",
+      flush=True,
+    )
     if clock["spent"] >= budget_s:
       raise _OutOfTime()
     clock["since"] = time.perf_counter()
     return checkpoint
 
   try:
-    stock_jpsro.run_loop(game, game_string, iterations=1000, target_equilibrium=equilibrium,
-                         train_meta_solver=solver, eval_meta_solver=solver,
-                         callback=callback)
+    stock_jpsro.run_loop(
+      game,
+      game_string,
+      iterations=1000,
+      target_equilibrium=equilibrium,
+      train_meta_solver=solver,
+      eval_meta_solver=solver,
+      callback=callback,
+    )
   except _OutOfTime:
     pass
   iteration, shape, gaps = clock["last"]
   gap = gaps.ce_gap if equilibrium == "ce" else gaps.cce_gap
-  print(f"stock jpsro.py {solver} {game_string}: {equilibrium}_gap {gap:.2e} after"
-        f" iteration {iteration} (populations {list(shape)}), {clock['spent']:.1f} s",
-        flush=True)
+  print(
+    f"stock jpsro.py {solver} {game_string}: {equilibrium}_gap {gap:.2e} after"
+    f" iteration {iteration} (populations {list(shape)}), {clock['spent']:.1f} s",
+    flush=True,
+  )
 
 
 def main():

@@ -21,9 +21,7 @@ import warnings
 import numpy as np
 
 from openspiel_psro_ext.meta_solvers import alpharank as ar
-from openspiel_psro_ext.meta_solvers import common
-from openspiel_psro_ext.meta_solvers import nash
-from openspiel_psro_ext.meta_solvers import prd
+from openspiel_psro_ext.meta_solvers import common, nash, prd
 
 
 def timed(fn, *args, repeat=1, **kwargs):
@@ -37,7 +35,7 @@ def timed(fn, *args, repeat=1, **kwargs):
 
 def stock_nash_fn():
   try:
-    import cvxpy  # pylint: disable=g-import-not-at-top,unused-import
+    import cvxpy  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
     import pyspiel  # pylint: disable=g-import-not-at-top
     from open_spiel.python.algorithms import lp_solver  # pylint: disable=g-import-not-at-top
   except ImportError:
@@ -46,8 +44,10 @@ def stock_nash_fn():
 
   def solve(a):
     p0, p1, v0, _ = lp_solver.solve_zero_sum_matrix_game(
-        pyspiel.create_matrix_game(a.tolist(), (-a).tolist()))
+      pyspiel.create_matrix_game(a.tolist(), (-a).tolist())
+    )
     return np.asarray(p0).ravel(), np.asarray(p1).ravel(), float(v0)
+
   return solve
 
 
@@ -57,11 +57,13 @@ def bench_nash(rng, sizes):
   for n in sizes:
     a = rng.normal(size=(n, n))
     t_ours, sol = timed(nash.solve_zero_sum, a, repeat=3)
-    line = f"n={n:4d} ours {t_ours*1e3:8.1f} ms (gap {sol.gap:.1e})"
+    line = f"n={n:4d} ours {t_ours * 1e3:8.1f} ms (gap {sol.gap:.1e})"
     if stock is not None:
       t_st, (_, _, v) = timed(stock, a, repeat=2)
-      line += (f" | stock {t_st*1e3:8.1f} ms | ratio {t_st/t_ours:6.1f}x"
-               f" | |value diff| {abs(v - sol.value):.1e}")
+      line += (
+        f" | stock {t_st * 1e3:8.1f} ms | ratio {t_st / t_ours:6.1f}x"
+        f" | |value diff| {abs(v - sol.value):.1e}"
+      )
     print(line)
 
 
@@ -111,10 +113,12 @@ def run_growing(big, n_max):
       t, (_, _, v) = timed(stock, a)
       t_st += t
       worst = max(worst, abs(v - s_inc.value))
-  print(f"ours incremental {t_inc:.3f} s | ours full LP each step {t_full:.3f}"
-        f" s | max |value diff| {worst:.1e} | {inc.stats}")
+  print(
+    f"ours incremental {t_inc:.3f} s | ours full LP each step {t_full:.3f}"
+    f" s | max |value diff| {worst:.1e} | {inc.stats}"
+  )
   if stock is not None:
-    print(f"stock {t_st:.3f} s | ratio stock/incremental {t_st/t_inc:.1f}x")
+    print(f"stock {t_st:.3f} s | ratio stock/incremental {t_st / t_inc:.1f}x")
 
 
 def _first_reaching(fn, meta_games, target, dt, grid):
@@ -146,10 +150,12 @@ def bench_prd(rng, sizes):
       t_st, r_st = timed(stock, g, steps, dt)
       t_us, r_us = timed(ours, g, steps, dt)
       diff = max(np.abs(x - y).max() for x, y in zip(r_st, r_us))
-      print(f"n={n:3d} equal steps ({steps} steps, dt {dt:g}): stock"
-            f" {t_st:.2f} s, ours {t_us:.2f} s, ratio {t_st / t_us:.1f}x"
-            f" (NashConv {common.meta_game_nash_conv(g, r_us):.4f}, max"
-            f" diff {diff:.0e})")
+      print(
+        f"n={n:3d} equal steps ({steps} steps, dt {dt:g}): stock"
+        f" {t_st:.2f} s, ours {t_us:.2f} s, ratio {t_st / t_us:.1f}x"
+        f" (NashConv {common.meta_game_nash_conv(g, r_us):.4f}, max"
+        f" diff {diff:.0e})"
+      )
     # Equal NashConv: each side at its own default step size, fewest steps
     # (from the grid) reaching stock's default answer's NashConv.
     t_def, r_def = timed(stock, g, 100_000, 1e-3)
@@ -157,13 +163,17 @@ def bench_prd(rng, sizes):
     steps_st, t_st, _ = _first_reaching(stock, g, target, 1e-3, grid)
     steps_us, t_us, conv_us = _first_reaching(ours, g, target, 1e-2, grid)
     if steps_us is None:
-      print(f"n={n:3d} equal NashConv {target:.4f}: ours (dt 1e-2) did not"
-            f" reach it within {grid[-1]} steps (NashConv {conv_us:.4f})")
+      print(
+        f"n={n:3d} equal NashConv {target:.4f}: ours (dt 1e-2) did not"
+        f" reach it within {grid[-1]} steps (NashConv {conv_us:.4f})"
+      )
     else:
-      print(f"n={n:3d} equal NashConv {target:.4f} (stock's default answer):"
-            f" stock dt 1e-3 {steps_st} steps {t_st:.2f} s, ours dt 1e-2"
-            f" {steps_us} steps {t_us:.2f} s, ratio {t_st / t_us:.1f}x"
-            " (step size and implementation together)")
+      print(
+        f"n={n:3d} equal NashConv {target:.4f} (stock's default answer):"
+        f" stock dt 1e-3 {steps_st} steps {t_st:.2f} s, ours dt 1e-2"
+        f" {steps_us} steps {t_us:.2f} s, ratio {t_st / t_us:.1f}x"
+        " (step size and implementation together)"
+      )
 
 
 def _stock_alpharank(sar, g, alpha):
@@ -206,12 +216,13 @@ def bench_alpharank(rng, quick):
   if sar is not None:
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")
-      t_st, (pi_st, alpha_st) = timed(sar.sweep_pi_vs_alpha, a10,
-                                      return_alpha=True)
+      t_st, (pi_st, alpha_st) = timed(sar.sweep_pi_vs_alpha, a10, return_alpha=True)
     t_same, ours = timed(ar.compute, a10, alpha=alpha_st)
-    print(f"n=10 sweep: stock {t_st:.2f} s (alpha {alpha_st:.3g}); ours"
-          f" one solve at stock's final alpha {t_same*1e3:.1f} ms, max |pi"
-          f" diff| {np.abs(ours.joint - pi_st).max():.1e}")
+    print(
+      f"n=10 sweep: stock {t_st:.2f} s (alpha {alpha_st:.3g}); ours"
+      f" one solve at stock's final alpha {t_same * 1e3:.1f} ms, max |pi"
+      f" diff| {np.abs(ours.joint - pi_st).max():.1e}"
+    )
   t_sw, res = timed(ar.compute, a10)
   print(f"n=10 ours full sweep {t_sw:.3f} s (to alpha {res.alpha:.3g})")
   trials = 20 if quick else 60
@@ -225,11 +236,15 @@ def bench_alpharank(rng, quick):
         outcomes[_stock_alpharank(sar, g, alpha)[1]] += 1
       if _ours_alpharank(g, alpha) is None:
         fails_us += 1
-    stock_part = (f"stock raised {outcomes['raised']}, overflowed (warning,"
-                  f" answer kept) {outcomes['overflow']}" if sar is not None
-                  else "stock not run")
-    print(f"alpha={alpha:g} on {trials} random 2/3-player games (4 policies"
-          f" each): {stock_part}, ours failed {fails_us}")
+    stock_part = (
+      f"stock raised {outcomes['raised']}, overflowed (warning, answer kept) {outcomes['overflow']}"
+      if sar is not None
+      else "stock not run"
+    )
+    print(
+      f"alpha={alpha:g} on {trials} random 2/3-player games (4 policies"
+      f" each): {stock_part}, ours failed {fails_us}"
+    )
   stock_n = 20 if quick else 40
   for n in sorted({stock_n, 200}):
     g = [rng.normal(size=(n, n)) for _ in range(2)]
@@ -245,12 +260,13 @@ def bench_alpharank(rng, quick):
     for alpha in (100.0,) + ((float("inf"),) if n * n <= 1500 else ()):
       try:
         wall, cpu, _ = timed_cpu(ar.compute, g, alpha=alpha)
-        print(f"n={n} alpha={alpha:g}: ours {wall:.2f} s wall / {cpu:.2f} s"
-              " CPU")
+        print(f"n={n} alpha={alpha:g}: ours {wall:.2f} s wall / {cpu:.2f} s CPU")
       except ar.AlphaRankDegenerateError as e:
         print(f"n={n} alpha={alpha:g}: ours refused: {e}")
-  print("(stock's dense eigen-solve needs the whole N x N matrix: not run"
-        f" beyond n={stock_n}; alpha=inf is exact up to 1500 profiles)")
+  print(
+    "(stock's dense eigen-solve needs the whole N x N matrix: not run"
+    f" beyond n={stock_n}; alpha=inf is exact up to 1500 profiles)"
+  )
 
 
 def main():

@@ -23,36 +23,33 @@ support and the inputs themselves) prints flat columns.
 import time
 import tracemalloc
 
-from absl import app
-from absl import flags
 import numpy as np
+from absl import app, flags
 
-from openspiel_psro_ext.game import game_tree
-from openspiel_psro_ext.game import payoffs
 from openspiel_psro_ext.evaluation.metrics import IterationMetrics
+from openspiel_psro_ext.game import game_tree, payoffs
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("game", "leduc_poker", "Game to time.")
-flags.DEFINE_list("members", ["10", "100", "400", "1000", "2000"],
-                  "Population sizes per player.")
+flags.DEFINE_list("members", ["10", "100", "400", "1000", "2000"], "Population sizes per player.")
 flags.DEFINE_integer("support", 40, "Members in each meta-strategy's support.")
 flags.DEFINE_integer("repeats", 3, "Timed calls per size (the median is shown).")
 
 
-def _population(tree: game_tree.GameTree, player: int, size: int,
-                rng: np.random.Generator) -> np.ndarray:
+def _population(
+  tree: game_tree.GameTree, player: int, size: int, rng: np.random.Generator
+) -> np.ndarray:
   mask = tree.infostates[player].legal_mask
   noise = rng.random((size,) + mask.shape) * mask
   pure = np.eye(mask.shape[1])[noise.argmax(axis=2)]
-  noise[size // 2:] = pure[size // 2:]
+  noise[size // 2 :] = pure[size // 2 :]
   return noise / noise.sum(axis=2, keepdims=True)
 
 
-def _meta_strategy(size: int, support: int,
-                   rng: np.random.Generator) -> np.ndarray:
+def _meta_strategy(size: int, support: int, rng: np.random.Generator) -> np.ndarray:
   sigma = np.zeros(size)
   support = min(size, support)
-  sigma[size - support:] = rng.dirichlet(np.ones(support))
+  sigma[size - support :] = rng.dirichlet(np.ones(support))
   return sigma
 
 
@@ -62,15 +59,15 @@ def main(argv):
   start = time.perf_counter()
   metrics = IterationMetrics(tree)
   build = time.perf_counter() - start
-  print(f"metrics pass on {FLAGS.game}, support {FLAGS.support} per player;"
-        f" baselines built in {build:.2f} s (CFR+ NashConv"
-        f" {metrics.baseline_info.get('baselines/cfr_plus/nash_conv', np.nan):.2e})")
-  print(f"{'N':>6} {'s/pass':>8} {'cpu s':>8} {'peak MiB':>9} {'pairs':>6}"
-        f" {'rated':>6}")
+  print(
+    f"metrics pass on {FLAGS.game}, support {FLAGS.support} per player;"
+    f" baselines built in {build:.2f} s (CFR+ NashConv"
+    f" {metrics.baseline_info.get('baselines/cfr_plus/nash_conv', np.nan):.2e})"
+  )
+  print(f"{'N':>6} {'s/pass':>8} {'cpu s':>8} {'peak MiB':>9} {'pairs':>6} {'rated':>6}")
   rng = np.random.default_rng(0)
   for size in (int(m) for m in FLAGS.members):
-    populations = [_population(tree, p, size, rng)
-                   for p in range(tree.num_players)]
+    populations = [_population(tree, p, size, rng) for p in range(tree.num_players)]
     sigmas = [_meta_strategy(size, FLAGS.support, rng) for _ in populations]
     meta_games = payoffs.payoff_tensors(tree, populations)
     result = metrics.compute(populations, sigmas, meta_games)  # Warm-up.
@@ -86,9 +83,12 @@ def main(argv):
     tracemalloc.stop()
     pairs = result.get("diversity/pairs", [size * (size - 1) // 2] * 2)
     rated = result.get("elo/rated_members", [range(size)] * 2)
-    print(f"{size:>6} {np.median(times):>8.3f} {np.median(cpu_times):>8.3f}"
-          f" {peak / 2**20:>9.1f}"
-          f" {max(pairs):>6} {max(len(r) for r in rated):>6}", flush=True)
+    print(
+      f"{size:>6} {np.median(times):>8.3f} {np.median(cpu_times):>8.3f}"
+      f" {peak / 2**20:>9.1f}"
+      f" {max(pairs):>6} {max(len(r) for r in rated):>6}",
+      flush=True,
+    )
 
 
 if __name__ == "__main__":

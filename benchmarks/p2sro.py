@@ -37,62 +37,86 @@ import os
 import sys
 import time
 
+import config_overrides
 import numpy as np
 
 from openspiel_psro_ext import backends, psro
-from openspiel_psro_ext.runs import checkpoints
 from openspiel_psro_ext.psro.variants import p2sro
-
-import config_overrides
+from openspiel_psro_ext.runs import checkpoints
 
 
 def _config(args: argparse.Namespace) -> psro.PSROConfig:
   # A step budget instead (--chunk_steps): every chunk is the same number of
   # PPO updates, so the workers of a step take the same time.
-  budget = (dict(total_steps=args.chunk_steps) if args.chunk_steps
-            else dict(total_episodes=args.chunk_episodes))
-  oracle_config = dict(time_budget_s=0.0, **budget,
-                       num_envs=args.num_envs, progress=False, num_threads=1)
+  budget = (
+    dict(total_steps=args.chunk_steps)
+    if args.chunk_steps
+    else dict(total_episodes=args.chunk_episodes)
+  )
+  oracle_config = dict(
+    time_budget_s=0.0, **budget, num_envs=args.num_envs, progress=False, num_threads=1
+  )
   oracle_config.update(config_overrides.parse(args.set))
-  return psro.PSROConfig(game=args.game, iterations=args.max_steps, meta_solver="nash",
-                         oracle="ppo", oracle_config=oracle_config, seed=args.seed,
-                         target_nash_conv=args.target, time_budget_s=args.time_limit_s,
-                         algorithm="p2sro")
+  return psro.PSROConfig(
+    game=args.game,
+    iterations=args.max_steps,
+    meta_solver="nash",
+    oracle="ppo",
+    oracle_config=oracle_config,
+    seed=args.seed,
+    target_nash_conv=args.target,
+    time_budget_s=args.time_limit_s,
+    algorithm="p2sro",
+  )
 
 
 def _options(args: argparse.Namespace, workers: int) -> p2sro.PipelineOptions:
-  return p2sro.PipelineOptions(num_active=workers, max_chunks=args.max_chunks,
-                               plateau_improvement=args.plateau_improvement)
+  return p2sro.PipelineOptions(
+    num_active=workers, max_chunks=args.max_chunks, plateau_improvement=args.plateau_improvement
+  )
 
 
 def _steps(run: psro.PSRO) -> list[dict]:
   steps = []
   for r in run.records:
-    worker_s = [sum(chunks) + level for chunks, level in
-                zip(r.metrics["p2sro/chunk_seconds"], r.metrics["p2sro/level_seconds"])]
-    steps.append(dict(
-        step=r.iteration, nash_conv=r.nash_conv, population=r.population_size[0],
-        wall_time_s=r.wall_time_s, psro_time_s=r.psro_time_s, worker_s=worker_s,
+    worker_s = [
+      sum(chunks) + level
+      for chunks, level in zip(r.metrics["p2sro/chunk_seconds"], r.metrics["p2sro/level_seconds"])
+    ]
+    steps.append(
+      dict(
+        step=r.iteration,
+        nash_conv=r.nash_conv,
+        population=r.population_size[0],
+        wall_time_s=r.wall_time_s,
+        psro_time_s=r.psro_time_s,
+        worker_s=worker_s,
         level_s=r.metrics["p2sro/level_seconds"],
         worker_episodes=[sum(level) for level in r.metrics["p2sro/chunk_episodes"]],
         driver_s=max(r.psro_time_s - sum(worker_s), 0.0),
-        episodes=sum(sum(level) for level in r.metrics["p2sro/chunk_episodes"])))
+        episodes=sum(sum(level) for level in r.metrics["p2sro/chunk_episodes"]),
+      )
+    )
   return steps
 
 
-def _save(args: argparse.Namespace, mode: str, workers: int, steps: list[dict],
-          extra: dict) -> None:
+def _save(
+  args: argparse.Namespace, mode: str, workers: int, steps: list[dict], extra: dict
+) -> None:
   os.makedirs(args.out, exist_ok=True)
   # Atomic, and not synced: rewritten after every step, read while it runs.
-  checkpoints.write_json(os.path.join(args.out, f"{mode}_{workers}.json"), dict(
-      mode=mode, workers=workers, args=vars(args), load=os.getloadavg(), steps=steps,
-      **extra), durable=False)
+  checkpoints.write_json(
+    os.path.join(args.out, f"{mode}_{workers}.json"),
+    dict(mode=mode, workers=workers, args=vars(args), load=os.getloadavg(), steps=steps, **extra),
+    durable=False,
+  )
 
 
 def _warm_up_torch() -> None:
   """Pays torch's one-time imports (the first Adam loads its compiler
   package: seconds, tens on a loaded machine) before any clock starts."""
   import torch  # pylint: disable=g-import-not-at-top
+
   torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
@@ -101,8 +125,11 @@ def project(args: argparse.Namespace, workers: int) -> None:
   run = p2sro.P2SRO(_config(args), options=_options(args, workers))
   start = time.perf_counter()
   # Saved after every step: a run cut short still reports its steps.
-  run.run(lambda _: _save(args, "project", workers, _steps(run),
-                          dict(seconds=time.perf_counter() - start)))
+  run.run(
+    lambda _: _save(
+      args, "project", workers, _steps(run), dict(seconds=time.perf_counter() - start)
+    )
+  )
 
 
 def measure(args: argparse.Namespace, workers: int) -> None:
@@ -122,8 +149,9 @@ def measure(args: argparse.Namespace, workers: int) -> None:
     os.sched_setaffinity(0, allowed)
 
 
-def first_at_target(steps: list[dict], target: float, clock: list[float]
-                    ) -> tuple[int, float] | None:
+def first_at_target(
+  steps: list[dict], target: float, clock: list[float]
+) -> tuple[int, float] | None:
   for step, time_s in zip(steps, clock):
     if step["nash_conv"] <= target:
       return step["step"], time_s
@@ -137,7 +165,7 @@ def virtual_clock(steps: list[dict], worker_step_s: float | None = None) -> list
   decisions, so its cost does not depend on the level)."""
   clock, total = [], 0.0
   for step in steps:
-    total += (max(step["worker_s"]) if worker_step_s is None else worker_step_s)
+    total += max(step["worker_s"]) if worker_step_s is None else worker_step_s
     total += step["driver_s"]
     clock.append(total)
   return clock
@@ -156,16 +184,24 @@ def report(args: argparse.Namespace) -> None:
     rate = float(np.median([s["worker_s"][0] for s in one["steps"]]))
   levels = [float(x) for x in args.levels.split(",")]
   ran = next(iter(runs.values()))["args"] if runs else vars(args)
-  size = (f"{ran['chunk_steps']} learner decisions" if ran.get("chunk_steps")
-          else f"{ran['chunk_episodes']} episodes")
-  print(f"P2SRO on {ran['game']}, PPO chunks of {size}"
-        f" ({ran['num_envs']} games at once), at most {ran['max_chunks']} per policy;"
-        f" {' '.join(ran.get('set') or [])} first step"
-        " at or below each NashConv: step, projected seconds with each worker's"
-        " chunks at their measured seconds / at one worker's median"
-        f" ({rate or 0:.2f} s a step), speed-up over 1 worker (the second clock)")
-  print("| workers | " + " | ".join(f"NashConv <= {lv:g}" for lv in levels) +
-        " | steps run, last NashConv, fixed | load (1/5/15 min) at the end |")
+  size = (
+    f"{ran['chunk_steps']} learner decisions"
+    if ran.get("chunk_steps")
+    else f"{ran['chunk_episodes']} episodes"
+  )
+  print(
+    f"P2SRO on {ran['game']}, PPO chunks of {size}"
+    f" ({ran['num_envs']} games at once), at most {ran['max_chunks']} per policy;"
+    f" {' '.join(ran.get('set') or [])} first step"
+    " at or below each NashConv: step, projected seconds with each worker's"
+    " chunks at their measured seconds / at one worker's median"
+    f" ({rate or 0:.2f} s a step), speed-up over 1 worker (the second clock)"
+  )
+  print(
+    "| workers | "
+    + " | ".join(f"NashConv <= {lv:g}" for lv in levels)
+    + " | steps run, last NashConv, fixed | load (1/5/15 min) at the end |"
+  )
   print("|---|" + "---|" * (len(levels) + 2))
   base: dict[float, float] = {}
   for mode in ("project", "measure"):
@@ -202,19 +238,29 @@ def main() -> None:
   parser.add_argument("--out", default="p2sro_bench")
   parser.add_argument("--game", default="leduc_poker")
   parser.add_argument("--target", type=float, default=0.2)
-  parser.add_argument("--levels", default="1.0,0.6,0.4,0.3,0.2",
-                      help="report: NashConv levels to time")
+  parser.add_argument(
+    "--levels", default="1.0,0.6,0.4,0.3,0.2", help="report: NashConv levels to time"
+  )
   parser.add_argument("--chunk_episodes", type=int, default=32768)
-  parser.add_argument("--chunk_steps", type=int, default=0,
-                      help="a chunk's budget in learner decisions instead (0: episodes)")
+  parser.add_argument(
+    "--chunk_steps",
+    type=int,
+    default=0,
+    help="a chunk's budget in learner decisions instead (0: episodes)",
+  )
   parser.add_argument("--num_envs", type=int, default=16384)
   parser.add_argument("--max_chunks", type=int, default=24)
   parser.add_argument("--plateau_improvement", type=float, default=0.002)
   parser.add_argument("--max_steps", type=int, default=6000)
   parser.add_argument("--time_limit_s", type=float, default=1200.0)
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                      help="a PPO setting for the chunks (repeatable)")
+  parser.add_argument(
+    "--set",
+    action="append",
+    default=[],
+    metavar="FIELD=VALUE",
+    help="a PPO setting for the chunks (repeatable)",
+  )
   args = parser.parse_args()
   if args.mode == "report":
     report(args)

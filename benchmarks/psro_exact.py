@@ -34,35 +34,55 @@ def main():
   stock_iterations = 5 if args.quick else args.stock_iterations
 
   start = time.perf_counter()
-  run = psro.PSRO(psro.PSROConfig(game=args.game, iterations=400, meta_solver="nash",
-                                  oracle="exact", target_nash_conv=args.target))
+  run = psro.PSRO(
+    psro.PSROConfig(
+      game=args.game,
+      iterations=400,
+      meta_solver="nash",
+      oracle="exact",
+      target_nash_conv=args.target,
+    )
+  )
   setup = time.perf_counter() - start
   run.run()
   total = time.perf_counter() - start
   final = run.records[-1]
   verified = run.verify(tolerance=1e-6)
-  print(f"ours : {args.game}, exact oracle + Nash LP: NashConv {final.nash_conv:.6f}"
-        f" at iteration {final.iteration} (population {final.population_size[0]});"
-        f" {total:.2f} s including {setup:.2f} s to compile the tree;"
-        f" OpenSpiel's NashConv of the same meta-strategy {verified:.6f}")
+  print(
+    f"ours : {args.game}, exact oracle + Nash LP: NashConv {final.nash_conv:.6f}"
+    f" at iteration {final.iteration} (population {final.population_size[0]});"
+    f" {total:.2f} s including {setup:.2f} s to compile the tree;"
+    f" OpenSpiel's NashConv of the same meta-strategy {verified:.6f}"
+  )
   marks = [r for r in run.records if r.iteration in (0, 10, 20, 50, 100, 200, 300)]
-  print("ours : " + ", ".join(f"it {r.iteration}: {r.nash_conv:.4f} @ {setup + r.wall_time_s:.2f}s"
-                               for r in marks))
+  print(
+    "ours : "
+    + ", ".join(
+      f"it {r.iteration}: {r.nash_conv:.4f} @ {setup + r.wall_time_s:.2f}s" for r in marks
+    )
+  )
 
-  stock = stock_baseline.run_stock_psro(args.game, "nash", stock_iterations + 1, 0.0,
-                                        args.stock_sims_per_entry, seed=0)
+  stock = stock_baseline.run_stock_psro(
+    args.game, "nash", stock_iterations + 1, 0.0, args.stock_sims_per_entry, seed=0
+  )
   last = stock.records[-1]
-  print(f"stock: psro_v2 ({stock.oracle_used}, {stock.meta_solver_used},"
-        f" {stock.sims_per_entry} games/entry): NashConv {last['nash_conv']:.4f} after"
-        f" {last['iteration']} iterations in {last['wall_time_s']:.1f} s")
+  print(
+    f"stock: psro_v2 ({stock.oracle_used}, {stock.meta_solver_used},"
+    f" {stock.sims_per_entry} games/entry): NashConv {last['nash_conv']:.4f} after"
+    f" {last['iteration']} iterations in {last['wall_time_s']:.1f} s"
+  )
   ours_same = run.records[min(last["iteration"], len(run.records) - 1)]
   ours_s = setup + ours_same.wall_time_s  # compile + iterations, as stock's build + iterations
-  print(f"ratio: first {last['iteration']} iterations: stock {last['wall_time_s']:.1f} s vs ours"
-        f" {ours_s:.2f} s = {last['wall_time_s'] / ours_s:.0f}x;"
-        f" NashConv after them: stock {last['nash_conv']:.4f} vs ours {ours_same.nash_conv:.4f}")
+  print(
+    f"ratio: first {last['iteration']} iterations: stock {last['wall_time_s']:.1f} s vs ours"
+    f" {ours_s:.2f} s = {last['wall_time_s'] / ours_s:.0f}x;"
+    f" NashConv after them: stock {last['nash_conv']:.4f} vs ours {ours_same.nash_conv:.4f}"
+  )
   status = "PASS" if final.nash_conv <= args.target and total < 20 else "MISS"
-  print(f"target: NashConv <= {args.target} within 400 iterations in < 20 s: {status}"
-        f" ({final.nash_conv:.6f}, {total:.2f} s)")
+  print(
+    f"target: NashConv <= {args.target} within 400 iterations in < 20 s: {status}"
+    f" ({final.nash_conv:.6f}, {total:.2f} s)"
+  )
 
 
 if __name__ == "__main__":

@@ -54,20 +54,20 @@ import os
 import threading
 import time
 
+import config_overrides
 import numpy as np
 import pyspiel
 
+from openspiel_psro_ext import backends, meta_solvers, psro
 from openspiel_psro_ext.evaluation import approx_exploitability
-from openspiel_psro_ext import backends
-from openspiel_psro_ext import meta_solvers
 from openspiel_psro_ext.game import payoffs
-from openspiel_psro_ext import psro
 from openspiel_psro_ext.simulated import simulation
-import config_overrides
 
-HOLDEM = ("universal_poker(betting=limit,numPlayers=2,numRounds=4,blind=10 5,"
-          "firstPlayer=2 1 1 1,numSuits=4,numRanks=13,numHoleCards=2,"
-          "numBoardCards=0 3 1 1,raiseSize=10 10 20 20,maxRaises=3 3 3 3)")
+HOLDEM = (
+  "universal_poker(betting=limit,numPlayers=2,numRounds=4,blind=10 5,"
+  "firstPlayer=2 1 1 1,numSuits=4,numRanks=13,numHoleCards=2,"
+  "numBoardCards=0 3 1 1,raiseSize=10 10 20 20,maxRaises=3 3 3 3)"
+)
 
 
 def _rss_mib() -> float:
@@ -100,9 +100,11 @@ class _RssSampler:
 
 def _estimator(args) -> approx_exploitability.ApproxNashConvConfig:
   estimator = approx_exploitability.ApproxNashConvConfig(
-      seed=args.seed, eval_games=args.approx_eval_games)
-  estimator.oracle_config.update(total_episodes=args.approx_episodes,
-                                 simulated_num_envs=args.approx_envs)
+    seed=args.seed, eval_games=args.approx_eval_games
+  )
+  estimator.oracle_config.update(
+    total_episodes=args.approx_episodes, simulated_num_envs=args.approx_envs
+  )
   return estimator
 
 
@@ -121,57 +123,80 @@ def _exact_meta_game_split(run: psro.PSRO, sigma: list[np.ndarray]) -> tuple[flo
 
 def _run(game: str, args) -> psro.PSRO:
   config = psro.PSROConfig(
-      game=game, evaluation="sampled", oracle="ppo", seed=args.seed,
-      iterations=100_000, target_nash_conv=0.0,
-      payoff_target_stderr=args.payoff_target_stderr,
-      meta_strategy_average_decay=args.meta_strategy_average_decay,
-      oracle_budget_final_s=args.br_final_seconds,
-      oracle_budget_ramp_iterations=args.br_ramp_iterations,
-      oracle_config=dict(time_budget_s=0.0 if args.br_episodes else args.br_seconds,
-                         total_episodes=args.br_episodes,
-                         simulated_num_envs=args.br_envs, **config_overrides.parse(args.br_set)))
+    game=game,
+    evaluation="sampled",
+    oracle="ppo",
+    seed=args.seed,
+    iterations=100_000,
+    target_nash_conv=0.0,
+    payoff_target_stderr=args.payoff_target_stderr,
+    meta_strategy_average_decay=args.meta_strategy_average_decay,
+    oracle_budget_final_s=args.br_final_seconds,
+    oracle_budget_ramp_iterations=args.br_ramp_iterations,
+    oracle_config=dict(
+      time_budget_s=0.0 if args.br_episodes else args.br_seconds,
+      total_episodes=args.br_episodes,
+      simulated_num_envs=args.br_envs,
+      **config_overrides.parse(args.br_set),
+    ),
+  )
   estimator = _estimator(args)
 
   def approx(snap):
     return approx_exploitability.approx_nash_conv(
-        snap.view.game, snap.policies(), snap.sigma, estimator, snap.backend).metrics()
+      snap.view.game, snap.policies(), snap.sigma, estimator, snap.backend
+    ).metrics()
 
-  run = psro.PSRO(config, backend=backends.make(args.backend),
-                  evaluations=[psro.Evaluation(approx, every=args.approx_every)])
-  br_budget = (f"{args.br_episodes:,} episodes" if args.br_episodes else
-               f"{args.br_seconds:g} s")
+  run = psro.PSRO(
+    config,
+    backend=backends.make(args.backend),
+    evaluations=[psro.Evaluation(approx, every=args.approx_every)],
+  )
+  br_budget = f"{args.br_episodes:,} episodes" if args.br_episodes else f"{args.br_seconds:g} s"
   if args.br_final_seconds and not args.br_episodes:
-    br_budget += (f" ramping to {args.br_final_seconds:g} s over"
-                  f" {args.br_ramp_iterations} iterations")
+    br_budget += (
+      f" ramping to {args.br_final_seconds:g} s over {args.br_ramp_iterations} iterations"
+    )
   if args.br_set:
     br_budget += ", " + ", ".join(args.br_set)
   decay = run.config.meta_strategy_average_decay
   if decay:
     br_budget += f"; output: the meta-strategies' moving average, decay {decay:g}"
-  print(f"{game}: simulated mode, PPO best responses ({br_budget},"
-        f" {args.br_envs} games at once), {args.backend} backend, PSRO clock"
-        f" {args.budget_s:g} s; payoff target stderr {run.table.target_stderr:.4g};"
-        f" approximate NashConv every {args.approx_every} iterations with"
-        f" {args.approx_episodes:,}-episode PPO best responses and"
-        f" {args.approx_eval_games:,} games per value", flush=True)
+  print(
+    f"{game}: simulated mode, PPO best responses ({br_budget},"
+    f" {args.br_envs} games at once), {args.backend} backend, PSRO clock"
+    f" {args.budget_s:g} s; payoff target stderr {run.table.target_stderr:.4g};"
+    f" approximate NashConv every {args.approx_every} iterations with"
+    f" {args.approx_episodes:,}-episode PPO best responses and"
+    f" {args.approx_eval_games:,} games per value",
+    flush=True,
+  )
   split = run.view.tree is not None
-  print(f"{'iter':>4} {'psro_s':>7} {'approx_s':>8} {'pop':>4} {'games':>10}"
-        f" {'exact':>8} {'approx':>8} {'ci95':>7} {'rss_MiB':>8}"
-        + (f" {'regret':>7} {'x_nash':>7}" if split else ""))
+  print(
+    f"{'iter':>4} {'psro_s':>7} {'approx_s':>8} {'pop':>4} {'games':>10}"
+    f" {'exact':>8} {'approx':>8} {'ci95':>7} {'rss_MiB':>8}"
+    + (f" {'regret':>7} {'x_nash':>7}" if split else "")
+  )
   if split:
-    print("(regret: the meta-strategy's NashConv in the exact meta-game of its"
-          " population, the cost of payoff noise; x_nash: the exact NashConv of"
-          " that exact meta-game's Nash; diagnostics, not on the PSRO clock)")
+    print(
+      "(regret: the meta-strategy's NashConv in the exact meta-game of its"
+      " population, the cost of payoff noise; x_nash: the exact NashConv of"
+      " that exact meta-game's Nash; diagnostics, not on the PSRO clock)"
+    )
   clock = 0.0
   approx_s = 0.0
 
   def show(record):
     exact = "-" if record.nash_conv is None else f"{record.nash_conv:.4f}"
-    line = (f"{record.iteration:>4} {clock:>7.1f} {approx_s:>8.1f}"
-            f" {record.population_size[0]:>4} {run.table.games_played:>10,} {exact:>8}")
+    line = (
+      f"{record.iteration:>4} {clock:>7.1f} {approx_s:>8.1f}"
+      f" {record.population_size[0]:>4} {run.table.games_played:>10,} {exact:>8}"
+    )
     if "approx_nash_conv" in record.metrics:
-      line += (f" {record.metrics['approx_nash_conv']:>8.4f}"
-               f" {record.metrics['approx_nash_conv_ci95']:>7.4f}")
+      line += (
+        f" {record.metrics['approx_nash_conv']:>8.4f}"
+        f" {record.metrics['approx_nash_conv_ci95']:>7.4f}"
+      )
     else:
       line += f" {'':>8} {'':>7}"
     line += f" {_rss_mib():>8.0f}"
@@ -210,21 +235,29 @@ def validate(args) -> None:
     gap_ok = abs(exact - approx) <= 0.05 + 0.1 * exact
     bound_ok = approx <= exact + ci
     ok &= gap_ok and bound_ok
-    print(f"it {r.iteration:>4}: exact {exact:.4f}, approx {approx:.4f} +- {ci:.4f}:"
-          f" gap {abs(exact - approx):.4f} ({'ok' if gap_ok else 'TOO LARGE'}),"
-          f" {'below' if bound_ok else 'ABOVE'} exact + interval")
+    print(
+      f"it {r.iteration:>4}: exact {exact:.4f}, approx {approx:.4f} +- {ci:.4f}:"
+      f" gap {abs(exact - approx):.4f} ({'ok' if gap_ok else 'TOO LARGE'}),"
+      f" {'below' if bound_ok else 'ABOVE'} exact + interval"
+    )
   clock, reached = 0.0, None
   for r in run.records:
     clock += r.psro_time_s + r.write_time_s
     if reached is None and r.nash_conv <= 0.3:
       reached = (r.iteration, clock)
   best = min(run.records, key=lambda r: r.nash_conv)
-  print(f"{len(points)} estimates: {'PASS' if ok and len(points) >= 5 else 'MISS'};"
-        f" exact NashConv <= 0.3 " + (f"first at iteration {reached[0]}, PSRO clock"
-                                      f" {reached[1]:.0f} s" if reached else "not reached") +
-        f"; best exact {best.nash_conv:.4f} (iteration {best.iteration});"
-        f" final exact {run.records[-1].nash_conv:.4f} after"
-        f" {len(run.records)} iterations")
+  print(
+    f"{len(points)} estimates: {'PASS' if ok and len(points) >= 5 else 'MISS'};"
+    f" exact NashConv <= 0.3 "
+    + (
+      f"first at iteration {reached[0]}, PSRO clock {reached[1]:.0f} s"
+      if reached
+      else "not reached"
+    )
+    + f"; best exact {best.nash_conv:.4f} (iteration {best.iteration});"
+    f" final exact {run.records[-1].nash_conv:.4f} after"
+    f" {len(run.records)} iterations"
+  )
 
 
 def _dump(run: psro.PSRO, path: str) -> None:
@@ -232,11 +265,13 @@ def _dump(run: psro.PSRO, path: str) -> None:
   sampled meta-games, for studying meta-solvers offline."""
   matrices = run.view.population_matrices()
   np.savez_compressed(
-      path, **{f"matrices_{p}": m for p, m in enumerate(matrices)},
-      **{f"sigma_{p}_{r.iteration}": s for r in run.records for p, s in enumerate(r.sigma)},
-      **{f"meta_game_{p}": m for p, m in enumerate(run.table.meta_games)},
-      **{f"stderr_{p}": m for p, m in enumerate(run.table.stderr)},
-      nash_conv=np.array([r.nash_conv for r in run.records]))
+    path,
+    **{f"matrices_{p}": m for p, m in enumerate(matrices)},
+    **{f"sigma_{p}_{r.iteration}": s for r in run.records for p, s in enumerate(r.sigma)},
+    **{f"meta_game_{p}": m for p, m in enumerate(run.table.meta_games)},
+    **{f"stderr_{p}": m for p, m in enumerate(run.table.stderr)},
+    nash_conv=np.array([r.nash_conv for r in run.records]),
+  )
   print(f"population and meta-strategies written to {path}")
 
 
@@ -245,90 +280,141 @@ def games(args) -> None:
     run = _run(game, args)
     points = [r for r in run.records if "approx_nash_conv" in r.metrics]
     first, last = points[0].metrics["approx_nash_conv"], points[-1].metrics["approx_nash_conv"]
-    print(f"{game}: approximate NashConv {first:.4f} at iteration 0 -> {last:.4f} at"
-          f" iteration {points[-1].iteration}:"
-          f" {'PASS' if last <= first / 2 else 'MISS'} (target: at most half)")
+    print(
+      f"{game}: approximate NashConv {first:.4f} at iteration 0 -> {last:.4f} at"
+      f" iteration {points[-1].iteration}:"
+      f" {'PASS' if last <= first / 2 else 'MISS'} (target: at most half)"
+    )
 
 
 def stock(args) -> None:
   """Stock psro_v2 (its own JAX PG oracle) for the budget, then our estimator."""
   from open_spiel.python.algorithms.psro_v2 import psro_v2  # pylint: disable=g-import-not-at-top
+
   from openspiel_psro_ext.compat import stock_baseline  # pylint: disable=g-import-not-at-top
+
   for game_string in args.games.split(";"):
     np.random.seed(args.seed)
     game = pyspiel.load_game(game_string)
     start = time.perf_counter()
     choice = stock_baseline.stock_rl_oracle(
-        game, stock_baseline.StockRLConfig(oracle_type=args.stock_oracle))
+      game, stock_baseline.StockRLConfig(oracle_type=args.stock_oracle)
+    )
     solver = psro_v2.PSROSolver(
-        game, choice.oracle, initial_policies=choice.initial_policies,
-        sims_per_entry=args.stock_sims_per_entry, meta_strategy_method="nash",
-        training_strategy_selector="probabilistic", sample_from_marginals=True)
+      game,
+      choice.oracle,
+      initial_policies=choice.initial_policies,
+      sims_per_entry=args.stock_sims_per_entry,
+      meta_strategy_method="nash",
+      training_strategy_selector="probabilistic",
+      sample_from_marginals=True,
+    )
     iterations = 0
     while time.perf_counter() - start < args.budget_s:
       solver.iteration()
       iterations += 1
-      print(f"stock psro_v2 {game_string}: iteration {iterations},"
-            f" {time.perf_counter() - start:.0f} s", flush=True)
+      print(
+        f"stock psro_v2 {game_string}: iteration {iterations}, {time.perf_counter() - start:.0f} s",
+        flush=True,
+      )
     seconds = time.perf_counter() - start
-    populations = [[simulation.StatePolicy(pol, p) for pol in pols]
-                   for p, pols in enumerate(solver.get_policies())]
+    populations = [
+      [simulation.StatePolicy(pol, p) for pol in pols]
+      for p, pols in enumerate(solver.get_policies())
+    ]
     weights = [np.asarray(w, dtype=np.float64) for w in solver.get_meta_strategies()]
     estimate_start = time.perf_counter()
     result = approx_exploitability.approx_nash_conv(
-        game, populations, weights, _estimator(args), backends.make(args.backend))
-    print(f"stock psro_v2 on {game_string}: {iterations} iterations in {seconds:.0f} s"
-          f" ({choice.label}, {args.stock_sims_per_entry} games per entry);"
-          f" approximate NashConv {result.approx_nash_conv:.4f} +-"
-          f" {result.approx_nash_conv_ci95:.4f} (same estimator;"
-          f" {time.perf_counter() - estimate_start:.0f} s)", flush=True)
+      game, populations, weights, _estimator(args), backends.make(args.backend)
+    )
+    print(
+      f"stock psro_v2 on {game_string}: {iterations} iterations in {seconds:.0f} s"
+      f" ({choice.label}, {args.stock_sims_per_entry} games per entry);"
+      f" approximate NashConv {result.approx_nash_conv:.4f} +-"
+      f" {result.approx_nash_conv_ci95:.4f} (same estimator;"
+      f" {time.perf_counter() - estimate_start:.0f} s)",
+      flush=True,
+    )
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--part", choices=["validate", "games", "stock"], default="validate")
   parser.add_argument("--budget_s", type=float, default=600.0)
-  parser.add_argument("--br_seconds", type=float, default=3.0,
-                      help="seconds of each PSRO best response")
-  parser.add_argument("--meta_strategy_average_decay", type=float, default=None,
-                      help="output the moving average of the meta-strategies"
-                      " with this decay (0: each iteration's own; default: the"
-                      " PSRO default, 0.9 with PPO)")
-  parser.add_argument("--br_final_seconds", type=float, default=0.0,
-                      help="ramp each PSRO best response's seconds linearly from"
-                      " --br_seconds to this (0: constant)")
-  parser.add_argument("--br_ramp_iterations", type=int, default=100,
-                      help="iterations over which --br_final_seconds ramps")
-  parser.add_argument("--br_episodes", type=int, default=0,
-                      help="episodes of each PSRO best response instead of"
-                      " seconds (a loaded machine does not starve them)")
-  parser.add_argument("--br_envs", type=int, default=2048,
-                      help="games each PSRO best response plays at once")
-  parser.add_argument("--br_set", action="append", default=[], metavar="FIELD=VALUE",
-                      help="PSRO best responses: set an oracle config field"
-                      " (repeatable), e.g. warm_start=True")
-  parser.add_argument("--payoff_target_stderr", type=float, default=0.0,
-                      help="payoff entries' target standard error (0: the"
-                      " default, a share of the utility range)")
+  parser.add_argument(
+    "--br_seconds", type=float, default=3.0, help="seconds of each PSRO best response"
+  )
+  parser.add_argument(
+    "--meta_strategy_average_decay",
+    type=float,
+    default=None,
+    help="output the moving average of the meta-strategies"
+    " with this decay (0: each iteration's own; default: the"
+    " PSRO default, 0.9 with PPO)",
+  )
+  parser.add_argument(
+    "--br_final_seconds",
+    type=float,
+    default=0.0,
+    help="ramp each PSRO best response's seconds linearly from --br_seconds to this (0: constant)",
+  )
+  parser.add_argument(
+    "--br_ramp_iterations",
+    type=int,
+    default=100,
+    help="iterations over which --br_final_seconds ramps",
+  )
+  parser.add_argument(
+    "--br_episodes",
+    type=int,
+    default=0,
+    help="episodes of each PSRO best response instead of"
+    " seconds (a loaded machine does not starve them)",
+  )
+  parser.add_argument(
+    "--br_envs", type=int, default=2048, help="games each PSRO best response plays at once"
+  )
+  parser.add_argument(
+    "--br_set",
+    action="append",
+    default=[],
+    metavar="FIELD=VALUE",
+    help="PSRO best responses: set an oracle config field (repeatable), e.g. warm_start=True",
+  )
+  parser.add_argument(
+    "--payoff_target_stderr",
+    type=float,
+    default=0.0,
+    help="payoff entries' target standard error (0: the default, a share of the utility range)",
+  )
   parser.add_argument("--approx_every", type=int, default=10)
   parser.add_argument("--approx_episodes", type=int, default=200_000)
   parser.add_argument("--approx_envs", type=int, default=2048)
   parser.add_argument("--approx_eval_games", type=int, default=20_000)
-  parser.add_argument("--games", default=f"{HOLDEM};liars_dice(numdice=2)",
-                      help="';'-separated game strings")
+  parser.add_argument(
+    "--games", default=f"{HOLDEM};liars_dice(numdice=2)", help="';'-separated game strings"
+  )
   parser.add_argument("--stock_sims_per_entry", type=int, default=1000)
-  parser.add_argument("--stock_oracle", default="PG", choices=["PG", "DQN"],
-                      help="stock's RL oracle (its JAX PG fails on games where"
-                      " a player may never act, e.g. limit hold'em: use DQN)")
+  parser.add_argument(
+    "--stock_oracle",
+    default="PG",
+    choices=["PG", "DQN"],
+    help="stock's RL oracle (its JAX PG fails on games where"
+    " a player may never act, e.g. limit hold'em: use DQN)",
+  )
   parser.add_argument("--backend", default="ray", choices=backends.names())
-  parser.add_argument("--dump", default="",
-                      help="validate: write the population's exact matrices and"
-                      " the meta-strategies to this .npz")
+  parser.add_argument(
+    "--dump",
+    default="",
+    help="validate: write the population's exact matrices and the meta-strategies to this .npz",
+  )
   parser.add_argument("--rss_every_s", type=float, default=30.0)
   parser.add_argument("--seed", type=int, default=0)
   args = parser.parse_args()
-  print(f"machine: {os.cpu_count()} CPUs (shared with other jobs), load"
-        f" {os.getloadavg()[0]:.1f} at start, {time.strftime('%Y-%m-%d %H:%M')}")
+  print(
+    f"machine: {os.cpu_count()} CPUs (shared with other jobs), load"
+    f" {os.getloadavg()[0]:.1f} at start, {time.strftime('%Y-%m-%d %H:%M')}"
+  )
   {"validate": validate, "games": games, "stock": stock}[args.part](args)
 
 

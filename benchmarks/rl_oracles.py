@@ -35,23 +35,21 @@ interval.
 import argparse
 import time
 
+import config_overrides
 import numpy as np
 
+from openspiel_psro_ext import oracles, psro
 from openspiel_psro_ext.evaluation import approx_exploitability
-from openspiel_psro_ext.game import exploitability
-from openspiel_psro_ext.game import game_tree
-from openspiel_psro_ext import oracles
-from openspiel_psro_ext import psro
+from openspiel_psro_ext.game import exploitability, game_tree
+from openspiel_psro_ext.oracles import base
+from openspiel_psro_ext.oracles.rl import rollouts, torch_policy
 from openspiel_psro_ext.psro import config as psro_config
 from openspiel_psro_ext.simulated import simulation
-from openspiel_psro_ext.oracles import base
-from openspiel_psro_ext.oracles.rl import rollouts
-from openspiel_psro_ext.oracles.rl import torch_policy
-import config_overrides
 
 
-def opponents(tree: game_tree.GameTree, player: int, seed: int
-              ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def opponents(
+  tree: game_tree.GameTree, player: int, seed: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
   """`{label: ([N, I, A] population, [N] weights)}` for the opponent."""
   rng = np.random.default_rng(seed)
   mask = tree.infostates[player].legal_mask
@@ -59,72 +57,106 @@ def opponents(tree: game_tree.GameTree, player: int, seed: int
   for _ in range(5):
     noise = rng.random(mask.shape) * mask
     deterministic.append(np.eye(mask.shape[1])[noise.argmax(axis=1)])
-  return {"uniform": (tree.uniform_policy()[player][None], np.ones(1)),
-          "5 random deterministic": (np.stack(deterministic), np.full(5, 0.2))}
+  return {
+    "uniform": (tree.uniform_policy()[player][None], np.ones(1)),
+    "5 random deterministic": (np.stack(deterministic), np.full(5, 0.2)),
+  }
 
 
-def approx_nash_conv_section(game: str, points: list[int], episodes: int,
-                             envs: int, eval_games: int, seed: int) -> None:
+def approx_nash_conv_section(
+  game: str, points: list[int], episodes: int, envs: int, eval_games: int, seed: int
+) -> None:
   """Prints approximate against exact NashConv along an exact PSRO run."""
-  run = psro.PSRO(psro_config.PSROConfig(
-      game=game, iterations=max(points) + 1, oracle="exact", seed=seed,
-      time_budget_s=0, target_nash_conv=0))
+  run = psro.PSRO(
+    psro_config.PSROConfig(
+      game=game,
+      iterations=max(points) + 1,
+      oracle="exact",
+      seed=seed,
+      time_budget_s=0,
+      target_nash_conv=0,
+    )
+  )
   run.run()
   tree, matrices = run.tree, run.population_matrices()
   config = approx_exploitability.ApproxNashConvConfig(
-      oracle_config=dict(time_budget_s=0.0, total_episodes=episodes,
-                         simulated_num_envs=envs, progress=False),
-      eval_games=eval_games, seed=seed)
-  print(f"approximate NashConv on {game}: simulated PPO best responses,"
-        f" {episodes:,} episodes each ({envs} games at once), {eval_games:,}"
-        " evaluation games", flush=True)
+    oracle_config=dict(
+      time_budget_s=0.0, total_episodes=episodes, simulated_num_envs=envs, progress=False
+    ),
+    eval_games=eval_games,
+    seed=seed,
+  )
+  print(
+    f"approximate NashConv on {game}: simulated PPO best responses,"
+    f" {episodes:,} episodes each ({envs} games at once), {eval_games:,}"
+    " evaluation games",
+    flush=True,
+  )
   verdicts = []
   for point in points:
     record = run.records[point]
     meta = [np.asarray(m) for m in record.meta_strategy]
-    members = [mats[:len(m)] for mats, m in zip(matrices, meta)]
+    members = [mats[: len(m)] for mats, m in zip(matrices, meta)]
     exact = exploitability.mixture_nash_conv(tree, members, meta).nash_conv
-    populations = [[simulation.BatchedMatrixPolicy(tree, p, m) for m in mats]
-                   for p, mats in enumerate(members)]
+    populations = [
+      [simulation.BatchedMatrixPolicy(tree, p, m) for m in mats] for p, mats in enumerate(members)
+    ]
     result = approx_exploitability.approx_nash_conv(tree.game, populations, meta, config)
     approx, ci = result.approx_nash_conv, result.approx_nash_conv_ci95
     ok = abs(approx - exact) <= 0.05 + 0.1 * exact and approx <= exact + ci
     verdicts.append(ok)
-    print(f"  iteration {point:3d} ({len(meta[0])} members): exact {exact:.4f},"
-          f" approx {approx:.4f} +- {ci:.4f}, gap {exact - approx:+.4f}"
-          f" (allowed {0.05 + 0.1 * exact:.4f}), {result.seconds:.0f} s"
-          f" {'ok' if ok else 'MISS'}", flush=True)
-  print(f"{'PASS' if all(verdicts) else 'MISS'}: approximate NashConv within"
-        f" 0.05 + 10% of exact and below exact + its interval at"
-        f" {sum(verdicts)}/{len(verdicts)} points")
+    print(
+      f"  iteration {point:3d} ({len(meta[0])} members): exact {exact:.4f},"
+      f" approx {approx:.4f} +- {ci:.4f}, gap {exact - approx:+.4f}"
+      f" (allowed {0.05 + 0.1 * exact:.4f}), {result.seconds:.0f} s"
+      f" {'ok' if ok else 'MISS'}",
+      flush=True,
+    )
+  print(
+    f"{'PASS' if all(verdicts) else 'MISS'}: approximate NashConv within"
+    f" 0.05 + 10% of exact and below exact + its interval at"
+    f" {sum(verdicts)}/{len(verdicts)} points"
+  )
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--sections", default="best_response",
-                      help="comma-separated: best_response, approx_nash_conv")
+  parser.add_argument(
+    "--sections", default="best_response", help="comma-separated: best_response, approx_nash_conv"
+  )
   parser.add_argument("--approx_points", default="0,2,5,10,20,40")
   parser.add_argument("--approx_episodes", type=int, default=400_000)
   parser.add_argument("--approx_envs", type=int, default=512)
   parser.add_argument("--approx_eval_games", type=int, default=20_000)
   parser.add_argument("--game", default="leduc_poker")
   parser.add_argument("--algorithms", default="ppo,dqn,sac,mpo,crossq")
-  parser.add_argument("--networks", default="mlp",
-                      help="comma-separated: mlp, gru, lstm")
-  parser.add_argument("--learner_seeds", default="0,1,2",
-                      help="learner seeds per cell (the summary shows the worst)")
-  parser.add_argument("--seconds", type=float, default=0.0,
-                      help="wall-time budget per best response (0: default)")
+  parser.add_argument("--networks", default="mlp", help="comma-separated: mlp, gru, lstm")
+  parser.add_argument(
+    "--learner_seeds", default="0,1,2", help="learner seeds per cell (the summary shows the worst)"
+  )
+  parser.add_argument(
+    "--seconds", type=float, default=0.0, help="wall-time budget per best response (0: default)"
+  )
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                      help="override a Config field of every algorithm")
+  parser.add_argument(
+    "--set",
+    action="append",
+    default=[],
+    metavar="FIELD=VALUE",
+    help="override a Config field of every algorithm",
+  )
   parser.add_argument("--opponents", default="uniform,5 random deterministic")
   args = parser.parse_args()
   sections = args.sections.split(",")
   if "approx_nash_conv" in sections:
-    approx_nash_conv_section(args.game, [int(x) for x in args.approx_points.split(",")],
-                             args.approx_episodes, args.approx_envs,
-                             args.approx_eval_games, args.seed)
+    approx_nash_conv_section(
+      args.game,
+      [int(x) for x in args.approx_points.split(",")],
+      args.approx_episodes,
+      args.approx_envs,
+      args.approx_eval_games,
+      args.seed,
+    )
   if "best_response" in sections:
     best_response_section(args)
 
@@ -161,20 +193,26 @@ def best_response_section(args: argparse.Namespace) -> None:
           # The same learner's argmax action (a best response to a fixed
           # mixture can be deterministic): how much of the gap is leftover
           # exploration rather than learning. Reported, not scored.
-          argmax = np.eye(member.matrix.shape[1])[np.where(
-              tree.infostates[player].legal_mask, member.matrix, -1).argmax(1)]
+          argmax = np.eye(member.matrix.shape[1])[
+            np.where(tree.infostates[player].legal_mask, member.matrix, -1).argmax(1)
+          ]
           argmax_share = (rollouts.policy_value(request, argmax) - uniform) / (best - uniform)
           key = (name, network, label)
           if key not in worst or share < worst[key][0]:
             worst[key] = (share, max(seconds, worst.get(key, (0, 0))[1]))
-          print(f"{name:6s} {network:4s} seed {seed} vs {label:22s}: value {value:7.4f}"
-                f" (BR {best:.4f}, uniform {uniform:.4f}) = {100 * share:5.1f}% of the"
-                f" exact gain in {seconds:5.1f} s, {member.stats['episodes']:,} episodes"
-                f" (its argmax actions: {100 * argmax_share:5.1f}%)", flush=True)
+          print(
+            f"{name:6s} {network:4s} seed {seed} vs {label:22s}: value {value:7.4f}"
+            f" (BR {best:.4f}, uniform {uniform:.4f}) = {100 * share:5.1f}% of the"
+            f" exact gain in {seconds:5.1f} s, {member.stats['episodes']:,} episodes"
+            f" (its argmax actions: {100 * argmax_share:5.1f}%)",
+            flush=True,
+          )
   for (name, network, label), (share, seconds) in worst.items():
     status = "PASS" if share >= 0.95 and seconds <= 60 else "MISS"
-    print(f"{status}: {name} {network} vs {label}: worst seed {100 * share:.1f}% in"
-          f" {seconds:.0f} s (target >= 95% within 60 s)")
+    print(
+      f"{status}: {name} {network} vs {label}: worst seed {100 * share:.1f}% in"
+      f" {seconds:.0f} s (target >= 95% within 60 s)"
+    )
 
 
 if __name__ == "__main__":

@@ -25,15 +25,14 @@ import argparse
 import time
 
 import numpy as np
-from open_spiel.python import rl_environment
-from open_spiel.python.algorithms import random_agent
 import pyspiel
 import torch
+from open_spiel.python import rl_environment
+from open_spiel.python.algorithms import random_agent
 
 from openspiel_psro_ext.game import game_tree
+from openspiel_psro_ext.oracles.rl import rollouts, torch_policy
 from openspiel_psro_ext.simulated import simulation
-from openspiel_psro_ext.oracles.rl import rollouts
-from openspiel_psro_ext.oracles.rl import torch_policy
 
 
 class _VecStepper:
@@ -49,8 +48,7 @@ class _VecStepper:
     steps = 0
     start = time.perf_counter()
     while time.perf_counter() - start < seconds:
-      _, self.legal, _, _ = self.env.step(
-          rollouts.uniform_legal_actions(self.legal, self.rng))
+      _, self.legal, _, _ = self.env.step(rollouts.uniform_legal_actions(self.legal, self.rng))
       steps += self.num_envs
     return steps
 
@@ -61,8 +59,7 @@ class _StockStepper:
   def __init__(self, game: str):
     self.env = rl_environment.Environment(game)
     num_actions = self.env.action_spec()["num_actions"]
-    self.agents = [random_agent.RandomAgent(p, num_actions)
-                   for p in range(self.env.num_players)]
+    self.agents = [random_agent.RandomAgent(p, num_actions) for p in range(self.env.num_players)]
 
   def run(self, seconds: float) -> int:
     steps = 0
@@ -83,8 +80,7 @@ def tree_env(game: str, num_envs: int) -> _VecStepper:
   uniform = tree.uniform_policy()
   pops = [None] + [u[None] for u in uniform[1:]]
   weights = [None] + [np.ones(1)] * (tree.num_players - 1)
-  return _VecStepper(rollouts.TreeVecEnv(tree, 0, pops, weights, num_envs, seed=0),
-                     num_envs)
+  return _VecStepper(rollouts.TreeVecEnv(tree, 0, pops, weights, num_envs, seed=0), num_envs)
 
 
 def simulated_env(game: str, num_envs: int, opponent: str) -> _VecStepper:
@@ -94,16 +90,16 @@ def simulated_env(game: str, num_envs: int, opponent: str) -> _VecStepper:
   if opponent == "uniform":
     members = [simulation.UniformRandomPolicy() for _ in range(players)]
   else:
-    members = [torch_policy.TorchPolicy(loaded, q, loaded.information_state_tensor_shape(),
-                                        (64, 64)) for q in range(players)]
+    members = [
+      torch_policy.TorchPolicy(loaded, q, loaded.information_state_tensor_shape(), (64, 64))
+      for q in range(players)
+    ]
   pops = [None] + [[members[q]] for q in range(1, players)]
   weights = [None] + [np.ones(1)] * (players - 1)
-  return _VecStepper(rollouts.PyspielVecEnv(loaded, 0, pops, weights, num_envs, seed=0),
-                     num_envs)
+  return _VecStepper(rollouts.PyspielVecEnv(loaded, 0, pops, weights, num_envs, seed=0), num_envs)
 
 
-def interleaved(steppers: dict[str, object], seconds: float,
-                rounds: int = 6) -> dict[str, float]:
+def interleaved(steppers: dict[str, object], seconds: float, rounds: int = 6) -> dict[str, float]:
   """Steps per second of each stepper, run in turns of `seconds / rounds`
   each, so that all see the same load on a shared machine."""
   steps = dict.fromkeys(steppers, 0)
@@ -119,8 +115,9 @@ def main():
   parser.add_argument("--seconds", type=float, default=5.0)
   parser.add_argument("--num_envs", type=int, default=16384)
   parser.add_argument("--sim_num_envs", type=int, default=1024)
-  parser.add_argument("--compiled", default="leduc_poker",
-                      help="games also measured on the compiled tree")
+  parser.add_argument(
+    "--compiled", default="leduc_poker", help="games also measured on the compiled tree"
+  )
   args = parser.parse_args()
   torch.set_num_threads(1)
   verdicts = []
@@ -132,19 +129,22 @@ def main():
       steppers["tree"] = tree_env(game, args.num_envs)
     rates = interleaved(steppers, args.seconds)
     theirs = rates["stock"]
-    print(f"{game}: stock rl_environment + RandomAgent: {theirs:,.0f} learner steps/s",
-          flush=True)
+    print(f"{game}: stock rl_environment + RandomAgent: {theirs:,.0f} learner steps/s", flush=True)
     for opponent in ("uniform", "torch"):
       ratio = rates[opponent] / theirs
-      print(f"{game}: ours PyspielVecEnv ({args.sim_num_envs} games, {opponent}"
-            f" opponent): {rates[opponent]:,.0f} learner steps/s = {ratio:.1f}x stock",
-            flush=True)
-      verdicts.append((ratio >= 5, f"{game} simulated vs {opponent}: {ratio:.1f}x"
-                       " (target >= 5x)"))
+      print(
+        f"{game}: ours PyspielVecEnv ({args.sim_num_envs} games, {opponent}"
+        f" opponent): {rates[opponent]:,.0f} learner steps/s = {ratio:.1f}x stock",
+        flush=True,
+      )
+      verdicts.append((ratio >= 5, f"{game} simulated vs {opponent}: {ratio:.1f}x (target >= 5x)"))
     if "tree" in rates:
       ratio = rates["tree"] / theirs
-      print(f"{game}: ours TreeVecEnv ({args.num_envs} games): {rates['tree']:,.0f}"
-            f" learner steps/s = {ratio:.0f}x stock", flush=True)
+      print(
+        f"{game}: ours TreeVecEnv ({args.num_envs} games): {rates['tree']:,.0f}"
+        f" learner steps/s = {ratio:.0f}x stock",
+        flush=True,
+      )
       verdicts.append((ratio >= 100, f"{game} compiled: {ratio:.0f}x (target >= 100x)"))
   for ok, line in verdicts:
     print(f"{'PASS' if ok else 'MISS'}: {line}")

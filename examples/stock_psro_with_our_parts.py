@@ -12,15 +12,14 @@ exploitability.nash_conv. Stock's own settings apply unchanged: by default
 Needs stock psro_v2's imports: pip install 'openspiel_psro_ext[stock]'.
 """
 
-from absl import app
-from absl import flags
+import pyspiel
+from absl import app, flags
 from open_spiel.python.algorithms import exploitability as os_exploitability
 from open_spiel.python.algorithms import policy_aggregator
 from open_spiel.python.algorithms.psro_v2 import psro_v2
-import pyspiel
 
-from openspiel_psro_ext.game import exploitability
 from openspiel_psro_ext.compat import openspiel_compat
+from openspiel_psro_ext.game import exploitability
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("game", "kuhn_poker", "OpenSpiel game.")
@@ -37,20 +36,26 @@ def main(argv):
   openspiel_compat.register()  # adds ext_nash, ext_prd, ... to psro_v2
   game = pyspiel.load_game(FLAGS.game)
   solver = psro_v2.PSROSolver(
-      game, openspiel_compat.StockOracle(game, "exact"),
-      sims_per_entry=FLAGS.sims_per_entry,
-      meta_strategy_method=FLAGS.meta_strategy_method,
-      training_strategy_selector=FLAGS.training_strategy_selector,
-      rectifier=FLAGS.rectifier, sample_from_marginals=FLAGS.sample_from_marginals)
+    game,
+    openspiel_compat.StockOracle(game, "exact"),
+    sims_per_entry=FLAGS.sims_per_entry,
+    meta_strategy_method=FLAGS.meta_strategy_method,
+    training_strategy_selector=FLAGS.training_strategy_selector,
+    rectifier=FLAGS.rectifier,
+    sample_from_marginals=FLAGS.sample_from_marginals,
+  )
   for iteration in range(FLAGS.iterations):
     solver.iteration()
     policies, sigma = solver.get_policies(), solver.get_meta_strategies()
     ours = exploitability.mixture_nash_conv(game, policies, sigma).nash_conv
     aggregated = policy_aggregator.PolicyAggregator(game).aggregate(
-        list(range(game.num_players())), policies, sigma)
+      list(range(game.num_players())), policies, sigma
+    )
     theirs = os_exploitability.nash_conv(game, aggregated)
-    print(f"iteration {iteration}: population {len(policies[0])},"
-          f" NashConv ours {ours:.6f} / OpenSpiel {theirs:.6f}")
+    print(
+      f"iteration {iteration}: population {len(policies[0])},"
+      f" NashConv ours {ours:.6f} / OpenSpiel {theirs:.6f}"
+    )
 
 
 if __name__ == "__main__":

@@ -13,17 +13,18 @@ from openspiel_psro_ext.oracles.rl import rollouts
 # Games of different structure: 2p/3p poker, dice bidding, a converted
 # simultaneous-move game and a cooperative general-sum game.
 GAMES = [
-    "kuhn_poker",
-    "leduc_poker",
-    "kuhn_poker(players=3)",
-    "liars_dice(dice_sides=3)",
-    "turn_based_simultaneous_game(game=goofspiel(num_cards=3))",
-    "tiny_hanabi",
+  "kuhn_poker",
+  "leduc_poker",
+  "kuhn_poker(players=3)",
+  "liars_dice(dice_sides=3)",
+  "turn_based_simultaneous_game(game=goofspiel(num_cards=3))",
+  "tiny_hanabi",
 ]
 
 
-def random_tabular_policy(game: pyspiel.Game, rng: np.random.Generator,
-                          deterministic: bool = False) -> policy_lib.TabularPolicy:
+def random_tabular_policy(
+  game: pyspiel.Game, rng: np.random.Generator, deterministic: bool = False
+) -> policy_lib.TabularPolicy:
   tabular = policy_lib.TabularPolicy(game)
   noise = rng.random(tabular.action_probability_array.shape)
   noise *= tabular.legal_actions_mask
@@ -33,14 +34,14 @@ def random_tabular_policy(game: pyspiel.Game, rng: np.random.Generator,
   return tabular
 
 
-def random_matrix(tree: game_tree.GameTree, player: int,
-                  rng: np.random.Generator, deterministic: bool = False) -> np.ndarray:
+def random_matrix(
+  tree: game_tree.GameTree, player: int, rng: np.random.Generator, deterministic: bool = False
+) -> np.ndarray:
   mask = tree.infostates[player].legal_mask
   noise = rng.random(mask.shape) * mask
   if deterministic:
     noise = np.eye(mask.shape[1])[noise.argmax(axis=1)]
   return noise / noise.sum(axis=1, keepdims=True)
-
 
 
 def seed_stock(seed: int) -> None:
@@ -52,9 +53,13 @@ def seed_stock(seed: int) -> None:
 def stock_solver(game, oracle, **kwargs):
   """Stock psro_v2's `PSROSolver` with our Nash meta-solver (needs cvxpy)."""
   from open_spiel.python.algorithms.psro_v2 import psro_v2  # pylint: disable=g-import-not-at-top
-  settings = dict(sims_per_entry=200, meta_strategy_method="ext_nash",
-                  training_strategy_selector="probabilistic",
-                  sample_from_marginals=True)
+
+  settings = dict(
+    sims_per_entry=200,
+    meta_strategy_method="ext_nash",
+    training_strategy_selector="probabilistic",
+    sample_from_marginals=True,
+  )
   settings.update(kwargs)
   return psro_v2.PSROSolver(game, oracle, **settings)
 

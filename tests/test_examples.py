@@ -11,8 +11,12 @@ EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "examples")
 
 
 def _run(script, *args):
-  proc = subprocess.run([sys.executable, os.path.join(EXAMPLES, script), *args],
-                        capture_output=True, text=True, timeout=300)
+  proc = subprocess.run(
+    [sys.executable, os.path.join(EXAMPLES, script), *args],
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   return proc.stdout
 

@@ -15,20 +15,37 @@ from openspiel_psro_ext.runs import checkpoints
 
 
 def _run(*args, timeout=240):
-  return subprocess.run([sys.executable, "-m", "openspiel_psro_ext.run", *args],
-                        capture_output=True, text=True, timeout=timeout)
+  return subprocess.run(
+    [sys.executable, "-m", "openspiel_psro_ext.run", *args],
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+  )
 
 
 def test_kuhn_with_compare_stock(tmp_path):
   out = str(tmp_path / "kuhn")
-  proc = _run("--game=kuhn_poker", "--oracle=exact", "--iterations=15", "--target_nash_conv=0",
-              f"--output_dir={out}", "--compare_stock", "--time_budget_s=60")
+  proc = _run(
+    "--game=kuhn_poker",
+    "--oracle=exact",
+    "--iterations=15",
+    "--target_nash_conv=0",
+    f"--output_dir={out}",
+    "--compare_stock",
+    "--time_budget_s=60",
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   records = checkpoints.read_metrics(out)
   assert len(records) == 15
   assert records[-1]["nash_conv"] < 1e-6
-  for key in ("iteration", "population_size", "nash_conv", "exploitability_per_player",
-              "meta_strategy", "wall_time_s"):
+  for key in (
+    "iteration",
+    "population_size",
+    "nash_conv",
+    "exploitability_per_player",
+    "meta_strategy",
+    "wall_time_s",
+  ):
     assert key in records[-1]
   summary = json.load(open(os.path.join(out, "summary.json")))
   assert summary["verified"] and abs(summary["nash_conv_openspiel"] - summary["nash_conv"]) < 1e-6
@@ -42,14 +59,22 @@ def test_kuhn_with_compare_stock(tmp_path):
 
 
 def test_kill_and_resume_matches_uninterrupted(tmp_path):
-  args = ["--game=leduc_poker", "--oracle=exact", "--iterations=40", "--target_nash_conv=0",
-          "--time_budget_s=0", "--metrics_every=0"]
+  args = [
+    "--game=leduc_poker",
+    "--oracle=exact",
+    "--iterations=40",
+    "--target_nash_conv=0",
+    "--time_budget_s=0",
+    "--metrics_every=0",
+  ]
   reference = str(tmp_path / "reference")
   assert _run(*args, f"--output_dir={reference}").returncode == 0
   out = str(tmp_path / "killed")
-  proc = subprocess.Popen([sys.executable, "-m", "openspiel_psro_ext.run", *args,
-                           f"--output_dir={out}"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  proc = subprocess.Popen(
+    [sys.executable, "-m", "openspiel_psro_ext.run", *args, f"--output_dir={out}"],
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.DEVNULL,
+  )
   deadline = time.time() + 120
   while time.time() < deadline and proc.poll() is None:
     if len(checkpoints.read_metrics(out)) >= 5:
@@ -66,26 +91,35 @@ def test_kill_and_resume_matches_uninterrupted(tmp_path):
   assert ours == theirs
 
 
-@pytest.mark.parametrize("args,message", [
+@pytest.mark.parametrize(
+  "args,message",
+  [
     (["--game=no_such_game"], "unknown or malformed --game"),
     (["--game=kuhn_poker(players=3)", "--meta_solver=nash"], "does not support 3-player games"),
     (["--game=kuhn_poker", "--oracle=nope"], "unknown oracle"),
     (["--game=kuhn_poker", "--meta_solver=nope"], "unknown meta-solver"),
-    (["--game=leduc_poker", "--evaluation=exact", "--max_histories=100"],
-     "more than 100 histories"),
+    (
+      ["--game=leduc_poker", "--evaluation=exact", "--max_histories=100"],
+      "more than 100 histories",
+    ),
     (["--game=kuhn_poker", "--oracle_config={bad"], "--oracle_config is not valid JSON"),
     (["--game=kuhn_poker", "--best_responses_per_player=2,x"], "takes integers"),
     (["--game=kuhn_poker", "--best_responses_per_player=2"], "one count of at least 1"),
-    (["--game=kuhn_poker", "--backend=embedded", "--ray_address=auto"],
-     "--ray_address needs --backend=ray"),
+    (
+      ["--game=kuhn_poker", "--backend=embedded", "--ray_address=auto"],
+      "--ray_address needs --backend=ray",
+    ),
     (["--game=kuhn_poker", "--device=tpu"], "device 'tpu'"),
     (["--game=kuhn_poker", "--oracle=exact", "--device=tpu"], "device 'tpu'"),
-    (["--game=kuhn_poker", "--meta_solver=alpharank", '--meta_solver_kwargs={"alphaa": 3}'],
-     "no parameter 'alphaa'"),
+    (
+      ["--game=kuhn_poker", "--meta_solver=alpharank", '--meta_solver_kwargs={"alphaa": 3}'],
+      "no parameter 'alphaa'",
+    ),
     (["--game=kuhn_poker", "--sims_per_entry=-5"], "sims_per_entry must be"),
     (["--game=kuhn_poker", "--time_budget_s=-1"], "time_budget_s must be"),
     (["--game=kuhn_poker", "--resume"], "does not exist; drop --resume"),
-])
+  ],
+)
 def test_bad_input_is_one_clear_line(tmp_path, args, message):
   out = tmp_path / "x"
   proc = _run(*args, f"--output_dir={out}", timeout=60)
@@ -102,6 +136,7 @@ def test_internal_errors_keep_their_traceback(monkeypatch):
 
   def bug(argv):
     raise ValueError("a bug deep in numpy")
+
   monkeypatch.setattr(run_lib, "main", bug)
   monkeypatch.setattr(sys, "argv", ["run"])
   # Not turned into a one-line usage error: it propagates with its traceback.
@@ -110,6 +145,7 @@ def test_internal_errors_keep_their_traceback(monkeypatch):
 
   def mismatch(argv):
     raise verification.VerificationError("ours 0.1 vs OpenSpiel's 0.2")
+
   monkeypatch.setattr(run_lib, "main", mismatch)
   with pytest.raises(SystemExit) as exit_info:
     run_lib.entry_point()
@@ -130,11 +166,23 @@ def test_non_empty_output_dir_is_refused_and_kept(tmp_path):
 def test_a_signal_finishes_the_iteration_and_exits_cleanly(tmp_path, sig):
   out = str(tmp_path / "interrupted")
   # Run metrics on: the final record gets them after the signal, quickly.
-  proc = subprocess.Popen([sys.executable, "-m", "openspiel_psro_ext.run",
-                           "--game=leduc_poker", "--oracle=exact", "--iterations=400",
-                           "--target_nash_conv=0", "--time_budget_s=0",
-                           "--metrics_every=50", f"--output_dir={out}"],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  proc = subprocess.Popen(
+    [
+      sys.executable,
+      "-m",
+      "openspiel_psro_ext.run",
+      "--game=leduc_poker",
+      "--oracle=exact",
+      "--iterations=400",
+      "--target_nash_conv=0",
+      "--time_budget_s=0",
+      "--metrics_every=50",
+      f"--output_dir={out}",
+    ],
+    stdout=subprocess.DEVNULL,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   deadline = time.time() + 120
   while time.time() < deadline and len(checkpoints.read_metrics(out)) < 60:
     time.sleep(0.05)
@@ -158,20 +206,25 @@ def test_a_signal_finishes_the_iteration_and_exits_cleanly(tmp_path, sig):
 def test_rl_oracle_from_the_command_line(tmp_path):
   pytest.importorskip("torch")
   out = str(tmp_path / "ppo")
-  proc = _run("--game=kuhn_poker", "--oracle=ppo", "--iterations=2", "--metrics_every=0",
-              '--oracle_config={"total_episodes": 4000, "time_budget_s": 0}',
-              f"--output_dir={out}")
+  proc = _run(
+    "--game=kuhn_poker",
+    "--oracle=ppo",
+    "--iterations=2",
+    "--metrics_every=0",
+    '--oracle_config={"total_episodes": 4000, "time_budget_s": 0}',
+    f"--output_dir={out}",
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   records = checkpoints.read_metrics(out)
   # Each best response's statistics survive, per player and per member.
   per_player = records[0]["oracle"]
   assert [len(members) for members in per_player] == [1, 1]
-  assert all(m["episodes"] >= 4000 and m["seconds"] > 0
-             for members in per_player for m in members)
+  assert all(m["episodes"] >= 4000 and m["seconds"] > 0 for members in per_player for m in members)
   assert os.path.exists(checkpoints.member_path(out, 0, 1, ".pt"))
   assert json.load(open(os.path.join(out, "summary.json")))["verified"]
   try:
-    import ray  # pylint: disable=g-import-not-at-top,unused-import
+    import ray  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
+
     # --backend=auto trains the players in parallel where it can.
     expected = "(ray backend)" if (os.cpu_count() or 1) > 1 else "(embedded backend)"
   except ImportError:
@@ -187,6 +240,7 @@ def parsed_flags():
     run.FLAGS.unparse_flags()
     run.FLAGS(["run", *args])
     return run.config_from_flags()
+
   yield parse
   run.FLAGS.unparse_flags()
 
@@ -194,27 +248,31 @@ def parsed_flags():
 def test_rl_oracles_default_to_a_ramped_budget(parsed_flags):
   from openspiel_psro_ext import psro  # pylint: disable=g-import-not-at-top
   from openspiel_psro_ext.psro import config as psro_config  # pylint: disable=g-import-not-at-top
+
   default = parsed_flags()
   assert default.oracle == "ppo" and default.time_budget_s == psro_config.RL_TIME_BUDGET_S
   # The API and the command line share one set of defaults.
   # (The command line writes the game string as pyspiel prints it.)
   assert default.game == "leduc_poker()"
-  assert dataclasses.replace(default, game="leduc_poker") == psro_config.resolve(
-      psro.PSROConfig())
+  assert dataclasses.replace(default, game="leduc_poker") == psro_config.resolve(psro.PSROConfig())
   exact = parsed_flags("--oracle=exact")
   assert exact.time_budget_s == psro_config.EXACT_TIME_BUDGET_S
   assert parsed_flags("--oracle=exact", "--time_budget_s=7").time_budget_s == 7
   config = parsed_flags("--oracle=ppo")
   assert config.oracle_budget_final_s == psro_config.RL_BUDGET_FINAL_S
-  assert config.oracle_budget_ramp_iterations == psro_config.default(
-      "oracle_budget_ramp_iterations") == 200
+  assert (
+    config.oracle_budget_ramp_iterations
+    == psro_config.default("oracle_budget_ramp_iterations")
+    == 200
+  )
   run = psro.PSRO(config)
   assert run.oracle_time_budget(0) == 1.5  # ppo's psro_defaults
   # A budget the user sets is kept constant unless a ramp is asked for too.
   config = parsed_flags("--oracle=ppo", '--oracle_config={"time_budget_s": 3}')
   assert config.oracle_budget_final_s == 0 and config.oracle_config["time_budget_s"] == 3
-  config = parsed_flags("--oracle=ppo", '--oracle_config={"time_budget_s": 3}',
-                        "--oracle_budget_final_s=5")
+  config = parsed_flags(
+    "--oracle=ppo", '--oracle_config={"time_budget_s": 3}', "--oracle_budget_final_s=5"
+  )
   assert config.oracle_budget_final_s == 5
   assert parsed_flags("--oracle=exact").oracle_budget_final_s == 0
 
@@ -223,10 +281,17 @@ def test_simulated_mode_from_the_command_line(tmp_path):
   pytest.importorskip("torch")
   out = str(tmp_path / "sim")
   # leduc_poker over 100 histories does not compile: auto runs it simulated.
-  proc = _run("--game=leduc_poker", "--max_histories=100", "--iterations=2",
-              "--verify_every=0", "--approx_episodes=3000", "--approx_eval_games=2000",
-              "--backend=embedded", '--oracle_config={"total_episodes": 3000,'
-              ' "time_budget_s": 0, "num_envs": 256}', f"--output_dir={out}")
+  proc = _run(
+    "--game=leduc_poker",
+    "--max_histories=100",
+    "--iterations=2",
+    "--verify_every=0",
+    "--approx_episodes=3000",
+    "--approx_eval_games=2000",
+    "--backend=embedded",
+    '--oracle_config={"total_episodes": 3000, "time_budget_s": 0, "num_envs": 256}',
+    f"--output_dir={out}",
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "simulated mode" in proc.stderr
   records = checkpoints.read_metrics(out)
@@ -243,8 +308,13 @@ def test_simulated_mode_from_the_command_line(tmp_path):
 
 def test_exact_evaluation_refuses_a_large_game_quickly(tmp_path):
   start = time.time()
-  proc = _run("--game=chess", "--evaluation=exact", "--oracle=exact",
-              f"--output_dir={tmp_path / 'x'}", timeout=60)
+  proc = _run(
+    "--game=chess",
+    "--evaluation=exact",
+    "--oracle=exact",
+    f"--output_dir={tmp_path / 'x'}",
+    timeout=60,
+  )
   assert proc.returncode == 2
   last = proc.stderr.strip().splitlines()[-1]
   assert "simulated mode (--evaluation=sampled)" in last, proc.stderr[-2000:]

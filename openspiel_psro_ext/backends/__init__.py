@@ -38,14 +38,14 @@ import math
 import os
 import pickle
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from openspiel_psro_ext.simulated import simulation
 from openspiel_psro_ext.oracles import base as oracle_base
+from openspiel_psro_ext.simulated import simulation
 
 # Tasks run one per CPU: BLAS and OpenMP threads inside them only contend.
-_SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                      "MKL_NUM_THREADS": "1"}
+_SINGLE_THREAD_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 @functools.cache
@@ -80,24 +80,26 @@ class Backend(abc.ABC):
   name: str
 
   @abc.abstractmethod
-  def best_responses(self, oracle: oracle_base.Oracle,
-                     requests: Sequence[oracle_base.BestResponseRequest]
-                     ) -> list[oracle_base.PopulationMember]:
+  def best_responses(
+    self, oracle: oracle_base.Oracle, requests: Sequence[oracle_base.BestResponseRequest]
+  ) -> list[oracle_base.PopulationMember]:
     """One member per request, in order."""
 
   @abc.abstractmethod
-  def play(self, game: Any, seats: Sequence[Any],
-           tasks: Sequence[simulation.PlayTask]) -> list[Any]:
+  def play(
+    self, game: Any, seats: Sequence[Any], tasks: Sequence[simulation.PlayTask]
+  ) -> list[Any]:
     """Simulated games (`simulation.PlayTask`s, each seeded on its own) of
     `game` with `seats` (per player a `simulation.Population` or batched
     policy): per task its `[num_games, P]` returns, in order."""
 
-  def close(self) -> None:
+  def close(self) -> None:  # noqa: B027 (a backend that starts nothing has nothing to release)
     """Releases what the backend started."""
 
 
-def timed_best_response(oracle: oracle_base.Oracle, request: oracle_base.BestResponseRequest
-                        ) -> oracle_base.PopulationMember:
+def timed_best_response(
+  oracle: oracle_base.Oracle, request: oracle_base.BestResponseRequest
+) -> oracle_base.PopulationMember:
   """`oracle.best_response(request)` with `stats["call_seconds"]` (module doc)."""
   start = time.perf_counter()
   member = oracle.best_response(request)
@@ -124,11 +126,12 @@ class EmbeddedBackend(Backend):
 _WORKER_TREES: dict[str, Any] = {}
 
 
-def _remote_best_response(oracle: oracle_base.Oracle, tree_ref: list[Any],
-                          request: oracle_base.BestResponseRequest
-                          ) -> oracle_base.PopulationMember:
+def _remote_best_response(
+  oracle: oracle_base.Oracle, tree_ref: list[Any], request: oracle_base.BestResponseRequest
+) -> oracle_base.PopulationMember:
   """A Ray task: one best response, with the worker's own copy of the tree."""
   import ray  # pylint: disable=g-import-not-at-top
+
   # The ref comes wrapped in a list so that Ray does not resolve it: the
   # object store's arrays are read-only, so each worker keeps one writable
   # copy of the tree for all its tasks.
@@ -164,8 +167,9 @@ class RayBackend(Backend):
       import ray  # pylint: disable=g-import-not-at-top
     except ImportError as error:
       raise ImportError(
-          "backend 'ray' needs Ray: pip install -c constraints.txt"
-          " 'openspiel_psro_ext[ray]', or use backend 'embedded'.") from error
+        "backend 'ray' needs Ray: pip install -c constraints.txt"
+        " 'openspiel_psro_ext[ray]', or use backend 'embedded'."
+      ) from error
     self._ray = ray
     self._address, self._num_cpus = address, num_cpus
     self._started_here = False
@@ -181,8 +185,11 @@ class RayBackend(Backend):
     self._started_here = not ray.is_initialized()
     if self._started_here:
       kwargs: dict[str, Any] = dict(
-          include_dashboard=False, log_to_driver=True, logging_level=logging.WARNING,
-          runtime_env={"env_vars": dict(_SINGLE_THREAD_ENV)})
+        include_dashboard=False,
+        log_to_driver=True,
+        logging_level=logging.WARNING,
+        runtime_env={"env_vars": dict(_SINGLE_THREAD_ENV)},
+      )
       if self._address is None:
         kwargs["num_cpus"] = self._num_cpus
       ray.init(address=self._address, **kwargs)
@@ -206,9 +213,10 @@ class RayBackend(Backend):
     cpus = self._ray.cluster_resources().get("CPU", 1.0)
     share = min(1.0, math.floor(1e4 * cpus / max(len(requests), 1)) / 1e4)
     task = self._task.options(num_cpus=share)
-    futures = [task.remote(oracle, [self._tree_ref(r.tree)],
-                           dataclasses.replace(r, tree=None))
-               for r in requests]
+    futures = [
+      task.remote(oracle, [self._tree_ref(r.tree)], dataclasses.replace(r, tree=None))
+      for r in requests
+    ]
     members = self._ray.get(futures)
     for member in members:
       if member.matrix is not None and not member.matrix.flags.writeable:
@@ -222,8 +230,7 @@ class RayBackend(Backend):
     # The seats (torch modules of the whole population) go to the object
     # store once per call, not once per task.
     game_ref, seats_ref = self._ray.put(game), self._ray.put(list(seats))
-    return self._ray.get([self._play_task.remote(game_ref, seats_ref, task)
-                          for task in tasks])
+    return self._ray.get([self._play_task.remote(game_ref, seats_ref, task) for task in tasks])
 
   def close(self) -> None:
     if self._started_here and self._ray.is_initialized():

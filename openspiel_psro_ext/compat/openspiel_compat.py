@@ -15,21 +15,23 @@ Sections:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 import functools
 import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from open_spiel.python import policy as policy_lib
-from open_spiel.python.algorithms.psro_v2 import meta_strategies
-from open_spiel.python.algorithms.psro_v2 import optimization_oracle
-from open_spiel.python.algorithms.psro_v2 import strategy_selectors
 import pyspiel
+from open_spiel.python import policy as policy_lib
+from open_spiel.python.algorithms.psro_v2 import (
+  meta_strategies,
+  optimization_oracle,
+  strategy_selectors,
+)
 
-from openspiel_psro_ext.game import game_tree as game_tree_lib
 from openspiel_psro_ext import meta_solvers
 from openspiel_psro_ext import oracles as oracles_lib
+from openspiel_psro_ext.game import game_tree as game_tree_lib
 from openspiel_psro_ext.game import policies as policies_lib
 
 # ---------------------------------------------------------------------------
@@ -53,9 +55,12 @@ def _enable_stock_rectification(solver: Any, name: str) -> None:
   """
   if not hasattr(solver, "_rectify_training") or solver._rectify_training:  # pylint: disable=protected-access
     return
-  logging.info("%s%s: enabling stock's rectifier='rectified' and"
-               " training_strategy_selector='rectified' (PSRO_rN).",
-               META_STRATEGY_PREFIX, name)
+  logging.info(
+    "%s%s: enabling stock's rectifier='rectified' and"
+    " training_strategy_selector='rectified' (PSRO_rN).",
+    META_STRATEGY_PREFIX,
+    name,
+  )
   solver._rectifier = strategy_selectors.rectified_selector  # pylint: disable=protected-access
   solver._rectify_training = solver._rectifier  # pylint: disable=protected-access
   solver._training_strategy_selector = strategy_selectors.rectified  # pylint: disable=protected-access
@@ -95,8 +100,7 @@ def make_meta_strategy_method(name: str) -> Callable:
     marginals = spec.solve(tables, **spec.from_stock_kwargs(stock_kwargs))
     if not return_joint:
       return marginals
-    return marginals, meta_strategies.get_joint_strategy_from_marginals(
-        marginals)
+    return marginals, meta_strategies.get_joint_strategy_from_marginals(marginals)
 
   method.__name__ = f"{META_STRATEGY_PREFIX}{name}_strategy"
   method.__doc__ = f"openspiel_psro_ext meta-solver {name!r} for psro_v2."
@@ -146,9 +150,14 @@ class StockOracle(optimization_oracle.AbstractOracle):
   the oracle's exact behaviour policy.
   """
 
-  def __init__(self, game: pyspiel.Game, oracle: oracles_lib.Oracle | str,
-               oracle_config: dict[str, Any] | None = None, seed: int = 0,
-               **kwargs):
+  def __init__(
+    self,
+    game: pyspiel.Game,
+    oracle: oracles_lib.Oracle | str,
+    oracle_config: dict[str, Any] | None = None,
+    seed: int = 0,
+    **kwargs,
+  ):
     super().__init__(**kwargs)
     self.tree = game_tree_lib.get_tree(game)
     if isinstance(oracle, str):
@@ -171,9 +180,9 @@ class StockOracle(optimization_oracle.AbstractOracle):
       self._matrices[key] = cached
     return cached[1]
 
-  def _meta_strategy(self, probabilities, using_joint: bool,
-                     total_policies: Sequence[Sequence[Any]]
-                     ) -> tuple[list[np.ndarray], np.ndarray | None]:
+  def _meta_strategy(
+    self, probabilities, using_joint: bool, total_policies: Sequence[Sequence[Any]]
+  ) -> tuple[list[np.ndarray], np.ndarray | None]:
     """Per-player `[n_p]` marginals, and the joint when it is not a product.
 
     Stock passes per-player marginals, or (`using_joint_strategies`: with
@@ -189,27 +198,34 @@ class StockOracle(optimization_oracle.AbstractOracle):
       marginals = [np.asarray(p, dtype=np.float64).reshape(-1) for p in probabilities]
       if tuple(len(m) for m in marginals) != shape:
         raise ValueError(
-            f"per-player meta-strategies of sizes {[len(m) for m in marginals]}"
-            f" for populations of sizes {list(shape)}; with a joint"
-            " meta-strategy pass using_joint_strategies=True.")
+          f"per-player meta-strategies of sizes {[len(m) for m in marginals]}"
+          f" for populations of sizes {list(shape)}; with a joint"
+          " meta-strategy pass using_joint_strategies=True."
+        )
       return marginals, None
     joint = np.asarray(probabilities, dtype=np.float64)
     if joint.size != int(np.prod(shape)):
       raise ValueError(
-          f"joint meta-strategy of {joint.size} entries for populations of"
-          f" sizes {list(shape)} (expected {int(np.prod(shape))}).")
+        f"joint meta-strategy of {joint.size} entries for populations of"
+        f" sizes {list(shape)} (expected {int(np.prod(shape))})."
+      )
     joint = joint.reshape(shape)
     axes = range(joint.ndim)
     marginals = [joint.sum(axis=tuple(a for a in axes if a != p)) for p in axes]
     total = joint.sum()
     product = joint.ndim <= 2 or np.allclose(
-        joint / total,
-        functools.reduce(np.multiply.outer, [m / total for m in marginals]), atol=1e-12)
+      joint / total, functools.reduce(np.multiply.outer, [m / total for m in marginals]), atol=1e-12
+    )
     return marginals, None if product else joint
 
-  def __call__(self, game, training_parameters, strategy_sampler=None,
-               using_joint_strategies: bool = False,
-               **oracle_specific_execution_kwargs):
+  def __call__(
+    self,
+    game,
+    training_parameters,
+    strategy_sampler=None,
+    using_joint_strategies: bool = False,
+    **oracle_specific_execution_kwargs,
+  ):
     """Stock's oracle call: best responses for each requested player.
 
     `strategy_sampler` and stock's `oracle_specific_execution_kwargs` serve
@@ -223,23 +239,33 @@ class StockOracle(optimization_oracle.AbstractOracle):
         player = params["current_player"]
         total = params["total_policies"]
         weights, correlated = self._meta_strategy(
-            params["probabilities_of_playing_policies"], using_joint_strategies, total)
-        populations = [None if q == player else
-                       np.stack([self._matrix(pol, q) for pol in total[q]])
-                       for q in range(self.tree.num_players)]
+          params["probabilities_of_playing_policies"], using_joint_strategies, total
+        )
+        populations = [
+          None if q == player else np.stack([self._matrix(pol, q) for pol in total[q]])
+          for q in range(self.tree.num_players)
+        ]
         if any(weights[q].sum() <= 0 for q in range(len(weights)) if q != player):
-          raise ValueError(f"player {player}'s opponents have a meta-strategy"
-                           " with no mass; pass probabilities that sum to 1.")
-        opponent_weights = [None if q == player else weights[q] / weights[q].sum()
-                            for q in range(self.tree.num_players)]
+          raise ValueError(
+            f"player {player}'s opponents have a meta-strategy"
+            " with no mass; pass probabilities that sum to 1."
+          )
+        opponent_weights = [
+          None if q == player else weights[q] / weights[q].sum()
+          for q in range(self.tree.num_players)
+        ]
         request = oracles_lib.BestResponseRequest(
-            tree=self.tree, player=player, opponent_populations=populations,
-            opponent_weights=opponent_weights, previous=self._previous.get(player),
-            opponent_joint=None if correlated is None else
-            correlated.sum(axis=player) / correlated.sum(),
-            time_budget_s=self.time_budget_s,
-            seed=int(np.random.SeedSequence([self.seed, self._calls, player])
-                     .generate_state(1)[0]))
+          tree=self.tree,
+          player=player,
+          opponent_populations=populations,
+          opponent_weights=opponent_weights,
+          previous=self._previous.get(player),
+          opponent_joint=None
+          if correlated is None
+          else correlated.sum(axis=player) / correlated.sum(),
+          time_budget_s=self.time_budget_s,
+          seed=int(np.random.SeedSequence([self.seed, self._calls, player]).generate_state(1)[0]),
+        )
         self._calls += 1
         member = self.oracle.best_response(request)
         self._previous[player] = member
@@ -247,8 +273,7 @@ class StockOracle(optimization_oracle.AbstractOracle):
       new_policies.append(answers)
     return new_policies
 
-  def _answer(self, player: int,
-              member: oracles_lib.PopulationMember) -> policies_lib.MatrixPolicy:
+  def _answer(self, player: int, member: oracles_lib.PopulationMember) -> policies_lib.MatrixPolicy:
     """The member as an OpenSpiel policy (other players' rows uniform)."""
     matrices = self.tree.uniform_policy()
     matrices[player] = member.matrix

@@ -20,7 +20,8 @@ than one aggregation per member (on Leduc with a 55-member support: about
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -60,13 +61,14 @@ def own_paths(tree: GameTree, player: int) -> tuple[np.ndarray, np.ndarray, np.n
   mask = np.zeros((len(paths), depth), dtype=bool)
   for i, path in enumerate(paths):
     if path:
-      rows[i, :len(path)], actions[i, :len(path)] = zip(*path)
-      mask[i, :len(path)] = True
+      rows[i, : len(path)], actions[i, : len(path)] = zip(*path)
+      mask[i, : len(path)] = True
   return rows, actions, mask
 
 
-def behaviour_mixture(tree: GameTree, player: int, population: np.ndarray,
-                      weights: np.ndarray) -> np.ndarray:
+def behaviour_mixture(
+  tree: GameTree, player: int, population: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
   """`[I_p, A]` behaviour policy of a mixture of `[N, I_p, A]` members.
 
   Where no member with positive weight reaches an information state, the
@@ -86,8 +88,9 @@ def behaviour_mixture(tree: GameTree, player: int, population: np.ndarray,
     return np.where(total[:, None] > 0, mixed / total[:, None], fallback)
 
 
-def support_policies(tree: GameTree, populations: Sequence[np.ndarray],
-                     sigma: Sequence[np.ndarray]) -> tuple[list[list[Any]], list[np.ndarray]]:
+def support_policies(
+  tree: GameTree, populations: Sequence[np.ndarray], sigma: Sequence[np.ndarray]
+) -> tuple[list[list[Any]], list[np.ndarray]]:
   """OpenSpiel `TabularPolicy`s and weights of a meta-strategy's support.
 
   Args:
@@ -108,9 +111,12 @@ def support_policies(tree: GameTree, populations: Sequence[np.ndarray],
   return pops, weights
 
 
-def openspiel_nash_conv(tree: GameTree, populations: Sequence[np.ndarray],
-                        sigma: Sequence[np.ndarray],
-                        method: str = "behaviour_mixture") -> float:
+def openspiel_nash_conv(
+  tree: GameTree,
+  populations: Sequence[np.ndarray],
+  sigma: Sequence[np.ndarray],
+  method: str = "behaviour_mixture",
+) -> float:
   """NashConv of a meta-strategy by OpenSpiel's `exploitability.nash_conv`.
 
   Args:
@@ -119,23 +125,36 @@ def openspiel_nash_conv(tree: GameTree, populations: Sequence[np.ndarray],
     method: how the mixture becomes one OpenSpiel policy (module doc).
   """
   from open_spiel.python.algorithms import exploitability as os_exploitability  # pylint: disable=g-import-not-at-top
+
   if method == "policy_aggregator":
     from open_spiel.python.algorithms import policy_aggregator  # pylint: disable=g-import-not-at-top
+
     pops, weights = support_policies(tree, populations, sigma)
     policy = policy_aggregator.PolicyAggregator(tree.game).aggregate(
-        list(range(tree.num_players)), pops, weights)
+      list(range(tree.num_players)), pops, weights
+    )
   elif method == "behaviour_mixture":
-    policy = policies_lib.to_tabular_policy(tree, [
-        behaviour_mixture(tree, p, np.asarray(populations[p])[:len(s)], s)
-        for p, s in enumerate(sigma)])
+    policy = policies_lib.to_tabular_policy(
+      tree,
+      [
+        behaviour_mixture(tree, p, np.asarray(populations[p])[: len(s)], s)
+        for p, s in enumerate(sigma)
+      ],
+    )
   else:
     raise ValueError(f"unknown verification method {method!r}; choose one of {METHODS}.")
   return float(os_exploitability.nash_conv(tree.game, policy))
 
 
-def verify(tree: GameTree, populations: Sequence[np.ndarray], sigma: Sequence[np.ndarray],
-           ours: float, tolerance: float = 1e-6, method: str = "behaviour_mixture",
-           label: str = "") -> float:
+def verify(
+  tree: GameTree,
+  populations: Sequence[np.ndarray],
+  sigma: Sequence[np.ndarray],
+  ours: float,
+  tolerance: float = 1e-6,
+  method: str = "behaviour_mixture",
+  label: str = "",
+) -> float:
   """OpenSpiel's NashConv of the meta-strategy, checked against `ours`.
 
   Raises:
@@ -144,6 +163,7 @@ def verify(tree: GameTree, populations: Sequence[np.ndarray], sigma: Sequence[np
   theirs = openspiel_nash_conv(tree, populations, sigma, method)
   if not abs(theirs - ours) <= tolerance:
     raise VerificationError(
-        f"{label}our NashConv {ours:.10f} differs from OpenSpiel's {theirs:.10f}"
-        f" ({method}) by more than {tolerance}.")
+      f"{label}our NashConv {ours:.10f} differs from OpenSpiel's {theirs:.10f}"
+      f" ({method}) by more than {tolerance}."
+    )
   return theirs

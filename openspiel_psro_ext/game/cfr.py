@@ -39,7 +39,7 @@ actions start at 0), a warm start; `restart_average` drops the average.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -47,8 +47,9 @@ from openspiel_psro_ext.game import exploitability
 from openspiel_psro_ext.game.game_tree import GameTree
 
 
-def counterfactual_action_values(tree: GameTree, player: int, weights: np.ndarray,
-                                 policy: np.ndarray) -> np.ndarray:
+def counterfactual_action_values(
+  tree: GameTree, player: int, weights: np.ndarray, policy: np.ndarray
+) -> np.ndarray:
   """`[I_p, A]` counterfactual values `q(I, a)` of `player` playing `policy`.
 
   Args:
@@ -57,14 +58,14 @@ def counterfactual_action_values(tree: GameTree, player: int, weights: np.ndarra
   """
   table = tree.infostates[player]
   num_seq = table.num_sequences
-  seq_values = np.bincount(tree.terminal_sequence[player], weights=weights,
-                           minlength=num_seq + 1)
+  seq_values = np.bincount(tree.terminal_sequence[player], weights=weights, minlength=num_seq + 1)
   per_state = seq_values[:num_seq].reshape(table.num_infostates, tree.num_actions)
   for states in reversed(table.level_slices[1:]):
     state_values = np.einsum("ia,ia->i", per_state[states], policy[states])
     # Sibling states may share a parent sequence: accumulate, don't assign.
-    seq_values += np.bincount(table.parent_sequence[states], weights=state_values,
-                              minlength=num_seq + 1)
+    seq_values += np.bincount(
+      table.parent_sequence[states], weights=state_values, minlength=num_seq + 1
+    )
   return per_state
 
 
@@ -87,15 +88,20 @@ def normalized_average(average: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     return np.where(totals > 0, average / totals, uniform)
 
 
-def restricted_nash_conv(tree: GameTree, policies: Sequence[np.ndarray],
-                         allowed: Sequence[np.ndarray]) -> float:
+def restricted_nash_conv(
+  tree: GameTree, policies: Sequence[np.ndarray], allowed: Sequence[np.ndarray]
+) -> float:
   """NashConv of `policies` in the game restricted to `allowed` actions:
   each player's best response may play only its allowed actions."""
   reach = np.stack([tree.terminal_reach(p, m) for p, m in enumerate(policies)])
   on_policy = exploitability.on_policy_from_reach(tree, reach)
-  gains = [exploitability.best_response_from_weights(
-      tree, p, exploitability.counterfactual_weights(tree, p, reach), allowed=allowed[p])[0]
-           - on_policy[p] for p in range(tree.num_players)]
+  gains = [
+    exploitability.best_response_from_weights(
+      tree, p, exploitability.counterfactual_weights(tree, p, reach), allowed=allowed[p]
+    )[0]
+    - on_policy[p]
+    for p in range(tree.num_players)
+  ]
   return float(np.sum(gains))
 
 
@@ -114,8 +120,9 @@ class CFRPlus:
     total_iterations: all iterations run.
   """
 
-  def __init__(self, tree: GameTree, allowed: Sequence[np.ndarray] | None = None,
-               predictive: bool = False):
+  def __init__(
+    self, tree: GameTree, allowed: Sequence[np.ndarray] | None = None, predictive: bool = False
+  ):
     self.tree, self.predictive = tree, predictive
     shapes = [t.legal_mask.shape for t in tree.infostates]
     self.regrets = [np.zeros(s) for s in shapes]
@@ -123,24 +130,27 @@ class CFRPlus:
     self.average_sums = [np.zeros(s) for s in shapes]
     self.iterations = self.total_iterations = 0
     self.allowed: list[np.ndarray] = []
-    self.restrict(allowed if allowed is not None else
-                  [t.legal_mask for t in tree.infostates])
+    self.restrict(allowed if allowed is not None else [t.legal_mask for t in tree.infostates])
 
   def restrict(self, allowed: Sequence[np.ndarray]) -> None:
     """Sets the allowed actions; regrets of actions still allowed are kept."""
-    allowed = [np.asarray(a, dtype=bool) & t.legal_mask
-               for a, t in zip(allowed, self.tree.infostates)]
+    allowed = [
+      np.asarray(a, dtype=bool) & t.legal_mask for a, t in zip(allowed, self.tree.infostates)
+    ]
     for p, mask in enumerate(allowed):
       if not mask.any(axis=1).all():
-        raise ValueError(f"player {p}: {int((~mask.any(axis=1)).sum())} information"
-                         " states have no allowed action.")
+        raise ValueError(
+          f"player {p}: {int((~mask.any(axis=1)).sum())} information states have no allowed action."
+        )
       self.regrets[p] *= mask
       self._predictions[p] *= mask
       self.average_sums[p] *= mask
     self.allowed = allowed
     self._float_allowed = [m.astype(np.float64) for m in allowed]
-    self.current = [regret_matching(r + m_hat, m) for r, m_hat, m in
-                    zip(self.regrets, self._predictions, self._float_allowed)]
+    self.current = [
+      regret_matching(r + m_hat, m)
+      for r, m_hat, m in zip(self.regrets, self._predictions, self._float_allowed)
+    ]
 
   def restart_average(self) -> None:
     """Drops the average policy; the next iterations' weights count from 1."""
@@ -165,8 +175,9 @@ class CFRPlus:
         instant = (values - state_values[:, None]) * allowed
         self.regrets[p] = np.maximum(self.regrets[p] + instant, 0.0)
         plan = tree.realization_plans(p, policy)
-        self.average_sums[p] += ((self.iterations ** power * plan[table.parent_sequence])[:, None]
-                                 * policy)
+        self.average_sums[p] += (self.iterations**power * plan[table.parent_sequence])[
+          :, None
+        ] * policy
         if self.predictive:
           self._predictions[p] = instant
         self.current[p] = regret_matching(self.regrets[p] + self._predictions[p], allowed)
@@ -176,8 +187,7 @@ class CFRPlus:
     """Per player `[I_p, A]`: the average policy (module doc)."""
     return [normalized_average(s, m) for s, m in zip(self.average_sums, self._float_allowed)]
 
-  def solve(self, target_nash_conv: float, max_iterations: int,
-            check_every: int = 10) -> float:
+  def solve(self, target_nash_conv: float, max_iterations: int, check_every: int = 10) -> float:
     """Iterates until the average's restricted NashConv is at most the target
     (checked every `check_every` iterations) or `max_iterations` more ran.
 
@@ -186,8 +196,11 @@ class CFRPlus:
     """
     done = 0
     while True:
-      gap = (restricted_nash_conv(self.tree, self.average_policy(), self.allowed)
-             if self.iterations else np.inf)
+      gap = (
+        restricted_nash_conv(self.tree, self.average_policy(), self.allowed)
+        if self.iterations
+        else np.inf
+      )
       if gap <= target_nash_conv or done >= max_iterations:
         return gap
       step = min(check_every, max_iterations - done)

@@ -37,7 +37,7 @@ is NashConv.
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -62,8 +62,10 @@ def correlated_reach(reaches: Sequence[np.ndarray], weights: np.ndarray) -> np.n
   weights = np.asarray(weights, dtype=np.float64)
   batch, shape = weights.shape[0], weights.shape[1:]
   if tuple(len(r) for r in reaches) != shape:
-    raise ValueError(f"weights over profiles of shape {shape} for populations of"
-                     f" sizes {[len(r) for r in reaches]}.")
+    raise ValueError(
+      f"weights over profiles of shape {shape} for populations of"
+      f" sizes {[len(r) for r in reaches]}."
+    )
   flat = weights.reshape(batch, -1)
   columns = np.flatnonzero(np.any(flat != 0, axis=0))
   members = np.unravel_index(columns, shape)
@@ -79,8 +81,9 @@ def correlated_reach(reaches: Sequence[np.ndarray], weights: np.ndarray) -> np.n
   return out
 
 
-def opponent_joint_reach(tree: GameTree, player: int, reaches: Sequence[np.ndarray | None],
-                         opponent_joint: np.ndarray) -> np.ndarray:
+def opponent_joint_reach(
+  tree: GameTree, player: int, reaches: Sequence[np.ndarray | None], opponent_joint: np.ndarray
+) -> np.ndarray:
   """`[Z]` chance times the correlated opponents' reach (module doc).
 
   Args:
@@ -113,8 +116,7 @@ class CorrelatedGaps:
   values: np.ndarray
 
 
-def joint_gaps(tree: GameTree, reaches: Sequence[np.ndarray],
-               joint: np.ndarray) -> CorrelatedGaps:
+def joint_gaps(tree: GameTree, reaches: Sequence[np.ndarray], joint: np.ndarray) -> CorrelatedGaps:
   """Exact CCE and CE gaps of `joint` in the full game.
 
   Args:
@@ -131,8 +133,9 @@ def joint_gaps(tree: GameTree, reaches: Sequence[np.ndarray],
     by_recommendation = np.moveaxis(joint, p, 0)
     support = np.flatnonzero(by_recommendation.reshape(len(by_recommendation), -1).any(1))
     others = [reaches[q] for q in range(num_players) if q != p]
-    weights = (correlated_reach(others, by_recommendation[support])
-               * (tree.terminal_chance_reach * tree.terminal_returns[:, p]))  # [K, Z]
+    weights = correlated_reach(others, by_recommendation[support]) * (
+      tree.terminal_chance_reach * tree.terminal_returns[:, p]
+    )  # [K, Z]
     on_policy = (weights * reaches[p][support]).sum(axis=1)  # [K]
     deviation, _ = exploitability.best_response_from_weights(tree, p, weights)
     gains = np.zeros(len(by_recommendation))
@@ -142,6 +145,9 @@ def joint_gaps(tree: GameTree, reaches: Sequence[np.ndarray],
     values[p] = on_policy.sum()
     cce_gains[p] = committed - values[p]
   return CorrelatedGaps(
-      cce_gap=float(np.maximum(cce_gains, 0).sum()),
-      ce_gap=float(sum(np.maximum(g, 0).sum() for g in ce_gains)),
-      cce_gains=cce_gains, ce_gains=ce_gains, values=values)
+    cce_gap=float(np.maximum(cce_gains, 0).sum()),
+    ce_gap=float(sum(np.maximum(g, 0).sum() for g in ce_gains)),
+    cce_gains=cce_gains,
+    ce_gains=ce_gains,
+    values=values,
+  )

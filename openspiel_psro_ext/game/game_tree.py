@@ -108,8 +108,9 @@ class _Replay:
     states = {}
     for h in np.flatnonzero(needed).tolist():
       par = int(self.parent[h])
-      states[h] = (self.game.new_initial_state() if par < 0 else
-                   states[par].child(int(self.action[h])))
+      states[h] = (
+        self.game.new_initial_state() if par < 0 else states[par].child(int(self.action[h]))
+      )
     return [states[h] for h in histories.tolist()]
 
 
@@ -231,8 +232,7 @@ class GameTree:
     """Per-player `[I_p, A]` uniform random behaviour policies."""
     return [table.uniform_policy() for table in self.infostates]
 
-  def realization_plans(self, player: int,
-                        policies: np.ndarray) -> np.ndarray:
+  def realization_plans(self, player: int, policies: np.ndarray) -> np.ndarray:
     """Realization plans of a batch of behaviour policies.
 
     Args:
@@ -252,8 +252,7 @@ class GameTree:
     num_seq = table.num_sequences
     plan = np.zeros((n, num_seq + 1))
     plan[:, num_seq] = 1.0
-    per_state = plan[:, :num_seq].reshape(n, table.num_infostates,
-                                          self.num_actions)
+    per_state = plan[:, :num_seq].reshape(n, table.num_infostates, self.num_actions)
     for states in table.level_slices:
       above = plan[:, table.parent_sequence[states]]
       per_state[:, states, :] = above[:, :, None] * policies[:, states, :]
@@ -307,8 +306,7 @@ class _Budget:
 
   def spent(self, share: float = 1.0) -> str:
     """What of `share` of the budget is used up: "time", "memory" or ""."""
-    if (self.time_limit_s is not None
-        and self.elapsed_s() > share * self.time_limit_s):
+    if self.time_limit_s is not None and self.elapsed_s() > share * self.time_limit_s:
       return "time"
     if self.memory_limit_mb is not None:
       rss = _rss_bytes()
@@ -354,27 +352,39 @@ class CompileEstimate:
     if self.compiles:
       return ""
     if self.stopped_by == "time":
-      size = (f"has at least {self.num_histories:,} histories (counted in"
-              f" {self.time_limit_s:g} s of CPU time without reaching the end)")
+      size = (
+        f"has at least {self.num_histories:,} histories (counted in"
+        f" {self.time_limit_s:g} s of CPU time without reaching the end)"
+      )
     elif self.stopped_by == "memory":
-      size = (f"has at least {self.num_histories:,} histories (counting them"
-              f" took more than {self.memory_limit_mb:g} MB of memory)")
+      size = (
+        f"has at least {self.num_histories:,} histories (counting them"
+        f" took more than {self.memory_limit_mb:g} MB of memory)"
+      )
     else:
-      size = (f"has more than {self.max_histories:,} histories (counted"
-              f" {self.num_histories:,} in {self.elapsed_s:.1f} s before stopping)")
+      size = (
+        f"has more than {self.max_histories:,} histories (counted"
+        f" {self.num_histories:,} in {self.elapsed_s:.1f} s before stopping)"
+      )
     way_on = f"run it in the simulated mode ({SIMULATED_MODE_FLAG})"
     if self.stopped_by not in ("time", "memory"):
       way_on += ", or raise max_histories if it fits in memory"
     return f"{self.game} {size}, too many to compile; {way_on}."
 
   @classmethod
-  def stopped(cls, game: pyspiel.Game, count: int, complete: bool,
-              max_histories: int, budget: _Budget) -> CompileEstimate:
-    return cls(game=str(game), num_histories=count, complete=complete,
-               stopped_by="" if complete else (budget.stopped_by or "histories"),
-               elapsed_s=budget.elapsed_s(), max_histories=max_histories,
-               time_limit_s=budget.time_limit_s,
-               memory_limit_mb=budget.memory_limit_mb)
+  def stopped(
+    cls, game: pyspiel.Game, count: int, complete: bool, max_histories: int, budget: _Budget
+  ) -> CompileEstimate:
+    return cls(
+      game=str(game),
+      num_histories=count,
+      complete=complete,
+      stopped_by="" if complete else (budget.stopped_by or "histories"),
+      elapsed_s=budget.elapsed_s(),
+      max_histories=max_histories,
+      time_limit_s=budget.time_limit_s,
+      memory_limit_mb=budget.memory_limit_mb,
+    )
 
 
 def _branches(state: pyspiel.State) -> list[int]:
@@ -387,8 +397,9 @@ def _branches(state: pyspiel.State) -> list[int]:
   return state.legal_actions()
 
 
-def _count_histories(frames: list[tuple[pyspiel.State, list[int]]], limit: int,
-                     budget: _Budget) -> tuple[int, bool]:
+def _count_histories(
+  frames: list[tuple[pyspiel.State, list[int]]], limit: int, budget: _Budget
+) -> tuple[int, bool]:
   """Counts the histories below `frames`, depth-first.
 
   Args:
@@ -454,9 +465,10 @@ def _probe_information_state(game: pyspiel.Game) -> None:
         state.information_state_string(player)
       except (pyspiel.SpielError, NotImplementedError, AttributeError) as e:
         raise ValueError(
-            f"{game} provides no information_state_string ({e}), so its"
-            " information states (and perfect recall) cannot be identified; run"
-            f" it in the simulated mode ({SIMULATED_MODE_FLAG}).") from e
+          f"{game} provides no information_state_string ({e}), so its"
+          " information states (and perfect recall) cannot be identified; run"
+          f" it in the simulated mode ({SIMULATED_MODE_FLAG})."
+        ) from e
       return
     outcomes, probs = zip(*state.chance_outcomes())
     state.apply_action(outcomes[rng.choice(len(outcomes), p=probs)])
@@ -481,23 +493,26 @@ def _check_game(game: pyspiel.Game | str) -> pyspiel.Game:
     game_type = game.get_type()
   if game_type.dynamics != pyspiel.GameType.Dynamics.SEQUENTIAL:
     raise ValueError(
-        f"{game} has {game_type.dynamics} dynamics; only sequential games (and"
-        " simultaneous ones, converted to turn-based) can be compiled.")
+      f"{game} has {game_type.dynamics} dynamics; only sequential games (and"
+      " simultaneous ones, converted to turn-based) can be compiled."
+    )
   if game_type.chance_mode == pyspiel.GameType.ChanceMode.SAMPLED_STOCHASTIC:
     raise ValueError(
-        f"{game} has sampled (not explicit) chance outcomes and cannot be"
-        " compiled into an exact tree; run it in the simulated mode"
-        f" ({SIMULATED_MODE_FLAG}).")
+      f"{game} has sampled (not explicit) chance outcomes and cannot be"
+      " compiled into an exact tree; run it in the simulated mode"
+      f" ({SIMULATED_MODE_FLAG})."
+    )
   if not game_type.provides_information_state_string:
     _probe_information_state(game)
   return game
 
 
 def check_compilable(
-    game: pyspiel.Game | str,
-    max_histories: int = DEFAULT_MAX_HISTORIES,
-    time_limit_s: float | None = DEFAULT_TIME_LIMIT_S,
-    memory_limit_mb: float | None = DEFAULT_MEMORY_LIMIT_MB) -> CompileEstimate:
+  game: pyspiel.Game | str,
+  max_histories: int = DEFAULT_MAX_HISTORIES,
+  time_limit_s: float | None = DEFAULT_TIME_LIMIT_S,
+  memory_limit_mb: float | None = DEFAULT_MEMORY_LIMIT_MB,
+) -> CompileEstimate:
   """Counts the histories of `game`, within limits, without compiling it.
 
   Cheap: about a microsecond per history, one state per level of the current
@@ -513,19 +528,19 @@ def check_compilable(
   budget = _Budget(time_limit_s, memory_limit_mb)
   game = _check_game(game)
   root = game.new_initial_state()
-  below, complete = _count_histories([(root, _branches(root))],
-                                     max_histories - 1, budget)
+  below, complete = _count_histories([(root, _branches(root))], max_histories - 1, budget)
   return CompileEstimate.stopped(game, 1 + below, complete, max_histories, budget)
 
 
-def compiles(game: pyspiel.Game | str,
-             max_histories: int = DEFAULT_MAX_HISTORIES,
-             time_limit_s: float | None = DEFAULT_TIME_LIMIT_S,
-             memory_limit_mb: float | None = DEFAULT_MEMORY_LIMIT_MB) -> bool:
+def compiles(
+  game: pyspiel.Game | str,
+  max_histories: int = DEFAULT_MAX_HISTORIES,
+  time_limit_s: float | None = DEFAULT_TIME_LIMIT_S,
+  memory_limit_mb: float | None = DEFAULT_MEMORY_LIMIT_MB,
+) -> bool:
   """Whether `compile_game` would compile `game` (False if it never could)."""
   try:
-    return check_compilable(game, max_histories, time_limit_s,
-                            memory_limit_mb).compiles
+    return check_compilable(game, max_histories, time_limit_s, memory_limit_mb).compiles
   except ValueError:
     return False
 
@@ -587,8 +602,9 @@ def _walk(game: pyspiel.Game, max_histories: int, budget: _Budget) -> _Walk:
   """
 
   def refuse(count: int) -> GameTooLargeError:
-    return GameTooLargeError(CompileEstimate.stopped(
-        game, count, False, max_histories, budget).refusal())
+    return GameTooLargeError(
+      CompileEstimate.stopped(game, count, False, max_histories, budget).refusal()
+    )
 
   num_players = game.num_players()
   parent, action, player, depth, infostate = [], [], [], [], []
@@ -637,15 +653,19 @@ def _walk(game: pyspiel.Game, max_histories: int, budget: _Budget) -> _Walk:
       chance_edges.extend((h, a, prob) for a, prob in outcomes)
       add_frame((state, h, [a for a, _ in reversed(outcomes)], dep))
     else:
-      raise ValueError(f"{game} has a history with current player {p} (neither"
-                       " a player, chance nor terminal); it cannot be compiled.")
+      raise ValueError(
+        f"{game} has a history with current player {p} (neither"
+        " a player, chance nor terminal); it cannot be compiled."
+      )
     h += 1
     if counting and not h & 255 and budget.spent(_RECORDING_SHARE):
       # The unvisited histories are the subtrees of the frames' remaining
       # actions: count them (on copies of the lists) before going on.
       rest, complete = _count_histories(
-          [(f_state, list(f_actions)) for f_state, _, f_actions, _ in frames],
-          max_histories - h, budget)
+        [(f_state, list(f_actions)) for f_state, _, f_actions, _ in frames],
+        max_histories - h,
+        budget,
+      )
       if not complete:
         raise refuse(h + rest)
       counting = False
@@ -660,18 +680,18 @@ def _walk(game: pyspiel.Game, max_histories: int, budget: _Budget) -> _Walk:
       pop_frame()
       state.apply_action(act)
   return _Walk(
-      parent=np.asarray(parent, dtype=np.int64),
-      action=np.asarray(action, dtype=np.int64),
-      player=np.asarray(player, dtype=np.int64),
-      depth=np.asarray(depth, dtype=np.int64),
-      infostate=np.asarray(infostate, dtype=np.int64),
-      chance_edges=np.asarray(chance_edges, dtype=np.float64).reshape(-1, 3),
-      terminals=np.asarray(terminals, dtype=np.int64),
-      terminal_returns=np.asarray(terminal_returns, dtype=np.float64).reshape(
-          -1, num_players),
-      strings=[list(seen) for seen in index],
-      first_history=[np.asarray(f, dtype=np.int64) for f in first_history],
-      num_actions=game.num_distinct_actions())
+    parent=np.asarray(parent, dtype=np.int64),
+    action=np.asarray(action, dtype=np.int64),
+    player=np.asarray(player, dtype=np.int64),
+    depth=np.asarray(depth, dtype=np.int64),
+    infostate=np.asarray(infostate, dtype=np.int64),
+    chance_edges=np.asarray(chance_edges, dtype=np.float64).reshape(-1, 3),
+    terminals=np.asarray(terminals, dtype=np.int64),
+    terminal_returns=np.asarray(terminal_returns, dtype=np.float64).reshape(-1, num_players),
+    strings=[list(seen) for seen in index],
+    first_history=[np.asarray(f, dtype=np.int64) for f in first_history],
+    num_actions=game.num_distinct_actions(),
+  )
 
 
 def _depth_levels(depth: np.ndarray) -> list[np.ndarray]:
@@ -697,8 +717,9 @@ def _children_and_chance(walk: _Walk) -> tuple[np.ndarray, np.ndarray]:
   return child, chance_probs
 
 
-def _propagate(walk: _Walk, levels: list[np.ndarray], chance_probs: np.ndarray,
-               num_actions: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _propagate(
+  walk: _Walk, levels: list[np.ndarray], chance_probs: np.ndarray, num_actions: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   """Per history, what accumulates along its path, one depth at a time.
 
   Args:
@@ -727,16 +748,21 @@ def _propagate(walk: _Walk, levels: list[np.ndarray], chance_probs: np.ndarray,
     par = walk.parent[histories]
     mine = edge_mine[:, histories]
     chance_reach[histories] = chance_reach[par] * edge_prob[histories]
-    last_sequence[:, histories] = np.where(mine, edge_sequence[histories],
-                                           last_sequence[:, par])
+    last_sequence[:, histories] = np.where(mine, edge_sequence[histories], last_sequence[:, par])
     own_moves[:, histories] = own_moves[:, par] + mine
   return chance_reach, last_sequence, own_moves
 
 
-def _infostate_table(game: pyspiel.Game, walk: _Walk, player: int,
-                     child: np.ndarray, last_sequence: np.ndarray,
-                     own_moves: np.ndarray, num_actions: int, replay: _Replay
-                     ) -> tuple[InfostateTable, np.ndarray]:
+def _infostate_table(
+  game: pyspiel.Game,
+  walk: _Walk,
+  player: int,
+  child: np.ndarray,
+  last_sequence: np.ndarray,
+  own_moves: np.ndarray,
+  num_actions: int,
+  replay: _Replay,
+) -> tuple[InfostateTable, np.ndarray]:
   """One player's `InfostateTable`, information states numbered by level.
 
   Args:
@@ -765,8 +791,9 @@ def _infostate_table(game: pyspiel.Game, walk: _Walk, player: int,
   if bad.size:
     key = walk.strings[player][walk.infostate[decisions[bad[0]]]]
     raise ValueError(
-        f"{game} does not have perfect recall: information state {key!r} is"
-        " reached through different sequences of the player's own actions.")
+      f"{game} does not have perfect recall: information state {key!r} is"
+      " reached through different sequences of the player's own actions."
+    )
   # Stable renumbering by level: a level is then a contiguous slice, and
   # within a level states keep their depth-first order.
   level = own_moves[first]
@@ -774,24 +801,33 @@ def _infostate_table(game: pyspiel.Game, walk: _Walk, player: int,
   new_of_old = np.empty(num_states, dtype=np.int64)
   new_of_old[order] = np.arange(num_states)
   legal_mask = child[first[order], :num_actions] >= 0
-  parent_sequence = _renumber_sequences(last_sequence[first[order]], new_of_old,
-                                        num_actions)
+  parent_sequence = _renumber_sequences(last_sequence[first[order]], new_of_old, num_actions)
   level = level[order]
-  bounds = (np.searchsorted(level, np.arange(level.max() + 2))
-            if num_states else np.zeros(1, dtype=np.int64))
+  bounds = (
+    np.searchsorted(level, np.arange(level.max() + 2))
+    if num_states
+    else np.zeros(1, dtype=np.int64)
+  )
   level_slices = [slice(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
   strings = [walk.strings[player][o] for o in order]
   table = InfostateTable(
-      player=player, strings=strings,
-      index={key: i for i, key in enumerate(strings)},
-      legal_mask=legal_mask, parent_sequence=parent_sequence, level=level,
-      levels=[np.arange(sl.start, sl.stop) for sl in level_slices],
-      level_slices=level_slices, histories=first[order], _replay=replay)
+    player=player,
+    strings=strings,
+    index={key: i for i, key in enumerate(strings)},
+    legal_mask=legal_mask,
+    parent_sequence=parent_sequence,
+    level=level,
+    levels=[np.arange(sl.start, sl.stop) for sl in level_slices],
+    level_slices=level_slices,
+    histories=first[order],
+    _replay=replay,
+  )
   return table, new_of_old
 
 
-def _renumber_sequences(sequences: np.ndarray, new_of_old: np.ndarray,
-                        num_actions: int) -> np.ndarray:
+def _renumber_sequences(
+  sequences: np.ndarray, new_of_old: np.ndarray, num_actions: int
+) -> np.ndarray:
   """First-visit sequences (`-1` = empty) to level-ordered ones (`S_p` = empty)."""
   empty = len(new_of_old) * num_actions
   known = sequences >= 0
@@ -800,11 +836,12 @@ def _renumber_sequences(sequences: np.ndarray, new_of_old: np.ndarray,
   return np.where(known, renumbered, empty)
 
 
-def compile_game(game: pyspiel.Game | str,
-                 max_histories: int = DEFAULT_MAX_HISTORIES,
-                 time_limit_s: float | None = DEFAULT_TIME_LIMIT_S,
-                 memory_limit_mb: float | None = DEFAULT_MEMORY_LIMIT_MB
-                 ) -> GameTree:
+def compile_game(
+  game: pyspiel.Game | str,
+  max_histories: int = DEFAULT_MAX_HISTORIES,
+  time_limit_s: float | None = DEFAULT_TIME_LIMIT_S,
+  memory_limit_mb: float | None = DEFAULT_MEMORY_LIMIT_MB,
+) -> GameTree:
   """Walks every history of `game` once and returns its `GameTree`.
 
   Steps: check the game (`_check_game`); walk the histories, refusing a game
@@ -835,38 +872,41 @@ def compile_game(game: pyspiel.Game | str,
   walk = _walk(game, max_histories, budget)
   child, chance_probs = _children_and_chance(walk)
   levels = _depth_levels(walk.depth)
-  chance_reach, last_sequence, own_moves = _propagate(
-      walk, levels, chance_probs, num_actions)
+  chance_reach, last_sequence, own_moves = _propagate(walk, levels, chance_probs, num_actions)
   infostate = walk.infostate.copy()
   tables, terminal_sequence = [], []
   replay = _Replay(game, walk.parent, walk.action)
   for p in range(num_players):
-    table, new_of_old = _infostate_table(game, walk, p, child, last_sequence[p],
-                                         own_moves[p], num_actions, replay)
+    table, new_of_old = _infostate_table(
+      game, walk, p, child, last_sequence[p], own_moves[p], num_actions, replay
+    )
     tables.append(table)
     decisions = walk.player == p
     infostate[decisions] = new_of_old[walk.infostate[decisions]]
-    terminal_sequence.append(_renumber_sequences(
-        last_sequence[p, walk.terminals], new_of_old, num_actions))
+    terminal_sequence.append(
+      _renumber_sequences(last_sequence[p, walk.terminals], new_of_old, num_actions)
+    )
   returns = np.zeros((walk.num_histories, num_players))
   returns[walk.terminals] = walk.terminal_returns
   return GameTree(
-      game=game,
-      num_players=num_players,
-      num_actions=num_actions,
-      parent=walk.parent,
-      action=walk.action,
-      player=walk.player,
-      depth=walk.depth,
-      infostate=infostate,
-      chance_reach=chance_reach,
-      child=child,
-      chance_probs=chance_probs,
-      returns=returns,
-      infostates=tables,
-      terminals=walk.terminals,
-      terminal_sequence=np.asarray(terminal_sequence, dtype=np.int64).reshape(
-          num_players, len(walk.terminals)))
+    game=game,
+    num_players=num_players,
+    num_actions=num_actions,
+    parent=walk.parent,
+    action=walk.action,
+    player=walk.player,
+    depth=walk.depth,
+    infostate=infostate,
+    chance_reach=chance_reach,
+    child=child,
+    chance_probs=chance_probs,
+    returns=returns,
+    infostates=tables,
+    terminals=walk.terminals,
+    terminal_sequence=np.asarray(terminal_sequence, dtype=np.int64).reshape(
+      num_players, len(walk.terminals)
+    ),
+  )
 
 
 @functools.lru_cache(maxsize=16)
@@ -882,8 +922,7 @@ _REFUSALS: dict[tuple[str, int], str] = {}
 GameLike = pyspiel.Game | str | GameTree
 
 
-def get_tree(game: GameLike,
-             max_histories: int = DEFAULT_MAX_HISTORIES) -> GameTree:
+def get_tree(game: GameLike, max_histories: int = DEFAULT_MAX_HISTORIES) -> GameTree:
   """Returns the compiled tree of `game`, compiling it once per game string.
 
   Raises:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import string
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -30,8 +30,8 @@ def _contract(tree: GameTree, reaches: Sequence[np.ndarray]) -> np.ndarray:
   weights = (tree.terminal_chance_reach[:, None] * tree.terminal_returns).T  # [P, Z]
   num_players, num_terminals = weights.shape
   if len(reaches) != 2:
-    letters = string.ascii_letters[:len(reaches)]
-    spec = ",".join(f"{l}z" for l in letters) + ",yz->y" + letters
+    letters = string.ascii_letters[: len(reaches)]
+    spec = ",".join(f"{letter}z" for letter in letters) + ",yz->y" + letters
     return np.einsum(spec, *reaches, weights, optimize=True)
   # Two players: fold the weights into the smaller side, then one GEMM. PSRO
   # adds one member at a time, so this is a matrix-vector product.
@@ -56,29 +56,30 @@ class GrowingArray:
   def append(self, rows: np.ndarray) -> None:
     needed = self._size + len(rows)
     if needed > len(self._data):
-      grown = np.zeros((max(needed, 2 * len(self._data), 4),) + self._data.shape[1:],
-                       dtype=self._data.dtype)
-      grown[:self._size] = self._data[:self._size]
+      grown = np.zeros(
+        (max(needed, 2 * len(self._data), 4),) + self._data.shape[1:], dtype=self._data.dtype
+      )
+      grown[: self._size] = self._data[: self._size]
       self._data = grown
-    self._data[self._size:needed] = rows
+    self._data[self._size : needed] = rows
     self._size = needed
 
   @property
   def array(self) -> np.ndarray:
     """A view of the rows so far, `[N, ...]`."""
-    return self._data[:self._size]
+    return self._data[: self._size]
 
 
-def population_reach(tree: GameTree, player: int,
-                     population: Sequence[policies_lib.PolicyLike] | np.ndarray
-                     ) -> np.ndarray:
+def population_reach(
+  tree: GameTree, player: int, population: Sequence[policies_lib.PolicyLike] | np.ndarray
+) -> np.ndarray:
   """`[N, Z]` terminal reaches of a population (policies or matrices)."""
   return tree.terminal_reach(player, policies_lib.population_array(tree, player, population))
 
 
-def payoff_tensors(game: game_tree_lib.GameLike,
-                   populations: Sequence[Sequence[policies_lib.PolicyLike]]
-                   ) -> list[np.ndarray]:
+def payoff_tensors(
+  game: game_tree_lib.GameLike, populations: Sequence[Sequence[policies_lib.PolicyLike]]
+) -> list[np.ndarray]:
   """Exact meta-game of the populations.
 
   Args:
@@ -91,8 +92,9 @@ def payoff_tensors(game: game_tree_lib.GameLike,
   """
   tree = game_tree_lib.get_tree(game)
   if len(populations) != tree.num_players:
-    raise ValueError(f"{tree.game} has {tree.num_players} players; got"
-                     f" {len(populations)} populations.")
+    raise ValueError(
+      f"{tree.game} has {tree.num_players} players; got {len(populations)} populations."
+    )
   reaches = [population_reach(tree, p, pop) for p, pop in enumerate(populations)]
   return list(_contract(tree, reaches))
 
@@ -106,8 +108,7 @@ class PayoffTable:
 
   def __init__(self, tree: GameTree):
     self.tree = tree
-    self._reach_rows = [GrowingArray((tree.num_terminals,))
-                        for _ in range(tree.num_players)]
+    self._reach_rows = [GrowingArray((tree.num_terminals,)) for _ in range(tree.num_players)]
     self._tensor = np.zeros((tree.num_players,) + (0,) * tree.num_players)
 
   @property
@@ -127,13 +128,11 @@ class PayoffTable:
     """`[N_p, Z]` terminal reaches of the player's members."""
     return self._reach_rows[player].array
 
-  def _block(self, reaches: Sequence[np.ndarray],
-             rng: np.random.Generator | None) -> np.ndarray:
+  def _block(self, reaches: Sequence[np.ndarray], rng: np.random.Generator | None) -> np.ndarray:
     del rng
     return _contract(self.tree, reaches)
 
-  def add(self, new_members: Sequence[np.ndarray | None],
-          seed: int | None = None) -> None:
+  def add(self, new_members: Sequence[np.ndarray | None], seed: int | None = None) -> None:
     """Appends members and computes the new entries.
 
     Args:
@@ -155,16 +154,15 @@ class PayoffTable:
     new_sizes = tuple(o + len(n) for o, n in zip(old_sizes, new_reaches))
     tensor = np.zeros((self.tree.num_players,) + new_sizes)
     tensor[(slice(None),) + tuple(slice(0, o) for o in old_sizes)] = self._tensor
-    for uses_new in itertools.product((False, True),
-                                      repeat=self.tree.num_players):
+    for uses_new in itertools.product((False, True), repeat=self.tree.num_players):
       if not any(uses_new):
         continue
-      block = [n if new else r
-               for new, n, r in zip(uses_new, new_reaches, self._reaches)]
+      block = [n if new else r for new, n, r in zip(uses_new, new_reaches, self._reaches)]
       if any(len(b) == 0 for b in block):
         continue
-      index = tuple(slice(o, s) if new else slice(0, o)
-                    for new, o, s in zip(uses_new, old_sizes, new_sizes))
+      index = tuple(
+        slice(o, s) if new else slice(0, o) for new, o, s in zip(uses_new, old_sizes, new_sizes)
+      )
       tensor[(slice(None),) + index] = self._block(block, rng)
     for rows, new in zip(self._reach_rows, new_reaches):
       rows.append(new)
@@ -186,8 +184,7 @@ class SampledPayoffTable(PayoffTable):
       raise ValueError(f"sims_per_entry must be positive, got {sims_per_entry}.")
     self.sims_per_entry = sims_per_entry
 
-  def _block(self, reaches: Sequence[np.ndarray],
-             rng: np.random.Generator | None) -> np.ndarray:
+  def _block(self, reaches: Sequence[np.ndarray], rng: np.random.Generator | None) -> np.ndarray:
     rng = rng or np.random.default_rng()
     shape = tuple(len(r) for r in reaches)
     weights = self.tree.terminal_chance_reach
@@ -196,8 +193,9 @@ class SampledPayoffTable(PayoffTable):
     for profile in np.ndindex(*shape):
       probs = weights * np.prod([r[k] for r, k in zip(reaches, profile)], axis=0)
       cumulative = np.cumsum(probs)
-      draws = np.searchsorted(cumulative, rng.random(self.sims_per_entry) * cumulative[-1],
-                              side="right")
+      draws = np.searchsorted(
+        cumulative, rng.random(self.sims_per_entry) * cumulative[-1], side="right"
+      )
       draws = np.minimum(draws, len(probs) - 1)
       out[(slice(None),) + profile] = returns[draws].mean(axis=0)
     return out

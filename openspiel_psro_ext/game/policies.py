@@ -29,19 +29,18 @@ light `MatrixPolicy` that answers `action_probabilities` from the matrices.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
-from open_spiel.python import policy as policy_lib
 import pyspiel
+from open_spiel.python import policy as policy_lib
 
 from openspiel_psro_ext.game.game_tree import GameTree
 
 #: A policy object OpenSpiel's functions accept (see the module doc), or
 #: per-player `[I_p, A]` matrices.
-PolicyLike = (policy_lib.Policy | pyspiel.Policy | Mapping[str, Any]
-              | Sequence[np.ndarray])
+PolicyLike = policy_lib.Policy | pyspiel.Policy | Mapping[str, Any] | Sequence[np.ndarray]
 
 _ROW_SUM_TOLERANCE = 1e-6
 
@@ -51,8 +50,9 @@ _CONVERTED_PREFIX = "Current player: {}\n"
 
 def is_policy(obj: Any) -> bool:
   """True for an OpenSpiel policy object (not per-player matrices)."""
-  return (isinstance(obj, (policy_lib.Policy, pyspiel.Policy, Mapping))
-          or callable(getattr(obj, "action_probabilities", None)))
+  return isinstance(obj, (policy_lib.Policy, pyspiel.Policy, Mapping)) or callable(
+    getattr(obj, "action_probabilities", None)
+  )
 
 
 def is_converted_simultaneous(tree: GameTree) -> bool:
@@ -68,7 +68,7 @@ def original_keys(tree: GameTree, player: int) -> list[str]:
   if not is_converted_simultaneous(tree):
     return strings
   prefix = _CONVERTED_PREFIX.format(player)
-  return [k[len(prefix):] if k.startswith(prefix) else k for k in strings]
+  return [k[len(prefix) :] if k.startswith(prefix) else k for k in strings]
 
 
 # Entries hold the tree itself, so its id cannot be reused while cached.
@@ -107,8 +107,9 @@ _ROWS_CACHE: dict[tuple[int, int, int], tuple[dict, np.ndarray | None]] = {}
 _ROWS_CACHE_SIZE = 512  # a PSRO population of TabularPolicies each has its own lookup
 
 
-def _tabular_rows(tree: GameTree, player: int,
-                  policy: policy_lib.TabularPolicy) -> np.ndarray | None:
+def _tabular_rows(
+  tree: GameTree, player: int, policy: policy_lib.TabularPolicy
+) -> np.ndarray | None:
   """Rows of `policy.action_probability_array` for the player's states."""
   lookup = policy.state_lookup
   key = (id(tree), id(lookup), player)
@@ -128,8 +129,7 @@ def _tabular_rows(tree: GameTree, player: int,
   return rows
 
 
-def _table_matrix(tree: GameTree, player: int,
-                  table: Mapping[str, Any]) -> np.ndarray | None:
+def _table_matrix(tree: GameTree, player: int, table: Mapping[str, Any]) -> np.ndarray | None:
   """`[I_p, A]` from `{information state: [(a, p), ...] or {a: p}}`."""
   for strings in _key_candidates(tree, player):
     if strings and strings[0] not in table:
@@ -192,8 +192,7 @@ def original_states(tree: GameTree, player: int) -> list[pyspiel.State]:
   return states
 
 
-def _ask(tree: GameTree, policy: Any, player: int,
-         states: list[pyspiel.State]) -> np.ndarray:
+def _ask(tree: GameTree, policy: Any, player: int, states: list[pyspiel.State]) -> np.ndarray:
   """`[I_p, A]` from `policy.action_probabilities` at the given states."""
   # Python policies take the player (needed at simultaneous nodes); C++
   # `pyspiel.Policy` and other duck-typed policies answer for the state's
@@ -202,8 +201,11 @@ def _ask(tree: GameTree, policy: Any, player: int,
   matrix = np.zeros((len(states), tree.num_actions))
   for i, state in enumerate(states):
     try:
-      probs = (policy.action_probabilities(state, player) if with_player
-               else policy.action_probabilities(state))
+      probs = (
+        policy.action_probabilities(state, player)
+        if with_player
+        else policy.action_probabilities(state)
+      )
     except (KeyError, IndexError) as e:
       raise _missing_entry(tree, policy, player, i) from e
     for action, prob in probs.items():
@@ -216,8 +218,10 @@ def _queried_matrix(tree: GameTree, policy: Any, player: int) -> np.ndarray:
   if not is_converted_simultaneous(tree):
     return _ask(tree, policy, player, tree.infostates[player].states)
   game = getattr(policy, "game", None)
-  if (isinstance(game, pyspiel.Game)
-      and game.get_type().dynamics == pyspiel.GameType.Dynamics.SIMULTANEOUS):
+  if (
+    isinstance(game, pyspiel.Game)
+    and game.get_type().dynamics == pyspiel.GameType.Dynamics.SIMULTANEOUS
+  ):
     return _ask(tree, policy, player, original_states(tree, player))
   try:
     return _ask(tree, policy, player, tree.infostates[player].states)
@@ -226,23 +230,25 @@ def _queried_matrix(tree: GameTree, policy: Any, player: int) -> np.ndarray:
     return _ask(tree, policy, player, original_states(tree, player))
 
 
-def _missing_entry(tree: GameTree, policy: Any, player: int,
-                   row: int) -> ValueError:
+def _missing_entry(tree: GameTree, policy: Any, player: int, row: int) -> ValueError:
   return ValueError(
-      f"{type(policy).__name__} has no entry for player {player}'s information"
-      f" state {tree.infostates[player].strings[row]!r} of {tree.game}. Was it"
-      " built for another game?")
+    f"{type(policy).__name__} has no entry for player {player}'s information"
+    f" state {tree.infostates[player].strings[row]!r} of {tree.game}. Was it"
+    " built for another game?"
+  )
 
 
 def _not_a_policy(obj: Any) -> TypeError:
   return TypeError(
-      f"cannot read a policy from {type(obj).__name__}; pass an OpenSpiel"
-      " policy (Python or pyspiel), a dict of information state ->"
-      " [(action, prob)], or per-player [I_p, A] matrices.")
+    f"cannot read a policy from {type(obj).__name__}; pass an OpenSpiel"
+    " policy (Python or pyspiel), a dict of information state ->"
+    " [(action, prob)], or per-player [I_p, A] matrices."
+  )
 
 
-def player_matrix(tree: GameTree, policy: PolicyLike,
-                  player: int, check: bool = True) -> np.ndarray:
+def player_matrix(
+  tree: GameTree, policy: PolicyLike, player: int, check: bool = True
+) -> np.ndarray:
   """`[I_p, A]` action probabilities of `policy` for `player`.
 
   Args:
@@ -259,19 +265,24 @@ def player_matrix(tree: GameTree, policy: PolicyLike,
   if isinstance(policy, policy_lib.TabularPolicy):
     rows = _tabular_rows(tree, player, policy)
     if rows is not None:
-      matrix = np.take(np.asarray(policy.action_probability_array, dtype=np.float64),
-                       rows, axis=0)
+      matrix = np.take(np.asarray(policy.action_probability_array, dtype=np.float64), rows, axis=0)
   elif isinstance(policy, Mapping) or callable(getattr(policy, "policy_table", None)):
     table = policy if isinstance(policy, Mapping) else policy.policy_table()
     matrix = _table_matrix(tree, player, table)
     if matrix is None and isinstance(policy, Mapping):
-      missing = next((k for k, o in zip(tree.infostates[player].strings,
-                                        original_keys(tree, player))
-                      if k not in policy and o not in policy), None)
+      missing = next(
+        (
+          k
+          for k, o in zip(tree.infostates[player].strings, original_keys(tree, player))
+          if k not in policy and o not in policy
+        ),
+        None,
+      )
       raise ValueError(
-          f"the policy dict has no entry for player {player}'s information state"
-          f" {missing!r} of {tree.game}; key it by information_state_string, as"
-          " policy_utils.policy_to_dict does.")
+        f"the policy dict has no entry for player {player}'s information state"
+        f" {missing!r} of {tree.game}; key it by information_state_string, as"
+        " policy_utils.policy_to_dict does."
+      )
   if matrix is None:
     if not is_policy(policy):
       raise _not_a_policy(policy)
@@ -287,8 +298,10 @@ def check_matrices(tree: GameTree, player: int, matrix: np.ndarray) -> None:
   table = tree.infostates[player]
   expected = (table.num_infostates, tree.num_actions)
   if matrix.shape[-2:] != expected:
-    raise ValueError(f"player {player}'s policy matrix has shape {matrix.shape},"
-                     f" expected {expected} ([infostates, actions]).")
+    raise ValueError(
+      f"player {player}'s policy matrix has shape {matrix.shape},"
+      f" expected {expected} ([infostates, actions])."
+    )
   rows = matrix.reshape(-1, *expected)
   # Fast path: row sums and illegal mass as matrix-vector products (NaN and
   # inf propagate into the sums), one min for the sign; the search for the
@@ -296,28 +309,33 @@ def check_matrices(tree: GameTree, player: int, matrix: np.ndarray) -> None:
   flat = rows.reshape(-1, expected[1])
   sums = flat @ np.ones(expected[1])
   illegal = (~table.legal_mask).ravel().astype(np.float64)
-  ok = (np.isfinite(sums.sum())
-        and flat.min(initial=0.0) >= -_ROW_SUM_TOLERANCE
-        and np.abs(sums - 1.0).max(initial=0.0) <= _ROW_SUM_TOLERANCE
-        and (rows.reshape(len(rows), -1) @ illegal).max(initial=0.0) <= _ROW_SUM_TOLERANCE)
+  ok = (
+    np.isfinite(sums.sum())
+    and flat.min(initial=0.0) >= -_ROW_SUM_TOLERANCE
+    and np.abs(sums - 1.0).max(initial=0.0) <= _ROW_SUM_TOLERANCE
+    and (rows.reshape(len(rows), -1) @ illegal).max(initial=0.0) <= _ROW_SUM_TOLERANCE
+  )
   if ok:
     return
   if not np.all(np.isfinite(rows)) or np.any(rows < -_ROW_SUM_TOLERANCE):
     bad = np.flatnonzero((~np.isfinite(rows) | (rows < -_ROW_SUM_TOLERANCE)).any(axis=(0, 2)))
-    raise ValueError(f"player {player}'s policy has negative or non-finite"
-                     f" probabilities at information state {table.strings[bad[0]]!r}.")
+    raise ValueError(
+      f"player {player}'s policy has negative or non-finite"
+      f" probabilities at information state {table.strings[bad[0]]!r}."
+    )
   sums = rows.sum(axis=2)
   bad_rows = np.flatnonzero((np.abs(sums - 1.0) > _ROW_SUM_TOLERANCE).any(axis=0))
   where = table.strings[bad_rows[0]] if bad_rows.size else "(illegal action)"
   raise ValueError(
-      f"player {player}'s policy is not a probability distribution over legal"
-      f" actions at information state {where!r}; normalise it over"
-      " state.legal_actions().")
+    f"player {player}'s policy is not a probability distribution over legal"
+    f" actions at information state {where!r}; normalise it over"
+    " state.legal_actions()."
+  )
 
 
-def population_array(tree: GameTree, player: int,
-                     population: Sequence[PolicyLike | np.ndarray] | np.ndarray
-                     ) -> np.ndarray:
+def population_array(
+  tree: GameTree, player: int, population: Sequence[PolicyLike | np.ndarray] | np.ndarray
+) -> np.ndarray:
   """`[N, I_p, A]` validated matrices of a population.
 
   Args:
@@ -332,8 +350,7 @@ def population_array(tree: GameTree, player: int,
     table = tree.infostates[player]
     stacked = np.empty((len(population), table.num_infostates, tree.num_actions))
     for k, member in enumerate(population):
-      stacked[k] = (player_matrix(tree, member, player, check=False)
-                    if is_policy(member) else member)
+      stacked[k] = player_matrix(tree, member, player, check=False) if is_policy(member) else member
   check_matrices(tree, player, stacked)
   return stacked
 
@@ -346,16 +363,20 @@ def policy_matrices(tree: GameTree, policy: PolicyLike) -> list[np.ndarray]:
     raise _not_a_policy(policy)
   matrices = [np.asarray(m, dtype=np.float64) for m in policy]
   if len(matrices) != tree.num_players:
-    raise ValueError(f"got {len(matrices)} policy matrices for a"
-                     f" {tree.num_players}-player game; pass one per player.")
+    raise ValueError(
+      f"got {len(matrices)} policy matrices for a"
+      f" {tree.num_players}-player game; pass one per player."
+    )
   for p, matrix in enumerate(matrices):
     check_matrices(tree, p, matrix)
   return matrices
 
 
-def to_tabular_policy(tree: GameTree, matrices: Sequence[np.ndarray | None],
-                      base: policy_lib.TabularPolicy | None = None
-                      ) -> policy_lib.TabularPolicy:
+def to_tabular_policy(
+  tree: GameTree,
+  matrices: Sequence[np.ndarray | None],
+  base: policy_lib.TabularPolicy | None = None,
+) -> policy_lib.TabularPolicy:
   """A `TabularPolicy` holding the given per-player matrices.
 
   Args:
@@ -364,16 +385,17 @@ def to_tabular_policy(tree: GameTree, matrices: Sequence[np.ndarray | None],
       in `base` (uniform when `base` is None).
     base: a TabularPolicy to copy the layout and untouched rows from.
   """
-  tabular = (base.__copy__() if base is not None
-             else policy_lib.TabularPolicy(tree.game))
+  tabular = base.__copy__() if base is not None else policy_lib.TabularPolicy(tree.game)
   for player, matrix in enumerate(matrices):
     if matrix is None:
       continue
     rows = _tabular_rows(tree, player, tabular)
     if rows is None:
-      raise ValueError(f"the TabularPolicy of {tree.game} does not index player"
-                       f" {player}'s information states by information-state"
-                       " string.")
+      raise ValueError(
+        f"the TabularPolicy of {tree.game} does not index player"
+        f" {player}'s information states by information-state"
+        " string."
+      )
     tabular.action_probability_array[rows] = matrix
   return tabular
 
@@ -391,14 +413,17 @@ class MatrixPolicy(policy_lib.Policy):
     self.tree = tree
     self.matrices = [np.asarray(m, dtype=np.float64) for m in matrices]
 
-  def action_probabilities(self, state: pyspiel.State,
-                           player_id: int | None = None) -> dict[int, float]:
+  def action_probabilities(
+    self, state: pyspiel.State, player_id: int | None = None
+  ) -> dict[int, float]:
     player = state.current_player() if player_id is None else player_id
     table = self.tree.infostates[player]
     # States of the simultaneous-move game itself are answered too.
     row = infostate_rows(self.tree, player).get(state.information_state_string(player))
     if row is None:
-      raise ValueError(f"information state not in the compiled tree of"
-                       f" {self.tree.game}: {state.information_state_string(player)!r}")
+      raise ValueError(
+        f"information state not in the compiled tree of"
+        f" {self.tree.game}: {state.information_state_string(player)!r}"
+      )
     probs = self.matrices[player][row]
     return {int(a): float(probs[a]) for a in np.flatnonzero(table.legal_mask[row])}

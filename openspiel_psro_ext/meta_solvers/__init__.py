@@ -23,35 +23,41 @@ The submodules of the same names hold each solver and its extras (e.g.
 
 from __future__ import annotations
 
-from openspiel_psro_ext.meta_solvers import alpharank
-from openspiel_psro_ext.meta_solvers import correlated
-from openspiel_psro_ext.meta_solvers import nash
-from openspiel_psro_ext.meta_solvers import prd
-from openspiel_psro_ext.meta_solvers import rectified_nash
-from openspiel_psro_ext.meta_solvers import uniform
-from openspiel_psro_ext.meta_solvers.alpharank import AlphaRankConfig
-from openspiel_psro_ext.meta_solvers.alpharank import AlphaRankDegenerateError
-from openspiel_psro_ext.meta_solvers.alpharank import AlphaRankResult
-from openspiel_psro_ext.meta_solvers.common import MetaGameError
-from openspiel_psro_ext.meta_solvers.common import MetaSolver
-from openspiel_psro_ext.meta_solvers.common import meta_game_nash_conv
-from openspiel_psro_ext.meta_solvers.common import validate_meta_games
-from openspiel_psro_ext.meta_solvers.nash import IncrementalZeroSumNash
-from openspiel_psro_ext.meta_solvers.nash import ZeroSumSolution
-from openspiel_psro_ext.meta_solvers.nash import lemke_howson
-from openspiel_psro_ext.meta_solvers.nash import solve_zero_sum
+from openspiel_psro_ext.meta_solvers import (
+  alpharank,
+  correlated,
+  nash,
+  prd,
+  rectified_nash,
+  uniform,
+)
+from openspiel_psro_ext.meta_solvers.alpharank import (
+  AlphaRankConfig,
+  AlphaRankDegenerateError,
+  AlphaRankResult,
+)
+from openspiel_psro_ext.meta_solvers.common import (
+  MetaGameError,
+  MetaSolver,
+  meta_game_nash_conv,
+  validate_meta_games,
+)
+from openspiel_psro_ext.meta_solvers.nash import (
+  IncrementalZeroSumNash,
+  ZeroSumSolution,
+  lemke_howson,
+  solve_zero_sum,
+)
 from openspiel_psro_ext.meta_solvers.prd import PRDConfig
-from openspiel_psro_ext.meta_solvers.rectified_nash import RectifiedTarget
-from openspiel_psro_ext.meta_solvers.rectified_nash import rectified_targets
-from openspiel_psro_ext.meta_solvers.spec import MetaSolverConfigError
-from openspiel_psro_ext.meta_solvers.spec import MetaSolverSpec
+from openspiel_psro_ext.meta_solvers.rectified_nash import RectifiedTarget, rectified_targets
+from openspiel_psro_ext.meta_solvers.spec import MetaSolverConfigError, MetaSolverSpec
 
 _REGISTRY: dict[str, MetaSolverSpec] = {}
 
 
-def register_solver(solver: MetaSolverSpec | str,
-                    solve: MetaSolver | None = None, *,
-                    overwrite: bool = False) -> MetaSolverSpec:
+def register_solver(
+  solver: MetaSolverSpec | str, solve: MetaSolver | None = None, *, overwrite: bool = False
+) -> MetaSolverSpec:
   """Registers a `MetaSolverSpec` (or, for back-compatibility, a plain
   callable under a name: `register_solver("mine", fn)`, any number of players,
   no incremental or rectified mode). Refuses to replace a registered solver
@@ -95,31 +101,56 @@ def names_supporting(num_players: int) -> list[str]:
 
 
 for _spec in (
-    MetaSolverSpec("nash", nash.nash, max_players=2, incremental=True,
-                   incremental_factory=IncrementalZeroSumNash),
-    MetaSolverSpec("rectified_nash", rectified_nash.rectified_nash,
-                   max_players=2, incremental=True,
-                   incremental_factory=IncrementalZeroSumNash, rectified=True),
-    MetaSolverSpec("prd", prd.prd, stock_kwargs=prd.STOCK_KWARGS,
-                   stock_defaults=prd.STOCK_DEFAULTS),
-    MetaSolverSpec("alpharank", alpharank.alpharank,
-                   stock_kwargs=alpharank.STOCK_KWARGS,
-                   stock_defaults=alpharank.STOCK_DEFAULTS),
-    MetaSolverSpec("uniform", uniform.uniform),
-    MetaSolverSpec("cce", correlated.cce, joint_solve=correlated.cce_joint,
-                   correlation="cce"),
-    MetaSolverSpec("ce", correlated.ce, joint_solve=correlated.ce_joint,
-                   correlation="ce"),
+  MetaSolverSpec(
+    "nash", nash.nash, max_players=2, incremental=True, incremental_factory=IncrementalZeroSumNash
+  ),
+  MetaSolverSpec(
+    "rectified_nash",
+    rectified_nash.rectified_nash,
+    max_players=2,
+    incremental=True,
+    incremental_factory=IncrementalZeroSumNash,
+    rectified=True,
+  ),
+  MetaSolverSpec("prd", prd.prd, stock_kwargs=prd.STOCK_KWARGS, stock_defaults=prd.STOCK_DEFAULTS),
+  MetaSolverSpec(
+    "alpharank",
+    alpharank.alpharank,
+    stock_kwargs=alpharank.STOCK_KWARGS,
+    stock_defaults=alpharank.STOCK_DEFAULTS,
+  ),
+  MetaSolverSpec("uniform", uniform.uniform),
+  MetaSolverSpec("cce", correlated.cce, joint_solve=correlated.cce_joint, correlation="cce"),
+  MetaSolverSpec("ce", correlated.ce, joint_solve=correlated.ce_joint, correlation="ce"),
 ):
   register_solver(_spec)
 
 __all__ = [
-    "AlphaRankConfig", "AlphaRankDegenerateError", "AlphaRankResult",
-    "IncrementalZeroSumNash", "MetaGameError", "MetaSolver",
-    "MetaSolverConfigError", "MetaSolverSpec", "PRDConfig",
-    "RectifiedTarget", "ZeroSumSolution", "alpharank", "correlated", "get", "lemke_howson",
-    "meta_game_nash_conv", "names", "names_supporting", "nash", "prd",
-    "rectified_nash", "rectified_targets", "register_solver", "solve_zero_sum",
-    "spec", "uniform",
-    "validate_meta_games",
+  "AlphaRankConfig",
+  "AlphaRankDegenerateError",
+  "AlphaRankResult",
+  "IncrementalZeroSumNash",
+  "MetaGameError",
+  "MetaSolver",
+  "MetaSolverConfigError",
+  "MetaSolverSpec",
+  "PRDConfig",
+  "RectifiedTarget",
+  "ZeroSumSolution",
+  "alpharank",
+  "correlated",
+  "get",
+  "lemke_howson",
+  "meta_game_nash_conv",
+  "names",
+  "names_supporting",
+  "nash",
+  "prd",
+  "rectified_nash",
+  "rectified_targets",
+  "register_solver",
+  "solve_zero_sum",
+  "spec",
+  "uniform",
+  "validate_meta_games",
 ]

@@ -121,6 +121,7 @@ class AlphaRankConfig:
     solver_tol: L1 residual of `mu (I - P)` the sparse solver must reach.
     solver_max_iters: GMRES iterations before giving up.
   """
+
   alpha: float | None = None
   m: int = 50
   use_local_selection_model: bool = True
@@ -137,8 +138,7 @@ class AlphaRankConfig:
 
   def __post_init__(self):
     if self.alpha is not None and not self.alpha >= 0:
-      raise ValueError(f"alpha must be >= 0 (or inf, or None to sweep), got"
-                       f" {self.alpha}.")
+      raise ValueError(f"alpha must be >= 0 (or inf, or None to sweep), got {self.alpha}.")
     if self.m < 2:
       raise ValueError(f"population size m must be at least 2, got {self.m}.")
 
@@ -155,6 +155,7 @@ class AlphaRankResult:
     log_joint: `log joint` (`-inf` for mass 0), accurate where `joint`
       underflows; None for `alpha=inf`.
   """
+
   joint: np.ndarray
   marginals: list[np.ndarray]
   alpha: float
@@ -193,6 +194,7 @@ class _Block:
   α → ∞ block holds `cost` (the exponents `c`) and `log_rate` (the
   log-coefficients `b`), see the module docstring.
   """
+
   axis: int
   alpha: float
   m: int
@@ -240,17 +242,17 @@ class _Block:
     flat_row = log_row.reshape(-1, n)
     chunk = max(1, (1 << 15) // (n * n))
     for lo in range(0, flat_gain.shape[0], chunk):
-      d = flat_gain[lo:lo + chunk]
+      d = flat_gain[lo : lo + chunk]
       w = np.abs(d) * self.alpha
       np.maximum(w, 1e-300, out=w)  # rho(0+) = 1/m without a 0/0
       ratio = np.expm1(-w) / np.expm1(-self.m * w)
       # exp(log rho - log_row): the e^{-(m-1) |u|} factor of losing moves.
       expo = np.minimum(d, 0.0)
       expo *= (self.m - 1) * self.alpha
-      expo += (self.log_eta - flat_row[lo:lo + chunk])[..., None]
+      expo += (self.log_eta - flat_row[lo : lo + chunk])[..., None]
       expo[..., ~off] = -np.inf  # no self-moves (and no overflow there)
       np.exp(expo, out=expo)
-      np.multiply(ratio, expo, out=flat_e[lo:lo + chunk])
+      np.multiply(ratio, expo, out=flat_e[lo : lo + chunk])
     return e, log_row
 
   def _scaled_from_payoffs(self) -> tuple[np.ndarray, np.ndarray]:
@@ -280,8 +282,8 @@ class _Block:
     iu, ju = np.triu_indices(n, 1)
     chunk = max(1, (1 << 15) // iu.size)
     for lo in range(0, rows, chunk):
-      fc = flat_f[lo:lo + chunk]
-      sc = scale[lo:lo + chunk]
+      fc = flat_f[lo : lo + chunk]
+      sc = scale[lo : lo + chunk]
       du = fc[:, ju] - fc[:, iu]  # gain of iu -> ju
       w = np.abs(du)
       w *= alpha
@@ -292,12 +294,11 @@ class _Block:
       lose = np.exp(w, out=w)
       lose *= ratio
       up = du > 0
-      ec = e[lo:lo + chunk]
+      ec = e[lo : lo + chunk]
       ec[:, iu, ju] = np.where(up, ratio, lose) * sc[:, iu]
       ec[:, ju, iu] = np.where(up, lose, ratio) * sc[:, ju]
     for row, s in zip(*np.nonzero(deep)):
-      exact = log_fixation_probability(alpha * (flat_f[row] - flat_f[row, s]),
-                                       m) + self.log_eta
+      exact = log_fixation_probability(alpha * (flat_f[row] - flat_f[row, s]), m) + self.log_eta
       exact[s] = -np.inf  # no self-move
       e[row, s] = np.exp(exact - log_row[row, s])
     return e.reshape(f.shape + (n,)), log_row.reshape(f.shape)
@@ -308,8 +309,9 @@ def _payoff_gains(f: np.ndarray) -> np.ndarray:
   return f[..., None, :] - f[..., :, None]
 
 
-def _local_block(gain: np.ndarray, alpha: float, m: int, log_eta: float,
-                 tie: float, axis: int) -> _Block:
+def _local_block(
+  gain: np.ndarray, alpha: float, m: int, log_eta: float, tie: float, axis: int
+) -> _Block:
   """Block for moves whose fixation depends on the payoff gain `d` alone."""
   if not math.isinf(alpha):
     return _Block(axis, alpha, m, log_eta, gain_values=gain)
@@ -323,8 +325,7 @@ def _local_block(gain: np.ndarray, alpha: float, m: int, log_eta: float,
   return _Block(axis, alpha, m, log_eta, log_rate_values=coef, cost=cost)
 
 
-def _global_block(a: np.ndarray, alpha: float, m: int, log_eta: float,
-                  tie: float) -> _Block:
+def _global_block(a: np.ndarray, alpha: float, m: int, log_eta: float, tie: float) -> _Block:
   """Single-population block of stock's global (non-local) selection model."""
   n = a.shape[0]
   i = np.arange(1, m)  # mutants 1..m-1
@@ -334,8 +335,9 @@ def _global_block(a: np.ndarray, alpha: float, m: int, log_eta: float,
   a_sr = a[:, :, None]
   f_r = ((i - 1) * diag_a[None, :, None] + (m - i) * a_rs) / (m - 1)
   f_s = ((m - i - 1) * diag_a[:, None, None] + i * a_sr) / (m - 1)
-  partial = np.concatenate([np.zeros((n, n, 1)), np.cumsum(f_r - f_s, axis=2)],
-                           axis=2)  # D_0 = 0, D_1..D_{m-1}
+  partial = np.concatenate(
+    [np.zeros((n, n, 1)), np.cumsum(f_r - f_s, axis=2)], axis=2
+  )  # D_0 = 0, D_1..D_{m-1}
   diag = np.eye(n, dtype=bool)
   if math.isinf(alpha):
     worst = np.max(-partial, axis=2)
@@ -350,8 +352,9 @@ def _global_block(a: np.ndarray, alpha: float, m: int, log_eta: float,
   return _Block(0, alpha, m, log_eta, log_rate_values=log_rate)
 
 
-def _blocks(tables: Sequence[np.ndarray], alpha: float, m: int,
-            local: bool) -> tuple[tuple[int, ...], list[_Block]]:
+def _blocks(
+  tables: Sequence[np.ndarray], alpha: float, m: int, local: bool
+) -> tuple[tuple[int, ...], list[_Block]]:
   """The chain's profile shape and its move blocks."""
   scale = max(1.0, max(float(np.max(np.abs(t))) for t in tables))
   tie = 1e-12 * scale
@@ -377,8 +380,7 @@ def _blocks(tables: Sequence[np.ndarray], alpha: float, m: int,
   return shape, blocks
 
 
-def _dense(shape: tuple[int, ...], blocks: list[_Block],
-           field: str = "log_rate") -> np.ndarray:
+def _dense(shape: tuple[int, ...], blocks: list[_Block], field: str = "log_rate") -> np.ndarray:
   """`[N, N]` matrix of a block field (`-inf`, or `inf` for cost, off-moves)."""
   n_total = int(np.prod(shape))
   fill = np.inf if field == "cost" else -np.inf
@@ -394,8 +396,12 @@ def _dense(shape: tuple[int, ...], blocks: list[_Block],
   return out
 
 
-def log_rate_matrix(meta_games: Sequence[np.ndarray], alpha: float, m: int = 50,
-                    use_local_selection_model: bool = True) -> np.ndarray:
+def log_rate_matrix(
+  meta_games: Sequence[np.ndarray],
+  alpha: float,
+  m: int = 50,
+  use_local_selection_model: bool = True,
+) -> np.ndarray:
   """Dense `[N, N]` log-rates of the α-Rank chain (`-inf`: no move).
 
   For checks on small chains: `pi` is stationary iff for every profile `i`,
@@ -421,10 +427,8 @@ def _log_gth(log_rates: np.ndarray) -> np.ndarray:
   for k in range(n - 1, 0, -1):
     s[k] = logsumexp(r[k, :k])
     if not np.isfinite(s[k]):
-      raise AlphaRankDegenerateError(
-          "alpha-rank chain is reducible (a profile has no move)")
-    np.logaddexp(r[:k, :k], r[:k, k, None] + (r[k, :k] - s[k])[None, :],
-                 out=r[:k, :k])
+      raise AlphaRankDegenerateError("alpha-rank chain is reducible (a profile has no move)")
+    np.logaddexp(r[:k, :k], r[:k, k, None] + (r[k, :k] - s[k])[None, :], out=r[:k, :k])
   log_pi = np.zeros(n)
   for k in range(1, n):
     log_pi[k] = logsumexp(log_pi[:k] + r[:k, k]) - s[k]
@@ -436,8 +440,7 @@ def _lead_add(c1, b1, c2, b2, tol):
   first = c1 < c2 - tol
   second = c2 < c1 - tol
   both = np.logaddexp(b1, b2)
-  return (np.minimum(c1, c2),
-          np.where(first, b1, np.where(second, b2, both)))
+  return (np.minimum(c1, c2), np.where(first, b1, np.where(second, b2, both)))
 
 
 def _lead_sum(c, b, tol):
@@ -458,12 +461,14 @@ def _limit_gth(cost: np.ndarray, coef: np.ndarray) -> np.ndarray:
   for k in range(n - 1, 0, -1):
     sc[k], sb[k] = _lead_sum(c[k, :k], b[k, :k], tol)
     if not np.isfinite(sc[k]):
-      raise AlphaRankDegenerateError(
-          "alpha-rank chain is reducible (a profile has no move)")
+      raise AlphaRankDegenerateError("alpha-rank chain is reducible (a profile has no move)")
     c[:k, :k], b[:k, :k] = _lead_add(
-        c[:k, :k], b[:k, :k],
-        c[:k, k, None] + (c[k, :k] - sc[k])[None, :],
-        b[:k, k, None] + (b[k, :k] - sb[k])[None, :], tol)
+      c[:k, :k],
+      b[:k, :k],
+      c[:k, k, None] + (c[k, :k] - sc[k])[None, :],
+      b[:k, k, None] + (b[k, :k] - sb[k])[None, :],
+      tol,
+    )
   pc = np.zeros(n)
   pb = np.zeros(n)
   for k in range(1, n):
@@ -480,8 +485,7 @@ def _limit_gth(cost: np.ndarray, coef: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 
-def _block_flow(x: np.ndarray, block_probs: list[tuple[int, np.ndarray]]
-                ) -> np.ndarray:
+def _block_flow(x: np.ndarray, block_probs: list[tuple[int, np.ndarray]]) -> np.ndarray:
   """`x P` for the profile tensor `x` and jump-probability blocks."""
   out = np.zeros_like(x)
   for axis, probs in block_probs:
@@ -491,9 +495,12 @@ def _block_flow(x: np.ndarray, block_probs: list[tuple[int, np.ndarray]]
   return out
 
 
-def _reaches(target: tuple[int, ...], shape: tuple[int, ...],
-             block_probs: list[tuple[int, np.ndarray]],
-             significance: float) -> bool:
+def _reaches(
+  target: tuple[int, ...],
+  shape: tuple[int, ...],
+  block_probs: list[tuple[int, np.ndarray]],
+  significance: float,
+) -> bool:
   """True if every profile reaches `target` by likely jumps (BFS backwards):
   a profile joins once its probability of jumping into the profiles already
   joined is at least `significance`."""
@@ -511,8 +518,9 @@ def _reaches(target: tuple[int, ...], shape: tuple[int, ...],
     reached |= new
 
 
-def _gmres(apply, b: np.ndarray, x0: np.ndarray, rtol: float, max_iters: int,
-           restart: int = 60) -> np.ndarray:
+def _gmres(
+  apply, b: np.ndarray, x0: np.ndarray, rtol: float, max_iters: int, restart: int = 60
+) -> np.ndarray:
   """GMRES for `apply(x) = b` (Arnoldi with re-orthogonalised Gram-Schmidt)."""
   x = x0.copy()
   b_norm = float(np.linalg.norm(b))
@@ -531,24 +539,24 @@ def _gmres(apply, b: np.ndarray, x0: np.ndarray, rtol: float, max_iters: int,
       w = apply(basis[j])
       done += 1
       for _ in range(2):
-        h = basis[:j + 1] @ w
-        w -= h @ basis[:j + 1]
-        hess[:j + 1, j] += h
+        h = basis[: j + 1] @ w
+        w -= h @ basis[: j + 1]
+        hess[: j + 1, j] += h
       hess[j + 1, j] = np.linalg.norm(w)
       target = np.zeros(j + 2)
       target[0] = beta
-      y = np.linalg.lstsq(hess[:j + 2, :j + 1], target, rcond=None)[0]
-      left = np.linalg.norm(target - hess[:j + 2, :j + 1] @ y)
+      y = np.linalg.lstsq(hess[: j + 2, : j + 1], target, rcond=None)[0]
+      left = np.linalg.norm(target - hess[: j + 2, : j + 1] @ y)
       if left <= rtol * b_norm or hess[j + 1, j] <= 1e-300:
         break
       basis[j + 1] = w / hess[j + 1, j]
-    x += y @ basis[:y.size]
+    x += y @ basis[: y.size]
   return x
 
 
-def _sparse_log_pi(shape: tuple[int, ...], blocks: list[_Block],
-                   cfg: AlphaRankConfig,
-                   log_pi0: np.ndarray | None) -> np.ndarray | None:
+def _sparse_log_pi(
+  shape: tuple[int, ...], blocks: list[_Block], cfg: AlphaRankConfig, log_pi0: np.ndarray | None
+) -> np.ndarray | None:
   """Certified `log pi` by GMRES on the jump chain; None if not certified."""
   n_total = int(np.prod(shape))
   log_out = np.full(shape, -np.inf)
@@ -582,11 +590,9 @@ def _sparse_log_pi(shape: tuple[int, ...], blocks: list[_Block],
     return None
   residual = np.abs(mu - _block_flow(mu, probs)).sum() / mu.sum()
   if residual > cfg.solver_tol or mu.min() < -1e3 * cfg.solver_tol * top:
-    _LOG.info("alpharank: sparse solver residual %.2g on %d profiles.",
-              residual, n_total)
+    _LOG.info("alpharank: sparse solver residual %.2g on %d profiles.", residual, n_total)
     return None
-  if not _reaches(np.unravel_index(int(np.argmax(mu)), shape), shape, probs,
-                  cfg.significance):
+  if not _reaches(np.unravel_index(int(np.argmax(mu)), shape), shape, probs, cfg.significance):
     _LOG.info("alpharank: nearly decomposable chain on %d profiles.", n_total)
     return None
   with np.errstate(divide="ignore"):
@@ -609,9 +615,12 @@ def _sparse_log_pi(shape: tuple[int, ...], blocks: list[_Block],
 # ---------------------------------------------------------------------------
 
 
-def _solve(tables: Sequence[np.ndarray], alpha: float, cfg: AlphaRankConfig,
-           log_pi0: np.ndarray | None = None
-           ) -> tuple[np.ndarray, np.ndarray | None]:
+def _solve(
+  tables: Sequence[np.ndarray],
+  alpha: float,
+  cfg: AlphaRankConfig,
+  log_pi0: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
   """`(pi, log pi)` at one alpha (`log pi` None for alpha = inf)."""
   shape, blocks = _blocks(tables, alpha, cfg.m, cfg.use_local_selection_model)
   n_total = int(np.prod(shape))
@@ -620,9 +629,10 @@ def _solve(tables: Sequence[np.ndarray], alpha: float, cfg: AlphaRankConfig,
   if math.isinf(alpha):
     if n_total > cfg.dense_max_states:
       raise AlphaRankDegenerateError(
-          f"alpha=inf is solved exactly for up to dense_max_states="
-          f"{cfg.dense_max_states} profiles; this chain has {n_total}. Use a"
-          " finite alpha.")
+        f"alpha=inf is solved exactly for up to dense_max_states="
+        f"{cfg.dense_max_states} profiles; this chain has {n_total}. Use a"
+        " finite alpha."
+      )
     pi = _limit_gth(_dense(shape, blocks, "cost"), _dense(shape, blocks))
     return pi, None
   log_pi = None
@@ -630,10 +640,11 @@ def _solve(tables: Sequence[np.ndarray], alpha: float, cfg: AlphaRankConfig,
     log_pi = _sparse_log_pi(shape, blocks, cfg, log_pi0)
     if log_pi is None and n_total > cfg.dense_max_states:
       raise AlphaRankDegenerateError(
-          f"alpha-rank at alpha={alpha:g} on {n_total} profiles: the chain is"
-          " too ill-conditioned for the sparse solver and larger than"
-          f" dense_max_states={cfg.dense_max_states} for the exact one. Use a"
-          " smaller alpha, or the sweep (alpha=None).")
+        f"alpha-rank at alpha={alpha:g} on {n_total} profiles: the chain is"
+        " too ill-conditioned for the sparse solver and larger than"
+        f" dense_max_states={cfg.dense_max_states} for the exact one. Use a"
+        " smaller alpha, or the sweep (alpha=None)."
+      )
   if log_pi is None:
     log_pi = _log_gth(_dense(shape, blocks))
   pi = np.exp(log_pi)
@@ -645,8 +656,7 @@ def _resolvable_alpha(tables: Sequence[np.ndarray], m: int) -> float:
   relative error of `pi` near 1e-7 through `N` rounded log-domain steps."""
   spread = max(float(np.ptp(t)) for t in tables)
   n_total = int(np.prod(tables[0].shape))
-  return 1e-7 / (np.finfo(np.float64).eps * (m - 1) * max(spread, 1e-300)
-                 * n_total)
+  return 1e-7 / (np.finfo(np.float64).eps * (m - 1) * max(spread, 1e-300) * n_total)
 
 
 def _marginals(tables: Sequence[np.ndarray], joint: np.ndarray) -> list[np.ndarray]:
@@ -658,8 +668,9 @@ def _marginals(tables: Sequence[np.ndarray], joint: np.ndarray) -> list[np.ndarr
   return [pi.sum(axis=tuple(q for q in range(k) if q != p)) for p in range(k)]
 
 
-def compute(meta_games: Sequence[np.ndarray],
-            config: AlphaRankConfig | None = None, **overrides) -> AlphaRankResult:
+def compute(
+  meta_games: Sequence[np.ndarray], config: AlphaRankConfig | None = None, **overrides
+) -> AlphaRankResult:
   """α-Rank stationary distribution and marginals.
 
   Args:
@@ -675,8 +686,7 @@ def compute(meta_games: Sequence[np.ndarray],
   tables = common.validate_meta_games(meta_games, solver="alpharank")
   if cfg.alpha is not None:
     joint, log_joint = _solve(tables, cfg.alpha, cfg)
-    return AlphaRankResult(joint, _marginals(tables, joint), cfg.alpha,
-                           log_joint)
+    return AlphaRankResult(joint, _marginals(tables, joint), cfg.alpha, log_joint)
   alpha_max = _resolvable_alpha(tables, cfg.m)
   alpha, prev, prev_log, prev_alpha = cfg.alpha_start, None, None, None
   for _ in range(cfg.sweep_max_steps):
@@ -688,8 +698,7 @@ def compute(meta_games: Sequence[np.ndarray],
         alpha = float("inf")
       except AlphaRankDegenerateError:
         joint, log_joint, alpha = prev, prev_log, prev_alpha
-      _LOG.info("alpharank sweep: alpha beyond %g; answer at alpha=%g",
-                alpha_max, alpha)
+      _LOG.info("alpharank sweep: alpha beyond %g; answer at alpha=%g", alpha_max, alpha)
       break
     try:
       joint, log_joint = _solve(tables, alpha, cfg, prev_log)
@@ -712,9 +721,13 @@ STOCK_KWARGS: dict[str, str] = {}
 STOCK_DEFAULTS = {"alpha": 100.0}
 
 
-def alpharank(meta_games: Sequence[np.ndarray], *, alpha: float | None = None,
-              m: int = 50, use_local_selection_model: bool = True
-              ) -> list[np.ndarray]:
+def alpharank(
+  meta_games: Sequence[np.ndarray],
+  *,
+  alpha: float | None = None,
+  m: int = 50,
+  use_local_selection_model: bool = True,
+) -> list[np.ndarray]:
   """Per-player α-Rank marginals (the PSRO meta-strategy).
 
   Args:
@@ -727,5 +740,6 @@ def alpharank(meta_games: Sequence[np.ndarray], *, alpha: float | None = None,
   Returns:
     List of `k` marginals (two identical ones for a single `[A]`).
   """
-  return compute(meta_games, alpha=alpha, m=m,
-                 use_local_selection_model=use_local_selection_model).marginals
+  return compute(
+    meta_games, alpha=alpha, m=m, use_local_selection_model=use_local_selection_model
+  ).marginals

@@ -25,14 +25,12 @@ class MetaGameError(ValueError):
 class MetaSolver(Protocol):
   """A meta-solver: `solver(meta_games, **kwargs) -> list of [n_p] vectors`."""
 
-  def __call__(self, meta_games: Sequence[np.ndarray],
-               **kwargs) -> list[np.ndarray]:
-    ...
+  def __call__(self, meta_games: Sequence[np.ndarray], **kwargs) -> list[np.ndarray]: ...
 
 
-def validate_meta_games(meta_games, *, solver: str = "meta-solver",
-                        num_players: int | None = None,
-                        min_players: int = 1) -> list[np.ndarray]:
+def validate_meta_games(
+  meta_games, *, solver: str = "meta-solver", num_players: int | None = None, min_players: int = 1
+) -> list[np.ndarray]:
   """Checks `meta_games` and returns it as a list of float64 arrays.
 
   A bare 2-D array `A` is accepted as the shorthand stock `psro_v2` uses for a
@@ -56,48 +54,49 @@ def validate_meta_games(meta_games, *, solver: str = "meta-solver",
     meta_games = [meta_games, -meta_games]
   if not isinstance(meta_games, (list, tuple)) or not meta_games:
     raise MetaGameError(
-        f"{solver}: meta_games must be a non-empty list with one payoff tensor"
-        f" per player (OpenSpiel convention), got {type(meta_games).__name__}.")
+      f"{solver}: meta_games must be a non-empty list with one payoff tensor"
+      f" per player (OpenSpiel convention), got {type(meta_games).__name__}."
+    )
   try:
     tables = [np.asarray(t, dtype=np.float64) for t in meta_games]
   except (TypeError, ValueError) as e:
-    raise MetaGameError(
-        f"{solver}: payoff tensors must be numeric arrays ({e}).") from e
+    raise MetaGameError(f"{solver}: payoff tensors must be numeric arrays ({e}).") from e
   k = len(tables)
   shape = tables[0].shape
   for p, t in enumerate(tables):
     if t.shape != shape:
       raise MetaGameError(
-          f"{solver}: payoff tensor of player {p} has shape {t.shape} but"
-          f" player 0's has shape {shape}; all players' tensors must share"
-          " the shape [n_0, ..., n_{k-1}].")
+        f"{solver}: payoff tensor of player {p} has shape {t.shape} but"
+        f" player 0's has shape {shape}; all players' tensors must share"
+        " the shape [n_0, ..., n_{k-1}]."
+      )
   # A single table is a symmetric two-player (single-population) game.
   expected_rank = 2 if k == 1 else k
   if len(shape) != expected_rank:
     raise MetaGameError(
-        f"{solver}: with {k} payoff tensor(s) each tensor must have rank"
-        f" {expected_rank} (one axis per player), got shape {shape}.")
+      f"{solver}: with {k} payoff tensor(s) each tensor must have rank"
+      f" {expected_rank} (one axis per player), got shape {shape}."
+    )
   if any(n < 1 for n in shape):
-    raise MetaGameError(
-        f"{solver}: every player needs at least one policy, got shape {shape}.")
+    raise MetaGameError(f"{solver}: every player needs at least one policy, got shape {shape}.")
   if k == 1 and shape[0] != shape[1]:
     raise MetaGameError(
-        f"{solver}: a single-population (symmetric) table must be square,"
-        f" got shape {shape}.")
+      f"{solver}: a single-population (symmetric) table must be square, got shape {shape}."
+    )
   if num_players is not None and k != num_players:
     raise MetaGameError(
-        f"{solver}: supports exactly {num_players} players, got {k} payoff"
-        " tensors.")
+      f"{solver}: supports exactly {num_players} players, got {k} payoff tensors."
+    )
   if k < min_players:
-    raise MetaGameError(
-        f"{solver}: needs at least {min_players} players, got {k}.")
+    raise MetaGameError(f"{solver}: needs at least {min_players} players, got {k}.")
   for p, t in enumerate(tables):
     if not np.all(np.isfinite(t)):
       bad = np.argwhere(~np.isfinite(t))[0]
       raise MetaGameError(
-          f"{solver}: payoff tensor of player {p} has a non-finite entry"
-          f" ({t[tuple(bad)]}) at index {tuple(int(i) for i in bad)}; fill"
-          " missing payoff-table entries before solving.")
+        f"{solver}: payoff tensor of player {p} has a non-finite entry"
+        f" ({t[tuple(bad)]}) at index {tuple(int(i) for i in bad)}; fill"
+        " missing payoff-table entries before solving."
+      )
   return tables
 
 
@@ -106,29 +105,25 @@ def as_two_player(tables: list[np.ndarray]) -> list[np.ndarray]:
   return [tables[0], tables[0].T] if len(tables) == 1 else tables
 
 
-def validate_profile(meta_games: Sequence[np.ndarray],
-                     profile: Sequence[np.ndarray],
-                     atol: float = 1e-6) -> list[np.ndarray]:
+def validate_profile(
+  meta_games: Sequence[np.ndarray], profile: Sequence[np.ndarray], atol: float = 1e-6
+) -> list[np.ndarray]:
   """Checks that `profile` is one probability vector per player."""
   shape = np.shape(meta_games[0])
   if len(profile) != len(shape):
-    raise MetaGameError(
-        f"profile has {len(profile)} vectors for a {len(shape)}-player game.")
+    raise MetaGameError(f"profile has {len(profile)} vectors for a {len(shape)}-player game.")
   out = []
   for p, (x, n) in enumerate(zip(profile, shape)):
     x = np.asarray(x, dtype=np.float64).reshape(-1)
     if x.shape != (n,):
-      raise MetaGameError(
-          f"profile[{p}] has {x.size} entries, player {p} has {n} policies.")
-    if (not np.all(np.isfinite(x)) or np.any(x < -atol)
-        or abs(x.sum() - 1.0) > atol):
+      raise MetaGameError(f"profile[{p}] has {x.size} entries, player {p} has {n} policies.")
+    if not np.all(np.isfinite(x)) or np.any(x < -atol) or abs(x.sum() - 1.0) > atol:
       raise MetaGameError(f"profile[{p}] is not a probability vector: {x}.")
     out.append(x)
   return out
 
 
-def action_values(payoff: np.ndarray, profile: Sequence[np.ndarray],
-                  player: int) -> np.ndarray:
+def action_values(payoff: np.ndarray, profile: Sequence[np.ndarray], player: int) -> np.ndarray:
   """Expected payoff of each pure strategy of `player` against `profile`.
 
   `v[a] = sum_{a_{-p}} payoff[a_p=a, a_{-p}] prod_{q != p} profile[q][a_q]`,
@@ -149,8 +144,7 @@ def action_values(payoff: np.ndarray, profile: Sequence[np.ndarray],
   return v
 
 
-def meta_game_nash_conv(meta_games: Sequence[np.ndarray],
-                        profile: Sequence[np.ndarray]) -> float:
+def meta_game_nash_conv(meta_games: Sequence[np.ndarray], profile: Sequence[np.ndarray]) -> float:
   """NashConv of a product profile in the meta-game.
 
   `NashConv(x) = sum_p [ max_a u_p(a, x_{-p}) - u_p(x) ]`: the total gain the
@@ -221,6 +215,7 @@ def new_highs():
   2-core machine.
   """
   import highspy  # pylint: disable=g-import-not-at-top
+
   highs = _quietly(highspy.Highs)
   highs.setOptionValue("output_flag", False)
   highs.setOptionValue("threads", 1)

@@ -76,16 +76,18 @@ def deviation_gains(meta_games: Sequence[np.ndarray], equilibrium: str) -> spars
     if equilibrium == "cce":
       blocks.append(sparse.csr_matrix(gains))
       continue
-    recommended = np.broadcast_to(np.arange(n).reshape(
-        [n if q == p else 1 for q in range(len(shape))]), shape).reshape(-1)
+    recommended = np.broadcast_to(
+      np.arange(n).reshape([n if q == p else 1 for q in range(len(shape))]), shape
+    ).reshape(-1)
     own = [np.flatnonzero(recommended == r) for r in range(n)]  # N / n_p each
     pairs = [(r, a) for r in range(n) for a in range(n) if a != r]
     width = gains.shape[1] // n
     cols = np.concatenate([own[r] for r, _ in pairs]) if pairs else np.zeros(0, np.int64)
     deviation = np.repeat([a for _, a in pairs], width).astype(np.int64)
     rows = np.repeat(np.arange(len(pairs)), width)
-    blocks.append(sparse.csr_matrix((gains[deviation, cols], (rows, cols)),
-                                    shape=(len(pairs), gains.shape[1])))
+    blocks.append(
+      sparse.csr_matrix((gains[deviation, cols], (rows, cols)), shape=(len(pairs), gains.shape[1]))
+    )
   return sparse.vstack(blocks, format="csr")
 
 
@@ -119,15 +121,17 @@ def _solve_highs(gains: sparse.csr_matrix, welfare: np.ndarray | None) -> np.nda
   status = highs.getModelStatus()
   if status != highspy.HighsModelStatus.kOptimal:
     raise common.MetaGameError(
-        f"HiGHS did not solve the correlated meta-game of {num} profiles"
-        f" ({highs.modelStatusToString(status)}); the gini criterion is for small"
-        " meta-games: use criterion='welfare' (--meta_solver_kwargs).")
+      f"HiGHS did not solve the correlated meta-game of {num} profiles"
+      f" ({highs.modelStatusToString(status)}); the gini criterion is for small"
+      " meta-games: use criterion='welfare' (--meta_solver_kwargs)."
+    )
   sigma = np.maximum(np.asarray(highs.getSolution().col_value), 0.0)
   return sigma / sigma.sum()
 
 
-def joint_distribution(meta_games: Sequence[np.ndarray], equilibrium: str,
-                       criterion: str = "welfare") -> np.ndarray:
+def joint_distribution(
+  meta_games: Sequence[np.ndarray], equilibrium: str, criterion: str = "welfare"
+) -> np.ndarray:
   """The `criterion`'s `equilibrium` ("cce"/"ce") of the meta-game.
 
   Returns:
@@ -137,8 +141,9 @@ def joint_distribution(meta_games: Sequence[np.ndarray], equilibrium: str,
   if equilibrium not in ("cce", "ce"):
     raise ValueError(f"equilibrium must be 'cce' or 'ce', got {equilibrium!r}.")
   if criterion not in CRITERIA:
-    raise common.MetaGameError(f"{equilibrium}: criterion must be one of"
-                               f" {list(CRITERIA)}, got {criterion!r}.")
+    raise common.MetaGameError(
+      f"{equilibrium}: criterion must be one of {list(CRITERIA)}, got {criterion!r}."
+    )
   tables = _tables(meta_games, equilibrium)
   welfare = None
   if criterion == "welfare":
@@ -188,7 +193,7 @@ def meta_gaps(meta_games: Sequence[np.ndarray], joint: np.ndarray) -> tuple[floa
     total, start = 0.0, 0
     for n in tables[0].shape:
       groups = n if equilibrium == "cce" else n * (n - 1)
-      block = values[start:start + groups]
+      block = values[start : start + groups]
       start += groups
       per = block.reshape(1, n) if equilibrium == "cce" else block.reshape(n, n - 1)
       total += float(np.maximum(per.max(axis=1, initial=0.0), 0).sum())

@@ -48,6 +48,7 @@ class ZeroSumSolution:
     value: game value `row^T A col` for the row player.
     gap: duality gap `max_i (A col)_i - min_j (row^T A)_j` (= NashConv).
   """
+
   row: np.ndarray
   col: np.ndarray
   value: float
@@ -68,8 +69,9 @@ def _solve_lp(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
   a_eq = np.ones((1, n + 1))
   a_eq[0, n] = 0.0
   bounds = [(0.0, None)] * n + [(None, None)]
-  res = optimize.linprog(c, A_ub=a_ub, b_ub=np.zeros(m), A_eq=a_eq,
-                         b_eq=np.ones(1), bounds=bounds, method="highs")
+  res = optimize.linprog(
+    c, A_ub=a_ub, b_ub=np.zeros(m), A_eq=a_eq, b_eq=np.ones(1), bounds=bounds, method="highs"
+  )
   if res.status != 0:
     raise RuntimeError(f"HiGHS failed on the zero-sum LP: {res.message}")
   x = common.normalize_distribution(res.x[:n])
@@ -80,8 +82,7 @@ def _solve_lp(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
 def _certify(a: np.ndarray, x: np.ndarray, y: np.ndarray) -> ZeroSumSolution:
   ay = a @ y
   xa = x @ a
-  return ZeroSumSolution(row=x, col=y, value=float(x @ ay),
-                         gap=float(ay.max() - xa.min()))
+  return ZeroSumSolution(row=x, col=y, value=float(x @ ay), gap=float(ay.max() - xa.min()))
 
 
 def solve_zero_sum(a: np.ndarray) -> ZeroSumSolution:
@@ -122,6 +123,7 @@ class IncrementalZeroSumNash:
 
   def _new_model(self):
     import highspy  # pylint: disable=g-import-not-at-top
+
     highs = common.new_highs()
     for option in ("primal_feasibility_tolerance", "dual_feasibility_tolerance"):
       highs.setOptionValue(option, 1e-10)
@@ -135,6 +137,7 @@ class IncrementalZeroSumNash:
   def _extend(self, a: np.ndarray) -> None:
     """Appends a's new rows (variables) and columns (constraints)."""
     import highspy  # pylint: disable=g-import-not-at-top
+
     n0, m0 = self._table.shape
     n, m = a.shape
     highs = self._highs
@@ -153,8 +156,9 @@ class IncrementalZeroSumNash:
     n, m = a.shape
     n0, m0 = self._table.shape
     self.stats["calls"] += 1
-    grown = (self._highs is not None and n >= n0 and m >= m0
-             and np.array_equal(a[:n0, :m0], self._table))
+    grown = (
+      self._highs is not None and n >= n0 and m >= m0 and np.array_equal(a[:n0, :m0], self._table)
+    )
     if not grown:
       self._highs = self._new_model()
       self._table = np.zeros((0, 0))
@@ -181,8 +185,7 @@ class IncrementalZeroSumNash:
 # ---------------------------------------------------------------------------
 
 
-def _lex_min_ratio(tab: np.ndarray, col: int, slack_cols: np.ndarray,
-                   eps: float) -> int:
+def _lex_min_ratio(tab: np.ndarray, col: int, slack_cols: np.ndarray, eps: float) -> int:
   """Row chosen by the lexicographic minimum-ratio test for entering `col`."""
   pos = np.flatnonzero(tab[:, col] > eps)
   if pos.size == 0:
@@ -197,8 +200,9 @@ def _lex_min_ratio(tab: np.ndarray, col: int, slack_cols: np.ndarray,
   return int(pos[0])
 
 
-def lemke_howson(a: np.ndarray, b: np.ndarray, initial_label: int = 0,
-                 max_pivots: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+def lemke_howson(
+  a: np.ndarray, b: np.ndarray, initial_label: int = 0, max_pivots: int = 100_000
+) -> tuple[np.ndarray, np.ndarray]:
   """One Nash equilibrium of the bimatrix game `(a, b)` by Lemke-Howson.
 
   Both players maximise; `a`, `b` have shape `[n, m]`. With payoffs made
@@ -273,10 +277,12 @@ def lemke_howson(a: np.ndarray, b: np.ndarray, initial_label: int = 0,
 # ---------------------------------------------------------------------------
 
 
-def nash(meta_games: Sequence[np.ndarray], *,
-         general_sum_tol: float = 1e-7,
-         incremental: IncrementalZeroSumNash | None = None
-         ) -> list[np.ndarray]:
+def nash(
+  meta_games: Sequence[np.ndarray],
+  *,
+  general_sum_tol: float = 1e-7,
+  incremental: IncrementalZeroSumNash | None = None,
+) -> list[np.ndarray]:
   """Exact Nash equilibrium of a two-player meta-game.
 
   Zero-sum or constant-sum games (`M_0 + M_1` constant) are solved by LP,
@@ -300,19 +306,20 @@ def nash(meta_games: Sequence[np.ndarray], *,
   tables = common.validate_meta_games(meta_games, solver="nash")
   if len(tables) > 2:
     raise common.MetaGameError(
-        f"nash: exact Nash is implemented for two-player games only; this"
-        f" meta-game has {len(tables)} players. Use 'prd' (projected"
-        " replicator dynamics) or 'alpharank' instead.")
+      f"nash: exact Nash is implemented for two-player games only; this"
+      f" meta-game has {len(tables)} players. Use 'prd' (projected"
+      " replicator dynamics) or 'alpharank' instead."
+    )
   tables = common.as_two_player(tables)
   if common.is_zero_sum(tables):
-    sol = (incremental.solve(tables[0]) if incremental is not None
-           else solve_zero_sum(tables[0]))
+    sol = incremental.solve(tables[0]) if incremental is not None else solve_zero_sum(tables[0])
     return [sol.row, sol.col]
   x, y = lemke_howson(tables[0], tables[1])
   conv = common.meta_game_nash_conv(tables, [x, y])
   scale = max(1.0, max(float(np.abs(t).max()) for t in tables))
   if conv > general_sum_tol * scale:
     raise RuntimeError(
-        f"nash: Lemke-Howson ended with NashConv {conv:.3g} (numerical"
-        " trouble on this general-sum game); use 'prd' or 'alpharank'.")
+      f"nash: Lemke-Howson ended with NashConv {conv:.3g} (numerical"
+      " trouble on this general-sum game); use 'prd' or 'alpharank'."
+    )
   return [x, y]

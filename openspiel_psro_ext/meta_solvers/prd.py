@@ -43,6 +43,7 @@ class PRDConfig:
     gamma: exploration floor, the least probability of every policy.
     average_over_last_n: average only the last n iterates (None: all).
   """
+
   iterations: int = 10_000
   dt: float = 1e-2
   gamma: float = 1e-6
@@ -89,8 +90,7 @@ def _project_if_needed(x: np.ndarray, gamma: float) -> np.ndarray:
   return project_to_floored_simplex(x, gamma)
 
 
-def _step(x: np.ndarray, values: np.ndarray, dt: float,
-          gamma: float) -> np.ndarray:
+def _step(x: np.ndarray, values: np.ndarray, dt: float, gamma: float) -> np.ndarray:
   x = x + dt * x * (values - values @ x)
   x /= x.sum()  # see the two-player loop: the sum drifts unstably otherwise
   if x.min() < gamma:
@@ -100,19 +100,27 @@ def _step(x: np.ndarray, values: np.ndarray, dt: float,
 
 #: Stock `projected_replicator_dynamics`'s keyword names for ours (the
 #: `psro_v2` bridge renames them with `MetaSolverSpec.from_stock_kwargs`).
-STOCK_KWARGS = {"prd_iterations": "iterations", "prd_dt": "dt",
-                "prd_gamma": "gamma",
-                "average_over_last_n_strategies": "average_over_last_n",
-                "prd_initial_strategies": "initial_strategies"}
+STOCK_KWARGS = {
+  "prd_iterations": "iterations",
+  "prd_dt": "dt",
+  "prd_gamma": "gamma",
+  "average_over_last_n_strategies": "average_over_last_n",
+  "prd_initial_strategies": "initial_strategies",
+}
 #: Stock's defaults where ours differ (1e5 steps of 1e-3; ours 1e4 of 1e-2).
 STOCK_DEFAULTS = {"iterations": 100_000, "dt": 1e-3}
 
 
-def prd(meta_games: Sequence[np.ndarray], *,
-        iterations: int | None = None, dt: float | None = None,
-        gamma: float | None = None, average_over_last_n: int | None = None,
-        initial_strategies: Sequence[np.ndarray] | None = None,
-        config: PRDConfig | None = None) -> list[np.ndarray]:
+def prd(
+  meta_games: Sequence[np.ndarray],
+  *,
+  iterations: int | None = None,
+  dt: float | None = None,
+  gamma: float | None = None,
+  average_over_last_n: int | None = None,
+  initial_strategies: Sequence[np.ndarray] | None = None,
+  config: PRDConfig | None = None,
+) -> list[np.ndarray]:
   """Runs projected replicator dynamics on a `k`-player meta-game.
 
   Keyword arguments override the matching `config` fields. Stock OpenSpiel's
@@ -128,20 +136,24 @@ def prd(meta_games: Sequence[np.ndarray], *,
   Returns:
     List of `k` mixtures, the `p`-th of shape `[n_p]`: the iterate average.
   """
-  mine = {"iterations": iterations, "dt": dt, "gamma": gamma,
-          "average_over_last_n": average_over_last_n}
-  cfg = dataclasses.replace(config or PRDConfig(),
-                            **{k: v for k, v in mine.items() if v is not None})
+  mine = {
+    "iterations": iterations,
+    "dt": dt,
+    "gamma": gamma,
+    "average_over_last_n": average_over_last_n,
+  }
+  cfg = dataclasses.replace(
+    config or PRDConfig(), **{k: v for k, v in mine.items() if v is not None}
+  )
 
-  tables = common.as_two_player(
-      common.validate_meta_games(meta_games, solver="prd"))
+  tables = common.as_two_player(common.validate_meta_games(meta_games, solver="prd"))
   shape = tables[0].shape
   k = len(tables)
   for p, n in enumerate(shape):
     if cfg.gamma * n > 1.0:
       raise common.MetaGameError(
-          f"prd: gamma={cfg.gamma} times player {p}'s {n} policies exceeds 1;"
-          " lower gamma.")
+        f"prd: gamma={cfg.gamma} times player {p}'s {n} policies exceeds 1; lower gamma."
+      )
   if initial_strategies is None:
     xs = [np.full(n, 1.0 / n) for n in shape]
   else:
@@ -149,8 +161,7 @@ def prd(meta_games: Sequence[np.ndarray], *,
     xs = [project_to_floored_simplex(x, cfg.gamma) for x in xs]
 
   total = cfg.iterations + 1  # iterates x^0 .. x^T, as stock averages them.
-  window = total if cfg.average_over_last_n is None else min(
-      total, cfg.average_over_last_n)
+  window = total if cfg.average_over_last_n is None else min(total, cfg.average_over_last_n)
   start_avg = total - window
   sums = [np.zeros(n) for n in shape]
   if start_avg == 0:
@@ -178,8 +189,7 @@ def prd(meta_games: Sequence[np.ndarray], *,
       # on payoffs like Leduc's the drift grows until it overflows.
       z /= seg @ z
       if z.min() < gamma:
-        z = np.concatenate([_project_if_needed(z[:n0], gamma),
-                            _project_if_needed(z[n0:], gamma)])
+        z = np.concatenate([_project_if_needed(z[:n0], gamma), _project_if_needed(z[n0:], gamma)])
       if t >= start_avg:
         zsum += z
     sums = [zsum[:n0], zsum[n0:]]

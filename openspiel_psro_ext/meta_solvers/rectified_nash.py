@@ -46,16 +46,19 @@ class RectifiedTarget:
       `[n_{1-p}]`, the Nash mixture restricted to the opponents `i` beats or
       ties and renormalised.
   """
+
   player: int
   policy: int
   weight: float
   opponent_mixture: np.ndarray
 
 
-def rectified_targets(meta_games: Sequence[np.ndarray],
-                      profile: Sequence[np.ndarray] | None = None,
-                      support_tol: float = 1e-9,
-                      tie_tol: float = 1e-9) -> list[list[RectifiedTarget]]:
+def rectified_targets(
+  meta_games: Sequence[np.ndarray],
+  profile: Sequence[np.ndarray] | None = None,
+  support_tol: float = 1e-9,
+  tie_tol: float = 1e-9,
+) -> list[list[RectifiedTarget]]:
   """PSRO_rN targets for each player.
 
   Args:
@@ -68,12 +71,13 @@ def rectified_targets(meta_games: Sequence[np.ndarray],
     `targets[p]`: list of `RectifiedTarget`, one per support member of `p`.
   """
   tables = common.as_two_player(
-      common.validate_meta_games(meta_games, solver="rectified_nash",
-                                 min_players=1))
+    common.validate_meta_games(meta_games, solver="rectified_nash", min_players=1)
+  )
   if len(tables) != 2:
     raise common.MetaGameError(
-        "rectified_nash: defined for two-player (symmetric zero-sum) games;"
-        f" got {len(tables)} players. Use 'prd' or 'alpharank'.")
+      "rectified_nash: defined for two-player (symmetric zero-sum) games;"
+      f" got {len(tables)} players. Use 'prd' or 'alpharank'."
+    )
   if profile is None:
     profile = nash_lib.nash(tables)
   profile = common.validate_profile(tables, profile)
@@ -89,17 +93,19 @@ def rectified_targets(meta_games: Sequence[np.ndarray],
     for i in np.flatnonzero(profile[p] > support_tol):
       mass = weighted[i].sum()
       mix = weighted[i] / mass if mass > 0 else q.copy()
-      members.append(RectifiedTarget(player=p, policy=int(i),
-                                     weight=float(profile[p][i]),
-                                     opponent_mixture=mix))
+      members.append(
+        RectifiedTarget(player=p, policy=int(i), weight=float(profile[p][i]), opponent_mixture=mix)
+      )
     targets.append(members)
   return targets
 
 
-def rectified_nash(meta_games: Sequence[np.ndarray], *,
-                   general_sum_tol: float = 1e-7,
-                   incremental: nash_lib.IncrementalZeroSumNash | None = None
-                   ) -> list[np.ndarray]:
+def rectified_nash(
+  meta_games: Sequence[np.ndarray],
+  *,
+  general_sum_tol: float = 1e-7,
+  incremental: nash_lib.IncrementalZeroSumNash | None = None,
+) -> list[np.ndarray]:
   """The Nash profile PSRO_rN evaluates with (see `rectified_targets`).
 
   Args:
@@ -113,7 +119,7 @@ def rectified_nash(meta_games: Sequence[np.ndarray], *,
   tables = common.validate_meta_games(meta_games, solver="rectified_nash")
   if len(tables) > 2:
     raise common.MetaGameError(
-        "rectified_nash: defined for two-player (symmetric zero-sum) games;"
-        f" got {len(tables)} players. Use 'prd' or 'alpharank'.")
-  return nash_lib.nash(tables, general_sum_tol=general_sum_tol,
-                       incremental=incremental)
+      "rectified_nash: defined for two-player (symmetric zero-sum) games;"
+      f" got {len(tables)} players. Use 'prd' or 'alpharank'."
+    )
+  return nash_lib.nash(tables, general_sum_tol=general_sum_tol, incremental=incremental)

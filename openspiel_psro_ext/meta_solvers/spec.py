@@ -63,6 +63,7 @@ class MetaSolverSpec:
     stock_defaults: our parameter values stock's own implementation uses
       when its kwargs leave them unset (applied by `from_stock_kwargs`).
   """
+
   name: str
   solve: Callable[..., list[np.ndarray]]
   min_players: int = 1
@@ -77,40 +78,47 @@ class MetaSolverSpec:
 
   def __post_init__(self):
     if not callable(self.solve):
-      raise TypeError(
-          f"meta-solver {self.name!r}: solve must be callable, got {self.solve!r}.")
+      raise TypeError(f"meta-solver {self.name!r}: solve must be callable, got {self.solve!r}.")
     if self.incremental != (self.incremental_factory is not None):
       raise ValueError(
-          f"meta-solver {self.name!r}: incremental=True needs an"
-          " incremental_factory, and only then.")
-    if (self.joint_solve is None) != (self.correlation is None) or \
-        self.correlation not in (None, "cce", "ce"):
-      raise ValueError(f"meta-solver {self.name!r}: a joint_solve needs correlation"
-                       " 'cce' or 'ce', and only then.")
+        f"meta-solver {self.name!r}: incremental=True needs an incremental_factory, and only then."
+      )
+    if (self.joint_solve is None) != (self.correlation is None) or self.correlation not in (
+      None,
+      "cce",
+      "ce",
+    ):
+      raise ValueError(
+        f"meta-solver {self.name!r}: a joint_solve needs correlation 'cce' or 'ce', and only then."
+      )
     object.__setattr__(self, "stock_kwargs", _frozen_map(self.stock_kwargs))
     object.__setattr__(self, "stock_defaults", _frozen_map(self.stock_defaults))
     own = set(self.parameters())
     for ours in list(self.stock_kwargs.values()) + list(self.stock_defaults):
       if not self._accepts_any() and ours not in own:
         raise ValueError(
-            f"meta-solver {self.name!r}: stock mapping names {ours!r}, which"
-            f" is not a parameter of its solve ({sorted(own)}).")
+          f"meta-solver {self.name!r}: stock mapping names {ours!r}, which"
+          f" is not a parameter of its solve ({sorted(own)})."
+        )
 
   def _signature(self) -> inspect.Signature:
     return inspect.signature(self.solve)
 
   def _accepts_any(self) -> bool:
     """True for a plain callable registered with a `**kwargs` catch-all."""
-    return any(p.kind is inspect.Parameter.VAR_KEYWORD
-               for p in self._signature().parameters.values())
+    return any(
+      p.kind is inspect.Parameter.VAR_KEYWORD for p in self._signature().parameters.values()
+    )
 
   def parameters(self) -> tuple[str, ...]:
     """Keyword names `solve` accepts, without `meta_games` and `incremental`."""
     params = list(self._signature().parameters.values())[1:]
-    return tuple(p.name for p in params
-                 if p.kind in (inspect.Parameter.KEYWORD_ONLY,
-                               inspect.Parameter.POSITIONAL_OR_KEYWORD)
-                 and p.name != "incremental")
+    return tuple(
+      p.name
+      for p in params
+      if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+      and p.name != "incremental"
+    )
 
   @property
   def joint(self) -> bool:
@@ -119,8 +127,9 @@ class MetaSolverSpec:
 
   def supports_players(self, num_players: int) -> bool:
     """Whether `solve` handles a `num_players`-player meta-game."""
-    return (num_players >= self.min_players
-            and (self.max_players is None or num_players <= self.max_players))
+    return num_players >= self.min_players and (
+      self.max_players is None or num_players <= self.max_players
+    )
 
   def new_incremental(self) -> Any:
     """A fresh warm-start state for `solve(..., incremental=state)`."""
@@ -137,12 +146,11 @@ class MetaSolverSpec:
     for key in kwargs:
       if key not in own:
         raise MetaSolverConfigError(
-            f"meta-solver {self.name!r} has no parameter {key!r}; its"
-            f" parameters are {list(own)}.")
+          f"meta-solver {self.name!r} has no parameter {key!r}; its parameters are {list(own)}."
+        )
     return kwargs
 
-  def from_stock_kwargs(self, stock_kwargs: Mapping[str, Any] | None
-                        ) -> dict[str, Any]:
+  def from_stock_kwargs(self, stock_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
     """Our kwargs from stock `psro_v2`'s `solver.get_kwargs()`.
 
     Keeps the stock keys listed in `stock_kwargs` (renamed to ours; None

@@ -7,27 +7,33 @@ oracle class has a `Config` dataclass of hyperparameters.
 from __future__ import annotations
 
 import importlib
-from typing import Callable
+from collections.abc import Callable
 
 from openspiel_psro_ext.oracles.base import BestResponseRequest, Oracle, PopulationMember
 from openspiel_psro_ext.oracles.exact_br import ExactBestResponseConfig, ExactBestResponseOracle
 
 _REGISTRY: dict[str, Callable[[], type[Oracle]]] = {
-    "exact": lambda: ExactBestResponseOracle,
+  "exact": lambda: ExactBestResponseOracle,
 }
 
 
 def _load(module: str, cls: str) -> Callable[[], type[Oracle]]:
   """A loader importing `openspiel_psro_ext.oracles.<module>` on first use."""
+
   def loader() -> type[Oracle]:
     return getattr(importlib.import_module(f"openspiel_psro_ext.oracles.rl.{module}"), cls)
+
   return loader
 
 
 # Deep RL oracles (torch is imported only when one is used).
-_REGISTRY.update(ppo=_load("ppo", "PPOOracle"), dqn=_load("dqn", "DQNOracle"),
-                 sac=_load("sac", "SACOracle"), mpo=_load("mpo", "MPOOracle"),
-                 crossq=_load("crossq", "CrossQOracle"))
+_REGISTRY.update(
+  ppo=_load("ppo", "PPOOracle"),
+  dqn=_load("dqn", "DQNOracle"),
+  sac=_load("sac", "SACOracle"),
+  mpo=_load("mpo", "MPOOracle"),
+  crossq=_load("crossq", "CrossQOracle"),
+)
 
 
 def register(name: str, loader: Callable[[], type[Oracle]]) -> None:
@@ -51,6 +57,14 @@ def get(name: str) -> type[Oracle]:
   return _REGISTRY[name]()
 
 
-__all__ = ["BestResponseRequest", "Oracle", "PopulationMember",
-           "ExactBestResponseConfig", "ExactBestResponseOracle",
-           "get", "names", "register", "trains"]
+__all__ = [
+  "BestResponseRequest",
+  "Oracle",
+  "PopulationMember",
+  "ExactBestResponseConfig",
+  "ExactBestResponseOracle",
+  "get",
+  "names",
+  "register",
+  "trains",
+]

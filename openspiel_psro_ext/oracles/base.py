@@ -28,8 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pyspiel
 
-from openspiel_psro_ext.game import correlated_gaps
-from openspiel_psro_ext.game import exploitability
+from openspiel_psro_ext.game import correlated_gaps, exploitability
 from openspiel_psro_ext.game.game_tree import GameTree
 from openspiel_psro_ext.oracles.rl import hedge
 
@@ -114,14 +113,20 @@ class BestResponseRequest:
       raise ValueError("a simulated request has no tree to compute reaches on.")
     if self.opponent_joint is not None:  # sigma-weighted sum of reach products
       return correlated_gaps.opponent_joint_reach(
-          self.tree, self.player, [None if q == self.player else self.tree.terminal_reach(
-              q, self.opponent_populations[q]) for q in range(self.tree.num_players)],
-          self.opponent_joint)
+        self.tree,
+        self.player,
+        [
+          None if q == self.player else self.tree.terminal_reach(q, self.opponent_populations[q])
+          for q in range(self.tree.num_players)
+        ],
+        self.opponent_joint,
+      )
     reach = self.tree.terminal_chance_reach.copy()
     for q in range(self.tree.num_players):
       if q != self.player:
         reach *= exploitability.mixture_terminal_reach(
-            self.tree, q, self.opponent_populations[q], self.opponent_weights[q])
+          self.tree, q, self.opponent_populations[q], self.opponent_weights[q]
+        )
     return reach
 
 
@@ -156,7 +161,7 @@ class Oracle(abc.ABC):
     return sorted(f.name for f in dataclasses.fields(cls.Config))
 
   @classmethod
-  def for_psro(cls, overrides: dict[str, Any] | None = None) -> "Oracle":
+  def for_psro(cls, overrides: dict[str, Any] | None = None) -> Oracle:
     """The oracle with its PSRO preset, then `overrides`, over `Config`.
 
     Raises:
@@ -165,8 +170,9 @@ class Oracle(abc.ABC):
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(cls.settings()))
     if unknown:
-      raise ValueError(f"oracle {cls.name!r} has no settings {unknown}; its"
-                       f" settings are {cls.settings()}.")
+      raise ValueError(
+        f"oracle {cls.name!r} has no settings {unknown}; its settings are {cls.settings()}."
+      )
     return cls(dataclasses.replace(cls.Config(), **{**cls.psro_defaults, **overrides}))
 
   def restore_module(self, tree: GameTree, player: int, state_dict: dict[str, Any]) -> Any:

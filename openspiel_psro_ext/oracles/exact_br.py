@@ -24,12 +24,15 @@ class ExactBestResponseOracle(base.Oracle):
 
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
     if request.simulated:
-      raise ValueError(f"the exact oracle needs a compiled tree, which {request.game}"
-                       " lacks here; use an RL oracle (ppo, dqn, sac) in the"
-                       " simulated mode.")
+      raise ValueError(
+        f"the exact oracle needs a compiled tree, which {request.game}"
+        " lacks here; use an RL oracle (ppo, dqn, sac) in the"
+        " simulated mode."
+      )
     tree, player = request.tree, request.player
     weights = request.opponent_terminal_reach() * tree.terminal_returns[:, player]
     value, actions = exploitability.best_response_from_weights(tree, player, weights)
     return base.PopulationMember(
-        matrix=exploitability.one_hot_policy(tree, actions),
-        stats={"best_response_value": float(value)})
+      matrix=exploitability.one_hot_policy(tree, actions),
+      stats={"best_response_value": float(value)},
+    )

@@ -30,12 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from openspiel_psro_ext.runs import checkpoints
-from openspiel_psro_ext.game import game_tree as game_tree_lib
 from openspiel_psro_ext import meta_solvers
 from openspiel_psro_ext import oracles as oracles_lib
-from openspiel_psro_ext.simulated import simulation
 from openspiel_psro_ext.errors import UsageError
+from openspiel_psro_ext.game import game_tree as game_tree_lib
+from openspiel_psro_ext.runs import checkpoints
+from openspiel_psro_ext.simulated import simulation
 
 RL_TIME_BUDGET_S = 300.0
 EXACT_TIME_BUDGET_S = 60.0
@@ -44,11 +44,23 @@ RL_AVERAGE_DECAY = 0.9
 
 # Settings that must match for `--resume` to continue a run (the stopping
 # rules may change).
-RESULT_FIELDS = ("game", "meta_solver", "meta_solver_kwargs", "oracle", "oracle_config",
-                 "seed", "symmetric", "sims_per_entry", "oracle_budget_final_s",
-                 "oracle_budget_ramp_iterations", "best_responses_per_player",
-                 "evaluation", "payoff_target_stderr", "algorithm",
-                 "meta_strategy_average_decay")
+RESULT_FIELDS = (
+  "game",
+  "meta_solver",
+  "meta_solver_kwargs",
+  "oracle",
+  "oracle_config",
+  "seed",
+  "symmetric",
+  "sims_per_entry",
+  "oracle_budget_final_s",
+  "oracle_budget_ramp_iterations",
+  "best_responses_per_player",
+  "evaluation",
+  "payoff_target_stderr",
+  "algorithm",
+  "meta_strategy_average_decay",
+)
 
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
 
@@ -122,7 +134,7 @@ class PSROConfig:
   meta_strategy_average_decay: float | None = None
 
   @classmethod
-  def from_dict(cls, data: dict[str, Any]) -> "PSROConfig":
+  def from_dict(cls, data: dict[str, Any]) -> PSROConfig:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
@@ -147,8 +159,7 @@ def resolve(config: PSROConfig) -> PSROConfig:
   oracle_cls = _oracle_class(config.oracle)
   changes: dict[str, Any] = {}
   if config.time_budget_s is None:
-    changes["time_budget_s"] = (RL_TIME_BUDGET_S if oracle_cls.trains
-                                else EXACT_TIME_BUDGET_S)
+    changes["time_budget_s"] = RL_TIME_BUDGET_S if oracle_cls.trains else EXACT_TIME_BUDGET_S
   if config.oracle_budget_final_s is None:
     final = 0.0
     if oracle_cls.trains and "time_budget_s" not in config.oracle_config:
@@ -157,7 +168,8 @@ def resolve(config: PSROConfig) -> PSROConfig:
     changes["oracle_budget_final_s"] = final
   if config.meta_strategy_average_decay is None:
     changes["meta_strategy_average_decay"] = (
-        RL_AVERAGE_DECAY if oracle_cls.trains and config.algorithm == "psro" else 0.0)
+      RL_AVERAGE_DECAY if oracle_cls.trains and config.algorithm == "psro" else 0.0
+    )
   return dataclasses.replace(config, **changes) if changes else config
 
 
@@ -177,8 +189,9 @@ def _oracle_class(name: str) -> type[oracles_lib.Oracle]:
     raise UsageError(str(e)) from None
 
 
-def _psro_oracle(oracle_cls: type[oracles_lib.Oracle],
-                 overrides: dict[str, Any]) -> oracles_lib.Oracle:
+def _psro_oracle(
+  oracle_cls: type[oracles_lib.Oracle], overrides: dict[str, Any]
+) -> oracles_lib.Oracle:
   """The oracle with its PSRO preset and `overrides` (unknown settings: UsageError)."""
   try:
     return oracle_cls.for_psro(overrides)
@@ -189,8 +202,10 @@ def _psro_oracle(oracle_cls: type[oracles_lib.Oracle],
 def sampling(config: PSROConfig) -> simulation.SamplingConfig:
   """How the simulated mode plays each payoff entry."""
   if not config.payoff_target_stderr >= 0:
-    raise UsageError(f"payoff_target_stderr must be >= 0 (0: relative to the"
-                     f" game's utility range), got {config.payoff_target_stderr}.")
+    raise UsageError(
+      f"payoff_target_stderr must be >= 0 (0: relative to the"
+      f" game's utility range), got {config.payoff_target_stderr}."
+    )
   return simulation.SamplingConfig(target_stderr=config.payoff_target_stderr)
 
 
@@ -208,41 +223,55 @@ def check(config: PSROConfig, view: Any) -> None:
     if value is not None and not value >= 0:
       raise UsageError(f"{name} must be 0 (none) or positive, got {value}.")
   if config.sims_per_entry < 0:
-    raise UsageError(f"sims_per_entry must be 0 (exact payoff tables) or a"
-                     f" positive number of games, got {config.sims_per_entry}.")
+    raise UsageError(
+      f"sims_per_entry must be 0 (exact payoff tables) or a"
+      f" positive number of games, got {config.sims_per_entry}."
+    )
   if config.oracle_budget_ramp_iterations < 1:
-    raise UsageError("oracle_budget_ramp_iterations must be at least 1, got"
-                     f" {config.oracle_budget_ramp_iterations}.")
+    raise UsageError(
+      "oracle_budget_ramp_iterations must be at least 1, got"
+      f" {config.oracle_budget_ramp_iterations}."
+    )
   decay = config.meta_strategy_average_decay or 0.0
   if not 0 <= decay < 1:
-    raise UsageError(f"meta_strategy_average_decay must be in [0, 1) (0: no"
-                     f" averaging), got {decay}.")
+    raise UsageError(
+      f"meta_strategy_average_decay must be in [0, 1) (0: no averaging), got {decay}."
+    )
   if decay and config.algorithm != "psro":
-    raise UsageError(f"meta_strategy_average_decay averages plain PSRO's meta-"
-                     f"strategies; the {config.algorithm} variant outputs its own."
-                     " Set it to 0.")
+    raise UsageError(
+      f"meta_strategy_average_decay averages plain PSRO's meta-"
+      f"strategies; the {config.algorithm} variant outputs its own."
+      " Set it to 0."
+    )
   oracle_cls = _oracle_class(config.oracle)
   if view.simulated and not oracle_cls.trains:
-    raise UsageError(f"oracle {config.oracle!r} needs the compiled tree; the simulated"
-                     f" mode trains best responses: use one of"
-                     f" {[n for n in oracles_lib.names() if oracles_lib.trains(n)]}.")
+    raise UsageError(
+      f"oracle {config.oracle!r} needs the compiled tree; the simulated"
+      f" mode trains best responses: use one of"
+      f" {[n for n in oracles_lib.names() if oracles_lib.trains(n)]}."
+    )
   if view.simulated and config.sims_per_entry:
-    raise UsageError("sims_per_entry samples payoffs over the compiled tree; the"
-                     " simulated mode plays games to payoff_target_stderr. Drop"
-                     " --sims_per_entry.")
+    raise UsageError(
+      "sims_per_entry samples payoffs over the compiled tree; the"
+      " simulated mode plays games to payoff_target_stderr. Drop"
+      " --sims_per_entry."
+    )
   if (config.oracle_budget_final_s or 0) > 0 and not oracle_cls.trains:
-    raise UsageError(f"oracle_budget_final_s ramps the budget of an oracle that"
-                     f" trains; oracle {config.oracle!r} computes its best"
-                     " responses exactly. Set it to 0.")
+    raise UsageError(
+      f"oracle_budget_final_s ramps the budget of an oracle that"
+      f" trains; oracle {config.oracle!r} computes its best"
+      " responses exactly. Set it to 0."
+    )
   _psro_oracle(oracle_cls, config.oracle_config)  # unknown settings
   if "device" in config.oracle_config:
     check_device(config.oracle_config["device"])
   spec = _meta_solver_spec(config.meta_solver)
   if not spec.supports_players(num_players):
     raise UsageError(
-        f"meta-solver {config.meta_solver!r} does not support {num_players}-player"
-        f" games ({view.game}); use one of"
-        f" {meta_solvers.names_supporting(num_players)}.")
+      f"meta-solver {config.meta_solver!r} does not support {num_players}-player"
+      f" games ({view.game}); use one of"
+      f" {meta_solvers.names_supporting(num_players)}."
+    )
   try:
     spec.check_kwargs(config.meta_solver_kwargs)
   except ValueError as e:
@@ -251,32 +280,37 @@ def check(config: PSROConfig, view: Any) -> None:
   counts = tuple(config.best_responses_per_player)
   if counts and (len(counts) != populations or min(counts) < 1):
     raise UsageError(
-        f"best_responses_per_player={list(counts)} needs one count of at least 1"
-        f" per population ({populations}).")
+      f"best_responses_per_player={list(counts)} needs one count of at least 1"
+      f" per population ({populations})."
+    )
   if config.symmetric:
     # Member k plays row i of its matrix at information state i of either
     # seat; the loop also checks that the payoff table is then symmetric.
     tables = tree.infostates
-    if num_players != 2 or tables[0].legal_mask.shape != tables[1].legal_mask.shape \
-        or not np.array_equal(tables[0].legal_mask, tables[1].legal_mask):
+    if (
+      num_players != 2
+      or tables[0].legal_mask.shape != tables[1].legal_mask.shape
+      or not np.array_equal(tables[0].legal_mask, tables[1].legal_mask)
+    ):
       raise UsageError(
-          f"symmetric=True needs a 2-player game whose players have matching"
-          f" information-state tables; {tree.game} does not. Drop --symmetric.")
+        f"symmetric=True needs a 2-player game whose players have matching"
+        f" information-state tables; {tree.game} does not. Drop --symmetric."
+      )
 
 
 def check_device(device: str) -> None:
   """Refuses a torch device name this package does not run on."""
   if not _DEVICE.match(str(device)):
-    raise UsageError(f"device {device!r} is not one this package runs on; use cpu,"
-                     " cuda, cuda:N or mps.")
+    raise UsageError(
+      f"device {device!r} is not one this package runs on; use cpu, cuda, cuda:N or mps."
+    )
 
 
 def _meta_solver_spec(name: str) -> meta_solvers.MetaSolverSpec:
   try:
     return meta_solvers.spec(name)
   except (KeyError, ValueError) as e:
-    raise UsageError(f"unknown meta-solver {name!r}; choose one of"
-                     f" {meta_solvers.names()}.") from e
+    raise UsageError(f"unknown meta-solver {name!r}; choose one of {meta_solvers.names()}.") from e
 
 
 def check_resumable(saved: dict[str, Any], current: PSROConfig, run_dir: str) -> None:
@@ -288,5 +322,6 @@ def check_resumable(saved: dict[str, Any], current: PSROConfig, run_dir: str) ->
   for key in RESULT_FIELDS:
     if saved.get(key) != now.get(key):
       raise checkpoints.CheckpointError(
-          f"--resume with {key}={now.get(key)!r}, but the run in {run_dir} used"
-          f" {saved.get(key)!r}; resume with the same settings.")
+        f"--resume with {key}={now.get(key)!r}, but the run in {run_dir} used"
+        f" {saved.get(key)!r}; resume with the same settings."
+      )

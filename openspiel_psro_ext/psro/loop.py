@@ -32,26 +32,24 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import threadpoolctl
 
-from openspiel_psro_ext import backends
-from openspiel_psro_ext.runs import checkpoints
-from openspiel_psro_ext import errors
-from openspiel_psro_ext import meta_solvers
+from openspiel_psro_ext import backends, errors, meta_solvers
 from openspiel_psro_ext import oracles as oracles_lib
-from openspiel_psro_ext.psro import config as psro_config
 from openspiel_psro_ext import records as records_lib
-from openspiel_psro_ext.simulated import simulation
 from openspiel_psro_ext.evaluation import verification
-from openspiel_psro_ext.psro import views
 from openspiel_psro_ext.meta_solvers import common as meta_common
 from openspiel_psro_ext.oracles import base as oracle_base
+from openspiel_psro_ext.psro import config as psro_config
+from openspiel_psro_ext.psro import views
 from openspiel_psro_ext.psro.config import PSROConfig  # pylint: disable=unused-import
 from openspiel_psro_ext.records import IterationRecord
-from openspiel_psro_ext.evaluation.verification import VerificationError  # pylint: disable=unused-import
+from openspiel_psro_ext.runs import checkpoints
+from openspiel_psro_ext.simulated import simulation
 
 _PAYOFF_SEED_TAG = 7
 _ORACLE_SEED_TAG = 11
@@ -128,13 +126,28 @@ class PSRO:
     meta_strategies: the last meta-strategy, per player.
   """
 
-  def __init__(self, config: PSROConfig, output_dir: str | None = None,
-               resume: bool = False, evaluations: Sequence[Evaluation] = (),
-               backend: backends.Backend | None = None, view: views.View | None = None):
+  def __init__(
+    self,
+    config: PSROConfig,
+    output_dir: str | None = None,
+    resume: bool = False,
+    evaluations: Sequence[Evaluation] = (),
+    backend: backends.Backend | None = None,
+    view: views.View | None = None,
+  ):
     self.config = config = psro_config.resolve(config)
-    self.view = view if view is not None else views.make_view(
-        config.game, config.evaluation, config.max_histories, config.symmetric,
-        config.sims_per_entry, psro_config.sampling(config))
+    self.view = (
+      view
+      if view is not None
+      else views.make_view(
+        config.game,
+        config.evaluation,
+        config.max_histories,
+        config.symmetric,
+        config.sims_per_entry,
+        psro_config.sampling(config),
+      )
+    )
     psro_config.check(config, self.view)
     self.check_variant(config, self.view)
     self.tree, self.num_players = self.view.tree, self.view.num_players
@@ -148,7 +161,8 @@ class PSRO:
       # One warm-started solver per run: successive tables share most of a support.
       self._solver_kwargs["incremental"] = self.meta_solver.new_incremental()
     self.populations: list[list[oracle_base.PopulationMember]] = [
-        [] for _ in range(self.view.num_populations)]
+      [] for _ in range(self.view.num_populations)
+    ]
     self.records: list[IterationRecord] = []
     self.meta_strategies: list[np.ndarray] = []
     self.stop_requested = False
@@ -165,8 +179,7 @@ class PSRO:
         psro_config.check_resumable(self.run_dir.saved_config(), config, output_dir)
         self._restore()
     if not self.populations[0]:
-      self._add_and_write([[self.view.uniform_member(p)]
-                           for p in range(self.view.num_populations)])
+      self._add_and_write([[self.view.uniform_member(p)] for p in range(self.view.num_populations)])
 
   @property
   def table(self) -> Any:
@@ -186,16 +199,16 @@ class PSRO:
     """Per player, `[N_p, I_p, A]` behaviour matrices (needs a compiled tree)."""
     matrices = self.view.population_matrices()
     if matrices is None:
-      raise errors.UsageError(f"{self.view.game} is simulated: its members have no"
-                              " behaviour matrices.")
+      raise errors.UsageError(
+        f"{self.view.game} is simulated: its members have no behaviour matrices."
+      )
     return matrices
 
   def oracle_time_budget(self, iteration: int) -> float | None:
     """A best response's seconds at `iteration` (None: the oracle computes)."""
     if not self.oracle.trains:
       return None
-    return psro_config.oracle_time_budget(self.config, self.oracle.config.time_budget_s,
-                                          iteration)
+    return psro_config.oracle_time_budget(self.config, self.oracle.config.time_budget_s, iteration)
 
   # -- the loop ------------------------------------------------------------
 
@@ -220,32 +233,37 @@ class PSRO:
       exact = self.output_nash_conv(output)
       new_members = self._best_responses(self.best_response_requests(sigma))
       record = IterationRecord(
-          iteration=self.iteration, population_size=list(self.table.shape),
-          meta_strategy=[s.tolist() for s in output],
-          training_meta_strategy=(None if output is sigma else
-                                  [s.tolist() for s in sigma]),
-          support_size=[int((s > 0).sum()) for s in output],
-          nash_conv=None if exact is None else exact.nash_conv,
-          exploitability_per_player=(None if exact is None else
-                                     exact.player_improvements.tolist()),
-          on_policy_values=(exact.on_policy_values.tolist() if exact is not None else
-                            [float(meta_common.action_values(m, output, p) @ output[p])
-                             for p, m in enumerate(meta_games)]),
-          oracle=[[records_lib.scalar_stats(m.stats) for m in members]
-                  for members in new_members])
-      self._evaluate(record, [e for e in self.evaluations if e.due(record.iteration)],
-                     meta_games)
+        iteration=self.iteration,
+        population_size=list(self.table.shape),
+        meta_strategy=[s.tolist() for s in output],
+        training_meta_strategy=(None if output is sigma else [s.tolist() for s in sigma]),
+        support_size=[int((s > 0).sum()) for s in output],
+        nash_conv=None if exact is None else exact.nash_conv,
+        exploitability_per_player=(None if exact is None else exact.player_improvements.tolist()),
+        on_policy_values=(
+          exact.on_policy_values.tolist()
+          if exact is not None
+          else [
+            float(meta_common.action_values(m, output, p) @ output[p])
+            for p, m in enumerate(meta_games)
+          ]
+        ),
+        oracle=[[records_lib.scalar_stats(m.stats) for m in members] for members in new_members],
+      )
+      self._evaluate(record, [e for e in self.evaluations if e.due(record.iteration)], meta_games)
       write_s = self._add_and_write(new_members)
     record.write_time_s = write_s + self._unrecorded_write_s
     record.iteration_time_s = time.perf_counter() - start + self._unrecorded_write_s
     record.psro_time_s = record.iteration_time_s - record.write_time_s - record.metrics_time_s
-    record.wall_time_s = (self.records[-1].wall_time_s if self.records
-                          else self._wall_before) + record.iteration_time_s
+    record.wall_time_s = (
+      self.records[-1].wall_time_s if self.records else self._wall_before
+    ) + record.iteration_time_s
     self.records.append(record)
     commit_start = time.perf_counter()
     if self.run_dir is not None:
-      self.run_dir.commit(record, checkpoints.RunState(
-          len(self.records), self._add_batches, record.wall_time_s))
+      self.run_dir.commit(
+        record, checkpoints.RunState(len(self.records), self._add_batches, record.wall_time_s)
+      )
     # The commit cannot time itself into its own record: the next one counts it.
     self._unrecorded_write_s = time.perf_counter() - commit_start
     return record
@@ -258,8 +276,12 @@ class PSRO:
       return "interrupted"
     if self.iteration >= config.iterations:
       return "iterations"
-    if last and config.target_nash_conv > 0 and last.nash_conv is not None \
-        and last.nash_conv <= config.target_nash_conv:
+    if (
+      last
+      and config.target_nash_conv > 0
+      and last.nash_conv is not None
+      and last.nash_conv <= config.target_nash_conv
+    ):
       return "target_nash_conv"
     if last and config.time_budget_s > 0 and last.wall_time_s >= config.time_budget_s:
       return "time_budget"
@@ -274,8 +296,9 @@ class PSRO:
     if missed:
       sizes = last.population_size
       before = last.metrics_time_s
-      self._evaluate(last, missed, [t[tuple(slice(0, n) for n in sizes)]
-                                    for t in self.table.meta_games])
+      self._evaluate(
+        last, missed, [t[tuple(slice(0, n) for n in sizes)] for t in self.table.meta_games]
+      )
       last.iteration_time_s += last.metrics_time_s - before  # the clocks stay honest
       last.wall_time_s += last.metrics_time_s - before
       if self.run_dir is not None:
@@ -291,9 +314,15 @@ class PSRO:
       VerificationError: ours and OpenSpiel's differ by more than `tolerance`.
     """
     last = self.records[-1]
-    return verification.verify(self.tree, self.population_matrices(), last.sigma,
-                               last.nash_conv, tolerance, method,
-                               label=f"iteration {last.iteration}: ")
+    return verification.verify(
+      self.tree,
+      self.population_matrices(),
+      last.sigma,
+      last.nash_conv,
+      tolerance,
+      method,
+      label=f"iteration {last.iteration}: ",
+    )
 
   # -- the steps a loop variant may replace (see `algorithms`) --------------
 
@@ -316,16 +345,19 @@ class PSRO:
     if not decay or not self.records:
       return sigma
     # Z_t = sum_{k<=t} d^k = 1 + d Z_{t-1}: the previous average carries d Z_{t-1}.
-    carried = decay * (1.0 - decay ** self.iteration) / (1.0 - decay)
-    return [(carried * np.pad(before, (0, len(now) - len(before))) + now) / (carried + 1.0)
-            for before, now in zip(self.records[-1].sigma, sigma)]
+    carried = decay * (1.0 - decay**self.iteration) / (1.0 - decay)
+    return [
+      (carried * np.pad(before, (0, len(now) - len(before))) + now) / (carried + 1.0)
+      for before, now in zip(self.records[-1].sigma, sigma)
+    ]
 
   def output_nash_conv(self, sigma: list[np.ndarray]) -> Any:
     """`exploitability.NashConvResult` of the run's output (None: no tree)."""
     return self.view.nash_conv(sigma)
 
-  def best_response_requests(self, sigma: list[np.ndarray]
-                             ) -> list[tuple[int, oracle_base.BestResponseRequest]]:
+  def best_response_requests(
+    self, sigma: list[np.ndarray]
+  ) -> list[tuple[int, oracle_base.BestResponseRequest]]:
     """(population, request) for each of this iteration's best responses.
 
     Each population gets one (or `best_responses_per_player`) against the
@@ -336,9 +368,9 @@ class PSRO:
     if self.meta_solver.rectified:
       meta_games = self.table.meta_games
       targets = meta_solvers.rectified_targets(
-          meta_games[:1] if self.config.symmetric else meta_games, profile=sigma[:2])
-      opponent_mixes = [[t.opponent_mixture for t in targets[p]]
-                        for p in range(num_populations)]
+        meta_games[:1] if self.config.symmetric else meta_games, profile=sigma[:2]
+      )
+      opponent_mixes = [[t.opponent_mixture for t in targets[p]] for p in range(num_populations)]
     else:
       opponent_mixes = [[None]] * num_populations
     counts = self.config.best_responses_per_player or (1,) * num_populations
@@ -346,17 +378,24 @@ class PSRO:
     for p in range(num_populations):
       for j, mix in enumerate(opponent_mixes[p] * counts[p]):
         weights = [sigma[q] if mix is None else mix for q in range(self.num_players)]
-        requests.append((p, self.view.request(
-            p, weights, self.previous_member(p), self.request_seed(p, j),
-            self.oracle_time_budget(self.iteration))))
+        requests.append(
+          (
+            p,
+            self.view.request(
+              p,
+              weights,
+              self.previous_member(p),
+              self.request_seed(p, j),
+              self.oracle_time_budget(self.iteration),
+            ),
+          )
+        )
     return requests
 
-  def evaluation_snapshot(self, record: IterationRecord,
-                          meta_games: list[np.ndarray]) -> Snapshot:
+  def evaluation_snapshot(self, record: IterationRecord, meta_games: list[np.ndarray]) -> Snapshot:
     """What evaluation hooks see of `record` (a variant whose output is not a
     mixture of members shows them its output)."""
-    return Snapshot(self.view, list(record.population_size), record.sigma,
-                    meta_games, self.backend)
+    return Snapshot(self.view, list(record.population_size), record.sigma, meta_games, self.backend)
 
   def previous_member(self, population: int) -> oracle_base.PopulationMember | None:
     """The population's newest best response (warm starts), if it has one."""
@@ -368,8 +407,9 @@ class PSRO:
 
   # -- steps ---------------------------------------------------------------
 
-  def _evaluate(self, record: IterationRecord, hooks: Sequence[Evaluation],
-                meta_games: list[np.ndarray]) -> None:
+  def _evaluate(
+    self, record: IterationRecord, hooks: Sequence[Evaluation], meta_games: list[np.ndarray]
+  ) -> None:
     if not hooks:
       return
     start = time.perf_counter()
@@ -383,11 +423,14 @@ class PSRO:
     if self.config.symmetric:
       profile = self.meta_solver.solve([meta_games[0]], **self._solver_kwargs)
       return [np.asarray(profile[0], dtype=np.float64)] * self.num_players
-    return [np.asarray(s, dtype=np.float64)
-            for s in self.meta_solver.solve(meta_games, **self._solver_kwargs)]
+    return [
+      np.asarray(s, dtype=np.float64)
+      for s in self.meta_solver.solve(meta_games, **self._solver_kwargs)
+    ]
 
-  def _best_responses(self, requests: list[tuple[int, oracle_base.BestResponseRequest]]
-                      ) -> list[list[oracle_base.PopulationMember]]:
+  def _best_responses(
+    self, requests: list[tuple[int, oracle_base.BestResponseRequest]]
+  ) -> list[list[oracle_base.PopulationMember]]:
     """Per population, this iteration's new members (one backend batch)."""
     new: list[list[oracle_base.PopulationMember]] = [[] for _ in self.populations]
     members = self.backend.best_responses(self.oracle, [r for _, r in requests])
@@ -399,8 +442,11 @@ class PSRO:
     """Appends members (per population) and the payoff table's new entries."""
     for pop, members in zip(self.populations, new_members):
       pop.extend(members)
-    self.view.add(new_members, _seed(self.config.seed, _PAYOFF_SEED_TAG,
-                                     len(self._add_batches)), self.meta_strategies)
+    self.view.add(
+      new_members,
+      _seed(self.config.seed, _PAYOFF_SEED_TAG, len(self._add_batches)),
+      self.meta_strategies,
+    )
     self._add_batches.append([len(m) for m in new_members])
 
   def _add_and_write(self, new_members: list[list[oracle_base.PopulationMember]]) -> float:
@@ -423,8 +469,9 @@ class PSRO:
     for iteration, batch in enumerate(state.add_batches):
       members = []
       for p, count in enumerate(batch):
-        members.append([self.view.load_member(self.run_dir, self.oracle, p, counts[p] + k)
-                        for k in range(count)])
+        members.append(
+          [self.view.load_member(self.run_dir, self.oracle, p, counts[p] + k) for k in range(count)]
+        )
         counts[p] += count
       self._add(members)
       if iteration < state.iterations_done:  # rebuilds a variant's state too

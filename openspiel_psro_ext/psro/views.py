@@ -33,18 +33,18 @@ from __future__ import annotations
 
 import abc
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyspiel
 
-from openspiel_psro_ext.runs import checkpoints
-from openspiel_psro_ext.game import exploitability
-from openspiel_psro_ext.game import game_tree as game_tree_lib
-from openspiel_psro_ext.game import payoffs
-from openspiel_psro_ext.simulated import simulation
 from openspiel_psro_ext.errors import UsageError
+from openspiel_psro_ext.game import exploitability, payoffs
+from openspiel_psro_ext.game import game_tree as game_tree_lib
 from openspiel_psro_ext.oracles import base as oracle_base
+from openspiel_psro_ext.runs import checkpoints
+from openspiel_psro_ext.simulated import simulation
 
 EVALUATIONS = ("auto", "exact", "sampled")
 
@@ -74,16 +74,21 @@ class View(abc.ABC):
 
   def players_of(self, per_population: Sequence[Any]) -> list[Any]:
     """Per population -> per player (a shared population serves both seats)."""
-    return list(per_population) * self.num_players if self.num_populations == 1 \
-        else list(per_population)
+    return (
+      list(per_population) * self.num_players if self.num_populations == 1 else list(per_population)
+    )
 
   @abc.abstractmethod
   def uniform_member(self, population: int) -> oracle_base.PopulationMember:
     """The uniform random policy of a population, its first member."""
 
   @abc.abstractmethod
-  def add(self, new_members: Sequence[Sequence[oracle_base.PopulationMember]],
-          seed: int, weights: Sequence[np.ndarray] | None = None) -> None:
+  def add(
+    self,
+    new_members: Sequence[Sequence[oracle_base.PopulationMember]],
+    seed: int,
+    weights: Sequence[np.ndarray] | None = None,
+  ) -> None:
     """Appends each population's members and the table's new entries
     (`weights`: the meta-strategy before the add, which a sampled table uses
     to spend its games where the meta-solver needs them)."""
@@ -100,17 +105,27 @@ class View(abc.ABC):
   def opponents(self, player: int) -> Any:
     """Player's population as a request carries it."""
 
-  def request(self, player: int, weights: Sequence[np.ndarray | None],
-              previous: oracle_base.PopulationMember | None, seed: int,
-              time_budget_s: float | None) -> oracle_base.BestResponseRequest:
+  def request(
+    self,
+    player: int,
+    weights: Sequence[np.ndarray | None],
+    previous: oracle_base.PopulationMember | None,
+    seed: int,
+    time_budget_s: float | None,
+  ) -> oracle_base.BestResponseRequest:
     """A best response for `player` against the others' `weights`."""
     return oracle_base.BestResponseRequest(
-        tree=self.request_tree, player=player, game=self.game,
-        opponent_populations=[None if q == player else self.opponents(q)
-                              for q in range(self.num_players)],
-        opponent_weights=[None if q == player else weights[q]
-                          for q in range(self.num_players)],
-        previous=previous, seed=seed, time_budget_s=time_budget_s)
+      tree=self.request_tree,
+      player=player,
+      game=self.game,
+      opponent_populations=[
+        None if q == player else self.opponents(q) for q in range(self.num_players)
+      ],
+      opponent_weights=[None if q == player else weights[q] for q in range(self.num_players)],
+      previous=previous,
+      seed=seed,
+      time_budget_s=time_budget_s,
+    )
 
   @property
   def request_tree(self) -> game_tree_lib.GameTree | None:
@@ -125,14 +140,17 @@ class View(abc.ABC):
     matrices = self.population_matrices()
     if matrices is None:
       return None
-    reaches = [self.tree.terminal_reach(p, m[s > 0]) for p, (m, s) in
-               enumerate(zip(matrices, sigma))]
+    reaches = [
+      self.tree.terminal_reach(p, m[s > 0]) for p, (m, s) in enumerate(zip(matrices, sigma))
+    ]
     return exploitability.nash_conv_from_reach(
-        self.tree, [s[s > 0] @ r for s, r in zip(sigma, reaches)])
+      self.tree, [s[s > 0] @ r for s, r in zip(sigma, reaches)]
+    )
 
   @abc.abstractmethod
-  def load_member(self, run_dir: checkpoints.RunDirectory, oracle: oracle_base.Oracle,
-                  population: int, index: int) -> oracle_base.PopulationMember:
+  def load_member(
+    self, run_dir: checkpoints.RunDirectory, oracle: oracle_base.Oracle, population: int, index: int
+  ) -> oracle_base.PopulationMember:
     """A member checkpointed by `RunDirectory.write_member`."""
 
 
@@ -141,24 +159,28 @@ class CompiledView(View):
 
   name = "exact"
 
-  def __init__(self, tree: game_tree_lib.GameTree, num_populations: int,
-               sims_per_entry: int = 0):
+  def __init__(self, tree: game_tree_lib.GameTree, num_populations: int, sims_per_entry: int = 0):
     self.tree, self.game = tree, tree.game
     self.num_players, self.num_populations = tree.num_players, num_populations
-    self._rows = [payoffs.GrowingArray((tree.infostates[p].num_infostates, tree.num_actions))
-                  for p in range(num_populations)]
+    self._rows = [
+      payoffs.GrowingArray((tree.infostates[p].num_infostates, tree.num_actions))
+      for p in range(num_populations)
+    ]
     self._sampled = sims_per_entry > 0
-    self.table = (payoffs.SampledPayoffTable(tree, sims_per_entry) if self._sampled
-                  else payoffs.PayoffTable(tree))
+    self.table = (
+      payoffs.SampledPayoffTable(tree, sims_per_entry)
+      if self._sampled
+      else payoffs.PayoffTable(tree)
+    )
 
   def uniform_member(self, population):
-    return oracle_base.PopulationMember(
-        matrix=self.tree.infostates[population].uniform_policy())
+    return oracle_base.PopulationMember(matrix=self.tree.infostates[population].uniform_policy())
 
   def add(self, new_members, seed, weights=None):
     del weights  # exact (or fixed-count) entries
-    stacked = [np.stack([m.matrix for m in members]) if members else None
-               for members in new_members]
+    stacked = [
+      np.stack([m.matrix for m in members]) if members else None for members in new_members
+    ]
     for rows, new in zip(self._rows, stacked):
       if new is not None:
         rows.append(new)
@@ -171,9 +193,10 @@ class CompiledView(View):
     m0, m1 = self.table.meta_games
     if not np.allclose(m1, m0.T, atol=0.1 if self._sampled else 1e-9):
       raise UsageError(
-          f"{self.game} is not symmetric under a shared population: the payoff"
-          " table is not M_1 = M_0^T when both seats play the same policy. Drop"
-          " --symmetric.")
+        f"{self.game} is not symmetric under a shared population: the payoff"
+        " table is not M_1 = M_0^T when both seats play the same policy. Drop"
+        " --symmetric."
+      )
 
   def population_matrices(self):
     return self.players_of([rows.array for rows in self._rows])
@@ -182,7 +205,8 @@ class CompiledView(View):
     # The table keeps every member's terminal reach already.
     reaches = [self.table.terminal_reach(q) for q in range(self.num_players)]
     return exploitability.nash_conv_from_reach(
-        self.tree, [s[s > 0] @ r[s > 0] for s, r in zip(sigma, reaches)])
+      self.tree, [s[s > 0] @ r[s > 0] for s, r in zip(sigma, reaches)]
+    )
 
   def opponents(self, player):
     return self.population_matrices()[player]
@@ -209,17 +233,25 @@ class SimulatedView(View):
   name = "sampled"
   simulated = True
 
-  def __init__(self, game: pyspiel.Game, sampling: simulation.SamplingConfig,
-               tree: game_tree_lib.GameTree | None = None):
+  def __init__(
+    self,
+    game: pyspiel.Game,
+    sampling: simulation.SamplingConfig,
+    tree: game_tree_lib.GameTree | None = None,
+  ):
     simulation.check_game(game)
     self.game, self.tree = game, tree
     self.num_players = self.num_populations = game.num_players()
     self.table = simulation.SimulatedPayoffTable(game, sampling)
-    self.policies: list[list[simulation.BatchedPolicy]] = [
-        [] for _ in range(self.num_players)]
-    self._rows = None if tree is None else [
+    self.policies: list[list[simulation.BatchedPolicy]] = [[] for _ in range(self.num_players)]
+    self._rows = (
+      None
+      if tree is None
+      else [
         payoffs.GrowingArray((tree.infostates[p].num_infostates, tree.num_actions))
-        for p in range(self.num_players)]
+        for p in range(self.num_players)
+      ]
+    )
 
   @property
   def request_tree(self):
@@ -227,8 +259,7 @@ class SimulatedView(View):
 
   def uniform_member(self, population):
     matrix = None if self.tree is None else self.tree.infostates[population].uniform_policy()
-    return oracle_base.PopulationMember(matrix=matrix,
-                                        module=simulation.UniformRandomPolicy())
+    return oracle_base.PopulationMember(matrix=matrix, module=simulation.UniformRandomPolicy())
 
   def use_backend(self, backend):
     self.table.player = backend
@@ -240,15 +271,18 @@ class SimulatedView(View):
     for p, members in enumerate(new_members):
       for member in members:
         if not isinstance(member.module, simulation.BatchedPolicy):
-          raise UsageError(f"the simulated mode needs members that act on batches"
-                           f" (an RL oracle's); got {type(member.module).__name__}.")
+          raise UsageError(
+            f"the simulated mode needs members that act on batches"
+            f" (an RL oracle's); got {type(member.module).__name__}."
+          )
         self.policies[p].append(member.module)
         if self._rows is not None:
           if member.matrix is None:  # kept (and checkpointed) for the exact check
             member.matrix = member.module.matrix(self.tree)
           self._rows[p].append(np.asarray(member.matrix)[None])
-    self.table.add([[m.module for m in members] for members in new_members], seed=seed,
-                   weights=weights)
+    self.table.add(
+      [[m.module for m in members] for members in new_members], seed=seed, weights=weights
+    )
 
   def population_matrices(self):
     return None if self._rows is None else [rows.array for rows in self._rows]
@@ -262,15 +296,22 @@ class SimulatedView(View):
     _, state_dict = run_dir.load_member(population, index, shape=None)
     if state_dict is None:
       raise checkpoints.CheckpointError(
-          f"{run_dir.path}: member {index} of player {population} has no module"
-          " checkpoint (.pt); a simulated run's members are torch modules.")
+        f"{run_dir.path}: member {index} of player {population} has no module"
+        " checkpoint (.pt); a simulated run's members are torch modules."
+      )
     module = oracle.restore_module(self.game, population, state_dict)
     matrix = None if self.tree is None else module.matrix(self.tree)
     return oracle_base.PopulationMember(matrix=matrix, module=module)
 
 
-def make_view(game_string: str, evaluation: str, max_histories: int, symmetric: bool,
-              sims_per_entry: int, sampling: simulation.SamplingConfig) -> View:
+def make_view(
+  game_string: str,
+  evaluation: str,
+  max_histories: int,
+  symmetric: bool,
+  sims_per_entry: int,
+  sampling: simulation.SamplingConfig,
+) -> View:
   """The view `evaluation` asks for (see module doc).
 
   Raises:
@@ -288,14 +329,18 @@ def make_view(game_string: str, evaluation: str, max_histories: int, symmetric: 
     tree = game_tree_lib.get_tree(game_string, max_histories)
   except game_tree_lib.GameTooLargeError as e:
     if evaluation == "auto":
-      logging.info("%s; PSRO runs in the simulated mode (sampled payoffs,"
-                   " approximate NashConv).", str(e).split(";")[0])
+      logging.info(
+        "%s; PSRO runs in the simulated mode (sampled payoffs, approximate NashConv).",
+        str(e).split(";")[0],
+      )
     tree = None
   if evaluation == "auto" and tree is not None:
     return CompiledView(tree, 1 if symmetric else tree.num_players, sims_per_entry)
   if symmetric:
-    raise UsageError("--symmetric needs the compiled view; the simulated mode keeps"
-                     " one population per player. Drop --symmetric.")
+    raise UsageError(
+      "--symmetric needs the compiled view; the simulated mode keeps"
+      " one population per player. Drop --symmetric."
+    )
   try:
     return SimulatedView(game, sampling, tree)
   except ValueError as e:

@@ -75,8 +75,7 @@ class IterationRecord:
 
   def to_json(self) -> dict[str, Any]:
     """The flat `metrics.jsonl` object: the fields, then the metrics' keys."""
-    data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-            if f.name != "metrics"}
+    data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "metrics"}
     if data["training_meta_strategy"] is None:  # the usual case: one meta-strategy
       del data["training_meta_strategy"]
     clash = sorted(set(data) & set(self.metrics))
@@ -86,7 +85,7 @@ class IterationRecord:
     return data
 
   @classmethod
-  def from_json(cls, data: dict[str, Any]) -> "IterationRecord":
+  def from_json(cls, data: dict[str, Any]) -> IterationRecord:
     """Reads `to_json`'s object; unknown keys are run metrics."""
     names = {f.name for f in dataclasses.fields(cls)} - {"metrics"}
     fields = {k: v for k, v in data.items() if k in names}
@@ -108,5 +107,6 @@ def _oracle_stats(value: Any) -> list[list[dict[str, Any]]]:
 
 def scalar_stats(stats: dict[str, Any]) -> dict[str, Any]:
   """The JSON-sized part of an oracle's statistics (curves stay out)."""
-  return {k: (v.item() if isinstance(v, np.generic) else v)
-          for k, v in stats.items() if np.isscalar(v)}
+  return {
+    k: (v.item() if isinstance(v, np.generic) else v) for k, v in stats.items() if np.isscalar(v)
+  }

@@ -34,11 +34,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-from typing import TYPE_CHECKING, Iterator, Protocol, Sequence, Union, runtime_checkable
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
-from open_spiel.python import observation as observation_lib
 import pyspiel
+from open_spiel.python import observation as observation_lib
 
 from openspiel_psro_ext.game.game_tree import GameTree
 
@@ -89,8 +90,7 @@ class BatchedMatrixPolicy:
     if tensors is None:
       raise ValueError(f"{tree.game} has no information-state tensor.")
     self.matrix = np.asarray(matrix, dtype=np.float64)
-    self._rows = {np.asarray(t, dtype=np.float32).tobytes(): i
-                  for i, t in enumerate(tensors)}
+    self._rows = {np.asarray(t, dtype=np.float32).tobytes(): i for i, t in enumerate(tensors)}
     if len(self._rows) != len(tensors):
       raise ValueError(f"{tree.game}: information-state tensors are not unique.")
 
@@ -112,7 +112,7 @@ class StatePolicy:
   uses_observations = False
   uses_states = True
 
-  def __init__(self, policy: "policy_lib.Policy", player: int, cache: bool = True):
+  def __init__(self, policy: policy_lib.Policy, player: int, cache: bool = True):
     """`cache`: remember each information state's probabilities (a frozen
     policy: stock's network calls cost ~1 ms a state)."""
     self.policy, self.player = policy, player
@@ -120,8 +120,11 @@ class StatePolicy:
 
   def _row(self, state: pyspiel.State, num_actions: int) -> np.ndarray:
     key = None
-    if self._cache is not None and not self._cache and \
-        not state.get_game().get_type().provides_information_state_string:
+    if (
+      self._cache is not None
+      and not self._cache
+      and not state.get_game().get_type().provides_information_state_string
+    ):
       self._cache = None  # no key to remember states by
     if self._cache is not None:
       key = state.information_state_string(self.player)
@@ -134,8 +137,7 @@ class StatePolicy:
       self._cache[key] = row
     return row
 
-  def probabilities(self, states: Sequence[pyspiel.State], legal: np.ndarray
-                    ) -> np.ndarray:
+  def probabilities(self, states: Sequence[pyspiel.State], legal: np.ndarray) -> np.ndarray:
     """`[B]` states, `[B, A]` bool -> `[B, A]` probabilities."""
     if not len(states):
       return np.zeros(legal.shape)
@@ -160,14 +162,17 @@ class Population:
   def __post_init__(self):
     self.weights = np.asarray(self.weights, dtype=np.float64)
     if len(self.members) != len(self.weights) or not len(self.members):
-      raise ValueError(f"a population needs one weight per member; got"
-                       f" {len(self.members)} members, {len(self.weights)} weights.")
+      raise ValueError(
+        f"a population needs one weight per member; got"
+        f" {len(self.members)} members, {len(self.weights)} weights."
+      )
     if np.any(self.weights < 0) or self.weights.sum() <= 0:
-      raise ValueError(f"population weights must be non-negative with a positive"
-                       f" sum; got {self.weights}.")
+      raise ValueError(
+        f"population weights must be non-negative with a positive sum; got {self.weights}."
+      )
 
   @classmethod
-  def of(cls, policy: Union["Population", BatchedPolicy]) -> "Population":
+  def of(cls, policy: Population | BatchedPolicy) -> Population:
     """A population of one member, or `policy` itself if it is one."""
     return policy if isinstance(policy, Population) else cls([policy], np.ones(1))
 
@@ -181,14 +186,18 @@ def check_game(game: pyspiel.Game) -> None:
   """Raises a one-line ValueError if `game` cannot be simulated here."""
   game_type = game.get_type()
   if game_type.dynamics != pyspiel.GameType.Dynamics.SEQUENTIAL:
-    raise ValueError(f"{game} is a simultaneous-move game; load it as"
-                     f" turn_based_simultaneous_game(game={game}) to simulate it.")
+    raise ValueError(
+      f"{game} is a simultaneous-move game; load it as"
+      f" turn_based_simultaneous_game(game={game}) to simulate it."
+    )
   if not game_type.provides_information_state_tensor:
-    raise ValueError(f"{game} provides no information-state tensor, which"
-                     " simulated policies observe.")
+    raise ValueError(
+      f"{game} provides no information-state tensor, which simulated policies observe."
+    )
   if game_type.chance_mode == pyspiel.GameType.ChanceMode.SAMPLED_STOCHASTIC:
-    raise ValueError(f"{game} has sampled chance; simulation needs explicit"
-                     " chance outcome probabilities.")
+    raise ValueError(
+      f"{game} has sampled chance; simulation needs explicit chance outcome probabilities."
+    )
 
 
 class GameBatch:
@@ -199,8 +208,13 @@ class GameBatch:
   is to act. `members[p, b]` is the member of seat `p` playing game `b`.
   """
 
-  def __init__(self, game: pyspiel.Game, seats: Sequence[Population | None],
-               num_games: int, rng: np.random.Generator):
+  def __init__(
+    self,
+    game: pyspiel.Game,
+    seats: Sequence[Population | None],
+    num_games: int,
+    rng: np.random.Generator,
+  ):
     check_game(game)
     if len(seats) != game.num_players():
       raise ValueError(f"{game} has {game.num_players()} players; got {len(seats)} seats.")
@@ -226,11 +240,11 @@ class GameBatch:
       states[b] = new_state()
     for p, seat in enumerate(self.seats):
       if seat is not None:
-        self.members[p, idx] = (seat.draw(len(idx), self._rng) if members is None
-                                else members[p])
+        self.members[p, idx] = seat.draw(len(idx), self._rng) if members is None else members[p]
 
-  def observe(self, idx: Sequence[int], player: int, with_obs: bool = True
-              ) -> tuple[np.ndarray | None, np.ndarray]:
+  def observe(
+    self, idx: Sequence[int], player: int, with_obs: bool = True
+  ) -> tuple[np.ndarray | None, np.ndarray]:
     """`[n, T]` information-state tensors (or None) and `[n, A]` legal masks."""
     states = [self.states[b] for b in idx]
     # One pass over the states, appending raw float32 bytes: numpy's per-row
@@ -246,9 +260,10 @@ class GameBatch:
       actions = [state.legal_actions(player) for state in states]
     counts = np.fromiter(map(len, actions), np.int64, len(actions))
     legal = np.zeros((len(states), self.num_actions), dtype=bool)
-    legal[np.repeat(np.arange(len(states)), counts),
-          np.fromiter(itertools.chain.from_iterable(actions), np.int64,
-                      int(counts.sum()))] = True
+    legal[
+      np.repeat(np.arange(len(states)), counts),
+      np.fromiter(itertools.chain.from_iterable(actions), np.int64, int(counts.sum())),
+    ] = True
     if not with_obs:
       return None, legal
     return np.frombuffer(raw, dtype=np.float32).reshape(len(states), -1), legal
@@ -292,7 +307,7 @@ class GameBatch:
         player = state.current_player()
         while player == _CHANCE:  # chance moves at once: no batching to gain
           u, total = next(uniforms), 0.0
-          for action, prob in state.chance_outcomes():
+          for action, prob in state.chance_outcomes():  # noqa: B007 (the drawn action is applied after the loop)
             total += prob
             if u < total:
               break
@@ -314,7 +329,6 @@ class GameBatch:
   def returns(self, idx: Sequence[int]) -> np.ndarray:
     """`[n, P]` returns of (finished) games `idx`."""
     return np.array([self.states[b].returns() for b in idx], dtype=np.float64)
-
 
 
 def _uniform_stream(rng: np.random.Generator) -> Iterator[float]:
@@ -345,9 +359,14 @@ def sample_actions(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   return sample_rows(cumulative_rows(probs), rng)
 
 
-def play(game: pyspiel.Game, seats: Sequence[Population | BatchedPolicy],
-         num_games: int, rng: np.random.Generator,
-         members: np.ndarray | None = None, batch_size: int = 4096) -> np.ndarray:
+def play(
+  game: pyspiel.Game,
+  seats: Sequence[Population | BatchedPolicy],
+  num_games: int,
+  rng: np.random.Generator,
+  members: np.ndarray | None = None,
+  batch_size: int = 4096,
+) -> np.ndarray:
   """`[num_games, P]` returns of games played by the seats.
 
   Args:
@@ -386,29 +405,33 @@ class PlayTask:
   seed: tuple[int, ...]
   members: np.ndarray | None = None
 
-  def run(self, game: pyspiel.Game, seats: Sequence[Population | BatchedPolicy]
-          ) -> np.ndarray:
+  def run(self, game: pyspiel.Game, seats: Sequence[Population | BatchedPolicy]) -> np.ndarray:
     """`[num_games, P]` returns."""
-    return play(game, seats, self.num_games, np.random.default_rng(list(self.seed)),
-                self.members)
+    return play(game, seats, self.num_games, np.random.default_rng(list(self.seed)), self.members)
 
 
-def split_tasks(num_games: int, seed: Sequence[int], task_games: int,
-                members: np.ndarray | None = None) -> list[PlayTask]:
+def split_tasks(
+  num_games: int, seed: Sequence[int], task_games: int, members: np.ndarray | None = None
+) -> list[PlayTask]:
   """`num_games` games (with `[P, num_games]` fixed members, if given) in
   tasks of at most `task_games`, task `i` seeded by `(*seed, i)`."""
-  return [PlayTask(min(num_games, start + task_games) - start, tuple(seed) + (i,),
-                   None if members is None else
-                   members[:, start:start + task_games])
-          for i, start in enumerate(range(0, num_games, task_games))]
+  return [
+    PlayTask(
+      min(num_games, start + task_games) - start,
+      tuple(seed) + (i,),
+      None if members is None else members[:, start : start + task_games],
+    )
+    for i, start in enumerate(range(0, num_games, task_games))
+  ]
 
 
 class SerialPlayer:
   """Plays tasks one after another in this process (`backends.Backend.play`
   runs them in parallel on Ray)."""
 
-  def play(self, game: pyspiel.Game, seats: Sequence[Population | BatchedPolicy],
-           tasks: Sequence[PlayTask]) -> list[np.ndarray]:
+  def play(
+    self, game: pyspiel.Game, seats: Sequence[Population | BatchedPolicy], tasks: Sequence[PlayTask]
+  ) -> list[np.ndarray]:
     return [task.run(game, seats) for task in tasks]
 
 
@@ -438,20 +461,23 @@ class SamplingConfig:
   task_games: int = 4096
 
   def __post_init__(self):
-    if not 0 < self.min_games <= self.max_games or self.batch_games < 1 \
-        or self.task_games < 1:
-      raise ValueError(f"need 0 < min_games <= max_games, batch_games >= 1 and"
-                       f" task_games >= 1; got {self}.")
+    if not 0 < self.min_games <= self.max_games or self.batch_games < 1 or self.task_games < 1:
+      raise ValueError(
+        f"need 0 < min_games <= max_games, batch_games >= 1 and task_games >= 1; got {self}."
+      )
     if self.target_stderr < 0 or self.relative_stderr <= 0:
-      raise ValueError(f"target_stderr must be >= 0 (0: relative to the utility"
-                       f" range) and relative_stderr > 0; got {self}.")
+      raise ValueError(
+        f"target_stderr must be >= 0 (0: relative to the utility"
+        f" range) and relative_stderr > 0; got {self}."
+      )
 
   def target(self, game: pyspiel.Game) -> float:
     """The target standard error in `game`'s payoff units."""
     if self.target_stderr > 0:
       return self.target_stderr
     return self.relative_stderr * utility_range(
-        game, "set target_stderr (payoff_target_stderr) in payoff units")
+      game, "set target_stderr (payoff_target_stderr) in payoff units"
+    )
 
 
 def utility_range(game: pyspiel.Game, fix: str) -> float:
@@ -520,26 +546,35 @@ class SimulatedPayoffTable:
     var = self._sq_dev / np.maximum(n - 1, 1)
     return np.sqrt(var / n)
 
-  def restore(self, members: Sequence[Sequence[BatchedPolicy]],
-              meta_games: Sequence[np.ndarray], stderr: Sequence[np.ndarray],
-              games: np.ndarray) -> None:
+  def restore(
+    self,
+    members: Sequence[Sequence[BatchedPolicy]],
+    meta_games: Sequence[np.ndarray],
+    stderr: Sequence[np.ndarray],
+    games: np.ndarray,
+  ) -> None:
     """Sets the table from saved `meta_games`, `stderr` and `games` (resume),
     playing no games; later `add`s extend it as usual."""
     shape = tuple(len(m) for m in members)
     games = np.asarray(games, dtype=np.int64)
     mean = np.asarray(meta_games, dtype=np.float64)
     err = np.asarray(stderr, dtype=np.float64)
-    if games.shape != shape or mean.shape != (self.num_players,) + shape or \
-        err.shape != mean.shape:
-      raise ValueError(f"saved table shapes {mean.shape}, {err.shape}, {games.shape}"
-                       f" do not match populations of sizes {shape}.")
+    if games.shape != shape or mean.shape != (self.num_players,) + shape or err.shape != mean.shape:
+      raise ValueError(
+        f"saved table shapes {mean.shape}, {err.shape}, {games.shape}"
+        f" do not match populations of sizes {shape}."
+      )
     self.members = [list(m) for m in members]
     self._games, self._mean = games, mean
     # stderr^2 = sq_dev / (n - 1) / n.
-    self._sq_dev = err ** 2 * games * np.maximum(games - 1, 1)
+    self._sq_dev = err**2 * games * np.maximum(games - 1, 1)
 
-  def add(self, new_members: Sequence[Sequence[BatchedPolicy] | BatchedPolicy | None],
-          seed: int | None = None, weights: Sequence[np.ndarray] | None = None) -> None:
+  def add(
+    self,
+    new_members: Sequence[Sequence[BatchedPolicy] | BatchedPolicy | None],
+    seed: int | None = None,
+    weights: Sequence[np.ndarray] | None = None,
+  ) -> None:
     """Appends members and estimates the new entries.
 
     How many games an entry needs depends on what the meta-solver does with
@@ -564,16 +599,20 @@ class SimulatedPayoffTable:
         add (`[N_p]`), or None (or empty): every entry to the full target.
     """
     if len(new_members) != self.num_players:
-      raise ValueError(f"{self.game} has {self.num_players} players; got"
-                       f" {len(new_members)} lists of new members.")
+      raise ValueError(
+        f"{self.game} has {self.num_players} players; got {len(new_members)} lists of new members."
+      )
     old = self.shape
     for p, new in enumerate(new_members):
       if new is None:
         continue
       self.members[p].extend([new] if isinstance(new, BatchedPolicy) else new)
     shape = self.shape
-    grown = [np.zeros(shape, np.int64), np.zeros((self.num_players,) + shape),
-             np.zeros((self.num_players,) + shape)]
+    grown = [
+      np.zeros(shape, np.int64),
+      np.zeros((self.num_players,) + shape),
+      np.zeros((self.num_players,) + shape),
+    ]
     block = tuple(slice(0, o) for o in old)
     grown[0][block] = self._games
     grown[1][(slice(None),) + block] = self._mean
@@ -581,11 +620,11 @@ class SimulatedPayoffTable:
     self._games, self._mean, self._sq_dev = grown
     if self._games.size:
       seed_seq = np.random.SeedSequence(seed)
-      self._estimate(self._importance(weights, old),
-                     tuple(int(x) for x in seed_seq.generate_state(2)))
+      self._estimate(
+        self._importance(weights, old), tuple(int(x) for x in seed_seq.generate_state(2))
+      )
 
-  def _importance(self, weights: Sequence[np.ndarray] | None,
-                  old: tuple[int, ...]) -> np.ndarray:
+  def _importance(self, weights: Sequence[np.ndarray] | None, old: tuple[int, ...]) -> np.ndarray:
     """`[N_0, ..., N_{P-1}]` weights `w(k)` of the entries (see `add`)."""
     shape = self.shape
     if not weights:
@@ -594,48 +633,50 @@ class SimulatedPayoffTable:
     for q, n in enumerate(shape):
       sigma = np.asarray(weights[q], dtype=np.float64)
       if len(sigma) != old[q]:
-        raise ValueError(f"weights of player {q} have {len(sigma)} entries; its"
-                         f" population had {old[q]} members before this add.")
+        raise ValueError(
+          f"weights of player {q} have {len(sigma)} entries; its"
+          f" population had {old[q]} members before this add."
+        )
       w = np.full(n, 1.0 / (np.count_nonzero(sigma) + 1))
-      w[:old[q]] = sigma / sigma.sum()
+      w[: old[q]] = sigma / sigma.sum()
       per_player.append(w)
     importance = np.zeros(shape)
     for p in range(self.num_players):
       w = np.ones(shape)
       for q in range(self.num_players):
         if q != p:
-          w = w * per_player[q].reshape([-1 if d == q else 1
-                                         for d in range(self.num_players)])
+          w = w * per_player[q].reshape([-1 if d == q else 1 for d in range(self.num_players)])
       importance = np.maximum(importance, w)
     return importance
 
   def _estimate(self, importance: np.ndarray, seed: tuple[int, ...]) -> None:
     """Plays games until every entry meets the sampling config (rounds of
     tasks, each round's games split into seeded tasks run by `player`)."""
-    cfg, target2 = self.config, self.target_stderr ** 2
+    cfg, target2 = self.config, self.target_stderr**2
     seats = [Population(m, np.ones(len(m))) for m in self.members]
     for round_index in itertools.count():
       games = self._games
       variance = self._sq_dev.max(axis=0) / np.maximum(games - 1, 1)
       # Games the entry's sample variance says it needs, in whole batches.
       need = np.ceil(importance * variance / max(target2, 1e-300))
-      extra = np.maximum(cfg.batch_games,
-                         np.ceil((need - games) / cfg.batch_games) * cfg.batch_games)
-      wanted = np.where(games < cfg.min_games, cfg.min_games,
-                        np.where(need > games, games + extra, games))
+      extra = np.maximum(
+        cfg.batch_games, np.ceil((need - games) / cfg.batch_games) * cfg.batch_games
+      )
+      wanted = np.where(
+        games < cfg.min_games, cfg.min_games, np.where(need > games, games + extra, games)
+      )
       counts = np.minimum(wanted, cfg.max_games).astype(np.int64) - games
       profiles = np.argwhere(counts > 0)  # [E, P]
       if not len(profiles):
         break
       counts = counts[tuple(profiles.T)]
       members = np.repeat(profiles, counts, axis=0).T  # [P, games]
-      tasks = split_tasks(members.shape[1], seed + (round_index,), cfg.task_games,
-                          members)
+      tasks = split_tasks(members.shape[1], seed + (round_index,), cfg.task_games, members)
       returns = np.concatenate(self.player.play(self.game, seats, tasks))
       self.games_played += len(returns)
       starts = np.concatenate([[0], np.cumsum(counts)])
       for j, profile in enumerate(map(tuple, profiles)):
-        self._merge(profile, returns[starts[j]:starts[j + 1]])
+        self._merge(profile, returns[starts[j] : starts[j + 1]])
     logging.debug("simulated payoff entries: %d games in all so far", self.games_played)
 
   def _merge(self, profile: tuple[int, ...], returns: np.ndarray) -> None:
@@ -647,5 +688,5 @@ class SimulatedPayoffTable:
     delta = mean_b - self._mean[index]
     total = n_a + n_b
     self._mean[index] += delta * n_b / total
-    self._sq_dev[index] += sq_b + delta ** 2 * n_a * n_b / total
+    self._sq_dev[index] += sq_b + delta**2 * n_a * n_b / total
     self._games[profile] = total

@@ -8,9 +8,13 @@ from openspiel_psro_ext import backends, psro
 
 def _ppo_config(**kwargs):
   # An episode budget, not a time budget: the members must not depend on speed.
-  defaults = dict(game="kuhn_poker", iterations=3, meta_solver="nash", oracle="ppo",
-                  oracle_config=dict(total_episodes=8192, time_budget_s=0.0,
-                                     progress=False, hidden=(16,)))
+  defaults = dict(
+    game="kuhn_poker",
+    iterations=3,
+    meta_solver="nash",
+    oracle="ppo",
+    oracle_config=dict(total_episodes=8192, time_budget_s=0.0, progress=False, hidden=(16,)),
+  )
   defaults.update(kwargs)
   return psro.PSROConfig(**defaults)
 
@@ -38,14 +42,16 @@ def test_ray_backend_gives_the_embedded_results(ray_backend):
 
 def test_ray_backend_runs_rectified_batches(ray_backend):
   # Rectified Nash asks for one best response per support member: one batch.
-  config = psro.PSROConfig(game="kuhn_poker", iterations=4, meta_solver="rectified_nash",
-                           oracle="exact")
+  config = psro.PSROConfig(
+    game="kuhn_poker", iterations=4, meta_solver="rectified_nash", oracle="exact"
+  )
   embedded = psro.PSRO(config)
   embedded.run()
   on_ray = psro.PSRO(config, backend=ray_backend)
   on_ray.run()
   assert [r.nash_conv for r in on_ray.records] == pytest.approx(
-      [r.nash_conv for r in embedded.records], abs=1e-12)
+    [r.nash_conv for r in embedded.records], abs=1e-12
+  )
   assert [len(p) for p in on_ray.populations] == [len(p) for p in embedded.populations]
 
 
@@ -62,9 +68,14 @@ class _RecordingBackend(backends.EmbeddedBackend):
 
 def test_oracle_budget_ramps_linearly_then_holds():
   backend = _RecordingBackend()
-  run = psro.PSRO(_ppo_config(oracle_config=dict(time_budget_s=1.0, progress=False),
-                              oracle_budget_final_s=3.0, oracle_budget_ramp_iterations=4),
-                  backend=backend)
+  run = psro.PSRO(
+    _ppo_config(
+      oracle_config=dict(time_budget_s=1.0, progress=False),
+      oracle_budget_final_s=3.0,
+      oracle_budget_ramp_iterations=4,
+    ),
+    backend=backend,
+  )
   assert [run.oracle_time_budget(t) for t in (0, 1, 2, 4, 10)] == [1.0, 1.5, 2.0, 3.0, 3.0]
   # The ramped budget reaches every best-response request of its iteration.
   for _ in range(3):

@@ -5,11 +5,10 @@ import numpy as np
 import pyspiel
 import pytest
 
+from openspiel_psro_ext import backends, psro
 from openspiel_psro_ext.evaluation import approx_exploitability
-from openspiel_psro_ext import backends
-from openspiel_psro_ext import psro
-from openspiel_psro_ext.simulated import simulation
 from openspiel_psro_ext.psro import views
+from openspiel_psro_ext.simulated import simulation
 
 
 class _Counting:
@@ -37,22 +36,30 @@ def _simulated_run(backend):
   """Kuhn poker simulated: one iteration, small seeded budgets, games split
   into tasks of 128 so that a payoff round is several Ray tasks."""
   config = psro.PSROConfig(
-      game="kuhn_poker", iterations=2, oracle="ppo", evaluation="sampled",
-      target_nash_conv=0.0, seed=3,
-      oracle_config=dict(time_budget_s=0, total_episodes=2048, simulated_num_envs=256,
-                         hidden=(16,), progress=False))
+    game="kuhn_poker",
+    iterations=2,
+    oracle="ppo",
+    evaluation="sampled",
+    target_nash_conv=0.0,
+    seed=3,
+    oracle_config=dict(
+      time_budget_s=0, total_episodes=2048, simulated_num_envs=256, hidden=(16,), progress=False
+    ),
+  )
   view = views.SimulatedView(
-      pyspiel.load_game("kuhn_poker"),
-      simulation.SamplingConfig(target_stderr=0.1, task_games=128))
+    pyspiel.load_game("kuhn_poker"), simulation.SamplingConfig(target_stderr=0.1, task_games=128)
+  )
   estimator = approx_exploitability.ApproxNashConvConfig(eval_games=600, task_games=200)
   estimator.oracle_config.update(total_episodes=1024, simulated_num_envs=256, hidden=(16,))
 
   def approx(snap):
     return approx_exploitability.approx_nash_conv(
-        snap.view.game, snap.policies(), snap.sigma, estimator, snap.backend).metrics()
+      snap.view.game, snap.policies(), snap.sigma, estimator, snap.backend
+    ).metrics()
 
-  run = psro.PSRO(config, backend=backend, view=view,
-                  evaluations=[psro.Evaluation(approx, every=1)])
+  run = psro.PSRO(
+    config, backend=backend, view=view, evaluations=[psro.Evaluation(approx, every=1)]
+  )
   run.run()
   return run
 
@@ -60,6 +67,7 @@ def _simulated_run(backend):
 def test_simulated_psro_on_a_two_node_cluster_equals_embedded():
   ray = pytest.importorskip("ray")
   from ray import cluster_utils  # pylint: disable=g-import-not-at-top
+
   cluster = cluster_utils.Cluster(initialize_head=True, head_node_args=dict(num_cpus=1))
   try:
     cluster.add_node(num_cpus=1)

@@ -1,7 +1,6 @@
 """Our oracles and policies inside stock OpenSpiel's psro_v2."""
 
 import itertools
-import random
 
 import numpy as np
 import pyspiel
@@ -9,16 +8,19 @@ import pytest
 
 pytest.importorskip("cvxpy", reason="stock psro_v2 imports cvxpy: pip install cvxpy ecos")
 from open_spiel.python import policy as policy_lib  # pylint: disable=g-import-not-at-top
-from open_spiel.python.algorithms import expected_game_score  # pylint: disable=g-import-not-at-top
+from open_spiel.python.algorithms import (
+  expected_game_score,  # pylint: disable=g-import-not-at-top
+  policy_aggregator,  # pylint: disable=g-import-not-at-top
+)
 from open_spiel.python.algorithms import exploitability as os_exploitability  # pylint: disable=g-import-not-at-top
-from open_spiel.python.algorithms import policy_aggregator  # pylint: disable=g-import-not-at-top
-from open_spiel.python.algorithms.psro_v2 import best_response_oracle  # pylint: disable=g-import-not-at-top
-from open_spiel.python.algorithms.psro_v2 import psro_v2  # pylint: disable=g-import-not-at-top
-from open_spiel.python.algorithms.psro_v2 import strategy_selectors  # pylint: disable=g-import-not-at-top
+from open_spiel.python.algorithms.psro_v2 import (
+  best_response_oracle,  # pylint: disable=g-import-not-at-top
+  strategy_selectors,  # pylint: disable=g-import-not-at-top
+)
 
-from openspiel_psro_ext.game import exploitability  # pylint: disable=g-import-not-at-top
 from openspiel_psro_ext import meta_solvers  # pylint: disable=g-import-not-at-top
 from openspiel_psro_ext.compat import openspiel_compat  # pylint: disable=g-import-not-at-top
+from openspiel_psro_ext.game import exploitability  # pylint: disable=g-import-not-at-top
 from tests import helpers  # pylint: disable=g-import-not-at-top
 
 KUHN = pyspiel.load_game("kuhn_poker")
@@ -28,7 +30,8 @@ UNIFORM_NASH_CONV = 11 / 12
 
 def _mixture_nash_conv(game, solver):
   return exploitability.mixture_nash_conv(
-      game, solver.get_policies(), solver.get_meta_strategies()).nash_conv
+    game, solver.get_policies(), solver.get_meta_strategies()
+  ).nash_conv
 
 
 def test_exact_oracle_in_stock_loop_returns_best_responses_and_converges():
@@ -60,12 +63,21 @@ def test_exact_oracle_in_stock_loop_returns_best_responses_and_converges():
 
 
 def _uniform_params(tree, probabilities, sizes):
-  members = [[openspiel_compat.policies_lib.MatrixPolicy(tree, tree.uniform_policy())
-              for _ in range(n)] for n in sizes]
-  return members, [[{"policy": members[p][0], "total_policies": members,
-                     "current_player": p,
-                     "probabilities_of_playing_policies": probabilities}]
-                   for p in range(len(sizes))]
+  members = [
+    [openspiel_compat.policies_lib.MatrixPolicy(tree, tree.uniform_policy()) for _ in range(n)]
+    for n in sizes
+  ]
+  return members, [
+    [
+      {
+        "policy": members[p][0],
+        "total_policies": members,
+        "current_player": p,
+        "probabilities_of_playing_policies": probabilities,
+      }
+    ]
+    for p in range(len(sizes))
+  ]
 
 
 @pytest.mark.parametrize("form", ["flat", "shaped"])
@@ -106,8 +118,10 @@ def _three_player_members(tree, rng, sizes):
 
 def _value_against_joint(tree, members, joint, player, answer):
   """Exact value of `answer` for `player` against opponents drawn jointly."""
-  matrices = [[openspiel_compat.policies_lib.player_matrix(tree, m, q) for m in row]
-              for q, row in enumerate(members)]
+  matrices = [
+    [openspiel_compat.policies_lib.player_matrix(tree, m, q) for m in row]
+    for q, row in enumerate(members)
+  ]
   value = 0.0
   for profile in itertools.product(*[range(len(row)) for row in members]):
     if joint[profile] == 0:
@@ -133,8 +147,17 @@ def test_three_player_joint_against_stock_best_response_oracle(correlated):
     joint[0, 0, 0] = joint[1, 1, 1] = 0.5
   else:
     joint = np.einsum("a,b,c->abc", *[rng.dirichlet(np.ones(2)) for _ in range(3)])
-  params = [[{"policy": members[p][0], "total_policies": members, "current_player": p,
-              "probabilities_of_playing_policies": joint}] for p in range(3)]
+  params = [
+    [
+      {
+        "policy": members[p][0],
+        "total_policies": members,
+        "current_player": p,
+        "probabilities_of_playing_policies": joint,
+      }
+    ]
+    for p in range(3)
+  ]
   stock = best_response_oracle.BestResponseOracle(best_response_backend="py")
   theirs = stock(game, params, using_joint_strategies=True)
   answers = ours(game, params, using_joint_strategies=True)
@@ -146,23 +169,31 @@ def test_three_player_joint_against_stock_best_response_oracle(correlated):
     else:
       assert mine == pytest.approx(stocks, abs=1e-12)
   if correlated:
-    assert any(_value_against_joint(ours.tree, members, joint, p, answers[p][0])
-               > _value_against_joint(ours.tree, members, joint, p, theirs[p][0]) + 1e-9
-               for p in range(3))
+    assert any(
+      _value_against_joint(ours.tree, members, joint, p, answers[p][0])
+      > _value_against_joint(ours.tree, members, joint, p, theirs[p][0]) + 1e-9
+      for p in range(3)
+    )
 
 
 # Stock's own PSROSolver, with its own BestResponseOracle, completes every
 # (sample_from_marginals, rectifier) combination with each ext_* solver
 # (measured with best_response_backend="cpp", 10 iterations on Kuhn).
 @pytest.mark.parametrize("name", meta_solvers.names())
-@pytest.mark.parametrize("sample_from_marginals,rectifier",
-                         list(itertools.product([False, True], ["", "rectified"])))
+@pytest.mark.parametrize(
+  "sample_from_marginals,rectifier", list(itertools.product([False, True], ["", "rectified"]))
+)
 def test_stock_psro_completes_with_each_ext_solver(name, sample_from_marginals, rectifier):
   helpers.seed_stock(0)
-  solver = helpers.stock_solver(KUHN, openspiel_compat.StockOracle(KUHN, "exact"),
-                         sims_per_entry=2, meta_strategy_method="ext_" + name,
-                         sample_from_marginals=sample_from_marginals,
-                         rectifier=rectifier, prd_iterations=1000)
+  solver = helpers.stock_solver(
+    KUHN,
+    openspiel_compat.StockOracle(KUHN, "exact"),
+    sims_per_entry=2,
+    meta_strategy_method="ext_" + name,
+    sample_from_marginals=sample_from_marginals,
+    rectifier=rectifier,
+    prd_iterations=1000,
+  )
   for _ in range(10):
     solver.iteration()
   sizes = [len(p) for p in solver.get_policies()]
@@ -176,20 +207,27 @@ def test_stock_psro_completes_with_each_ext_solver(name, sample_from_marginals, 
 
 
 @pytest.mark.parametrize("selector", sorted(strategy_selectors.TRAINING_STRATEGY_SELECTORS))
-@pytest.mark.parametrize("sample_from_marginals,rectifier",
-                         list(itertools.product([False, True], ["", "rectified"])))
+@pytest.mark.parametrize(
+  "sample_from_marginals,rectifier", list(itertools.product([False, True], ["", "rectified"]))
+)
 def test_every_selector_stock_completes(selector, sample_from_marginals, rectifier):
-  settings = dict(sims_per_entry=2, training_strategy_selector=selector,
-                  sample_from_marginals=sample_from_marginals, rectifier=rectifier)
+  settings = dict(
+    sims_per_entry=2,
+    training_strategy_selector=selector,
+    sample_from_marginals=sample_from_marginals,
+    rectifier=rectifier,
+  )
   helpers.seed_stock(0)
   try:
-    stock = helpers.stock_solver(KUHN, best_response_oracle.BestResponseOracle(game=KUHN),
-                          **settings)
+    stock = helpers.stock_solver(
+      KUHN, best_response_oracle.BestResponseOracle(game=KUHN), **settings
+    )
     for _ in range(3):
       stock.iteration()
   except TypeError as e:
-    pytest.skip(f"stock's own PSROSolver and oracle fail with"
-                f" training_strategy_selector={selector!r}: {e}")
+    pytest.skip(
+      f"stock's own PSROSolver and oracle fail with training_strategy_selector={selector!r}: {e}"
+    )
   helpers.seed_stock(0)
   ours = helpers.stock_solver(KUHN, openspiel_compat.StockOracle(KUHN, "exact"), **settings)
   for _ in range(3):
@@ -198,22 +236,26 @@ def test_every_selector_stock_completes(selector, sample_from_marginals, rectifi
 
 
 def _population_matrices(solver, tree):
-  return [np.stack([openspiel_compat.policies_lib.player_matrix(tree, m, p) for m in pop])
-          for p, pop in enumerate(solver.get_policies())]
+  return [
+    np.stack([openspiel_compat.policies_lib.player_matrix(tree, m, p) for m in pop])
+    for p, pop in enumerate(solver.get_policies())
+  ]
 
 
 def test_ext_rectified_nash_trains_as_stock_rectified_training():
   """ext_rectified_nash inside stock's loop is stock's own PSRO_rN machinery
   (rectifier and selector "rectified") on our Nash: the same trace."""
   traces = []
-  for meta, extra in (("ext_rectified_nash", {}),
-                      ("ext_nash", dict(rectifier="rectified",
-                                        training_strategy_selector="rectified")),
-                      ("ext_nash", {})):
+  for meta, extra in (
+    ("ext_rectified_nash", {}),
+    ("ext_nash", dict(rectifier="rectified", training_strategy_selector="rectified")),
+    ("ext_nash", {}),
+  ):
     helpers.seed_stock(0)
     oracle = openspiel_compat.StockOracle(KUHN, "exact")
-    solver = helpers.stock_solver(KUHN, oracle, sims_per_entry=10, meta_strategy_method=meta,
-                           **extra)
+    solver = helpers.stock_solver(
+      KUHN, oracle, sims_per_entry=10, meta_strategy_method=meta, **extra
+    )
     for _ in range(5):
       solver.iteration()
     traces.append(_population_matrices(solver, oracle.tree))
@@ -224,15 +266,21 @@ def test_ext_rectified_nash_trains_as_stock_rectified_training():
   assert sum(map(len, rectified)) > sum(map(len, plain))
 
 
-@pytest.mark.parametrize("sample_from_marginals,rectifier",
-                         list(itertools.product([False, True], ["", "rectified"])))
+@pytest.mark.parametrize(
+  "sample_from_marginals,rectifier", list(itertools.product([False, True], ["", "rectified"]))
+)
 def test_symmetric_game_setting_completes(sample_from_marginals, rectifier):
   """Stock's `symmetric_game=True` keeps one population and asks for player
   0's best responses only."""
   helpers.seed_stock(0)
-  solver = helpers.stock_solver(KUHN, openspiel_compat.StockOracle(KUHN, "exact"),
-                         sims_per_entry=2, symmetric_game=True,
-                         sample_from_marginals=sample_from_marginals, rectifier=rectifier)
+  solver = helpers.stock_solver(
+    KUHN,
+    openspiel_compat.StockOracle(KUHN, "exact"),
+    sims_per_entry=2,
+    symmetric_game=True,
+    sample_from_marginals=sample_from_marginals,
+    rectifier=rectifier,
+  )
   for _ in range(3):
     solver.iteration()
   assert [len(p) for p in solver.get_policies()] == [4, 4]
@@ -252,6 +300,8 @@ def test_simultaneous_move_game_in_stock_loop():
   # states, read our answers as we do.
   sigma = solver.get_meta_strategies()
   aggregated = policy_aggregator.PolicyAggregator(game).aggregate(
-      [0, 1], solver.get_policies(), sigma)
+    [0, 1], solver.get_policies(), sigma
+  )
   assert exploitability.mixture_nash_conv(game, solver.get_policies(), sigma).nash_conv == (
-      pytest.approx(os_exploitability.nash_conv(game, aggregated), abs=1e-9))
+    pytest.approx(os_exploitability.nash_conv(game, aggregated), abs=1e-9)
+  )

@@ -29,27 +29,30 @@ import unittest
 import numpy as np
 import pytest
 
-pytest.importorskip("cvxpy", reason="stock psro_v2 and double_oracle import"
-                    " lp_solver, which needs cvxpy (pip install cvxpy ecos)")
+pytest.importorskip(
+  "cvxpy",
+  reason="stock psro_v2 and double_oracle import"
+  " lp_solver, which needs cvxpy (pip install cvxpy ecos)",
+)
 
 # pylint: disable=g-import-not-at-top,g-bad-import-order
 from open_spiel.python.algorithms import best_response as os_best_response
-from open_spiel.python.algorithms import best_response_test
-from open_spiel.python.algorithms import double_oracle
-from open_spiel.python.algorithms import double_oracle_test
+from open_spiel.python.algorithms import (
+  best_response_test,
+  double_oracle,
+  double_oracle_test,
+  exploitability_test,
+)
 from open_spiel.python.algorithms import exploitability as os_exploitability
-from open_spiel.python.algorithms import exploitability_test
-from open_spiel.python.algorithms.psro_v2 import best_response_oracle
-from open_spiel.python.algorithms.psro_v2 import best_response_oracle_test
+from open_spiel.python.algorithms.psro_v2 import best_response_oracle, best_response_oracle_test
 from open_spiel.python.egt import alpharank as os_alpharank
 from open_spiel.python.egt import alpharank_test
 from open_spiel.python.egt import utils as egt_utils
-import pyspiel
 
-from openspiel_psro_ext.game import exploitability
-from openspiel_psro_ext.game import game_tree
 from openspiel_psro_ext import meta_solvers
 from openspiel_psro_ext.compat import openspiel_compat
+from openspiel_psro_ext.game import exploitability, game_tree
+
 # pylint: enable=g-import-not-at-top,g-bad-import-order
 
 
@@ -66,7 +69,6 @@ def _patch(case: unittest.TestCase, module, name: str, value) -> None:
 
 
 class OurExploitabilityTest(exploitability_test.ExploitabilityTest):
-
   def setUp(self):
     super().setUp()
     _patch(self, os_exploitability, "nash_conv", exploitability.nash_conv)
@@ -80,7 +82,6 @@ class OurExploitabilityTest(exploitability_test.ExploitabilityTest):
 
 
 class OurBestResponseTest(best_response_test.BestResponseTest):
-
   def setUp(self):
     super().setUp()
     _patch(self, os_best_response, "BestResponsePolicy", exploitability.BestResponsePolicy)
@@ -90,9 +91,11 @@ class OurBestResponseTest(best_response_test.BestResponseTest):
     try:
       game_tree.get_tree(name)
     except ValueError as e:
-      self.skipTest(f"game_tree does not compile {name} yet (deciding"
-                    f" compilability from what states provide is another"
-                    f" change): {e}")
+      self.skipTest(
+        f"game_tree does not compile {name} yet (deciding"
+        f" compilability from what states provide is another"
+        f" change): {e}"
+      )
     super().test_best_response_prisoner_dilemma_simultaneous_game()
 
 
@@ -105,8 +108,7 @@ class OurTabularBestResponseMDPTest(best_response_test.TabularBestResponseMDPTes
 # ---------------------------------------------------------------------------
 
 
-class OurBestResponseInStockOracleTest(
-    best_response_oracle_test.BestResponseOracleTest):
+class OurBestResponseInStockOracleTest(best_response_oracle_test.BestResponseOracleTest):
   """Stock's "py" oracle backend runs our `BestResponsePolicy`."""
 
   def setUp(self):
@@ -124,7 +126,8 @@ def _oracle_module_with_ours_for_py() -> types.SimpleNamespace:
     if best_response_backend == "py":
       return _LazyGameStockOracle()
     return best_response_oracle.BestResponseOracle(
-        best_response_backend=best_response_backend, game=game, **kwargs)
+      best_response_backend=best_response_backend, game=game, **kwargs
+    )
 
   return types.SimpleNamespace(BestResponseOracle=make)
 
@@ -147,8 +150,9 @@ class OurStockOracleTest(best_response_oracle_test.BestResponseOracleTest):
 
   def setUp(self):
     super().setUp()
-    _patch(self, best_response_oracle_test, "best_response_oracle",
-           _oracle_module_with_ours_for_py())
+    _patch(
+      self, best_response_oracle_test, "best_response_oracle", _oracle_module_with_ours_for_py()
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -162,7 +166,6 @@ def _our_solve_subgame(subgame_payoffs: np.ndarray) -> list[np.ndarray]:
 
 
 class OurDoubleOracleTest(double_oracle_test.DoubleOracleTest):
-
   def setUp(self):
     super().setUp()
     _patch(self, double_oracle, "solve_subgame", _our_solve_subgame)
@@ -173,8 +176,9 @@ class OurDoubleOracleTest(double_oracle_test.DoubleOracleTest):
 # ---------------------------------------------------------------------------
 
 
-def _our_alpharank_compute(payoff_tables, m=50, alpha=100,
-                           use_local_selection_model=True, **stock_only):
+def _our_alpharank_compute(
+  payoff_tables, m=50, alpha=100, use_local_selection_model=True, **stock_only
+):
   """Stock's `alpharank.compute` contract, answered by our α-Rank.
 
   Returns stock's 5-tuple; only `pi` is ours (the test reads only `pi`);
@@ -184,27 +188,34 @@ def _our_alpharank_compute(payoff_tables, m=50, alpha=100,
     raise unittest.SkipTest(f"stock-only alpharank.compute options {sorted(stock_only)}")
   if egt_utils.check_payoffs_are_hpt(payoff_tables):
     raise unittest.SkipTest(
-        "the payoff-matrix half of this test passed with our α-Rank; its other"
-        " half gives heuristic payoff tables (HPT), an input format our"
-        " α-Rank does not take")
+      "the payoff-matrix half of this test passed with our α-Rank; its other"
+      " half gives heuristic payoff tables (HPT), an input format our"
+      " α-Rank does not take"
+    )
   result = meta_solvers.alpharank.compute(
-      [np.asarray(t, dtype=np.float64) for t in payoff_tables], alpha=alpha,
-      m=m, use_local_selection_model=use_local_selection_model)
+    [np.asarray(t, dtype=np.float64) for t in payoff_tables],
+    alpha=alpha,
+    m=m,
+    use_local_selection_model=use_local_selection_model,
+  )
   num_strats = [t.shape[0] for t in payoff_tables]
   return None, 1.0 / m, result.joint, int(np.prod(num_strats)), num_strats
 
 
 class OurAlphaRankTest(alpharank_test.AlphaRankTest):
-
   def setUp(self):
     super().setUp()
     if "use_local_selection_model" not in meta_solvers.spec("alpharank").parameters():
-      self.skipTest("our α-Rank has no use_local_selection_model=False yet"
-                    " (stock's non-local single-population model, which this"
-                    " test checks)")
+      self.skipTest(
+        "our α-Rank has no use_local_selection_model=False yet"
+        " (stock's non-local single-population model, which this"
+        " test checks)"
+      )
     _patch(self, os_alpharank, "compute", _our_alpharank_compute)
 
   def test_constant_sum_transition_matrix(self):
-    self.skipTest("tests stock's private _get_singlepop_transition_matrix;"
-                  " our α-Rank has no such function (its transition rates are"
-                  " checked against stock's in tests/test_meta_solvers.py)")
+    self.skipTest(
+      "tests stock's private _get_singlepop_transition_matrix;"
+      " our α-Rank has no such function (its transition rates are"
+      " checked against stock's in tests/test_meta_solvers.py)"
+    )

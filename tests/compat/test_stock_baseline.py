@@ -7,8 +7,10 @@ import pytest
 pytest.importorskip("cvxpy")  # stock psro_v2 imports it.
 pytest.importorskip("torch")
 
-from openspiel_psro_ext import oracles  # pylint: disable=g-import-not-at-top,wrong-import-position
-from openspiel_psro_ext import psro  # pylint: disable=g-import-not-at-top,wrong-import-position
+from openspiel_psro_ext import (
+  oracles,  # pylint: disable=g-import-not-at-top,wrong-import-position
+  psro,  # pylint: disable=g-import-not-at-top,wrong-import-position
+)
 from openspiel_psro_ext.compat import stock_baseline  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # Kuhn payoffs lie in [-2, 2]: each player's best-response gain is at most 4.
@@ -19,9 +21,15 @@ _KUHN_MAX_NASH_CONV = 2 * 4.0
 def ppo_run() -> psro.PSRO:
   """Our PSRO with PPO on Kuhn, 3 iterations, budgets ramping 0.1 -> 0.3 s."""
   config = psro.PSROConfig(
-      game="kuhn_poker", iterations=3, meta_solver="nash", oracle="ppo", seed=3,
-      oracle_config=dict(time_budget_s=0.1, progress=False, num_threads=1),
-      oracle_budget_final_s=0.3, oracle_budget_ramp_iterations=2)
+    game="kuhn_poker",
+    iterations=3,
+    meta_solver="nash",
+    oracle="ppo",
+    seed=3,
+    oracle_config=dict(time_budget_s=0.1, progress=False, num_threads=1),
+    oracle_budget_final_s=0.3,
+    oracle_budget_ramp_iterations=2,
+  )
   run = psro.PSRO(config)
   run.run()
   return run
@@ -35,9 +43,9 @@ def test_stock_own_rl_psro_runs_on_kuhn_for_our_wall_time(ppo_run):
     pytest.skip(f"stock's RL oracles need JAX (the stock-rl extra): {reason}")
   # The example's PG oracle, smaller so the test takes seconds.
   rl_config = stock_baseline.StockRLConfig(
-      number_training_episodes=40, hidden_layer_size=16, n_hidden_layers=1)
-  result = stock_baseline.compare_with_stock(ppo_run, sims_per_entry=10,
-                                             rl_config=rl_config)
+    number_training_episodes=40, hidden_layer_size=16, n_hidden_layers=1
+  )
+  result = stock_baseline.compare_with_stock(ppo_run, sims_per_entry=10, rl_config=rl_config)
   assert result.oracle_kind == "stock_rl"
   assert result.oracle_used.startswith("stock's own PG oracle (JAX")
   # Stock gets the wall time our run took, up to our run's iteration cap, and
@@ -48,8 +56,7 @@ def test_stock_own_rl_psro_runs_on_kuhn_for_our_wall_time(ppo_run):
   assert sizes == list(range(1, len(sizes) + 1)) and len(sizes) >= 2
   if result.stopped_by == "time_budget":
     assert result.records[-1]["wall_time_s"] >= ppo_run.records[-1].wall_time_s
-    assert result.records[-2]["wall_time_s"] < ppo_run.records[-1].wall_time_s or (
-        len(sizes) == 2)
+    assert result.records[-2]["wall_time_s"] < ppo_run.records[-1].wall_time_s or (len(sizes) == 2)
   else:
     assert result.stopped_by == "iterations" and len(sizes) == ppo_run.config.iterations
   for record in result.records:
@@ -71,7 +78,8 @@ def test_fallback_runs_our_oracle_in_stock_loop_with_our_budget_schedule(ppo_run
   result = stock_baseline.compare_with_stock(ppo_run, sims_per_entry=10, use_stock_rl=False)
   assert result.oracle_kind == "ours_in_stock_loop"
   assert "our ppo oracle inside stock's loop, same budget schedule (0.1 -> 0.3 s" in (
-      result.oracle_used)
+    result.oracle_used
+  )
   # As many iterations as ours; before each of stock's iterations, the
   # budget ours had at that iteration: 0.1 s, then 0.2 s on the ramp.
   assert [r["population_size"] for r in result.records] == [1, 2, 3]
@@ -83,5 +91,7 @@ def test_fallback_runs_our_oracle_in_stock_loop_with_our_budget_schedule(ppo_run
   for record in result.records:
     assert 0.0 <= record["nash_conv"] <= _KUHN_MAX_NASH_CONV
   assert all(math.isfinite(r["wall_time_s"]) for r in result.records)
-  assert "same budget schedule" in stock_baseline.comparison_table(
-      ppo_run.records, result).splitlines()[0]
+  assert (
+    "same budget schedule"
+    in stock_baseline.comparison_table(ppo_run.records, result).splitlines()[0]
+  )

@@ -6,16 +6,17 @@ import numpy as np
 import pyspiel
 import pytest
 
-from tests.helpers import random_matrix
-from openspiel_psro_ext.game import exploitability
-from openspiel_psro_ext.game import game_tree
-from openspiel_psro_ext.game import payoffs
 from openspiel_psro_ext.evaluation import metrics as metrics_lib
-from openspiel_psro_ext.evaluation.metrics import IterationMetrics, short_log
-from openspiel_psro_ext.evaluation.metrics import baselines
-from openspiel_psro_ext.evaluation.metrics import diversity
-from openspiel_psro_ext.evaluation.metrics import elo
-from openspiel_psro_ext.evaluation.metrics import outcomes
+from openspiel_psro_ext.evaluation.metrics import (
+  IterationMetrics,
+  baselines,
+  diversity,
+  elo,
+  outcomes,
+  short_log,
+)
+from openspiel_psro_ext.game import exploitability, game_tree, payoffs
+from tests.helpers import random_matrix
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +34,7 @@ def _compute(metrics, populations, sigmas=None):
   populations = [np.stack(p) for p in populations]
   if sigmas is None:
     sigmas = [np.full(len(p), 1.0 / len(p)) for p in populations]
-  return metrics.compute(populations, sigmas,
-                         payoffs.payoff_tensors(tree, populations))
+  return metrics.compute(populations, sigmas, payoffs.payoff_tensors(tree, populations))
 
 
 def test_cfr_plus_baseline_is_near_equilibrium_and_cached(kuhn, tmp_path):
@@ -105,24 +105,25 @@ def test_dominating_policy_has_higher_elo(kuhn, elo_scores):
   metrics = IterationMetrics(kuhn, elo_scores=elo_scores)
   cfr = next(b for b in metrics.baselines if b.name == "cfr_plus").matrices
   worse = _fold_the_king(kuhn, cfr)
-  result = _compute(metrics, [[cfr[p], worse[p]] for p in range(2)],
-                    sigmas=[np.array([1.0, 0.0])] * 2)
+  result = _compute(
+    metrics, [[cfr[p], worse[p]] for p in range(2)], sigmas=[np.array([1.0, 0.0])] * 2
+  )
   for p in range(2):
     good, bad = result["elo/members"][p]
     assert good > bad + 1.0
     # The mixture on the first member alone is that member.
     assert result["elo/meta_strategy"][p] == pytest.approx(good, abs=1e-3)
   assert result["elo/baselines/uniform"] == [0.0, 0.0]
-  assert result["elo/newest"] == [result["elo/members"][0][1],
-                                  result["elo/members"][1][1]]
+  assert result["elo/newest"] == [result["elo/members"][0][1], result["elo/members"][1][1]]
 
 
 def test_elo_fit_matches_openspiel_elo():
   wins = np.array([[0, 700, 900], [300, 0, 600], [100, 400, 0]])
   first, second = np.triu_indices(3, 1)
   games = wins[first, second] + wins[second, first]
-  fit = elo.fit_elo(first, second, wins[first, second] / games, 3,
-                    weights=games, fixed={2: 0.0}, smoothing=0.0)
+  fit = elo.fit_elo(
+    first, second, wins[first, second] / games, 3, weights=games, fixed={2: 0.0}, smoothing=0.0
+  )
   expected = pyspiel.elo.compute_ratings_from_matrices(wins.tolist())
   np.testing.assert_allclose(fit.ratings, expected, atol=0.05)
 
@@ -136,8 +137,10 @@ def test_diversity_zero_for_copies_and_grows(kuhn, kuhn_metrics, rng):
   grown = _compute(kuhn_metrics, [[policy[p]] * 3 + [other[p]] for p in range(2)])
   assert grown["diversity/behavioural"] > 0.05
   for p in range(2):
-    assert (grown["diversity/expected_cardinality_per_player"][p]
-            > copies["diversity/expected_cardinality_per_player"][p])
+    assert (
+      grown["diversity/expected_cardinality_per_player"][p]
+      > copies["diversity/expected_cardinality_per_player"][p]
+    )
 
 
 def test_behavioural_distance_of_opposite_pure_policies_is_one(kuhn):
@@ -146,7 +149,7 @@ def test_behavioural_distance_of_opposite_pure_policies_is_one(kuhn):
   context = diversity.context_reach(kuhn, 0, plans, sequences)
   # Player 0 holds each card with probability 1/3 (first decisions); it acts
   # again only after the opponent bets (1/2 under uniform play).
-  np.testing.assert_allclose(np.sort(context), [1/6] * 3 + [1/3] * 3)
+  np.testing.assert_allclose(np.sort(context), [1 / 6] * 3 + [1 / 3] * 3)
   population = np.stack([np.eye(2)[np.zeros(6, int)], np.eye(2)[np.ones(6, int)]])
   distance = diversity.pairwise_behavioural_distance(kuhn, 0, population, context)
   np.testing.assert_allclose(distance, [[0, 1], [1, 0]])
@@ -162,8 +165,9 @@ def test_multiplayer_skips_elo_with_a_note(rng):
 
 
 def test_result_is_json_and_short_log(kuhn, kuhn_metrics, rng):
-  result = _compute(kuhn_metrics, [[random_matrix(kuhn, p, rng) for _ in range(3)]
-                                   for p in range(2)])
+  result = _compute(
+    kuhn_metrics, [[random_matrix(kuhn, p, rng) for _ in range(3)] for p in range(2)]
+  )
   assert json.loads(json.dumps(result)) == result
   line = short_log(result)
   for part in ("elo_new=", "div=", "card=", "win_vs_cfr=", "win_vs_unif="):
@@ -172,8 +176,7 @@ def test_result_is_json_and_short_log(kuhn, kuhn_metrics, rng):
 
 
 def _random_population(tree, player, size, rng):
-  return np.stack([random_matrix(tree, player, rng, deterministic=k % 2 == 1)
-                   for k in range(size)])
+  return np.stack([random_matrix(tree, player, rng, deterministic=k % 2 == 1) for k in range(size)])
 
 
 def _reference_distance(tree, player, population, context, i, j):
@@ -206,37 +209,41 @@ def test_sample_pairs_all_when_few_and_a_distinct_sample_when_many():
 
 def test_pair_distance_matches_a_direct_sum(kuhn, rng):
   population = _random_population(kuhn, 1, 5, rng)
-  plans = [kuhn.realization_plans(p, m) for p, m in
-           enumerate(kuhn.uniform_policy())]
+  plans = [kuhn.realization_plans(p, m) for p, m in enumerate(kuhn.uniform_policy())]
   context = diversity.context_reach(kuhn, 1, plans, diversity.history_sequences(kuhn))
   full = diversity.pairwise_behavioural_distance(kuhn, 1, population, context)
   np.testing.assert_allclose(full, full.T)
   np.testing.assert_allclose(np.diag(full), 0.0)
   for i, j in ((0, 1), (2, 4), (3, 1)):
     assert full[i, j] == pytest.approx(
-        _reference_distance(kuhn, 1, population, context, i, j), abs=1e-12)
+      _reference_distance(kuhn, 1, population, context, i, j), abs=1e-12
+    )
   first, second = np.array([4, 0, 2]), np.array([1, 3, 2])
   np.testing.assert_allclose(
-      diversity.pair_behavioural_distance(kuhn, 1, population, context,
-                                          first, second),
-      full[first, second], atol=1e-12)
+    diversity.pair_behavioural_distance(kuhn, 1, population, context, first, second),
+    full[first, second],
+    atol=1e-12,
+  )
 
 
 def test_rated_members_are_the_top_of_the_support_and_the_newest():
   scope = metrics_lib.MetricsScope(max_support=2, newest_members=2)
   sigma = np.array([0.3, 0.0, 0.3, 0.4, 0.0, 0.0, 0.0])
   # Support {0, 2, 3}: 3 (0.4), then 0 before 2 on the tie; newest {5, 6}.
-  np.testing.assert_array_equal(metrics_lib.iteration.rated_members(sigma, scope),
-                                [0, 3, 5, 6])
+  np.testing.assert_array_equal(metrics_lib.iteration.rated_members(sigma, scope), [0, 3, 5, 6])
   with pytest.raises(ValueError, match="newest_members"):
     metrics_lib.MetricsScope(newest_members=0)
 
 
-@pytest.mark.parametrize("scope", [
+@pytest.mark.parametrize(
+  "scope",
+  [
     metrics_lib.MetricsScope(),  # 5 members <= the 8 newest.
-    metrics_lib.MetricsScope(max_support=5, newest_members=1,
-                             diversity_pairs=10),  # The support covers all.
-])
+    metrics_lib.MetricsScope(
+      max_support=5, newest_members=1, diversity_pairs=10
+    ),  # The support covers all.
+  ],
+)
 def test_covering_scope_equals_the_all_members_computation(kuhn, rng, scope):
   """Every value equals the O(N^2) computation over all members."""
   metrics = IterationMetrics(kuhn, scope=scope)
@@ -246,10 +253,8 @@ def test_covering_scope_equals_the_all_members_computation(kuhn, rng, scope):
   result = metrics.compute(populations, sigmas, meta_games)
   # Elo: every member meets every member and baseline of the other seat.
   reaches = [kuhn.terminal_reach(p, pop) for p, pop in enumerate(populations)]
-  base = [[kuhn.terminal_reach(p, b.matrices[p]) for p in range(2)]
-          for b in metrics.baselines]
-  pools = [np.concatenate([reaches[p]] + [r[p][None] for r in base])
-           for p in range(2)]
+  base = [[kuhn.terminal_reach(p, b.matrices[p]) for p in range(2)] for b in metrics.baselines]
+  pools = [np.concatenate([reaches[p]] + [r[p][None] for r in base]) for p in range(2)]
   score = metrics.seat0_scores(*pools)
   ratings0, ratings1, advantage = elo.seat_elo(score, 5, 5)
   assert result["elo/rated_members"] == [list(range(5))] * 2
@@ -258,31 +263,31 @@ def test_covering_scope_equals_the_all_members_computation(kuhn, rng, scope):
   assert result["elo/seat_advantage"] == pytest.approx(advantage, abs=1e-6)
   mixture0 = elo.rating_against(sigmas[0] @ score[:5], ratings1, advantage)
   mixture1 = elo.rating_against(1.0 - score[:, :5] @ sigmas[1], ratings0, -advantage)
-  np.testing.assert_allclose(result["elo/meta_strategy"], [mixture0, mixture1],
-                             atol=1e-6)
+  np.testing.assert_allclose(result["elo/meta_strategy"], [mixture0, mixture1], atol=1e-6)
   # Diversity over all pairs and the whole payoff table.
-  mixture_plans = [s @ kuhn.realization_plans(p, pop)
-                   for p, (s, pop) in enumerate(zip(sigmas, populations))]
+  mixture_plans = [
+    s @ kuhn.realization_plans(p, pop) for p, (s, pop) in enumerate(zip(sigmas, populations))
+  ]
   sequences = diversity.history_sequences(kuhn)
   for p in range(2):
     context = diversity.context_reach(kuhn, p, mixture_plans, sequences)
-    full = diversity.mean_pairwise(diversity.pairwise_behavioural_distance(
-        kuhn, p, populations[p], context))
-    assert result["diversity/behavioural_per_player"][p] == pytest.approx(
-        full, abs=1e-12)
+    full = diversity.mean_pairwise(
+      diversity.pairwise_behavioural_distance(kuhn, p, populations[p], context)
+    )
+    assert result["diversity/behavioural_per_player"][p] == pytest.approx(full, abs=1e-12)
     cardinality = diversity.expected_cardinality(
-        diversity.payoff_rows(meta_games[p], p), metrics._scale)
+      diversity.payoff_rows(meta_games[p], p), metrics._scale
+    )
     assert result["diversity/expected_cardinality_per_player"][p] == pytest.approx(
-        cardinality, abs=1e-9)
+      cardinality, abs=1e-9
+    )
   assert result["diversity/pairs"] == [10, 10]
   assert result["diversity/cardinality_members"] == [5, 5]
 
 
-def test_pass_cost_is_bounded_by_the_scope_not_the_population(
-    kuhn, rng, monkeypatch):
+def test_pass_cost_is_bounded_by_the_scope_not_the_population(kuhn, rng, monkeypatch):
   """Pairs, Elo pool, kernel and plans do not grow with N beyond the scope."""
-  scope = metrics_lib.MetricsScope(max_support=4, newest_members=3,
-                                   diversity_pairs=40)
+  scope = metrics_lib.MetricsScope(max_support=4, newest_members=3, diversity_pairs=40)
   metrics = IterationMetrics(kuhn, scope=scope)
   sizes = {"pairs": [], "elo": [], "kernel": [], "plans": []}
 
@@ -290,16 +295,25 @@ def test_pass_cost_is_bounded_by_the_scope_not_the_population(
     def wrapped(*args, **kwargs):
       sizes[name].append(size_of(*args, **kwargs))
       return function(*args, **kwargs)
+
     return wrapped
 
-  monkeypatch.setattr(diversity, "pair_behavioural_distance", spy(
-      "pairs", diversity.pair_behavioural_distance, lambda *a, **k: len(a[4])))
-  monkeypatch.setattr(elo, "seat_elo", spy(
-      "elo", elo.seat_elo, lambda scores, *a: scores.shape))
-  monkeypatch.setattr(diversity, "expected_cardinality", spy(
-      "kernel", diversity.expected_cardinality, lambda rows, *a: len(rows)))
-  monkeypatch.setattr(kuhn, "realization_plans", spy(
-      "plans", kuhn.realization_plans, lambda p, policies: len(policies)))
+  monkeypatch.setattr(
+    diversity,
+    "pair_behavioural_distance",
+    spy("pairs", diversity.pair_behavioural_distance, lambda *a, **k: len(a[4])),
+  )
+  monkeypatch.setattr(elo, "seat_elo", spy("elo", elo.seat_elo, lambda scores, *a: scores.shape))
+  monkeypatch.setattr(
+    diversity,
+    "expected_cardinality",
+    spy("kernel", diversity.expected_cardinality, lambda rows, *a: len(rows)),
+  )
+  monkeypatch.setattr(
+    kuhn,
+    "realization_plans",
+    spy("plans", kuhn.realization_plans, lambda p, policies: len(policies)),
+  )
   num_baselines = len(metrics.baselines)
   for n in (30, 300):
     populations = [_random_population(kuhn, p, n, rng) for p in range(2)]
@@ -325,45 +339,52 @@ def test_sampled_diversity_estimates_the_all_pairs_mean(kuhn, rng):
   populations = [_random_population(kuhn, p, 60, rng) for p in range(2)]
   sigmas = [np.full(60, 1 / 60)] * 2
   meta_games = payoffs.payoff_tensors(kuhn, populations)
-  full = IterationMetrics(kuhn, cfr_plus=False, scope=metrics_lib.MetricsScope(
-      diversity_pairs=1770)).compute(populations, sigmas, meta_games)
-  sampled = IterationMetrics(kuhn, cfr_plus=False, scope=metrics_lib.MetricsScope(
-      diversity_pairs=400)).compute(populations, sigmas, meta_games)
+  full = IterationMetrics(
+    kuhn, cfr_plus=False, scope=metrics_lib.MetricsScope(diversity_pairs=1770)
+  ).compute(populations, sigmas, meta_games)
+  sampled = IterationMetrics(
+    kuhn, cfr_plus=False, scope=metrics_lib.MetricsScope(diversity_pairs=400)
+  ).compute(populations, sigmas, meta_games)
   assert full["diversity/pairs"] == [1770, 1770]
   assert sampled["diversity/pairs"] == [400, 400]
   # Four times the standard-error bound 1 / (2 sqrt(400)).
-  assert sampled["diversity/behavioural"] == pytest.approx(
-      full["diversity/behavioural"], abs=0.1)
+  assert sampled["diversity/behavioural"] == pytest.approx(full["diversity/behavioural"], abs=0.1)
 
 
 def test_metrics_of_any_iteration_need_no_history(kuhn, kuhn_metrics, rng):
   """A fresh computer gives the same numbers as one that ran earlier passes."""
   populations = [_random_population(kuhn, p, 12, rng) for p in range(2)]
   sigmas = [rng.dirichlet(np.ones(12)) for _ in range(2)]
-  first = _compute(kuhn_metrics, [list(pop[:7]) for pop in populations],
-                   [s[:7] / s[:7].sum() for s in sigmas])
+  first = _compute(
+    kuhn_metrics, [list(pop[:7]) for pop in populations], [s[:7] / s[:7].sum() for s in sigmas]
+  )
   assert first["elo/rated_members"][0] == list(range(7))
   later = _compute(kuhn_metrics, [list(pop) for pop in populations], sigmas)
-  fresh = _compute(IterationMetrics(kuhn), [list(pop) for pop in populations],
-                   sigmas)
+  fresh = _compute(IterationMetrics(kuhn), [list(pop) for pop in populations], sigmas)
   for key in later:
     if key != "metrics/seconds":
       assert later[key] == fresh[key], key
 
 
-@pytest.mark.parametrize("contents", [
+@pytest.mark.parametrize(
+  "contents",
+  [
     b"not a zip file",
     b"PK\x03\x04truncated",
     b"",
     None,  # A readable file whose policy has NaNs.
-])
+  ],
+)
 def test_corrupt_cfr_plus_cache_is_recomputed(kuhn, tmp_path, contents):
   made = baselines.cfr_plus_baseline(kuhn, cache_dir=str(tmp_path))
-  path, = tmp_path.iterdir()
+  (path,) = tmp_path.iterdir()
   if contents is None:
-    np.savez(path, iterations=1.0, nash_conv=0.0,
-             **{f"player{p}": np.full_like(m, np.nan)
-                for p, m in enumerate(made.matrices)})
+    np.savez(
+      path,
+      iterations=1.0,
+      nash_conv=0.0,
+      **{f"player{p}": np.full_like(m, np.nan) for p, m in enumerate(made.matrices)},
+    )
   else:
     path.write_bytes(contents)
   again = baselines.cfr_plus_baseline(kuhn, cache_dir=str(tmp_path))

@@ -6,19 +6,20 @@ import time
 import numpy as np
 import pyspiel
 import pytest
-
 from open_spiel.python import policy as policy_lib
 from open_spiel.python.algorithms import exploitability as os_exploitability
 
-from openspiel_psro_ext.game import exploitability
-from openspiel_psro_ext.game import game_tree
+from openspiel_psro_ext.game import exploitability, game_tree
 
 
-@pytest.mark.parametrize("name,histories,terminals,infostates", [
+@pytest.mark.parametrize(
+  "name,histories,terminals,infostates",
+  [
     ("kuhn_poker", 58, 30, [6, 6]),
     ("leduc_poker", 9457, 5520, [468, 468]),
     ("kuhn_poker(players=3)", 617, 312, [16, 16, 16]),
-])
+  ],
+)
 def test_known_sizes(name, histories, terminals, infostates):
   tree = game_tree.compile_game(name)
   assert tree.num_histories == histories
@@ -37,7 +38,8 @@ def test_arrays_are_consistent_with_pyspiel():
   # rows are distributions.
   uniform = tree.uniform_policy()
   reach = tree.terminal_chance_reach * np.prod(
-      [tree.terminal_reach(p, uniform[p]) for p in range(2)], axis=0)
+    [tree.terminal_reach(p, uniform[p]) for p in range(2)], axis=0
+  )
   assert reach.sum() == pytest.approx(1.0)
   chance = tree.player == int(pyspiel.PlayerId.CHANCE)
   np.testing.assert_allclose(tree.chance_probs[chance].sum(axis=1), 1.0)
@@ -56,8 +58,7 @@ def test_arrays_are_consistent_with_pyspiel():
         table = tree.infostates[p]
         row = table.index[state.information_state_string(p)]
         assert table.legal_mask[row].nonzero()[0].tolist() == state.legal_actions()
-        np.testing.assert_allclose(table.tensors[row],
-                                   state.information_state_tensor(p))
+        np.testing.assert_allclose(table.tensors[row], state.information_state_tensor(p))
       state.apply_action(int(a))
     assert state.is_terminal()
     np.testing.assert_allclose(tree.returns[z], state.returns())
@@ -74,7 +75,7 @@ def test_uniform_realization_plan_matches_reach_product():
       while tree.parent[h] >= 0:
         own_moves[k] += tree.player[tree.parent[h]] == p
         h = tree.parent[h]
-    np.testing.assert_allclose(reach, 0.5 ** own_moves)
+    np.testing.assert_allclose(reach, 0.5**own_moves)
 
 
 def test_too_large_game_is_refused_with_counts():
@@ -116,8 +117,9 @@ def test_check_compilable_stops_past_the_limit():
 
 def test_game_too_large_to_count_in_time_is_refused_naming_simulated_mode():
   # No CPU time at all: the walk records its first slice, then counts nothing.
-  with pytest.raises(game_tree.GameTooLargeError,
-                     match=r"at least [\d,]+ histories.*--evaluation=sampled"):
+  with pytest.raises(
+    game_tree.GameTooLargeError, match=r"at least [\d,]+ histories.*--evaluation=sampled"
+  ):
     game_tree.compile_game("leduc_poker", time_limit_s=0.0)
   assert not game_tree.compiles("leduc_poker", time_limit_s=0.0)
 
@@ -139,13 +141,13 @@ def test_game_without_information_states_is_refused():
 def test_information_state_found_beyond_the_type_flag():
   # The turn-based iterated prisoner's dilemma says it has no information-state
   # string or tensor, yet its states have both.
-  game = pyspiel.load_game(
-      "python_iterated_prisoners_dilemma(max_game_length=3)")
+  game = pyspiel.load_game("python_iterated_prisoners_dilemma(max_game_length=3)")
   assert not game.get_type().provides_information_state_string
   tree = game_tree.compile_game(game)
   uniform = tree.uniform_policy()
   reach = tree.terminal_chance_reach * np.prod(
-      [tree.terminal_reach(p, uniform[p]) for p in range(2)], axis=0)
+    [tree.terminal_reach(p, uniform[p]) for p in range(2)], axis=0
+  )
   assert reach.sum() == pytest.approx(1.0)
   # One information state per joint history of the earlier rounds.
   assert tree.infostates[0].tensors is not None
@@ -153,7 +155,8 @@ def test_information_state_found_beyond_the_type_flag():
   # NashConv of the uniform policy agrees with OpenSpiel's.
   policy = policy_lib.TabularPolicy(tree.game)
   assert exploitability.nash_conv(tree.game, policy) == pytest.approx(
-      os_exploitability.nash_conv(tree.game, policy), abs=1e-9)
+    os_exploitability.nash_conv(tree.game, policy), abs=1e-9
+  )
 
 
 def test_states_are_rebuilt_from_their_paths():
@@ -175,8 +178,9 @@ def test_tree_pickles_with_its_states():
   tree = game_tree.compile_game("kuhn_poker")
   copy = pickle.loads(pickle.dumps(tree))
   np.testing.assert_array_equal(copy.child, tree.child)
-  assert ([s.history() for s in copy.infostates[1].states]
-          == [s.history() for s in tree.infostates[1].states])
+  assert [s.history() for s in copy.infostates[1].states] == [
+    s.history() for s in tree.infostates[1].states
+  ]
 
 
 def test_count_stops_at_the_memory_limit():

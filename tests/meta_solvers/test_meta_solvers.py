@@ -12,10 +12,10 @@ from openspiel_psro_ext import meta_solvers
 from openspiel_psro_ext.meta_solvers import alpharank as ar
 from openspiel_psro_ext.meta_solvers import common
 
-RPS = np.array([[0., -1., 1.], [1., 0., -1.], [-1., 1., 0.]])
+RPS = np.array([[0.0, -1.0, 1.0], [1.0, 0.0, -1.0], [-1.0, 1.0, 0.0]])
 # Biased RPS: paper beating rock pays 2. Equilibrium (1/4, 1/4, 1/2).
-BIASED_RPS = np.array([[0., -2., 1.], [2., 0., -1.], [-1., 1., 0.]])
-PENNIES = np.array([[1., -1.], [-1., 1.]])
+BIASED_RPS = np.array([[0.0, -2.0, 1.0], [2.0, 0.0, -1.0], [-1.0, 1.0, 0.0]])
+PENNIES = np.array([[1.0, -1.0], [-1.0, 1.0]])
 
 
 def zs(a):
@@ -26,16 +26,28 @@ def value_by_dual_lp(a):
   """Game value from the column player's LP (min u s.t. A y <= u)."""
   n, m = a.shape
   c = np.r_[np.zeros(m), 1.0]
-  res = optimize.linprog(c, A_ub=np.c_[a, -np.ones(n)], b_ub=np.zeros(n),
-                         A_eq=np.r_[np.ones(m), 0.0][None], b_eq=[1.0],
-                         bounds=[(0, None)] * m + [(None, None)],
-                         method="highs-ipm")
+  res = optimize.linprog(
+    c,
+    A_ub=np.c_[a, -np.ones(n)],
+    b_ub=np.zeros(n),
+    A_eq=np.r_[np.ones(m), 0.0][None],
+    b_eq=[1.0],
+    bounds=[(0, None)] * m + [(None, None)],
+    method="highs-ipm",
+  )
   return res.x[-1]
 
 
 def test_registry():
-  assert meta_solvers.names() == ["alpharank", "cce", "ce", "nash", "prd",
-                                  "rectified_nash", "uniform"]
+  assert meta_solvers.names() == [
+    "alpharank",
+    "cce",
+    "ce",
+    "nash",
+    "prd",
+    "rectified_nash",
+    "uniform",
+  ]
   assert meta_solvers.get("nash") is meta_solvers.nash.nash
   with pytest.raises(KeyError, match="unknown meta-solver"):
     meta_solvers.get("nope")
@@ -49,12 +61,9 @@ def test_specs_declare_capabilities():
   spec = meta_solvers.spec
   assert meta_solvers.names_supporting(2) == meta_solvers.names()
   assert meta_solvers.names_supporting(3) == ["alpharank", "cce", "ce", "prd", "uniform"]
-  assert [n for n in meta_solvers.names() if spec(n).incremental] == [
-      "nash", "rectified_nash"]
-  assert [n for n in meta_solvers.names() if spec(n).rectified] == [
-      "rectified_nash"]
-  assert isinstance(spec("nash").new_incremental(),
-                    meta_solvers.IncrementalZeroSumNash)
+  assert [n for n in meta_solvers.names() if spec(n).incremental] == ["nash", "rectified_nash"]
+  assert [n for n in meta_solvers.names() if spec(n).rectified] == ["rectified_nash"]
+  assert isinstance(spec("nash").new_incremental(), meta_solvers.IncrementalZeroSumNash)
   with pytest.raises(ValueError, match="no incremental mode"):
     spec("prd").new_incremental()
   # Warm start goes through `incremental=`, never a listed parameter.
@@ -64,9 +73,11 @@ def test_specs_declare_capabilities():
 
 
 def test_unknown_keywords_are_refused():
-  with pytest.raises(meta_solvers.MetaSolverConfigError,
-                     match=r"'alpharank' has no parameter 'alphaa'; its"
-                     r" parameters are \['alpha', 'm'"):
+  with pytest.raises(
+    meta_solvers.MetaSolverConfigError,
+    match=r"'alpharank' has no parameter 'alphaa'; its"
+    r" parameters are \['alpha', 'm'",
+  ):
     meta_solvers.spec("alpharank").check_kwargs({"alphaa": 3})
   assert meta_solvers.spec("prd").check_kwargs({"dt": 0.1}) == {"dt": 0.1}
   for name in meta_solvers.names():  # no solver swallows unknown keywords
@@ -75,19 +86,26 @@ def test_unknown_keywords_are_refused():
 
 
 def test_from_stock_kwargs_renames_ours_and_drops_the_rest():
-  stock = {"prd_iterations": 50, "prd_dt": None, "sims_per_entry": 4,
-           "average_over_last_n_strategies": 5}
+  stock = {
+    "prd_iterations": 50,
+    "prd_dt": None,
+    "sims_per_entry": 4,
+    "average_over_last_n_strategies": 5,
+  }
   assert meta_solvers.spec("prd").from_stock_kwargs(stock) == {
-      "iterations": 50, "dt": 1e-3, "average_over_last_n": 5}
+    "iterations": 50,
+    "dt": 1e-3,
+    "average_over_last_n": 5,
+  }
   assert meta_solvers.spec("nash").from_stock_kwargs(stock) == {}
-  assert meta_solvers.spec("alpharank").from_stock_kwargs(None) == {
-      "alpha": 100.0}
+  assert meta_solvers.spec("alpharank").from_stock_kwargs(None) == {"alpha": 100.0}
 
 
 def test_plain_callable_registration_still_works():
   def mine(meta_games, **kwargs):
     del kwargs
     return meta_solvers.get("uniform")(meta_games)
+
   spec = meta_solvers.register_solver("test_plain", mine)
   try:
     assert spec.supports_players(5) and not spec.incremental
@@ -97,11 +115,14 @@ def test_plain_callable_registration_still_works():
     meta_solvers._REGISTRY.pop("test_plain")  # pylint: disable=protected-access
 
 
-@pytest.mark.parametrize("a, row, col", [
+@pytest.mark.parametrize(
+  "a, row, col",
+  [
     (RPS, [1 / 3] * 3, [1 / 3] * 3),
     (BIASED_RPS, [1 / 4, 1 / 4, 1 / 2], [1 / 4, 1 / 4, 1 / 2]),
-    (PENNIES, [.5, .5], [.5, .5]),
-])
+    (PENNIES, [0.5, 0.5], [0.5, 0.5]),
+  ],
+)
 def test_nash_known_mixed(a, row, col):
   x, y = meta_solvers.get("nash")(zs(a))
   np.testing.assert_allclose(x, row, atol=1e-9)
@@ -111,7 +132,7 @@ def test_nash_known_mixed(a, row, col):
 
 def test_nash_pure_and_dominated():
   # Saddle point at (1, 0): value 2.
-  a = np.array([[1., 0.5, 3.], [2., 4., 2.5], [0., 1., 1.]])
+  a = np.array([[1.0, 0.5, 3.0], [2.0, 4.0, 2.5], [0.0, 1.0, 1.0]])
   x, y = meta_solvers.get("nash")(zs(a))
   np.testing.assert_allclose(x, [0, 1, 0], atol=1e-9)
   np.testing.assert_allclose(y, [1, 0, 0], atol=1e-9)
@@ -137,13 +158,12 @@ def test_nash_degenerate():
   assert meta_solvers.meta_game_nash_conv(zs(np.zeros((3, 4))), [x, y]) == 0
   x, y = meta_solvers.get("nash")(zs(np.array([[2.5]])))
   assert x.tolist() == [1.0] and y.tolist() == [1.0]
-  ties = np.array([[1., 1.], [1., 1.], [0., 0.]])
+  ties = np.array([[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
   x, y = meta_solvers.get("nash")(zs(ties))
   assert x[2] < 1e-9 and abs(x.sum() - 1) < 1e-12
   # Bare matrix shorthand and constant-sum tables.
   np.testing.assert_allclose(meta_solvers.get("nash")(RPS)[0], [1 / 3] * 3)
-  np.testing.assert_allclose(meta_solvers.get("nash")([RPS + 1, 1 - RPS])[1],
-                             [1 / 3] * 3)
+  np.testing.assert_allclose(meta_solvers.get("nash")([RPS + 1, 1 - RPS])[1], [1 / 3] * 3)
 
 
 def test_incremental_nash_matches_full_lp_on_growing_table():
@@ -164,12 +184,12 @@ def test_incremental_nash_matches_full_lp_on_growing_table():
 
 def test_general_sum_lemke_howson():
   # Battle of the sexes: every LH answer is one of its three equilibria.
-  a = np.array([[3., 0.], [0., 2.]])
-  b = np.array([[2., 0.], [0., 3.]])
+  a = np.array([[3.0, 0.0], [0.0, 2.0]])
+  b = np.array([[2.0, 0.0], [0.0, 3.0]])
   x, y = meta_solvers.get("nash")([a, b])
   assert meta_solvers.meta_game_nash_conv([a, b], [x, y]) < 1e-9
   # Prisoner's dilemma: unique (defect, defect).
-  pd = np.array([[3., 0.], [5., 1.]])
+  pd = np.array([[3.0, 0.0], [5.0, 1.0]])
   x, y = meta_solvers.get("nash")([pd, pd.T])
   np.testing.assert_allclose(x, [0, 1])
   np.testing.assert_allclose(y, [0, 1])
@@ -186,7 +206,7 @@ def test_general_sum_lemke_howson():
 
 def test_bad_inputs():
   with pytest.raises(meta_solvers.MetaGameError, match="non-finite"):
-    meta_solvers.get("nash")([np.array([[np.nan, 1.]]), np.zeros((1, 2))])
+    meta_solvers.get("nash")([np.array([[np.nan, 1.0]]), np.zeros((1, 2))])
   with pytest.raises(meta_solvers.MetaGameError, match="non-finite"):
     meta_solvers.get("prd")([np.array([[np.inf]]), np.zeros((1, 1))])
   with pytest.raises(meta_solvers.MetaGameError, match="shape"):
@@ -201,33 +221,35 @@ def test_bad_inputs():
   with pytest.raises(meta_solvers.MetaGameError, match="non-empty list"):
     meta_solvers.get("nash")([])
   with pytest.raises(meta_solvers.MetaGameError, match="probability"):
-    meta_solvers.meta_game_nash_conv(zs(RPS), [[1., 1., 0.], [1., 0., 0.]])
+    meta_solvers.meta_game_nash_conv(zs(RPS), [[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
 
 
 def test_nash_conv_values():
   # Pure rock vs pure rock in RPS: each player gains 1 by deviating.
-  assert meta_solvers.meta_game_nash_conv(
-      zs(RPS), [np.eye(3)[0], np.eye(3)[0]]) == pytest.approx(2.0)
+  assert meta_solvers.meta_game_nash_conv(zs(RPS), [np.eye(3)[0], np.eye(3)[0]]) == pytest.approx(
+    2.0
+  )
 
 
 def test_uniform():
   out = meta_solvers.get("uniform")([np.zeros((2, 3, 4))] * 3)
-  assert [o.tolist() for o in out] == [[.5] * 2, [1 / 3] * 3, [.25] * 4]
+  assert [o.tolist() for o in out] == [[0.5] * 2, [1 / 3] * 3, [0.25] * 4]
 
 
 def test_prd_matches_stock_and_approaches_equilibrium():
-  stock = pytest.importorskip(
-      "open_spiel.python.algorithms.projected_replicator_dynamics")
+  stock = pytest.importorskip("open_spiel.python.algorithms.projected_replicator_dynamics")
   rng = np.random.default_rng(3)
   a = rng.normal(size=(6, 6))
   g = zs(a)
   theirs = stock.projected_replicator_dynamics(g, prd_iterations=3000)
-  ours = meta_solvers.get("prd")(g, **meta_solvers.spec("prd").from_stock_kwargs(
-      {"prd_iterations": 3000}))
+  ours = meta_solvers.get("prd")(
+    g, **meta_solvers.spec("prd").from_stock_kwargs({"prd_iterations": 3000})
+  )
   for t, o in zip(theirs, ours):
     np.testing.assert_allclose(o, t, atol=1e-10)
-  assert meta_solvers.meta_game_nash_conv(zs(BIASED_RPS),
-                                          meta_solvers.get("prd")(zs(BIASED_RPS))) < .05
+  assert (
+    meta_solvers.meta_game_nash_conv(zs(BIASED_RPS), meta_solvers.get("prd")(zs(BIASED_RPS))) < 0.05
+  )
   # Three players: pure dominant-strategy equilibrium is found.
   g3 = [np.zeros((2, 2, 2)) for _ in range(3)]
   g3[0][1], g3[1][:, 1], g3[2][:, :, 1] = 1.0, 1.0, 1.0
@@ -247,8 +269,11 @@ def random_games(seed, count, integer=False):
   games = []
   for t in range(count):
     shape = tuple(rng.integers(2, 5, size=2 + t % 2))
-    draw = ((lambda: rng.integers(-2, 3, size=shape).astype(float))
-            if integer else (lambda: rng.normal(size=shape)))
+    draw = (
+      (lambda shape=shape: rng.integers(-2, 3, size=shape).astype(float))
+      if integer
+      else (lambda shape=shape: rng.normal(size=shape))
+    )
     games.append([draw() for _ in shape])
   return games
 
@@ -263,8 +288,7 @@ def log_balance_error(meta_games, alpha, log_pi, local=True):
   rates = ar.log_rate_matrix(meta_games, alpha, use_local_selection_model=local)
   inflow = logsumexp(log_pi[:, None] + rates, axis=0)
   outflow = log_pi + logsumexp(rates, axis=1)
-  scale = max(1.0, np.abs(rates[np.isfinite(rates)]).max(),
-              np.abs(log_pi).max())
+  scale = max(1.0, np.abs(rates[np.isfinite(rates)]).max(), np.abs(log_pi).max())
   return float(np.max(np.abs(inflow - outflow))), scale
 
 
@@ -272,8 +296,7 @@ def exact_stationary(rates):
   """`pi` with `pi Q = 0`, `sum pi = 1`, in exact rational arithmetic, for the
   float rate matrix `rates` ([N, N], zero diagonal) taken as exact."""
   n = rates.shape[0]
-  q = [[fractions.Fraction(float(rates[i, j])) for j in range(n)]
-       for i in range(n)]
+  q = [[fractions.Fraction(float(rates[i, j])) for j in range(n)] for i in range(n)]
   for i in range(n):
     q[i][i] = -sum(q[i][j] for j in range(n) if j != i)
   # Rows of the system: Q^T pi = 0 with the last equation replaced by sum = 1.
@@ -294,7 +317,7 @@ def exact_stationary(rates):
 
 def test_alpharank_known_answers():
   # Pure dominant profile: all mass on it as alpha grows.
-  pd = np.array([[3., 0.], [5., 1.]])
+  pd = np.array([[3.0, 0.0], [5.0, 1.0]])
   res = ar.compute([pd, pd.T], alpha=50.0)
   assert res.joint[3] > 1 - 1e-12
   # RPS (cyclic, symmetric): uniform stationary distribution.
@@ -314,8 +337,7 @@ def test_alpharank_matches_exact_rational_solve_on_small_chains():
     for alpha in (0.3, 3.0):
       rates = np.exp(ar.log_rate_matrix(g, alpha))
       exact = exact_stationary(rates)
-      np.testing.assert_allclose(ar.compute(g, alpha=alpha).joint, exact,
-                                 rtol=1e-12, atol=0)
+      np.testing.assert_allclose(ar.compute(g, alpha=alpha).joint, exact, rtol=1e-12, atol=0)
 
 
 def test_alpharank_rates_match_stocks_transition_matrix():
@@ -323,35 +345,41 @@ def test_alpharank_rates_match_stocks_transition_matrix():
   for g in random_games(11, 10):
     for alpha in (0.1, 2.0):
       c, _ = stock._get_multipop_transition_matrix(  # pylint: disable=protected-access
-          g, False, 50, alpha)
+        g, False, 50, alpha
+      )
       ours = np.exp(ar.log_rate_matrix(g, alpha))
       off = ~np.eye(c.shape[0], dtype=bool)
       np.testing.assert_allclose(ours[off], c[off], rtol=1e-10, atol=1e-300)
   a = np.random.default_rng(12).normal(size=(5, 5))
   for local in (True, False):
     c, _ = stock._get_singlepop_transition_matrix(  # pylint: disable=protected-access
-        a, False, 20, 0.7, False, local, None)
-    ours = np.exp(ar.log_rate_matrix([a], 0.7, m=20,
-                                     use_local_selection_model=local))
+      a, False, 20, 0.7, False, local, None
+    )
+    ours = np.exp(ar.log_rate_matrix([a], 0.7, m=20, use_local_selection_model=local))
     off = ~np.eye(5, dtype=bool)
     np.testing.assert_allclose(ours[off], c[off], rtol=1e-10)
 
 
 def test_alpharank_single_population_models_reproduce_stock():
   # Stock's alpharank_test.py: Han et al. (2013) payoffs, global model.
-  r, t, p, s, delta, eps = 1., 2., 0., -1., 4., 0.25
-  a = np.array([[r - eps / 2., r - eps, 0, s + delta - eps, r - eps],
-                [r, r, s, s, s], [0, t, p, p, p], [t - delta, t, p, p, p],
-                [r, t, p, p, p]])
+  r, t, p, s, delta, eps = 1.0, 2.0, 0.0, -1.0, 4.0, 0.25
+  a = np.array(
+    [
+      [r - eps / 2.0, r - eps, 0, s + delta - eps, r - eps],
+      [r, r, s, s, s],
+      [0, t, p, p, p],
+      [t - delta, t, p, p, p],
+      [r, t, p, p, p],
+    ]
+  )
   pi = ar.compute([a], m=20, alpha=0.1, use_local_selection_model=False).joint
   np.testing.assert_allclose(
-      pi, [0.40966787, 0.07959841, 0.20506998, 0.08505983, 0.2206039],
-      atol=1e-8)
+    pi, [0.40966787, 0.07959841, 0.20506998, 0.08505983, 0.2206039], atol=1e-8
+  )
   # Constant-sum tables: stock's closed form equals the general model.
   rps = ar.compute([RPS + 1.0], m=20, alpha=0.1, use_local_selection_model=False)
   np.testing.assert_allclose(rps.joint, [1 / 3] * 3, atol=1e-14)
-  out = meta_solvers.get("alpharank")([a], alpha=0.1, m=20,
-                                      use_local_selection_model=False)
+  out = meta_solvers.get("alpharank")([a], alpha=0.1, m=20, use_local_selection_model=False)
   np.testing.assert_allclose(out[0], pi)
 
 
@@ -372,7 +400,8 @@ def test_alpharank_agrees_with_stock_where_stock_is_well_conditioned():
         warnings.simplefilter("error")  # stock's overflow in exp: skip
         try:
           c, _ = stock._get_multipop_transition_matrix(  # pylint: disable=protected-access
-              g, False, 50, alpha)
+            g, False, 50, alpha
+          )
           pi = stock.compute(g, alpha=alpha)[2]
         except (ValueError, RuntimeWarning):
           skipped += 1
@@ -382,15 +411,13 @@ def test_alpharank_agrees_with_stock_where_stock_is_well_conditioned():
         skipped += 1
         continue
       compared += 1
-      np.testing.assert_allclose(ours.joint, pi,
-                                 atol=64 * pi.size * EPS / gap)
+      np.testing.assert_allclose(ours.joint, pi, atol=64 * pi.size * EPS / gap)
   assert compared >= 80 and skipped >= 5, (compared, skipped)
 
 
 @pytest.mark.parametrize("integer", [False, True])
 def test_alpharank_any_alpha_balances_and_approaches_the_limit(integer):
-  games = random_games(7 if not integer else 8, 60 if not integer else 30,
-                       integer)
+  games = random_games(7 if not integer else 8, 60 if not integer else 30, integer)
   worst = {}
   for g in games:
     limit = ar.compute(g, alpha=float("inf")).joint
@@ -415,23 +442,21 @@ def test_alpharank_any_alpha_balances_and_approaches_the_limit(integer):
 def test_alpharank_limit_known_answers():
   inf = float("inf")
   np.testing.assert_allclose(ar.compute([RPS], alpha=inf).joint, [1 / 3] * 3)
-  pd = np.array([[3., 0.], [5., 1.]])
+  pd = np.array([[3.0, 0.0], [5.0, 1.0]])
   assert ar.compute([pd, pd.T], alpha=inf).joint.tolist() == [0, 0, 0, 1]
   # Two strict equilibria: leaving (0, 0) costs 2 (m - 1), leaving (1, 1)
   # only 1 (m - 1), so the limit sits on (0, 0).
-  a = np.array([[2., 0.], [0., 1.]])
+  a = np.array([[2.0, 0.0], [0.0, 1.0]])
   assert ar.compute([a, a], alpha=inf).joint.tolist() == [1, 0, 0, 0]
   # Every move neutral: uniform.
-  np.testing.assert_allclose(ar.compute([np.zeros((2, 3))] * 2,
-                                        alpha=inf).joint, np.full(6, 1 / 6))
+  np.testing.assert_allclose(ar.compute([np.zeros((2, 3))] * 2, alpha=inf).joint, np.full(6, 1 / 6))
   # Matching pennies: one cycle of four profiles, uniform.
-  np.testing.assert_allclose(ar.compute(zs(PENNIES), alpha=inf).joint,
-                             [.25] * 4)
+  np.testing.assert_allclose(ar.compute(zs(PENNIES), alpha=inf).joint, [0.25] * 4)
 
 
 def test_alpharank_large_alpha_and_sweep_on_two_equilibria():
   # At alpha = 1e4 the cross rates are e^{-49e4}: once an error, now exact.
-  a = np.array([[2., 0.], [0., 1.]])
+  a = np.array([[2.0, 0.0], [0.0, 1.0]])
   res = ar.compute([a, a], alpha=1e4)
   assert res.joint[0] == 1.0 and res.log_joint[3] < -1e5
   swept = ar.compute([a, a])
@@ -442,7 +467,7 @@ def test_alpharank_sweep_ends_at_the_limit_beyond_float_resolution():
   # Equilibria 1e-3 apart beside payoffs of -1e4: pi still moves at the alpha
   # where log-rates (~1e6 alpha) lose float64 resolution; the sweep then
   # answers with the exact alpha -> inf limit.
-  a = np.array([[1., 0., -1e4], [0., 1 + 1e-3, -1e4], [-1e4, -1e4, -1e4]])
+  a = np.array([[1.0, 0.0, -1e4], [0.0, 1 + 1e-3, -1e4], [-1e4, -1e4, -1e4]])
   res = ar.compute([a, a])
   assert res.alpha == float("inf")
   assert res.joint[4] == 1.0
@@ -478,8 +503,7 @@ def test_alpharank_large_chain_uses_the_certified_sparse_solver():
   # Single population, both models.
   a = rng.normal(size=(40, 40))
   for local in (True, False):
-    fast = ar.compute([a], alpha=2.0, gth_max_states=10,
-                      use_local_selection_model=local)
+    fast = ar.compute([a], alpha=2.0, gth_max_states=10, use_local_selection_model=local)
     exact = ar.compute([a], alpha=2.0, use_local_selection_model=local)
     np.testing.assert_allclose(fast.joint, exact.joint, atol=1e-10)
   with pytest.raises(ar.AlphaRankDegenerateError, match="dense_max_states"):
@@ -504,8 +528,7 @@ def test_rectified_targets_rps():
       expected[(t.policy + 2) % 3] = 0.5
       np.testing.assert_allclose(t.opponent_mixture, expected, atol=1e-9)
       assert t.weight == pytest.approx(1 / 3)
-  np.testing.assert_allclose(meta_solvers.get("rectified_nash")(zs(RPS))[0],
-                             [1 / 3] * 3)
+  np.testing.assert_allclose(meta_solvers.get("rectified_nash")(zs(RPS))[0], [1 / 3] * 3)
 
 
 def test_common_is_zero_sum():
@@ -516,9 +539,9 @@ def test_common_is_zero_sum():
 def test_prd_stays_on_the_simplex_on_a_table_that_once_overflowed():
   # A 3x3 Leduc PSRO table on which the unnormalised Euler step drifted off
   # the simplex and overflowed (sum(w) < 0 makes the sum's error grow).
-  a = np.array([[-0.078125, -2.6597222, -2.2152778],
-                [2.0875, 0.1, -3.7333333],
-                [1.3638889, 3.1, 1.5666667]])
+  a = np.array(
+    [[-0.078125, -2.6597222, -2.2152778], [2.0875, 0.1, -3.7333333], [1.3638889, 3.1, 1.5666667]]
+  )
   profile = meta_solvers.get("prd")([a, -a])
   for x in profile:
     assert np.all(np.isfinite(x)) and abs(x.sum() - 1) < 1e-12 and x.min() >= 0

@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 
 from openspiel_psro_ext import errors, psro
-from openspiel_psro_ext.psro import variants as algorithms
-from openspiel_psro_ext.runs import checkpoints
 from openspiel_psro_ext.game import game_tree
 from openspiel_psro_ext.oracles import base
-from openspiel_psro_ext.oracles.rl import hedge
-from openspiel_psro_ext.oracles.rl import rollouts
+from openspiel_psro_ext.oracles.rl import hedge, rollouts
+from openspiel_psro_ext.psro import variants as algorithms
+from openspiel_psro_ext.runs import checkpoints
 
 
 def test_hedge_update_is_multiplicative_weights_on_the_window_means():
@@ -58,8 +57,9 @@ def test_environment_moves_the_mixture_to_the_member_the_learner_does_worst_agai
   payoff = tree.terminal_chance_reach * tree.terminal_reach(0, uniform[0])
   values = tree.terminal_reach(1, members) @ (payoff * tree.terminal_returns[:, 1])
   np.testing.assert_allclose(values, [-0.75, 2.5763888888888884], rtol=1e-12)
-  request = base.BestResponseRequest(tree, 0, [None, members], [None, np.full(2, 0.5)],
-                                     opponent_hedge=hedge.HedgeOptions(0.1, 1000))
+  request = base.BestResponseRequest(
+    tree, 0, [None, members], [None, np.full(2, 0.5)], opponent_hedge=hedge.HedgeOptions(0.1, 1000)
+  )
   env = rollouts.make_env(request, num_envs=4096, seed=0)
   _, legal = env.reset()
   episodes = 0
@@ -72,8 +72,10 @@ def test_environment_moves_the_mixture_to_the_member_the_learner_does_worst_agai
 
   pytest.importorskip("torch")
   from openspiel_psro_ext.oracles.rl import ppo  # pylint: disable=g-import-not-at-top
-  oracle = ppo.PPOOracle.for_psro(dict(time_budget_s=0.0, total_episodes=20_000,
-                                       num_envs=2048, progress=False, num_threads=1))
+
+  oracle = ppo.PPOOracle.for_psro(
+    dict(time_budget_s=0.0, total_episodes=20_000, num_envs=2048, progress=False, num_threads=1)
+  )
   member = oracle.best_response(request)
   learned = member.stats["opponent_weights"]
   assert learned[0] is None and learned[1].shape == (2,)
@@ -82,20 +84,33 @@ def test_environment_moves_the_mixture_to_the_member_the_learner_does_worst_agai
 
 def test_simulated_requests_refuse_the_opponent_learner():
   tree = game_tree.get_tree("kuhn_poker")
-  request = base.BestResponseRequest(None, 0, [None, []], [None, np.ones(1)],
-                                     game=tree.game, opponent_hedge=hedge.HedgeOptions())
+  request = base.BestResponseRequest(
+    None, 0, [None, []], [None, np.ones(1)], game=tree.game, opponent_hedge=hedge.HedgeOptions()
+  )
   with pytest.raises(ValueError, match="compiled tree"):
     rollouts.make_env(request, num_envs=8, seed=0)
 
 
 def _neural(iterations, **options):
   config = psro.PSROConfig(
-      game="kuhn_poker", iterations=iterations, meta_solver="nash", oracle="ppo", seed=0,
-      algorithm="anytime_psro", oracle_config=dict(
-          time_budget_s=0.0, total_episodes=50_000, num_envs=2048, hidden=(32,),
-          progress=False, num_threads=1))
+    game="kuhn_poker",
+    iterations=iterations,
+    meta_solver="nash",
+    oracle="ppo",
+    seed=0,
+    algorithm="anytime_psro",
+    oracle_config=dict(
+      time_budget_s=0.0,
+      total_episodes=50_000,
+      num_envs=2048,
+      hidden=(32,),
+      progress=False,
+      num_threads=1,
+    ),
+  )
   return config, algorithms.options(
-      "anytime_psro", {"learner": "multiplicative_weights", "hedge_window": 100, **options})
+    "anytime_psro", {"learner": "multiplicative_weights", "hedge_window": 100, **options}
+  )
 
 
 def test_neural_anytime_psro_on_kuhn_learns_mixtures_and_never_rises(tmp_path):
@@ -116,8 +131,9 @@ def test_neural_anytime_psro_on_kuhn_learns_mixtures_and_never_rises(tmp_path):
   for before, after in zip(run.records, run.records[1:]):
     for p in range(2):
       if not after.metrics["anytime/kept_previous"][p]:
-        np.testing.assert_allclose(after.sigma[p][:-1],
-                                   before.metrics["anytime/learned_weights"][p])
+        np.testing.assert_allclose(
+          after.sigma[p][:-1], before.metrics["anytime/learned_weights"][p]
+        )
         assert after.sigma[p][-1] == 0.0
   assert run.verify(tolerance=1e-9) == pytest.approx(ours[-1], abs=1e-9)
   # Resume from iteration 6 equals the uninterrupted run (episode budgets).

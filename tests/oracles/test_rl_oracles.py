@@ -8,13 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from openspiel_psro_ext.game import exploitability
-from openspiel_psro_ext.game import game_tree
 from openspiel_psro_ext import oracles
+from openspiel_psro_ext.game import exploitability, game_tree
+from openspiel_psro_ext.oracles.rl import rollouts, torch_policy
 from openspiel_psro_ext.simulated import simulation
-from openspiel_psro_ext.oracles import base
-from openspiel_psro_ext.oracles.rl import rollouts
-from openspiel_psro_ext.oracles.rl import torch_policy
 from tests.helpers import best_response_gain as gain
 from tests.helpers import check_member as _check_member
 from tests.helpers import oracle_request as _request
@@ -29,13 +26,11 @@ def test_registry_is_lazy():
 # Episode budgets (not wall time) keep the tests deterministic on a busy machine.
 # One torch thread: the suite runs beside other jobs on two cores.
 KUHN_CONFIGS = {
-    "ppo": dict(total_episodes=100_000, num_envs=256, num_threads=1),
-    "dqn": dict(total_episodes=60_000, gradient_steps=4, batch_size=256,
-                num_threads=1),
-    # 256 games at once (SAC's default is 1024): an episode budget's updates
-    # scale with steps, and 60k Kuhn episodes give 4x the updates this way.
-    "sac": dict(total_episodes=60_000, gradient_steps=4, batch_size=256,
-                num_threads=1, num_envs=256),
+  "ppo": dict(total_episodes=100_000, num_envs=256, num_threads=1),
+  "dqn": dict(total_episodes=60_000, gradient_steps=4, batch_size=256, num_threads=1),
+  # 256 games at once (SAC's default is 1024): an episode budget's updates
+  # scale with steps, and 60k Kuhn episodes give 4x the updates this way.
+  "sac": dict(total_episodes=60_000, gradient_steps=4, batch_size=256, num_threads=1, num_envs=256),
 }
 
 
@@ -43,8 +38,7 @@ KUHN_CONFIGS = {
 def test_kuhn_best_response_vs_mixture(name, rng):
   tree = game_tree.get_tree("kuhn_poker")
   for player in (0, 1):
-    opponents = [random_matrix(tree, 1 - player, rng, deterministic=True)
-                 for _ in range(3)]
+    opponents = [random_matrix(tree, 1 - player, rng, deterministic=True) for _ in range(3)]
     request = _request("kuhn_poker", player, opponents, seed=player)
     cls = oracles.get(name)
     config = cls.Config(time_budget_s=0, progress=False, **KUHN_CONFIGS[name])
@@ -56,11 +50,11 @@ def test_kuhn_best_response_vs_mixture(name, rng):
 def _simulated(request, game):
   """The request in simulated form: no tree, opponents as batched policies."""
   tree = request.tree
-  pops = [None if pop is None else
-          [simulation.BatchedMatrixPolicy(tree, q, m) for m in pop]
-          for q, pop in enumerate(request.opponent_populations)]
-  return dataclasses.replace(request, tree=None, game=tree.game,
-                             opponent_populations=pops)
+  pops = [
+    None if pop is None else [simulation.BatchedMatrixPolicy(tree, q, m) for m in pop]
+    for q, pop in enumerate(request.opponent_populations)
+  ]
+  return dataclasses.replace(request, tree=None, game=tree.game, opponent_populations=pops)
 
 
 @pytest.mark.parametrize("name", ["ppo", "dqn"])
@@ -74,13 +68,17 @@ def test_simulated_request_trains_on_pyspiel_games(name, rng):
   assert simulated.simulated and not request.simulated
   simulated = pickle.loads(pickle.dumps(simulated))  # a Ray task's argument
   cls = oracles.get(name)
-  config = cls.Config(time_budget_s=0, progress=False, **{
-      **KUHN_CONFIGS[name], "simulated_num_envs": 256, "total_episodes": 30_000})
+  config = cls.Config(
+    time_budget_s=0,
+    progress=False,
+    **{**KUHN_CONFIGS[name], "simulated_num_envs": 256, "total_episodes": 30_000},
+  )
   member = cls(config).best_response(simulated)
   assert member.matrix is None
   assert member.stats["episodes"] >= config.total_episodes
   assert len(member.stats["curves"]["episodes"]) and (
-      member.stats["steps"] % 256 == 0)  # simulated_num_envs games per step
+    member.stats["steps"] % 256 == 0
+  )  # simulated_num_envs games per step
   assert gain(request, member.module.matrix(tree)) >= 0.95
   pickle.loads(pickle.dumps(member))  # a Ray task's result
   restored = cls(config).restore_module(tree.game, 0, member.module.state_dict())
@@ -97,8 +95,9 @@ def test_exact_oracle_refuses_a_simulated_request(rng):
 def test_torch_policy_is_an_openspiel_policy_and_checkpoints(rng):
   tree = game_tree.get_tree("kuhn_poker")
   request = _request("kuhn_poker", 0, [tree.uniform_policy()[1]])
-  cfg = oracles.get("ppo").Config(total_episodes=20_000, time_budget_s=0,
-                                  num_envs=256, progress=False)
+  cfg = oracles.get("ppo").Config(
+    total_episodes=20_000, time_budget_s=0, num_envs=256, progress=False
+  )
   member = oracles.get("ppo")(cfg).best_response(request)
   module = member.module
   table = tree.infostates[0]
@@ -109,8 +108,7 @@ def test_torch_policy_is_an_openspiel_policy_and_checkpoints(rng):
   buffer = io.BytesIO()
   torch.save(module.state_dict(), buffer)
   buffer.seek(0)
-  restored = torch_policy.member_from_state_dict(
-      tree, 0, torch.load(buffer, weights_only=True))
+  restored = torch_policy.member_from_state_dict(tree, 0, torch.load(buffer, weights_only=True))
   np.testing.assert_allclose(restored.matrix, member.matrix, atol=1e-12)
   # Warm start: one short update from the previous member stays close to it;
   # without warm start the same short run is near uniform.
@@ -127,9 +125,15 @@ def test_torch_policy_is_an_openspiel_policy_and_checkpoints(rng):
 def test_gru_network_on_observation_sequences(rng):
   tree = game_tree.get_tree("kuhn_poker")
   request = _request("kuhn_poker", 1, [tree.uniform_policy()[0]])
-  cfg = oracles.get("ppo").Config(time_budget_s=0, total_episodes=100_000,
-                                  num_envs=1024, hidden=(64, 64), network="gru",
-                                  obs_type="observation_sequence", progress=False)
+  cfg = oracles.get("ppo").Config(
+    time_budget_s=0,
+    total_episodes=100_000,
+    num_envs=1024,
+    hidden=(64, 64),
+    network="gru",
+    obs_type="observation_sequence",
+    progress=False,
+  )
   member = oracles.get("ppo")(cfg).best_response(request)
   _check_member(request, member)
   assert gain(request, member.matrix) >= 0.9
@@ -142,22 +146,29 @@ def test_gru_network_on_observation_sequences(rng):
 
 def test_psro_with_ppo_on_kuhn_reaches_low_nash_conv():
   from openspiel_psro_ext import psro  # pylint: disable=g-import-not-at-top
+
   config = psro.PSROConfig(
-      game="kuhn_poker", iterations=8, oracle="ppo", oracle_config=dict(
-          time_budget_s=0, total_episodes=50_000, num_envs=1024, num_threads=1,
-          progress=False))
+    game="kuhn_poker",
+    iterations=8,
+    oracle="ppo",
+    oracle_config=dict(
+      time_budget_s=0, total_episodes=50_000, num_envs=1024, num_threads=1, progress=False
+    ),
+  )
   run = psro.PSRO(config)
   run.run()
-  final = exploitability.mixture_nash_conv(
-      run.tree, run.population_matrices(), run._solve())  # pylint: disable=protected-access
+  final = exploitability.mixture_nash_conv(run.tree, run.population_matrices(), run._solve())  # pylint: disable=protected-access
   assert min(final.nash_conv, run.records[-1].nash_conv) <= 0.05
 
 
 def test_oracle_restores_module_for_psro_checkpoints():
   tree = game_tree.get_tree("kuhn_poker")
   request = _request("kuhn_poker", 1, [tree.uniform_policy()[0]])
-  oracle = oracles.get("sac")(oracles.get("sac").Config(
-      time_budget_s=0, total_episodes=2_000, learning_starts=256, progress=False))
+  oracle = oracles.get("sac")(
+    oracles.get("sac").Config(
+      time_budget_s=0, total_episodes=2_000, learning_starts=256, progress=False
+    )
+  )
   member = oracle.best_response(request)
   module = oracle.restore_module(tree, 1, member.module.state_dict())
   np.testing.assert_allclose(module.matrix(tree), member.matrix, atol=1e-12)
@@ -171,8 +182,9 @@ def test_cuda_device_trains_there_or_falls_back_to_cpu_with_a_warning(caplog):
   tree = game_tree.get_tree("kuhn_poker")
   request = _request("kuhn_poker", 0, [tree.uniform_policy()[1]])
   cls = oracles.get("dqn")
-  config = cls.Config(time_budget_s=0, total_episodes=1_000, learning_starts=256,
-                      num_threads=1, progress=False)
+  config = cls.Config(
+    time_budget_s=0, total_episodes=1_000, learning_starts=256, num_threads=1, progress=False
+  )
   cpu = cls(config).best_response(request)
   with caplog.at_level("WARNING"):
     cuda = cls(dataclasses.replace(config, device="cuda")).best_response(request)
@@ -192,9 +204,11 @@ def test_cuda_device_trains_there_or_falls_back_to_cpu_with_a_warning(caplog):
 def test_ppo_greedy_result_is_deterministic_and_restores():
   tree = game_tree.get_tree("kuhn_poker")
   request = _request("kuhn_poker", 0, [tree.uniform_policy()[1]])
-  oracle = oracles.get("ppo")(oracles.get("ppo").Config(
-      time_budget_s=0, total_episodes=2_000, num_envs=256, greedy_result=True,
-      progress=False))
+  oracle = oracles.get("ppo")(
+    oracles.get("ppo").Config(
+      time_budget_s=0, total_episodes=2_000, num_envs=256, greedy_result=True, progress=False
+    )
+  )
   member = oracle.best_response(request)
   _check_member(request, member)
   assert set(np.unique(member.matrix)) <= {0.0, 1.0}
@@ -204,29 +218,37 @@ def test_ppo_greedy_result_is_deterministic_and_restores():
 
 def test_ppo_warm_start_critic_keeps_the_critic_not_the_actor():
   tree = game_tree.get_tree("kuhn_poker")
-  cfg = oracles.get("ppo").Config(total_episodes=20_000, time_budget_s=0, num_envs=256,
-                                  num_threads=1, progress=False, hidden=(16,))
+  cfg = oracles.get("ppo").Config(
+    total_episodes=20_000,
+    time_budget_s=0,
+    num_envs=256,
+    num_threads=1,
+    progress=False,
+    hidden=(16,),
+  )
   first = oracles.get("ppo")(cfg).best_response(
-      _request("kuhn_poker", 0, [tree.uniform_policy()[1]]))
+    _request("kuhn_poker", 0, [tree.uniform_policy()[1]])
+  )
   # With learning switched off, the new member holds its starting weights;
   # the actor is the fresh one either way (same seed).
-  frozen = oracles.get("ppo").Config(**{**vars(cfg), "learning_rate": 0.0,
-                                        "total_episodes": 1,
-                                        "warm_start_critic": True})
+  frozen = oracles.get("ppo").Config(
+    **{**vars(cfg), "learning_rate": 0.0, "total_episodes": 1, "warm_start_critic": True}
+  )
   later = _request("kuhn_poker", 0, [tree.uniform_policy()[1]], seed=5, previous=first)
   second = oracles.get("ppo")(frozen).best_response(later)
   for name, value in first.module.value.state_dict().items():
     torch.testing.assert_close(second.module.value.state_dict()[name], value)
-  fresh = oracles.get("ppo")(dataclasses.replace(frozen, warm_start_critic=False)
-                             ).best_response(later)
+  fresh = oracles.get("ppo")(dataclasses.replace(frozen, warm_start_critic=False)).best_response(
+    later
+  )
   torch.testing.assert_close(second.module.net.state_dict(), fresh.module.net.state_dict())
   # ... and without the option the critic starts fresh too.
-  assert not torch.equal(next(fresh.module.value.parameters()),
-                         next(first.module.value.parameters()))
+  assert not torch.equal(
+    next(fresh.module.value.parameters()), next(first.module.value.parameters())
+  )
 
 
 def test_psro_applies_the_oracles_psro_defaults_under_user_overrides():
-  from openspiel_psro_ext import psro  # pylint: disable=g-import-not-at-top
   ppo = oracles.get("ppo")
   oracle = oracles.get("ppo").for_psro({"time_budget_s": 7.0})
   assert oracle.config.time_budget_s == 7.0  # the user's setting wins
@@ -242,16 +264,22 @@ def test_ppo_losses_summed_per_observation_equal_per_sample_losses(rng):
   """PPO's batch summed per distinct observation (compiled tree) gives the same
   losses and gradients as its per-sample batch (simulated games)."""
   from openspiel_psro_ext.oracles.rl import ppo  # pylint: disable=g-import-not-at-top
+
   tree = game_tree.get_tree("leduc_poker")
   torch.manual_seed(0)
   table = tree.infostates[0]
-  module = torch_policy.TorchPolicy(tree.game, 0, table.tensors.shape[1:], (16,),
-                                    with_value=True)
-  env = rollouts.make_env(_request("leduc_poker", 0, [tree.uniform_policy()[1]]),
-                          num_envs=200, seed=0)
+  module = torch_policy.TorchPolicy(tree.game, 0, table.tensors.shape[1:], (16,), with_value=True)
+  env = rollouts.make_env(
+    _request("leduc_poker", 0, [tree.uniform_policy()[1]]), num_envs=200, seed=0
+  )
   legal = table.legal_mask
-  summed_rollout = ppo._TableRollout(module, env, table.tensors, 3,  # pylint: disable=protected-access
-                                     torch.device("cpu"))
+  summed_rollout = ppo._TableRollout(
+    module,
+    env,
+    table.tensors,
+    3,  # pylint: disable=protected-access
+    torch.device("cpu"),
+  )
   # Samples concentrated on a few rows, as in rollouts.
   rows = rng.choice(40, size=(3, 200))
   actions = simulation.sample_actions(legal[rows].reshape(-1, legal.shape[1]) * 1.0, rng)
@@ -261,11 +289,13 @@ def test_ppo_losses_summed_per_observation_equal_per_sample_losses(rng):
   summed_rollout.rows[:] = rows
   summed = summed_rollout.batch(actions, adv, ret)
   per_sample = ppo._SampleBatch.create(  # pylint: disable=protected-access
-      module, table.tensors[rows], legal[rows], actions, adv, ret, torch.device("cpu"))
+    module, table.tensors[rows], legal[rows], actions, adv, ret, torch.device("cpu")
+  )
   assert (summed.size, per_sample.size) == (len(np.unique(rows)), rows.size)
   # A simulated rollout whose observations repeat this much is summed too.
-  sim_env = rollouts.PyspielVecEnv(tree.game, 0, [None, [simulation.UniformRandomPolicy()]],
-                                   [None, np.ones(1)], num_envs=200)
+  sim_env = rollouts.PyspielVecEnv(
+    tree.game, 0, [None, [simulation.UniformRandomPolicy()]], [None, np.ones(1)], num_envs=200
+  )
   # pylint: disable=protected-access
   sim_rollout = ppo._SampleRollout(module, sim_env, 3, torch.device("cpu"))
   sim_rollout.obs[:], sim_rollout.legal[:] = table.tensors[rows], legal[rows]

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from openspiel_psro_ext.game import game_tree
-from openspiel_psro_ext.simulated import simulation
 from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles.rl import rollouts
+from openspiel_psro_ext.simulated import simulation
 from tests.helpers import random_matrix
 
 
@@ -41,9 +41,9 @@ def _request(tree, player, rng, members=3):
   return base.BestResponseRequest(tree, player, pops, weights)
 
 
-@pytest.mark.parametrize("game,player", [("kuhn_poker", 1),
-                                         ("kuhn_poker(players=3)", 2),
-                                         ("leduc_poker", 0)])
+@pytest.mark.parametrize(
+  "game,player", [("kuhn_poker", 1), ("kuhn_poker(players=3)", 2), ("leduc_poker", 0)]
+)
 def test_terminal_distribution_matches_exact_reach(game, player, rng):
   """Chance, per-episode opponent draws and a uniform learner: exact frequencies."""
   tree = game_tree.get_tree(game)
@@ -103,10 +103,10 @@ def test_pyspiel_env_matches_exact_value_and_refuses_illegal_actions(game, rng):
   """Simulated games, opponents drawn per episode: the exact mean return."""
   tree = game_tree.get_tree(game)
   request = _request(tree, 0, rng, members=2)
-  members = [simulation.BatchedMatrixPolicy(tree, 1, m)
-             for m in request.opponent_populations[1]]
-  env = rollouts.PyspielVecEnv(game, 0, [None, members], request.opponent_weights,
-                               num_envs=256, seed=2)
+  members = [simulation.BatchedMatrixPolicy(tree, 1, m) for m in request.opponent_populations[1]]
+  env = rollouts.PyspielVecEnv(
+    game, 0, [None, members], request.opponent_weights, num_envs=256, seed=2
+  )
   obs, legal = env.reset()
   np.testing.assert_array_equal(obs.shape, (256, tree.infostates[0].tensors.shape[1]))
   mean, legal = _uniform_play(env, legal, rng, 20_000)

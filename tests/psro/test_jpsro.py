@@ -5,18 +5,14 @@ import itertools
 import numpy as np
 import pytest
 
-from openspiel_psro_ext.psro import variants as algorithms
-from openspiel_psro_ext.game import correlated_gaps
-from openspiel_psro_ext.game import exploitability
-from openspiel_psro_ext.game import game_tree
-from openspiel_psro_ext import meta_solvers
+from openspiel_psro_ext import meta_solvers, psro
 from openspiel_psro_ext.compat import openspiel_compat
-from openspiel_psro_ext.game import payoffs
-from openspiel_psro_ext import psro
 from openspiel_psro_ext.errors import UsageError
+from openspiel_psro_ext.game import correlated_gaps, exploitability, game_tree, payoffs
 from openspiel_psro_ext.meta_solvers import correlated
 from openspiel_psro_ext.oracles import base as oracle_base
 from openspiel_psro_ext.oracles.rl import rollouts
+from openspiel_psro_ext.psro import variants as algorithms
 
 # Chicken: (dare, chicken); the max-welfare CE is 1/4, 1/4, 1/2 off (dare,
 # dare), welfare 10.5; the max-welfare CCE is the same here.
@@ -49,6 +45,7 @@ def test_random_three_player_tables_are_equilibria(equilibrium):
 def test_max_welfare_cce_matches_stock_jpsro():
   pytest.importorskip("cvxpy")
   from open_spiel.python.algorithms import jpsro as stock_jpsro  # pylint: disable=g-import-not-at-top
+
   rng = np.random.default_rng(5)
   tables = np.stack([rng.integers(-3, 4, size=(3, 3, 2)).astype(float) for _ in range(3)])
   stock, _ = stock_jpsro._mwcce(tables, [[1] * n for n in tables.shape[1:]])  # pylint: disable=protected-access
@@ -61,13 +58,12 @@ def _brute_force_gains(tree, populations, joint, player):
   `player` is a population member, payoffs by `payoffs.payoff_tensors`."""
   table = tree.infostates[player]
   legal = [np.flatnonzero(row) for row in table.legal_mask]
-  pure = np.stack([np.eye(tree.num_actions)[list(choice)]
-                   for choice in itertools.product(*legal)])
+  pure = np.stack([np.eye(tree.num_actions)[list(choice)] for choice in itertools.product(*legal)])
   pops = list(populations)
   pops[player] = np.concatenate([populations[player], pure])
   tensor = np.moveaxis(payoffs.payoff_tensors(tree, pops)[player], player, 0)
   recommended = np.moveaxis(joint, player, 0)  # [N_p, opponents...]
-  own, deviations = tensor[:len(populations[player])], tensor[len(populations[player]):]
+  own, deviations = tensor[: len(populations[player])], tensor[len(populations[player]) :]
   axes = tuple(range(1, joint.ndim))
   on_policy = (recommended * own).sum(axis=axes)  # [N_p]
   deviation = np.tensordot(recommended, deviations, axes=(axes, axes))  # [N_p, pure]
@@ -80,10 +76,12 @@ def _brute_force_gains(tree, populations, joint, player):
 def test_exact_gaps_match_brute_force(game):
   tree = game_tree.get_tree(game)
   rng = np.random.default_rng(1)
-  populations = [rng.dirichlet(np.ones(tree.num_actions), size=(2, t.num_infostates))
-                 * t.legal_mask for t in tree.infostates]
+  populations = [
+    rng.dirichlet(np.ones(tree.num_actions), size=(2, t.num_infostates)) * t.legal_mask
+    for t in tree.infostates
+  ]
   populations = [m / m.sum(axis=2, keepdims=True) for m in populations]
-  joint = rng.dirichlet(np.ones(2 ** tree.num_players)).reshape((2,) * tree.num_players)
+  joint = rng.dirichlet(np.ones(2**tree.num_players)).reshape((2,) * tree.num_players)
   joint[(0,) * tree.num_players] = 0.0  # a zero entry, skipped by the sparse sum
   joint /= joint.sum()
   reaches = [tree.terminal_reach(p, m) for p, m in enumerate(populations)]
@@ -98,51 +96,73 @@ def test_exact_gaps_match_brute_force(game):
 def test_product_joint_cce_gap_is_nash_conv():
   tree = game_tree.get_tree("kuhn_poker(players=3)")
   rng = np.random.default_rng(2)
-  populations = [np.stack([tree.infostates[p].uniform_policy(),
-                           exploitability.one_hot_policy(
-                               tree, np.zeros(tree.infostates[p].num_infostates, int))])
-                 for p in range(3)]
+  populations = [
+    np.stack(
+      [
+        tree.infostates[p].uniform_policy(),
+        exploitability.one_hot_policy(tree, np.zeros(tree.infostates[p].num_infostates, int)),
+      ]
+    )
+    for p in range(3)
+  ]
   marginals = [rng.dirichlet(np.ones(2)) for _ in range(3)]
   joint = np.einsum("i,j,k->ijk", *marginals)
   reaches = [tree.terminal_reach(p, m) for p, m in enumerate(populations)]
   gaps = correlated_gaps.joint_gaps(tree, reaches, joint)
-  nash_conv = exploitability.nash_conv_from_reach(
-      tree, [s @ r for s, r in zip(marginals, reaches)])
+  nash_conv = exploitability.nash_conv_from_reach(tree, [s @ r for s, r in zip(marginals, reaches)])
   assert gaps.cce_gap == pytest.approx(nash_conv.nash_conv, abs=1e-10)
   np.testing.assert_allclose(gaps.cce_gains, nash_conv.player_improvements, atol=1e-10)
 
 
 def _joint_request(tree, player=0):
   rng = np.random.default_rng(4)
-  populations = [None if q == player else
-                 np.stack([tree.infostates[q].uniform_policy(),
-                           exploitability.one_hot_policy(
-                               tree, rng.integers(0, 2, tree.infostates[q].num_infostates))])
-                 for q in range(3)]
+  populations = [
+    None
+    if q == player
+    else np.stack(
+      [
+        tree.infostates[q].uniform_policy(),
+        exploitability.one_hot_policy(tree, rng.integers(0, 2, tree.infostates[q].num_infostates)),
+      ]
+    )
+    for q in range(3)
+  ]
   opponent_joint = np.array([[0.5, 0.0], [0.0, 0.5]])  # perfectly correlated
-  return oracle_base.BestResponseRequest(
-      tree=tree, player=player, opponent_populations=populations,
+  return (
+    oracle_base.BestResponseRequest(
+      tree=tree,
+      player=player,
+      opponent_populations=populations,
       opponent_weights=[None, np.full(2, 0.5), np.full(2, 0.5)],
-      opponent_joint=opponent_joint), populations, opponent_joint
+      opponent_joint=opponent_joint,
+    ),
+    populations,
+    opponent_joint,
+  )
 
 
 def test_exact_and_rl_oracles_answer_a_correlated_joint():
   tree = game_tree.get_tree("kuhn_poker(players=3)")
   request, populations, opponent_joint = _joint_request(tree)
   reaches = [np.zeros((1, tree.num_terminals))] + [
-      tree.terminal_reach(q, populations[q]) for q in (1, 2)]
+    tree.terminal_reach(q, populations[q]) for q in (1, 2)
+  ]
   # The request's reach is the sigma-weighted sum of the members' products.
-  expected = tree.terminal_chance_reach * 0.5 * (
-      reaches[1][0] * reaches[2][0] + reaches[1][1] * reaches[2][1])
+  expected = (
+    tree.terminal_chance_reach
+    * 0.5
+    * (reaches[1][0] * reaches[2][0] + reaches[1][1] * reaches[2][1])
+  )
   np.testing.assert_allclose(request.opponent_terminal_reach(), expected, atol=1e-15)
   independent = oracle_base.BestResponseRequest(
-      tree=tree, player=0, opponent_populations=populations,
-      opponent_weights=request.opponent_weights)
+    tree=tree, player=0, opponent_populations=populations, opponent_weights=request.opponent_weights
+  )
   assert not np.allclose(independent.opponent_terminal_reach(), expected)
   member = oracles_get("exact").best_response(request)
   value = member.stats["best_response_value"]
   gaps = correlated_gaps.joint_gaps(
-      tree, [tree.terminal_reach(0, member.matrix[None])] + reaches[1:], opponent_joint[None])
+    tree, [tree.terminal_reach(0, member.matrix[None])] + reaches[1:], opponent_joint[None]
+  )
   assert gaps.values[0] == pytest.approx(value, abs=1e-12)
   assert gaps.cce_gains[0] == pytest.approx(0.0, abs=1e-12)
   # RL oracles' environments draw one joint profile per game.
@@ -152,21 +172,33 @@ def test_exact_and_rl_oracles_answer_a_correlated_joint():
   assert np.array_equal(members[0], members[1])  # perfectly correlated
   assert abs(members[0].mean() - 0.5) < 0.05
   simulated = oracle_base.BestResponseRequest(
-      tree=None, player=0, game=tree.game, opponent_populations=populations,
-      opponent_weights=request.opponent_weights, opponent_joint=opponent_joint)
+    tree=None,
+    player=0,
+    game=tree.game,
+    opponent_populations=populations,
+    opponent_weights=request.opponent_weights,
+    opponent_joint=opponent_joint,
+  )
   with pytest.raises(ValueError, match="correlated opponents"):
     rollouts.make_env(simulated, num_envs=2, seed=0)
 
 
 def oracles_get(name):
   from openspiel_psro_ext import oracles  # pylint: disable=g-import-not-at-top
+
   return oracles.get(name)()
 
 
 def _jpsro(game, solver, iterations, **kwargs):
-  config = psro.PSROConfig(game=game, meta_solver=solver, oracle="exact",
-                           algorithm="jpsro", iterations=iterations,
-                           target_nash_conv=1e-6, **kwargs)
+  config = psro.PSROConfig(
+    game=game,
+    meta_solver=solver,
+    oracle="exact",
+    algorithm="jpsro",
+    iterations=iterations,
+    target_nash_conv=1e-6,
+    **kwargs,
+  )
   run = algorithms.make(config)
   return run, run.run()
 
@@ -190,8 +222,7 @@ def test_jpsro_ce_requests_one_best_response_per_recommendation():
   requests = run.best_response_requests(run.meta_strategies)
   support = [int((m > 0).sum()) for m in correlated.marginals(run.joint)]
   assert [sum(1 for p, _ in requests if p == q) for q in range(3)] == support
-  assert all(r.opponent_joint is not None and r.opponent_joint.ndim == 2
-             for _, r in requests)
+  assert all(r.opponent_joint is not None and r.opponent_joint.ndim == 2 for _, r in requests)
 
 
 def test_correlated_solvers_on_two_player_zero_sum_and_nash_on_three_players():
@@ -199,13 +230,13 @@ def test_correlated_solvers_on_two_player_zero_sum_and_nash_on_three_players():
   assert run.records[-1].metrics["ce_gap"] <= 1e-6
   # Two players: requests carry the opponent's mixture, no joint.
   assert all(r.opponent_joint is None for _, r in run.best_response_requests(run.meta_strategies))
-  plain = psro.PSRO(psro.PSROConfig(game="kuhn_poker", meta_solver="cce", oracle="exact",
-                                    iterations=3))
+  plain = psro.PSRO(
+    psro.PSROConfig(game="kuhn_poker", meta_solver="cce", oracle="exact", iterations=3)
+  )
   plain.run()
   assert plain.records[-1].nash_conv is not None
   with pytest.raises(UsageError, match=r"does not support 3-player.*'cce'"):
-    psro.PSRO(psro.PSROConfig(game="kuhn_poker(players=3)", meta_solver="nash",
-                              oracle="exact"))
+    psro.PSRO(psro.PSROConfig(game="kuhn_poker(players=3)", meta_solver="nash", oracle="exact"))
   with pytest.raises(UsageError, match="correlated meta-solver"):
     _jpsro("kuhn_poker(players=3)", "prd", 1)
 
@@ -213,6 +244,7 @@ def test_correlated_solvers_on_two_player_zero_sum_and_nash_on_three_players():
 def test_stock_ext_cce_returns_its_joint():
   openspiel_compat.register_meta_strategies()
   from open_spiel.python.algorithms.psro_v2 import meta_strategies  # pylint: disable=g-import-not-at-top
+
   method = meta_strategies.META_STRATEGY_METHODS["ext_ce"]
 
   class _Solver:
@@ -231,8 +263,7 @@ def test_gini_criterion_matches_cvxpy():
     ours = correlated.joint_distribution(tables, equilibrium, "gini").reshape(-1)
     gains = correlated.deviation_gains(tables, equilibrium).toarray()
     x = cp.Variable(4)
-    cp.Problem(cp.Minimize(cp.sum_squares(x)),
-               [x >= 0, cp.sum(x) == 1, gains @ x <= 0]).solve()
+    cp.Problem(cp.Minimize(cp.sum_squares(x)), [x >= 0, cp.sum(x) == 1, gains @ x <= 0]).solve()
     np.testing.assert_allclose(ours, x.value, atol=1e-5)
   with pytest.raises(meta_solvers.MetaGameError, match="criterion must be one of"):
     correlated.cce(tables, criterion="entropy")
@@ -241,13 +272,19 @@ def test_gini_criterion_matches_cvxpy():
 def test_jpsro_resume_matches_an_uninterrupted_run(tmp_path):
   full, _ = _jpsro("kuhn_poker(players=3)", "ce", 6)
   out = str(tmp_path / "run")
-  config = psro.PSROConfig(game="kuhn_poker(players=3)", meta_solver="ce", oracle="exact",
-                           algorithm="jpsro", target_nash_conv=1e-6, iterations=3)
+  config = psro.PSROConfig(
+    game="kuhn_poker(players=3)",
+    meta_solver="ce",
+    oracle="exact",
+    algorithm="jpsro",
+    target_nash_conv=1e-6,
+    iterations=3,
+  )
   algorithms.make(config, output_dir=out).run()
   config.iterations = 6
   resumed = algorithms.make(config, output_dir=out, resume=True)
   resumed.run()
-  assert [r.population_size for r in resumed.records] == [
-      r.population_size for r in full.records]
+  assert [r.population_size for r in resumed.records] == [r.population_size for r in full.records]
   assert [r.metrics["ce_gap"] for r in resumed.records] == pytest.approx(
-      [r.metrics["ce_gap"] for r in full.records], abs=1e-12)
+    [r.metrics["ce_gap"] for r in full.records], abs=1e-12
+  )

@@ -5,31 +5,54 @@ import numpy as np
 import pytest
 
 from openspiel_psro_ext import backends, errors, psro
+from openspiel_psro_ext.meta_solvers import nash
 from openspiel_psro_ext.psro import variants as algorithms
 from openspiel_psro_ext.psro.variants import p2sro
-from openspiel_psro_ext.meta_solvers import nash
 
 
 def _config(**kwargs):
-  defaults = dict(game="kuhn_poker", iterations=40, meta_solver="nash", oracle="exact",
-                  target_nash_conv=0.0, algorithm="p2sro")
+  defaults = dict(
+    game="kuhn_poker",
+    iterations=40,
+    meta_solver="nash",
+    oracle="exact",
+    target_nash_conv=0.0,
+    algorithm="p2sro",
+  )
   defaults.update(kwargs)
   return psro.PSROConfig(**defaults)
 
 
 def _ppo(**kwargs):
   # An episode budget per chunk, not a time budget: the run must not depend on speed.
-  defaults = dict(oracle="ppo", oracle_config=dict(
-      time_budget_s=0.0, total_episodes=4096, num_envs=1024, hidden=(32,),
-      progress=False, num_threads=1))
+  defaults = dict(
+    oracle="ppo",
+    oracle_config=dict(
+      time_budget_s=0.0,
+      total_episodes=4096,
+      num_envs=1024,
+      hidden=(32,),
+      progress=False,
+      num_threads=1,
+    ),
+  )
   defaults.update(kwargs)
   return _config(**defaults)
 
 
 def _small_ppo(**kwargs):
   """One PPO update per chunk: for tests of the machinery, not of convergence."""
-  return _ppo(oracle_config=dict(time_budget_s=0.0, total_episodes=1024, num_envs=512,
-                                 hidden=(16,), progress=False, num_threads=1), **kwargs)
+  return _ppo(
+    oracle_config=dict(
+      time_budget_s=0.0,
+      total_episodes=1024,
+      num_envs=512,
+      hidden=(16,),
+      progress=False,
+      num_threads=1,
+    ),
+    **kwargs,
+  )
 
 
 def test_exact_p2sro_kuhn_reaches_nash_conv_1e6_and_is_verified():
@@ -55,8 +78,7 @@ def test_ppo_p2sro_kuhn_reaches_nash_conv_0_05():
   # Both players' lowest policies became fixed together, some before the cap.
   fixed = [r.metrics["p2sro/fixed"] for r in run.records]
   assert sum(fixed) == last.population_size[0] - 1 == last.population_size[1] - 1
-  assert any(r.metrics["p2sro/fixed"] and max(r.metrics["p2sro/chunks"]) < 8
-             for r in run.records)
+  assert any(r.metrics["p2sro/fixed"] and max(r.metrics["p2sro/chunks"]) < 8 for r in run.records)
 
 
 def test_each_level_trains_against_the_meta_nash_of_the_policies_below():
@@ -73,8 +95,9 @@ def test_each_level_trains_against_the_meta_nash_of_the_policies_below():
     for p in range(2):
       request, q = requests[2 * level + p], 1 - p
       below = [a.members[q].matrix[None] for a in run.active[:level]]
-      np.testing.assert_array_equal(request.opponent_populations[q],
-                                    np.concatenate([fixed[q]] + below))
+      np.testing.assert_array_equal(
+        request.opponent_populations[q], np.concatenate([fixed[q]] + below)
+      )
       np.testing.assert_array_equal(request.previous.matrix, run.active[level].members[p].matrix)
       # The chunk continues its policy: the third chunk of max_chunks (8).
       assert request.continues_previous and request.schedule_span == (2 / 8, 3 / 8)
@@ -96,8 +119,10 @@ def test_each_level_trains_against_the_meta_nash_of_the_policies_below():
 def test_a_new_policy_starts_from_the_one_below_and_its_chunks_anneal_once():
   pytest.importorskip("torch")
   # Levels 0 and 1 fixed at once (max_chunks=1): the pipeline is one new level.
-  run = algorithms.make(_small_ppo(iterations=1),
-                        options=p2sro.PipelineOptions(num_active=2, min_chunks=1, max_chunks=1))
+  run = algorithms.make(
+    _small_ppo(iterations=1),
+    options=p2sro.PipelineOptions(num_active=2, min_chunks=1, max_chunks=1),
+  )
   run.run()
   assert [a.chunks for a in run.active] == [1, 0]
   requests = [r for _, r in run.best_response_requests(run.meta_solve())]
@@ -119,32 +144,53 @@ def test_a_best_response_trained_in_chunks_anneals_once_over_them():
   rate and entropy) every chunk ends far above it."""
   pytest.importorskip("torch")
   import pyspiel  # pylint: disable=g-import-not-at-top
-  from openspiel_psro_ext.game import exploitability  # pylint: disable=g-import-not-at-top
-  from openspiel_psro_ext.game import game_tree  # pylint: disable=g-import-not-at-top
+
+  from openspiel_psro_ext.game import (
+    exploitability,  # pylint: disable=g-import-not-at-top
+    game_tree,  # pylint: disable=g-import-not-at-top
+  )
   from openspiel_psro_ext.oracles import base  # pylint: disable=g-import-not-at-top
   from openspiel_psro_ext.oracles.rl import ppo  # pylint: disable=g-import-not-at-top
+
   tree = game_tree.compile_game(pyspiel.load_game("leduc_poker"))
   legal = tree.infostates[1].legal_mask
   opponents = np.random.default_rng(0).random((5,) + legal.shape) ** 4 * legal
   opponents /= opponents.sum(2, keepdims=True)
   weights = np.full(5, 0.2)
-  payoff = (tree.terminal_chance_reach * (weights @ tree.terminal_reach(1, opponents))
-            * tree.terminal_returns[:, 0])
+  payoff = (
+    tree.terminal_chance_reach
+    * (weights @ tree.terminal_reach(1, opponents))
+    * tree.terminal_returns[:, 0]
+  )
   best, _ = exploitability.best_response_from_weights(tree, 0, payoff)
 
   def gain(member):
     return best - tree.terminal_reach(0, member.matrix) @ payoff
 
   def train(chunks, spans):
-    oracle = ppo.PPOOracle.for_psro(dict(time_budget_s=0.0, total_episodes=16384 * 16 // chunks,
-                                         num_envs=8192, progress=False, num_threads=1))
+    oracle = ppo.PPOOracle.for_psro(
+      dict(
+        time_budget_s=0.0,
+        total_episodes=16384 * 16 // chunks,
+        num_envs=8192,
+        progress=False,
+        num_threads=1,
+      )
+    )
     member = None
     for c in range(chunks):
-      member = oracle.best_response(base.BestResponseRequest(
-          tree=tree, player=0, opponent_populations=[None, opponents],
-          opponent_weights=[None, weights], previous=member, seed=c,
+      member = oracle.best_response(
+        base.BestResponseRequest(
+          tree=tree,
+          player=0,
+          opponent_populations=[None, opponents],
+          opponent_weights=[None, weights],
+          previous=member,
+          seed=c,
           continues_previous=member is not None,
-          schedule_span=(c / chunks, (c + 1) / chunks) if spans else (0.0, 1.0)))
+          schedule_span=(c / chunks, (c + 1) / chunks) if spans else (0.0, 1.0),
+        )
+      )
     return gain(member)
 
   one_run, slices, restarts = train(1, False), train(16, True), train(16, False)
@@ -167,7 +213,8 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
   resumed.run()
   assert [r.nash_conv for r in resumed.records] == [r.nash_conv for r in whole.records]
   assert [r.metrics["p2sro/gain"] for r in resumed.records] == [
-      r.metrics["p2sro/gain"] for r in whole.records]
+    r.metrics["p2sro/gain"] for r in whole.records
+  ]
   for ours, theirs in zip(resumed.population_matrices(), whole.population_matrices()):
     np.testing.assert_array_equal(ours, theirs)
   for ours, theirs in zip(resumed.active, whole.active):
@@ -177,8 +224,9 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
       if a is not None:
         np.testing.assert_array_equal(a.matrix, b.matrix)
   with pytest.raises(errors.UsageError, match="same"):
-    algorithms.make(config(8), output_dir=out, resume=True,
-                    options=p2sro.PipelineOptions(num_active=3))
+    algorithms.make(
+      config(8), output_dir=out, resume=True, options=p2sro.PipelineOptions(num_active=3)
+    )
 
 
 def test_p2sro_refuses_bad_options_and_games():
@@ -209,6 +257,7 @@ def test_p2sro_on_a_two_node_ray_cluster_equals_embedded():
   ray = pytest.importorskip("ray")
   pytest.importorskip("torch")
   from ray import cluster_utils  # pylint: disable=g-import-not-at-top
+
   if ray.is_initialized():
     ray.shutdown()
   cluster = cluster_utils.Cluster(initialize_head=True, head_node_args=dict(num_cpus=1))
@@ -229,7 +278,8 @@ def test_p2sro_on_a_two_node_ray_cluster_equals_embedded():
   embedded.run()
   assert [r.nash_conv for r in on_ray.records] == [r.nash_conv for r in embedded.records]
   assert [r.metrics["p2sro/gain"] for r in on_ray.records] == [
-      r.metrics["p2sro/gain"] for r in embedded.records]
+    r.metrics["p2sro/gain"] for r in embedded.records
+  ]
   for ours, theirs in zip(on_ray.active, embedded.active):
     for a, b in zip(ours.members, theirs.members):
       np.testing.assert_array_equal(a.matrix, b.matrix)

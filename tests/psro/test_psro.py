@@ -10,15 +10,15 @@ from open_spiel.python.algorithms import policy_aggregator
 
 import openspiel_psro_ext
 from openspiel_psro_ext import psro
-from openspiel_psro_ext.runs import checkpoints
-from openspiel_psro_ext.game import game_tree
-from openspiel_psro_ext.game import payoffs
 from openspiel_psro_ext.evaluation import verification
+from openspiel_psro_ext.game import game_tree, payoffs
+from openspiel_psro_ext.runs import checkpoints
 
 
 def _config(**kwargs):
-  defaults = dict(game="kuhn_poker", iterations=15, meta_solver="nash", oracle="exact",
-                  target_nash_conv=0.0)
+  defaults = dict(
+    game="kuhn_poker", iterations=15, meta_solver="nash", oracle="exact", target_nash_conv=0.0
+  )
   defaults.update(kwargs)
   return psro.PSROConfig(**defaults)
 
@@ -53,12 +53,13 @@ def test_three_players_with_prd():
   run = psro.PSRO(_config(game="kuhn_poker(players=3)", meta_solver="prd", iterations=5))
   run.run()
   assert run.records[-1].population_size == [5, 5, 5]
-  pops, weights = verification.support_policies(run.tree, run.population_matrices(),
-                                                 run.meta_strategies)
-  aggregated = policy_aggregator.PolicyAggregator(run.tree.game).aggregate(
-      [0, 1, 2], pops, weights)
+  pops, weights = verification.support_policies(
+    run.tree, run.population_matrices(), run.meta_strategies
+  )
+  aggregated = policy_aggregator.PolicyAggregator(run.tree.game).aggregate([0, 1, 2], pops, weights)
   assert os_exploitability.nash_conv(run.tree.game, aggregated) == pytest.approx(
-      run.records[-1].nash_conv, abs=1e-9)
+    run.records[-1].nash_conv, abs=1e-9
+  )
 
 
 def test_nash_on_three_players_is_refused():
@@ -67,8 +68,9 @@ def test_nash_on_three_players_is_refused():
 
 
 def test_rectified_nash_trains_one_response_per_support_member():
-  run = psro.PSRO(_config(game="matrix_rps", meta_solver="rectified_nash",
-                          symmetric=True, iterations=4))
+  run = psro.PSRO(
+    _config(game="matrix_rps", meta_solver="rectified_nash", symmetric=True, iterations=4)
+  )
   run.run()
   sizes = [r.population_size[0] for r in run.records]
   supports = [r.support_size[0] for r in run.records]
@@ -89,8 +91,9 @@ def test_sampled_payoffs_approach_exact():
   exact.run()
   sampled = psro.PSRO(_config(iterations=4, sims_per_entry=20000))
   sampled.run()
-  np.testing.assert_allclose(sampled.table.meta_games[0][:3, :3],
-                             exact.table.meta_games[0][:3, :3], atol=0.03)
+  np.testing.assert_allclose(
+    sampled.table.meta_games[0][:3, :3], exact.table.meta_games[0][:3, :3], atol=0.03
+  )
 
 
 def test_resume_matches_uninterrupted_run(tmp_path):
@@ -107,9 +110,11 @@ def test_resume_matches_uninterrupted_run(tmp_path):
   loaded = openspiel_psro_ext.load_run(out)  # the top-level spelling
   assert [len(p) for p in loaded.population] == full.records[-1].population_size
   aggregated = policy_aggregator.PolicyAggregator(loaded.game).aggregate(
-      [0, 1], loaded.population, loaded.meta_strategy)
+    [0, 1], loaded.population, loaded.meta_strategy
+  )
   assert os_exploitability.nash_conv(loaded.game, aggregated) == pytest.approx(
-      full.records[-1].nash_conv, abs=1e-9)
+    full.records[-1].nash_conv, abs=1e-9
+  )
 
 
 def test_output_dir_protection(tmp_path):
@@ -135,8 +140,11 @@ def test_atomic_writes_leave_no_temporary_files(tmp_path):
 
 def test_resume_with_neural_members_matches_uninterrupted_run(tmp_path):
   pytest.importorskip("torch")
-  rl = dict(game="kuhn_poker", oracle="ppo", oracle_config={
-      "time_budget_s": 0, "total_episodes": 8000, "progress": False, "num_threads": 1})
+  rl = dict(
+    game="kuhn_poker",
+    oracle="ppo",
+    oracle_config={"time_budget_s": 0, "total_episodes": 8000, "progress": False, "num_threads": 1},
+  )
   full = psro.PSRO(_config(iterations=3, **rl))
   full.run()
   out = str(tmp_path / "ppo")
@@ -146,15 +154,24 @@ def test_resume_with_neural_members_matches_uninterrupted_run(tmp_path):
   assert type(resumed.populations[0][-1].module).__name__ == "TorchPolicy"
   resumed.run()
   assert [r["nash_conv"] for r in checkpoints.read_metrics(out)] == [
-      r.nash_conv for r in full.records]
+    r.nash_conv for r in full.records
+  ]
 
 
 def _simulated_config(**kwargs):
   pytest.importorskip("torch")
-  defaults = dict(game="kuhn_poker", iterations=3, meta_solver="nash", oracle="ppo",
-                  evaluation="sampled", payoff_target_stderr=0.05, target_nash_conv=0.0,
-                  oracle_config=dict(time_budget_s=0, total_episodes=6000, num_envs=256,
-                                     progress=False, num_threads=1))
+  defaults = dict(
+    game="kuhn_poker",
+    iterations=3,
+    meta_solver="nash",
+    oracle="ppo",
+    evaluation="sampled",
+    payoff_target_stderr=0.05,
+    target_nash_conv=0.0,
+    oracle_config=dict(
+      time_budget_s=0, total_episodes=6000, num_envs=256, progress=False, num_threads=1
+    ),
+  )
   defaults.update(kwargs)
   return psro.PSROConfig(**defaults)
 
@@ -183,8 +200,7 @@ def test_simulated_mode_estimates_the_exact_payoffs():
 def test_simulated_mode_without_a_tree_and_its_resume(tmp_path):
   # leduc_poker does not fit in 100 histories: auto chooses the simulated mode,
   # with no exact NashConv; the approximate one is an evaluation hook.
-  config = _simulated_config(game="leduc_poker", evaluation="auto", max_histories=100,
-                             iterations=2)
+  config = _simulated_config(game="leduc_poker", evaluation="auto", max_histories=100, iterations=2)
   full = psro.PSRO(config)
   assert full.view.simulated and full.tree is None
   full.run()
@@ -196,8 +212,9 @@ def test_simulated_mode_without_a_tree_and_its_resume(tmp_path):
   resumed.run()
   np.testing.assert_array_equal(resumed.table.meta_games[0], full.table.meta_games[0])
   # Each entry's standard error is written beside the table.
-  np.testing.assert_array_equal(np.load(os.path.join(out, "payoffs_stderr.npy")),
-                                np.stack(resumed.table.stderr))
+  np.testing.assert_array_equal(
+    np.load(os.path.join(out, "payoffs_stderr.npy")), np.stack(resumed.table.stderr)
+  )
   assert [r.meta_strategy for r in resumed.records] == [r.meta_strategy for r in full.records]
   # load_run gives OpenSpiel policies: the uniform first member, then torch modules.
   loaded = openspiel_psro_ext.load_run(out)
@@ -220,15 +237,23 @@ def test_meta_strategy_average_is_the_decayed_average_and_resumes(tmp_path):
   config = _config(game="leduc_poker", iterations=8, meta_strategy_average_decay=decay)
   full = psro.PSRO(config)
   full.run()
-  trained = [r.sigma if r.training_meta_strategy is None else
-             [np.asarray(s) for s in r.training_meta_strategy] for r in full.records]
+  trained = [
+    r.sigma
+    if r.training_meta_strategy is None
+    else [np.asarray(s) for s in r.training_meta_strategy]
+    for r in full.records
+  ]
   assert full.records[0].training_meta_strategy is None  # one meta-strategy so far
   for t, record in enumerate(full.records):
     weights = decay ** (t - np.arange(t + 1))
     for p in range(2):
       size = record.population_size[p]
-      average = sum(w * np.pad(trained[s][p], (0, size - len(trained[s][p])))
-                    for s, w in enumerate(weights)) / weights.sum()
+      average = (
+        sum(
+          w * np.pad(trained[s][p], (0, size - len(trained[s][p]))) for s, w in enumerate(weights)
+        )
+        / weights.sum()
+      )
       np.testing.assert_allclose(record.sigma[p], average, atol=1e-12)
   # The output's NashConv is OpenSpiel's for the averaged mixture.
   assert full.verify(tolerance=1e-9) == pytest.approx(full.records[-1].nash_conv, abs=1e-9)
@@ -236,8 +261,7 @@ def test_meta_strategy_average_is_the_decayed_average_and_resumes(tmp_path):
   # as an unaveraged run.
   plain = psro.PSRO(_config(game="leduc_poker", iterations=8))
   plain.run()
-  assert [r.meta_strategy for r in plain.records] == [
-      [list(s) for s in t] for t in trained]
+  assert [r.meta_strategy for r in plain.records] == [[list(s) for s in t] for t in trained]
   # A resumed run continues the average.
   out = str(tmp_path / "run")
   psro.PSRO(dataclasses.replace(config, iterations=3), output_dir=out).run()

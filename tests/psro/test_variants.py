@@ -6,20 +6,17 @@ import pytest
 from open_spiel.python import policy as policy_lib
 from open_spiel.python.algorithms import exploitability as os_exploitability
 
-from openspiel_psro_ext import errors
+from openspiel_psro_ext import errors, psro
+from openspiel_psro_ext.game import cfr, exploitability, game_tree
 from openspiel_psro_ext.psro import variants as algorithms
-from openspiel_psro_ext.psro.variants import anytime_psro
-from openspiel_psro_ext.game import cfr
+from openspiel_psro_ext.psro.variants import anytime_psro, xdo
 from openspiel_psro_ext.runs import checkpoints
-from openspiel_psro_ext import psro
-from openspiel_psro_ext.game import exploitability
-from openspiel_psro_ext.game import game_tree
-from openspiel_psro_ext.psro.variants import xdo
 
 
 def _config(**kwargs):
-  defaults = dict(game="kuhn_poker", iterations=30, meta_solver="nash", oracle="exact",
-                  target_nash_conv=0.0)
+  defaults = dict(
+    game="kuhn_poker", iterations=30, meta_solver="nash", oracle="exact", target_nash_conv=0.0
+  )
   defaults.update(kwargs)
   return psro.PSROConfig(**defaults)
 
@@ -55,8 +52,10 @@ def test_restricted_game_and_its_best_responses():
   rng = np.random.default_rng(0)
   # A restriction to one action per state is one pure profile: its average is
   # that profile and nobody can deviate inside it.
-  pure = [np.eye(tree.num_actions, dtype=bool)[rng.integers(0, 2, t.num_infostates)]
-          for t in tree.infostates]
+  pure = [
+    np.eye(tree.num_actions, dtype=bool)[rng.integers(0, 2, t.num_infostates)]
+    for t in tree.infostates
+  ]
   solver = cfr.CFRPlus(tree, pure)
   solver.iterate(5)
   for average, allowed in zip(solver.average_policy(), pure):
@@ -66,7 +65,8 @@ def test_restricted_game_and_its_best_responses():
   policies = [t.uniform_policy() for t in tree.infostates]
   legal = [t.legal_mask for t in tree.infostates]
   assert cfr.restricted_nash_conv(tree, policies, legal) == pytest.approx(
-      os_exploitability.nash_conv(tree.game, policy_lib.TabularPolicy(tree.game)), abs=1e-12)
+    os_exploitability.nash_conv(tree.game, policy_lib.TabularPolicy(tree.game)), abs=1e-12
+  )
   with pytest.raises(ValueError, match="no allowed action"):
     cfr.CFRPlus(tree, [np.zeros_like(m) for m in legal])
 
@@ -104,14 +104,16 @@ def test_xdo_resume_matches_uninterrupted_run(tmp_path):
   full.run()
   out = str(tmp_path / "xdo")
   algorithms.make(_config(game="leduc_poker", algorithm="xdo", iterations=7), output_dir=out).run()
-  resumed = algorithms.make(_config(game="leduc_poker", algorithm="xdo", iterations=12),
-                            output_dir=out, resume=True)
+  resumed = algorithms.make(
+    _config(game="leduc_poker", algorithm="xdo", iterations=12), output_dir=out, resume=True
+  )
   assert resumed.iteration == 7
   resumed.run()
   saved = checkpoints.read_metrics(out)
   assert [r["nash_conv"] for r in saved] == [r.nash_conv for r in full.records]
   assert [r["xdo/cfr_iterations"] for r in saved] == [
-      r.metrics["xdo/cfr_iterations"] for r in full.records]
+    r.metrics["xdo/cfr_iterations"] for r in full.records
+  ]
   resumed.verify(tolerance=1e-9)
 
 
@@ -132,8 +134,10 @@ def test_anytime_psro_kuhn_is_exact_monotone_and_below_psro():
 
 
 def test_anytime_psro_regret_matching_learner_never_rises():
-  run = algorithms.make(_config(algorithm="anytime_psro", iterations=8), algorithms.options(
-      "anytime_psro", {"learner": "regret_matching", "inner_steps": 50}))
+  run = algorithms.make(
+    _config(algorithm="anytime_psro", iterations=8),
+    algorithms.options("anytime_psro", {"learner": "regret_matching", "inner_steps": 50}),
+  )
   run.run()
   ours = [r.nash_conv for r in run.records]
   assert ours[-1] < 0.5 * ours[0]
@@ -144,25 +148,34 @@ def test_anytime_psro_resume_matches_uninterrupted_run(tmp_path):
   full = algorithms.make(_config(game="leduc_poker", algorithm="anytime_psro", iterations=8))
   full.run()
   out = str(tmp_path / "anytime")
-  algorithms.make(_config(game="leduc_poker", algorithm="anytime_psro", iterations=4),
-                  output_dir=out).run()
-  resumed = algorithms.make(_config(game="leduc_poker", algorithm="anytime_psro", iterations=8),
-                            output_dir=out, resume=True)
+  algorithms.make(
+    _config(game="leduc_poker", algorithm="anytime_psro", iterations=4), output_dir=out
+  ).run()
+  resumed = algorithms.make(
+    _config(game="leduc_poker", algorithm="anytime_psro", iterations=8), output_dir=out, resume=True
+  )
   resumed.run()
   assert [r["nash_conv"] for r in checkpoints.read_metrics(out)] == [
-      r.nash_conv for r in full.records]
+    r.nash_conv for r in full.records
+  ]
   # The run keeps its options: resuming with another learner is refused.
   with pytest.raises(errors.UsageError, match="ran anytime_psro with options.*same"):
-    algorithms.make(_config(game="leduc_poker", algorithm="anytime_psro", iterations=9),
-                    algorithms.options("anytime_psro", {"learner": "regret_matching"}),
-                    output_dir=out, resume=True)
+    algorithms.make(
+      _config(game="leduc_poker", algorithm="anytime_psro", iterations=9),
+      algorithms.options("anytime_psro", {"learner": "regret_matching"}),
+      output_dir=out,
+      resume=True,
+    )
 
 
 @pytest.mark.parametrize("algorithm", ["xdo", "anytime_psro"])
-@pytest.mark.parametrize("change, message", [
+@pytest.mark.parametrize(
+  "change, message",
+  [
     (dict(game="kuhn_poker(players=3)", meta_solver="prd"), "two-player zero-sum"),
     (dict(symmetric=True), "drop --symmetric"),
-])
+  ],
+)
 def test_variants_refuse_what_they_cannot_run(algorithm, change, message):
   with pytest.raises(errors.UsageError, match=message):
     algorithms.make(_config(algorithm=algorithm, **change))

@@ -6,18 +6,20 @@ import numpy as np
 import pyspiel
 import pytest
 
-from openspiel_psro_ext.game import game_tree
-from openspiel_psro_ext.game import payoffs
+from openspiel_psro_ext.game import game_tree, payoffs
 from openspiel_psro_ext.simulated import simulation
 from tests.helpers import random_matrix
 
 
 def _members(tree, rng, count, deterministic=False):
   """Per player, `count` random matrices and their batched policies."""
-  matrices = [[random_matrix(tree, p, rng, deterministic) for _ in range(count)]
-              for p in range(tree.num_players)]
-  policies = [[simulation.BatchedMatrixPolicy(tree, p, m) for m in mats]
-              for p, mats in enumerate(matrices)]
+  matrices = [
+    [random_matrix(tree, p, rng, deterministic) for _ in range(count)]
+    for p in range(tree.num_players)
+  ]
+  policies = [
+    [simulation.BatchedMatrixPolicy(tree, p, m) for m in mats] for p, mats in enumerate(matrices)
+  ]
   return matrices, policies
 
 
@@ -28,8 +30,7 @@ def test_play_estimates_the_exact_mixture_value(game, rng):
   matrices, policies = _members(tree, rng, 2)
   weights = [rng.dirichlet(np.ones(2)) for _ in range(tree.num_players)]
   seats = [simulation.Population(p, w) for p, w in zip(policies, weights)]
-  returns = simulation.play(tree.game, seats, 20_000, np.random.default_rng(0),
-                            batch_size=5_000)
+  returns = simulation.play(tree.game, seats, 20_000, np.random.default_rng(0), batch_size=5_000)
   exact_table = payoffs.payoff_tensors(tree, matrices)
   exact = [_mixture_value(t, weights) for t in exact_table]
   stderr = returns.std(axis=0) / np.sqrt(len(returns))
@@ -52,16 +53,18 @@ def test_play_with_fixed_members_and_uniform_policies(rng):
   members = np.array([[2] * 4000, [0] * 4000])
   returns = simulation.play(tree.game, seats, 4000, np.random.default_rng(1), members)
   # Member 2 of seat 0 is uniform: uniform against uniform, exactly.
-  exact = payoffs.payoff_tensors(tree, [[tree.uniform_policy()[0]],
-                                        [tree.uniform_policy()[1]]])[0][0, 0]
+  exact = payoffs.payoff_tensors(tree, [[tree.uniform_policy()[0]], [tree.uniform_policy()[1]]])[0][
+    0, 0
+  ]
   assert returns[:, 0].mean() == pytest.approx(exact, abs=4 * 1.5 / np.sqrt(4000))
 
 
 def test_simulated_table_matches_the_exact_table_and_computes_only_new_entries(rng):
   tree = game_tree.get_tree("kuhn_poker")
   matrices, policies = _members(tree, rng, 3)
-  config = simulation.SamplingConfig(target_stderr=0.03, min_games=64,
-                                     max_games=20_000, batch_games=64)
+  config = simulation.SamplingConfig(
+    target_stderr=0.03, min_games=64, max_games=20_000, batch_games=64
+  )
   table = simulation.SimulatedPayoffTable(tree.game, config)
   exact = payoffs.PayoffTable(tree)
   table.add([policies[0][:2], policies[1][:1]], seed=0)
@@ -78,8 +81,7 @@ def test_simulated_table_matches_the_exact_table_and_computes_only_new_entries(r
   assert table.games_played - played == table.games[:, 1:].sum()
   # Every entry met its target (or its cap), and is within 4 standard errors.
   stderr = np.stack(table.stderr)
-  assert np.all((stderr.max(axis=0) <= config.target_stderr)
-                | (table.games >= config.max_games))
+  assert np.all((stderr.max(axis=0) <= config.target_stderr) | (table.games >= config.max_games))
   assert np.all(table.games >= config.min_games)
   assert np.all(table.games % config.batch_games == 0)
   error = np.abs(np.stack(table.meta_games) - np.stack(exact.meta_games))
@@ -107,11 +109,11 @@ def test_games_per_entry_adapt_to_the_variance():
   (sd / target)^2 = 400 games. Against one who always bets, player 0 folds
   every game (always -1): the entry stops at `min_games`."""
   tree = game_tree.get_tree("kuhn_poker")
-  config = simulation.SamplingConfig(target_stderr=0.05, min_games=32, max_games=8192,
-                                     batch_games=32)
+  config = simulation.SamplingConfig(
+    target_stderr=0.05, min_games=32, max_games=8192, batch_games=32
+  )
   table = simulation.SimulatedPayoffTable(tree.game, config)
-  table.add([[_always(tree, 0, 0)], [_always(tree, 1, 0), _always(tree, 1, 1)]],
-            seed=3)
+  table.add([[_always(tree, 0, 0)], [_always(tree, 1, 0), _always(tree, 1, 1)]], seed=3)
   showdown, fold = table.games[0]
   assert 400 <= showdown <= 400 + 2 * config.batch_games
   assert table.stderr[0][0, 0] <= config.target_stderr
@@ -132,14 +134,16 @@ def test_policies_and_tables_pickle(rng):
   tree = game_tree.get_tree("kuhn_poker")
   _, policies = _members(tree, rng, 1)
   table = simulation.SimulatedPayoffTable(
-      tree.game, simulation.SamplingConfig(min_games=32, max_games=32))
+    tree.game, simulation.SamplingConfig(min_games=32, max_games=32)
+  )
   table.add(policies, seed=0)
   copy = pickle.loads(pickle.dumps(table))
   np.testing.assert_array_equal(copy.meta_games, table.meta_games)
   obs = np.asarray(tree.infostates[0].tensors[:3], dtype=np.float32)
   legal = tree.infostates[0].legal_mask[:3]
-  np.testing.assert_array_equal(copy.members[0][0].probabilities(obs, legal),
-                                policies[0][0].probabilities(obs, legal))
+  np.testing.assert_array_equal(
+    copy.members[0][0].probabilities(obs, legal), policies[0][0].probabilities(obs, legal)
+  )
 
 
 def test_utility_range_and_its_refusal():

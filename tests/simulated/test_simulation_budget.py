@@ -13,8 +13,9 @@ from openspiel_psro_ext.simulated import simulation
 def _uniform_table(target, weights_after_first=None):
   """Kuhn poker, uniform members: the showdown returns have sd ~1.3."""
   game = pyspiel.load_game("kuhn_poker")
-  config = simulation.SamplingConfig(target_stderr=target, min_games=32, max_games=100_000,
-                                     batch_games=32, task_games=500)
+  config = simulation.SamplingConfig(
+    target_stderr=target, min_games=32, max_games=100_000, batch_games=32, task_games=500
+  )
   table = simulation.SimulatedPayoffTable(game, config)
   uniform = simulation.UniformRandomPolicy
   table.add([[uniform()], [uniform()]], seed=0)
@@ -26,8 +27,9 @@ def test_default_target_is_relative_to_the_utility_range():
   config = simulation.SamplingConfig()
   assert config.target(pyspiel.load_game("leduc_poker")) == pytest.approx(0.004 * 26)
   assert config.target(pyspiel.load_game("kuhn_poker")) == pytest.approx(0.004 * 4)
-  assert simulation.SamplingConfig(target_stderr=0.3).target(
-      pyspiel.load_game("leduc_poker")) == 0.3
+  assert (
+    simulation.SamplingConfig(target_stderr=0.3).target(pyspiel.load_game("leduc_poker")) == 0.3
+  )
 
 
 def test_games_follow_the_meta_strategy_weights():
@@ -42,7 +44,7 @@ def test_games_follow_the_meta_strategy_weights():
   # except (new, new): 1/2, so it needs about half the games.
   for entry in [(0, 1), (0, 2), (1, 0)]:
     assert stderr[entry] <= target
-  assert 0.5 * stderr[1, 1] ** 2 <= target ** 2 + 1e-12
+  assert 0.5 * stderr[1, 1] ** 2 <= target**2 + 1e-12
   assert games[1, 1] < 0.75 * games[1, 0]
   # Without weights every entry goes to the full target.
   full = _uniform_table(target)
@@ -51,35 +53,32 @@ def test_games_follow_the_meta_strategy_weights():
 
 def test_entries_without_weight_get_the_minimum_and_are_topped_up_later():
   game = pyspiel.load_game("kuhn_poker")
-  config = simulation.SamplingConfig(target_stderr=0.1, min_games=32, max_games=100_000,
-                                     batch_games=32)
+  config = simulation.SamplingConfig(
+    target_stderr=0.1, min_games=32, max_games=100_000, batch_games=32
+  )
   table = simulation.SimulatedPayoffTable(game, config)
   uniform = simulation.UniformRandomPolicy
   table.add([[uniform(), uniform()], [uniform(), uniform()]], seed=0)
   # Member 1 of both players has weight 0: entry (1, 1) is nobody's concern.
-  table.add([[uniform()], None], seed=1, weights=[np.array([1.0, 0.0]),
-                                                  np.array([1.0, 0.0])])
+  table.add([[uniform()], None], seed=1, weights=[np.array([1.0, 0.0]), np.array([1.0, 0.0])])
   assert table.games[1, 1] > config.min_games  # played to the target before
   # A fresh table whose first add already carried the weights.
   fresh = simulation.SimulatedPayoffTable(game, config)
   fresh.add([[uniform()], [uniform()]], seed=0)
   fresh.add([[uniform()], [uniform()]], seed=1, weights=[np.ones(1), np.zeros(1) + 1])
-  fresh.add([[uniform()], None], seed=2, weights=[np.array([1.0, 0.0]),
-                                                  np.array([1.0, 0.0])])
+  fresh.add([[uniform()], None], seed=2, weights=[np.array([1.0, 0.0]), np.array([1.0, 0.0])])
   # Entry (2, 1): player 1's member 1 has weight 0 and the new member 2
   # weighs 1/2: played to stderr^2 <= target^2 / (1/2).
-  assert 0.5 * np.max(fresh.stderr, axis=0)[2, 1] ** 2 <= 0.1 ** 2 + 1e-12
+  assert 0.5 * np.max(fresh.stderr, axis=0)[2, 1] ** 2 <= 0.1**2 + 1e-12
   # Its weight rises to 1: the next add tops it up to the full target.
-  fresh.add([None, [uniform()]], seed=3, weights=[np.array([0.0, 0.0, 1.0]),
-                                                  np.array([0.0, 1.0])])
+  fresh.add([None, [uniform()]], seed=3, weights=[np.array([0.0, 0.0, 1.0]), np.array([0.0, 1.0])])
   assert np.max(fresh.stderr, axis=0)[2, 1] <= 0.1
 
 
 def test_wrong_weights_are_refused():
   table = _uniform_table(0.5)
   with pytest.raises(ValueError, match="weights of player 1 have 1 entries"):
-    table.add([[simulation.UniformRandomPolicy()], None], seed=2,
-              weights=[np.ones(2), np.ones(1)])
+    table.add([[simulation.UniformRandomPolicy()], None], seed=2, weights=[np.ones(2), np.ones(1)])
 
 
 def test_tasks_split_deterministically():
@@ -97,16 +96,22 @@ def test_state_policies_play_like_openspiel_values():
   rng = np.random.default_rng(0)
   tabular = policy_lib.TabularPolicy(game)
   tabular.action_probability_array[:] = rng.dirichlet(
-      np.ones(game.num_distinct_actions()), len(tabular.action_probability_array))
+    np.ones(game.num_distinct_actions()), len(tabular.action_probability_array)
+  )
   seats = [simulation.StatePolicy(tabular, 0), simulation.UniformRandomPolicy()]
   returns = simulation.play(game, seats, 20_000, np.random.default_rng(1))
   exact = expected_game_score.policy_value(
-      game.new_initial_state(), [tabular, policy_lib.UniformRandomPolicy(game)])
+    game.new_initial_state(), [tabular, policy_lib.UniformRandomPolicy(game)]
+  )
   stderr = returns.std(axis=0) / np.sqrt(len(returns))
   np.testing.assert_array_less(np.abs(returns.mean(axis=0) - exact), 4 * stderr)
-  ours = simulation.play(game, [simulation.UniformRandomPolicy()] * 2, 500,
-                         np.random.default_rng(2))
+  ours = simulation.play(
+    game, [simulation.UniformRandomPolicy()] * 2, 500, np.random.default_rng(2)
+  )
   theirs = simulation.play(
-      game, [simulation.StatePolicy(policy_lib.UniformRandomPolicy(game), p)
-             for p in range(2)], 500, np.random.default_rng(2))
+    game,
+    [simulation.StatePolicy(policy_lib.UniformRandomPolicy(game), p) for p in range(2)],
+    500,
+    np.random.default_rng(2),
+  )
   np.testing.assert_array_equal(ours, theirs)

@@ -8,8 +8,10 @@ PSRO iteration as one flat dict, `MetricsScope`, the members a pass reads,
 and `short_log`).
 """
 
-from openspiel_psro_ext.evaluation.metrics.iteration import IterationMetrics
-from openspiel_psro_ext.evaluation.metrics.iteration import MetricsScope
-from openspiel_psro_ext.evaluation.metrics.iteration import short_log
+from openspiel_psro_ext.evaluation.metrics.iteration import (
+  IterationMetrics,
+  MetricsScope,
+  short_log,
+)
 
 __all__ = ["IterationMetrics", "MetricsScope", "short_log"]

@@ -40,8 +40,7 @@ import zipfile
 import numpy as np
 import pyspiel
 
-from openspiel_psro_ext.game import cfr
-from openspiel_psro_ext.game import exploitability
+from openspiel_psro_ext.game import cfr, exploitability
 from openspiel_psro_ext.game.game_tree import GameTree
 
 DEFAULT_CFR_PLUS_MAX_ITERATIONS = 400
@@ -76,23 +75,22 @@ def _kuhn_choice(state: pyspiel.State, aggressive: bool) -> int:
   """Kuhn poker: 0 = Pass (check or fold), 1 = Bet (bet or call)."""
   if aggressive:
     return 1
-  facing_bet = 1 in state.history()[state.get_game().num_players():]
+  facing_bet = 1 in state.history()[state.get_game().num_players() :]
   return 1 if facing_bet else 0
 
 
-def _named_choice(state: pyspiel.State, player: int, legal: np.ndarray,
-                  aggressive: bool) -> int | None:
+def _named_choice(
+  state: pyspiel.State, player: int, legal: np.ndarray, aggressive: bool
+) -> int | None:
   names = {a: state.action_to_string(player, int(a)) for a in legal}
   passive = [a for a, n in names.items() if _PASSIVE.search(n)]
-  raises = [a for a, n in names.items()
-            if _AGGRESSIVE.search(n) and a not in passive]
+  raises = [a for a, n in names.items() if _AGGRESSIVE.search(n) and a not in passive]
   if aggressive and raises:
     return int(min(raises))  # The smallest raise.
   return int(passive[0]) if passive else None
 
 
-def _action_baseline(tree: GameTree, name: str,
-                     aggressive: bool) -> Baseline | str:
+def _action_baseline(tree: GameTree, name: str, aggressive: bool) -> Baseline | str:
   """A deterministic call/raise policy, or a note saying why there is none."""
   is_kuhn = tree.game.get_type().short_name == "kuhn_poker"
   matrices = []
@@ -100,12 +98,15 @@ def _action_baseline(tree: GameTree, name: str,
     choice = np.zeros(table.num_infostates, dtype=np.int64)
     for i, state in enumerate(table.states):
       legal = np.flatnonzero(table.legal_mask[i])
-      action = (_kuhn_choice(state, aggressive) if is_kuhn
-                else _named_choice(state, p, legal, aggressive))
+      action = (
+        _kuhn_choice(state, aggressive) if is_kuhn else _named_choice(state, p, legal, aggressive)
+      )
       if action is None:
-        return (f"{name} skipped: {tree.game.get_type().short_name} has no"
-                f" action named call or check (player {p}, information state"
-                f" {i}).")
+        return (
+          f"{name} skipped: {tree.game.get_type().short_name} has no"
+          f" action named call or check (player {p}, information state"
+          f" {i})."
+        )
       choice[i] = action
     matrices.append(np.eye(tree.num_actions)[choice])
   return Baseline(name, matrices)
@@ -121,9 +122,9 @@ def always_raise_baseline(tree: GameTree) -> Baseline | str:
   return _action_baseline(tree, "always_raise", aggressive=True)
 
 
-def _solve_cfr_plus(tree: GameTree, max_iterations: int,
-                    target_nash_conv: float,
-                    check_every: int) -> tuple[list[np.ndarray], dict]:
+def _solve_cfr_plus(
+  tree: GameTree, max_iterations: int, target_nash_conv: float, check_every: int
+) -> tuple[list[np.ndarray], dict]:
   start = time.perf_counter()
   solver = cfr.CFRPlus(tree)
   iterations = 0
@@ -135,10 +136,16 @@ def _solve_cfr_plus(tree: GameTree, max_iterations: int,
     nash_conv = exploitability.exact_nash_conv(tree, matrices).nash_conv
     if nash_conv <= target_nash_conv or iterations >= max_iterations:
       break
-  info = dict(iterations=float(iterations), nash_conv=float(nash_conv),
-              seconds=time.perf_counter() - start)
-  logging.info("CFR+ baseline for %s: %d iterations, NashConv %.3g, %.2f s.",
-               tree.game, iterations, nash_conv, info["seconds"])
+  info = dict(
+    iterations=float(iterations), nash_conv=float(nash_conv), seconds=time.perf_counter() - start
+  )
+  logging.info(
+    "CFR+ baseline for %s: %d iterations, NashConv %.3g, %.2f s.",
+    tree.game,
+    iterations,
+    nash_conv,
+    info["seconds"],
+  )
   return matrices, info
 
 
@@ -147,19 +154,22 @@ def _solve_cfr_plus(tree: GameTree, max_iterations: int,
 _MEMORY_CACHE: dict[tuple, tuple[list[np.ndarray], dict]] = {}
 
 
-def _disk_cache_path(cache_dir: str, game_string: str, max_iterations: int,
-                     target_nash_conv: float) -> str:
+def _disk_cache_path(
+  cache_dir: str, game_string: str, max_iterations: int, target_nash_conv: float
+) -> str:
   key = f"{game_string}|{max_iterations}|{target_nash_conv!r}"
   digest = hashlib.sha1(key.encode()).hexdigest()[:16]
   stem = re.sub(r"[^A-Za-z0-9_]+", "_", game_string)[:40]
   return os.path.join(cache_dir, f"cfr_plus_{stem}_{digest}.npz")
 
 
-def cfr_plus_baseline(tree: GameTree,
-                      max_iterations: int = DEFAULT_CFR_PLUS_MAX_ITERATIONS,
-                      target_nash_conv: float = DEFAULT_CFR_PLUS_TARGET_NASH_CONV,
-                      check_every: int = DEFAULT_CFR_PLUS_CHECK_EVERY,
-                      cache_dir: str | None = None) -> Baseline:
+def cfr_plus_baseline(
+  tree: GameTree,
+  max_iterations: int = DEFAULT_CFR_PLUS_MAX_ITERATIONS,
+  target_nash_conv: float = DEFAULT_CFR_PLUS_TARGET_NASH_CONV,
+  check_every: int = DEFAULT_CFR_PLUS_CHECK_EVERY,
+  cache_dir: str | None = None,
+) -> Baseline:
   """CFR+ average policy, cached per game string (in-process and on disk).
 
   Args:
@@ -176,15 +186,13 @@ def cfr_plus_baseline(tree: GameTree,
   game_string = str(tree.game)
   path = None
   if cache_dir:
-    path = _disk_cache_path(cache_dir, game_string, max_iterations,
-                            target_nash_conv)
+    path = _disk_cache_path(cache_dir, game_string, max_iterations, target_nash_conv)
     cached = _read_disk_cache(tree, path)
     if cached is not None:
       return cached
   key = (game_string, max_iterations, target_nash_conv, check_every)
   if key not in _MEMORY_CACHE:
-    _MEMORY_CACHE[key] = _solve_cfr_plus(tree, max_iterations,
-                                         target_nash_conv, check_every)
+    _MEMORY_CACHE[key] = _solve_cfr_plus(tree, max_iterations, target_nash_conv, check_every)
   matrices, info = _MEMORY_CACHE[key]
   matrices = [m.copy() for m in matrices]
   info = dict(info)
@@ -204,44 +212,48 @@ def _read_disk_cache(tree: GameTree, path: str) -> Baseline | None:
     return None
   try:
     with np.load(path) as data:
-      matrices = [np.array(data[f"player{p}"], dtype=np.float64)
-                  for p in range(tree.num_players)]
-      info = dict(iterations=float(data["iterations"]),
-                  nash_conv=float(data["nash_conv"]), seconds=0.0)
+      matrices = [np.array(data[f"player{p}"], dtype=np.float64) for p in range(tree.num_players)]
+      info = dict(
+        iterations=float(data["iterations"]), nash_conv=float(data["nash_conv"]), seconds=0.0
+      )
   # zipfile.BadZipFile: a truncated file; EOFError: an empty one.
   except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
     logging.warning("Recomputing CFR+: unreadable cache %s (%s).", path, e)
     return None
   for matrix, table in zip(matrices, tree.infostates):
-    if (matrix.shape != table.legal_mask.shape
-        or not np.all(np.isfinite(matrix)) or np.any(matrix < 0)
-        or np.any(matrix[~table.legal_mask] != 0)
-        or not np.allclose(matrix.sum(axis=1), 1.0, atol=1e-6)):
-      logging.warning("Recomputing CFR+: cache %s does not hold a policy of"
-                      " %s.", path, tree.game)
+    if (
+      matrix.shape != table.legal_mask.shape
+      or not np.all(np.isfinite(matrix))
+      or np.any(matrix < 0)
+      or np.any(matrix[~table.legal_mask] != 0)
+      or not np.allclose(matrix.sum(axis=1), 1.0, atol=1e-6)
+    ):
+      logging.warning("Recomputing CFR+: cache %s does not hold a policy of %s.", path, tree.game)
       return None
   return Baseline("cfr_plus", matrices, info)
 
 
-def _write_disk_cache(path: str, matrices: list[np.ndarray],
-                      info: dict[str, float]) -> None:
+def _write_disk_cache(path: str, matrices: list[np.ndarray], info: dict[str, float]) -> None:
   """Writes the cache atomically; a failure costs only the next run's time."""
   tmp = f"{path}.{os.getpid()}.tmp.npz"
   try:
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    np.savez(tmp, iterations=info["iterations"], nash_conv=info["nash_conv"],
-             **{f"player{p}": m for p, m in enumerate(matrices)})
+    np.savez(
+      tmp,
+      iterations=info["iterations"],
+      nash_conv=info["nash_conv"],
+      **{f"player{p}": m for p, m in enumerate(matrices)},
+    )
     os.replace(tmp, path)
   except OSError as e:
-    logging.warning("Could not write the CFR+ cache %s (%s); it is"
-                    " recomputed next time.", path, e)
+    logging.warning("Could not write the CFR+ cache %s (%s); it is recomputed next time.", path, e)
     if os.path.exists(tmp):
       os.unlink(tmp)
 
 
-def fixed_baselines(tree: GameTree, cfr_plus: bool = True,
-                    cache_dir: str | None = None,
-                    **cfr_plus_kwargs) -> tuple[list[Baseline], list[str]]:
+def fixed_baselines(
+  tree: GameTree, cfr_plus: bool = True, cache_dir: str | None = None, **cfr_plus_kwargs
+) -> tuple[list[Baseline], list[str]]:
   """The run's baselines, uniform first, and notes on those skipped.
 
   Args:
@@ -259,8 +271,7 @@ def fixed_baselines(tree: GameTree, cfr_plus: bool = True,
       baselines.append(made)
   if cfr_plus:
     try:
-      baselines.append(cfr_plus_baseline(tree, cache_dir=cache_dir,
-                                         **cfr_plus_kwargs))
+      baselines.append(cfr_plus_baseline(tree, cache_dir=cache_dir, **cfr_plus_kwargs))
     except (RuntimeError, pyspiel.SpielError) as e:
       notes.append(f"cfr_plus skipped: CFR+ failed on {tree.game}: {e}")
   for note in notes:

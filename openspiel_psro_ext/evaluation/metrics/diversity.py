@@ -72,13 +72,15 @@ def history_sequences(tree: GameTree) -> np.ndarray:
     mover = tree.player[parents]
     for p in range(tree.num_players):
       moved = mover == p
-      seq[p, nodes[moved]] = (tree.infostate[parents[moved]] * tree.num_actions
-                              + tree.action[nodes[moved]])
+      seq[p, nodes[moved]] = (
+        tree.infostate[parents[moved]] * tree.num_actions + tree.action[nodes[moved]]
+      )
   return seq
 
 
-def context_reach(tree: GameTree, player: int, plans: list[np.ndarray],
-                  sequences: np.ndarray) -> np.ndarray:
+def context_reach(
+  tree: GameTree, player: int, plans: list[np.ndarray], sequences: np.ndarray
+) -> np.ndarray:
   """`[I_p]` probability `c(I)` that chance and the others lead play into `I`.
 
   Args:
@@ -93,12 +95,14 @@ def context_reach(tree: GameTree, player: int, plans: list[np.ndarray],
   for q in range(tree.num_players):
     if q != player:
       weight *= plans[q][sequences[q, nodes]]
-  return np.bincount(tree.infostate[nodes], weights=weight,
-                     minlength=tree.infostates[player].num_infostates)
+  return np.bincount(
+    tree.infostate[nodes], weights=weight, minlength=tree.infostates[player].num_infostates
+  )
 
 
-def sample_pairs(num_members: int, max_pairs: int,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def sample_pairs(
+  num_members: int, max_pairs: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
   """Distinct member pairs `i < j`: all of them, or a uniform sample.
 
   Args:
@@ -126,10 +130,15 @@ def sample_pairs(num_members: int, max_pairs: int,
   return first, second
 
 
-def pair_behavioural_distance(tree: GameTree, player: int,
-                              population: np.ndarray, context: np.ndarray,
-                              first: np.ndarray, second: np.ndarray,
-                              plans: np.ndarray | None = None) -> np.ndarray:
+def pair_behavioural_distance(
+  tree: GameTree,
+  player: int,
+  population: np.ndarray,
+  context: np.ndarray,
+  first: np.ndarray,
+  second: np.ndarray,
+  plans: np.ndarray | None = None,
+) -> np.ndarray:
   """`[M]` reach-weighted TV distances `d(first[m], second[m])` (module doc).
 
   Costs `O(M I_p A)` time and at most `_BLOCK_ELEMENTS` buffer elements.
@@ -154,21 +163,23 @@ def pair_behavioural_distance(tree: GameTree, player: int,
   distance = np.zeros(len(first))
   block = max(1, _BLOCK_ELEMENTS // max(1, num_states * num_actions))
   for start in range(0, len(first), block):
-    i, j = first[start:start + block], second[start:start + block]
+    i, j = first[start : start + block], second[start : start + block]
     tv = 0.5 * np.abs(population[i] - population[j]).sum(axis=2)  # [b, I]
     numerator = np.einsum("bs,bs->b", tv, rho[i] + rho[j])
     denominator = mass[i] + mass[j]
-    distance[start:start + block] = np.divide(
-        numerator, denominator, out=np.zeros_like(numerator),
-        where=denominator > 0)
+    distance[start : start + block] = np.divide(
+      numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0
+    )
   return distance
 
 
-def pairwise_behavioural_distance(tree: GameTree, player: int,
-                                  population: np.ndarray,
-                                  context: np.ndarray,
-                                  plans: np.ndarray | None = None
-                                  ) -> np.ndarray:
+def pairwise_behavioural_distance(
+  tree: GameTree,
+  player: int,
+  population: np.ndarray,
+  context: np.ndarray,
+  plans: np.ndarray | None = None,
+) -> np.ndarray:
   """`[N, N]` reach-weighted TV distances `d(i, j)` of every pair, O(N^2).
 
   Args:
@@ -182,7 +193,8 @@ def pairwise_behavioural_distance(tree: GameTree, player: int,
   first, second = np.triu_indices(n, 1)
   distance = np.zeros((n, n))
   distance[first, second] = pair_behavioural_distance(
-      tree, player, population, context, first, second, plans=plans)
+    tree, player, population, context, first, second, plans=plans
+  )
   return distance + distance.T
 
 
@@ -194,8 +206,9 @@ def mean_pairwise(distance: np.ndarray) -> float:
   return float(distance[np.triu_indices(n, 1)].mean())
 
 
-def payoff_rows(meta_game: np.ndarray, player: int,
-                members: np.ndarray | None = None) -> np.ndarray:
+def payoff_rows(
+  meta_game: np.ndarray, player: int, members: np.ndarray | None = None
+) -> np.ndarray:
   """`[K, prod_{q != p} N_q]` player p's payoff vectors, one row per member.
 
   Args:
@@ -207,8 +220,7 @@ def payoff_rows(meta_game: np.ndarray, player: int,
   table = np.asarray(meta_game)
   if members is not None:
     # Indexing, not np.take: take copies a strided view whole first.
-    table = table[(slice(None),) * player
-                  + (np.asarray(members, dtype=np.int64),)]
+    table = table[(slice(None),) * player + (np.asarray(members, dtype=np.int64),)]
   moved = np.moveaxis(table.astype(np.float64, copy=False), player, 0)
   return moved.reshape(moved.shape[0], -1)
 

@@ -57,12 +57,20 @@ def _loss(logits: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> float:
   return float(weights @ (np.logaddexp(0.0, logits) - scores * logits))
 
 
-def fit_elo(first: np.ndarray, second: np.ndarray, scores: np.ndarray,
-            num_entities: int, *, weights: np.ndarray | None = None,
-            fixed: dict[int, float] | None = None,
-            fit_advantage: bool = False, advantage: float = 0.0,
-            smoothing: float = DEFAULT_SMOOTHING, max_steps: int = 100,
-            tolerance: float = 1e-10) -> EloFit:
+def fit_elo(
+  first: np.ndarray,
+  second: np.ndarray,
+  scores: np.ndarray,
+  num_entities: int,
+  *,
+  weights: np.ndarray | None = None,
+  fixed: dict[int, float] | None = None,
+  fit_advantage: bool = False,
+  advantage: float = 0.0,
+  smoothing: float = DEFAULT_SMOOTHING,
+  max_steps: int = 100,
+  tolerance: float = 1e-10,
+) -> EloFit:
   """Maximum-likelihood Elo ratings from expected scores.
 
   Args:
@@ -85,8 +93,7 @@ def fit_elo(first: np.ndarray, second: np.ndarray, scores: np.ndarray,
   first = np.asarray(first, dtype=np.int64)
   second = np.asarray(second, dtype=np.int64)
   scores = (1.0 - smoothing) * np.asarray(scores, dtype=np.float64) + smoothing / 2
-  weights = (np.ones_like(scores) if weights is None
-             else np.asarray(weights, dtype=np.float64))
+  weights = np.ones_like(scores) if weights is None else np.asarray(weights, dtype=np.float64)
   fixed = dict(fixed or {})
   # Parameters in logit units: K ratings then h.
   theta = np.zeros(num_entities + 1)
@@ -104,29 +111,26 @@ def fit_elo(first: np.ndarray, second: np.ndarray, scores: np.ndarray,
 
   # d logit / d theta: +1 for `first`, -1 for `second`, +1 for h.
   rows = np.concatenate([first, second, np.full_like(first, num_entities)])
-  signs = np.concatenate([np.ones(len(first)), -np.ones(len(first)),
-                          np.ones(len(first))])
+  signs = np.concatenate([np.ones(len(first)), -np.ones(len(first)), np.ones(len(first))])
   comparison = np.tile(np.arange(len(first)), 3)
-  slots = ((first, 1.0), (second, -1.0),
-           (np.full_like(first, num_entities), 1.0))
+  slots = ((first, 1.0), (second, -1.0), (np.full_like(first, num_entities), 1.0))
 
   loss = _loss(logits_of(theta), scores, weights)
   steps = 0
-  for steps in range(1, max_steps + 1):
+  for steps in range(1, max_steps + 1):  # noqa: B007 (the count is read after the loop)
     logits = logits_of(theta)
     prob = 1.0 / (1.0 + np.exp(-logits))
     residual = weights * (prob - scores)
     curvature = weights * prob * (1.0 - prob)
-    grad = np.bincount(rows, weights=signs * residual[comparison],
-                       minlength=size)
+    grad = np.bincount(rows, weights=signs * residual[comparison], minlength=size)
     # Hessian: sum_m curvature_m * sign_a * sign_b over each pair (a, b) of
     # the comparison's three parameter slots.
     hess = np.zeros(size * size)
     for a_rows, a_sign in slots:
       for b_rows, b_sign in slots:
-        hess += np.bincount(a_rows * size + b_rows,
-                            weights=a_sign * b_sign * curvature,
-                            minlength=size * size)
+        hess += np.bincount(
+          a_rows * size + b_rows, weights=a_sign * b_sign * curvature, minlength=size * size
+        )
     hess = hess.reshape(size, size)
     g = grad[free_index]
     h = hess[np.ix_(free_index, free_index)]
@@ -148,13 +152,16 @@ def fit_elo(first: np.ndarray, second: np.ndarray, scores: np.ndarray,
         break
       size_factor *= 0.5
     theta, loss = candidate, new_loss
-  return EloFit(ratings=theta[:num_entities] / _NATURAL,
-                advantage=float(theta[num_entities] / _NATURAL),
-                newton_steps=steps)
+  return EloFit(
+    ratings=theta[:num_entities] / _NATURAL,
+    advantage=float(theta[num_entities] / _NATURAL),
+    newton_steps=steps,
+  )
 
 
-def seat_elo(scores: np.ndarray, anchor0: int,
-             anchor1: int) -> tuple[np.ndarray, np.ndarray, float]:
+def seat_elo(
+  scores: np.ndarray, anchor0: int, anchor1: int
+) -> tuple[np.ndarray, np.ndarray, float]:
   """Elo of two seats' pools from seat 0's expected scores.
 
   Every seat-0 policy `i` meets every seat-1 policy `j`, with seat 0's expected
@@ -174,13 +181,20 @@ def seat_elo(scores: np.ndarray, anchor0: int,
   """
   k0, k1 = scores.shape
   first, second = np.divmod(np.arange(k0 * k1), k1)
-  fit = fit_elo(first, second + k0, scores.ravel(), k0 + k1,
-                fixed={anchor0: 0.0, k0 + anchor1: 0.0}, fit_advantage=True)
+  fit = fit_elo(
+    first,
+    second + k0,
+    scores.ravel(),
+    k0 + k1,
+    fixed={anchor0: 0.0, k0 + anchor1: 0.0},
+    fit_advantage=True,
+  )
   return fit.ratings[:k0], fit.ratings[k0:], fit.advantage
 
 
-def rating_against(scores: np.ndarray, opponent_ratings: np.ndarray,
-                   advantage: float = 0.0) -> float:
+def rating_against(
+  scores: np.ndarray, opponent_ratings: np.ndarray, advantage: float = 0.0
+) -> float:
   """Elo of one newcomer from its scores against already-rated opponents.
 
   The opponents' ratings stay fixed (the newcomer does not move them); this
@@ -192,7 +206,12 @@ def rating_against(scores: np.ndarray, opponent_ratings: np.ndarray,
     advantage: the newcomer's side advantage `h` (its seat's, in Elo).
   """
   k = len(scores)
-  fit = fit_elo(np.zeros(k, dtype=np.int64), np.arange(1, k + 1), scores,
-                k + 1, fixed={j + 1: r for j, r in enumerate(opponent_ratings)},
-                advantage=advantage)
+  fit = fit_elo(
+    np.zeros(k, dtype=np.int64),
+    np.arange(1, k + 1),
+    scores,
+    k + 1,
+    fixed={j + 1: r for j, r in enumerate(opponent_ratings)},
+    advantage=advantage,
+  )
   return float(fit.ratings[0])

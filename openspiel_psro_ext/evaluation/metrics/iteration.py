@@ -79,18 +79,17 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyspiel
 import threadpoolctl
 
+from openspiel_psro_ext.evaluation.metrics import baselines as baselines_lib
+from openspiel_psro_ext.evaluation.metrics import diversity, elo, outcomes
 from openspiel_psro_ext.game import exploitability
 from openspiel_psro_ext.game.game_tree import GameTree
-from openspiel_psro_ext.evaluation.metrics import baselines as baselines_lib
-from openspiel_psro_ext.evaluation.metrics import diversity
-from openspiel_psro_ext.evaluation.metrics import elo
-from openspiel_psro_ext.evaluation.metrics import outcomes
 
 _SHORT_NAMES = {"uniform": "unif", "cfr_plus": "cfr"}
 
@@ -116,8 +115,7 @@ class MetricsScope:
   def __post_init__(self):
     for name in ("max_support", "newest_members", "diversity_pairs"):
       if getattr(self, name) < 1:
-        raise ValueError(f"MetricsScope.{name} must be at least 1, not"
-                         f" {getattr(self, name)}.")
+        raise ValueError(f"MetricsScope.{name} must be at least 1, not {getattr(self, name)}.")
 
 
 def rated_members(meta_strategy: np.ndarray, scope: MetricsScope) -> np.ndarray:
@@ -135,7 +133,7 @@ def rated_members(meta_strategy: np.ndarray, scope: MetricsScope) -> np.ndarray:
   if len(support) > scope.max_support:
     # lexsort's last key is the primary one: probability descending, then index.
     order = np.lexsort((support, -sigma[support]))
-    support = support[order[:scope.max_support]]
+    support = support[order[: scope.max_support]]
   newest = np.arange(max(0, len(sigma) - scope.newest_members), len(sigma))
   return np.union1d(support, newest).astype(np.int64)
 
@@ -151,14 +149,16 @@ def _utility_scale(tree: GameTree) -> float:
 class IterationMetrics:
   """Win rates, Elo and diversity of a PSRO population (see module doc)."""
 
-  def __init__(self, tree: GameTree, cfr_plus: bool = True,
-               cache_dir: str | None = None,
-               cfr_plus_max_iterations: int =
-               baselines_lib.DEFAULT_CFR_PLUS_MAX_ITERATIONS,
-               cfr_plus_target_nash_conv: float =
-               baselines_lib.DEFAULT_CFR_PLUS_TARGET_NASH_CONV,
-               elo_scores: str = "payoff",
-               scope: MetricsScope = MetricsScope()):
+  def __init__(
+    self,
+    tree: GameTree,
+    cfr_plus: bool = True,
+    cache_dir: str | None = None,
+    cfr_plus_max_iterations: int = baselines_lib.DEFAULT_CFR_PLUS_MAX_ITERATIONS,
+    cfr_plus_target_nash_conv: float = baselines_lib.DEFAULT_CFR_PLUS_TARGET_NASH_CONV,
+    elo_scores: str = "payoff",
+    scope: MetricsScope = MetricsScope(),
+  ):
     """Builds the baselines.
 
     Args:
@@ -179,12 +179,16 @@ class IterationMetrics:
     self.elo_scores = elo_scores
     self.scope = scope
     self.baselines, self.notes = baselines_lib.fixed_baselines(
-        tree, cfr_plus=cfr_plus, cache_dir=cache_dir,
-        max_iterations=cfr_plus_max_iterations,
-        target_nash_conv=cfr_plus_target_nash_conv)
+      tree,
+      cfr_plus=cfr_plus,
+      cache_dir=cache_dir,
+      max_iterations=cfr_plus_max_iterations,
+      target_nash_conv=cfr_plus_target_nash_conv,
+    )
     self._baseline_reach = [
-        [tree.terminal_reach(p, b.matrices[p]) for p in range(tree.num_players)]
-        for b in self.baselines]
+      [tree.terminal_reach(p, b.matrices[p]) for p in range(tree.num_players)]
+      for b in self.baselines
+    ]
     self._sequences = diversity.history_sequences(tree)
     self._scale = _utility_scale(tree)
     self.baseline_info: dict[str, float] = {}
@@ -198,22 +202,28 @@ class IterationMetrics:
           self.baseline_info[f"baselines/{b.name}/{key}"] = float(value)
     self.rate_elo = tree.num_players == 2
     if not self.rate_elo:
-      self.notes.append(f"Elo skipped: {tree.game.get_type().short_name} has"
-                        f" {tree.num_players} players (Elo here rates"
-                        " two-seat matches).")
-    elif (tree.game.get_type().utility
-          == pyspiel.GameType.Utility.IDENTICAL):
+      self.notes.append(
+        f"Elo skipped: {tree.game.get_type().short_name} has"
+        f" {tree.num_players} players (Elo here rates"
+        " two-seat matches)."
+      )
+    elif tree.game.get_type().utility == pyspiel.GameType.Utility.IDENTICAL:
       self.rate_elo = False
-      self.notes.append(f"Elo skipped: {tree.game.get_type().short_name} is"
-                        " cooperative (identical payoffs); nobody wins.")
+      self.notes.append(
+        f"Elo skipped: {tree.game.get_type().short_name} is"
+        " cooperative (identical payoffs); nobody wins."
+      )
 
   @property
   def baseline_names(self) -> list[str]:
     return [b.name for b in self.baselines]
 
-  def compute(self, populations: Sequence[np.ndarray],
-              meta_strategies: Sequence[np.ndarray],
-              meta_games: Sequence[np.ndarray]) -> dict[str, Any]:
+  def compute(
+    self,
+    populations: Sequence[np.ndarray],
+    meta_strategies: Sequence[np.ndarray],
+    meta_games: Sequence[np.ndarray],
+  ) -> dict[str, Any]:
     """Metrics of one PSRO iteration (any iteration: they need no history).
 
     Only the members the scope names are read (module doc); the arrays are
@@ -233,80 +243,100 @@ class IterationMetrics:
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
       return self._compute(populations, meta_strategies, meta_games)
 
-  def _compute(self, populations: Sequence[np.ndarray],
-               meta_strategies: Sequence[np.ndarray],
-               meta_games: Sequence[np.ndarray]) -> dict[str, Any]:
+  def _compute(
+    self,
+    populations: Sequence[np.ndarray],
+    meta_strategies: Sequence[np.ndarray],
+    meta_games: Sequence[np.ndarray],
+  ) -> dict[str, Any]:
     start = time.perf_counter()
     tree = self.tree
     num_players = tree.num_players
     if len(populations) != num_players or len(meta_strategies) != num_players:
-      raise ValueError(f"{tree.game} has {num_players} players; pass one"
-                       " population and one meta-strategy per player.")
+      raise ValueError(
+        f"{tree.game} has {num_players} players; pass one"
+        " population and one meta-strategy per player."
+      )
     sigmas = [np.asarray(s, dtype=np.float64) for s in meta_strategies]
     sizes = tuple(len(s) for s in sigmas)
     for p, (pop, sigma) in enumerate(zip(populations, sigmas)):
       if np.ndim(pop) != 3 or len(pop) != len(sigma):
-        raise ValueError(f"player {p}: population shape {np.shape(pop)} does"
-                         f" not match a meta-strategy of length {len(sigma)}.")
+        raise ValueError(
+          f"player {p}: population shape {np.shape(pop)} does"
+          f" not match a meta-strategy of length {len(sigma)}."
+        )
       if np.shape(meta_games[p]) != sizes:
-        raise ValueError(f"player {p}: payoff table shape"
-                         f" {np.shape(meta_games[p])} does not match population"
-                         f" sizes {sizes}.")
+        raise ValueError(
+          f"player {p}: payoff table shape"
+          f" {np.shape(meta_games[p])} does not match population"
+          f" sizes {sizes}."
+        )
     rated = [rated_members(sigma, self.scope) for sigma in sigmas]
     supports = [np.flatnonzero(sigma > 0) for sigma in sigmas]
-    pairs = [diversity.sample_pairs(
-        n, self.scope.diversity_pairs,
-        np.random.default_rng([self.scope.seed, p, n]))
-             for p, n in enumerate(sizes)]
+    pairs = [
+      diversity.sample_pairs(
+        n, self.scope.diversity_pairs, np.random.default_rng([self.scope.seed, p, n])
+      )
+      for p, n in enumerate(sizes)
+    ]
     # Per player, the members this pass reads, and their realization plans.
-    read = [np.unique(np.concatenate([support, members, *pair]))
-            for support, members, pair in zip(supports, rated, pairs)]
-    policies = [np.asarray(np.asarray(pop)[members], dtype=np.float64)
-                for pop, members in zip(populations, read)]
-    plans = [tree.realization_plans(p, policy)
-             for p, policy in enumerate(policies)]
+    read = [
+      np.unique(np.concatenate([support, members, *pair]))
+      for support, members, pair in zip(supports, rated, pairs)
+    ]
+    policies = [
+      np.asarray(np.asarray(pop)[members], dtype=np.float64)
+      for pop, members in zip(populations, read)
+    ]
+    plans = [tree.realization_plans(p, policy) for p, policy in enumerate(policies)]
 
     def row(player: int, members: np.ndarray) -> np.ndarray:
       """Rows of `policies[player]` and `plans[player]` holding `members`."""
       return np.searchsorted(read[player], members)
 
-    mixture_plans = [sigma[support] @ plan[row(p, support)] for p, (
-        sigma, support, plan) in enumerate(zip(sigmas, supports, plans))]
-    mixture_reaches = [plan[tree.terminal_sequence[p]]
-                       for p, plan in enumerate(mixture_plans)]
+    mixture_plans = [
+      sigma[support] @ plan[row(p, support)]
+      for p, (sigma, support, plan) in enumerate(zip(sigmas, supports, plans))
+    ]
+    mixture_reaches = [plan[tree.terminal_sequence[p]] for p, plan in enumerate(mixture_plans)]
 
     metrics: dict[str, Any] = {}
     metrics.update(self._versus_baselines(mixture_reaches))
     if self.rate_elo:
-      rated_reaches = [plans[p][row(p, members)][:, tree.terminal_sequence[p]]
-                       for p, members in enumerate(rated)]
+      rated_reaches = [
+        plans[p][row(p, members)][:, tree.terminal_sequence[p]] for p, members in enumerate(rated)
+      ]
       metrics.update(self._elo(rated, rated_reaches, mixture_reaches))
     behavioural, cardinality = [], []
     for p in range(num_players):
       context = diversity.context_reach(tree, p, mixture_plans, self._sequences)
       first, second = pairs[p]
       distance = diversity.pair_behavioural_distance(
-          tree, p, policies[p], context, row(p, first), row(p, second),
-          plans=plans[p])
+        tree, p, policies[p], context, row(p, first), row(p, second), plans=plans[p]
+      )
       behavioural.append(float(distance.mean()) if len(distance) else 0.0)
-      cardinality.append(diversity.expected_cardinality(
-          diversity.payoff_rows(meta_games[p], p, rated[p]), self._scale))
-    metrics.update({
+      cardinality.append(
+        diversity.expected_cardinality(
+          diversity.payoff_rows(meta_games[p], p, rated[p]), self._scale
+        )
+      )
+    metrics.update(
+      {
         "diversity/behavioural": float(np.mean(behavioural)),
         "diversity/behavioural_per_player": behavioural,
         "diversity/pairs": [len(first) for first, _ in pairs],
         "diversity/expected_cardinality": float(np.mean(cardinality)),
         "diversity/expected_cardinality_per_player": cardinality,
         "diversity/cardinality_members": [len(members) for members in rated],
-    })
+      }
+    )
     metrics.update(self.baseline_info)
     metrics["metrics/seconds"] = time.perf_counter() - start
     if self.notes:
       metrics["metrics/notes"] = list(self.notes)
     return metrics
 
-  def _versus_baselines(self, mixture_reaches: list[np.ndarray]
-                        ) -> dict[str, float]:
+  def _versus_baselines(self, mixture_reaches: list[np.ndarray]) -> dict[str, float]:
     out = {}
     for baseline, base_reach in zip(self.baselines, self._baseline_reach):
       per_seat = []
@@ -315,19 +345,28 @@ class IterationMetrics:
         reach[seat] = mixture_reaches[seat]
         result = outcomes.seat_outcomes(self.tree, seat, reach)
         per_seat.append(result)
-        for name, key in (("win_rate", "win"), ("draw_rate", "draw"),
-                          ("loss_rate", "loss"),
-                          ("expected_return", "expected_return")):
+        for name, key in (
+          ("win_rate", "win"),
+          ("draw_rate", "draw"),
+          ("loss_rate", "loss"),
+          ("expected_return", "expected_return"),
+        ):
           out[f"{name}/{baseline.name}/seat{seat}"] = result[key]
-      for name, key in (("win_rate", "win"), ("draw_rate", "draw"),
-                        ("loss_rate", "loss"),
-                        ("expected_return", "expected_return")):
-        out[f"{name}/{baseline.name}"] = float(
-            np.mean([r[key] for r in per_seat]))
+      for name, key in (
+        ("win_rate", "win"),
+        ("draw_rate", "draw"),
+        ("loss_rate", "loss"),
+        ("expected_return", "expected_return"),
+      ):
+        out[f"{name}/{baseline.name}"] = float(np.mean([r[key] for r in per_seat]))
     return out
 
-  def _elo(self, rated: list[np.ndarray], rated_reaches: list[np.ndarray],
-           mixture_reaches: list[np.ndarray]) -> dict[str, Any]:
+  def _elo(
+    self,
+    rated: list[np.ndarray],
+    rated_reaches: list[np.ndarray],
+    mixture_reaches: list[np.ndarray],
+  ) -> dict[str, Any]:
     """Elo of the pool: rated members and baselines, both seats (module doc).
 
     Args:
@@ -336,31 +375,28 @@ class IterationMetrics:
       mixture_reaches: per seat `[Z]` the meta-strategy mixture's.
     """
     k0, k1 = len(rated[0]), len(rated[1])
-    pool0 = np.concatenate([rated_reaches[0]]
-                           + [r[0][None] for r in self._baseline_reach])
-    pool1 = np.concatenate([rated_reaches[1]]
-                           + [r[1][None] for r in self._baseline_reach])
+    pool0 = np.concatenate([rated_reaches[0]] + [r[0][None] for r in self._baseline_reach])
+    pool1 = np.concatenate([rated_reaches[1]] + [r[1][None] for r in self._baseline_reach])
     score = self.seat0_scores(pool0, pool1)
     # Uniform random is the first baseline: the anchor in each seat.
     ratings0, ratings1, advantage = elo.seat_elo(score, k0, k1)
     # Scores are bilinear in the reaches, so the mixture's are those of its
     # realization plan.
     mixture0 = elo.rating_against(
-        self.seat0_scores(mixture_reaches[0][None], pool1)[0], ratings1,
-        advantage)
+      self.seat0_scores(mixture_reaches[0][None], pool1)[0], ratings1, advantage
+    )
     mixture1 = elo.rating_against(
-        1.0 - self.seat0_scores(pool0, mixture_reaches[1][None])[:, 0],
-        ratings0, -advantage)
+      1.0 - self.seat0_scores(pool0, mixture_reaches[1][None])[:, 0], ratings0, -advantage
+    )
     out: dict[str, Any] = {
-        "elo/rated_members": [rated[0].tolist(), rated[1].tolist()],
-        "elo/members": [ratings0[:k0].tolist(), ratings1[:k1].tolist()],
-        "elo/newest": [float(ratings0[k0 - 1]), float(ratings1[k1 - 1])],
-        "elo/meta_strategy": [mixture0, mixture1],
-        "elo/seat_advantage": advantage,
+      "elo/rated_members": [rated[0].tolist(), rated[1].tolist()],
+      "elo/members": [ratings0[:k0].tolist(), ratings1[:k1].tolist()],
+      "elo/newest": [float(ratings0[k0 - 1]), float(ratings1[k1 - 1])],
+      "elo/meta_strategy": [mixture0, mixture1],
+      "elo/seat_advantage": advantage,
     }
     for k, baseline in enumerate(self.baselines):
-      out[f"elo/baselines/{baseline.name}"] = [float(ratings0[k0 + k]),
-                                               float(ratings1[k1 + k])]
+      out[f"elo/baselines/{baseline.name}"] = [float(ratings0[k0 + k]), float(ratings1[k1 + k])]
     return out
 
   def seat0_scores(self, reach0: np.ndarray, reach1: np.ndarray) -> np.ndarray:
@@ -407,4 +443,3 @@ def short_log(metrics: dict[str, Any]) -> str:
     if f"win_rate/{name}" in metrics:
       parts.append(f"win_vs_{_SHORT_NAMES[name]}={metrics[f'win_rate/{name}']:.3f}")
   return " ".join(parts)
-

@@ -17,7 +17,7 @@ sum of its members' plans; nothing is sampled.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -35,8 +35,7 @@ def outcome_indicators(tree: GameTree) -> tuple[np.ndarray, np.ndarray]:
   return win, draw
 
 
-def seat_outcomes(tree: GameTree, seat: int,
-                  reaches: Sequence[np.ndarray]) -> dict[str, float]:
+def seat_outcomes(tree: GameTree, seat: int, reaches: Sequence[np.ndarray]) -> dict[str, float]:
   """Outcome distribution of `seat` under one joint profile.
 
   Args:
@@ -51,12 +50,17 @@ def seat_outcomes(tree: GameTree, seat: int,
   win, draw = outcome_indicators(tree)
   p_win = float(joint @ win[:, seat])
   p_draw = float(joint @ draw[:, seat])
-  return dict(expected_return=float(joint @ tree.terminal_returns[:, seat]),
-              win=p_win, draw=p_draw, loss=max(0.0, 1.0 - p_win - p_draw))
+  return dict(
+    expected_return=float(joint @ tree.terminal_returns[:, seat]),
+    win=p_win,
+    draw=p_draw,
+    loss=max(0.0, 1.0 - p_win - p_draw),
+  )
 
 
-def pairwise_scores(tree: GameTree, reach0: np.ndarray,
-                    reach1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def pairwise_scores(
+  tree: GameTree, reach0: np.ndarray, reach1: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
   """Seat 0's win and draw probabilities for every pair, two-player games.
 
   Args:
@@ -74,8 +78,7 @@ def pairwise_scores(tree: GameTree, reach0: np.ndarray,
   return p_win, p_draw
 
 
-def pairwise_expected_returns(tree: GameTree, reach0: np.ndarray,
-                              reach1: np.ndarray) -> np.ndarray:
+def pairwise_expected_returns(tree: GameTree, reach0: np.ndarray, reach1: np.ndarray) -> np.ndarray:
   """`[2, K0, K1]` both seats' expected returns for every pair (two players).
 
   Args:
@@ -87,8 +90,7 @@ def pairwise_expected_returns(tree: GameTree, reach0: np.ndarray,
   return np.stack([(reach0 * weights[:, p]) @ reach1.T for p in range(2)])
 
 
-def pairwise_margin(tree: GameTree, reach0: np.ndarray,
-                    reach1: np.ndarray) -> np.ndarray:
+def pairwise_margin(tree: GameTree, reach0: np.ndarray, reach1: np.ndarray) -> np.ndarray:
   """`[K0, K1]` seat 0's expected return minus seat 1's (one contraction)."""
   returns = tree.terminal_returns
   weights = tree.terminal_chance_reach * (returns[:, 0] - returns[:, 1])

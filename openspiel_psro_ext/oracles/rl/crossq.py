@@ -52,10 +52,7 @@ import torch
 from torch import nn
 
 from openspiel_psro_ext.oracles import base
-from openspiel_psro_ext.oracles.rl import networks
-from openspiel_psro_ext.oracles.rl import replay
-from openspiel_psro_ext.oracles.rl import sac
-from openspiel_psro_ext.oracles.rl import torch_policy
+from openspiel_psro_ext.oracles.rl import networks, replay, sac, torch_policy
 
 
 @dataclasses.dataclass
@@ -76,8 +73,7 @@ class CrossQOracle(torch_policy.TorchOracle):
   # 3 s best response trains only a hundred-odd times (`policy_delay`); fresh,
   # it dragged the warm critics back towards a near-uniform policy's values
   # (10-minute Leduc PSRO: 0.56 -> 0.35; BUILD_NOTES).
-  psro_defaults = dict(time_budget_s=3.0, warm_start_actor=True,
-                       **replay.PSRO_ACTOR_CRITIC)
+  psro_defaults = dict(time_budget_s=3.0, warm_start_actor=True, **replay.PSRO_ACTOR_CRITIC)
 
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
     return replay.train(request, self.config, _CrossQLearner, "crossq")
@@ -93,13 +89,18 @@ class _CrossQLearner(sac.SoftActorLearner):
     super().__init__(config, run, betas)
     env = run.env
     self.critics = nn.ModuleList(
-        networks.Network(env.obs_shape, env.num_actions, config.hidden, config.network,
-                         batch_renorm=True,
-                         renorm_warmup_steps=config.renorm_warmup_steps)
-        for _ in range(2)).to(run.device)
+      networks.Network(
+        env.obs_shape,
+        env.num_actions,
+        config.hidden,
+        config.network,
+        batch_renorm=True,
+        renorm_warmup_steps=config.renorm_warmup_steps,
+      )
+      for _ in range(2)
+    ).to(run.device)
     self.warm_start()
-    self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=config.critic_lr,
-                                       betas=betas)
+    self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=config.critic_lr, betas=betas)
     self.critic_steps = 0
     # The last actor statistics, repeated between delayed actor steps.
     self.actor_stats = torch.full((3,), float("nan"), device=run.device)
@@ -116,8 +117,9 @@ class _CrossQLearner(sac.SoftActorLearner):
       next_q = torch.min(q_next[0], q_next[1])
       next_v = (next_probs * (next_q - alpha * next_logp)).sum(1)
       y = batch.reward + cfg.gamma * (1.0 - batch.done) * next_v
-    critic_loss = sum(nn.functional.mse_loss(q.gather(1, batch.action[:, None])[:, 0], y)
-                      for q in q_now)
+    critic_loss = sum(
+      nn.functional.mse_loss(q.gather(1, batch.action[:, None])[:, 0], y) for q in q_now
+    )
     self.critic_opt.zero_grad()
     critic_loss.backward()
     nn.utils.clip_grad_norm_(critics.parameters(), cfg.max_grad_norm)

@@ -24,10 +24,7 @@ import torch
 from torch import nn
 
 from openspiel_psro_ext.oracles import base
-from openspiel_psro_ext.oracles.rl import networks
-from openspiel_psro_ext.oracles.rl import replay
-from openspiel_psro_ext.oracles.rl import rollouts
-from openspiel_psro_ext.oracles.rl import torch_policy
+from openspiel_psro_ext.oracles.rl import networks, replay, rollouts, torch_policy
 
 
 @dataclasses.dataclass
@@ -72,22 +69,21 @@ class _DQNLearner(replay.ReplayLearner):
   def schedule(self, fraction: float) -> dict[str, float]:
     cfg = self.config
     self.optimizer.param_groups[0]["lr"] = cfg.learning_rate * max(1.0 - fraction, 0.1)
-    self.epsilon = replay.linear_decay(cfg.start_epsilon, cfg.end_epsilon, fraction,
-                                       cfg.exploration_fraction)
+    self.epsilon = replay.linear_decay(
+      cfg.start_epsilon, cfg.end_epsilon, fraction, cfg.exploration_fraction
+    )
     return dict(epsilon=self.epsilon)
 
   def act(self, obs: torch.Tensor, legal: torch.Tensor) -> np.ndarray:
     greedy = networks.masked_logits(self.q_net(obs), legal).argmax(1).cpu().numpy()
     rng = self.run.rng
     explore = rng.random(len(greedy)) < self.epsilon
-    return np.where(explore, rollouts.uniform_legal_actions(legal.cpu().numpy(), rng),
-                    greedy)
+    return np.where(explore, rollouts.uniform_legal_actions(legal.cpu().numpy(), rng), greedy)
 
   def update(self, batch: replay.Transitions) -> torch.Tensor:
     cfg = self.config
     with torch.no_grad():
-      best_next = networks.masked_logits(self.q_net(batch.next_obs),
-                                         batch.next_legal).argmax(1)
+      best_next = networks.masked_logits(self.q_net(batch.next_obs), batch.next_legal).argmax(1)
       next_q = self.target(batch.next_obs).gather(1, best_next[:, None])[:, 0]
       y = batch.reward + cfg.gamma * (1.0 - batch.done) * next_q
     q_taken = self.q_net(batch.obs).gather(1, batch.action[:, None])[:, 0]

@@ -44,8 +44,10 @@ class HedgeOptions:
 
   def check(self) -> None:
     if not self.step > 0 or self.window < 1:
-      raise UsageError(f"the opponent learner needs step > 0 and window >= 1; got step="
-                       f"{self.step}, window={self.window}.")
+      raise UsageError(
+        f"the opponent learner needs step > 0 and window >= 1; got step="
+        f"{self.step}, window={self.window}."
+      )
 
 
 class OpponentHedge:

@@ -67,9 +67,7 @@ import torch
 from torch import nn
 
 from openspiel_psro_ext.oracles import base
-from openspiel_psro_ext.oracles.rl import networks
-from openspiel_psro_ext.oracles.rl import replay
-from openspiel_psro_ext.oracles.rl import torch_policy
+from openspiel_psro_ext.oracles.rl import networks, replay, torch_policy
 
 
 @dataclasses.dataclass
@@ -123,33 +121,33 @@ class _MPOLearner(replay.ActorCriticLearner):
     super().__init__(config, run)
     device, env = run.device, run.env
     self.policy = run.module.net
-    self.critic = networks.Network(env.obs_shape, env.num_actions, config.hidden,
-                                   config.network).to(device)
+    self.critic = networks.Network(
+      env.obs_shape, env.num_actions, config.hidden, config.network
+    ).to(device)
     self.critics = nn.ModuleList([self.critic])
     self.warm_start()
     self.target_policy = copy.deepcopy(self.policy)
     self.target_critic = copy.deepcopy(self.critic)
-    self.log_temperature = torch.tensor(config.initial_log_temperature, device=device,
-                                        requires_grad=True)
-    self.log_alpha = torch.tensor(config.initial_log_alpha, device=device,
-                                  requires_grad=True)
+    self.log_temperature = torch.tensor(
+      config.initial_log_temperature, device=device, requires_grad=True
+    )
+    self.log_alpha = torch.tensor(config.initial_log_alpha, device=device, requires_grad=True)
     self.policy_opt = torch.optim.Adam(self.policy.parameters(), lr=config.policy_lr)
     self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
-    self.dual_opt = torch.optim.Adam([self.log_temperature, self.log_alpha],
-                                     lr=config.dual_lr)
+    self.dual_opt = torch.optim.Adam([self.log_temperature, self.log_alpha], lr=config.dual_lr)
 
     self.explore = config.explore_start
 
   def schedule(self, fraction: float) -> dict[str, float]:
     cfg = self.config
-    self.explore = replay.linear_decay(cfg.explore_start, cfg.explore_end, fraction,
-                                       cfg.explore_fraction)
+    self.explore = replay.linear_decay(
+      cfg.explore_start, cfg.explore_end, fraction, cfg.explore_fraction
+    )
     return dict(explore=self.explore)
 
   def act(self, obs: torch.Tensor, legal: torch.Tensor) -> np.ndarray:
     uniform = legal / legal.sum(1, keepdim=True)
-    probs = ((1 - self.explore) * _log_policy(self.policy, obs, legal).exp()
-             + self.explore * uniform)
+    probs = (1 - self.explore) * _log_policy(self.policy, obs, legal).exp() + self.explore * uniform
     return torch.multinomial(probs, 1)[:, 0].cpu().numpy()
 
   def update(self, batch: replay.Transitions) -> torch.Tensor:
@@ -171,8 +169,9 @@ class _MPOLearner(replay.ActorCriticLearner):
     legal = batch.next_legal
     temperature = nn.functional.softplus(self.log_temperature) + 1e-8
     alpha = nn.functional.softplus(self.log_alpha) + 1e-8
-    scaled = torch.where(legal, next_logp + next_q / temperature,
-                         torch.full_like(next_q, networks.NEG_INF))
+    scaled = torch.where(
+      legal, next_logp + next_q / temperature, torch.full_like(next_q, networks.NEG_INF)
+    )
     temperature_loss = temperature * (cfg.epsilon + torch.logsumexp(scaled, 1).mean())
     q_weights = torch.softmax(scaled, dim=1).detach()
 
@@ -191,9 +190,15 @@ class _MPOLearner(replay.ActorCriticLearner):
     self.dual_opt.step()
 
     with torch.no_grad():
-      for net, target in ((self.policy, self.target_policy),
-                          (self.critic, self.target_critic)):
+      for net, target in ((self.policy, self.target_policy), (self.critic, self.target_critic)):
         for p, tp in zip(net.parameters(), target.parameters()):
           tp.lerp_(p, cfg.tau)
-    return torch.stack([critic_loss.detach(), cross_entropy.detach(), kl.detach(),
-                        temperature.detach(), alpha.detach()])
+    return torch.stack(
+      [
+        critic_loss.detach(),
+        cross_entropy.detach(),
+        kl.detach(),
+        temperature.detach(),
+        alpha.detach(),
+      ]
+    )

@@ -32,7 +32,7 @@ set-up helpers (`resolve_device`, `seed_torch`).
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -76,8 +76,15 @@ class BatchRenorm(nn.Module):
   is what lets CrossQ's actor read a critic trained in training mode.
   """
 
-  def __init__(self, dim: int, momentum: float = 0.01, r_max: float = 3.0,
-               d_max: float = 5.0, warmup_steps: int = 1000, eps: float = 1e-3):
+  def __init__(
+    self,
+    dim: int,
+    momentum: float = 0.01,
+    r_max: float = 3.0,
+    d_max: float = 5.0,
+    warmup_steps: int = 1000,
+    eps: float = 1e-3,
+  ):
     super().__init__()
     self.momentum, self.r_max, self.d_max = momentum, r_max, d_max
     self.warmup_steps, self.eps = warmup_steps, eps
@@ -106,16 +113,15 @@ class BatchRenorm(nn.Module):
       self.steps += 1
     # (x_hat r + d) gamma + beta with batch statistics (their gradients
     # included): one fused batch-norm call with scale r gamma, shift d gamma + beta.
-    return nn.functional.batch_norm(x, None, None, r * self.weight,
-                                    d * self.weight + self.bias, True, 0.0, self.eps)
+    return nn.functional.batch_norm(
+      x, None, None, r * self.weight, d * self.weight + self.bias, True, 0.0, self.eps
+    )
 
 
-def _mlp_renorm(in_dim: int, hidden: Sequence[int], warmup_steps: int
-                ) -> tuple[nn.Sequential, int]:
+def _mlp_renorm(in_dim: int, hidden: Sequence[int], warmup_steps: int) -> tuple[nn.Sequential, int]:
   layers: list[nn.Module] = [BatchRenorm(in_dim, warmup_steps=warmup_steps)]
   for width in hidden:
-    layers += [nn.Linear(in_dim, width), nn.ReLU(),
-               BatchRenorm(width, warmup_steps=warmup_steps)]
+    layers += [nn.Linear(in_dim, width), nn.ReLU(), BatchRenorm(width, warmup_steps=warmup_steps)]
     in_dim = width
   return nn.Sequential(*layers), in_dim
 
@@ -123,10 +129,16 @@ def _mlp_renorm(in_dim: int, hidden: Sequence[int], warmup_steps: int
 class Network(nn.Module):
   """Observation -> `[B, out_dim]`; see the module doc for `kind`."""
 
-  def __init__(self, obs_shape: Sequence[int], out_dim: int,
-               hidden: Sequence[int] = (128, 128), kind: str = "mlp",
-               out_scale: float = 1.0, batch_renorm: bool = False,
-               renorm_warmup_steps: int = 1000):
+  def __init__(
+    self,
+    obs_shape: Sequence[int],
+    out_dim: int,
+    hidden: Sequence[int] = (128, 128),
+    kind: str = "mlp",
+    out_scale: float = 1.0,
+    batch_renorm: bool = False,
+    renorm_warmup_steps: int = 1000,
+  ):
     super().__init__()
     self.kind = kind
     if kind not in KINDS:
@@ -135,13 +147,16 @@ class Network(nn.Module):
       in_dim, widths = int(np.prod(obs_shape)), hidden
     else:
       if len(obs_shape) != 2:
-        raise ValueError(f"a {kind.upper()} network takes [L, T] sequences, got"
-                         f" {list(obs_shape)}; set obs_type='observation_sequence'.")
+        raise ValueError(
+          f"a {kind.upper()} network takes [L, T] sequences, got"
+          f" {list(obs_shape)}; set obs_type='observation_sequence'."
+        )
       # Registered under its kind's name ("gru", "lstm"): checkpoint keys.
       setattr(self, kind, RECURRENT[kind](obs_shape[-1], hidden[0], batch_first=True))
       in_dim, widths = hidden[0], hidden[1:]
-    self.trunk, width = (_mlp_renorm(in_dim, widths, renorm_warmup_steps)
-                         if batch_renorm else _mlp(in_dim, widths))
+    self.trunk, width = (
+      _mlp_renorm(in_dim, widths, renorm_warmup_steps) if batch_renorm else _mlp(in_dim, widths)
+    )
     self.head = nn.Linear(width, out_dim)
     # Small output layer: near-uniform initial policies, near-zero values.
     nn.init.orthogonal_(self.head.weight, out_scale)
@@ -166,8 +181,7 @@ def observation_sequences(tree: GameTree, player: int) -> np.ndarray:
   """
   table = tree.infostates[player]
   num_actions = tree.num_actions
-  obs = np.asarray([s.observation_tensor(player) for s in table.states],
-                   dtype=np.float32)
+  obs = np.asarray([s.observation_tensor(player) for s in table.states], dtype=np.float32)
   length = int(table.level.max()) + 1
   seqs = np.zeros((table.num_infostates, length, obs.shape[1]), dtype=np.float32)
   current = np.arange(table.num_infostates)

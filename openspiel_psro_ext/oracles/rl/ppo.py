@@ -55,11 +55,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from openspiel_psro_ext.simulated import simulation
 from openspiel_psro_ext.oracles import base
-from openspiel_psro_ext.oracles.rl import networks
-from openspiel_psro_ext.oracles.rl import rollouts
-from openspiel_psro_ext.oracles.rl import torch_policy
+from openspiel_psro_ext.oracles.rl import networks, rollouts, torch_policy
+from openspiel_psro_ext.simulated import simulation
 
 
 @dataclasses.dataclass
@@ -104,8 +102,14 @@ class PPOOracle(torch_policy.TorchOracle):
 
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
     cfg = self.config
-    run = torch_policy.setup(request, cfg, cfg.num_envs, "softmax", (
-        "loss", "policy_loss", "value_loss", "entropy", "approx_kl"), with_value=True)
+    run = torch_policy.setup(
+      request,
+      cfg,
+      cfg.num_envs,
+      "softmax",
+      ("loss", "policy_loss", "value_loss", "entropy", "approx_kl"),
+      with_value=True,
+    )
     device, env, module, log = run.device, run.env, run.module, run.log
     previous = torch_policy.warm_start_source(request, module)
     whole = cfg.warm_start or request.continues_previous  # loaded by `setup`
@@ -115,8 +119,11 @@ class PPOOracle(torch_policy.TorchOracle):
     T, B = cfg.num_steps, env.num_envs
     # Summed per observation over a compiled tree; per sample in simulated
     # games, whose observations rarely repeat.
-    rollout = (_TableRollout(module, env, run.obs_table, T, device)
-               if request.tree is not None else _SampleRollout(module, env, T, device))
+    rollout = (
+      _TableRollout(module, env, run.obs_table, T, device)
+      if request.tree is not None
+      else _SampleRollout(module, env, T, device)
+    )
     act_buf = np.zeros((T, B), dtype=np.int64)
     rew_buf = np.zeros((T, B), dtype=np.float32)
     done_buf = np.zeros((T, B), dtype=bool)
@@ -162,9 +169,14 @@ class PPOOracle(torch_policy.TorchOracle):
       updates += 1
 
       loss_m, pg_m, v_m, ent_m, kl_m = torch.stack(stats).mean(0).tolist()
-      log.record(loss=loss_m, policy_loss=pg_m, value_loss=v_m, entropy=ent_m,
-                 approx_kl=kl_m, **torch_policy.exact_value_point(
-                     request, run, cfg.eval_every))
+      log.record(
+        loss=loss_m,
+        policy_loss=pg_m,
+        value_loss=v_m,
+        entropy=ent_m,
+        approx_kl=kl_m,
+        **torch_policy.exact_value_point(request, run, cfg.eval_every),
+      )
     if cfg.greedy_result:
       module.arch["output"] = "greedy"
     return torch_policy.finish(request, run, "ppo", updates=updates)
@@ -173,8 +185,13 @@ class PPOOracle(torch_policy.TorchOracle):
 class _ObservationTable:
   """The learner's network over a table of distinct observations."""
 
-  def __init__(self, module: torch_policy.TorchPolicy, obs_table: np.ndarray,
-               legal_mask: np.ndarray, device: torch.device):
+  def __init__(
+    self,
+    module: torch_policy.TorchPolicy,
+    obs_table: np.ndarray,
+    legal_mask: np.ndarray,
+    device: torch.device,
+  ):
     self.module = module
     self.obs = torch.as_tensor(obs_table, device=device)
     self.legal = torch.as_tensor(legal_mask, device=device)
@@ -202,8 +219,14 @@ class _ObservationTable:
 class _TableRollout:
   """Observations as rows of the learner's observation table (compiled tree)."""
 
-  def __init__(self, module: torch_policy.TorchPolicy, env: rollouts.TreeVecEnv,
-               obs_table: np.ndarray, num_steps: int, device: torch.device):
+  def __init__(
+    self,
+    module: torch_policy.TorchPolicy,
+    env: rollouts.TreeVecEnv,
+    obs_table: np.ndarray,
+    num_steps: int,
+    device: torch.device,
+  ):
     self.env = env
     self.table = _ObservationTable(module, obs_table, env.legal_mask, device)
     self.rows = np.zeros((num_steps, env.num_envs), dtype=np.int64)
@@ -222,16 +245,20 @@ class _TableRollout:
     self.current, reward, done = self.env.step_rows(actions)
     return reward, done
 
-  def batch(self, actions: np.ndarray, adv: np.ndarray, ret: np.ndarray
-            ) -> "_StateBatch":
+  def batch(self, actions: np.ndarray, adv: np.ndarray, ret: np.ndarray) -> _StateBatch:
     return _StateBatch.aggregate(self.rows, actions, adv, ret, self.table)
 
 
 class _SampleRollout:
   """Observations as `[B, ...]` arrays (simulated games: one row per sample)."""
 
-  def __init__(self, module: torch_policy.TorchPolicy, env: rollouts.PyspielVecEnv,
-               num_steps: int, device: torch.device):
+  def __init__(
+    self,
+    module: torch_policy.TorchPolicy,
+    env: rollouts.PyspielVecEnv,
+    num_steps: int,
+    device: torch.device,
+  ):
     self.module = module
     self.env = env
     self.device = device
@@ -257,8 +284,9 @@ class _SampleRollout:
     self.current = (obs, legal)
     return reward, done
 
-  def batch(self, actions: np.ndarray, adv: np.ndarray, ret: np.ndarray
-            ) -> "_StateBatch | _SampleBatch":
+  def batch(
+    self, actions: np.ndarray, adv: np.ndarray, ret: np.ndarray
+  ) -> _StateBatch | _SampleBatch:
     """The rollout's batch: summed per distinct observation when at most half
     the samples are distinct (small games), else one row per sample. Both
     give the same loss and gradient; the summed one costs less."""
@@ -267,16 +295,14 @@ class _SampleRollout:
     # Rows compared as raw bytes: a 1-D sort, 9x faster than `unique(axis=0)`'s
     # lexicographic one (which was a fifth of a simulated best response).
     rows_as_bytes = flat.view(np.dtype((np.void, flat.dtype.itemsize * flat.shape[1])))
-    unique, first, inverse = np.unique(rows_as_bytes.ravel(), return_index=True,
-                                       return_inverse=True)
+    unique, first, inverse = np.unique(
+      rows_as_bytes.ravel(), return_index=True, return_inverse=True
+    )
     if 2 * len(unique) <= n:
       obs = self.obs.reshape((n,) + self.obs.shape[2:])[first]
-      table = _ObservationTable(self.module, obs, self.legal.reshape(n, -1)[first],
-                                self.device)
-      return _StateBatch.aggregate(inverse.reshape(actions.shape), actions, adv, ret,
-                                   table)
-    return _SampleBatch.create(self.module, self.obs, self.legal, actions, adv, ret,
-                               self.device)
+      table = _ObservationTable(self.module, obs, self.legal.reshape(n, -1)[first], self.device)
+      return _StateBatch.aggregate(inverse.reshape(actions.shape), actions, adv, ret, table)
+    return _SampleBatch.create(self.module, self.obs, self.legal, actions, adv, ret, self.device)
 
 
 def _normalised(adv: np.ndarray) -> np.ndarray:
@@ -312,8 +338,14 @@ class _StateBatch:
     return len(self.rows)
 
   @classmethod
-  def aggregate(cls, rows: np.ndarray, actions: np.ndarray, adv: np.ndarray,
-                ret: np.ndarray, observations: _ObservationTable) -> "_StateBatch":
+  def aggregate(
+    cls,
+    rows: np.ndarray,
+    actions: np.ndarray,
+    adv: np.ndarray,
+    ret: np.ndarray,
+    observations: _ObservationTable,
+  ) -> _StateBatch:
     """Sums `[T, B]` samples per row; advantages normalised over the batch."""
     unique, inverse = np.unique(rows.ravel(), return_inverse=True)
     size, num_actions = len(unique), observations.legal.shape[1]
@@ -322,16 +354,23 @@ class _StateBatch:
     key = inverse * num_actions + actions.ravel()
 
     def per_action(weights=None):
-      return np.bincount(key, weights, minlength=size * num_actions).reshape(
-          size, num_actions)
+      return np.bincount(key, weights, minlength=size * num_actions).reshape(size, num_actions)
 
     count = np.bincount(inverse, minlength=size)
     ret_mean = np.bincount(inverse, ret, minlength=size) / count
     ret_sq_dev = np.bincount(inverse, (ret - ret_mean[inverse]) ** 2, minlength=size)
     device = observations.device
-    tensors = [torch.as_tensor(x, dtype=torch.float32, device=device) for x in (
-        count, per_action(), per_action(np.maximum(adv, 0.0)),
-        per_action(np.minimum(adv, 0.0)), ret_mean, ret_sq_dev)]
+    tensors = [
+      torch.as_tensor(x, dtype=torch.float32, device=device)
+      for x in (
+        count,
+        per_action(),
+        per_action(np.maximum(adv, 0.0)),
+        per_action(np.minimum(adv, 0.0)),
+        ret_mean,
+        ret_sq_dev,
+      )
+    ]
     rows_t = torch.as_tensor(unique, device=device)
     with torch.no_grad():  # no update yet: the rollout's policy
       old_logp = observations.log_probs(rows_t)
@@ -353,11 +392,17 @@ class _StateBatch:
     log_ratio = torch.where(taken, logp - self.old_logp[mb], torch.zeros_like(logp))
     ratio = log_ratio.exp()
     clipped = torch.clamp(ratio, 1 - clip_coef, 1 + clip_coef)
-    pg_loss = -(self.adv_pos[mb] * torch.minimum(ratio, clipped)
-                + self.adv_neg[mb] * torch.maximum(ratio, clipped)).sum() / n
+    pg_loss = (
+      -(
+        self.adv_pos[mb] * torch.minimum(ratio, clipped)
+        + self.adv_neg[mb] * torch.maximum(ratio, clipped)
+      ).sum()
+      / n
+    )
     values = observations.module.value(observations.obs[u])[:, 0]
-    v_loss = 0.5 * (self.count[mb] * (values - self.ret_mean[mb]) ** 2
-                    + self.ret_sq_dev[mb]).sum() / n
+    v_loss = (
+      0.5 * (self.count[mb] * (values - self.ret_mean[mb]) ** 2 + self.ret_sq_dev[mb]).sum() / n
+    )
     entropy = -(self.count[mb] * (logp.exp() * logp).sum(1)).sum() / n
     with torch.no_grad():
       approx_kl = (self.taken[mb] * ((ratio - 1) - log_ratio)).sum() / n
@@ -386,18 +431,30 @@ class _SampleBatch:
     return len(self.action)
 
   @classmethod
-  def create(cls, module: torch_policy.TorchPolicy, obs: np.ndarray,
-             legal: np.ndarray, actions: np.ndarray, adv: np.ndarray,
-             ret: np.ndarray, device: torch.device) -> "_SampleBatch":
+  def create(
+    cls,
+    module: torch_policy.TorchPolicy,
+    obs: np.ndarray,
+    legal: np.ndarray,
+    actions: np.ndarray,
+    adv: np.ndarray,
+    ret: np.ndarray,
+    device: torch.device,
+  ) -> _SampleBatch:
     """Flattens `[T, B, ...]` samples; advantages normalised over the batch."""
     n = actions.size
     obs_t = torch.as_tensor(obs.reshape((n,) + obs.shape[2:]), device=device)
     legal_t = torch.as_tensor(legal.reshape(n, -1), device=device)
     action_t = torch.as_tensor(actions.ravel(), device=device)
-    batch = cls(module, obs_t, legal_t, action_t,
-                torch.as_tensor(_normalised(adv), dtype=torch.float32, device=device),
-                torch.as_tensor(ret.ravel(), dtype=torch.float32, device=device),
-                action_t)
+    batch = cls(
+      module,
+      obs_t,
+      legal_t,
+      action_t,
+      torch.as_tensor(_normalised(adv), dtype=torch.float32, device=device),
+      torch.as_tensor(ret.ravel(), dtype=torch.float32, device=device),
+      action_t,
+    )
     with torch.no_grad():  # no update yet: the rollout's policy
       batch.old_logp = batch.log_probs(torch.arange(n, device=device))
     return batch
@@ -414,8 +471,7 @@ class _SampleBatch:
     log_ratio = logp_all.gather(1, self.action[mb, None])[:, 0] - self.old_logp[mb]
     ratio = log_ratio.exp()
     adv = self.adv[mb]
-    pg_loss = torch.max(-adv * ratio,
-                        -adv * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
+    pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
     v_loss = 0.5 * ((self.module.value(self.obs[mb])[:, 0] - self.ret[mb]) ** 2).mean()
     entropy = -(logp_all.exp() * logp_all).sum(1).mean()
     with torch.no_grad():

@@ -28,15 +28,16 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import ClassVar, Sequence
+from collections.abc import Sequence
+from typing import ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from openspiel_psro_ext.simulated import simulation
 from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles.rl import torch_policy
+from openspiel_psro_ext.simulated import simulation
 
 
 @dataclasses.dataclass
@@ -66,8 +67,9 @@ class ReplayBuffer:
   step (`[B, ...]` arrays) at once, `sample` returns `[batch, ...]` arrays.
   """
 
-  def __init__(self, capacity: int, obs_shape: Sequence[int], num_actions: int,
-               rng: np.random.Generator):
+  def __init__(
+    self, capacity: int, obs_shape: Sequence[int], num_actions: int, rng: np.random.Generator
+  ):
     self.capacity = capacity
     self.obs = np.zeros((capacity,) + tuple(obs_shape), dtype=np.float32)
     self.next_obs = np.zeros_like(self.obs)
@@ -79,8 +81,15 @@ class ReplayBuffer:
     self._pos = 0
     self._rng = rng
 
-  def add(self, obs: np.ndarray, action: np.ndarray, reward: np.ndarray,
-          next_obs: np.ndarray, next_legal: np.ndarray, done: np.ndarray) -> None:
+  def add(
+    self,
+    obs: np.ndarray,
+    action: np.ndarray,
+    reward: np.ndarray,
+    next_obs: np.ndarray,
+    next_legal: np.ndarray,
+    done: np.ndarray,
+  ) -> None:
     rows = (self._pos + np.arange(len(action))) % self.capacity
     self.obs[rows], self.action[rows], self.reward[rows] = obs, action, reward
     self.next_obs[rows], self.next_legal[rows] = next_obs, next_legal
@@ -90,8 +99,14 @@ class ReplayBuffer:
 
   def sample(self, batch_size: int) -> tuple[np.ndarray, ...]:
     rows = self._rng.integers(0, self.size, batch_size)
-    return (self.obs[rows], self.action[rows], self.reward[rows],
-            self.next_obs[rows], self.next_legal[rows], self.done[rows])
+    return (
+      self.obs[rows],
+      self.action[rows],
+      self.reward[rows],
+      self.next_obs[rows],
+      self.next_legal[rows],
+      self.done[rows],
+    )
 
 
 @dataclasses.dataclass
@@ -171,8 +186,9 @@ class ActorCriticOptions(ReplayOptions):
 # previous one, and smaller batches give more steps; the result is the
 # critics' Boltzmann policy, which PSRO mixes better than their argmax (on
 # Leduc, 10 minutes: BUILD_NOTES).
-PSRO_ACTOR_CRITIC = dict(critic_greedy_result=True, warm_start_critics=True,
-                         result_temperature=0.01, batch_size=256)
+PSRO_ACTOR_CRITIC = dict(
+  critic_greedy_result=True, warm_start_critics=True, result_temperature=0.01, batch_size=256
+)
 
 
 class ActorCriticLearner(ReplayLearner):
@@ -209,19 +225,33 @@ class ActorCriticLearner(ReplayLearner):
     arch, greedy = actor.arch, self.config.critic_greedy_result
     carries_actor = greedy and self.config.warm_start_actor
     return torch_policy.TorchPolicy(
-        actor.game, arch["player"], arch["obs_shape"], arch["hidden"], arch["kind"],
-        output=(arch["output"] if not greedy else
-                "boltzmann" if self.config.result_temperature else "greedy"),
-        obs_type=arch["obs_type"], q_networks=len(self.critics) if greedy else 1,
-        batch_renorm=self.batch_renorm_critics, critics=0 if greedy else len(self.critics),
-        temperature=self.config.result_temperature * simulation.utility_range(
-            actor.game, "set result_temperature=0 (the critics' argmax)")
-        if greedy and self.config.result_temperature else 0.0, actor=carries_actor)
+      actor.game,
+      arch["player"],
+      arch["obs_shape"],
+      arch["hidden"],
+      arch["kind"],
+      output=(
+        arch["output"]
+        if not greedy
+        else "boltzmann"
+        if self.config.result_temperature
+        else "greedy"
+      ),
+      obs_type=arch["obs_type"],
+      q_networks=len(self.critics) if greedy else 1,
+      batch_renorm=self.batch_renorm_critics,
+      critics=0 if greedy else len(self.critics),
+      temperature=self.config.result_temperature
+      * simulation.utility_range(actor.game, "set result_temperature=0 (the critics' argmax)")
+      if greedy and self.config.result_temperature
+      else 0.0,
+      actor=carries_actor,
+    )
 
   def _critics_of(self, module: torch_policy.TorchPolicy) -> list[nn.Module]:
     """The critics inside a module shaped by `_result_shape`."""
     if self.config.critic_greedy_result:
-      return [module.net, module.twin][:len(self.critics)]
+      return [module.net, module.twin][: len(self.critics)]
     return list(module.critics)
 
   def warm_start(self) -> bool:
@@ -232,8 +262,7 @@ class ActorCriticLearner(ReplayLearner):
     returns whether it loaded anything."""
     cfg, previous, continues = self.config, self.run.previous, self.run.continues
     critics, actor = cfg.warm_start_critics or continues, cfg.warm_start_actor or continues
-    if (not (critics or actor) or previous is None
-        or previous.arch != self._result_shape().arch):
+    if not (critics or actor) or previous is None or previous.arch != self._result_shape().arch:
       return False
     if critics:
       for critic, source in zip(self.critics, self._critics_of(previous)):
@@ -255,11 +284,20 @@ class ActorCriticLearner(ReplayLearner):
     return result.to(self.run.device)
 
 
-def train(request: base.BestResponseRequest, cfg: ReplayOptions,
-          learner_cls: type[ReplayLearner], algorithm: str) -> base.PopulationMember:
+def train(
+  request: base.BestResponseRequest,
+  cfg: ReplayOptions,
+  learner_cls: type[ReplayLearner],
+  algorithm: str,
+) -> base.PopulationMember:
   """Trains `learner_cls` by replay on the request's environment (module doc)."""
-  run = torch_policy.setup(request, cfg, cfg.num_envs, learner_cls.output,
-                           learner_cls.update_keys + learner_cls.schedule_keys)
+  run = torch_policy.setup(
+    request,
+    cfg,
+    cfg.num_envs,
+    learner_cls.output,
+    learner_cls.update_keys + learner_cls.schedule_keys,
+  )
   learner = learner_cls(cfg, run)
   device, env, log = run.device, run.env, run.log
   buffer = ReplayBuffer(cfg.buffer_size, env.obs_shape, env.num_actions, run.rng)
@@ -269,8 +307,9 @@ def train(request: base.BestResponseRequest, cfg: ReplayOptions,
   while not log.done:
     scheduled = learner.schedule(log.fraction)
     with torch.no_grad():
-      action = learner.act(torch.as_tensor(obs, device=device),
-                           torch.as_tensor(legal, device=device))
+      action = learner.act(
+        torch.as_tensor(obs, device=device), torch.as_tensor(legal, device=device)
+      )
     next_obs, next_legal, reward, done = env.step(action)
     buffer.add(obs, action, reward, next_obs, next_legal, done)
     log.track(reward, done)
@@ -279,16 +318,21 @@ def train(request: base.BestResponseRequest, cfg: ReplayOptions,
 
     if buffer.size >= learner.learning_starts:
       for _ in range(cfg.gradient_steps):
-        batch = Transitions(*(torch.as_tensor(x, device=device)
-                              for x in buffer.sample(cfg.batch_size)))
+        batch = Transitions(
+          *(torch.as_tensor(x, device=device) for x in buffer.sample(cfg.batch_size))
+        )
         stats.append(learner.update(batch))
         grad_steps += 1
 
     if env_steps % cfg.log_every == 0 or log.done:
-      means = (torch.stack(stats).mean(0).tolist() if stats
-               else [float("nan")] * len(learner.update_keys))
-      log.record(**dict(zip(learner.update_keys, means)), **scheduled,
-                 **torch_policy.exact_value_point(request, run, cfg.eval_every))
+      means = (
+        torch.stack(stats).mean(0).tolist() if stats else [float("nan")] * len(learner.update_keys)
+      )
+      log.record(
+        **dict(zip(learner.update_keys, means)),
+        **scheduled,
+        **torch_policy.exact_value_point(request, run, cfg.eval_every),
+      )
       stats = []
   run.module = learner.result_module()
   return torch_policy.finish(request, run, algorithm, gradient_steps=grad_steps)

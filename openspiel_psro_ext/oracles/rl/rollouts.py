@@ -33,15 +33,15 @@ import dataclasses
 import logging
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pyspiel
 
-from openspiel_psro_ext.simulated import simulation
 from openspiel_psro_ext.game.game_tree import GameTree
 from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles.rl import hedge
+from openspiel_psro_ext.simulated import simulation
 
 _TERMINAL = int(pyspiel.PlayerId.TERMINAL)
 
@@ -54,13 +54,18 @@ class TreeVecEnv:
     num_actions: size of the action space.
   """
 
-  def __init__(self, tree: GameTree, player: int,
-               opponent_populations: Sequence[np.ndarray | None],
-               opponent_weights: Sequence[np.ndarray | None],
-               num_envs: int, seed: int = 0,
-               obs_table: np.ndarray | None = None,
-               opponent_joint: np.ndarray | None = None,
-               opponent_hedge: hedge.HedgeOptions | None = None):
+  def __init__(
+    self,
+    tree: GameTree,
+    player: int,
+    opponent_populations: Sequence[np.ndarray | None],
+    opponent_weights: Sequence[np.ndarray | None],
+    num_envs: int,
+    seed: int = 0,
+    obs_table: np.ndarray | None = None,
+    opponent_joint: np.ndarray | None = None,
+    opponent_hedge: hedge.HedgeOptions | None = None,
+  ):
     """Args.
 
     tree: the compiled game.
@@ -87,8 +92,7 @@ class TreeVecEnv:
     table = tree.infostates[player]
     if obs_table is None:
       if table.tensors is None:
-        raise ValueError(f"{tree.game} provides no information-state tensor;"
-                         " pass obs_table.")
+        raise ValueError(f"{tree.game} provides no information-state tensor; pass obs_table.")
       obs_table = table.tensors
     self.obs_table = np.asarray(obs_table, dtype=np.float32)
     self.obs_shape = self.obs_table.shape[1:]
@@ -105,20 +109,28 @@ class TreeVecEnv:
       pop = np.asarray(opponent_populations[q], dtype=np.float64)
       weights = np.asarray(opponent_weights[q], dtype=np.float64)
       cum = np.zeros(pop.shape[:2] + (tree.child.shape[1],))
-      cum[:, :, :pop.shape[2]] = simulation.cumulative_rows(pop)
-      cum[:, :, pop.shape[2]:] = 1.0
+      cum[:, :, : pop.shape[2]] = simulation.cumulative_rows(pop)
+      cum[:, :, pop.shape[2] :] = 1.0
       self._opponents.append((q, cum, simulation.cumulative_rows(weights)))
     self._members = np.zeros((len(self._opponents), num_envs), dtype=np.int64)
     self.hedges: list[hedge.OpponentHedge] | None = None
     if opponent_hedge is not None:
       if opponent_joint is not None:
-        raise ValueError("the opponent learner (opponent_hedge) learns independent"
-                         " mixtures; it cannot learn a joint (opponent_joint).")
-      self.hedges = [hedge.OpponentHedge(opponent_weights[q], opponent_hedge)
-                     for q, _, _ in self._opponents]
-    self._joint = None if opponent_joint is None else (
-        np.shape(opponent_joint), simulation.cumulative_rows(
-            np.asarray(opponent_joint, dtype=np.float64).reshape(-1)))
+        raise ValueError(
+          "the opponent learner (opponent_hedge) learns independent"
+          " mixtures; it cannot learn a joint (opponent_joint)."
+        )
+      self.hedges = [
+        hedge.OpponentHedge(opponent_weights[q], opponent_hedge) for q, _, _ in self._opponents
+      ]
+    self._joint = (
+      None
+      if opponent_joint is None
+      else (
+        np.shape(opponent_joint),
+        simulation.cumulative_rows(np.asarray(opponent_joint, dtype=np.float64).reshape(-1)),
+      )
+    )
     self._hist = np.zeros(num_envs, dtype=np.int64)
     # `[B]` after each step: the terminal history each game ended in, or -1
     # (for tests and diagnostics; not an observation).
@@ -130,12 +142,12 @@ class TreeVecEnv:
     if self._joint is not None:  # one joint profile per game
       shape, joint_cum = self._joint  # as `simulation.sample_rows`, by bisection
       profiles = np.searchsorted(joint_cum, 1.0 - self._rng.random(len(idx)))
-      self._members[:, idx] = np.unravel_index(np.minimum(profiles, len(joint_cum) - 1),
-                                               shape)
+      self._members[:, idx] = np.unravel_index(np.minimum(profiles, len(joint_cum) - 1), shape)
       return
     for j, (_, _, weight_cum) in enumerate(self._opponents):
       self._members[j, idx] = simulation.sample_rows(
-          np.broadcast_to(weight_cum, (len(idx), len(weight_cum))), self._rng)
+        np.broadcast_to(weight_cum, (len(idx), len(weight_cum))), self._rng
+      )
 
   def _advance(self, idx: np.ndarray) -> None:
     """Moves games `idx` through chance/opponent nodes to a learner node or end."""
@@ -151,8 +163,7 @@ class TreeVecEnv:
       for j, (q, opp_cum, _) in enumerate(self._opponents):
         at_q = who == q
         if at_q.any():
-          cum[at_q] = opp_cum[self._members[j, idx[at_q]],
-                              tree.infostate[h[at_q]]]
+          cum[at_q] = opp_cum[self._members[j, idx[at_q]], tree.infostate[h[at_q]]]
       self._hist[idx] = tree.child[h, simulation.sample_rows(cum, self._rng)]
 
   def _reset_games(self, idx: np.ndarray) -> None:
@@ -179,8 +190,7 @@ class TreeVecEnv:
     """Starts every game; returns `obs [B, *obs_shape]`, `legal [B, A]` bool."""
     return self._observe(self.reset_rows())
 
-  def step(self, actions: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Plays one learner action in every game.
 
     Args:
@@ -202,8 +212,7 @@ class TreeVecEnv:
     self._reset_games(np.arange(self.num_envs))
     return self.infostates
 
-  def step_rows(self, actions: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  def step_rows(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`step`, returning `[B]` observation rows instead of `obs` and `legal`."""
     actions = np.asarray(actions, dtype=np.int64)
     nxt = self.tree.child[self._hist, actions]
@@ -247,10 +256,15 @@ class PyspielVecEnv:
   it. The learner observes its `information_state_tensor`.
   """
 
-  def __init__(self, game: pyspiel.Game | str, player: int,
-               opponent_populations: Sequence[Sequence[simulation.BatchedPolicy] | None],
-               opponent_weights: Sequence[np.ndarray | None],
-               num_envs: int, seed: int = 0):
+  def __init__(
+    self,
+    game: pyspiel.Game | str,
+    player: int,
+    opponent_populations: Sequence[Sequence[simulation.BatchedPolicy] | None],
+    opponent_weights: Sequence[np.ndarray | None],
+    num_envs: int,
+    seed: int = 0,
+  ):
     """Args as `TreeVecEnv`, with `opponent_populations[q]` a list of batched
     policies (None at `player`)."""
     if isinstance(game, str):
@@ -261,11 +275,11 @@ class PyspielVecEnv:
     self.num_actions = game.num_distinct_actions()
     simulation.check_game(game)
     self.obs_shape = tuple(game.information_state_tensor_shape())
-    seats = [None if q == player else
-             simulation.Population(opponent_populations[q], opponent_weights[q])
-             for q in range(game.num_players())]
-    self._games = simulation.GameBatch(game, seats, num_envs,
-                                       np.random.default_rng(seed))
+    seats = [
+      None if q == player else simulation.Population(opponent_populations[q], opponent_weights[q])
+      for q in range(game.num_players())
+    ]
+    self._games = simulation.GameBatch(game, seats, num_envs, np.random.default_rng(seed))
     self._all = np.arange(num_envs)
     self._legal = np.zeros((num_envs, self.num_actions), dtype=bool)
 
@@ -291,8 +305,7 @@ class PyspielVecEnv:
     self._reset_games(self._all)
     return self._observe()
 
-  def step(self, actions: np.ndarray
-           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """As `TreeVecEnv.step`: `obs`, `legal`, `reward [B]`, `done [B]`."""
     actions = np.asarray(actions, dtype=np.int64)
     if not self._legal[self._all, actions].all():
@@ -308,27 +321,48 @@ class PyspielVecEnv:
     return (*self._observe(), reward, done)
 
 
-def make_env(request: base.BestResponseRequest, num_envs: int, seed: int,
-             obs_table: np.ndarray | None = None) -> TreeVecEnv | PyspielVecEnv:
+def make_env(
+  request: base.BestResponseRequest, num_envs: int, seed: int, obs_table: np.ndarray | None = None
+) -> TreeVecEnv | PyspielVecEnv:
   """The vectorised environment of an oracle request: over its compiled tree,
   or simulated with pyspiel when the request has none (then `obs_table` must
   be None: the learner observes information-state tensors)."""
   if request.tree is None:
     if request.opponent_joint is not None:
-      raise ValueError("simulated environments draw opponents independently and"
-                       " cannot answer correlated opponents (opponent_joint, JPSRO"
-                       " with three or more players); use a game that compiles.")
+      raise ValueError(
+        "simulated environments draw opponents independently and"
+        " cannot answer correlated opponents (opponent_joint, JPSRO"
+        " with three or more players); use a game that compiles."
+      )
     if obs_table is not None:
-      raise ValueError("simulated environments observe information-state"
-                       " tensors; an observation table needs a compiled tree.")
+      raise ValueError(
+        "simulated environments observe information-state"
+        " tensors; an observation table needs a compiled tree."
+      )
     if request.opponent_hedge is not None:
-      raise ValueError("the opponent learner (opponent_hedge) runs on a compiled"
-                       " tree only; use a game that compiles.")
-    return PyspielVecEnv(request.game, request.player, request.opponent_populations,
-                         request.opponent_weights, num_envs, seed)
-  return TreeVecEnv(request.tree, request.player, request.opponent_populations,
-                    request.opponent_weights, num_envs, seed, obs_table,
-                    request.opponent_joint, request.opponent_hedge)
+      raise ValueError(
+        "the opponent learner (opponent_hedge) runs on a compiled"
+        " tree only; use a game that compiles."
+      )
+    return PyspielVecEnv(
+      request.game,
+      request.player,
+      request.opponent_populations,
+      request.opponent_weights,
+      num_envs,
+      seed,
+    )
+  return TreeVecEnv(
+    request.tree,
+    request.player,
+    request.opponent_populations,
+    request.opponent_weights,
+    num_envs,
+    seed,
+    obs_table,
+    request.opponent_joint,
+    request.opponent_hedge,
+  )
 
 
 def policy_value(request: base.BestResponseRequest, matrix: np.ndarray) -> float:
@@ -407,14 +441,22 @@ class TrainingLog:
   previous point.
   """
 
-  def __init__(self, name: str, budget: Budget, num_envs: int, progress: bool,
-               keys: Sequence[str], schedule_span: tuple[float, float] = (0.0, 1.0)):
+  def __init__(
+    self,
+    name: str,
+    budget: Budget,
+    num_envs: int,
+    progress: bool,
+    keys: Sequence[str],
+    schedule_span: tuple[float, float] = (0.0, 1.0),
+  ):
     self.budget = budget
     self.schedule_span = schedule_span
     self.episodes = 0
     self.steps = 0
     self.curves: dict[str, list[float]] = {
-        k: [] for k in ("episodes", "steps", "seconds", "return", *keys)}
+      k: [] for k in ("episodes", "steps", "seconds", "return", *keys)
+    }
     self._running = np.zeros(num_envs)
     self._finished: list[np.ndarray] = []
     self._progress = Progress(name, progress)
@@ -441,8 +483,13 @@ class TrainingLog:
     returns = np.concatenate(self._finished) if self._finished else np.zeros(0)
     self._finished = []
     mean = float(returns.mean()) if len(returns) else float("nan")
-    point = dict(episodes=self.episodes, steps=self.steps,
-                 seconds=self.budget.elapsed, **{"return": mean}, **values)
+    point = dict(
+      episodes=self.episodes,
+      steps=self.steps,
+      seconds=self.budget.elapsed,
+      **{"return": mean},
+      **values,
+    )
     for key, value in point.items():
       self.curves.setdefault(key, []).append(float(value))
     spent = self.budget.fraction(self.episodes, self.steps)

@@ -37,9 +37,7 @@ import torch
 from torch import nn
 
 from openspiel_psro_ext.oracles import base
-from openspiel_psro_ext.oracles.rl import networks
-from openspiel_psro_ext.oracles.rl import replay
-from openspiel_psro_ext.oracles.rl import torch_policy
+from openspiel_psro_ext.oracles.rl import networks, replay, torch_policy
 
 
 @dataclasses.dataclass
@@ -89,34 +87,39 @@ class SoftActorLearner(replay.ActorCriticLearner):
   output = "softmax"
   update_keys = ("loss", "actor_loss", "entropy", "alpha")
 
-  def __init__(self, config: SoftActorOptions, run: torch_policy.TrainingSetup,
-               betas: tuple[float, float] = (0.9, 0.999)):
+  def __init__(
+    self,
+    config: SoftActorOptions,
+    run: torch_policy.TrainingSetup,
+    betas: tuple[float, float] = (0.9, 0.999),
+  ):
     super().__init__(config, run)
     self.actor = run.module.net
-    self.log_alpha = torch.tensor(float(np.log(config.initial_alpha)),
-                                  device=run.device, requires_grad=True)
-    self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr,
-                                      betas=betas)
+    self.log_alpha = torch.tensor(
+      float(np.log(config.initial_alpha)), device=run.device, requires_grad=True
+    )
+    self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr, betas=betas)
     self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr, betas=betas)
     self.entropy_fraction = config.target_entropy_start
 
-  def _policy(self, obs: torch.Tensor, legal: torch.Tensor
-              ) -> tuple[torch.Tensor, torch.Tensor]:
+  def _policy(self, obs: torch.Tensor, legal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     logp = torch.log_softmax(networks.masked_logits(self.actor(obs), legal), dim=1)
     return logp.exp(), logp
 
   def schedule(self, fraction: float) -> dict[str, float]:
     cfg = self.config
     self.entropy_fraction = cfg.target_entropy_start + fraction * (
-        cfg.target_entropy_end - cfg.target_entropy_start)
+      cfg.target_entropy_end - cfg.target_entropy_start
+    )
     return {}
 
   def act(self, obs: torch.Tensor, legal: torch.Tensor) -> np.ndarray:
     probs, _ = self._policy(obs, legal)
     return torch.multinomial(probs, 1)[:, 0].cpu().numpy()
 
-  def actor_step(self, obs: torch.Tensor, legal: torch.Tensor, q: torch.Tensor,
-                 alpha: torch.Tensor) -> torch.Tensor:
+  def actor_step(
+    self, obs: torch.Tensor, legal: torch.Tensor, q: torch.Tensor, alpha: torch.Tensor
+  ) -> torch.Tensor:
     """One actor and temperature step at states `obs` (masks `legal`) given
     their detached `[B, A]` action values `q`; returns `[actor_loss, entropy,
     alpha]`."""
@@ -143,8 +146,9 @@ class _SACLearner(SoftActorLearner):
     super().__init__(config, run)
     env = run.env
     self.critics = nn.ModuleList(
-        networks.Network(env.obs_shape, env.num_actions, config.hidden, config.network)
-        for _ in range(2)).to(run.device)
+      networks.Network(env.obs_shape, env.num_actions, config.hidden, config.network)
+      for _ in range(2)
+    ).to(run.device)
     self.warm_start()
     self.targets = copy.deepcopy(self.critics)
     self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=config.critic_lr)
@@ -158,8 +162,9 @@ class _SACLearner(SoftActorLearner):
       next_v = (next_probs * (next_q - alpha * next_logp)).sum(1)
       y = batch.reward + cfg.gamma * (1.0 - batch.done) * next_v
     critic_loss = sum(
-        nn.functional.mse_loss(c(batch.obs).gather(1, batch.action[:, None])[:, 0], y)
-        for c in critics)
+      nn.functional.mse_loss(c(batch.obs).gather(1, batch.action[:, None])[:, 0], y)
+      for c in critics
+    )
     self.critic_opt.zero_grad()
     critic_loss.backward()
     nn.utils.clip_grad_norm_(critics.parameters(), cfg.max_grad_norm)

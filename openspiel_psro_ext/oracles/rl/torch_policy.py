@@ -24,19 +24,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-from open_spiel.python import policy as policy_lib
 import pyspiel
 import torch
+from open_spiel.python import policy as policy_lib
 from torch import nn
 
 from openspiel_psro_ext.game import game_tree as game_tree_lib
 from openspiel_psro_ext.game.game_tree import GameTree
 from openspiel_psro_ext.oracles import base
-from openspiel_psro_ext.oracles.rl import networks
-from openspiel_psro_ext.oracles.rl import rollouts
+from openspiel_psro_ext.oracles.rl import networks, rollouts
 
 OBS_INFO_STATE = "info_state"
 OBS_SEQUENCE = "observation_sequence"
@@ -47,8 +47,10 @@ def observation_table(tree: GameTree, player: int, obs_type: str) -> np.ndarray:
   if obs_type == OBS_INFO_STATE:
     tensors = tree.infostates[player].tensors
     if tensors is None:
-      raise ValueError(f"{tree.game} has no information-state tensor; use"
-                       f" obs_type={OBS_SEQUENCE!r} with a GRU network.")
+      raise ValueError(
+        f"{tree.game} has no information-state tensor; use"
+        f" obs_type={OBS_SEQUENCE!r} with a GRU network."
+      )
     return tensors
   if obs_type == OBS_SEQUENCE:
     return networks.observation_sequences(tree, player)
@@ -77,34 +79,55 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
 
   uses_observations = True  # simulation.BatchedPolicy
 
-  def __init__(self, game: pyspiel.Game | str, player: int,
-               obs_shape: Sequence[int], hidden: Sequence[int] = (128, 128),
-               kind: str = "mlp", output: str = "softmax",
-               obs_type: str = OBS_INFO_STATE, with_value: bool = False,
-               q_networks: int = 1, batch_renorm: bool = False, critics: int = 0,
-               temperature: float = 0.0, actor: bool = False):
+  def __init__(
+    self,
+    game: pyspiel.Game | str,
+    player: int,
+    obs_shape: Sequence[int],
+    hidden: Sequence[int] = (128, 128),
+    kind: str = "mlp",
+    output: str = "softmax",
+    obs_type: str = OBS_INFO_STATE,
+    with_value: bool = False,
+    q_networks: int = 1,
+    batch_renorm: bool = False,
+    critics: int = 0,
+    temperature: float = 0.0,
+    actor: bool = False,
+  ):
     nn.Module.__init__(self)
     if isinstance(game, str):
       game = pyspiel.load_game(game)
     policy_lib.Policy.__init__(self, game, [player])
     if output not in ("softmax", "greedy", "boltzmann"):
-      raise ValueError(f"unknown output {output!r}; use 'softmax', 'greedy' or"
-                       " 'boltzmann'.")
+      raise ValueError(f"unknown output {output!r}; use 'softmax', 'greedy' or 'boltzmann'.")
     values = output in ("greedy", "boltzmann")
     if q_networks not in (1, 2) or (q_networks == 2 and not values):
-      raise ValueError(f"q_networks={q_networks}: one network, or two action-value"
-                       " networks with output='greedy' or 'boltzmann'.")
+      raise ValueError(
+        f"q_networks={q_networks}: one network, or two action-value"
+        " networks with output='greedy' or 'boltzmann'."
+      )
     if actor and not values:
-      raise ValueError("actor=True carries an actor beside action values; with"
-                       f" output={output!r} the module is the actor.")
+      raise ValueError(
+        "actor=True carries an actor beside action values; with"
+        f" output={output!r} the module is the actor."
+      )
     if (output == "boltzmann") != (temperature > 0):
-      raise ValueError(f"temperature={temperature}: output='boltzmann' needs a"
-                       " positive temperature, and only it takes one.")
+      raise ValueError(
+        f"temperature={temperature}: output='boltzmann' needs a"
+        " positive temperature, and only it takes one."
+      )
     self.player = player
-    self.arch = dict(game=str(game), player=int(player),
-                     obs_shape=[int(d) for d in obs_shape],
-                     hidden=[int(h) for h in hidden], kind=kind, output=output,
-                     obs_type=obs_type, with_value=bool(with_value))
+    self.arch = dict(
+      game=str(game),
+      player=int(player),
+      obs_shape=[int(d) for d in obs_shape],
+      hidden=[int(h) for h in hidden],
+      kind=kind,
+      output=output,
+      obs_type=obs_type,
+      with_value=bool(with_value),
+    )
     # Only where they differ from the defaults: older checkpoints' `arch` stays valid.
     if q_networks != 1:
       self.arch["q_networks"] = int(q_networks)
@@ -117,20 +140,34 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
     if actor:
       self.arch["actor"] = True
     # `batch_renorm` is the action-value networks' (CrossQ's critics), never an actor's.
-    self.net = networks.Network(obs_shape, game.num_distinct_actions(), hidden,
-                                kind, out_scale=0.01,
-                                batch_renorm=batch_renorm and values)
-    self.twin = (networks.Network(obs_shape, game.num_distinct_actions(), hidden, kind,
-                                  batch_renorm=batch_renorm)
-                 if q_networks == 2 else None)
+    self.net = networks.Network(
+      obs_shape,
+      game.num_distinct_actions(),
+      hidden,
+      kind,
+      out_scale=0.01,
+      batch_renorm=batch_renorm and values,
+    )
+    self.twin = (
+      networks.Network(
+        obs_shape, game.num_distinct_actions(), hidden, kind, batch_renorm=batch_renorm
+      )
+      if q_networks == 2
+      else None
+    )
     # PPO's critic travels with the actor so warm starts keep both.
-    self.value = (networks.Network(obs_shape, 1, hidden, kind, out_scale=1.0)
-                  if with_value else None)
+    self.value = networks.Network(obs_shape, 1, hidden, kind, out_scale=1.0) if with_value else None
     self.critics = nn.ModuleList(
-        networks.Network(obs_shape, game.num_distinct_actions(), hidden, kind,
-                         batch_renorm=batch_renorm) for _ in range(critics))
-    self.actor = (networks.Network(obs_shape, game.num_distinct_actions(), hidden, kind,
-                                   out_scale=0.01) if actor else None)
+      networks.Network(
+        obs_shape, game.num_distinct_actions(), hidden, kind, batch_renorm=batch_renorm
+      )
+      for _ in range(critics)
+    )
+    self.actor = (
+      networks.Network(obs_shape, game.num_distinct_actions(), hidden, kind, out_scale=0.01)
+      if actor
+      else None
+    )
 
   # -- checkpoints ----------------------------------------------------------
 
@@ -142,7 +179,7 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
       raise ValueError(f"checkpoint architecture {state} != module's {self.arch}.")
 
   @classmethod
-  def from_state_dict(cls, state_dict: dict[str, Any]) -> "TorchPolicy":
+  def from_state_dict(cls, state_dict: dict[str, Any]) -> TorchPolicy:
     """Rebuilds a saved `TorchPolicy` from its `state_dict()` alone."""
     arch = dict(state_dict["_extra_state"])
     game = arch.pop("game")
@@ -153,8 +190,7 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
 
   # -- acting ---------------------------------------------------------------
 
-  def _output_probabilities(self, out: torch.Tensor, legal: torch.Tensor
-                            ) -> torch.Tensor:
+  def _output_probabilities(self, out: torch.Tensor, legal: torch.Tensor) -> torch.Tensor:
     """`[B, A]` action probabilities from network outputs and legal masks."""
     if self.arch["output"] == "greedy":
       best = networks.masked_logits(out, legal).argmax(dim=1)
@@ -175,24 +211,23 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
     """`[B, ...]` information-state tensors, `[B, A]` bool -> `[B, A]` numpy
     probabilities (`simulation.BatchedPolicy`)."""
     if self.arch["obs_type"] != OBS_INFO_STATE:
-      raise ValueError(f"simulated games give information-state tensors; this"
-                       f" policy observes {self.arch['obs_type']!r}.")
+      raise ValueError(
+        f"simulated games give information-state tensors; this"
+        f" policy observes {self.arch['obs_type']!r}."
+      )
     device = next(self.parameters()).device
-    probs = self(torch.as_tensor(obs, device=device),
-                 torch.as_tensor(legal, device=device))
+    probs = self(torch.as_tensor(obs, device=device), torch.as_tensor(legal, device=device))
     return probs.double().cpu().numpy()
 
   @torch.no_grad()
-  def matrix(self, tree: GameTree | None = None,
-             obs_table: np.ndarray | None = None) -> np.ndarray:
+  def matrix(self, tree: GameTree | None = None, obs_table: np.ndarray | None = None) -> np.ndarray:
     """`[I_p, A]` exact behaviour matrix: one forward pass over all infostates."""
     tree = game_tree_lib.get_tree(tree if tree is not None else self.game)
     if obs_table is None:
       obs_table = observation_table(tree, self.player, self.arch["obs_type"])
     device = next(self.parameters()).device
     legal = tree.infostates[self.player].legal_mask
-    probs = self(torch.as_tensor(obs_table, device=device),
-                 torch.as_tensor(legal, device=device))
+    probs = self(torch.as_tensor(obs_table, device=device), torch.as_tensor(legal, device=device))
     matrix = probs.double().cpu().numpy() * legal
     return matrix / matrix.sum(axis=1, keepdims=True)
 
@@ -209,27 +244,27 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
     seq.append(state.observation_tensor(player))
     length = self.arch["obs_shape"][0]
     out = np.zeros(self.arch["obs_shape"], dtype=np.float32)
-    out[length - len(seq):] = np.asarray(seq[-length:], dtype=np.float32)
+    out[length - len(seq) :] = np.asarray(seq[-length:], dtype=np.float32)
     return out
 
   @torch.no_grad()
-  def action_probabilities(self, state: pyspiel.State,
-                           player_id: int | None = None) -> dict[int, float]:
+  def action_probabilities(
+    self, state: pyspiel.State, player_id: int | None = None
+  ) -> dict[int, float]:
     player = state.current_player() if player_id is None else player_id
     legal_actions = state.legal_actions(player)
     device = next(self.parameters()).device
     obs = torch.as_tensor(self._observation(state, player), device=device)[None]
-    legal = torch.zeros(1, self.game.num_distinct_actions(), dtype=torch.bool,
-                        device=device)
+    legal = torch.zeros(1, self.game.num_distinct_actions(), dtype=torch.bool, device=device)
     legal[0, legal_actions] = True
     probs = self(obs, legal)[0].double().cpu().numpy()
     probs = probs[legal_actions] / probs[legal_actions].sum()
     return {a: float(p) for a, p in zip(legal_actions, probs)}
 
 
-def member_from_state_dict(tree: GameTree | None, player: int | None,
-                           state_dict: dict[str, Any],
-                           config: Any = None) -> base.PopulationMember:
+def member_from_state_dict(
+  tree: GameTree | None, player: int | None, state_dict: dict[str, Any], config: Any = None
+) -> base.PopulationMember:
   """Rebuilds a `PopulationMember` (matrix and module) from a saved `state_dict`.
 
   `player` and `config` are checked against / ignored in favour of the
@@ -248,8 +283,9 @@ class TorchOracle(base.Oracle):
   trains = True
   restores_modules = True
 
-  def restore_module(self, tree: GameTree | pyspiel.Game, player: int,
-                     state_dict: dict[str, Any]) -> TorchPolicy:
+  def restore_module(
+    self, tree: GameTree | pyspiel.Game, player: int, state_dict: dict[str, Any]
+  ) -> TorchPolicy:
     """The module saved by `torch.save(member.module.state_dict())`.
 
     `tree` is the compiled game, or the pyspiel game in the simulated mode.
@@ -257,8 +293,10 @@ class TorchOracle(base.Oracle):
     game = tree.game if isinstance(tree, GameTree) else tree
     module = TorchPolicy.from_state_dict(state_dict)
     if module.player != player or module.arch["game"] != str(game):
-      raise ValueError(f"checkpoint is player {module.player}'s of"
-                       f" {module.arch['game']}, not player {player}'s of {game}.")
+      raise ValueError(
+        f"checkpoint is player {module.player}'s of"
+        f" {module.arch['game']}, not player {player}'s of {game}."
+      )
     return module
 
 
@@ -311,9 +349,14 @@ class TrainingSetup:
   continues: bool = False
 
 
-def setup(request: base.BestResponseRequest, cfg: TrainingOptions, num_envs: int,
-          output: str, curve_keys: Sequence[str],
-          with_value: bool = False) -> TrainingSetup:
+def setup(
+  request: base.BestResponseRequest,
+  cfg: TrainingOptions,
+  num_envs: int,
+  output: str,
+  curve_keys: Sequence[str],
+  with_value: bool = False,
+) -> TrainingSetup:
   """Seeds torch, builds the environment, the (warm-started) module and the log.
 
   The environment is the request's tree (`TreeVecEnv`), or simulated pyspiel
@@ -323,31 +366,49 @@ def setup(request: base.BestResponseRequest, cfg: TrainingOptions, num_envs: int
   device = networks.resolve_device(cfg.device)
   tree, player = request.tree, request.player
   if tree is None and cfg.obs_type != OBS_INFO_STATE:
-    raise ValueError(f"simulated games observe information-state tensors; set"
-                     f" obs_type={OBS_INFO_STATE!r} (got {cfg.obs_type!r}).")
+    raise ValueError(
+      f"simulated games observe information-state tensors; set"
+      f" obs_type={OBS_INFO_STATE!r} (got {cfg.obs_type!r})."
+    )
   obs_table = None if tree is None else observation_table(tree, player, cfg.obs_type)
   if tree is None and cfg.simulated_num_envs:
     num_envs = cfg.simulated_num_envs
   env = rollouts.make_env(request, num_envs, request.seed, obs_table)
-  module = TorchPolicy(request.game, player, env.obs_shape, cfg.hidden, cfg.network,
-                       output, cfg.obs_type, with_value=with_value)
+  module = TorchPolicy(
+    request.game,
+    player,
+    env.obs_shape,
+    cfg.hidden,
+    cfg.network,
+    output,
+    cfg.obs_type,
+    with_value=with_value,
+  )
   previous = warm_start_source(request, module)
   if (cfg.warm_start or request.continues_previous) and previous is not None:
     module.load_state_dict(previous.state_dict())
-  budget = rollouts.Budget(cfg.total_episodes, cfg.total_steps,
-                           cfg.time_budget_s if request.time_budget_s is None
-                           else request.time_budget_s)
+  budget = rollouts.Budget(
+    cfg.total_episodes,
+    cfg.total_steps,
+    cfg.time_budget_s if request.time_budget_s is None else request.time_budget_s,
+  )
   name = f"{type(cfg).__name__.replace('Config', '').lower()} p{player}"
-  log = rollouts.TrainingLog(name, budget, num_envs, cfg.progress, curve_keys,
-                             request.schedule_span)
-  return TrainingSetup(device, obs_table, env, module.to(device), log,
-                       np.random.default_rng([request.seed, 1]),
-                       None if request.previous is None else request.previous.module,
-                       request.continues_previous)
+  log = rollouts.TrainingLog(
+    name, budget, num_envs, cfg.progress, curve_keys, request.schedule_span
+  )
+  return TrainingSetup(
+    device,
+    obs_table,
+    env,
+    module.to(device),
+    log,
+    np.random.default_rng([request.seed, 1]),
+    None if request.previous is None else request.previous.module,
+    request.continues_previous,
+  )
 
 
-def warm_start_source(request: base.BestResponseRequest,
-                      module: TorchPolicy) -> TorchPolicy | None:
+def warm_start_source(request: base.BestResponseRequest, module: TorchPolicy) -> TorchPolicy | None:
   """The previous best response's module, if `module` can start from it.
 
   Warm starts ignore `output`: PPO may hand back its actor as greedy.
@@ -359,8 +420,9 @@ def warm_start_source(request: base.BestResponseRequest,
   return prev.module if same else None
 
 
-def finish(request: base.BestResponseRequest, setup_: TrainingSetup,
-           algorithm: str, **stats: Any) -> base.PopulationMember:
+def finish(
+  request: base.BestResponseRequest, setup_: TrainingSetup, algorithm: str, **stats: Any
+) -> base.PopulationMember:
   """The trained module on cpu, its exact matrix, and the run's statistics.
 
   The matrix is None without a compiled tree (simulated requests).
@@ -372,21 +434,34 @@ def finish(request: base.BestResponseRequest, setup_: TrainingSetup,
   hedges = getattr(setup_.env, "hedges", None)
   if hedges is not None:  # per player, the learned mixture (None: the learner's)
     averages = iter(learner.average() for learner in hedges)
-    stats["opponent_weights"] = [None if q == request.player else next(averages)
-                                 for q in range(request.game.num_players())]
-  logging.info("%s player %d: %d episodes in %.1fs", algorithm, request.player,
-               log.episodes, log.budget.elapsed)
+    stats["opponent_weights"] = [
+      None if q == request.player else next(averages) for q in range(request.game.num_players())
+    ]
+  logging.info(
+    "%s player %d: %d episodes in %.1fs",
+    algorithm,
+    request.player,
+    log.episodes,
+    log.budget.elapsed,
+  )
   return base.PopulationMember(
-      matrix=(None if request.tree is None
-              else module.matrix(request.tree, setup_.obs_table)),
-      module=module,
-      stats=dict(algorithm=algorithm, device=str(setup_.device),
-                 episodes=log.episodes, steps=log.steps,
-                 seconds=log.budget.elapsed, curves=log.curves, **stats))
+    matrix=(None if request.tree is None else module.matrix(request.tree, setup_.obs_table)),
+    module=module,
+    stats=dict(
+      algorithm=algorithm,
+      device=str(setup_.device),
+      episodes=log.episodes,
+      steps=log.steps,
+      seconds=log.budget.elapsed,
+      curves=log.curves,
+      **stats,
+    ),
+  )
 
 
-def exact_value_point(request: base.BestResponseRequest, setup_: TrainingSetup,
-                      every: int) -> dict[str, float]:
+def exact_value_point(
+  request: base.BestResponseRequest, setup_: TrainingSetup, every: int
+) -> dict[str, float]:
   """`{"exact_value": v}` every `every` curve points (for curves only), else {}."""
   if not every or request.tree is None or len(setup_.log.curves["episodes"]) % every:
     return {}

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from openspiel_psro_ext import psro
 from openspiel_psro_ext.errors import UsageError
@@ -27,8 +28,10 @@ _REGISTRY: dict[str, Callable[[], type[psro.PSRO]]] = {"psro": lambda: psro.PSRO
 
 def _load(module: str, cls: str) -> Callable[[], type[psro.PSRO]]:
   """A loader importing `openspiel_psro_ext.<module>` on first use."""
+
   def loader() -> type[psro.PSRO]:
     return getattr(importlib.import_module(f"openspiel_psro_ext.psro.variants.{module}"), cls)
+
   return loader
 
 
@@ -67,9 +70,11 @@ def options(name: str, mapping: dict[str, Any]) -> Any | None:
   options_cls = getattr(cls, "Options", None)
   if options_cls is None:
     if mapping:
-      raise UsageError(f"algorithm {name!r} takes no options; drop --algorithm_options"
-                       f" {sorted(mapping)} (variants with options:"
-                       f" {[n for n in names() if getattr(get(n), 'Options', None)]}).")
+      raise UsageError(
+        f"algorithm {name!r} takes no options; drop --algorithm_options"
+        f" {sorted(mapping)} (variants with options:"
+        f" {[n for n in names() if getattr(get(n), 'Options', None)]})."
+      )
     return None
   fields = [f.name for f in dataclasses.fields(options_cls)]
   unknown = sorted(set(mapping) - set(fields))
@@ -83,8 +88,7 @@ def options(name: str, mapping: dict[str, Any]) -> Any | None:
   return built
 
 
-def make(config: psro.PSROConfig, algorithm_options: Any | None = None,
-         **kwargs: Any) -> psro.PSRO:
+def make(config: psro.PSROConfig, algorithm_options: Any | None = None, **kwargs: Any) -> psro.PSRO:
   """The run `config.algorithm` names; `algorithm_options` (see `options`)
   and `kwargs` go to its constructor."""
   if algorithm_options is not None:

@@ -89,15 +89,13 @@ from typing import Any
 
 import numpy as np
 
-from openspiel_psro_ext.game import cfr
-from openspiel_psro_ext.game import exploitability
 from openspiel_psro_ext import oracles as oracles_lib
-from openspiel_psro_ext.game import payoffs
 from openspiel_psro_ext import psro
-from openspiel_psro_ext.psro.variants import xdo
 from openspiel_psro_ext.errors import UsageError
+from openspiel_psro_ext.game import cfr, exploitability, payoffs
 from openspiel_psro_ext.meta_solvers import nash
 from openspiel_psro_ext.oracles.rl import hedge
+from openspiel_psro_ext.psro.variants import xdo
 
 LEARNERS = ("double_oracle", "regret_matching", "multiplicative_weights")
 
@@ -127,11 +125,14 @@ class AnytimeOptions:
 
   def check(self) -> None:
     if self.learner not in LEARNERS:
-      raise UsageError(f"Anytime PSRO has no learner {self.learner!r}; choose one of"
-                       f" {list(LEARNERS)}.")
+      raise UsageError(
+        f"Anytime PSRO has no learner {self.learner!r}; choose one of {list(LEARNERS)}."
+      )
     if self.inner_steps < 1 or self.max_exploiters < 1:
-      raise UsageError(f"Anytime PSRO needs inner_steps and max_exploiters >= 1; got"
-                       f" {self.inner_steps} and {self.max_exploiters}.")
+      raise UsageError(
+        f"Anytime PSRO needs inner_steps and max_exploiters >= 1; got"
+        f" {self.inner_steps} and {self.max_exploiters}."
+      )
     self.hedge.check()
 
   @property
@@ -149,8 +150,9 @@ class AnytimePSRO(psro.PSRO):
 
   Options = AnytimeOptions  # --algorithm_options (algorithms.options)
 
-  def __init__(self, config: psro.PSROConfig, *args: Any,
-               options: AnytimeOptions | None = None, **kwargs: Any):
+  def __init__(
+    self, config: psro.PSROConfig, *args: Any, options: AnytimeOptions | None = None, **kwargs: Any
+  ):
     self.options = options if options is not None else AnytimeOptions()
     self.options.check()
     # Per iteration, per player: the multiplicative-weights learner's average
@@ -171,9 +173,11 @@ class AnytimePSRO(psro.PSRO):
     self._solves = 0
     if self.options.learner == "multiplicative_weights":
       if not oracles_lib.get(config.oracle).trains:
-        raise UsageError(f"Anytime PSRO's multiplicative-weights learner learns from the"
-                         f" episodes of RL best responses; oracle {config.oracle!r} plays"
-                         f" none. Use an RL oracle (e.g. ppo) or learner 'double_oracle'.")
+        raise UsageError(
+          f"Anytime PSRO's multiplicative-weights learner learns from the"
+          f" episodes of RL best responses; oracle {config.oracle!r} plays"
+          f" none. Use an RL oracle (e.g. ppo) or learner 'double_oracle'."
+        )
     super().__init__(config, *args, **kwargs)
     self.evaluations.append(psro.Evaluation(lambda snapshot: dict(self._stats), every=1))
 
@@ -181,8 +185,7 @@ class AnytimePSRO(psro.PSRO):
   def check_variant(cls, config, view):
     xdo.check_two_player_zero_sum("Anytime PSRO", config, view)
 
-  def _exploiter_value(self, player: int, mixture_reach: np.ndarray
-                       ) -> tuple[float, np.ndarray]:
+  def _exploiter_value(self, player: int, mixture_reach: np.ndarray) -> tuple[float, np.ndarray]:
     """The opponent's best-response value against `player`'s mixture (with
     terminal reach `[Z]`), and the best response's `[Z]` terminal reach."""
     tree, opponent = self.tree, 1 - player
@@ -205,7 +208,7 @@ class AnytimePSRO(psro.PSRO):
       keep = not first and self._output_values[p] < value
       if keep:
         candidate = np.zeros(len(members))
-        candidate[:len(self._output[p])] = self._output[p]
+        candidate[: len(self._output[p])] = self._output[p]
         value = self._output_values[p]
       sigma.append(candidate)
       terms.append(value)
@@ -213,8 +216,11 @@ class AnytimePSRO(psro.PSRO):
     self._output, self._output_values = sigma, terms
     if self.options.learner != "multiplicative_weights":  # what the populations grow against
       self._restricted_nash = self._solve()
-    self._stats = {"anytime/exploitability": terms, "anytime/kept_previous": kept,
-                   "anytime/exploiters": [len(e) for e in self._exploiters]}
+    self._stats = {
+      "anytime/exploitability": terms,
+      "anytime/kept_previous": kept,
+      "anytime/exploiters": [len(e) for e in self._exploiters],
+    }
     self._solves += 1
     return sigma
 
@@ -224,8 +230,10 @@ class AnytimePSRO(psro.PSRO):
       return super().best_response_requests(self._restricted_nash)
     # Against learning mixtures that start uniform (module doc).
     uniform = [np.full(n, 1.0 / n) for n in self.table.shape]
-    return [(p, dataclasses.replace(request, opponent_hedge=self.options.hedge))
-            for p, request in super().best_response_requests(uniform)]
+    return [
+      (p, dataclasses.replace(request, opponent_hedge=self.options.hedge))
+      for p, request in super().best_response_requests(uniform)
+    ]
 
   def _best_responses(self, requests):
     new_members = super()._best_responses(requests)
@@ -237,14 +245,17 @@ class AnytimePSRO(psro.PSRO):
             if weights is not None:
               learned[q] = np.asarray(weights, dtype=np.float64)
       self._learned.append(learned)
-      self._stats["anytime/learned_weights"] = [None if w is None else w.tolist()
-                                                for w in learned]
+      self._stats["anytime/learned_weights"] = [None if w is None else w.tolist() for w in learned]
     return new_members
 
   def _restore(self) -> None:
-    self._learned = [[None if w is None else np.asarray(w, dtype=np.float64) for w in
-                      r.metrics.get("anytime/learned_weights", [None] * self.num_players)]
-                     for r in self.run_dir.records()]
+    self._learned = [
+      [
+        None if w is None else np.asarray(w, dtype=np.float64)
+        for w in r.metrics.get("anytime/learned_weights", [None] * self.num_players)
+      ]
+      for r in self.run_dir.records()
+    ]
     super()._restore()
 
   def _learned_mixture(self, player: int, size: int) -> np.ndarray:
@@ -254,7 +265,7 @@ class AnytimePSRO(psro.PSRO):
     if learned is None:
       return np.full(size, 1.0 / size)
     mixture = np.zeros(size)
-    mixture[:len(learned)] = learned
+    mixture[: len(learned)] = learned
     return mixture
 
   def _payoff_weights(self, player: int, opponent_reach: np.ndarray) -> np.ndarray:
@@ -279,7 +290,7 @@ class AnytimePSRO(psro.PSRO):
       exploiters.append(kept)
       table = table[:, keep]
     if len(table) < len(members):  # the new members' rows
-      table = np.vstack([table, members[len(table):] @ exploiters.array.T])
+      table = np.vstack([table, members[len(table) :] @ exploiters.array.T])
     for _ in range(self.options.max_exploiters):
       if len(exploiters):
         solution = self._matrix_solvers[player].solve(table)
@@ -300,15 +311,17 @@ class AnytimePSRO(psro.PSRO):
         return mixture
       exploiters.append(weights[None])
       table = np.hstack([table, column[:, None]])
-    raise RuntimeError(f"Anytime PSRO: no least exploitable mixture for player {player}"
-                       f" after {self.options.max_exploiters} exploiters.")
+    raise RuntimeError(
+      f"Anytime PSRO: no least exploitable mixture for player {player}"
+      f" after {self.options.max_exploiters} exploiters."
+    )
 
   def _regret_matching(self, player: int, members: np.ndarray) -> np.ndarray:
     """The paper's learner: regret matching+ against exact best responses."""
     n = len(members)
     regrets = np.zeros(n)
     if len(self._regrets) > player:
-      regrets[:len(self._regrets[player])] = self._regrets[player]
+      regrets[: len(self._regrets[player])] = self._regrets[player]
     average = np.zeros(n)
     for step in range(1, self.options.inner_steps + 1):
       current = cfr.regret_matching(regrets[None], np.ones((1, n)))[0]

@@ -49,10 +49,9 @@ from typing import Any
 
 import numpy as np
 
-from openspiel_psro_ext.game import correlated_gaps
-from openspiel_psro_ext import meta_solvers
-from openspiel_psro_ext import psro
+from openspiel_psro_ext import meta_solvers, psro
 from openspiel_psro_ext.errors import UsageError
+from openspiel_psro_ext.game import correlated_gaps
 from openspiel_psro_ext.meta_solvers import correlated
 from openspiel_psro_ext.oracles import base as oracle_base
 
@@ -71,11 +70,15 @@ class JPSRO(psro.PSRO):
   def check_variant(cls, config, view):
     spec = meta_solvers.spec(config.meta_solver)
     if not spec.joint:
-      raise UsageError(f"JPSRO needs a correlated meta-solver; {config.meta_solver!r}"
-                       " gives independent mixtures. Use --meta_solver=cce or ce.")
+      raise UsageError(
+        f"JPSRO needs a correlated meta-solver; {config.meta_solver!r}"
+        " gives independent mixtures. Use --meta_solver=cce or ce."
+      )
     if view.tree is None or view.simulated:
-      raise UsageError(f"JPSRO measures its gaps on the compiled tree, which {config.game}"
-                       " runs without here; use --evaluation=exact on a game that compiles.")
+      raise UsageError(
+        f"JPSRO measures its gaps on the compiled tree, which {config.game}"
+        " runs without here; use --evaluation=exact on a game that compiles."
+      )
     if config.symmetric:
       raise UsageError("JPSRO keeps one population per player; drop --symmetric.")
 
@@ -94,10 +97,12 @@ class JPSRO(psro.PSRO):
     self.gaps = gaps = correlated_gaps.joint_gaps(self.tree, reaches, joint)
     support = np.argwhere(joint > 0)
     self._stats = {
-        "cce_gap": gaps.cce_gap, "ce_gap": gaps.ce_gap,
-        "jpsro/cce_gains": gaps.cce_gains.tolist(),
-        "jpsro/joint_values": gaps.values.tolist(),
-        "jpsro/joint": [[*map(int, s), float(joint[tuple(s)])] for s in support]}
+      "cce_gap": gaps.cce_gap,
+      "ce_gap": gaps.ce_gap,
+      "jpsro/cce_gains": gaps.cce_gains.tolist(),
+      "jpsro/joint_values": gaps.values.tolist(),
+      "jpsro/joint": [[*map(int, s), float(joint[tuple(s)])] for s in support],
+    }
     return correlated.marginals(joint)
 
   def best_response_requests(self, sigma):
@@ -107,8 +112,9 @@ class JPSRO(psro.PSRO):
     for p in range(self.num_players):
       by_recommendation = np.moveaxis(self.joint, p, 0)
       if self.meta_solver.correlation == "ce":
-        recommended = np.flatnonzero(by_recommendation.reshape(len(by_recommendation), -1)
-                                     .sum(axis=1) > 0)
+        recommended = np.flatnonzero(
+          by_recommendation.reshape(len(by_recommendation), -1).sum(axis=1) > 0
+        )
         targets = [by_recommendation[k] for k in recommended]
       else:
         targets = [by_recommendation.sum(axis=0)]
@@ -116,17 +122,22 @@ class JPSRO(psro.PSRO):
         requests.append((p, self._request(p, target / target.sum(), j)))
     return requests
 
-  def _request(self, player: int, opponent_joint: np.ndarray,
-               index: int) -> oracle_base.BestResponseRequest:
+  def _request(
+    self, player: int, opponent_joint: np.ndarray, index: int
+  ) -> oracle_base.BestResponseRequest:
     """A request against `opponent_joint`, `[N_q for q != player]`."""
     opponents = [q for q in range(self.num_players) if q != player]
     marginals = correlated.marginals(opponent_joint)
     weights = [None] * self.num_players
     for q, marginal in zip(opponents, marginals):
       weights[q] = marginal
-    request = self.view.request(player, weights, self.previous_member(player),
-                                self.request_seed(player, index),
-                                self.oracle_time_budget(self.iteration))
+    request = self.view.request(
+      player,
+      weights,
+      self.previous_member(player),
+      self.request_seed(player, index),
+      self.oracle_time_budget(self.iteration),
+    )
     if len(opponents) > 1:  # one opponent: its marginal is the whole joint
       request.opponent_joint = opponent_joint
     return request
@@ -158,8 +169,7 @@ class JPSRO(psro.PSRO):
       return None
     if not self.oracle.trains and not any(self._add_batches[-1]):
       return "converged"
-    if config.target_nash_conv > 0 and self.gap is not None \
-        and self.gap <= config.target_nash_conv:
+    if config.target_nash_conv > 0 and self.gap is not None and self.gap <= config.target_nash_conv:
       return "target_gap"
     if config.time_budget_s > 0 and last.wall_time_s >= config.time_budget_s:
       return "time_budget"

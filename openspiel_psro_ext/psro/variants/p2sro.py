@@ -90,13 +90,13 @@ from typing import Any
 
 import numpy as np
 
-from openspiel_psro_ext.runs import checkpoints
-from openspiel_psro_ext.game import exploitability
 from openspiel_psro_ext import oracles as oracles_lib
 from openspiel_psro_ext import psro
-from openspiel_psro_ext.psro.variants import xdo
 from openspiel_psro_ext.errors import UsageError
+from openspiel_psro_ext.game import exploitability
 from openspiel_psro_ext.oracles import base as oracle_base
+from openspiel_psro_ext.psro.variants import xdo
+from openspiel_psro_ext.runs import checkpoints
 
 ACTIVE_DIR = "p2sro_active"
 _ACTIVE_STATE = "active.json"
@@ -124,11 +124,11 @@ class PipelineOptions:
 
   def check(self) -> None:
     if self.num_active < 1:
-      raise UsageError(f"P2SRO needs at least one active policy; got num_active="
-                       f"{self.num_active}.")
+      raise UsageError(f"P2SRO needs at least one active policy; got num_active={self.num_active}.")
     if not 1 <= self.min_chunks <= self.max_chunks:
-      raise UsageError(f"P2SRO needs 1 <= min_chunks <= max_chunks; got"
-                       f" {self.min_chunks} and {self.max_chunks}.")
+      raise UsageError(
+        f"P2SRO needs 1 <= min_chunks <= max_chunks; got {self.min_chunks} and {self.max_chunks}."
+      )
 
 
 @dataclasses.dataclass
@@ -169,8 +169,7 @@ class P2SRO(psro.PSRO):
     oracle_cls = oracles_lib.get(self.config.oracle)
     if "warm_start_actor" in oracle_cls.settings():
       # A critics' result carries its actor only with this: a chunk continues it.
-      self.oracle = oracle_cls.for_psro({**self.config.oracle_config,
-                                         "warm_start_actor": True})
+      self.oracle = oracle_cls.for_psro({**self.config.oracle_config, "warm_start_actor": True})
     self.evaluations.append(psro.Evaluation(lambda snapshot: dict(self._stats), every=1))
 
   @classmethod
@@ -194,16 +193,20 @@ class P2SRO(psro.PSRO):
     for p in range(self.num_players):
       own = [a.members[p].matrix for a in trained]
       matrices.append(np.concatenate([fixed[p], np.stack(own)]) if own else fixed[p])
-      reaches.append(np.concatenate([self.table.terminal_reach(p),
-                                     tree.terminal_reach(p, np.stack(own))])
-                     if own else self.table.terminal_reach(p))
+      reaches.append(
+        np.concatenate([self.table.terminal_reach(p), tree.terminal_reach(p, np.stack(own))])
+        if own
+        else self.table.terminal_reach(p)
+      )
     weighted = tree.terminal_chance_reach * reaches[1]
-    tables = [reaches[0] @ (weighted * tree.terminal_returns[:, p]).T
-              for p in range(self.num_players)]
+    tables = [
+      reaches[0] @ (weighted * tree.terminal_returns[:, p]).T for p in range(self.num_players)
+    ]
     return matrices, reaches, tables
 
-  def _gain(self, player: int, member: oracle_base.PopulationMember | None,
-            opponent_reach: np.ndarray) -> float | None:
+  def _gain(
+    self, player: int, member: oracle_base.PopulationMember | None, opponent_reach: np.ndarray
+  ) -> float | None:
     """`member`'s exact best-response gain against the opponent's mixture,
     whose own `[Z]` terminal reach (without chance) is `opponent_reach`."""
     if member is None:
@@ -227,26 +230,41 @@ class P2SRO(psro.PSRO):
     for active in self.active:
       start = time.perf_counter()
       sizes = [len(s) + below for s in sigma]
-      target = sigma if not below else [
+      target = (
+        sigma
+        if not below
+        else [
           np.asarray(s, dtype=np.float64)
-          for s in self.meta_solver.solve([t[:sizes[0], :sizes[1]] for t in tables], **kwargs)]
+          for s in self.meta_solver.solve([t[: sizes[0], : sizes[1]] for t in tables], **kwargs)
+        ]
+      )
       # Per player, the mixture's terminal reach (what gains are measured against).
-      self._targets.append([target[p] @ reaches[p][:sizes[p]] for p in range(self.num_players)])
+      self._targets.append([target[p] @ reaches[p][: sizes[p]] for p in range(self.num_players)])
       self._level_seconds.append(time.perf_counter() - start)
       level = len(self._targets) - 1
       for p in range(self.num_players):
-        requests.append((p, oracle_base.BestResponseRequest(
-            tree=self.view.request_tree, player=p, game=self.view.game,
-            opponent_populations=[None if q == p else matrices[q][:sizes[q]]
-                                  for q in range(self.num_players)],
-            opponent_weights=[None if q == p else target[q]
-                              for q in range(self.num_players)],
-            previous=(active.members[p] if active.chunks else self._below(level, p)),
-            continues_previous=active.chunks > 0,
-            schedule_span=(min(active.chunks / max_chunks, 1.0),
-                           min((active.chunks + 1) / max_chunks, 1.0)),
-            seed=self.request_seed(p, level),
-            time_budget_s=self.oracle_time_budget(self.iteration))))
+        requests.append(
+          (
+            p,
+            oracle_base.BestResponseRequest(
+              tree=self.view.request_tree,
+              player=p,
+              game=self.view.game,
+              opponent_populations=[
+                None if q == p else matrices[q][: sizes[q]] for q in range(self.num_players)
+              ],
+              opponent_weights=[None if q == p else target[q] for q in range(self.num_players)],
+              previous=(active.members[p] if active.chunks else self._below(level, p)),
+              continues_previous=active.chunks > 0,
+              schedule_span=(
+                min(active.chunks / max_chunks, 1.0),
+                min((active.chunks + 1) / max_chunks, 1.0),
+              ),
+              seed=self.request_seed(p, level),
+              time_budget_s=self.oracle_time_budget(self.iteration),
+            ),
+          )
+        )
       below += active.chunks > 0
     return requests
 
@@ -264,23 +282,32 @@ class P2SRO(psro.PSRO):
     trained = self.backend.best_responses(self.oracle, [r for _, r in requests])
     seconds, episodes = [], []
     for level, active in enumerate(self.active):
-      chunk = trained[level * self.num_players:(level + 1) * self.num_players]
+      chunk = trained[level * self.num_players : (level + 1) * self.num_players]
       active.members = list(chunk)
       active.chunks += 1
       seconds.append([m.stats.get("call_seconds") for m in chunk])
       episodes.append([m.stats.get("episodes") for m in chunk])
     gains = self._gains()
-    improvements = [[None if b is None else b - a for b, a in zip(before, after)]
-                    for before, after in zip(gains_before, gains)]
+    improvements = [
+      [None if b is None else b - a for b, a in zip(before, after)]
+      for before, after in zip(gains_before, gains)
+    ]
     lowest, opts = self.active[0], self.options
-    plateau = (lowest.chunks >= opts.min_chunks and
-               all(i is not None and i <= opts.plateau_improvement for i in improvements[0]))
-    fixed = (plateau or all(g <= opts.plateau_gain for g in gains[0])
-             or lowest.chunks >= opts.max_chunks)
-    self._stats = {"p2sro/gain": gains, "p2sro/improvement": improvements,
-                   "p2sro/chunks": [a.chunks for a in self.active], "p2sro/fixed": fixed,
-                   "p2sro/chunk_seconds": seconds, "p2sro/chunk_episodes": episodes,
-                   "p2sro/level_seconds": list(self._level_seconds)}
+    plateau = lowest.chunks >= opts.min_chunks and all(
+      i is not None and i <= opts.plateau_improvement for i in improvements[0]
+    )
+    fixed = (
+      plateau or all(g <= opts.plateau_gain for g in gains[0]) or lowest.chunks >= opts.max_chunks
+    )
+    self._stats = {
+      "p2sro/gain": gains,
+      "p2sro/improvement": improvements,
+      "p2sro/chunks": [a.chunks for a in self.active],
+      "p2sro/fixed": fixed,
+      "p2sro/chunk_seconds": seconds,
+      "p2sro/chunk_episodes": episodes,
+      "p2sro/level_seconds": list(self._level_seconds),
+    }
     new_members: list[list[oracle_base.PopulationMember]] = [[] for _ in range(self.num_players)]
     if fixed:
       for p, member in enumerate(lowest.members):
@@ -295,8 +322,9 @@ class P2SRO(psro.PSRO):
     gains = []
     for level, (active, mixtures) in enumerate(zip(self.active, self._targets)):
       start = time.perf_counter()
-      gains.append([self._gain(p, active.members[p], mixtures[1 - p])
-                    for p in range(self.num_players)])
+      gains.append(
+        [self._gain(p, active.members[p], mixtures[1 - p]) for p in range(self.num_players)]
+      )
       self._level_seconds[level] += time.perf_counter() - start
     return gains
 
@@ -320,8 +348,9 @@ class P2SRO(psro.PSRO):
         checkpoints.write_npy(name + ".npy", member.matrix, durable=False)
         if member.module is not None and hasattr(member.module, "state_dict"):
           checkpoints.write_torch(name + ".pt", member.module.state_dict(), durable=False)
-    checkpoints.write_json(os.path.join(path, _ACTIVE_STATE),
-                           {"chunks": [a.chunks for a in self.active]})
+    checkpoints.write_json(
+      os.path.join(path, _ACTIVE_STATE), {"chunks": [a.chunks for a in self.active]}
+    )
     if self.iteration >= 1:  # keep the committed step's directory and this one
       shutil.rmtree(self._active_dir(self.iteration - 1), ignore_errors=True)
 
@@ -330,8 +359,10 @@ class P2SRO(psro.PSRO):
     path = self._active_dir(len(self.records))
     state_file = os.path.join(path, _ACTIVE_STATE)
     if not os.path.exists(state_file):
-      raise checkpoints.CheckpointError(f"{self.run_dir.path} has no P2SRO active policies"
-                                        f" for step {len(self.records)} ({state_file}).")
+      raise checkpoints.CheckpointError(
+        f"{self.run_dir.path} has no P2SRO active policies"
+        f" for step {len(self.records)} ({state_file})."
+      )
     state = checkpoints.read_json(state_file)
     for level, chunks in enumerate(state["chunks"]):
       active = self.active[level]

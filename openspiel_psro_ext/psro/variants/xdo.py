@@ -53,14 +53,13 @@ from typing import Any, ClassVar
 import numpy as np
 import pyspiel
 
-from openspiel_psro_ext.game import cfr
-from openspiel_psro_ext.game import exploitability
 from openspiel_psro_ext import psro
-from openspiel_psro_ext.evaluation import verification
-from openspiel_psro_ext.psro import views
 from openspiel_psro_ext.errors import UsageError
+from openspiel_psro_ext.evaluation import verification
+from openspiel_psro_ext.game import cfr, exploitability
 from openspiel_psro_ext.game.game_tree import GameTree
 from openspiel_psro_ext.oracles import base as oracle_base
+from openspiel_psro_ext.psro import views
 
 _ZERO_SUM = (pyspiel.GameType.Utility.ZERO_SUM, pyspiel.GameType.Utility.CONSTANT_SUM)
 
@@ -68,13 +67,17 @@ _ZERO_SUM = (pyspiel.GameType.Utility.ZERO_SUM, pyspiel.GameType.Utility.CONSTAN
 def check_two_player_zero_sum(name: str, config: psro.PSROConfig, view: views.View) -> None:
   """Refuses what a two-player zero-sum variant over the tree cannot run."""
   if view.tree is None or view.simulated:
-    raise UsageError(f"{name} works on the compiled tree, which {config.game} runs"
-                     " without here; use --evaluation=exact on a game that compiles.")
+    raise UsageError(
+      f"{name} works on the compiled tree, which {config.game} runs"
+      " without here; use --evaluation=exact on a game that compiles."
+    )
   game_type = view.game.get_type()
   if view.num_players != 2 or game_type.utility not in _ZERO_SUM:
-    raise UsageError(f"{name} solves two-player zero-sum games; {config.game} has"
-                     f" {view.num_players} players and {game_type.utility}. Use"
-                     " --algorithm=psro.")
+    raise UsageError(
+      f"{name} solves two-player zero-sum games; {config.game} has"
+      f" {view.num_players} players and {game_type.utility}. Use"
+      " --algorithm=psro."
+    )
   if config.symmetric:
     raise UsageError(f"{name} keeps one population per player; drop --symmetric.")
 
@@ -135,9 +138,12 @@ class XDO(psro.PSRO):
   def restricted_actions(self) -> list[np.ndarray]:
     """Per player `[I_p, A]` bool: the actions of the best responses so far
     (each member's most probable actions always among them)."""
-    return [((m[1:] > self.min_action_probability)
-             | (m[1:] == m[1:].max(axis=2, keepdims=True))).any(axis=0)
-            for m in self.population_matrices()]
+    return [
+      ((m[1:] > self.min_action_probability) | (m[1:] == m[1:].max(axis=2, keepdims=True))).any(
+        axis=0
+      )
+      for m in self.population_matrices()
+    ]
 
   def meta_solve(self) -> list[np.ndarray]:
     matrices = self.population_matrices()
@@ -158,18 +164,24 @@ class XDO(psro.PSRO):
       self.output_policy = self._cfr.average_policy()
     reach = [tree.terminal_reach(p, m) for p, m in enumerate(self.output_policy)]
     self._output_result = exploitability.nash_conv_from_reach(tree, reach)
-    while (len(matrices[0]) > 1 and self._output_result.nash_conv <= self.threshold
-           and self.threshold > self.min_threshold):  # an exact 0 would never stop
+    while (
+      len(matrices[0]) > 1
+      and self._output_result.nash_conv <= self.threshold
+      and self.threshold > self.min_threshold
+    ):  # an exact 0 would never stop
       self.threshold /= 2
     self._stats = {
-        "xdo/threshold": threshold, "xdo/restricted_nash_conv": gap,
-        "xdo/cfr_iterations": cfr_iterations,
-        "xdo/restricted_actions": [int(a.sum()) for a in self._cfr.allowed]
-        if self._cfr is not None else [int(t.legal_mask.sum()) for t in tree.infostates]}
+      "xdo/threshold": threshold,
+      "xdo/restricted_nash_conv": gap,
+      "xdo/cfr_iterations": cfr_iterations,
+      "xdo/restricted_actions": [int(a.sum()) for a in self._cfr.allowed]
+      if self._cfr is not None
+      else [int(t.legal_mask.sum()) for t in tree.infostates],
+    }
     sigma = []
     for m in matrices:
       weights = np.zeros(len(m))
-      weights[1 if len(m) > 1 else 0:] = 1.0
+      weights[1 if len(m) > 1 else 0 :] = 1.0
       sigma.append(weights / weights.sum())
     return sigma
 
@@ -183,27 +195,45 @@ class XDO(psro.PSRO):
     requests = []
     for p in range(self.num_players):
       for j in range(counts[p]):
-        requests.append((p, oracle_base.BestResponseRequest(
-            tree=self.view.request_tree, player=p, game=self.view.game,
-            opponent_populations=[None if q == p else self.output_policy[q][None]
-                                  for q in range(self.num_players)],
-            opponent_weights=[None if q == p else np.ones(1)
-                              for q in range(self.num_players)],
-            previous=self.previous_member(p), seed=self.request_seed(p, j),
-            time_budget_s=self.oracle_time_budget(self.iteration))))
+        requests.append(
+          (
+            p,
+            oracle_base.BestResponseRequest(
+              tree=self.view.request_tree,
+              player=p,
+              game=self.view.game,
+              opponent_populations=[
+                None if q == p else self.output_policy[q][None] for q in range(self.num_players)
+              ],
+              opponent_weights=[None if q == p else np.ones(1) for q in range(self.num_players)],
+              previous=self.previous_member(p),
+              seed=self.request_seed(p, j),
+              time_budget_s=self.oracle_time_budget(self.iteration),
+            ),
+          )
+        )
     return requests
 
   def evaluation_snapshot(self, record, meta_games):
     del meta_games
     values = np.asarray(record.on_policy_values)
-    return psro.Snapshot(_OutputView(self.tree, self.output_policy),
-                         [1] * self.num_players, [np.ones(1)] * self.num_players,
-                         [np.full((1,) * self.num_players, v) for v in values],
-                         self.backend)
+    return psro.Snapshot(
+      _OutputView(self.tree, self.output_policy),
+      [1] * self.num_players,
+      [np.ones(1)] * self.num_players,
+      [np.full((1,) * self.num_players, v) for v in values],
+      self.backend,
+    )
 
   def verify(self, tolerance: float = 1e-6, method: str = "behaviour_mixture") -> float:
     """The last record's NashConv -- `output_policy`'s -- by OpenSpiel's code."""
     last = self.records[-1]
-    return verification.verify(self.tree, [m[None] for m in self.output_policy],
-                               [np.ones(1)] * self.num_players, last.nash_conv,
-                               tolerance, method, label=f"XDO iteration {last.iteration}: ")
+    return verification.verify(
+      self.tree,
+      [m[None] for m in self.output_policy],
+      [np.ones(1)] * self.num_players,
+      last.nash_conv,
+      tolerance,
+      method,
+      label=f"XDO iteration {last.iteration}: ",
+    )
