@@ -10,8 +10,10 @@ from open_spiel.python.algorithms import policy_aggregator
 
 import openspiel_psro_ext
 from openspiel_psro_ext import psro
+from openspiel_psro_ext.errors import UsageError
 from openspiel_psro_ext.evaluation import verification
 from openspiel_psro_ext.game import game_tree, payoffs
+from openspiel_psro_ext.psro import config as psro_config
 from openspiel_psro_ext.runs import checkpoints
 
 
@@ -275,15 +277,15 @@ def test_meta_strategy_average_is_the_decayed_average_and_resumes(tmp_path):
 
 
 def test_meta_strategy_average_refusals():
-  with pytest.raises(psro.errors.UsageError, match=r"\[0, 1\)"):
+  with pytest.raises(UsageError, match=r"\[0, 1\)"):
     psro.PSRO(_config(meta_strategy_average_decay=1.0))
-  with pytest.raises(psro.errors.UsageError, match="xdo variant outputs its own"):
+  with pytest.raises(UsageError, match="xdo variant outputs its own"):
     psro.PSRO(_config(meta_strategy_average_decay=0.9, algorithm="xdo"))
   run = psro.PSRO(_config(iterations=2))
   run.run()
   assert "training_meta_strategy" not in run.records[-1].to_json()
   # Defaults: averaged for plain PSRO with an oracle that trains, else not.
-  resolve = lambda **kw: psro.psro_config.resolve(_config(**kw)).meta_strategy_average_decay
+  resolve = lambda **kw: psro_config.resolve(_config(**kw)).meta_strategy_average_decay
   assert resolve() == 0.0
-  assert resolve(oracle="ppo") == psro.psro_config.RL_AVERAGE_DECAY == 0.9
+  assert resolve(oracle="ppo") == psro_config.RL_AVERAGE_DECAY == 0.9
   assert resolve(oracle="ppo", algorithm="p2sro") == 0.0

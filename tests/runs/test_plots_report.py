@@ -157,7 +157,7 @@ def test_report_cli(kuhn_run, tmp_path):
     json.dump({"game": "kuhn_poker", "stopped_by": "iterations"}, f)
   for name in _ALL_PLOTS & set(os.listdir(kuhn_run)):
     os.remove(os.path.join(kuhn_run, name))
-  cli = [sys.executable, "-m", "openspiel_psro_ext.report"]
+  cli = [sys.executable, "-m", "openspiel_psro_ext.runs.report"]
   done = subprocess.run(cli + [f"--run_dir={kuhn_run}"], capture_output=True,
                         text=True, check=False)
   assert done.returncode == 0, done.stderr
