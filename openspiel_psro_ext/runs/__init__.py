@@ -1,0 +1,1 @@
+"""The runs layer: the run directory, plots, report and TensorBoard."""
