@@ -1,0 +1,166 @@
+"""Runs the command on every registered OpenSpiel game, as a new user would.
+
+    python benchmarks/all_games.py --mode=exact            # --oracle=exact
+    python benchmarks/all_games.py --mode=rl --budget_s=20 # the default RL oracle
+    python benchmarks/all_games.py --games=kuhn_poker,chess --mode=both
+
+Each game runs as `python -m openspiel_psro_ext.run --game=NAME --iterations=2`
+in its own process, with a wall-clock limit, and is classified by how the
+command ended:
+
+  ran        exit 0: the iterations finished (and were verified where exact);
+  refused    exit 2: one line of bad input or a game PSRO cannot take here;
+  traceback  any other exit with a Python traceback: a bug of ours, or a
+             crash inside pyspiel that we failed to turn into one line;
+  timeout    still running at the limit.
+
+It prints one row per game (players, information, dynamics, chance, the view
+the run used, the result, seconds, and the first line of any refusal), then
+the counts, as markdown for `benchmarks/RESULTS.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import pyspiel
+
+
+@dataclasses.dataclass
+class Outcome:
+  game: str
+  players: str
+  information: str
+  dynamics: str
+  chance: str
+  mode: str
+  view: str
+  result: str
+  seconds: float
+  reason: str
+
+
+def _describe(name: str) -> tuple[str, str, str, str]:
+  """Players, information, dynamics and chance mode from the registry (a
+  game need not load: some crash inside pyspiel on their defaults)."""
+  types = {g.short_name: g for g in pyspiel.registered_games()}
+  kind = types.get(name.split("(")[0])
+  if kind is None:
+    return "?", "?", "?", "?"
+  players = (
+    str(kind.min_num_players)
+    if kind.min_num_players == kind.max_num_players
+    else f"{kind.min_num_players}-{kind.max_num_players}"
+  )
+  try:
+    players = str(pyspiel.load_game(name).num_players())
+  except Exception:  # pylint: disable=broad-except  (pyspiel raises many kinds)
+    pass
+  return (
+    players,
+    str(kind.information).rsplit(".", 1)[-1].lower(),
+    str(kind.dynamics).rsplit(".", 1)[-1].lower(),
+    str(kind.chance_mode).rsplit(".", 1)[-1].lower(),
+  )
+
+
+def run_one(name: str, mode: str, budget_s: float, limit_s: float) -> Outcome:
+  """One command on one game; classifies how it ended."""
+  players, information, dynamics, chance = _describe(name)
+  with tempfile.TemporaryDirectory() as out:
+    command = [
+      sys.executable,
+      "-m",
+      "openspiel_psro_ext.run",
+      f"--game={name}",
+      "--iterations=2",
+      f"--output_dir={os.path.join(out, 'run')}",
+      "--metrics_every=0",
+    ]
+    if mode == "exact":
+      command.append("--oracle=exact")
+    else:
+      command.append(f"--time_budget_s={budget_s}")
+    start = time.perf_counter()
+    try:
+      proc = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=limit_s,
+        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+      )
+    except subprocess.TimeoutExpired:
+      return Outcome(
+        name, players, information, dynamics, chance, mode, "?", "timeout", limit_s, ""
+      )
+    seconds = time.perf_counter() - start
+  text = proc.stderr
+  view = "exact" if " histories)" in text else ("simulated" if "not compiled" in text else "-")
+  lines = [line for line in text.splitlines() if line.strip()]
+  if proc.returncode == 0:
+    result, reason = "ran", ""
+  elif "Traceback (most recent call last)" in text:
+    result = "traceback"
+    reason = lines[-1][:160] if lines else ""
+  elif proc.returncode == 2:
+    result = "refused"
+    reason = next((line for line in lines if line.startswith("error:")), lines[-1] if lines else "")
+    reason = re.sub(r"\s+", " ", reason)[:160]
+  else:
+    result, reason = f"exit {proc.returncode}", (lines[-1][:160] if lines else "")
+  return Outcome(name, players, information, dynamics, chance, mode, view, result, seconds, reason)
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--mode", choices=["exact", "rl", "both"], default="both")
+  parser.add_argument("--games", default="", help="comma-separated names (default: all)")
+  parser.add_argument("--budget_s", type=float, default=20.0, help="RL mode's --time_budget_s")
+  parser.add_argument("--limit_s", type=float, default=150.0, help="per game and mode")
+  parser.add_argument("--workers", type=int, default=2)
+  args = parser.parse_args()
+  names = (
+    args.games.split(",")
+    if args.games
+    else sorted(g.short_name for g in pyspiel.registered_games())
+  )
+  modes = ["exact", "rl"] if args.mode == "both" else [args.mode]
+  jobs = [(name, mode) for mode in modes for name in names]
+  outcomes = []
+  with concurrent.futures.ThreadPoolExecutor(args.workers) as pool:
+    futures = [pool.submit(run_one, n, m, args.budget_s, args.limit_s) for n, m in jobs]
+    for future in futures:
+      outcome = future.result()
+      outcomes.append(outcome)
+      print(
+        f"{outcome.mode:5s} {outcome.game:45s} {outcome.result:9s} {outcome.seconds:6.1f}s"
+        f" {outcome.reason}",
+        file=sys.stderr,
+        flush=True,
+      )
+  print("| game | players | information | dynamics | chance | mode | view | result | s | reason |")
+  print("|---|---|---|---|---|---|---|---|---|---|")
+  for o in outcomes:
+    print(
+      f"| {o.game} | {o.players} | {o.information} | {o.dynamics} | {o.chance} | {o.mode}"
+      f" | {o.view} | {o.result} | {o.seconds:.1f} | {o.reason.replace('|', '/')} |"
+    )
+  for mode in modes:
+    mine = [o for o in outcomes if o.mode == mode]
+    counts = {r: sum(o.result == r for o in mine) for r in sorted({o.result for o in mine})}
+    slowest = sorted(mine, key=lambda o: -o.seconds)[:5]
+    print(f"\n{mode}: {len(mine)} games: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    print(f"{mode}: slowest: " + ", ".join(f"{o.game} {o.seconds:.0f}s" for o in slowest))
+
+
+if __name__ == "__main__":
+  main()
