@@ -51,7 +51,7 @@ LARGE_COMPILED = ["universal_poker", "goofspiel(num_cards=6,imp_info=True,points
 _MEMORY_SCRIPT = """
 import importlib.util, sys, time
 if sys.argv[2] == "now":
-  from openspiel_psro_ext import game_tree as module
+  from openspiel_psro_ext.game import game_tree as module
 else:
   spec = importlib.util.spec_from_file_location("before", sys.argv[2])
   module = importlib.util.module_from_spec(spec)
@@ -68,7 +68,7 @@ print(f"{cpu:.3f} {peak_mb:.0f}")
 
 _REFUSAL_SCRIPT = """
 import sys, time
-from openspiel_psro_ext import game_tree
+from openspiel_psro_ext.game import game_tree
 wall, cpu = time.perf_counter(), time.process_time()
 try:
   game_tree.compile_game(sys.argv[1])
@@ -186,6 +186,7 @@ def bench_compile(games: list[str]) -> bool:
     f" {'floor':>9s} {'before/floor':>12s}  arrays"
   )
   all_same = True
+  results_rows = []  # benchmarks/RESULTS.md: | game | before | now | ratio | before / floor |
   for name in games:
     game = pyspiel.load_game(name)
     reps = {"kuhn_poker": 51, "leduc_poker": 11}.get(name, 1)
@@ -201,7 +202,13 @@ def bench_compile(games: list[str]) -> bool:
       f" {fmt(new_cpu):>9s} {old_cpu / new_cpu:5.1f}x {fmt(floor_cpu):>9s}"
       f" {old_cpu / floor_cpu:11.1f}x  {'identical' if not differ else differ}"
     )
+    results_rows.append(
+      f"| {name} | {fmt(old_cpu)} | {fmt(new_cpu)} | {old_cpu / new_cpu:.1f}x"
+      f" | {old_cpu / floor_cpu:.1f}x |"
+    )
     del old, new
+  print("  benchmarks/RESULTS.md rows (CPU):")
+  print("\n".join(results_rows))
   return all_same
 
 

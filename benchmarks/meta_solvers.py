@@ -23,6 +23,16 @@ import numpy as np
 from openspiel_psro_ext.meta_solvers import alpharank as ar
 from openspiel_psro_ext.meta_solvers import common, nash, prd
 
+# Headline rows of benchmarks/RESULTS.md's table (solver, input | ours | stock | ratio),
+# printed at the end.
+RESULTS_ROWS: list[str] = []
+
+
+def _span(values, spec: str) -> str:
+  """`lo-hi` of the values as RESULTS.md writes a range (one number if equal)."""
+  lo, hi = f"{min(values):{spec}}", f"{max(values):{spec}}"
+  return lo if lo == hi else f"{lo}-{hi}"
+
 
 def timed(fn, *args, repeat=1, **kwargs):
   best, out = np.inf, None
@@ -64,6 +74,10 @@ def bench_nash(rng, sizes):
         f" | stock {t_st * 1e3:8.1f} ms | ratio {t_st / t_ours:6.1f}x"
         f" | |value diff| {abs(v - sol.value):.1e}"
       )
+      RESULTS_ROWS.append(
+        f"| Nash, {n}x{n} zero-sum | {t_ours * 1e3:.0f} ms | {t_st * 1e3:.0f} ms (cvxpy)"
+        f" | {t_st / t_ours:.0f}x |"
+      )
     print(line)
 
 
@@ -92,9 +106,16 @@ def psro_sequence(rng, n_max, pool=1000):
 def bench_growing(rng, n_max):
   print(f"\n== Growing sequence 1x1 .. {n_max}x{n_max}, cumulative ==")
   print("-- random table, leading k x k blocks (support churns every step)")
-  run_growing(rng.normal(size=(n_max, n_max)), n_max)
+  times = [run_growing(rng.normal(size=(n_max, n_max)), n_max)]
   print("-- PSRO-like: new row/column are best responses to the current Nash")
-  run_growing(psro_sequence(rng, n_max), n_max)
+  times.append(run_growing(psro_sequence(rng, n_max), n_max))
+  if all(t_st is not None for _, t_st in times):
+    ours, stock = [t for t, _ in times], [t for _, t in times]
+    ratios = [t_st / t for t, t_st in times]
+    RESULTS_ROWS.append(
+      f"| Nash over a growing 1..{n_max} table | {_span(ours, '.2f')} s"
+      f" | {_span(stock, '.1f')} s | {_span(ratios, '.0f')}x |"
+    )
 
 
 def run_growing(big, n_max):
@@ -119,6 +140,7 @@ def run_growing(big, n_max):
   )
   if stock is not None:
     print(f"stock {t_st:.3f} s | ratio stock/incremental {t_st / t_inc:.1f}x")
+  return t_inc, (t_st if stock is not None else None)
 
 
 def _first_reaching(fn, meta_games, target, dt, grid):
@@ -142,6 +164,7 @@ def bench_prd(rng, sizes):
 
   print("\n== PRD, random zero-sum ==")
   grid = (1_000, 2_000, 5_000, 10_000, 20_000, 50_000, 100_000)
+  equal_steps, equal_conv = [], []  # (stock s, ours s) per case
   for n in sizes:
     a = rng.normal(size=(n, n))
     g = [a, -a]
@@ -150,6 +173,7 @@ def bench_prd(rng, sizes):
       t_st, r_st = timed(stock, g, steps, dt)
       t_us, r_us = timed(ours, g, steps, dt)
       diff = max(np.abs(x - y).max() for x, y in zip(r_st, r_us))
+      equal_steps.append((t_st, t_us))
       print(
         f"n={n:3d} equal steps ({steps} steps, dt {dt:g}): stock"
         f" {t_st:.2f} s, ours {t_us:.2f} s, ratio {t_st / t_us:.1f}x"
@@ -168,12 +192,26 @@ def bench_prd(rng, sizes):
         f" reach it within {grid[-1]} steps (NashConv {conv_us:.4f})"
       )
     else:
+      equal_conv.append((t_st, t_us))
       print(
         f"n={n:3d} equal NashConv {target:.4f} (stock's default answer):"
         f" stock dt 1e-3 {steps_st} steps {t_st:.2f} s, ours dt 1e-2"
         f" {steps_us} steps {t_us:.2f} s, ratio {t_st / t_us:.1f}x"
         " (step size and implementation together)"
       )
+  ratios = [a / b for a, b in equal_steps]
+  RESULTS_ROWS.append(
+    f"| PRD, same steps and step size (1e4 or 1e5) | | | {_span(ratios, '.1f')}x |"
+  )
+  if equal_conv:
+    sizes_text = ", ".join(str(n) for n in sizes)
+    ratios = [a / b for a, b in equal_conv]
+    RESULTS_ROWS.append(
+      f"| PRD to stock's default answer's NashConv (n = {sizes_text})"
+      f" | {_span([b for _, b in equal_conv], '.1f')} s (dt 1e-2)"
+      f" | {_span([a for a, _ in equal_conv], '.1f')} s"
+      f" (1e5 steps, dt 1e-3) | {_span(ratios, '.1f')}x |"
+    )
 
 
 def _stock_alpharank(sar, g, alpha):
@@ -226,6 +264,7 @@ def bench_alpharank(rng, quick):
   t_sw, res = timed(ar.compute, a10)
   print(f"n=10 ours full sweep {t_sw:.3f} s (to alpha {res.alpha:.3g})")
   trials = 20 if quick else 60
+  failures = []  # (alpha, ours failed, stock raised, stock overflowed)
   for alpha in (5.0, 100.0, 1e4):
     outcomes = {"ok": 0, "raised": 0, "overflow": 0}
     fails_us = 0
@@ -245,15 +284,33 @@ def bench_alpharank(rng, quick):
       f"alpha={alpha:g} on {trials} random 2/3-player games (4 policies"
       f" each): {stock_part}, ours failed {fails_us}"
     )
+    failures.append((alpha, fails_us, outcomes["raised"], outcomes["overflow"]))
+  if sar is not None:
+    RESULTS_ROWS.append(
+      f"| α-Rank, {trials} random 2-/3-player games, α = "
+      + " / ".join(f"{a:g}" for a, *_ in failures)
+      + f" | {sum(f for _, f, _, _ in failures)} failures | raised "
+      + " / ".join(str(r) for *_, r, _ in failures)
+      + ", overflowed "
+      + " / ".join(str(o) for *_, o in failures)
+      + " | |"
+    )
   stock_n = 20 if quick else 40
+  stock_text = "not run"
   for n in sorted({stock_n, 200}):
     g = [rng.normal(size=(n, n)) for _ in range(2)]
     line = f"n={n} ({n * n} profiles), alpha=1:"
     if sar is not None and n == stock_n:
       wall, cpu, (pi, outcome) = timed_cpu(_stock_alpharank, sar, g, 1.0)
       line += f" stock {wall:.2f} s wall / {cpu:.2f} s CPU ({outcome});"
+      stock_text = f"dense eigen-solve: {cpu:.1f} s CPU at {n}x{n}; 200x200 not run"
     wall, cpu, res = timed_cpu(ar.compute, g, alpha=1.0)
     line += f" ours {wall:.2f} s wall / {cpu:.2f} s CPU"
+    if n == 200:
+      RESULTS_ROWS.append(
+        f"| α-Rank, {n}x{n} general-sum ({n * n:,} profiles), α=1 | {cpu:.2f} s CPU"
+        f" ({wall:.2f} s wall) | {stock_text} | |"
+      )
     if sar is not None and n == stock_n and pi is not None:
       line += f" (max |pi diff| {np.abs(res.joint - pi).max():.1e})"
     print(line)
@@ -278,6 +335,8 @@ def main():
   bench_growing(rng, 60 if args.quick else 200)
   bench_prd(rng, (10,) if args.quick else (10, 50))
   bench_alpharank(rng, args.quick)
+  print("\nbenchmarks/RESULTS.md rows:")
+  print("\n".join(RESULTS_ROWS))
 
 
 if __name__ == "__main__":

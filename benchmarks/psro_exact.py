@@ -78,6 +78,12 @@ def main():
     f" {ours_s:.2f} s = {last['wall_time_s'] / ours_s:.0f}x;"
     f" NashConv after them: stock {last['nash_conv']:.4f} vs ours {ours_same.nash_conv:.4f}"
   )
+  print("\nbenchmarks/RESULTS.md row (run | ours | stock psro_v2):")
+  print(
+    f"| to NashConv {args.target:g}, `benchmarks/psro_exact.py` (loop and compile, no writes)"
+    f" | {total:.1f} s, iteration {final.iteration} | first {last['iteration']} iterations:"
+    f" {last['wall_time_s']:.1f} s, NashConv {last['nash_conv']:.2f} |"
+  )
   status = "PASS" if final.nash_conv <= args.target and total < 20 else "MISS"
   print(
     f"target: NashConv <= {args.target} within 400 iterations in < 20 s: {status}"

@@ -31,6 +31,7 @@ from open_spiel.python import rl_environment
 from open_spiel.python.algorithms import random_agent
 
 from openspiel_psro_ext.game import game_tree
+from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles.rl import rollouts, torch_policy
 from openspiel_psro_ext.simulated import simulation
 
@@ -80,7 +81,8 @@ def tree_env(game: str, num_envs: int) -> _VecStepper:
   uniform = tree.uniform_policy()
   pops = [None] + [u[None] for u in uniform[1:]]
   weights = [None] + [np.ones(1)] * (tree.num_players - 1)
-  return _VecStepper(rollouts.TreeVecEnv(tree, 0, pops, weights, num_envs, seed=0), num_envs)
+  opponents = base.MemberMixture(pops, weights)
+  return _VecStepper(rollouts.TreeVecEnv(tree, 0, opponents, num_envs, seed=0), num_envs)
 
 
 def simulated_env(game: str, num_envs: int, opponent: str) -> _VecStepper:
@@ -96,7 +98,8 @@ def simulated_env(game: str, num_envs: int, opponent: str) -> _VecStepper:
     ]
   pops = [None] + [[members[q]] for q in range(1, players)]
   weights = [None] + [np.ones(1)] * (players - 1)
-  return _VecStepper(rollouts.PyspielVecEnv(loaded, 0, pops, weights, num_envs, seed=0), num_envs)
+  opponents = base.MemberMixture(pops, weights)
+  return _VecStepper(rollouts.PyspielVecEnv(loaded, 0, opponents, num_envs, seed=0), num_envs)
 
 
 def interleaved(steppers: dict[str, object], seconds: float, rounds: int = 6) -> dict[str, float]:
@@ -121,6 +124,7 @@ def main():
   args = parser.parse_args()
   torch.set_num_threads(1)
   verdicts = []
+  results_rows = []  # benchmarks/RESULTS.md: | environment | ours | stock | ratio |
   for game in args.games.split(","):
     steppers = {"stock": _StockStepper(game)}
     for opponent in ("uniform", "torch"):
@@ -138,6 +142,10 @@ def main():
         flush=True,
       )
       verdicts.append((ratio >= 5, f"{game} simulated vs {opponent}: {ratio:.1f}x (target >= 5x)"))
+      results_rows.append(
+        f"| `PyspielVecEnv` (simulated), {game}, {opponent} opponent ({args.sim_num_envs} games)"
+        f" | {_rate(rates[opponent])} | {_rate(theirs)} | {ratio:.1f}x |"
+      )
     if "tree" in rates:
       ratio = rates["tree"] / theirs
       print(
@@ -146,8 +154,22 @@ def main():
         flush=True,
       )
       verdicts.append((ratio >= 100, f"{game} compiled: {ratio:.0f}x (target >= 100x)"))
+      results_rows.insert(
+        0,
+        f"| `TreeVecEnv`, {game} ({args.num_envs:,} games) | {_rate(rates['tree'])}"
+        f" | {_rate(theirs)} | {ratio:.0f}x |",
+      )
   for ok, line in verdicts:
     print(f"{'PASS' if ok else 'MISS'}: {line}")
+  print("\nbenchmarks/RESULTS.md rows:")
+  print("\n".join(results_rows))
+
+
+def _rate(steps_per_s: float) -> str:
+  """Steps per second as RESULTS.md writes them (6.8M, 36k)."""
+  if steps_per_s >= 1e6:
+    return f"{steps_per_s / 1e6:.1f}M steps/s"
+  return f"{steps_per_s / 1e3:.0f}k steps/s"
 
 
 if __name__ == "__main__":
