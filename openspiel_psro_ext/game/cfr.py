@@ -26,9 +26,8 @@ I (linear averaging). In two-player zero-sum games the average converges to
 a Nash equilibrium. `predictive=True` is predictive CFR+ (Farina et al.
 2021): the policy matches `max(R + r_t, 0)`, the regrets plus the last
 instantaneous regret `r_t` as a prediction of the next, and the average is
-weighted by the squared iteration number. On Kuhn poker it reaches NashConv
-1e-8 within 1,000 iterations where CFR+ is at 2e-4; on Leduc CFR+ is the
-faster of the two (1e-3 against 5e-4 at 1,000 iterations).
+weighted by the squared iteration number. Which of the two converges faster
+depends on the game.
 
 A restriction (XDO's restricted game) is an `[I_p, A]` mask of allowed
 actions per player: regrets and policies live on allowed actions only, and

@@ -93,7 +93,16 @@ def opponent_joint_reach(
     opponent_joint: `[N_q for q != player]` distribution over the opponents'
       joint profiles.
   """
-  others = [reaches[q] for q in range(tree.num_players) if q != player]
+  others: list[np.ndarray] = []
+  for q in range(tree.num_players):
+    reach = reaches[q]
+    if q == player:
+      continue
+    if reach is None:
+      raise ValueError(
+        f"opponent {q}'s reaches are missing; only the best responder's may be None."
+      )
+    others.append(reach)
   return tree.terminal_chance_reach * correlated_reach(others, opponent_joint[None])[0]
 
 

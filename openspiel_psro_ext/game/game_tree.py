@@ -51,6 +51,7 @@ import logging
 import os
 import resource
 import time
+from typing import TypeAlias
 
 import numpy as np
 import pyspiel
@@ -61,9 +62,9 @@ _CHANCE = int(pyspiel.PlayerId.CHANCE)
 _TERMINAL = int(pyspiel.PlayerId.TERMINAL)
 
 DEFAULT_MAX_HISTORIES = 2_000_000
-# Counting 2M histories takes about 2.5 s on one core; a game still being
-# counted after this long is refused rather than compiled, so the decision
-# (with loading the game and the last checked stretch) comes within 5 s.
+# A game still being counted after this long is refused rather than
+# compiled, so the decision (with loading the game and the last checked
+# stretch) comes within 5 s; counting `DEFAULT_MAX_HISTORIES` fits well inside.
 # Limits are on the process's CPU time, so that other work on the machine does
 # not turn a game that compiles into one that is refused.
 DEFAULT_TIME_LIMIT_S = 4.5
@@ -72,7 +73,7 @@ DEFAULT_TIME_LIMIT_S = 4.5
 # and imports a refusal then stays under 1 GB.
 DEFAULT_MEMORY_LIMIT_MB = 512
 # How the command line names the way on for games that do not compile.
-SIMULATED_MODE_FLAG = "--evaluation=sampled"
+SIMULATED_MODE_FLAG = "--evaluation=simulated"
 # Share of the time limit spent recording before a compilation that has not
 # finished checks, by counting, that the rest of the game fits.
 _RECORDING_SHARE = 0.2
@@ -105,7 +106,7 @@ class _Replay:
       frontier = np.unique(frontier[frontier >= 0])
       frontier = frontier[~needed[frontier]]
     # Pre-order numbering: a parent is always built before its children.
-    states = {}
+    states: dict[int, pyspiel.State] = {}
     for h in np.flatnonzero(needed).tolist():
       par = int(self.parent[h])
       states[h] = (
@@ -290,15 +291,15 @@ _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 class _Budget:
   """The CPU-time and memory limits of one count or compilation.
 
-  Reading the clocks costs about a microsecond, so callers ask `spent` every
-  256 histories.
+  Reading the clocks costs as much as visiting a history, so callers ask
+  `spent` every 256 histories.
   """
 
   def __init__(self, time_limit_s: float | None, memory_limit_mb: float | None):
     self.start = time.process_time()
     self.time_limit_s = time_limit_s
     self.memory_limit_mb = memory_limit_mb
-    self._rss_start = None  # Read at the first check: small games never check.
+    self._rss_start: int | None = None  # Read at the first check: small games never check.
     self.stopped_by = ""  # Set by whoever stops because the budget is spent.
 
   def elapsed_s(self) -> float:
@@ -515,7 +516,7 @@ def check_compilable(
 ) -> CompileEstimate:
   """Counts the histories of `game`, within limits, without compiling it.
 
-  Cheap: about a microsecond per history, one state per level of the current
+  Cheap: nothing recorded per history, one state per level of the current
   path held at a time, and it stops at `max_histories + 1` histories, after
   `time_limit_s` CPU seconds, or once it has added `memory_limit_mb` of
   memory, whichever comes first. (`compile_game` decides the same way without
@@ -592,7 +593,7 @@ def _walk(game: pyspiel.Game, max_histories: int, budget: _Budget) -> _Walk:
 
   Small games are walked within the first `_RECORDING_SHARE` of the budget's
   time. A walk still going then stops recording and counts what is left
-  (`_count_histories`, about 3x faster and in bounded memory) within the rest
+  (`_count_histories`, faster and in bounded memory) within the rest
   of the budget; it goes on recording only if the total fits, so a game too
   large is refused within the budget and never held in memory.
 
@@ -607,16 +608,22 @@ def _walk(game: pyspiel.Game, max_histories: int, budget: _Budget) -> _Walk:
     )
 
   num_players = game.num_players()
-  parent, action, player, depth, infostate = [], [], [], [], []
-  chance_edges, terminals, terminal_returns = [], [], []
-  index = [{} for _ in range(num_players)]
-  first_history = [[] for _ in range(num_players)]
+  parent: list[int] = []
+  action: list[int] = []
+  player: list[int] = []
+  depth: list[int] = []
+  infostate: list[int] = []
+  chance_edges: list[tuple[int, int, float]] = []
+  terminals: list[int] = []
+  terminal_returns: list[list[float]] = []
+  index: list[dict[str, int]] = [{} for _ in range(num_players)]
+  first_history: list[list[int]] = [[] for _ in range(num_players)]
   # A frame per ancestor of the current history with children still to visit:
   # (state, its history, those actions reversed, its depth). Children are
   # made one at a time, so memory is one state per level however wide the
   # game; the last child is made in place, as its parent is not needed again
   # (states are not kept: `_Replay` rebuilds those asked for).
-  frames = []
+  frames: list[tuple[pyspiel.State, int, list[int], int]] = []
   # Bound methods, looked up once: this loop runs once per history.
   add_parent, add_action, add_depth = parent.append, action.append, depth.append
   add_player, add_infostate = player.append, infostate.append
@@ -919,7 +926,7 @@ def _cached_tree(game_string: str, max_histories: int) -> GameTree:
 _REFUSALS: dict[tuple[str, int], str] = {}
 
 
-GameLike = pyspiel.Game | str | GameTree
+GameLike: TypeAlias = pyspiel.Game | str | GameTree
 
 
 def get_tree(game: GameLike, max_histories: int = DEFAULT_MAX_HISTORIES) -> GameTree:

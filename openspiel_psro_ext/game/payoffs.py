@@ -19,6 +19,7 @@ import string
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from openspiel_psro_ext.game import game_tree as game_tree_lib
 from openspiel_psro_ext.game import policies as policies_lib
@@ -46,7 +47,7 @@ def _contract(tree: GameTree, reaches: Sequence[np.ndarray]) -> np.ndarray:
 class GrowingArray:
   """Rows appended over time, stored with doubling capacity (no full copies)."""
 
-  def __init__(self, row_shape: tuple[int, ...], dtype=np.float64):
+  def __init__(self, row_shape: tuple[int, ...], dtype: npt.DTypeLike = np.float64):
     self._data = np.zeros((0,) + tuple(row_shape), dtype=dtype)
     self._size = 0
 

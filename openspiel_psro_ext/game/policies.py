@@ -30,7 +30,7 @@ light `MatrixPolicy` that answers `action_probabilities` from the matrices.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeAlias, TypeGuard, cast
 
 import numpy as np
 import pyspiel
@@ -40,7 +40,9 @@ from openspiel_psro_ext.game.game_tree import GameTree
 
 #: A policy object OpenSpiel's functions accept (see the module doc), or
 #: per-player `[I_p, A]` matrices.
-PolicyLike = policy_lib.Policy | pyspiel.Policy | Mapping[str, Any] | Sequence[np.ndarray]
+PolicyLike: TypeAlias = (
+  policy_lib.Policy | pyspiel.Policy | Mapping[str, Any] | Sequence[np.ndarray]
+)
 
 _ROW_SUM_TOLERANCE = 1e-6
 
@@ -238,6 +240,17 @@ def _missing_entry(tree: GameTree, policy: Any, player: int, row: int) -> ValueE
   )
 
 
+class _PolicyTableHolder(Protocol):
+  """A C++ `pyspiel` tabular policy: `policy_table()` maps information states
+  to `[(action, prob), ...]`."""
+
+  def policy_table(self) -> Mapping[str, Any]: ...
+
+
+def _has_policy_table(obj: Any) -> TypeGuard[_PolicyTableHolder]:
+  return callable(getattr(obj, "policy_table", None))
+
+
 def _not_a_policy(obj: Any) -> TypeError:
   return TypeError(
     f"cannot read a policy from {type(obj).__name__}; pass an OpenSpiel"
@@ -266,7 +279,7 @@ def player_matrix(
     rows = _tabular_rows(tree, player, policy)
     if rows is not None:
       matrix = np.take(np.asarray(policy.action_probability_array, dtype=np.float64), rows, axis=0)
-  elif isinstance(policy, Mapping) or callable(getattr(policy, "policy_table", None)):
+  elif isinstance(policy, Mapping) or _has_policy_table(policy):
     table = policy if isinstance(policy, Mapping) else policy.policy_table()
     matrix = _table_matrix(tree, player, table)
     if matrix is None and isinstance(policy, Mapping):
@@ -350,7 +363,10 @@ def population_array(
     table = tree.infostates[player]
     stacked = np.empty((len(population), table.num_infostates, tree.num_actions))
     for k, member in enumerate(population):
-      stacked[k] = player_matrix(tree, member, player, check=False) if is_policy(member) else member
+      if is_policy(member):
+        stacked[k] = player_matrix(tree, member, player, check=False)
+      else:  # not a policy object: an `[I_p, A]` matrix
+        stacked[k] = cast(np.ndarray, member)
   check_matrices(tree, player, stacked)
   return stacked
 

@@ -1,81 +1,60 @@
 """α-Rank (Omidshafiei et al. 2019) over the joint profiles of a meta-game.
 
-Model (multi-population, one population per player): the state is a pure
-joint profile `s = (s_0, ..., s_{k-1})`. A mutant of population `p` switches
-to `r_p != s_p` and takes over with the fixation probability of the Fermi
-process of population size `m` and selection intensity `alpha`,
+Model (one population per player): the state is a pure joint profile
+`s = (s_0, ..., s_{k-1})`. A mutant of population `p` switches to `r_p != s_p`
+and takes over with the fixation probability of the Fermi process of
+population size `m` and selection intensity `alpha`,
 
     rho(u) = (1 - e^{-u}) / (1 - e^{-m u}),   u = alpha * (f_p(r) - f_p(s)),
 
-(`rho(0) = 1/m`), where `f_p` is population `p`'s payoff. Each such move has
-rate `eta * rho(u)` with `eta = 1 / sum_p (n_p - 1)`. α-Rank is the stationary
-distribution `pi` of this Markov chain over the `N = prod_p n_p` profiles
-(`pi Q = 0`, `sum pi = 1` for the generator `Q`); its per-player marginals are
-the PSRO meta-strategy. A single square table `[A]` is a symmetric game of
-one population, `eta = 1 / (n - 1)`, with stock OpenSpiel's two models:
+(`rho(0) = 1/m`, `f_p` population `p`'s payoff); the move has rate
+`eta * rho(u)`, `eta = 1 / sum_p (n_p - 1)`. α-Rank is the stationary
+distribution `pi` of this chain over the `N = prod_p n_p` profiles; its
+per-player marginals are the PSRO meta-strategy. A single square table `[A]`
+is one population (`eta = 1 / (n - 1)`) under stock OpenSpiel's two models:
 - local selection (`use_local_selection_model=True`, stock's default):
   `u = alpha * (A[r, s] - A[s, r])`;
-- global (`False`): with `i` mutants among `m`, a mutant's fitness is
-  `f_r(i) = ((i-1) A[r,r] + (m-i) A[r,s]) / (m-1)` and a resident's
+- global (`False`): with `i` mutants among `m`, fitnesses
+  `f_r(i) = ((i-1) A[r,r] + (m-i) A[r,s]) / (m-1)` and
   `f_s(i) = ((m-i-1) A[s,s] + i A[s,r]) / (m-1)`, and
-  `rho = 1 / sum_{l=0}^{m-1} exp(-alpha D_l)`, `D_l = sum_{i<=l} (f_r(i) - f_s(i))`
-  (the first model is the special case of a constant `f_r - f_s`).
+  `rho = 1 / sum_{l=0}^{m-1} exp(-alpha D_l)`, `D_l = sum_{i<=l} (f_r(i) - f_s(i))`.
 
 Numerics: everything is in the log domain, so no finite payoff table at any
-alpha over- or underflows (chains beyond `dense_max_states` profiles that the
-sparse solver cannot certify are refused with a one-line error).
-- `log rho(u)` for `u = -v < 0` is `-(m-1) v + log rho(v)` (multiply through by
-  `e^{-m v}`), and `log rho(v) = log(expm1(-v) / expm1(-m v))`.
-- `pi` of chains up to `gth_max_states` profiles comes from
-  Grassmann-Taksar-Heyman (GTH) state reduction on log-rates: eliminating
-  state `k` (last first) reroutes every path `i -> k -> j`,
-  `R[i,j] += R[i,k] R[k,j] / s_k` with `s_k = sum_{j<k} R[k,j]`, and
-  back-substitution `pi_k = sum_{i<k} pi_i R[i,k] / s_k` rebuilds `pi` from
-  `pi_0 = 1`. Only sums, products and quotients of positive numbers occur, so
-  in logs (`logaddexp` for sums) each `log pi_k` is accurate to rounding even
-  when rates span thousands of orders of magnitude (nearly decomposable
-  chains, where stock's eigen-solver finds several unit eigenvalues or
-  overflows).
-- Larger chains use the jump chain `P[s, r] = rate(s, r) / out(s)` (computed
-  in logs, so a state whose every move is exponentially unlikely still has a
-  proper row), solve `mu P = mu` with GMRES on the block-sparse structure
-  (each profile has `sum_p (n_p - 1)` neighbours: the matrix is never built),
-  and return `pi ∝ mu / out` in logs. The answer is used only when certified:
-  a residual below `solver_tol`; every profile reaches the heaviest one by
-  likely jumps (from the profiles already reached backwards, a profile joins
-  when it jumps into them with probability at least `significance`), so the
-  chain is not nearly decomposable; and every
-  profile without a gainful or neutral move (out-rate below `e^{-7} eta / m`,
-  where `pi = mu / out` magnifies an error in `mu`) has `mu` far above
-  GMRES's noise. Otherwise GTH runs up to `dense_max_states` profiles, beyond
-  which `AlphaRankDegenerateError` says so (the sweep then keeps the last
-  certified alpha). On 16 random games at alpha from 0.1 to 1000 the sparse
-  answer agreed with GTH to 1e-10 in 74 of 80 cases and declined in 6.
+alpha over- or underflows. `log rho(-v) = -(m-1) v + log rho(v)` and
+`log rho(v) = log(expm1(-v) / expm1(-m v))`.
+- Up to `gth_max_states` profiles, Grassmann-Taksar-Heyman (GTH) state
+  reduction on log-rates: eliminating state `k` reroutes every path
+  `i -> k -> j` (`R[i,j] += R[i,k] R[k,j] / s_k`, `s_k = sum_{j<k} R[k,j]`),
+  and back-substitution `pi_k = sum_{i<k} pi_i R[i,k] / s_k` rebuilds `pi`
+  from `pi_0 = 1`. Only sums, products and quotients of positive numbers
+  occur, so each `log pi_k` is accurate to rounding even when rates span
+  thousands of orders of magnitude (nearly decomposable chains, where stock's
+  eigen-solver finds several unit eigenvalues or overflows).
+- Larger chains: GMRES on the jump chain `P[s, r] = rate(s, r) / out(s)`
+  (block-sparse, never built), `pi ∝ mu / out` in logs. The answer is used only
+  when certified: a residual below `solver_tol`; every profile reaches the
+  heaviest one by jumps of probability at least `significance` (the chain is
+  not nearly decomposable); and `mu` far above GMRES's noise wherever `out` is
+  tiny. Otherwise GTH runs up to `dense_max_states` profiles, beyond which
+  `AlphaRankDegenerateError` says so.
 
-The α → ∞ limit (`alpha=float("inf")`). Each log-rate is
-`-alpha c + b + o(1)`: a move that raises the mover's payoff by `d > 0` has
-`c = 0, b = log eta` (`rho -> 1`); a neutral one (`d = 0`) `c = 0,
-b = log(eta / m)`; a losing one `c = (m-1) |d|, b = log eta`. (Global model:
-`c = max_l(-D_l)`, `b = log eta - log #{l attaining it}`.) By the Markov chain
-tree theorem `pi_i ∝ sum_T prod_{(a->b) in T} rate(a, b)` over spanning trees
-`T` directed into `i`, so `pi_i ~ B_i e^{-alpha C_i}` where `C_i` is the least
-cost of a tree into `i` and `B_i` sums `e^{b(T)}` over the trees of that cost.
-The limit puts mass `∝ B_i` on the profiles of least `C_i` (the stochastically
-stable states) and 0 elsewhere. GTH computes exactly this when run in the
-semiring of leading terms `(c, B)`: sums keep the smaller `c` (adding `B`s on
-ties), products add `c`s and multiply `B`s; it uses no subtraction, so no
-leading term cancels. Costs within `1e-9` of the cost scale count as ties
-(payoff differences below `1e-12` of the payoff scale count as zero); the
-limit is solved for up to `dense_max_states` profiles.
+The α → ∞ limit (`alpha=float("inf")`). Each log-rate is `-alpha c + b + o(1)`:
+a gaining move has `c = 0, b = log eta`, a neutral one `c = 0, b = log(eta/m)`,
+a losing one `c = (m-1) |d|, b = log eta` (global model: `c = max_l(-D_l)`,
+`b = log eta - log #{l attaining it}`). By the Markov chain tree theorem
+`pi_i ~ B_i e^{-alpha C_i}`, with `C_i` the least cost of a spanning tree into
+`i` and `B_i` the sum of `e^{b(T)}` over those trees, so the limit puts mass
+`∝ B_i` on the profiles of least `C_i`. GTH computes exactly this in the
+semiring of leading terms `(c, B)` (sums keep the smaller `c`, adding `B`s on
+ties; products add `c`s and multiply `B`s): with no subtraction, no leading
+term cancels. Costs within `1e-9` of their scale count as ties.
 
-Alpha sweep (`alpha=None`, the paper's recipe): starting from `alpha_start`,
-alpha is multiplied by `sweep_factor` until `pi` stops changing (`rtol`,
-`atol`, as stock's `sweep_pi_vs_alpha`). Log-rates of size
-`alpha (m-1) |payoff gap|` carry an absolute rounding error of `eps` times that
-per step, so past `1e-7 / (eps (m-1) spread N)` the sweep returns the α → ∞
-limit instead (or its last answer where the limit is too large to solve).
-Explicit alphas beyond that are answered, with that rounding. No random
-perturbation is ever added.
+Alpha sweep (`alpha=None`, the paper's recipe): alpha grows from `alpha_start`
+by `sweep_factor` until `pi` stops changing (`rtol`, `atol`, as stock's
+`sweep_pi_vs_alpha`). A log-rate carries a rounding error of
+`eps alpha (m-1) |payoff gap|` per step, so past `1e-7 / (eps (m-1) spread N)`
+the sweep returns the α → ∞ limit instead (or its last answer where the limit
+is too large to solve). No random perturbation is ever added.
 """
 
 from __future__ import annotations
@@ -83,7 +62,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.special import logsumexp
@@ -136,7 +116,7 @@ class AlphaRankConfig:
   solver_tol: float = 1e-12
   solver_max_iters: int = 500
 
-  def __post_init__(self):
+  def __post_init__(self) -> None:
     if self.alpha is not None and not self.alpha >= 0:
       raise ValueError(f"alpha must be >= 0 (or inf, or None to sweep), got {self.alpha}.")
     if self.m < 2:
@@ -205,9 +185,12 @@ class _Block:
   cost: np.ndarray | None = None
 
   @property
-  def gain(self) -> np.ndarray | None:
+  def gain(self) -> np.ndarray:
+    """`[..., n, n]` payoff gains of the moves."""
     if self.payoffs is not None:
       return _payoff_gains(self.payoffs)
+    if self.gain_values is None:
+      raise ValueError("a block built from log-rates holds no gains.")
     return self.gain_values
 
   @property
@@ -256,7 +239,7 @@ class _Block:
     return e, log_row
 
   def _scaled_from_payoffs(self) -> tuple[np.ndarray, np.ndarray]:
-    """`scaled_rates` of a multi-population block, about twice as fast.
+    """`scaled_rates` of a multi-population block, with half the transcendentals.
 
     `rho(|u|)` is symmetric in `(s, r)` and a losing move's rate is its
     reverse's times `e^{-(m-1)|u|}`, so the two `expm1`s and the `exp` run on
@@ -265,6 +248,7 @@ class _Block:
     move, all moves below `e^{-300}` of `eta`) are recomputed exactly.
     """
     f = self.payoffs
+    assert f is not None, "called on payoff blocks only"
     alpha, m = self.alpha, self.m
     n = f.shape[-1]
     flat_f = f.reshape(-1, n)
@@ -435,7 +419,9 @@ def _log_gth(log_rates: np.ndarray) -> np.ndarray:
   return log_pi - logsumexp(log_pi)
 
 
-def _lead_add(c1, b1, c2, b2, tol):
+def _lead_add(
+  c1: np.ndarray, b1: np.ndarray, c2: np.ndarray, b2: np.ndarray, tol: float
+) -> tuple[np.ndarray, np.ndarray]:
   """Leading term of `B1 e^{-a c1} + B2 e^{-a c2}` (a -> inf), elementwise."""
   first = c1 < c2 - tol
   second = c2 < c1 - tol
@@ -443,7 +429,7 @@ def _lead_add(c1, b1, c2, b2, tol):
   return (np.minimum(c1, c2), np.where(first, b1, np.where(second, b2, both)))
 
 
-def _lead_sum(c, b, tol):
+def _lead_sum(c: np.ndarray, b: np.ndarray, tol: float) -> tuple[float, float]:
   """Leading term of `sum_j B_j e^{-a c_j}`."""
   lead = np.min(c)
   return lead, logsumexp(np.where(c <= lead + tol, b, -np.inf))
@@ -496,7 +482,7 @@ def _block_flow(x: np.ndarray, block_probs: list[tuple[int, np.ndarray]]) -> np.
 
 
 def _reaches(
-  target: tuple[int, ...],
+  target: tuple[int | np.integer, ...],
   shape: tuple[int, ...],
   block_probs: list[tuple[int, np.ndarray]],
   significance: float,
@@ -519,7 +505,12 @@ def _reaches(
 
 
 def _gmres(
-  apply, b: np.ndarray, x0: np.ndarray, rtol: float, max_iters: int, restart: int = 60
+  apply: Callable[[np.ndarray], np.ndarray],
+  b: np.ndarray,
+  x0: np.ndarray,
+  rtol: float,
+  max_iters: int,
+  restart: int = 60,
 ) -> np.ndarray:
   """GMRES for `apply(x) = b` (Arnoldi with re-orthogonalised Gram-Schmidt)."""
   x = x0.copy()
@@ -534,7 +525,7 @@ def _gmres(
     basis = np.empty((size + 1, b.size))
     basis[0] = r / beta
     hess = np.zeros((size + 1, size))
-    y = np.zeros(0)
+    y: np.ndarray = np.zeros(0)
     for j in range(size):
       w = apply(basis[j])
       done += 1
@@ -573,7 +564,7 @@ def _sparse_log_pi(
     probs.append((block.axis, e))
   del scaled
 
-  def matvec(x):
+  def matvec(x: np.ndarray) -> np.ndarray:
     x = x.reshape(shape)
     return (x - _block_flow(x, probs)).ravel() + x.sum() / n_total
 
@@ -669,7 +660,7 @@ def _marginals(tables: Sequence[np.ndarray], joint: np.ndarray) -> list[np.ndarr
 
 
 def compute(
-  meta_games: Sequence[np.ndarray], config: AlphaRankConfig | None = None, **overrides
+  meta_games: Sequence[np.ndarray], config: AlphaRankConfig | None = None, **overrides: Any
 ) -> AlphaRankResult:
   """α-Rank stationary distribution and marginals.
 
@@ -688,7 +679,9 @@ def compute(
     joint, log_joint = _solve(tables, cfg.alpha, cfg)
     return AlphaRankResult(joint, _marginals(tables, joint), cfg.alpha, log_joint)
   alpha_max = _resolvable_alpha(tables, cfg.m)
-  alpha, prev, prev_log, prev_alpha = cfg.alpha_start, None, None, None
+  alpha = cfg.alpha_start
+  # The previous step's (joint, log joint, alpha).
+  prev: tuple[np.ndarray, np.ndarray | None, float] | None = None
   for _ in range(cfg.sweep_max_steps):
     if alpha > alpha_max:
       # Not settled where float64 resolves log-rates to ~1e-7: the sweep's
@@ -697,20 +690,22 @@ def compute(
         joint, log_joint = _solve(tables, float("inf"), cfg)
         alpha = float("inf")
       except AlphaRankDegenerateError:
-        joint, log_joint, alpha = prev, prev_log, prev_alpha
+        if prev is None:
+          raise
+        joint, log_joint, alpha = prev
       _LOG.info("alpharank sweep: alpha beyond %g; answer at alpha=%g", alpha_max, alpha)
       break
     try:
-      joint, log_joint = _solve(tables, alpha, cfg, prev_log)
+      joint, log_joint = _solve(tables, alpha, cfg, None if prev is None else prev[1])
     except AlphaRankDegenerateError:
       if prev is None:
         raise
       _LOG.info("alpharank sweep: no certified answer at alpha=%g", alpha)
-      joint, log_joint, alpha = prev, prev_log, prev_alpha
+      joint, log_joint, alpha = prev
       break
-    if prev is not None and np.allclose(joint, prev, cfg.rtol, cfg.atol):
+    if prev is not None and np.allclose(joint, prev[0], cfg.rtol, cfg.atol):
       break
-    prev, prev_log, prev_alpha = joint, log_joint, alpha
+    prev = (joint, log_joint, alpha)
     alpha *= cfg.sweep_factor
   return AlphaRankResult(joint, _marginals(tables, joint), alpha, log_joint)
 

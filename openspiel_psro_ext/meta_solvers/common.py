@@ -11,10 +11,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+  import highspy
+
+_T = TypeVar("_T")
 
 
 class MetaGameError(ValueError):
@@ -25,11 +30,15 @@ class MetaGameError(ValueError):
 class MetaSolver(Protocol):
   """A meta-solver: `solver(meta_games, **kwargs) -> list of [n_p] vectors`."""
 
-  def __call__(self, meta_games: Sequence[np.ndarray], **kwargs) -> list[np.ndarray]: ...
+  def __call__(self, meta_games: Sequence[np.ndarray], **kwargs: Any) -> list[np.ndarray]: ...
 
 
 def validate_meta_games(
-  meta_games, *, solver: str = "meta-solver", num_players: int | None = None, min_players: int = 1
+  meta_games: np.ndarray | Sequence[np.ndarray],
+  *,
+  solver: str = "meta-solver",
+  num_players: int | None = None,
+  min_players: int = 1,
 ) -> list[np.ndarray]:
   """Checks `meta_games` and returns it as a list of float64 arrays.
 
@@ -191,7 +200,7 @@ def is_zero_sum(meta_games: Sequence[np.ndarray], atol: float = 1e-9) -> bool:
   return bool(np.ptp(total) <= atol * scale)
 
 
-def _quietly(make):
+def _quietly(make: Callable[[], _T]) -> _T:
   """Calls `make()` with the process's stdout muted: highspy prints a banner
   from C++ on construction, before any option can turn output off."""
   sys.stdout.flush()
@@ -205,14 +214,13 @@ def _quietly(make):
     os.close(saved)
 
 
-def new_highs():
+def new_highs() -> highspy.Highs:
   """A quiet, single-threaded `highspy.Highs` for the meta-solvers' LPs and QPs.
 
   Every HiGHS instance in a process shares one thread scheduler, and an
   instance asking for another thread count than the first one's fails to run
   (model status "Not Set"): so all of ours ask for one thread. These problems
-  are small, and HiGHS's default thread pool stalled for minutes on a busy
-  2-core machine.
+  are small, and HiGHS's default thread pool can stall on a busy machine.
   """
   import highspy  # pylint: disable=g-import-not-at-top
 

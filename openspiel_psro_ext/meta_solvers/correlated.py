@@ -12,18 +12,16 @@ Player p's deviation gains are linear in it:
 so the (C)CE set is a polytope `{sigma >= 0, 1'sigma = 1, G sigma <= 0}`,
 never empty (a Nash equilibrium's product is in it). A criterion picks one:
 
-  welfare: maximise `sum_p sum_s sigma(s) M_p[s]`, a linear program;
-           The default: exact (a simplex vertex), and fast enough for JPSRO's
-           meta-games (3-player Kuhn: 28,080 profiles, 2,912 CE rows in
-           about 40 s on a loaded machine, CCE in about 2 s);
+  welfare: maximise `sum_p sum_s sigma(s) M_p[s]`, a linear program.
+           The default: exact (a simplex vertex), and it scales to JPSRO's
+           meta-games of tens of thousands of profiles (benchmarks/jpsro.py);
   gini:    maximise the Gini impurity `1 - sum_s sigma(s)^2`, i.e. minimise
            `||sigma||^2`, a strictly convex QP: its solution is unique, so
            the meta-strategy does not depend on the solver's pivoting
            (Marris et al. 2021's MG(C)CE, stock jpsro's default `mgcce`).
-           HiGHS's active-set QP solves it in well under a second up to a few
-           hundred profiles, but its support is nearly full, so the cost
-           grows fast with `N` (8x8x8: about 2 s, and a CE that HiGHS
-           reports as a solve error): for small meta-games only.
+           Its support is nearly full, so HiGHS's active-set QP slows fast
+           as `N` grows (and large CEs end in a solve error): for small
+           meta-games only.
 
 Both are solved by HiGHS (`highspy`, one thread: its thread pool stalls on
 a busy machine), with the CE rows sparse (each touches `N / n_p`
@@ -149,8 +147,7 @@ def joint_distribution(
   if criterion == "welfare":
     welfare = np.sum(tables, axis=0).reshape(-1)
     # Rounding noise of a constant-sum game's welfare is no objective: with
-    # exact zeros HiGHS stops at the first feasible point (3-player Kuhn's
-    # 28,080-profile CE: 32 s instead of 52 s).
+    # exact zeros HiGHS stops at the first feasible point instead of pivoting on noise.
     welfare[np.abs(welfare) <= 1e-9 * (1.0 + np.abs(tables).max())] = 0.0
   sigma = _solve_highs(deviation_gains(tables, equilibrium), welfare)
   return sigma.reshape(tables[0].shape)

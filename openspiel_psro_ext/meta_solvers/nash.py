@@ -31,11 +31,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import optimize
 
 from openspiel_psro_ext.meta_solvers import common
+
+if TYPE_CHECKING:
+  import highspy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +116,7 @@ class IncrementalZeroSumNash:
 
   def __init__(self, tol: float = 1e-9):
     self.tol = tol
-    self._highs = None
+    self._highs: highspy.Highs | None = None
     self._table = np.zeros((0, 0))
     self.stats = {"calls": 0, "warm_solves": 0, "cold_solves": 0, "fallbacks": 0}
 
@@ -121,7 +125,7 @@ class IncrementalZeroSumNash:
     self._highs = None
     self._table = np.zeros((0, 0))
 
-  def _new_model(self):
+  def _new_model(self) -> highspy.Highs:
     import highspy  # pylint: disable=g-import-not-at-top
 
     highs = common.new_highs()
@@ -134,13 +138,12 @@ class IncrementalZeroSumNash:
     highs.addRow(1.0, 1.0, 0, np.zeros(0, dtype=np.int32), np.zeros(0))
     return highs
 
-  def _extend(self, a: np.ndarray) -> None:
+  def _extend(self, highs: highspy.Highs, a: np.ndarray) -> None:
     """Appends a's new rows (variables) and columns (constraints)."""
     import highspy  # pylint: disable=g-import-not-at-top
 
     n0, m0 = self._table.shape
     n, m = a.shape
-    highs = self._highs
     existing_rows = np.arange(m0 + 1, dtype=np.int32)
     for i in range(n0, n):
       values = np.concatenate([[1.0], a[i, :m0]])
@@ -159,16 +162,17 @@ class IncrementalZeroSumNash:
     grown = (
       self._highs is not None and n >= n0 and m >= m0 and np.array_equal(a[:n0, :m0], self._table)
     )
-    if not grown:
+    if self._highs is None or not grown:
       self._highs = self._new_model()
       self._table = np.zeros((0, 0))
       self.stats["cold_solves"] += 1
     else:
       self.stats["warm_solves"] += 1
-    self._extend(a)
+    highs = self._highs
+    self._extend(highs, a)
     self._table = a.copy()
-    self._highs.run()
-    solution = self._highs.getSolution()
+    highs.run()
+    solution = highs.getSolution()
     x = np.maximum(np.asarray(solution.col_value[1:]), 0.0)
     y = np.abs(np.asarray(solution.row_dual[1:]))
     tol = self.tol * max(1.0, float(np.abs(a).max()))
@@ -235,7 +239,9 @@ def lemke_howson(
   slack_q = np.arange(1 + m, 1 + m + n)
   slack_p = np.arange(1 + n, 1 + n + m)
 
-  def pivot(tab, basis, lab, slack, entering):
+  def pivot(
+    tab: np.ndarray, basis: list[int], lab: np.ndarray, slack: np.ndarray, entering: int
+  ) -> int:
     col = 1 + int(np.flatnonzero(lab == entering)[0])
     row = _lex_min_ratio(tab, col, slack, eps)
     leaving = basis[row]

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ class PRDConfig:
   gamma: float = 1e-6
   average_over_last_n: int | None = None
 
-  def __post_init__(self):
+  def __post_init__(self) -> None:
     if self.iterations < 0 or self.dt <= 0 or self.gamma < 0:
       raise ValueError(f"invalid PRDConfig: {self}")
 
@@ -136,7 +137,8 @@ def prd(
   Returns:
     List of `k` mixtures, the `p`-th of shape `[n_p]`: the iterate average.
   """
-  mine = {
+  # The keyword arguments given, by `PRDConfig` field name.
+  mine: dict[str, Any] = {
     "iterations": iterations,
     "dt": dt,
     "gamma": gamma,

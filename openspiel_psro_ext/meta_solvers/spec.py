@@ -76,7 +76,7 @@ class MetaSolverSpec:
   stock_kwargs: Mapping[str, str] = dataclasses.field(default_factory=dict)
   stock_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
-  def __post_init__(self):
+  def __post_init__(self) -> None:
     if not callable(self.solve):
       raise TypeError(f"meta-solver {self.name!r}: solve must be callable, got {self.solve!r}.")
     if self.incremental != (self.incremental_factory is not None):

@@ -35,7 +35,7 @@ import dataclasses
 import itertools
 import logging
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import pyspiel
@@ -114,7 +114,7 @@ class StatePolicy:
 
   def __init__(self, policy: policy_lib.Policy, player: int, cache: bool = True):
     """`cache`: remember each information state's probabilities (a frozen
-    policy: stock's network calls cost ~1 ms a state)."""
+    policy: stock's per-state network calls are slow)."""
     self.policy, self.player = policy, player
     self._cache: dict[str, np.ndarray] | None = {} if cache else None
 
@@ -133,7 +133,7 @@ class StatePolicy:
     row = np.zeros(num_actions)
     for action, prob in self.policy.action_probabilities(state, self.player).items():
       row[action] = prob
-    if key is not None:
+    if key is not None and self._cache is not None:
       self._cache[key] = row
     return row
 
@@ -143,7 +143,7 @@ class StatePolicy:
       return np.zeros(legal.shape)
     return np.stack([self._row(state, legal.shape[1]) for state in states]) * legal
 
-  def __getstate__(self):
+  def __getstate__(self) -> dict[str, Any]:
     return dict(self.__dict__, _cache=None if self._cache is None else {})
 
 
@@ -159,7 +159,7 @@ class Population:
   members: Sequence[BatchedPolicy]
   weights: np.ndarray
 
-  def __post_init__(self):
+  def __post_init__(self) -> None:
     self.weights = np.asarray(self.weights, dtype=np.float64)
     if len(self.members) != len(self.weights) or not len(self.members):
       raise ValueError(
@@ -225,8 +225,8 @@ class GameBatch:
     self.states: list[pyspiel.State] = [None] * num_games
     self.members = np.full((len(seats), num_games), -1, dtype=np.int64)
     self._rng = rng
-    # The observer writes the information-state tensor into one numpy buffer:
-    # ~3x faster than converting `information_state_tensor()`'s Python list.
+    # The observer writes the information-state tensor into one numpy buffer,
+    # faster than converting `information_state_tensor()`'s Python list.
     observer = observation_lib.make_observation(game, observation_lib.INFO_STATE_OBS_TYPE)
     self._set_from = observer._observation.set_from  # pylint: disable=protected-access
     self._tensor_view = memoryview(observer.tensor)
@@ -268,13 +268,14 @@ class GameBatch:
       return None, legal
     return np.frombuffer(raw, dtype=np.float32).reshape(len(states), -1), legal
 
-  def apply(self, idx: Sequence[int], actions: np.ndarray) -> None:
+  def apply(self, idx: Sequence[int] | np.ndarray, actions: np.ndarray) -> None:
     states = self.states
     for b, a in zip(idx, actions.tolist()):
       states[b].apply_action(a)
 
   def _seat_step(self, player: int, idx: list[int]) -> None:
     seat = self.seats[player]
+    assert seat is not None, "only seats with a population are stepped here"
     members = self.members[player, idx]
     idx_arr = np.asarray(idx)
     needs_obs = any(seat.members[m].uses_observations for m in np.unique(members))
@@ -283,6 +284,7 @@ class GameBatch:
     for m in np.unique(members):
       at = members == m
       member = seat.members[m]
+      inputs: list[pyspiel.State] | np.ndarray | None
       if getattr(member, "uses_states", False):  # a `StatePolicy`
         inputs = [self.states[b] for b in idx_arr[at]]
       else:
@@ -290,7 +292,7 @@ class GameBatch:
       probs[at] = member.probabilities(inputs, legal[at])
     self.apply(idx_arr, sample_actions(probs * legal, self._rng))
 
-  def advance(self, idx: Sequence[int]) -> np.ndarray:
+  def advance(self, idx: Sequence[int] | np.ndarray) -> np.ndarray:
     """Plays games `idx` until each is over or waits on a caller-moved player.
 
     Returns:
@@ -326,7 +328,7 @@ class GameBatch:
         pending += games
     return np.asarray(sorted(over), dtype=np.int64)
 
-  def returns(self, idx: Sequence[int]) -> np.ndarray:
+  def returns(self, idx: Sequence[int] | np.ndarray) -> np.ndarray:
     """`[n, P]` returns of (finished) games `idx`."""
     return np.array([self.states[b].returns() for b in idx], dtype=np.float64)
 
@@ -460,7 +462,7 @@ class SamplingConfig:
   batch_games: int = 64
   task_games: int = 4096
 
-  def __post_init__(self):
+  def __post_init__(self) -> None:
     if not 0 < self.min_games <= self.max_games or self.batch_games < 1 or self.task_games < 1:
       raise ValueError(
         f"need 0 < min_games <= max_games, batch_games >= 1 and task_games >= 1; got {self}."
