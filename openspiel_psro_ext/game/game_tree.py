@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import logging
 import os
 import resource
@@ -57,6 +58,7 @@ import numpy as np
 import pyspiel
 
 from openspiel_psro_ext.errors import UsageError
+from openspiel_psro_ext.game import tree_cache
 
 _CHANCE = int(pyspiel.PlayerId.CHANCE)
 _TERMINAL = int(pyspiel.PlayerId.TERMINAL)
@@ -228,6 +230,77 @@ class GameTree:
   def terminal_returns(self) -> np.ndarray:
     """`[Z, P]` returns at each terminal."""
     return self.returns[self.terminals]
+
+  def to_arrays(self) -> dict[str, np.ndarray]:
+    """The tree as named arrays, which `from_arrays` turns back into it (the
+    disk cache's entry, `tree_cache`): plain numbers and strings only."""
+    arrays = {
+      "parent": self.parent,
+      "action": self.action,
+      "player": self.player,
+      "depth": self.depth,
+      "infostate": self.infostate,
+      "chance_reach": self.chance_reach,
+      "child": self.child,
+      "chance_probs": self.chance_probs,
+      "returns": self.returns,
+      "terminals": self.terminals,
+      "terminal_sequence": self.terminal_sequence,
+      "num_actions": np.asarray(self.num_actions),
+    }
+    for table in self.infostates:
+      prefix = f"player{table.player}_"
+      arrays[prefix + "strings"] = np.asarray(table.strings, dtype=np.str_)
+      arrays[prefix + "legal_mask"] = table.legal_mask
+      arrays[prefix + "parent_sequence"] = table.parent_sequence
+      arrays[prefix + "level"] = table.level
+      arrays[prefix + "histories"] = table.histories
+      arrays[prefix + "level_bounds"] = np.asarray(
+        [sl.start for sl in table.level_slices] + [table.level_slices[-1].stop], dtype=np.int64
+      )
+    return arrays
+
+  @classmethod
+  def from_arrays(cls, game: pyspiel.Game, arrays: dict[str, np.ndarray]) -> GameTree:
+    """The tree `to_arrays` wrote, for `game` (the game it was compiled from)."""
+    replay = _Replay(game, arrays["parent"], arrays["action"])
+    tables = []
+    for p in range(game.num_players()):
+      prefix = f"player{p}_"
+      strings = arrays[prefix + "strings"].tolist()
+      bounds = arrays[prefix + "level_bounds"].tolist()
+      level_slices = [slice(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+      tables.append(
+        InfostateTable(
+          player=p,
+          strings=strings,
+          index={key: i for i, key in enumerate(strings)},
+          legal_mask=arrays[prefix + "legal_mask"],
+          parent_sequence=arrays[prefix + "parent_sequence"],
+          level=arrays[prefix + "level"],
+          levels=[np.arange(sl.start, sl.stop) for sl in level_slices],
+          level_slices=level_slices,
+          histories=arrays[prefix + "histories"],
+          _replay=replay,
+        )
+      )
+    return cls(
+      game=game,
+      num_players=game.num_players(),
+      num_actions=int(arrays["num_actions"]),
+      parent=arrays["parent"],
+      action=arrays["action"],
+      player=arrays["player"],
+      depth=arrays["depth"],
+      infostate=arrays["infostate"],
+      chance_reach=arrays["chance_reach"],
+      child=arrays["child"],
+      chance_probs=arrays["chance_probs"],
+      returns=arrays["returns"],
+      infostates=tables,
+      terminals=arrays["terminals"],
+      terminal_sequence=arrays["terminal_sequence"],
+    )
 
   def uniform_policy(self) -> list[np.ndarray]:
     """Per-player `[I_p, A]` uniform random behaviour policies."""
@@ -916,9 +989,28 @@ def compile_game(
   )
 
 
+@functools.cache
+def _compiler_digest() -> str:
+  """A digest of this module's source: part of the disk cache's key, so a
+  changed compiler never reads trees an older one wrote."""
+  with open(__file__, "rb") as f:
+    return hashlib.sha256(f.read()).hexdigest()[:16]
+
+
 @functools.lru_cache(maxsize=16)
 def _cached_tree(game_string: str, max_histories: int) -> GameTree:
-  return compile_game(pyspiel.load_game(game_string), max_histories)
+  """The tree from memory, else from the disk cache (`tree_cache`), else
+  compiled (and stored there when compiling took long enough)."""
+  game = pyspiel.load_game(game_string)
+  key = tree_cache.key(game_string, _compiler_digest())
+  arrays = tree_cache.load(key)
+  if arrays is not None and len(arrays["parent"]) <= max_histories:
+    logging.info("Loaded the compiled %s from the tree cache.", game_string)
+    return GameTree.from_arrays(game, arrays)
+  start = time.perf_counter()
+  tree = compile_game(game, max_histories)
+  tree_cache.store(key, tree.to_arrays(), time.perf_counter() - start)
+  return tree
 
 
 # Refusals by (game string, max_histories): asking again about a game too

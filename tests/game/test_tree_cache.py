@@ -88,3 +88,34 @@ def test_least_recently_used_entries_go_past_the_bound(cache_dir):
   tree_cache.store(tree_cache.key("game3", "x"), _arrays(3), compile_seconds=5.0)
   assert not os.path.exists(paths[1])  # the least recently used
   assert os.path.exists(paths[0]) and os.path.exists(paths[2])
+
+
+@pytest.mark.parametrize("game_string", ["leduc_poker", "liars_dice(dice_sides=3)"])
+def test_a_cached_tree_equals_the_compiled_one(cache_dir, game_string):
+  from openspiel_psro_ext.game import exploitability, game_tree  # pylint: disable=g-import-not-at-top
+
+  game_tree._cached_tree.cache_clear()  # pylint: disable=protected-access
+  compiled = game_tree.get_tree(game_string)  # compiles, then stores
+  assert len(os.listdir(cache_dir)) == 1
+  game_tree._cached_tree.cache_clear()  # pylint: disable=protected-access
+  loaded = game_tree.get_tree(game_string)  # a new process would load it the same way
+  assert loaded is not compiled
+  expected, actual = compiled.to_arrays(), loaded.to_arrays()
+  assert sorted(expected) == sorted(actual)
+  for name in expected:
+    assert actual[name].dtype == expected[name].dtype, name
+    np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+  for before, after in zip(compiled.infostates, loaded.infostates):
+    assert before.strings == after.strings and before.index == after.index
+    assert before.level_slices == after.level_slices
+    assert [s.information_state_string() for s in after.states[:20]] == after.strings[:20]
+  uniform = compiled.uniform_policy()
+  assert (
+    exploitability.nash_conv_from_reach(
+      loaded, [loaded.terminal_reach(p, m) for p, m in enumerate(uniform)]
+    ).nash_conv
+    == exploitability.nash_conv_from_reach(
+      compiled, [compiled.terminal_reach(p, m) for p, m in enumerate(uniform)]
+    ).nash_conv
+  )
+  game_tree._cached_tree.cache_clear()  # pylint: disable=protected-access
