@@ -401,7 +401,9 @@ class CompileEstimate:
       lower bound.
     complete: whether the whole tree was counted.
     stopped_by: why an incomplete count stopped: "histories" (past
-      `max_histories`), "time" or "memory"; "" when complete.
+      `max_histories`), "time", "memory", or "size" (random playouts
+      estimate far more than `max_histories`: `_sampled_size`, nothing
+      counted); "" when complete.
     elapsed_s: CPU seconds the count took.
     max_histories: the history limit it ran under.
     time_limit_s: the CPU-time limit it ran under (None: none).
@@ -434,6 +436,12 @@ class CompileEstimate:
       size = (
         f"has at least {self.num_histories:,} histories (counting them"
         f" took more than {self.memory_limit_mb:g} MB of memory)"
+      )
+    elif self.stopped_by == "size":
+      size = (
+        f"has far more than {self.max_histories:,} histories (most of"
+        f" {_SIZE_PROBES} random playouts estimate over"
+        f" {_SIZE_MARGIN * self.max_histories:,}: Knuth's estimate)"
       )
     else:
       size = (
@@ -469,6 +477,42 @@ def _branches(state: pyspiel.State) -> list[int]:
   if player == _TERMINAL:
     return []
   return state.legal_actions()
+
+
+# Knuth's estimate of a tree's size (Knuth 1975): play a random path from
+# the root, each move uniform among the branches; with widths b_0, b_1, ...
+# along it, X = 1 + b_0 + b_0 b_1 + ... is an unbiased estimate of the number
+# of histories. By Markov's inequality a single X exceeds 10x the true count
+# with probability at most 0.1, so when most of 16 playouts do, the game is
+# far too large (a compilable game is misjudged with probability ~1e-4, and a
+# fixed seed makes the answer repeatable). A playout stops as soon as its
+# partial sum passes the margin, so chess or go is judged after a few moves.
+_SIZE_PROBES = 16
+_SIZE_MARGIN = 10
+
+
+def _sampled_size(game: pyspiel.Game, max_histories: int) -> bool:
+  """Whether random playouts show `game` to be far above `max_histories`
+  (see above); False says nothing (the bounded count decides)."""
+  threshold = _SIZE_MARGIN * max_histories
+  rng = np.random.default_rng(0)
+  over = 0
+  for probe in range(_SIZE_PROBES):
+    state = game.new_initial_state()
+    total, width = 1, 1
+    while total <= threshold:
+      branches = _branches(state)
+      if not branches:
+        break
+      width *= len(branches)
+      total += width
+      state.apply_action(branches[int(rng.integers(len(branches)))])
+    over += total > threshold
+    if 2 * over > _SIZE_PROBES:
+      return True
+    if 2 * (over + _SIZE_PROBES - probe - 1) <= _SIZE_PROBES:  # a majority is out of reach
+      return False
+  return False
 
 
 def _count_histories(
@@ -601,6 +645,9 @@ def check_compilable(
   """
   budget = _Budget(time_limit_s, memory_limit_mb)
   game = _check_game(game)
+  if _sampled_size(game, max_histories):
+    budget.stopped_by = "size"
+    return CompileEstimate.stopped(game, 0, False, max_histories, budget)
   root = game.new_initial_state()
   below, complete = _count_histories([(root, _branches(root))], max_histories - 1, budget)
   return CompileEstimate.stopped(game, 1 + below, complete, max_histories, budget)
@@ -947,6 +994,11 @@ def compile_game(
   """
   budget = _Budget(time_limit_s, memory_limit_mb)
   game = _check_game(game)
+  if _sampled_size(game, max_histories):
+    budget.stopped_by = "size"
+    raise GameTooLargeError(
+      CompileEstimate.stopped(game, 0, False, max_histories, budget).refusal()
+    )
   num_players = game.num_players()
   num_actions = game.num_distinct_actions()
   walk = _walk(game, max_histories, budget)
