@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import pickle
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from openspiel_psro_ext.backends.base import (
   release_freed_memory,
   timed_best_response,
 )
+from openspiel_psro_ext.errors import UsageError
 from openspiel_psro_ext.game.game_tree import GameTree
 from openspiel_psro_ext.oracles import base as oracle_base
 from openspiel_psro_ext.simulated import simulation
@@ -63,13 +65,42 @@ class _RemoteTasks:
   play: Any
 
 
+def check_address(address: str, timeout_s: float = 5.0) -> None:
+  """Refuses, within `timeout_s`, a cluster address where nothing answers.
+
+  `ray.init` retries an unreachable address for minutes; one bounded TCP
+  connect to its host and port answers at once. "auto" (Ray finds a local
+  cluster itself) is not checked.
+
+  Raises:
+    UsageError: the address is malformed or nothing listens there.
+  """
+  if address == "auto":
+    return
+  target = address.split("://", 1)[-1]
+  host, _, port = target.rpartition(":")
+  if not host or not port.isdigit():
+    raise UsageError(
+      f"--ray_address={address!r} is not host:port (e.g. 127.0.0.1:6379 or"
+      " ray://host:10001); drop it to start a local Ray."
+    )
+  try:
+    socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+  except OSError as e:
+    raise UsageError(
+      f"--ray_address={address}: nothing answers at {host}:{port} ({e}); start the"
+      " cluster (ray start --head) or drop --ray_address to start a local Ray."
+    ) from e
+
+
 class RayBackend(Backend):
   """Best responses as Ray tasks, one CPU each (a share of one when a batch
   has more tasks than the cluster has CPUs: they all run at once).
 
   Args:
     address: an existing Ray cluster's address ("auto", "ray://host:10001"),
-      or None to start a local Ray for this run with `num_cpus` CPUs.
+      or None to start a local Ray for this run with `num_cpus` CPUs; one
+      where nothing answers is refused at once (`check_address`).
     num_cpus: CPUs of the local Ray (None: all of this machine's).
   """
 
@@ -83,6 +114,8 @@ class RayBackend(Backend):
         "backend 'ray' needs Ray: pip install -c constraints.txt"
         " 'openspiel_psro_ext[ray]', or use backend 'embedded'."
       ) from error
+    if address is not None:
+      check_address(address)
     self._ray = ray
     self._address, self._num_cpus = address, num_cpus
     self._started_here = False
