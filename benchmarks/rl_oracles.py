@@ -102,7 +102,7 @@ def approx_nash_conv_section(
       [simulation.BatchedMatrixPolicy(tree, p, m) for m in mats] for p, mats in enumerate(members)
     ]
     result = approx_exploitability.approx_nash_conv(tree.game, populations, meta, config)
-    approx, ci = result.approx_nash_conv, result.approx_nash_conv_ci95
+    approx, ci = result.estimate.value, result.estimate.ci95
     ok = abs(approx - exact) <= 0.05 + 0.1 * exact and approx <= exact + ci
     verdicts.append(ok)
     print(
@@ -181,7 +181,9 @@ def best_response_section(args: argparse.Namespace) -> None:
         pops, ws = [None, None], [None, None]
         pops[opponent], ws[opponent] = population, weights
         for seed in (int(s) for s in args.learner_seeds.split(",")):
-          request = base.BestResponseRequest(tree, player, pops, ws, seed=seed)
+          request = base.BestResponseRequest(
+            tree=tree, player=player, opponents=base.MemberMixture(pops, ws), seed=seed
+          )
           start = time.perf_counter()
           member = cls(cls.Config(**overrides)).best_response(request)
           seconds = time.perf_counter() - start
@@ -213,6 +215,22 @@ def best_response_section(args: argparse.Namespace) -> None:
       f"{status}: {name} {network} vs {label}: worst seed {100 * share:.1f}% in"
       f" {seconds:.0f} s (target >= 95% within 60 s)"
     )
+  # benchmarks/RESULTS.md's table: worst seed vs each opponent, per network.
+  labels = [
+    label for label in opponents(tree, opponent, args.seed) if label in args.opponents.split(",")
+  ]
+  networks = args.networks.split(",")
+  print("\nbenchmarks/RESULTS.md rows (worst seed, vs " + " / vs ".join(labels) + "):")
+  print("| oracle | " + " | ".join(networks) + " |")
+  for name in args.algorithms.split(","):
+    cells = [
+      " / ".join(
+        f"{100 * worst[(name, network, label)][0]:.1f}%" if (name, network, label) in worst else "-"
+        for label in labels
+      )
+      for network in networks
+    ]
+    print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -71,7 +71,13 @@ def oracle_request(game, player, opponents, seed=0, previous=None):
   q = 1 - player
   pops[q] = np.stack(opponents)
   weights[q] = np.full(len(opponents), 1.0 / len(opponents))
-  return base.BestResponseRequest(tree, player, pops, weights, previous, seed)
+  return base.BestResponseRequest(
+    tree=tree,
+    player=player,
+    opponents=base.MemberMixture(pops, weights),
+    previous=previous,
+    seed=seed,
+  )
 
 
 def best_response_gain(request, matrix):
@@ -91,3 +97,12 @@ def check_member(request, member):
   assert np.all(member.matrix[~table.legal_mask] == 0)
   curves = member.stats["curves"]
   assert len(curves["return"]) == len(curves["loss"]) == len(curves["episodes"]) > 0
+
+
+def make_run(config, options=None, **kwargs):
+  """A `psro.PSRO` of `config`'s variant with `options` (None: its defaults),
+  restored when `kwargs` ask to resume."""
+  from openspiel_psro_ext import psro  # pylint: disable=g-import-not-at-top
+  from openspiel_psro_ext.psro import variants  # pylint: disable=g-import-not-at-top
+
+  return psro.PSRO(config, variant=variants.make(config.algorithm, options), **kwargs).restore()

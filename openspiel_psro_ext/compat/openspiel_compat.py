@@ -93,7 +93,7 @@ def make_meta_strategy_method(name: str) -> Callable:
       meta_games = [meta_games, -meta_games]
     stock_kwargs = solver.get_kwargs() if hasattr(solver, "get_kwargs") else {}
     tables = [np.asarray(t) for t in meta_games]
-    if spec.joint:  # a correlated solver: its own joint, flat as stock's
+    if spec.joint_solve is not None:  # a correlated solver: its own joint, flat as stock's
       joint = spec.joint_solve(tables, **spec.from_stock_kwargs(stock_kwargs))
       marginals = meta_solvers.correlated.marginals(joint)
       return (marginals, joint.reshape(-1)) if return_joint else marginals
@@ -104,7 +104,7 @@ def make_meta_strategy_method(name: str) -> Callable:
 
   method.__name__ = f"{META_STRATEGY_PREFIX}{name}_strategy"
   method.__doc__ = f"openspiel_psro_ext meta-solver {name!r} for psro_v2."
-  method._openspiel_psro_ext_solver = name  # pylint: disable=protected-access
+  method._openspiel_psro_ext_solver = name  # type: ignore[attr-defined]  # pylint: disable=protected-access
   return method
 
 
@@ -142,7 +142,7 @@ class StockOracle(optimization_oracle.AbstractOracle):
   shaped). Opponents are drawn independently from the joint's marginals,
   which is exact unless three or more players face a joint that is not a
   product (a rectifier's masks make one); then the request carries the
-  joint (`BestResponseRequest.opponent_joint`) and the oracle answers the
+  joint (a `JointMixture`) and the oracle answers the
   correlated opponents (stock's own `BestResponseOracle` answers the
   marginals: its `JointPolicyAggregator` lets the players act
   independently). Each stock policy is converted to an `[I, A]` matrix once
@@ -250,19 +250,22 @@ class StockOracle(optimization_oracle.AbstractOracle):
             f"player {player}'s opponents have a meta-strategy"
             " with no mass; pass probabilities that sum to 1."
           )
-        opponent_weights = [
-          None if q == player else weights[q] / weights[q].sum()
-          for q in range(self.tree.num_players)
-        ]
+        opponents: oracles_lib.Opponents = (
+          oracles_lib.MemberMixture(
+            populations,
+            [
+              None if q == player else weights[q] / weights[q].sum()
+              for q in range(self.tree.num_players)
+            ],
+          )
+          if correlated is None
+          else oracles_lib.JointMixture(populations, correlated.sum(axis=player) / correlated.sum())
+        )
         request = oracles_lib.BestResponseRequest(
           tree=self.tree,
           player=player,
-          opponent_populations=populations,
-          opponent_weights=opponent_weights,
+          opponents=opponents,
           previous=self._previous.get(player),
-          opponent_joint=None
-          if correlated is None
-          else correlated.sum(axis=player) / correlated.sum(),
           time_budget_s=self.time_budget_s,
           seed=int(np.random.SeedSequence([self.seed, self._calls, player]).generate_state(1)[0]),
         )
@@ -276,6 +279,8 @@ class StockOracle(optimization_oracle.AbstractOracle):
   def _answer(self, player: int, member: oracles_lib.PopulationMember) -> policies_lib.MatrixPolicy:
     """The member as an OpenSpiel policy (other players' rows uniform)."""
     matrices = self.tree.uniform_policy()
+    if member.matrix is None:
+      raise ValueError(f"oracle {self.oracle.name!r} answered without a behaviour matrix.")
     matrices[player] = member.matrix
     return policies_lib.MatrixPolicy(self.tree, matrices)
 

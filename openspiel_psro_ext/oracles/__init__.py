@@ -9,7 +9,16 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from openspiel_psro_ext.oracles.base import BestResponseRequest, Oracle, PopulationMember
+from openspiel_psro_ext.oracles.base import (
+  BestResponseRequest,
+  JointMixture,
+  LearningMixture,
+  MemberMixture,
+  Opponents,
+  Oracle,
+  PopulationMember,
+  TrainingPlan,
+)
 from openspiel_psro_ext.oracles.exact_br import ExactBestResponseConfig, ExactBestResponseOracle
 
 _REGISTRY: dict[str, Callable[[], type[Oracle]]] = {
@@ -59,8 +68,13 @@ def get(name: str) -> type[Oracle]:
 
 __all__ = [
   "BestResponseRequest",
+  "JointMixture",
+  "LearningMixture",
+  "MemberMixture",
+  "Opponents",
   "Oracle",
   "PopulationMember",
+  "TrainingPlan",
   "ExactBestResponseConfig",
   "ExactBestResponseOracle",
   "get",

@@ -1,9 +1,16 @@
 """The best-response oracle interface shared by the PSRO loop and stock OpenSpiel.
 
-An oracle answers one question: given the other players' populations and the
-meta-strategy over them, return a (near-)best response for one player,
+An oracle answers one question: given the other players' populations and a
+distribution over them, return a (near-)best response for one player,
 
     pi*_p = argmax_pi E_{k ~ sigma_{-p}} [ u_p(pi, pi_k) ].
+
+The distribution is one typed value, `BestResponseRequest.opponents`: a
+`MemberMixture` (each opponent draws its member independently: PSRO's
+meta-strategy), a `JointMixture` (one joint profile drawn for all opponents:
+a correlated distribution) or a `LearningMixture` (mixtures that learn by
+multiplicative weights while the best response trains). A best response
+trained in slices gets a `TrainingPlan`.
 
 Populations travel as `[N_q, I_q, A]` behaviour matrices over the compiled tree
 (see `game_tree`), so an exact oracle can compute the answer in closed form and
@@ -23,7 +30,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 import numpy as np
 import pyspiel
@@ -43,63 +50,121 @@ class PopulationMember:
     module: the trained model behind `matrix` (e.g. a `torch.nn.Module`), or
       None for tabular policies.
     stats: training statistics (episodes, seconds, curves) for the metrics.
+    learned_weights: against a `LearningMixture`, per player the average of
+      that opponent's mixtures while this member trained (`[N_q]`; None at
+      the member's own player); None against fixed opponents.
   """
 
   matrix: np.ndarray | None
   module: Any = None
   stats: dict[str, Any] = dataclasses.field(default_factory=dict)
+  learned_weights: list[np.ndarray | None] | None = None
 
 
 @dataclasses.dataclass
+class MemberMixture:
+  """Opponents drawn independently: each opponent q plays one member of its
+  population for a whole episode, member k with probability `weights[q][k]`.
+
+  Attributes:
+    populations: per player, `[N_q, I_q, A]` matrices, or in the simulated
+      form a list of `N_q` batched policies (None at the learner).
+    weights: per player, `[N_q]` probabilities (None at the learner).
+  """
+
+  populations: list[Any]
+  weights: list[np.ndarray | None]
+
+
+@dataclasses.dataclass
+class JointMixture:
+  """Correlated opponents: each episode draws one joint profile of members,
+  one per opponent, from `joint` (e.g. the opponents' part of a correlated
+  equilibrium over the populations).
+
+  Attributes:
+    populations: as `MemberMixture.populations`.
+    joint: `[N_q for q != learner]` probabilities over the opponents' joint
+      profiles, in player order.
+  """
+
+  populations: list[Any]
+  joint: np.ndarray
+
+
+@dataclasses.dataclass
+class LearningMixture:
+  """Opponents whose mixtures learn while the best response trains: each is
+  a multiplicative-weights learner over its population (`hedge`), starting
+  at `weights` (all positive), updated from the training episodes' payoffs.
+  The member comes back with each learner's average (`learned_weights`).
+  An oracle that does not train answers the starting `weights`.
+
+  Attributes:
+    populations, weights: as `MemberMixture`'s, the starting mixtures.
+    learner: the learners' step and window.
+  """
+
+  populations: list[Any]
+  weights: list[np.ndarray | None]
+  learner: hedge.HedgeOptions
+
+
+# What a best response plays against (`BestResponseRequest.opponents`).
+Opponents: TypeAlias = MemberMixture | JointMixture | LearningMixture
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingPlan:
+  """How an oracle that trains spends one request's budget.
+
+  The default is one whole, fresh training. A best response trained in
+  slices (one request per slice) continues its own previous slice and
+  anneals once over all of them.
+
+  Attributes:
+    continues: the request's `previous` is this best response's own earlier
+      training: the oracle continues it, the whole module, whatever its
+      warm-start settings.
+    schedule_span: the part `(start, end)` of the oracle's schedules
+      (learning-rate and entropy annealing, exploration decay) this
+      request's budget covers: slice c of m covers `(c/m, (c+1)/m)`.
+  """
+
+  continues: bool = False
+  schedule_span: tuple[float, float] = (0.0, 1.0)
+
+
+@dataclasses.dataclass(kw_only=True)
 class BestResponseRequest:
   """What an oracle needs to answer for one player.
 
   Attributes:
     tree: the compiled game, or None in the simulated form.
     player: the best responder.
-    opponent_populations: per player, `[N_q, I_q, A]` matrices, or in the
-      simulated form a list of `N_q` batched policies (None at `player`).
-    opponent_weights: per player, `[N_q]` probabilities over that population
-      (None at `player`); opponents are drawn independently per player.
+    opponents: whom `player` plays against (`Opponents`).
     previous: the player's previous best response, for warm starts.
     seed: seeds the oracle's randomness.
     time_budget_s: for oracles that train (`Oracle.trains`), this request's
       wall-time budget in place of the config's `time_budget_s` (PSRO's
       budget schedule sets it); None keeps the config's.
     game: the pyspiel game (defaults to the tree's; required without one).
-    opponent_joint: `[N_q for q != player]` a joint distribution over the
-      opponents' joint profiles (JPSRO's correlated opponents), or None:
-      opponents drawn independently from `opponent_weights` (which then
-      hold the joint's marginals).
-    continues_previous: `previous` is this best response's own earlier
-      training (P2SRO's chunks): an oracle that trains continues it, the
-      whole module, whatever its warm-start settings.
-    schedule_span: the part `(start, end)` of the oracle's schedules
-      (learning-rate and entropy annealing, exploration decay) this request's
-      budget covers: a best response trained in slices (P2SRO's chunk c of m:
-      `(c/m, (c+1)/m)`) anneals once over all of them, not once per slice.
-    opponent_hedge: None, or the opponents' mixtures learn while the best
-      response trains (`hedge`; neural Anytime PSRO): each starts at
-      `opponent_weights` (all positive), and the member's
-      `stats["opponent_weights"]` holds, per player, its iterates' average.
+    plan: how the budget is spent (`TrainingPlan`; oracles that train).
   """
 
   tree: GameTree | None
   player: int
-  opponent_populations: list[Any]
-  opponent_weights: list[np.ndarray | None]
+  opponents: Opponents
   previous: PopulationMember | None = None
   seed: int = 0
   time_budget_s: float | None = None
   game: pyspiel.Game | None = None
-  opponent_joint: np.ndarray | None = None
-  # After the others: callers pass the fields above by position.
-  continues_previous: bool = False
-  schedule_span: tuple[float, float] = (0.0, 1.0)
-  opponent_hedge: hedge.HedgeOptions | None = None
+  plan: TrainingPlan = TrainingPlan()
 
   def __post_init__(self):
-    if self.game is None and self.tree is not None:
+    if self.game is None:
+      if self.tree is None:
+        raise ValueError("a request without a tree needs its pyspiel game.")
       self.game = self.tree.game
 
   @property
@@ -108,26 +173,28 @@ class BestResponseRequest:
     return self.tree is None
 
   def opponent_terminal_reach(self) -> np.ndarray:
-    """`[Z]` chance and opponents' mixture contribution to each terminal."""
-    if self.tree is None:
+    """`[Z]` chance and opponents' mixture contribution to each terminal
+    (a `LearningMixture` at its starting weights)."""
+    tree, player = self.tree, self.player
+    if tree is None:
       raise ValueError("a simulated request has no tree to compute reaches on.")
-    if self.opponent_joint is not None:  # sigma-weighted sum of reach products
-      return correlated_gaps.opponent_joint_reach(
-        self.tree,
-        self.player,
-        [
-          None if q == self.player else self.tree.terminal_reach(q, self.opponent_populations[q])
-          for q in range(self.tree.num_players)
-        ],
-        self.opponent_joint,
-      )
-    reach = self.tree.terminal_chance_reach.copy()
-    for q in range(self.tree.num_players):
-      if q != self.player:
-        reach *= exploitability.mixture_terminal_reach(
-          self.tree, q, self.opponent_populations[q], self.opponent_weights[q]
-        )
-    return reach
+    others = [q for q in range(tree.num_players) if q != player]
+    populations = self.opponents.populations
+    match self.opponents:
+      case JointMixture(joint=joint):  # sigma-weighted sum of reach products
+        reaches = [
+          None if q == player else tree.terminal_reach(q, populations[q])
+          for q in range(tree.num_players)
+        ]
+        return correlated_gaps.opponent_joint_reach(tree, player, reaches, joint)
+      case MemberMixture(weights=weights) | LearningMixture(weights=weights):
+        reach = tree.terminal_chance_reach.copy()
+        for q in others:
+          reach *= exploitability.mixture_terminal_reach(
+            tree, q, populations[q], np.asarray(weights[q])
+          )
+        return reach
+    raise TypeError(f"unknown opponents {type(self.opponents).__name__}")
 
 
 class Oracle(abc.ABC):

@@ -23,13 +23,13 @@ class ExactBestResponseOracle(base.Oracle):
   Config = ExactBestResponseConfig
 
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
-    if request.simulated:
+    tree, player = request.tree, request.player
+    if tree is None:  # a simulated request
       raise ValueError(
         f"the exact oracle needs a compiled tree, which {request.game}"
         " lacks here; use an RL oracle (ppo, dqn, sac) in the"
         " simulated mode."
       )
-    tree, player = request.tree, request.player
     weights = request.opponent_terminal_reach() * tree.terminal_returns[:, player]
     value, actions = exploitability.best_response_from_weights(tree, player, weights)
     return base.PopulationMember(

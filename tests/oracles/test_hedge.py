@@ -11,7 +11,9 @@ from openspiel_psro_ext.game import game_tree
 from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles.rl import hedge, rollouts
 from openspiel_psro_ext.psro import variants as algorithms
+from openspiel_psro_ext.records.variants import AnytimeState
 from openspiel_psro_ext.runs import checkpoints
+from tests.helpers import make_run
 
 
 def test_hedge_update_is_multiplicative_weights_on_the_window_means():
@@ -58,7 +60,11 @@ def test_environment_moves_the_mixture_to_the_member_the_learner_does_worst_agai
   values = tree.terminal_reach(1, members) @ (payoff * tree.terminal_returns[:, 1])
   np.testing.assert_allclose(values, [-0.75, 2.5763888888888884], rtol=1e-12)
   request = base.BestResponseRequest(
-    tree, 0, [None, members], [None, np.full(2, 0.5)], opponent_hedge=hedge.HedgeOptions(0.1, 1000)
+    tree=tree,
+    player=0,
+    opponents=base.LearningMixture(
+      [None, members], [None, np.full(2, 0.5)], hedge.HedgeOptions(0.1, 1000)
+    ),
   )
   env = rollouts.make_env(request, num_envs=4096, seed=0)
   _, legal = env.reset()
@@ -77,7 +83,7 @@ def test_environment_moves_the_mixture_to_the_member_the_learner_does_worst_agai
     dict(time_budget_s=0.0, total_episodes=20_000, num_envs=2048, progress=False, num_threads=1)
   )
   member = oracle.best_response(request)
-  learned = member.stats["opponent_weights"]
+  learned = member.learned_weights
   assert learned[0] is None and learned[1].shape == (2,)
   assert learned[1].sum() == pytest.approx(1.0) and np.all(learned[1] > 0)
 
@@ -85,7 +91,10 @@ def test_environment_moves_the_mixture_to_the_member_the_learner_does_worst_agai
 def test_simulated_requests_refuse_the_opponent_learner():
   tree = game_tree.get_tree("kuhn_poker")
   request = base.BestResponseRequest(
-    None, 0, [None, []], [None, np.ones(1)], game=tree.game, opponent_hedge=hedge.HedgeOptions()
+    tree=None,
+    player=0,
+    game=tree.game,
+    opponents=base.LearningMixture([None, []], [None, np.ones(1)], hedge.HedgeOptions()),
   )
   with pytest.raises(ValueError, match="compiled tree"):
     rollouts.make_env(request, num_envs=8, seed=0)
@@ -117,29 +126,28 @@ def test_neural_anytime_psro_on_kuhn_learns_mixtures_and_never_rises(tmp_path):
   pytest.importorskip("torch")
   config, options = _neural(10)
   out = str(tmp_path / "run")
-  run = algorithms.make(config, options, output_dir=out)
+  run = make_run(config, options, output_dir=out)
   run.run()
   ours = [r.nash_conv for r in run.records]
   assert all(b <= a + 1e-12 for a, b in zip(ours, ours[1:]))  # the exact keep test
   assert ours[-1] < 0.3 * ours[0]
   # Each record's learned averages: per player, over the population it had.
   for r in run.records:
-    learned = r.metrics["anytime/learned_weights"]
+    assert isinstance(r.variant, AnytimeState)
+    learned = r.variant.learned_weights
     assert [len(w) for w in learned] == r.population_size
     assert all(abs(sum(w) - 1) < 1e-9 for w in learned)
   # The next output is the learned average (new member at 0) unless kept.
   for before, after in zip(run.records, run.records[1:]):
     for p in range(2):
-      if not after.metrics["anytime/kept_previous"][p]:
-        np.testing.assert_allclose(
-          after.sigma[p][:-1], before.metrics["anytime/learned_weights"][p]
-        )
+      if not after.variant.kept_previous[p]:
+        np.testing.assert_allclose(after.sigma[p][:-1], before.variant.learned_weights[p])
         assert after.sigma[p][-1] == 0.0
   assert run.verify(tolerance=1e-9) == pytest.approx(ours[-1], abs=1e-9)
   # Resume from iteration 6 equals the uninterrupted run (episode budgets).
   cut = str(tmp_path / "cut")
-  algorithms.make(_neural(6)[0], options, output_dir=cut).run()
-  resumed = algorithms.make(config, options, output_dir=cut, resume=True)
+  make_run(_neural(6)[0], options, output_dir=cut).run()
+  resumed = make_run(config, options, output_dir=cut, resume=True)
   resumed.run()
   assert [r["nash_conv"] for r in checkpoints.read_metrics(cut)] == ours
 
@@ -147,6 +155,6 @@ def test_neural_anytime_psro_on_kuhn_learns_mixtures_and_never_rises(tmp_path):
 def test_neural_anytime_psro_refuses_an_oracle_that_plays_no_episodes():
   config, options = _neural(2)
   with pytest.raises(errors.UsageError, match="RL oracle"):
-    algorithms.make(dataclasses.replace(config, oracle="exact", oracle_config={}), options)
+    make_run(dataclasses.replace(config, oracle="exact", oracle_config={}), options)
   with pytest.raises(errors.UsageError, match="no learner 'hedge'.*multiplicative_weights"):
     algorithms.options("anytime_psro", {"learner": "hedge"})

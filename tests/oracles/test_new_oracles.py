@@ -12,6 +12,7 @@ import torch
 from openspiel_psro_ext import oracles, psro
 from openspiel_psro_ext.game import exploitability, game_tree
 from openspiel_psro_ext.oracles.rl import networks, torch_policy
+from openspiel_psro_ext.psro.variants import base as variant_base
 from openspiel_psro_ext.runs import checkpoints
 from tests.helpers import best_response_gain as gain
 from tests.helpers import check_member as _check_member
@@ -297,7 +298,9 @@ def test_psro_on_kuhn_reaches_low_nash_conv(name):
   )
   run = psro.PSRO(config)
   run.run()
-  final = exploitability.mixture_nash_conv(run.tree, run.population_matrices(), run._solve())  # pylint: disable=protected-access
+  final = exploitability.mixture_nash_conv(
+    run.tree, run.population_matrices(), variant_base.restricted_nash(run)
+  )
   assert min(final.nash_conv, run.records[-1].nash_conv) <= 0.05
 
 
@@ -325,7 +328,7 @@ def test_resume_matches_uninterrupted_run(tmp_path, name, network):
   full.run()
   out = str(tmp_path / name)
   psro.PSRO(config(2), output_dir=out).run()
-  resumed = psro.PSRO(config(3), output_dir=out, resume=True)
+  resumed = psro.PSRO(config(3), output_dir=out, resume=True).restore()
   module = resumed.populations[0][-1].module
   assert isinstance(module, torch_policy.TorchPolicy)
   assert module.arch["kind"] == network

@@ -10,7 +10,9 @@ import torch
 
 from openspiel_psro_ext import oracles
 from openspiel_psro_ext.game import exploitability, game_tree
+from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles.rl import rollouts, torch_policy
+from openspiel_psro_ext.psro.variants import base as variant_base
 from openspiel_psro_ext.simulated import simulation
 from tests.helpers import best_response_gain as gain
 from tests.helpers import check_member as _check_member
@@ -52,9 +54,10 @@ def _simulated(request, game):
   tree = request.tree
   pops = [
     None if pop is None else [simulation.BatchedMatrixPolicy(tree, q, m) for m in pop]
-    for q, pop in enumerate(request.opponent_populations)
+    for q, pop in enumerate(request.opponents.populations)
   ]
-  return dataclasses.replace(request, tree=None, game=tree.game, opponent_populations=pops)
+  opponents = dataclasses.replace(request.opponents, populations=pops)
+  return dataclasses.replace(request, tree=None, game=tree.game, opponents=opponents)
 
 
 @pytest.mark.parametrize("name", ["ppo", "dqn"])
@@ -157,7 +160,9 @@ def test_psro_with_ppo_on_kuhn_reaches_low_nash_conv():
   )
   run = psro.PSRO(config)
   run.run()
-  final = exploitability.mixture_nash_conv(run.tree, run.population_matrices(), run._solve())  # pylint: disable=protected-access
+  final = exploitability.mixture_nash_conv(
+    run.tree, run.population_matrices(), variant_base.restricted_nash(run)
+  )
   assert min(final.nash_conv, run.records[-1].nash_conv) <= 0.05
 
 
@@ -294,7 +299,10 @@ def test_ppo_losses_summed_per_observation_equal_per_sample_losses(rng):
   assert (summed.size, per_sample.size) == (len(np.unique(rows)), rows.size)
   # A simulated rollout whose observations repeat this much is summed too.
   sim_env = rollouts.PyspielVecEnv(
-    tree.game, 0, [None, [simulation.UniformRandomPolicy()]], [None, np.ones(1)], num_envs=200
+    tree.game,
+    0,
+    base.MemberMixture([None, [simulation.UniformRandomPolicy()]], [None, np.ones(1)]),
+    num_envs=200,
   )
   # pylint: disable=protected-access
   sim_rollout = ppo._SampleRollout(module, sim_env, 3, torch.device("cpu"))

@@ -38,7 +38,9 @@ def _request(tree, player, rng, members=3):
     if q != player:
       pops[q] = np.stack([random_matrix(tree, q, rng) for _ in range(members)])
       weights[q] = rng.dirichlet(np.ones(members))
-  return base.BestResponseRequest(tree, player, pops, weights)
+  return base.BestResponseRequest(
+    tree=tree, player=player, opponents=base.MemberMixture(pops, weights)
+  )
 
 
 @pytest.mark.parametrize(
@@ -103,10 +105,9 @@ def test_pyspiel_env_matches_exact_value_and_refuses_illegal_actions(game, rng):
   """Simulated games, opponents drawn per episode: the exact mean return."""
   tree = game_tree.get_tree(game)
   request = _request(tree, 0, rng, members=2)
-  members = [simulation.BatchedMatrixPolicy(tree, 1, m) for m in request.opponent_populations[1]]
-  env = rollouts.PyspielVecEnv(
-    game, 0, [None, members], request.opponent_weights, num_envs=256, seed=2
-  )
+  members = [simulation.BatchedMatrixPolicy(tree, 1, m) for m in request.opponents.populations[1]]
+  opponents = base.MemberMixture([None, members], request.opponents.weights)
+  env = rollouts.PyspielVecEnv(game, 0, opponents, num_envs=256, seed=2)
   obs, legal = env.reset()
   np.testing.assert_array_equal(obs.shape, (256, tree.infostates[0].tensors.shape[1]))
   mean, legal = _uniform_play(env, legal, rng, 20_000)

@@ -38,10 +38,7 @@ Trained by the shared replay loop (`replay.train`); inside PSRO with
 `replay.PSRO_ACTOR_CRITIC` (warm-started critics, the critics' Boltzmann
 policy as the result) and a warm-started actor. Stand-alone the result, as SAC's,
 is greedy in `min_i Q_i` (the critics read through their running
-statistics) unless `critic_greedy_result` is off, then the actor. Against 5
-deterministic Leduc policies (45 s, 3 seeds, 1024 games at once) the
-critics' greedy policy got 98.1-99.0% of the exact gain, the actor
-94.3-94.7% (BUILD_NOTES).
+statistics) unless `critic_greedy_result` is off, then the actor.
 """
 
 from __future__ import annotations
@@ -70,16 +67,15 @@ class CrossQOracle(torch_policy.TorchOracle):
   name = "crossq"
   Config = CrossQConfig
   # The actor carries over too: CrossQ's targets follow the actor, which a
-  # 3 s best response trains only a hundred-odd times (`policy_delay`); fresh,
-  # it dragged the warm critics back towards a near-uniform policy's values
-  # (10-minute Leduc PSRO: 0.56 -> 0.35; BUILD_NOTES).
+  # short best response trains only every `policy_delay` critic steps; fresh,
+  # it drags the warm critics back towards a near-uniform policy's values.
   psro_defaults = dict(time_budget_s=3.0, warm_start_actor=True, **replay.PSRO_ACTOR_CRITIC)
 
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
     return replay.train(request, self.config, _CrossQLearner, "crossq")
 
 
-class _CrossQLearner(sac.SoftActorLearner):
+class _CrossQLearner(sac.SoftActorLearner[CrossQConfig]):
   """CrossQ's batch-renormalised critics and their joint pass (module doc)."""
 
   batch_renorm_critics = True
@@ -117,9 +113,8 @@ class _CrossQLearner(sac.SoftActorLearner):
       next_q = torch.min(q_next[0], q_next[1])
       next_v = (next_probs * (next_q - alpha * next_logp)).sum(1)
       y = batch.reward + cfg.gamma * (1.0 - batch.done) * next_v
-    critic_loss = sum(
-      nn.functional.mse_loss(q.gather(1, batch.action[:, None])[:, 0], y) for q in q_now
-    )
+    losses = [nn.functional.mse_loss(q.gather(1, batch.action[:, None])[:, 0], y) for q in q_now]
+    critic_loss = sum(losses[1:], losses[0])
     self.critic_opt.zero_grad()
     critic_loss.backward()
     nn.utils.clip_grad_norm_(critics.parameters(), cfg.max_grad_norm)

@@ -43,15 +43,15 @@ class DQNOracle(torch_policy.TorchOracle):
 
   name = "dqn"
   Config = DQNConfig
-  # Short best responses inside PSRO; DQN needs ~2 s of replay before its
-  # greedy policy is useful.
+  # Short best responses inside PSRO, long enough for the replay to make the
+  # greedy policy useful.
   psro_defaults = dict(time_budget_s=2.0)
 
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
     return replay.train(request, self.config, _DQNLearner, "dqn")
 
 
-class _DQNLearner(replay.ReplayLearner):
+class _DQNLearner(replay.ReplayLearner[DQNConfig]):
   """Epsilon-greedy acting and the double-DQN loss (see the module doc)."""
 
   output = "greedy"

@@ -16,9 +16,9 @@ is the mixture's average over the members drawn). The learner's output is
 the time average of the iterates (each weighted by the episodes it played):
 against a best response that improves, it aims at the mixture q can least
 be exploited with, as the tabular Anytime PSRO's least exploitable mixture
-is (`anytime_psro`). The paper's reference: step 0.1, a window of 1000
-episodes (`HedgeOptions`' defaults; Anytime PSRO's preset takes a step of
-0.01, see `anytime_psro.AnytimeOptions`).
+is. The paper's reference settings, step 0.1 and a window
+of 1000 episodes, are `HedgeOptions`' defaults. A request asks for these
+learners with a `base.LearningMixture`.
 """
 
 from __future__ import annotations

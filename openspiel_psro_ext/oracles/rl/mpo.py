@@ -23,7 +23,7 @@ E-step needs no action samples. With an online policy `pi`, a target policy
   in acme), trained by Adam.
 
 Trained by the shared replay loop (`replay.train`); the learner acts by
-sampling from `pi` mixed with uniform play (see the tuning notes). The result
+sampling from `pi` mixed with uniform play (see below). The result
 is `pi`: `TorchPolicy(output="softmax")`, carrying the critic. Inside PSRO
 (`MPOOracle.psro_defaults`, `replay.PSRO_ACTOR_CRITIC`) it is instead the
 critic's Boltzmann policy, and each best response starts from the previous
@@ -32,29 +32,24 @@ As in our SAC, a state's legal actions are the next-state mask of the
 transition that led to it, so the policy and the duals are trained on the
 batch's `next_obs` states.
 
-Tuning for these games (Leduc poker best responses against a mixture of 5
-deterministic policies, learner seed 0, 100k episodes each unless said;
-single runs on a loaded 2-core machine, so differences of a few points are
-noise), from acme's reference values (epsilon = 0.1, epsilon_pi = 0.0025,
-log-multipliers 3, dual learning rate 1e-2):
+Settings changed from acme's reference values (epsilon = 0.1,
+epsilon_pi = 0.0025, log-multipliers 3, dual learning rate 1e-2), each with
+its reason:
 
 * `tau = 0.05` (acme copies its targets periodically; Polyak keeps one code
   path with our SAC): the target policy is where the trust region is
   measured from, and at 0.01 it trailed so far behind that the policy moved
-  slowly: 38% of the exact gain after 30 s (0.05: 76% in the same 30 s).
-* `epsilon_pi = 0.01` (was 0.0025), for the same reason: with the Kuhn test's
-  budget 0.0025 left the best responses at 86% of the gain, 0.01 at 100%.
-* `epsilon = 0.1` kept: 0.01 gave 86.6%, 0.5 88.2% (30 s) against 90-92%.
-* Exploration: the policy converges to nearly deterministic within the
-  first quarter of the budget (the temperature falls from 3 to ~0.03), and
-  a critic over all actions learns the actions it never plays only from
-  exploration. Acting is therefore pi mixed with uniform over the legal
-  actions, the mixing rate decaying from 1 to 0.02 over the first half of
-  the budget, as our DQN's epsilon: 92.3% (0.5 to 0.02: 90.4%; none: 91.5%).
-  The learned policy itself carries no exploration.
-* Tried and dropped: learning rates decaying to a tenth (82.2%).
+  slowly.
+* `epsilon_pi = 0.01`, for the same reason: with 0.0025 short best responses
+  fell well short of the gain.
+* Exploration: the policy converges to nearly deterministic early in the
+  budget, and a critic over all actions learns the actions it never plays
+  only from exploration. Acting is therefore pi mixed with uniform over the
+  legal actions, the mixing rate decaying from 1 to 0.02 over the first half
+  of the budget, as our DQN's epsilon. The learned policy itself carries no
+  exploration.
 * The rest as our SAC: the shared `ReplayOptions`, Adam 1e-3, one torch
-  thread.
+  thread; learning rates stay constant.
 """
 
 from __future__ import annotations
@@ -74,7 +69,7 @@ from openspiel_psro_ext.oracles.rl import networks, replay, torch_policy
 class MPOConfig(replay.ActorCriticOptions):
   """MPO hyperparameters (plus the shared `ReplayOptions`)."""
 
-  num_threads: int = 1  # two threads are slower on a shared 2-core machine
+  num_threads: int = 1  # small networks: a second thread does not pay
   policy_lr: float = 1e-3
   critic_lr: float = 1e-3
   dual_lr: float = 1e-2
@@ -89,7 +84,7 @@ class MPOConfig(replay.ActorCriticOptions):
   explore_start: float = 1.0
   explore_end: float = 0.02
   explore_fraction: float = 0.5
-  # Stand-alone the result is `pi` (the figures above); PSRO's preset hands
+  # Stand-alone the result is `pi` (module doc); PSRO's preset hands
   # back the critic's Boltzmann policy instead (`MPOOracle.psro_defaults`).
   critic_greedy_result: bool = False
 
@@ -110,7 +105,7 @@ def _log_policy(net: nn.Module, obs: torch.Tensor, legal: torch.Tensor) -> torch
   return torch.log_softmax(networks.masked_logits(net(obs), legal), dim=1)
 
 
-class _MPOLearner(replay.ActorCriticLearner):
+class _MPOLearner(replay.ActorCriticLearner[MPOConfig]):
   """Sampling from the policy and the MPO losses (see the module doc)."""
 
   output = "softmax"

@@ -76,6 +76,11 @@ class BatchRenorm(nn.Module):
   is what lets CrossQ's actor read a critic trained in training mode.
   """
 
+  # Buffers (registered in `__init__`).
+  running_mean: torch.Tensor
+  running_std: torch.Tensor
+  steps: torch.Tensor
+
   def __init__(
     self,
     dim: int,
@@ -98,8 +103,8 @@ class BatchRenorm(nn.Module):
     if not self.training:
       return (x - self.running_mean) / self.running_std * self.weight + self.bias
     with torch.no_grad():
-      # Two plain passes: torch.var_mean's CPU kernel is about 10x slower on
-      # [512, 128] batches and was a sixth of a CrossQ best response's time.
+      # Two plain passes: torch.var_mean's CPU kernel is slower on these
+      # small batches, and this runs on every critic step.
       mean = x.mean(0)
       var = (x - mean).square().mean(0)
       std = (var + self.eps).sqrt()

@@ -23,9 +23,8 @@ term, `A min(r, clip(r))` summed over the samples with `A >= 0` and
 sample count and mean return. This is the same loss and gradient as
 per-sample PPO on the same batch (`_SampleBatch`; tested), at the cost of a few
 hundred rows instead of `num_envs * num_steps`, so each second of training sees
-~10x more games: on leduc_poker's PSRO best responses, 2 s of training leaves a
-gap to the exact best response of 0.02 instead of 0.06. Minibatches
-(`num_minibatches`) split the distinct observations, not the samples.
+many more games. Minibatches (`num_minibatches`) split the distinct
+observations, not the samples.
 
 Per sample, in simulated games (a request without a compiled tree, on
 `rollouts.PyspielVecEnv`): there observations rarely repeat, so the batch
@@ -42,9 +41,9 @@ argmax is arbitrary at the information states the learner rarely reaches,
 where the softmax stays broad, and the population members are also the
 opponents' strategies.
 
-Tuned for fast best responses (PSRO gives each ~1.5-4 s): a small 64x64
-network, one torch thread, 16384 games x 4 decisions per update, 8 full-batch
-epochs, a high annealed learning rate (2e-2) with a loose gradient clip.
+Tuned for the short best responses PSRO asks for: a small 64x64 network, one
+torch thread, 16384 games x 4 decisions per update, 8 full-batch epochs, a
+high annealed learning rate (2e-2) with a loose gradient clip.
 """
 
 from __future__ import annotations
@@ -76,9 +75,8 @@ class PPOConfig(torch_policy.TrainingOptions):
   update_epochs: int = 8
   num_minibatches: int = 1  # of the distinct observations (see the module doc)
   clip_coef: float = 0.2
-  # Stand-alone best responses (45 s) need the exploration: with 0.02 PPO
-  # settled on a local optimum in 2 of 3 seeds against 5 deterministic
-  # Leduc policies (92% of the exact gain).
+  # Long stand-alone best responses need this exploration: with less, PPO can
+  # settle on a local optimum against a mixture of deterministic policies.
   ent_coef: float = 0.05
   ent_coef_final: float = 0.0
   vf_coef: float = 0.5
@@ -95,9 +93,8 @@ class PPOOracle(torch_policy.TorchOracle):
 
   name = "ppo"
   Config = PPOConfig
-  # PSRO's best responses get ~1.5-4 s each (benchmarks/psro_rl.py), and
-  # the critic carries over between iterations; the PSRO runs were measured
-  # with entropy 0.02 (0.05 gives the same best-response gap at 2 s).
+  # Short best responses (benchmarks/psro_rl.py), the critic carried over
+  # between iterations, and the entropy the PSRO runs use.
   psro_defaults = dict(time_budget_s=1.5, warm_start_critic=True, ent_coef=0.02)
 
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
@@ -112,18 +109,20 @@ class PPOOracle(torch_policy.TorchOracle):
     )
     device, env, module, log = run.device, run.env, run.module, run.log
     previous = torch_policy.warm_start_source(request, module)
-    whole = cfg.warm_start or request.continues_previous  # loaded by `setup`
+    whole = cfg.warm_start or request.plan.continues  # loaded by `setup`
     if cfg.warm_start_critic and not whole and previous is not None:
-      module.value.load_state_dict(previous.value.state_dict())
+      _critic(module).load_state_dict(_critic(previous).state_dict())
     optimizer = torch.optim.Adam(module.parameters(), lr=cfg.learning_rate, eps=1e-5)
     T, B = cfg.num_steps, env.num_envs
     # Summed per observation over a compiled tree; per sample in simulated
     # games, whose observations rarely repeat.
-    rollout = (
-      _TableRollout(module, env, run.obs_table, T, device)
-      if request.tree is not None
-      else _SampleRollout(module, env, T, device)
-    )
+    rollout: _TableRollout | _SampleRollout
+    if request.tree is not None:
+      assert isinstance(env, rollouts.TreeVecEnv) and run.obs_table is not None
+      rollout = _TableRollout(module, env, run.obs_table, T, device)
+    else:
+      assert isinstance(env, rollouts.PyspielVecEnv)
+      rollout = _SampleRollout(module, env, T, device)
     act_buf = np.zeros((T, B), dtype=np.int64)
     rew_buf = np.zeros((T, B), dtype=np.float32)
     done_buf = np.zeros((T, B), dtype=bool)
@@ -182,6 +181,13 @@ class PPOOracle(torch_policy.TorchOracle):
     return torch_policy.finish(request, run, "ppo", updates=updates)
 
 
+def _critic(module: torch_policy.TorchPolicy) -> networks.Network:
+  """PPO's critic: the state-value network of a module built `with_value`."""
+  if module.value is None:
+    raise ValueError("PPO's module has no value network; build it with with_value=True.")
+  return module.value
+
+
 class _ObservationTable:
   """The learner's network over a table of distinct observations."""
 
@@ -207,7 +213,7 @@ class _ObservationTable:
     unique, inverse = np.unique(rows, return_inverse=True)
     u = torch.as_tensor(unique, device=self.device)
     probs = self.module(self.obs[u], self.legal[u])
-    values = self.module.value(self.obs[u])[:, 0]
+    values = _critic(self.module)(self.obs[u])[:, 0]
     return probs.cpu().numpy()[inverse], values.cpu().numpy()[inverse]
 
   def log_probs(self, u: torch.Tensor) -> torch.Tensor:
@@ -275,7 +281,7 @@ class _SampleRollout:
     """`[B, A]` action probabilities and `[B]` values at the current observations."""
     obs = torch.as_tensor(self.current[0], device=self.device)
     probs = self.module(obs, torch.as_tensor(self.current[1], device=self.device))
-    return probs.cpu().numpy(), self.module.value(obs)[:, 0].cpu().numpy()
+    return probs.cpu().numpy(), _critic(self.module)(obs)[:, 0].cpu().numpy()
 
   def step(self, t: int, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Plays `[B]` actions as the rollout's step `t`; `[B]` rewards and dones."""
@@ -292,8 +298,8 @@ class _SampleRollout:
     give the same loss and gradient; the summed one costs less."""
     n = actions.size
     flat = np.ascontiguousarray(self.obs.reshape(n, -1))
-    # Rows compared as raw bytes: a 1-D sort, 9x faster than `unique(axis=0)`'s
-    # lexicographic one (which was a fifth of a simulated best response).
+    # Rows compared as raw bytes: a 1-D sort, much cheaper than
+    # `unique(axis=0)`'s lexicographic one.
     rows_as_bytes = flat.view(np.dtype((np.void, flat.dtype.itemsize * flat.shape[1])))
     unique, first, inverse = np.unique(
       rows_as_bytes.ravel(), return_index=True, return_inverse=True
@@ -353,14 +359,14 @@ class _StateBatch:
     ret = ret.ravel().astype(np.float64)
     key = inverse * num_actions + actions.ravel()
 
-    def per_action(weights=None):
+    def per_action(weights: np.ndarray | None = None) -> np.ndarray:
       return np.bincount(key, weights, minlength=size * num_actions).reshape(size, num_actions)
 
     count = np.bincount(inverse, minlength=size)
     ret_mean = np.bincount(inverse, ret, minlength=size) / count
     ret_sq_dev = np.bincount(inverse, (ret - ret_mean[inverse]) ** 2, minlength=size)
     device = observations.device
-    tensors = [
+    count_t, taken_t, adv_pos_t, adv_neg_t, ret_mean_t, ret_sq_dev_t = (
       torch.as_tensor(x, dtype=torch.float32, device=device)
       for x in (
         count,
@@ -370,11 +376,21 @@ class _StateBatch:
         ret_mean,
         ret_sq_dev,
       )
-    ]
+    )
     rows_t = torch.as_tensor(unique, device=device)
     with torch.no_grad():  # no update yet: the rollout's policy
       old_logp = observations.log_probs(rows_t)
-    return cls(rows_t, *tensors, old_logp, observations)
+    return cls(
+      rows_t,
+      count_t,
+      taken_t,
+      adv_pos_t,
+      adv_neg_t,
+      ret_mean_t,
+      ret_sq_dev_t,
+      old_logp,
+      observations,
+    )
 
   def losses(self, mb: torch.Tensor, clip_coef: float) -> tuple[torch.Tensor, ...]:
     """`(policy, value, entropy, approx_kl)` losses, means over the samples at `mb`.
@@ -399,7 +415,7 @@ class _StateBatch:
       ).sum()
       / n
     )
-    values = observations.module.value(observations.obs[u])[:, 0]
+    values = _critic(observations.module)(observations.obs[u])[:, 0]
     v_loss = (
       0.5 * (self.count[mb] * (values - self.ret_mean[mb]) ** 2 + self.ret_sq_dev[mb]).sum() / n
     )
@@ -472,7 +488,7 @@ class _SampleBatch:
     ratio = log_ratio.exp()
     adv = self.adv[mb]
     pg_loss = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
-    v_loss = 0.5 * ((self.module.value(self.obs[mb])[:, 0] - self.ret[mb]) ** 2).mean()
+    v_loss = 0.5 * ((_critic(self.module)(self.obs[mb])[:, 0] - self.ret[mb]) ** 2).mean()
     entropy = -(logp_all.exp() * logp_all).sum(1).mean()
     with torch.no_grad():
       approx_kl = ((ratio - 1) - log_ratio).mean()

@@ -29,7 +29,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
 import numpy as np
 import torch
@@ -121,8 +121,12 @@ class Transitions:
   done: torch.Tensor
 
 
-class ReplayLearner(abc.ABC):
-  """One off-policy algorithm: its exploration and its losses.
+_OptionsT = TypeVar("_OptionsT", bound=ReplayOptions)
+
+
+class ReplayLearner(abc.ABC, Generic[_OptionsT]):
+  """One off-policy algorithm (with options of type `_OptionsT`): its
+  exploration and its losses.
 
   Class attributes:
     output: the best response's `TorchPolicy` output ("greedy" or "softmax").
@@ -134,7 +138,7 @@ class ReplayLearner(abc.ABC):
   update_keys: ClassVar[tuple[str, ...]]
   schedule_keys: ClassVar[tuple[str, ...]] = ()
 
-  def __init__(self, config: ReplayOptions, run: torch_policy.TrainingSetup):
+  def __init__(self, config: _OptionsT, run: torch_policy.TrainingSetup):
     self.config = config
     self.run = run
     # Transitions before the first update; a warm-started learner may lower it.
@@ -181,17 +185,19 @@ class ActorCriticOptions(ReplayOptions):
   warm_start_actor: bool = False
 
 
-# PSRO's preset for the actor-critic learners (MPO, CrossQ): a best response of
-# 3 s makes a few hundred gradient steps, so the critics carry over from the
+# PSRO's preset for the actor-critic learners (MPO, CrossQ): a short best
+# response makes few gradient steps, so the critics carry over from the
 # previous one, and smaller batches give more steps; the result is the
-# critics' Boltzmann policy, which PSRO mixes better than their argmax (on
-# Leduc, 10 minutes: BUILD_NOTES).
+# critics' Boltzmann policy, which PSRO mixes better than their argmax.
 PSRO_ACTOR_CRITIC = dict(
   critic_greedy_result=True, warm_start_critics=True, result_temperature=0.01, batch_size=256
 )
 
 
-class ActorCriticLearner(ReplayLearner):
+_ActorCriticOptionsT = TypeVar("_ActorCriticOptionsT", bound=ActorCriticOptions)
+
+
+class ActorCriticLearner(ReplayLearner[_ActorCriticOptionsT]):
   """A learner whose `critics` give `Q(s, a)` for every action.
 
   Its result (`critic_greedy_result`) plays the best legal action of the
@@ -251,13 +257,14 @@ class ActorCriticLearner(ReplayLearner):
   def _critics_of(self, module: torch_policy.TorchPolicy) -> list[nn.Module]:
     """The critics inside a module shaped by `_result_shape`."""
     if self.config.critic_greedy_result:
-      return [module.net, module.twin][: len(self.critics)]
+      nets: list[nn.Module] = [module.net] if module.twin is None else [module.net, module.twin]
+      return nets[: len(self.critics)]
     return list(module.critics)
 
   def warm_start(self) -> bool:
     """Loads the critics (`warm_start_critics`) and the actor
     (`warm_start_actor`) from the previous best response's result when it is
-    shaped as ours, both when the request continues it (`continues_previous`;
+    shaped as ours, both when the request continues it (`TrainingPlan.continues`;
     a critics' result carries its actor only with `warm_start_actor`);
     returns whether it loaded anything."""
     cfg, previous, continues = self.config, self.run.previous, self.run.continues
@@ -286,8 +293,8 @@ class ActorCriticLearner(ReplayLearner):
 
 def train(
   request: base.BestResponseRequest,
-  cfg: ReplayOptions,
-  learner_cls: type[ReplayLearner],
+  cfg: _OptionsT,
+  learner_cls: type[ReplayLearner[_OptionsT]],
   algorithm: str,
 ) -> base.PopulationMember:
   """Trains `learner_cls` by replay on the request's environment (module doc)."""

@@ -17,9 +17,9 @@ observation (PPO).
 
 `PyspielVecEnv` is the same interface over `pyspiel` states, for games too
 large to compile (`simulation.GameBatch` plays its games: opponents are
-batched policies, one forward pass per opponent for all waiting games); about
-30x slower than the tree on Leduc, and 6-9x faster than OpenSpiel's
-`rl_environment` (benchmarks/rollouts.py).
+batched policies, one forward pass per opponent for all waiting games):
+slower than the tree, faster than OpenSpiel's `rl_environment`
+(`benchmarks/rollouts.py` measures both).
 
 Also here: `Budget` (episode / step / wall-time limits), `Progress` (a tiny
 progress bar on the log), and `policy_value` (exact expected return of a
@@ -34,6 +34,7 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import pyspiel
@@ -58,31 +59,24 @@ class TreeVecEnv:
     self,
     tree: GameTree,
     player: int,
-    opponent_populations: Sequence[np.ndarray | None],
-    opponent_weights: Sequence[np.ndarray | None],
+    opponents: base.Opponents,
     num_envs: int,
     seed: int = 0,
     obs_table: np.ndarray | None = None,
-    opponent_joint: np.ndarray | None = None,
-    opponent_hedge: hedge.HedgeOptions | None = None,
   ):
     """Args.
 
     tree: the compiled game.
     player: the learner.
-    opponent_populations: per player, `[N_q, I_q, A]` matrices (None at
-      `player`).
-    opponent_weights: per player, `[N_q]` meta-strategy (None at `player`).
+    opponents: whom the learner plays (`base.Opponents`), populations as
+      `[N_q, I_q, A]` matrices: members drawn independently per opponent
+      (`MemberMixture`), one joint profile per game (`JointMixture`), or
+      mixtures that learn from the finished episodes (`LearningMixture`:
+      one `hedge.OpponentHedge` per opponent, `hedges`).
     num_envs: games in the batch.
     seed: seeds chance, opponents and member draws.
     obs_table: `[I_p, ...]` what the learner observes at each of its
       information states; defaults to the information-state tensors.
-    opponent_joint: `[N_q for q != player]` correlated opponents (JPSRO):
-      each game draws one joint profile from it instead of independent
-      members from `opponent_weights`.
-    opponent_hedge: the opponents' mixtures learn from the finished
-      episodes (`hedge.OpponentHedge`, one per opponent; `hedges`), starting
-      at `opponent_weights`.
     """
     self.tree = tree
     self.player = player
@@ -101,36 +95,36 @@ class TreeVecEnv:
     self._is_terminal = tree.player == _TERMINAL
     self._returns = tree.returns[:, player].astype(np.float32)
     self._chance_cum = simulation.cumulative_rows(tree.chance_probs)
-    # Per opponent: cumulative behaviour rows and the member distribution.
-    self._opponents = []
+    # Per opponent: its player and cumulative behaviour rows.
+    self._opponents: list[tuple[int, np.ndarray]] = []
     for q in range(tree.num_players):
       if q == player:
         continue
-      pop = np.asarray(opponent_populations[q], dtype=np.float64)
-      weights = np.asarray(opponent_weights[q], dtype=np.float64)
+      pop = np.asarray(opponents.populations[q], dtype=np.float64)
       cum = np.zeros(pop.shape[:2] + (tree.child.shape[1],))
       cum[:, :, : pop.shape[2]] = simulation.cumulative_rows(pop)
       cum[:, :, pop.shape[2] :] = 1.0
-      self._opponents.append((q, cum, simulation.cumulative_rows(weights)))
+      self._opponents.append((q, cum))
     self._members = np.zeros((len(self._opponents), num_envs), dtype=np.int64)
-    self.hedges: list[hedge.OpponentHedge] | None = None
-    if opponent_hedge is not None:
-      if opponent_joint is not None:
-        raise ValueError(
-          "the opponent learner (opponent_hedge) learns independent"
-          " mixtures; it cannot learn a joint (opponent_joint)."
-        )
-      self.hedges = [
-        hedge.OpponentHedge(opponent_weights[q], opponent_hedge) for q, _, _ in self._opponents
-      ]
-    self._joint = (
-      None
-      if opponent_joint is None
-      else (
-        np.shape(opponent_joint),
-        simulation.cumulative_rows(np.asarray(opponent_joint, dtype=np.float64).reshape(-1)),
-      )
-    )
+    # How members are drawn: per opponent its cumulative mixture, or one
+    # cumulative joint (with its shape) for all of them.
+    self._weight_cums: list[np.ndarray] = []
+    self._joint: tuple[tuple[int, ...], np.ndarray] | None = None
+    self.hedges: list[hedge.OpponentHedge] = []
+    match opponents:
+      case base.JointMixture(joint=joint):
+        flat = np.asarray(joint, dtype=np.float64).reshape(-1)
+        self._joint = (np.shape(joint), simulation.cumulative_rows(flat))
+      case base.MemberMixture(weights=weights) | base.LearningMixture(weights=weights):
+        self._weight_cums = [
+          simulation.cumulative_rows(np.asarray(weights[q], dtype=np.float64))
+          for q, _ in self._opponents
+        ]
+        if isinstance(opponents, base.LearningMixture):
+          self.hedges = [
+            hedge.OpponentHedge(np.asarray(weights[q]), opponents.learner)
+            for q, _ in self._opponents
+          ]
     self._hist = np.zeros(num_envs, dtype=np.int64)
     # `[B]` after each step: the terminal history each game ended in, or -1
     # (for tests and diagnostics; not an observation).
@@ -144,7 +138,7 @@ class TreeVecEnv:
       profiles = np.searchsorted(joint_cum, 1.0 - self._rng.random(len(idx)))
       self._members[:, idx] = np.unravel_index(np.minimum(profiles, len(joint_cum) - 1), shape)
       return
-    for j, (_, _, weight_cum) in enumerate(self._opponents):
+    for j, weight_cum in enumerate(self._weight_cums):
       self._members[j, idx] = simulation.sample_rows(
         np.broadcast_to(weight_cum, (len(idx), len(weight_cum))), self._rng
       )
@@ -160,7 +154,7 @@ class TreeVecEnv:
         return
       cum = self._chance_cum[h]  # chance rows; opponent rows filled below
       who = tree.player[h]
-      for j, (q, opp_cum, _) in enumerate(self._opponents):
+      for j, (q, opp_cum) in enumerate(self._opponents):
         at_q = who == q
         if at_q.any():
           cum[at_q] = opp_cum[self._members[j, idx[at_q]], tree.infostate[h[at_q]]]
@@ -225,7 +219,7 @@ class TreeVecEnv:
     reward = np.where(done, self._returns[self._hist], 0.0).astype(np.float32)
     finished = np.flatnonzero(done)
     if len(finished):
-      if self.hedges is not None:
+      if self.hedges:
         self._observe_episodes(finished)
       self._reset_games(finished)
     return self.infostates, reward, done
@@ -234,10 +228,17 @@ class TreeVecEnv:
     """Feeds the finished games (before their reset redraws the members) to
     the opponents' learners, and samples from their new mixtures."""
     terminal = self._hist[finished]
-    for j, (q, cum, _) in enumerate(self._opponents):
-      learner = self.hedges[j]
+    for j, ((q, _), learner) in enumerate(zip(self._opponents, self.hedges)):
       if learner.observe(self._members[j, finished], self.tree.returns[terminal, q]):
-        self._opponents[j] = (q, cum, simulation.cumulative_rows(learner.weights))
+        self._weight_cums[j] = simulation.cumulative_rows(learner.weights)
+
+  def learned_weights(self) -> list[np.ndarray | None] | None:
+    """Against a `LearningMixture`, per player its learner's average (None
+    at the learner); else None."""
+    if not self.hedges:
+      return None
+    averages = iter(learner.average() for learner in self.hedges)
+    return [None if q == self.player else next(averages) for q in range(self.tree.num_players)]
 
   @property
   def infostates(self) -> np.ndarray:
@@ -260,13 +261,12 @@ class PyspielVecEnv:
     self,
     game: pyspiel.Game | str,
     player: int,
-    opponent_populations: Sequence[Sequence[simulation.BatchedPolicy] | None],
-    opponent_weights: Sequence[np.ndarray | None],
+    opponents: base.MemberMixture,
     num_envs: int,
     seed: int = 0,
   ):
-    """Args as `TreeVecEnv`, with `opponent_populations[q]` a list of batched
-    policies (None at `player`)."""
+    """Args as `TreeVecEnv`, with `opponents.populations[q]` a list of
+    batched policies (None at `player`), drawn independently."""
     if isinstance(game, str):
       game = pyspiel.load_game(game)
     self.game = game
@@ -276,7 +276,9 @@ class PyspielVecEnv:
     simulation.check_game(game)
     self.obs_shape = tuple(game.information_state_tensor_shape())
     seats = [
-      None if q == player else simulation.Population(opponent_populations[q], opponent_weights[q])
+      None
+      if q == player
+      else simulation.Population(opponents.populations[q], np.asarray(opponents.weights[q]))
       for q in range(game.num_players())
     ]
     self._games = simulation.GameBatch(game, seats, num_envs, np.random.default_rng(seed))
@@ -297,7 +299,8 @@ class PyspielVecEnv:
     raise RuntimeError("the learner almost never gets to act in this game.")
 
   def _observe(self) -> tuple[np.ndarray, np.ndarray]:
-    obs, self._legal = self._games.observe(self._all, self.player)
+    obs, self._legal = self._games.observe(cast(Sequence[int], self._all), self.player)
+    assert obs is not None  # asked for
     return obs.reshape((self.num_envs,) + self.obs_shape), self._legal
 
   def reset(self) -> tuple[np.ndarray, np.ndarray]:
@@ -320,6 +323,10 @@ class PyspielVecEnv:
       self._reset_games(finished)
     return (*self._observe(), reward, done)
 
+  def learned_weights(self) -> None:
+    """Opponents here never learn (`TreeVecEnv.learned_weights`)."""
+    return None
+
 
 def make_env(
   request: base.BestResponseRequest, num_envs: int, seed: int, obs_table: np.ndarray | None = None
@@ -327,47 +334,34 @@ def make_env(
   """The vectorised environment of an oracle request: over its compiled tree,
   or simulated with pyspiel when the request has none (then `obs_table` must
   be None: the learner observes information-state tensors)."""
-  if request.tree is None:
-    if request.opponent_joint is not None:
-      raise ValueError(
-        "simulated environments draw opponents independently and"
-        " cannot answer correlated opponents (opponent_joint, JPSRO"
-        " with three or more players); use a game that compiles."
-      )
-    if obs_table is not None:
-      raise ValueError(
-        "simulated environments observe information-state"
-        " tensors; an observation table needs a compiled tree."
-      )
-    if request.opponent_hedge is not None:
-      raise ValueError(
-        "the opponent learner (opponent_hedge) runs on a compiled"
-        " tree only; use a game that compiles."
-      )
-    return PyspielVecEnv(
-      request.game,
-      request.player,
-      request.opponent_populations,
-      request.opponent_weights,
-      num_envs,
-      seed,
+  opponents = request.opponents
+  if request.tree is not None:
+    return TreeVecEnv(request.tree, request.player, opponents, num_envs, seed, obs_table)
+  if obs_table is not None:
+    raise ValueError(
+      "simulated environments observe information-state"
+      " tensors; an observation table needs a compiled tree."
     )
-  return TreeVecEnv(
-    request.tree,
-    request.player,
-    request.opponent_populations,
-    request.opponent_weights,
-    num_envs,
-    seed,
-    obs_table,
-    request.opponent_joint,
-    request.opponent_hedge,
-  )
+  if isinstance(opponents, base.JointMixture):
+    raise ValueError(
+      "simulated environments draw opponents independently and"
+      " cannot answer correlated opponents (a JointMixture); use a"
+      " game that compiles."
+    )
+  if isinstance(opponents, base.LearningMixture):
+    raise ValueError(
+      "learning opponents (a LearningMixture) run on a compiled tree"
+      " only; use a game that compiles."
+    )
+  assert request.game is not None  # a request without a tree has its game
+  return PyspielVecEnv(request.game, request.player, opponents, num_envs, seed)
 
 
 def policy_value(request: base.BestResponseRequest, matrix: np.ndarray) -> float:
   """Exact expected return of `[I_p, A]` `matrix` against the request's mixture."""
   tree, p = request.tree, request.player
+  if tree is None:
+    raise ValueError("exact values need the request's compiled tree.")
   reach = request.opponent_terminal_reach() * tree.terminal_reach(p, matrix)
   return float(reach @ tree.terminal_returns[:, p])
 
@@ -471,7 +465,7 @@ class TrainingLog:
   @property
   def fraction(self) -> float:
     """Where the schedules stand: the budget's spent fraction, mapped onto
-    `schedule_span` (`BestResponseRequest.schedule_span`)."""
+    `schedule_span` (`TrainingPlan.schedule_span`)."""
     start, end = self.schedule_span
     return start + (end - start) * self.budget.fraction(self.episodes, self.steps)
 

@@ -19,18 +19,17 @@ response ends nearly deterministic. Trained by the shared replay loop
 The result (`critic_greedy_result`, on by default) plays the best legal
 action of `min_i Q_i` (`TorchPolicy(output="greedy", q_networks=2)` holding
 the two critics): a best response to fixed opponents can be deterministic,
-and the actor, fitted to the critics, lags them. Against 5 deterministic
-Leduc policies (45 s, 3 seeds) the critics' greedy policy got 96.9-99.4% of
-the exact gain where the actor got 95.4-96.9% (BUILD_NOTES). Off, the result
-is the actor: `TorchPolicy(output="softmax")`, carrying the critics. These
-choices, a Boltzmann result and the critics' warm start between best
-responses are `replay.ActorCriticLearner`'s, shared with CrossQ and MPO.
+and the actor, fitted to the critics, lags them. Off, the result is the
+actor: `TorchPolicy(output="softmax")`, carrying the critics. These choices, a
+Boltzmann result and the critics' warm start between best responses are
+`replay.ActorCriticLearner`'s, shared with CrossQ and MPO.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -44,18 +43,17 @@ from openspiel_psro_ext.oracles.rl import networks, replay, torch_policy
 class SoftActorOptions(replay.ActorCriticOptions):
   """The actor's and temperature's settings, shared with CrossQ."""
 
-  num_threads: int = 1  # 95.8% vs 94.6% of the mixture BR gain with torch's 2
+  num_threads: int = 1  # small networks: a second thread does not pay
   # 4x the shared default: a gradient step costs the same whatever the games
-  # in flight, so more games give fresher, broader replay for the same steps
-  # (SAC vs the 5-policy mixture, worst of 3 seeds: 93.8% -> 95.7% with the actor).
+  # in flight, so more games give fresher, broader replay for the same steps.
   num_envs: int = 1024
   actor_lr: float = 1e-3
   critic_lr: float = 1e-3
   alpha_lr: float = 3e-3
   initial_alpha: float = 0.5
-  # Fractions of log(#legal actions). Starting near-uniform matters: from 0.3
-  # the actor stopped exploring early and best responses to a mixture of 5
-  # deterministic policies plateaued at 87-92% of the exact gain (98% now).
+  # Fractions of log(#legal actions). Starting near-uniform matters: from a
+  # lower start the actor stops exploring early and best responses to a
+  # mixture of deterministic policies plateau short of the exact gain.
   target_entropy_start: float = 0.9
   target_entropy_end: float = 0.01
 
@@ -72,15 +70,18 @@ class SACOracle(torch_policy.TorchOracle):
 
   name = "sac"
   Config = SACConfig
-  # Short best responses inside PSRO; SAC learns slowly at first (at 2 s its
-  # best responses still miss most of the gain).
+  # Short best responses inside PSRO, a little longer than DQN's: SAC learns
+  # slowly at first.
   psro_defaults = dict(time_budget_s=3.0)
 
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
     return replay.train(request, self.config, _SACLearner, "sac")
 
 
-class SoftActorLearner(replay.ActorCriticLearner):
+_SoftActorOptionsT = TypeVar("_SoftActorOptionsT", bound=SoftActorOptions)
+
+
+class SoftActorLearner(replay.ActorCriticLearner[_SoftActorOptionsT]):
   """The softmax actor, its exploration, the actor loss `L_pi` and the
   temperature loss `L_alpha` (module doc); SAC and CrossQ add their critics."""
 
@@ -89,7 +90,7 @@ class SoftActorLearner(replay.ActorCriticLearner):
 
   def __init__(
     self,
-    config: SoftActorOptions,
+    config: _SoftActorOptionsT,
     run: torch_policy.TrainingSetup,
     betas: tuple[float, float] = (0.9, 0.999),
   ):
@@ -139,7 +140,7 @@ class SoftActorLearner(replay.ActorCriticLearner):
     return torch.stack([actor_loss.detach(), entropy.mean(), alpha])
 
 
-class _SACLearner(SoftActorLearner):
+class _SACLearner(SoftActorLearner[SACConfig]):
   """Discrete SAC's critics and their targets (see the module doc)."""
 
   def __init__(self, config: SACConfig, run: torch_policy.TrainingSetup):
@@ -161,10 +162,11 @@ class _SACLearner(SoftActorLearner):
       next_q = torch.min(targets[0](batch.next_obs), targets[1](batch.next_obs))
       next_v = (next_probs * (next_q - alpha * next_logp)).sum(1)
       y = batch.reward + cfg.gamma * (1.0 - batch.done) * next_v
-    critic_loss = sum(
+    losses = [
       nn.functional.mse_loss(c(batch.obs).gather(1, batch.action[:, None])[:, 0], y)
       for c in critics
-    )
+    ]
+    critic_loss = sum(losses[1:], losses[0])
     self.critic_opt.zero_grad()
     critic_loss.backward()
     nn.utils.clip_grad_norm_(critics.parameters(), cfg.max_grad_norm)

@@ -78,6 +78,7 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
   """
 
   uses_observations = True  # simulation.BatchedPolicy
+  game: pyspiel.Game  # `policy_lib.Policy`'s, not a submodule
 
   def __init__(
     self,
@@ -118,7 +119,7 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
         " positive temperature, and only it takes one."
       )
     self.player = player
-    self.arch = dict(
+    self.arch: dict[str, Any] = dict(
       game=str(game),
       player=int(player),
       obs_shape=[int(d) for d in obs_shape],
@@ -316,7 +317,7 @@ class TrainingOptions:
   warm_start: bool = False  # from the player's previous best response (off:
   # in PSRO a fresh network explores the new best response better)
   device: str = "cpu"  # "cuda" where available
-  # Games in flight for a request without a tree (pyspiel games, ~20x slower
+  # Games in flight for a request without a tree (pyspiel games, far slower
   # to step than the tree: fewer games give more updates per second); 0
   # keeps the oracle's `num_envs`.
   simulated_num_envs: int = 0
@@ -345,7 +346,7 @@ class TrainingSetup:
   # that warm-start parts other than `module` (the actor-critic learners'
   # critics, and their actor when the result is the critics' policy).
   previous: Any = None
-  # `request.continues_previous`: every part starts from `previous`.
+  # `request.plan.continues`: every part starts from `previous`.
   continues: bool = False
 
 
@@ -385,7 +386,7 @@ def setup(
     with_value=with_value,
   )
   previous = warm_start_source(request, module)
-  if (cfg.warm_start or request.continues_previous) and previous is not None:
+  if (cfg.warm_start or request.plan.continues) and previous is not None:
     module.load_state_dict(previous.state_dict())
   budget = rollouts.Budget(
     cfg.total_episodes,
@@ -394,7 +395,7 @@ def setup(
   )
   name = f"{type(cfg).__name__.replace('Config', '').lower()} p{player}"
   log = rollouts.TrainingLog(
-    name, budget, num_envs, cfg.progress, curve_keys, request.schedule_span
+    name, budget, num_envs, cfg.progress, curve_keys, request.plan.schedule_span
   )
   return TrainingSetup(
     device,
@@ -404,7 +405,7 @@ def setup(
     log,
     np.random.default_rng([request.seed, 1]),
     None if request.previous is None else request.previous.module,
-    request.continues_previous,
+    request.plan.continues,
   )
 
 
@@ -431,12 +432,6 @@ def finish(
   module = setup_.module.cpu().eval()
   log = setup_.log
   log.close()
-  hedges = getattr(setup_.env, "hedges", None)
-  if hedges is not None:  # per player, the learned mixture (None: the learner's)
-    averages = iter(learner.average() for learner in hedges)
-    stats["opponent_weights"] = [
-      None if q == request.player else next(averages) for q in range(request.game.num_players())
-    ]
   logging.info(
     "%s player %d: %d episodes in %.1fs",
     algorithm,
@@ -456,6 +451,7 @@ def finish(
       curves=log.curves,
       **stats,
     ),
+    learned_weights=setup_.env.learned_weights(),
   )
 
 
