@@ -25,7 +25,6 @@ from open_spiel.python.algorithms import jpsro as stock_jpsro
 
 from openspiel_psro_ext import psro
 from openspiel_psro_ext.game import correlated_gaps, game_tree, policies
-from openspiel_psro_ext.psro import variants as algorithms
 
 
 def ours(game: str, solver: str, target: float, budget_s: float, iterations: int = 1000):
@@ -39,22 +38,23 @@ def ours(game: str, solver: str, target: float, budget_s: float, iterations: int
     target_nash_conv=target,
     time_budget_s=budget_s,
   )
-  run = algorithms.make(config)
+  run = psro.PSRO(config)
   key = f"{solver}_gap"
 
   def show(record):
-    m = record.metrics
+    state = record.variant
     print(
       f"  ours {solver} it {record.iteration:3d} sizes {record.population_size}"
-      f" cce_gap {m['cce_gap']:.2e} ce_gap {m['ce_gap']:.2e}"
+      f" cce_gap {state.cce_gap:.2e} ce_gap {state.ce_gap:.2e}"
       f" nash_conv(marginals) {record.nash_conv:.3f} t {record.wall_time_s:7.2f}s",
       flush=True,
     )
 
   reason = run.run(show)
   last = run.records[-1]
+  gap = last.variant.ce_gap if solver == "ce" else last.variant.cce_gap
   print(
-    f"ours JPSRO({solver.upper()}) {game}: {key} {last.metrics[key]:.2e} after"
+    f"ours JPSRO({solver.upper()}) {game}: {key} {gap:.2e} after"
     f" {last.iteration + 1} iterations, {last.wall_time_s:.1f} s ({reason})",
     flush=True,
   )

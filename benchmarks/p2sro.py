@@ -79,9 +79,9 @@ def _options(args: argparse.Namespace, workers: int) -> p2sro.PipelineOptions:
 def _steps(run: psro.PSRO) -> list[dict]:
   steps = []
   for r in run.records:
+    state = r.variant
     worker_s = [
-      sum(chunks) + level
-      for chunks, level in zip(r.metrics["p2sro/chunk_seconds"], r.metrics["p2sro/level_seconds"])
+      sum(chunks) + level for chunks, level in zip(state.chunk_seconds, state.level_seconds)
     ]
     steps.append(
       dict(
@@ -91,10 +91,10 @@ def _steps(run: psro.PSRO) -> list[dict]:
         wall_time_s=r.wall_time_s,
         psro_time_s=r.psro_time_s,
         worker_s=worker_s,
-        level_s=r.metrics["p2sro/level_seconds"],
-        worker_episodes=[sum(level) for level in r.metrics["p2sro/chunk_episodes"]],
+        level_s=state.level_seconds,
+        worker_episodes=[sum(level) for level in state.chunk_episodes],
         driver_s=max(r.psro_time_s - sum(worker_s), 0.0),
-        episodes=sum(sum(level) for level in r.metrics["p2sro/chunk_episodes"]),
+        episodes=sum(sum(level) for level in state.chunk_episodes),
       )
     )
   return steps
@@ -122,7 +122,7 @@ def _warm_up_torch() -> None:
 
 def project(args: argparse.Namespace, workers: int) -> None:
   _warm_up_torch()
-  run = p2sro.P2SRO(_config(args), options=_options(args, workers))
+  run = psro.PSRO(_config(args), variant=p2sro.P2SRO(_options(args, workers)))
   start = time.perf_counter()
   # Saved after every step: a run cut short still reports its steps.
   run.run(
@@ -142,7 +142,7 @@ def measure(args: argparse.Namespace, workers: int) -> None:
   os.sched_setaffinity(0, sorted(allowed)[:workers])
   backend = backends.RayBackend(num_cpus=2 * workers)
   try:
-    run = p2sro.P2SRO(_config(args), options=_options(args, workers), backend=backend)
+    run = psro.PSRO(_config(args), variant=p2sro.P2SRO(_options(args, workers)), backend=backend)
     run.run(lambda _: _save(args, "measure", workers, _steps(run), {}))
   finally:
     backend.close()

@@ -168,9 +168,8 @@ def main():
   )
   start = time.perf_counter()  # Ray's start-up counts
   backend = backends.make(args.backend)
-  run = algorithms.make(
-    config, algorithms.options(args.algorithm, json.loads(args.algorithm_options)), backend=backend
-  )
+  options = algorithms.options(args.algorithm, json.loads(args.algorithm_options))
+  run = psro.PSRO(config, backend=backend, variant=algorithms.make(args.algorithm, options))
   settings = {
     k: v
     for k, v in vars(run.oracle.config).items()
@@ -207,7 +206,7 @@ def main():
     )
   # The final population's output (after the last best responses): the
   # meta-strategy, or the variant's own output.
-  final = run.output_nash_conv(run.meta_solve())
+  _, final = run.variant.output(run.variant.meta_solve())
   total = time.perf_counter() - start
   backend.close()
   print(f"{'end':>4} {total:>8.1f} {episodes:>12,} {final.nash_conv:>9.4f}")

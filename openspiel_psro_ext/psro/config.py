@@ -17,15 +17,19 @@ fills them in (the run directory's `config.json` holds the resolved values):
                          `oracle_config` is kept constant unless a final
                          budget is given too; 0 means constant.
 
-`check(config, tree)` refuses a config that cannot run, before anything is
-written, with a `UsageError` naming the fix.
+`check(config, view)` refuses a config that cannot run on the game's view,
+before anything is written, with a `UsageError` naming the fix. Each field is
+declared with `setting`: its help text, and the values it takes, beside it;
+the command line's flags are generated from these fields.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -34,6 +38,7 @@ from openspiel_psro_ext import meta_solvers
 from openspiel_psro_ext import oracles as oracles_lib
 from openspiel_psro_ext.errors import UsageError
 from openspiel_psro_ext.game import game_tree as game_tree_lib
+from openspiel_psro_ext.psro import views
 from openspiel_psro_ext.runs import checkpoints
 from openspiel_psro_ext.simulated import simulation
 
@@ -41,6 +46,9 @@ RL_TIME_BUDGET_S = 300.0
 EXACT_TIME_BUDGET_S = 60.0
 RL_BUDGET_FINAL_S = 4.0
 RL_AVERAGE_DECAY = 0.9
+# Older names of `evaluation` values: "sampled" named the simulated view, a
+# word kept for sampled payoffs over the compiled tree (`sims_per_entry`).
+EVALUATION_ALIASES = {"sampled": "simulated"}
 
 # Settings that must match for `--resume` to continue a run (the stopping
 # rules may change).
@@ -65,73 +73,150 @@ RESULT_FIELDS = (
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
 
 
+def setting(
+  default: Any = dataclasses.MISSING,
+  *,
+  help: str,
+  default_factory: Any = dataclasses.MISSING,
+  choices: Sequence[str] | None = None,
+  aliases: dict[str, str] | None = None,
+  json_object: bool = False,
+  min: float | None = None,
+  max: float | None = None,
+  below: float | None = None,
+) -> Any:
+  """A config field with what the command line and the checks need to know.
+
+  The metadata is the one description of a setting: `run.py` generates its
+  flag from it (type from the annotation, default from the field), and it
+  declares the values a setting takes.
+
+  Args:
+    default: the field's default (or `default_factory`).
+    help: the flag's help text.
+    default_factory: as `dataclasses.field`.
+    choices: the values a string setting takes.
+    aliases: other names accepted for a choice (`{alias: choice}`).
+    json_object: a JSON object on the command line (`--oracle_config='{...}'`).
+    min: the smallest value allowed (inclusive).
+    max: the largest value allowed (inclusive).
+    below: values must be strictly smaller than this.
+  """
+  metadata: dict[str, Any] = {"help": help}
+  for key, value in (
+    ("choices", None if choices is None else tuple(choices)),
+    ("aliases", aliases),
+    ("json_object", json_object or None),
+    ("min", min),
+    ("max", max),
+    ("below", below),
+  ):
+    if value is not None:
+      metadata[key] = value
+  return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
+
+
 @dataclasses.dataclass
 class PSROConfig:
   """Everything that determines a PSRO run's results.
 
-  Attributes:
-    game: an OpenSpiel game string.
-    iterations: PSRO iterations (records) to run at most.
-    meta_solver: a name from `meta_solvers.names()`.
-    meta_solver_kwargs: the meta-solver's keyword arguments (checked against
-      its parameters).
-    oracle: a name from `oracles.names()`.
-    oracle_config: overrides of the oracle's `Config` fields, over its PSRO
-      preset (`Oracle.psro_defaults`).
-    seed: seeds every random choice of the run.
-    symmetric: one population shared by both players (2-player games whose
-      players have matching information-state tables).
-    sims_per_entry: 0 for exact payoff tables, else episodes sampled per
-      entry (a like-for-like comparison with stock psro_v2).
-    time_budget_s: stop after the iteration that passes this many seconds
-      (0: no budget; None: see the module doc).
-    target_nash_conv: stop once NashConv is at or below this (0: never).
-    oracle_budget_final_s: the best-response budget schedule's final value
-      (see the module doc).
-    oracle_budget_ramp_iterations: iterations over which the budget ramps.
-    best_responses_per_player: per population, how many best responses (with
-      different seeds) it gets each iteration; empty: one each. RL best
-      responses are noisy: more of them give the meta-solver better ones to
-      choose from.
-    max_histories: the compiled tree's size limit.
-    evaluation: "exact" (compile the game; refuse one that does not),
-      "sampled" (the simulated mode: sampled payoffs, approximate NashConv),
-      or "auto" (exact where the game compiles); see `views`.
-    payoff_target_stderr: the simulated mode's payoff entries are played
-      until their standard error (weighted by the meta-strategy) is at most
-      this; 0: 0.4% of the game's utility range.
-    algorithm: PSRO or a variant of it, by name (`algorithms.names()`).
-    meta_strategy_average_decay: 0, or the run's output (each record's
-      meta-strategy, its NashConv, the final policy) is the exponential
-      moving average of the meta-solver's meta-strategies, iteration s
-      weighted `decay^(t-s)` at iteration t; best responses still train
+  Each field's `help` says what it sets (it is also the flag's help text);
+  `None` defaults are oracle-dependent and filled in by `resolve` (see the
+  module doc). Two settings deserve more than a line:
+
+    best_responses_per_player: RL best responses are noisy, so more of them
+      per iteration (with different seeds) give the meta-solver better ones
+      to choose from.
+    meta_strategy_average_decay: the output at iteration t weights iteration
+      s's meta-strategy by `decay^(t-s)`, while best responses still train
       against each iteration's own (`IterationRecord.training_meta_strategy`).
       A restricted game's Nash over RL best responses overfits its own
-      population: on Leduc the average with 0.9 (about the last 10
-      iterations) was 25-45% less exploitable, simulated or compiled. None:
-      0.9 for plain PSRO with an oracle that trains, else 0 (an exact
-      oracle's double oracle reaches exactly 0; the variants output their own).
+      population; the average smooths that out. An exact oracle's double
+      oracle reaches exactly 0 without it, and the variants output their own.
   """
 
-  game: str = "leduc_poker"
-  iterations: int = 400
-  meta_solver: str = "nash"
-  meta_solver_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-  oracle: str = "ppo"
-  oracle_config: dict[str, Any] = dataclasses.field(default_factory=dict)
-  seed: int = 0
-  symmetric: bool = False
-  sims_per_entry: int = 0
-  time_budget_s: float | None = None
-  target_nash_conv: float = 0.01
-  oracle_budget_final_s: float | None = None
-  oracle_budget_ramp_iterations: int = 200
-  best_responses_per_player: tuple[int, ...] = ()
-  max_histories: int = game_tree_lib.DEFAULT_MAX_HISTORIES
-  evaluation: str = "auto"
-  payoff_target_stderr: float = simulation.SamplingConfig.target_stderr
-  algorithm: str = "psro"
-  meta_strategy_average_decay: float | None = None
+  game: str = setting("leduc_poker", help="OpenSpiel game string.")
+  iterations: int = setting(400, help="Maximum PSRO iterations.", min=1)
+  meta_solver: str = setting("nash", help="Meta-solver name (see meta_solvers.names()).")
+  meta_solver_kwargs: dict[str, Any] = setting(
+    default_factory=dict,
+    help="JSON keyword arguments for the meta-solver (checked against its parameters).",
+    json_object=True,
+  )
+  oracle: str = setting(
+    "ppo",
+    help="Best-response oracle (see oracles.names()): ppo, dqn, sac, mpo, crossq (deep RL)"
+    " or exact (closed form over the compiled tree).",
+  )
+  oracle_config: dict[str, Any] = setting(
+    default_factory=dict,
+    help="JSON overrides of the oracle's Config fields, over its PSRO preset"
+    " (Oracle.psro_defaults).",
+    json_object=True,
+  )
+  seed: int = setting(0, help="Seed for every random choice of the run.", min=0)
+  symmetric: bool = setting(
+    False,
+    help="One population shared by both players (2-player games whose players have"
+    " matching information-state tables).",
+  )
+  sims_per_entry: int = setting(
+    0, help="0: exact payoff tables; N: N sampled games per entry (as stock psro_v2).", min=0
+  )
+  time_budget_s: float | None = setting(
+    None,
+    help="Stop after the iteration that passes this many seconds of the run's whole clock"
+    f" (0: none; default {RL_TIME_BUDGET_S:g} s for RL oracles,"
+    f" {EXACT_TIME_BUDGET_S:g} s for exact).",
+    min=0,
+  )
+  target_nash_conv: float = setting(0.01, help="Stop at or below this NashConv (0: never).", min=0)
+  oracle_budget_final_s: float | None = setting(
+    None,
+    help="RL oracles: ramp each best response's time budget (the oracle's time_budget_s)"
+    " up to this over --oracle_budget_ramp_iterations (0: constant). Default:"
+    f" {RL_BUDGET_FINAL_S:g} s from the oracle's PSRO preset, unless --oracle_config sets"
+    " time_budget_s.",
+    min=0,
+  )
+  oracle_budget_ramp_iterations: int = setting(
+    200, help="Iterations over which --oracle_budget_final_s ramps.", min=1
+  )
+  best_responses_per_player: tuple[int, ...] = setting(
+    (),
+    help="Best responses each population gets per iteration, e.g. 2,1 (different seeds;"
+    " default one each).",
+    min=1,
+  )
+  max_histories: int = setting(
+    game_tree_lib.DEFAULT_MAX_HISTORIES,
+    help="Refuse to compile games with more histories than this.",
+    min=1,
+  )
+  evaluation: str = setting(
+    "auto",
+    help="exact: compile the game (exact payoffs and NashConv; refused for games too"
+    " large); simulated: play the game (payoffs from played games, approximate"
+    " NashConv); auto: exact where the game compiles, decided in seconds.",
+    choices=views.EVALUATIONS,
+    aliases=EVALUATION_ALIASES,
+  )
+  payoff_target_stderr: float = setting(
+    simulation.SamplingConfig.target_stderr,
+    help="Simulated view: play each payoff entry until its standard error, weighted by"
+    " the meta-strategy, is at most this (0: 0.4% of the game's utility range).",
+    min=0,
+  )
+  algorithm: str = setting("psro", help="PSRO or a variant of it (see algorithms.names()).")
+  meta_strategy_average_decay: float | None = setting(
+    None,
+    help="0, or output the exponential moving average of the meta-strategies with this"
+    " decay (best responses still train against each iteration's own). Default:"
+    f" {RL_AVERAGE_DECAY:g} (about the last 10 iterations) for plain PSRO with an RL"
+    " oracle, else 0.",
+    min=0,
+    below=1,
+  )
 
   @classmethod
   def from_dict(cls, data: dict[str, Any]) -> PSROConfig:
@@ -142,6 +227,8 @@ class PSROConfig:
     data = dict(data)
     if "best_responses_per_player" in data:
       data["best_responses_per_player"] = tuple(data["best_responses_per_player"])
+    if "evaluation" in data:  # runs written before the rename say "sampled"
+      data["evaluation"] = EVALUATION_ALIASES.get(data["evaluation"], data["evaluation"])
     return cls(**data)
 
   def to_dict(self) -> dict[str, Any]:
@@ -155,9 +242,15 @@ def default(field: str) -> Any:
 
 
 def resolve(config: PSROConfig) -> PSROConfig:
-  """The config with every oracle-dependent default filled in."""
+  """The config with every oracle-dependent default filled in, and an
+  `evaluation` alias replaced by its name."""
   oracle_cls = _oracle_class(config.oracle)
   changes: dict[str, Any] = {}
+  if config.evaluation in EVALUATION_ALIASES:
+    changes["evaluation"] = EVALUATION_ALIASES[config.evaluation]
+    logging.info(
+      "evaluation=%s is an alias of evaluation=%s.", config.evaluation, changes["evaluation"]
+    )
   if config.time_budget_s is None:
     changes["time_budget_s"] = RL_TIME_BUDGET_S if oracle_cls.trains else EXACT_TIME_BUDGET_S
   if config.oracle_budget_final_s is None:
@@ -318,6 +411,7 @@ def check_resumable(saved: dict[str, Any], current: PSROConfig, run_dir: str) ->
   # A field the saved run predates had its default value.
   # Runs from before the moving average output their own meta-strategies.
   saved = {**PSROConfig().to_dict(), "meta_strategy_average_decay": 0.0, **saved}
+  saved["evaluation"] = EVALUATION_ALIASES.get(saved["evaluation"], saved["evaluation"])
   now = current.to_dict()
   for key in RESULT_FIELDS:
     if saved.get(key) != now.get(key):

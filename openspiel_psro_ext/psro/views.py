@@ -6,7 +6,8 @@ tests which view it has:
   uniform_member(p)   the first member of population p (uniform random);
   add(members, seed)  appends each population's new members and the payoff
                       table's new entries;
-  request(...)        a best-response request against the meta-strategy;
+  opponent_populations(p)  the others' populations as a best-response
+                      request carries them;
   nash_conv(sigma)    exact NashConv of the meta-strategy, or None where the
                       game has no compiled tree;
   load_member(...)    a checkpointed member.
@@ -23,7 +24,7 @@ compile, the simulated view keeps the tree beside it so its records carry
 the exact NashConv too, to validate the simulated mode.
 
 `make_view(config)` chooses: `evaluation="exact"` compiles or refuses (a
-one-line `GameTooLargeError` that names the simulated mode), `"sampled"`
+one-line `GameTooLargeError` that names the simulated mode), `"simulated"`
 simulates (keeping the tree beside it where the game compiles), and `"auto"`
 compiles where `game_tree.get_tree` can (it decides within seconds of CPU and
 bounded memory) and simulates otherwise.
@@ -46,7 +47,7 @@ from openspiel_psro_ext.oracles import base as oracle_base
 from openspiel_psro_ext.runs import checkpoints
 from openspiel_psro_ext.simulated import simulation
 
-EVALUATIONS = ("auto", "exact", "sampled")
+EVALUATIONS = ("auto", "exact", "simulated")
 
 
 class View(abc.ABC):
@@ -60,7 +61,7 @@ class View(abc.ABC):
     table: the payoff table (`add`, `meta_games`, `shape`).
     simulated: members are batched policies playing pyspiel games
       (`policies`); NashConv is still exact where `tree` is kept beside.
-    name: "exact" or "sampled", for the log and the record.
+    name: "exact" or "simulated", for the log and the record.
   """
 
   name: str
@@ -102,30 +103,14 @@ class View(abc.ABC):
     return None
 
   @abc.abstractmethod
-  def opponents(self, player: int) -> Any:
-    """Player's population as a request carries it."""
+  def population(self, player: int) -> Any:
+    """Player's population as a request carries it: `[N, I, A]` matrices,
+    or a list of batched policies (simulated)."""
 
-  def request(
-    self,
-    player: int,
-    weights: Sequence[np.ndarray | None],
-    previous: oracle_base.PopulationMember | None,
-    seed: int,
-    time_budget_s: float | None,
-  ) -> oracle_base.BestResponseRequest:
-    """A best response for `player` against the others' `weights`."""
-    return oracle_base.BestResponseRequest(
-      tree=self.request_tree,
-      player=player,
-      game=self.game,
-      opponent_populations=[
-        None if q == player else self.opponents(q) for q in range(self.num_players)
-      ],
-      opponent_weights=[None if q == player else weights[q] for q in range(self.num_players)],
-      previous=previous,
-      seed=seed,
-      time_budget_s=time_budget_s,
-    )
+  def opponent_populations(self, player: int) -> list[Any]:
+    """Per player its population as a request carries it, None at `player`
+    (`oracles.base.MemberMixture.populations`)."""
+    return [None if q == player else self.population(q) for q in range(self.num_players)]
 
   @property
   def request_tree(self) -> game_tree_lib.GameTree | None:
@@ -137,15 +122,11 @@ class View(abc.ABC):
 
   def nash_conv(self, sigma: Sequence[np.ndarray]) -> exploitability.NashConvResult | None:
     """Exact NashConv of the meta-strategy, or None without a tree."""
-    matrices = self.population_matrices()
-    if matrices is None:
+    matrices, tree = self.population_matrices(), self.tree
+    if matrices is None or tree is None:
       return None
-    reaches = [
-      self.tree.terminal_reach(p, m[s > 0]) for p, (m, s) in enumerate(zip(matrices, sigma))
-    ]
-    return exploitability.nash_conv_from_reach(
-      self.tree, [s[s > 0] @ r for s, r in zip(sigma, reaches)]
-    )
+    reaches = [tree.terminal_reach(p, m[s > 0]) for p, (m, s) in enumerate(zip(matrices, sigma))]
+    return exploitability.nash_conv_from_reach(tree, [s[s > 0] @ r for s, r in zip(sigma, reaches)])
 
   @abc.abstractmethod
   def load_member(
@@ -158,6 +139,7 @@ class CompiledView(View):
   """The game compiled into a `GameTree`: exact payoffs and NashConv."""
 
   name = "exact"
+  tree: game_tree_lib.GameTree
 
   def __init__(self, tree: game_tree_lib.GameTree, num_populations: int, sims_per_entry: int = 0):
     self.tree, self.game = tree, tree.game
@@ -208,7 +190,7 @@ class CompiledView(View):
       self.tree, [s[s > 0] @ r[s > 0] for s, r in zip(sigma, reaches)]
     )
 
-  def opponents(self, player):
+  def population(self, player):
     return self.population_matrices()[player]
 
   def load_member(self, run_dir, oracle, population, index):
@@ -230,7 +212,7 @@ class SimulatedView(View):
       that compiles: members' exact matrices and NashConv are then kept too.
   """
 
-  name = "sampled"
+  name = "simulated"
   simulated = True
 
   def __init__(
@@ -278,7 +260,8 @@ class SimulatedView(View):
         self.policies[p].append(member.module)
         if self._rows is not None:
           if member.matrix is None:  # kept (and checkpointed) for the exact check
-            member.matrix = member.module.matrix(self.tree)
+            trained: Any = member.module  # an RL oracle's `TorchPolicy`
+            member.matrix = trained.matrix(self.tree)
           self._rows[p].append(np.asarray(member.matrix)[None])
     self.table.add(
       [[m.module for m in members] for members in new_members], seed=seed, weights=weights
@@ -287,7 +270,7 @@ class SimulatedView(View):
   def population_matrices(self):
     return None if self._rows is None else [rows.array for rows in self._rows]
 
-  def opponents(self, player):
+  def population(self, player):
     return list(self.policies[player])
 
   def load_member(self, run_dir, oracle, population, index):
@@ -321,6 +304,7 @@ def make_view(
   if evaluation not in EVALUATIONS:
     raise UsageError(f"evaluation must be one of {list(EVALUATIONS)}, got {evaluation!r}.")
   game = pyspiel.load_game(game_string)
+  tree: game_tree_lib.GameTree | None
   if evaluation == "exact":
     tree = game_tree_lib.get_tree(game_string, max_histories)
     return CompiledView(tree, 1 if symmetric else tree.num_players, sims_per_entry)

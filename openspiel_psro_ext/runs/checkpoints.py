@@ -8,7 +8,8 @@ A run directory holds
                      run stops (resuming recomputes it from the population)
   population/        `player{p}_{k:04d}.npy` behaviour matrices `[I_p, A]`, and
                      `player{p}_{k:04d}.pt` torch `state_dict`s of neural members
-  state.json         the commit point: iterations finished, members added
+  state.json         the commit point: iterations finished, members added,
+                     and the directory's format (`FORMAT`)
   summary.json       written when the run ends
 
 An iteration writes only what is new: its members' files, one appended line
@@ -22,24 +23,24 @@ Durability: a killed process loses nothing it committed (the files are in
 the page cache once renamed). Against a crash of the machine, the commit point
 is fsynced at most once a second and when the run stops (`RunDirectory.sync`);
 on ext4's default ordered mode that journal commit also writes the data of
-every file renamed before it. An fsync costs ~7 ms here, and an exact Leduc
-iteration ~10 ms: four per iteration doubled the run's time.
+every file renamed before it. An fsync costs about as much as an exact
+iteration of a small game: one per file would multiply the run's time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import io
 import json
 import os
 import tempfile
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import IO, Any
 
 import numpy as np
-from open_spiel.python import policy as policy_lib
 import pyspiel
+from open_spiel.python import policy as policy_lib
 
 from openspiel_psro_ext import records as records_lib
 from openspiel_psro_ext.errors import UsageError
@@ -55,13 +56,18 @@ POPULATION_DIR = "population"
 
 _SYNC_INTERVAL_S = 1.0
 
+# The run directory's format, in `state.json`. 2: the loop variants' state is
+# typed in each record (`IterationRecord.variant`); 1 (no "format"): it was
+# run-metric keys, which this version does not read.
+FORMAT = 2
+
 
 class CheckpointError(UsageError):
   """A run directory that cannot be used as asked."""
 
 
 @contextlib.contextmanager
-def _atomic_file(path: str, mode: str, durable: bool = True) -> Iterator[io.IOBase]:
+def _atomic_file(path: str, mode: str, durable: bool = True) -> Iterator[IO[Any]]:
   directory = os.path.dirname(os.path.abspath(path))
   os.makedirs(directory, exist_ok=True)
   fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
@@ -95,6 +101,7 @@ def write_npy(path: str, array: np.ndarray, durable: bool = True) -> None:
 
 def write_torch(path: str, state_dict: dict[str, Any], durable: bool = True) -> None:
   import torch  # pylint: disable=g-import-not-at-top
+
   with _atomic_file(path, "wb", durable) as f:
     torch.save(state_dict, f)
 
@@ -104,7 +111,7 @@ def _json_default(value: Any) -> Any:
     return value.tolist()
   if isinstance(value, (np.floating, np.integer)):
     return value.item()
-  if dataclasses.is_dataclass(value):
+  if dataclasses.is_dataclass(value) and not isinstance(value, type):
     return dataclasses.asdict(value)
   raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
@@ -120,8 +127,9 @@ def read_json(path: str) -> Any:
   except FileNotFoundError as e:
     raise CheckpointError(f"{path} is missing; is this a run directory?") from e
   except json.JSONDecodeError as e:
-    raise CheckpointError(f"{path} is corrupted ({e}); restore it or start"
-                          " a new run in another --output_dir.") from e
+    raise CheckpointError(
+      f"{path} is corrupted ({e}); restore it or start a new run in another --output_dir."
+    ) from e
 
 
 def read_metrics(run_dir: str, limit: int | None = None) -> list[dict[str, Any]]:
@@ -133,7 +141,7 @@ def read_metrics(run_dir: str, limit: int | None = None) -> list[dict[str, Any]]
   path = os.path.join(run_dir, METRICS_FILE)
   if not os.path.exists(path):
     return []
-  records = []
+  records: list[dict[str, Any]] = []
   with open(path) as f:
     for number, line in enumerate(f, 1):
       if limit is not None and len(records) >= limit:
@@ -149,15 +157,13 @@ def read_metrics(run_dir: str, limit: int | None = None) -> list[dict[str, Any]]
   return records
 
 
-def read_records(run_dir: str, limit: int | None = None
-                 ) -> list[records_lib.IterationRecord]:
+def read_records(run_dir: str, limit: int | None = None) -> list[records_lib.IterationRecord]:
   """`read_metrics` as typed records."""
   return [records_lib.IterationRecord.from_json(r) for r in read_metrics(run_dir, limit)]
 
 
 def member_path(run_dir: str, player: int, index: int, suffix: str) -> str:
-  return os.path.join(run_dir, POPULATION_DIR,
-                      f"player{player}_{index:04d}{suffix}")
+  return os.path.join(run_dir, POPULATION_DIR, f"player{player}_{index:04d}{suffix}")
 
 
 def load_matrix(path: str, shape: tuple[int, int]) -> np.ndarray:
@@ -166,13 +172,15 @@ def load_matrix(path: str, shape: tuple[int, int]) -> np.ndarray:
   except (OSError, ValueError) as e:
     raise CheckpointError(f"checkpoint {path} is unreadable ({e}).") from e
   if matrix.shape != shape:
-    raise CheckpointError(f"checkpoint {path} has shape {matrix.shape},"
-                          f" expected {shape}; it belongs to another game.")
+    raise CheckpointError(
+      f"checkpoint {path} has shape {matrix.shape}, expected {shape}; it belongs to another game."
+    )
   return matrix
 
 
 def load_torch(path: str) -> dict[str, Any]:
   import torch  # pylint: disable=g-import-not-at-top
+
   try:
     return torch.load(path, map_location="cpu", weights_only=True)
   except Exception as e:  # torch raises many types for a bad file.
@@ -188,11 +196,13 @@ class RunState:
     add_batches: per expansion of the populations (the initial one, then one
       per iteration), how many members each population got.
     wall_time_s: the run's `wall_time_s` at the last commit.
+    format: the run directory's format (`FORMAT`).
   """
 
   iterations_done: int
   add_batches: list[list[int]]
   wall_time_s: float
+  format: int = FORMAT
 
 
 class RunDirectory:
@@ -209,7 +219,7 @@ class RunDirectory:
     self._synced_at = time.monotonic()
 
   @classmethod
-  def open(cls, path: str, config: dict[str, Any], resume: bool) -> "RunDirectory":
+  def open(cls, path: str, config: dict[str, Any], resume: bool) -> RunDirectory:
     """A fresh run directory, or one to resume (`resume` and a commit point).
 
     Raises:
@@ -217,22 +227,32 @@ class RunDirectory:
         does not exist while `resume` is asked.
     """
     if resume and not os.path.isdir(path):
-      raise CheckpointError(f"--resume: {path} does not exist; drop --resume to start"
-                            " a new run there, or name the run's --output_dir.")
+      raise CheckpointError(
+        f"--resume: {path} does not exist; drop --resume to start"
+        " a new run there, or name the run's --output_dir."
+      )
     run_dir = cls(path)
     if resume and os.path.exists(run_dir.file(STATE_FILE)):
       state = read_json(run_dir.file(STATE_FILE))
-      run_dir.state = RunState(int(state["iterations_done"]), state["add_batches"],
-                               float(state["wall_time_s"]))
+      written = int(state.get("format", 1))
+      if written != FORMAT:
+        raise CheckpointError(
+          f"{path} was written in run-directory format {written}; this version"
+          f" resumes format {FORMAT} only: rerun it in a new --output_dir."
+        )
+      run_dir.state = RunState(
+        int(state["iterations_done"]), state["add_batches"], float(state["wall_time_s"])
+      )
       return run_dir
     has_files = os.path.isdir(path) and any(not n.startswith(".") for n in os.listdir(path))
     started_here = os.path.exists(run_dir.file(CONFIG_FILE))
     if has_files and not (resume and started_here):
       raise CheckpointError(
-          f"{path} has no {CONFIG_FILE}; it is not a run directory this package"
-          " wrote." if resume else
-          f"output directory {path} is not empty; pass --resume to continue that"
-          " run, or choose another --output_dir.")
+        f"{path} has no {CONFIG_FILE}; it is not a run directory this package wrote."
+        if resume
+        else f"output directory {path} is not empty; pass --resume to continue that"
+        " run, or choose another --output_dir."
+      )
     # A fresh run (also --resume of a run that never finished an iteration).
     os.makedirs(os.path.join(path, POPULATION_DIR), exist_ok=True)
     write_json(run_dir.file(CONFIG_FILE), config)
@@ -244,20 +264,23 @@ class RunDirectory:
   def saved_config(self) -> dict[str, Any]:
     return read_json(self.file(CONFIG_FILE))
 
-  def check_algorithm_options(self, algorithm: str, options: dict[str, Any]) -> None:
-    """Keeps a variant's options (`--algorithm_options`) beside the config:
-    a resumed run must use the saved ones (a directory written before they
-    were kept takes the given ones).
+  def check_algorithm_options(self, algorithm: str, options: Any) -> None:
+    """Keeps a variant's options (its `Options` dataclass,
+    `--algorithm_options`) beside the config: a resumed run must use the
+    saved ones.
 
     Raises:
       UsageError: the run is resumed with other options.
     """
+    options = dataclasses.asdict(options)
     path = self.file(ALGORITHM_OPTIONS_FILE)
     if self.state is not None and os.path.exists(path):
       saved = read_json(path)
       if saved != options:
-        raise UsageError(f"{self.path} ran {algorithm} with options {saved}; resume it"
-                         f" with the same (got {options}).")
+        raise UsageError(
+          f"{self.path} ran {algorithm} with options {saved}; resume it"
+          f" with the same (got {options})."
+        )
       return
     write_json(path, options)
 
@@ -267,32 +290,43 @@ class RunDirectory:
     records = read_records(self.path, limit=done)
     if len(records) < done:
       raise CheckpointError(
-          f"{METRICS_FILE} has {len(records)} records but {STATE_FILE} says {done}"
-          " iterations finished.")
+        f"{METRICS_FILE} has {len(records)} records but {STATE_FILE} says {done}"
+        " iterations finished."
+      )
     return records
 
-  def write_member(self, player: int, index: int, matrix: np.ndarray | None,
-                   module: Any = None) -> None:
+  def write_member(
+    self, player: int, index: int, matrix: np.ndarray | None, module: Any = None
+  ) -> None:
     """A member's behaviour matrix, and its module's `state_dict` if it has one."""
     if matrix is not None:
       write_npy(member_path(self.path, player, index, ".npy"), matrix, durable=False)
     if module is not None and hasattr(module, "state_dict"):
-      write_torch(member_path(self.path, player, index, ".pt"), module.state_dict(),
-                  durable=False)
+      write_torch(member_path(self.path, player, index, ".pt"), module.state_dict(), durable=False)
 
-  def load_member(self, player: int, index: int, shape: tuple[int, int] | None
-                  ) -> tuple[np.ndarray | None, dict[str, Any] | None]:
+  def write_members(self, first: list[int], members: list[list[Any]]) -> float:
+    """Per population, its new members (`PopulationMember`s) from index
+    `first[p]` on (`write_member`); returns the writes' seconds."""
+    start = time.perf_counter()
+    for p, new in enumerate(members):
+      for k, member in enumerate(new):
+        self.write_member(p, first[p] + k, member.matrix, member.module)
+    return time.perf_counter() - start
+
+  def load_member(
+    self, player: int, index: int, shape: tuple[int, int] | None
+  ) -> tuple[np.ndarray | None, dict[str, Any] | None]:
     """A member's `shape` matrix (None: not read) and its module's `state_dict`
     (None if it has no module)."""
-    matrix = (None if shape is None else
-              load_matrix(member_path(self.path, player, index, ".npy"), shape))
+    matrix = (
+      None if shape is None else load_matrix(member_path(self.path, player, index, ".npy"), shape)
+    )
     module_path = member_path(self.path, player, index, ".pt")
     return matrix, (load_torch(module_path) if os.path.exists(module_path) else None)
 
   def rewrite_records(self, records: list[records_lib.IterationRecord]) -> None:
     """Replaces `metrics.jsonl` (once per resume or run end, not per iteration)."""
-    write_text(self.file(METRICS_FILE),
-               "".join(to_json_line(r.to_json()) + "\n" for r in records))
+    write_text(self.file(METRICS_FILE), "".join(to_json_line(r.to_json()) + "\n" for r in records))
 
   def commit(self, record: records_lib.IterationRecord, state: RunState) -> None:
     """Appends the iteration's record, then moves the commit point past it."""
@@ -319,8 +353,9 @@ class RunDirectory:
         os.close(fd)
     self._synced_at = time.monotonic()
 
-  def write_payoffs(self, meta_games: list[np.ndarray],
-                    stderr: list[np.ndarray] | None = None) -> None:
+  def write_payoffs(
+    self, meta_games: list[np.ndarray], stderr: list[np.ndarray] | None = None
+  ) -> None:
     """`payoffs.npy`, and each entry's standard error beside it (sampled)."""
     write_npy(self.file(PAYOFFS_FILE), np.stack(meta_games))
     if stderr is not None:
@@ -352,8 +387,11 @@ class LoadedRun:
 
 def load_run(run_dir: str) -> LoadedRun:
   """Loads a run directory written by `psro.PSRO` (see module doc)."""
-  from openspiel_psro_ext.game import game_tree  # pylint: disable=g-import-not-at-top
-  from openspiel_psro_ext.game import policies  # pylint: disable=g-import-not-at-top
+  from openspiel_psro_ext.game import (
+    game_tree,  # pylint: disable=g-import-not-at-top
+    policies,  # pylint: disable=g-import-not-at-top
+  )
+
   config = read_json(os.path.join(run_dir, CONFIG_FILE))
   state_path = os.path.join(run_dir, STATE_FILE)
   done = read_json(state_path)["iterations_done"] if os.path.exists(state_path) else 0
@@ -370,20 +408,26 @@ def load_run(run_dir: str) -> LoadedRun:
     members = []
     for k in range(sizes[p]):
       if os.path.exists(member_path(run_dir, owner, k, ".npy")):
-        tree = game_tree.get_tree(config["game"], config.get(
-            "max_histories", game_tree.DEFAULT_MAX_HISTORIES))
+        tree = game_tree.get_tree(
+          config["game"], config.get("max_histories", game_tree.DEFAULT_MAX_HISTORIES)
+        )
         shape = (tree.infostates[owner].num_infostates, tree.num_actions)
         matrix = load_matrix(member_path(run_dir, owner, k, ".npy"), shape)
-        per_player = [None] * tree.num_players
+        per_player: list[np.ndarray | None] = [None] * tree.num_players
         per_player[p] = matrix
         members.append(policies.to_tabular_policy(tree, per_player))
       elif k == 0:  # a simulated run's first member: uniform random
         members.append(policy_lib.UniformRandomPolicy(game))
       else:  # a simulated run's member: its torch module is an OpenSpiel Policy
         from openspiel_psro_ext.oracles.rl import torch_policy  # pylint: disable=g-import-not-at-top
-        members.append(torch_policy.TorchPolicy.from_state_dict(
-            load_torch(member_path(run_dir, owner, k, ".pt"))))
+
+        members.append(
+          torch_policy.TorchPolicy.from_state_dict(
+            load_torch(member_path(run_dir, owner, k, ".pt"))
+          )
+        )
     population.append(members)
   meta_strategy = [np.asarray(s, dtype=np.float64) for s in last["meta_strategy"]]
-  return LoadedRun(game=game, population=population,
-                   meta_strategy=meta_strategy, metrics=metrics, config=config)
+  return LoadedRun(
+    game=game, population=population, meta_strategy=meta_strategy, metrics=metrics, config=config
+  )

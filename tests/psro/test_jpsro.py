@@ -12,7 +12,8 @@ from openspiel_psro_ext.game import correlated_gaps, exploitability, game_tree, 
 from openspiel_psro_ext.meta_solvers import correlated
 from openspiel_psro_ext.oracles import base as oracle_base
 from openspiel_psro_ext.oracles.rl import rollouts
-from openspiel_psro_ext.psro import variants as algorithms
+from openspiel_psro_ext.records.variants import JPSROState
+from tests.helpers import make_run
 
 # Chicken: (dare, chicken); the max-welfare CE is 1/4, 1/4, 1/2 off (dare,
 # dare), welfare 10.5; the max-welfare CCE is the same here.
@@ -130,11 +131,7 @@ def _joint_request(tree, player=0):
   opponent_joint = np.array([[0.5, 0.0], [0.0, 0.5]])  # perfectly correlated
   return (
     oracle_base.BestResponseRequest(
-      tree=tree,
-      player=player,
-      opponent_populations=populations,
-      opponent_weights=[None, np.full(2, 0.5), np.full(2, 0.5)],
-      opponent_joint=opponent_joint,
+      tree=tree, player=player, opponents=oracle_base.JointMixture(populations, opponent_joint)
     ),
     populations,
     opponent_joint,
@@ -154,9 +151,8 @@ def test_exact_and_rl_oracles_answer_a_correlated_joint():
     * (reaches[1][0] * reaches[2][0] + reaches[1][1] * reaches[2][1])
   )
   np.testing.assert_allclose(request.opponent_terminal_reach(), expected, atol=1e-15)
-  independent = oracle_base.BestResponseRequest(
-    tree=tree, player=0, opponent_populations=populations, opponent_weights=request.opponent_weights
-  )
+  marginals = oracle_base.MemberMixture(populations, [None, np.full(2, 0.5), np.full(2, 0.5)])
+  independent = oracle_base.BestResponseRequest(tree=tree, player=0, opponents=marginals)
   assert not np.allclose(independent.opponent_terminal_reach(), expected)
   member = oracles_get("exact").best_response(request)
   value = member.stats["best_response_value"]
@@ -172,12 +168,7 @@ def test_exact_and_rl_oracles_answer_a_correlated_joint():
   assert np.array_equal(members[0], members[1])  # perfectly correlated
   assert abs(members[0].mean() - 0.5) < 0.05
   simulated = oracle_base.BestResponseRequest(
-    tree=None,
-    player=0,
-    game=tree.game,
-    opponent_populations=populations,
-    opponent_weights=request.opponent_weights,
-    opponent_joint=opponent_joint,
+    tree=None, player=0, game=tree.game, opponents=request.opponents
   )
   with pytest.raises(ValueError, match="correlated opponents"):
     rollouts.make_env(simulated, num_envs=2, seed=0)
@@ -199,7 +190,7 @@ def _jpsro(game, solver, iterations, **kwargs):
     target_nash_conv=1e-6,
     **kwargs,
   )
-  run = algorithms.make(config)
+  run = make_run(config)
   return run, run.run()
 
 
@@ -207,29 +198,34 @@ def test_jpsro_cce_three_player_kuhn_converges():
   run, reason = _jpsro("kuhn_poker(players=3)", "cce", 40)
   last = run.records[-1]
   assert reason in ("target_gap", "converged")
-  assert last.metrics["cce_gap"] <= 1e-6
-  assert last.metrics["ce_gap"] >= last.metrics["cce_gap"]
-  assert run.records[0].metrics["cce_gap"] == pytest.approx(run.records[0].nash_conv)
+  assert isinstance(last.variant, JPSROState)
+  assert last.variant.cce_gap <= 1e-6
+  assert last.variant.ce_gap >= last.variant.cce_gap
+  assert run.records[0].variant.cce_gap == pytest.approx(run.records[0].nash_conv)
   # The recorded joint is the meta-solver's, its marginals the meta-strategy.
   joint = np.zeros(last.population_size)
-  for *profile, prob in last.metrics["jpsro/joint"]:
+  for *profile, prob in last.variant.joint:
     joint[tuple(profile)] = prob
   np.testing.assert_allclose(correlated.marginals(joint)[1], last.sigma[1], atol=1e-12)
 
 
 def test_jpsro_ce_requests_one_best_response_per_recommendation():
   run, _ = _jpsro("kuhn_poker(players=3)", "ce", 5)
-  requests = run.best_response_requests(run.meta_strategies)
-  support = [int((m > 0).sum()) for m in correlated.marginals(run.joint)]
+  requests = run.variant.requests(run.meta_strategies)
+  support = [int((m > 0).sum()) for m in correlated.marginals(run.variant.joint)]
   assert [sum(1 for p, _ in requests if p == q) for q in range(3)] == support
-  assert all(r.opponent_joint is not None and r.opponent_joint.ndim == 2 for _, r in requests)
+  assert all(
+    isinstance(r.opponents, oracle_base.JointMixture) and r.opponents.joint.ndim == 2
+    for _, r in requests
+  )
 
 
 def test_correlated_solvers_on_two_player_zero_sum_and_nash_on_three_players():
   run, _ = _jpsro("kuhn_poker", "ce", 30)
-  assert run.records[-1].metrics["ce_gap"] <= 1e-6
+  assert run.records[-1].variant.ce_gap <= 1e-6
   # Two players: requests carry the opponent's mixture, no joint.
-  assert all(r.opponent_joint is None for _, r in run.best_response_requests(run.meta_strategies))
+  requests = run.variant.requests(run.meta_strategies)
+  assert all(isinstance(r.opponents, oracle_base.MemberMixture) for _, r in requests)
   plain = psro.PSRO(
     psro.PSROConfig(game="kuhn_poker", meta_solver="cce", oracle="exact", iterations=3)
   )
@@ -280,11 +276,11 @@ def test_jpsro_resume_matches_an_uninterrupted_run(tmp_path):
     target_nash_conv=1e-6,
     iterations=3,
   )
-  algorithms.make(config, output_dir=out).run()
+  make_run(config, output_dir=out).run()
   config.iterations = 6
-  resumed = algorithms.make(config, output_dir=out, resume=True)
+  resumed = make_run(config, output_dir=out, resume=True)
   resumed.run()
   assert [r.population_size for r in resumed.records] == [r.population_size for r in full.records]
-  assert [r.metrics["ce_gap"] for r in resumed.records] == pytest.approx(
-    [r.metrics["ce_gap"] for r in full.records], abs=1e-12
+  assert [r.variant.ce_gap for r in resumed.records] == pytest.approx(
+    [r.variant.ce_gap for r in full.records], abs=1e-12
   )

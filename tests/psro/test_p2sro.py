@@ -6,8 +6,11 @@ import pytest
 
 from openspiel_psro_ext import backends, errors, psro
 from openspiel_psro_ext.meta_solvers import nash
+from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.psro import variants as algorithms
 from openspiel_psro_ext.psro.variants import p2sro
+from openspiel_psro_ext.records.variants import PipelineState
+from tests.helpers import make_run
 
 
 def _config(**kwargs):
@@ -56,8 +59,8 @@ def _small_ppo(**kwargs):
 
 
 def test_exact_p2sro_kuhn_reaches_nash_conv_1e6_and_is_verified():
-  run = algorithms.make(_config(target_nash_conv=1e-6))
-  assert isinstance(run, p2sro.P2SRO) and run.options.num_active == 2
+  run = make_run(_config(target_nash_conv=1e-6))
+  assert isinstance(run.variant, p2sro.P2SRO) and run.variant.options.num_active == 2
   assert run.run() == "target_nash_conv"
   assert run.records[-1].nash_conv <= 1e-6
   assert run.verify(tolerance=1e-9) == pytest.approx(run.records[-1].nash_conv, abs=1e-9)
@@ -70,48 +73,52 @@ def test_ppo_p2sro_kuhn_reaches_nash_conv_0_05():
   pytest.importorskip("torch")
   # Measured: 0.035 at step 56 (a policy anneals over its chunks, so one
   # fixed early by the plateau test is left partly annealed).
-  run = algorithms.make(_ppo(target_nash_conv=0.05, iterations=80))
+  run = make_run(_ppo(target_nash_conv=0.05, iterations=80))
   assert run.run() == "target_nash_conv"
   last = run.records[-1]
   assert last.nash_conv <= 0.05
   assert run.verify(tolerance=1e-9) == pytest.approx(last.nash_conv, abs=1e-9)
   # Both players' lowest policies became fixed together, some before the cap.
-  fixed = [r.metrics["p2sro/fixed"] for r in run.records]
-  assert sum(fixed) == last.population_size[0] - 1 == last.population_size[1] - 1
-  assert any(r.metrics["p2sro/fixed"] and max(r.metrics["p2sro/chunks"]) < 8 for r in run.records)
+  states = [r.variant for r in run.records]
+  assert all(isinstance(s, PipelineState) for s in states)
+  assert sum(s.fixed for s in states) == last.population_size[0] - 1 == last.population_size[1] - 1
+  assert any(s.fixed and max(s.chunks) < 8 for s in states)
 
 
 def test_each_level_trains_against_the_meta_nash_of_the_policies_below():
   pytest.importorskip("torch")
   options = p2sro.PipelineOptions(num_active=3, min_chunks=3)  # nothing fixed yet
-  run = algorithms.make(_ppo(iterations=2), options=options)
+  run = make_run(_ppo(iterations=2), options=options)
   run.run()
-  assert [a.chunks for a in run.active] == [2, 2, 2]
-  sigma = run.meta_solve()
-  requests = [r for _, r in run.best_response_requests(sigma)]
+  pipeline = run.variant
+  assert [a.chunks for a in pipeline.active] == [2, 2, 2]
+  sigma = pipeline.meta_solve()
+  requests = [r for _, r in pipeline.requests(sigma)]
   assert [r.player for r in requests] == [0, 1] * 3
   fixed = run.population_matrices()
   for level in range(3):
     for p in range(2):
       request, q = requests[2 * level + p], 1 - p
-      below = [a.members[q].matrix[None] for a in run.active[:level]]
+      below = [a.members[q].matrix[None] for a in pipeline.active[:level]]
       np.testing.assert_array_equal(
-        request.opponent_populations[q], np.concatenate([fixed[q]] + below)
+        request.opponents.populations[q], np.concatenate([fixed[q]] + below)
       )
-      np.testing.assert_array_equal(request.previous.matrix, run.active[level].members[p].matrix)
+      np.testing.assert_array_equal(
+        request.previous.matrix, pipeline.active[level].members[p].matrix
+      )
       # The chunk continues its policy: the third chunk of max_chunks (8).
-      assert request.continues_previous and request.schedule_span == (2 / 8, 3 / 8)
+      assert request.plan == base.TrainingPlan(continues=True, schedule_span=(2 / 8, 3 / 8))
   # Level 0 answers the record's sigma; level 2 an equilibrium of the 3 x 3
   # table of the fixed member and levels 0 and 1 (any equilibrium has the
   # game's value and no profitable deviation).
-  np.testing.assert_array_equal(requests[0].opponent_weights[1], sigma[1])
+  np.testing.assert_array_equal(requests[0].opponents.weights[1], sigma[1])
   tree = run.tree
-  rows = tree.terminal_reach(0, requests[5].opponent_populations[0])
-  cols = tree.terminal_reach(1, requests[4].opponent_populations[1])
+  rows = tree.terminal_reach(0, requests[5].opponents.populations[0])
+  cols = tree.terminal_reach(1, requests[4].opponents.populations[1])
   table = (rows * tree.terminal_chance_reach * tree.terminal_returns[:, 0]) @ cols.T
   assert table.shape == (3, 3)
   value = nash.IncrementalZeroSumNash().solve(table).value
-  row, col = requests[5].opponent_weights[0], requests[4].opponent_weights[1]
+  row, col = requests[5].opponents.weights[0], requests[4].opponents.weights[1]
   assert row @ table @ col == pytest.approx(value, abs=1e-8)
   assert (table @ col).max() <= value + 1e-8 and (row @ table).min() >= value - 1e-8
 
@@ -119,22 +126,23 @@ def test_each_level_trains_against_the_meta_nash_of_the_policies_below():
 def test_a_new_policy_starts_from_the_one_below_and_its_chunks_anneal_once():
   pytest.importorskip("torch")
   # Levels 0 and 1 fixed at once (max_chunks=1): the pipeline is one new level.
-  run = algorithms.make(
+  run = make_run(
     _small_ppo(iterations=1),
     options=p2sro.PipelineOptions(num_active=2, min_chunks=1, max_chunks=1),
   )
   run.run()
-  assert [a.chunks for a in run.active] == [1, 0]
-  requests = [r for _, r in run.best_response_requests(run.meta_solve())]
+  pipeline = run.variant
+  assert [a.chunks for a in pipeline.active] == [1, 0]
+  requests = [r for _, r in pipeline.requests(pipeline.meta_solve())]
   for p in range(2):
     lowest, fresh = requests[p], requests[2 + p]
-    assert lowest.continues_previous and lowest.schedule_span == (1.0, 1.0)
+    assert lowest.plan == base.TrainingPlan(continues=True, schedule_span=(1.0, 1.0))
     # PSRO's warm start source for a new best response: the policy just below.
-    assert fresh.previous is run.active[0].members[p] and not fresh.continues_previous
-    assert fresh.schedule_span == (0.0, 1.0)
+    assert fresh.previous is pipeline.active[0].members[p]
+    assert fresh.plan == base.TrainingPlan()  # a whole fresh training
   # With nothing trained above the fixed population, the newest fixed member.
-  run.active = [run._fresh(), run._fresh()]  # pylint: disable=protected-access
-  requests = [r for _, r in run.best_response_requests(run.meta_solve())]
+  pipeline.active = [pipeline._fresh(), pipeline._fresh()]  # pylint: disable=protected-access
+  requests = [r for _, r in pipeline.requests(pipeline.meta_solve())]
   assert all(r.previous is run.populations[r.player][-1] for r in requests)
 
 
@@ -149,7 +157,6 @@ def test_a_best_response_trained_in_chunks_anneals_once_over_them():
     exploitability,  # pylint: disable=g-import-not-at-top
     game_tree,  # pylint: disable=g-import-not-at-top
   )
-  from openspiel_psro_ext.oracles import base  # pylint: disable=g-import-not-at-top
   from openspiel_psro_ext.oracles.rl import ppo  # pylint: disable=g-import-not-at-top
 
   tree = game_tree.compile_game(pyspiel.load_game("leduc_poker"))
@@ -183,12 +190,13 @@ def test_a_best_response_trained_in_chunks_anneals_once_over_them():
         base.BestResponseRequest(
           tree=tree,
           player=0,
-          opponent_populations=[None, opponents],
-          opponent_weights=[None, weights],
+          opponents=base.MemberMixture([None, opponents], [None, weights]),
           previous=member,
           seed=c,
-          continues_previous=member is not None,
-          schedule_span=(c / chunks, (c + 1) / chunks) if spans else (0.0, 1.0),
+          plan=base.TrainingPlan(
+            continues=member is not None,
+            schedule_span=(c / chunks, (c + 1) / chunks) if spans else (0.0, 1.0),
+          ),
         )
       )
     return gain(member)
@@ -204,45 +212,41 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
   # Small chunks; min_chunks=1 fixes some levels early, so the pipeline moves.
   options = p2sro.PipelineOptions(min_chunks=1, plateau_improvement=0.05)
   config = lambda n: _small_ppo(iterations=n)
-  whole = algorithms.make(config(6), options=options)
+  whole = make_run(config(6), options=options)
   whole.run()
   out = str(tmp_path / "run")
-  algorithms.make(config(3), output_dir=out, options=options).run()
-  resumed = algorithms.make(config(6), output_dir=out, resume=True, options=options)
+  make_run(config(3), output_dir=out, options=options).run()
+  resumed = make_run(config(6), output_dir=out, resume=True, options=options)
   assert resumed.iteration == 3
   resumed.run()
   assert [r.nash_conv for r in resumed.records] == [r.nash_conv for r in whole.records]
-  assert [r.metrics["p2sro/gain"] for r in resumed.records] == [
-    r.metrics["p2sro/gain"] for r in whole.records
-  ]
+  assert [r.variant.gain for r in resumed.records] == [r.variant.gain for r in whole.records]
   for ours, theirs in zip(resumed.population_matrices(), whole.population_matrices()):
     np.testing.assert_array_equal(ours, theirs)
-  for ours, theirs in zip(resumed.active, whole.active):
+  for ours, theirs in zip(resumed.variant.active, whole.variant.active):
     assert ours.chunks == theirs.chunks
     for a, b in zip(ours.members, theirs.members):
       assert (a is None) == (b is None)  # None: a fresh top level
       if a is not None:
         np.testing.assert_array_equal(a.matrix, b.matrix)
   with pytest.raises(errors.UsageError, match="same"):
-    algorithms.make(
-      config(8), output_dir=out, resume=True, options=p2sro.PipelineOptions(num_active=3)
-    )
+    make_run(config(8), output_dir=out, resume=True, options=p2sro.PipelineOptions(num_active=3))
 
 
 def test_p2sro_refuses_bad_options_and_games():
   with pytest.raises(errors.UsageError, match="num_active"):
-    algorithms.make(_config(), options=p2sro.PipelineOptions(num_active=0))
+    make_run(_config(), options=p2sro.PipelineOptions(num_active=0))
   with pytest.raises(errors.UsageError, match="min_chunks"):
-    algorithms.make(_config(), options=p2sro.PipelineOptions(min_chunks=3, max_chunks=2))
+    make_run(_config(), options=p2sro.PipelineOptions(min_chunks=3, max_chunks=2))
   with pytest.raises(errors.UsageError, match="two-player zero-sum"):
-    algorithms.make(_config(game="kuhn_poker(players=3)", meta_solver="prd"))
+    make_run(_config(game="kuhn_poker(players=3)", meta_solver="prd"))
 
 
 def test_algorithm_options_build_the_variants_options_and_name_bad_keys():
   # `--algorithm_options` goes through `algorithms.options`.
   built = algorithms.options("p2sro", {"num_active": 3, "max_chunks": 5})
   assert built == p2sro.PipelineOptions(num_active=3, max_chunks=5)
-  assert algorithms.make(_config(), built).options.num_active == 3
+  assert make_run(_config(), built).variant.options.num_active == 3
   assert algorithms.options("p2sro", {}) == p2sro.PipelineOptions()
   with pytest.raises(errors.UsageError, match=r"no options \['workers'\].*num_active"):
     algorithms.options("p2sro", {"workers": 4})
@@ -265,7 +269,7 @@ def test_p2sro_on_a_two_node_ray_cluster_equals_embedded():
     cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()
     backend = backends.RayBackend(address=cluster.address)
-    on_ray = algorithms.make(_small_ppo(iterations=3), backend=backend)
+    on_ray = make_run(_small_ppo(iterations=3), backend=backend)
     on_ray.run()
     assert len([n for n in ray.nodes() if n["Alive"]]) == 2
     assert ray.cluster_resources()["CPU"] == 2
@@ -274,12 +278,10 @@ def test_p2sro_on_a_two_node_ray_cluster_equals_embedded():
     if ray.is_initialized():
       ray.shutdown()
     cluster.shutdown()
-  embedded = algorithms.make(_small_ppo(iterations=3))
+  embedded = make_run(_small_ppo(iterations=3))
   embedded.run()
   assert [r.nash_conv for r in on_ray.records] == [r.nash_conv for r in embedded.records]
-  assert [r.metrics["p2sro/gain"] for r in on_ray.records] == [
-    r.metrics["p2sro/gain"] for r in embedded.records
-  ]
-  for ours, theirs in zip(on_ray.active, embedded.active):
+  assert [r.variant.gain for r in on_ray.records] == [r.variant.gain for r in embedded.records]
+  for ours, theirs in zip(on_ray.variant.active, embedded.variant.active):
     for a, b in zip(ours.members, theirs.members):
       np.testing.assert_array_equal(a.matrix, b.matrix)

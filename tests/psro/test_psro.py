@@ -104,7 +104,9 @@ def test_resume_matches_uninterrupted_run(tmp_path):
   out = str(tmp_path / "run")
   first = psro.PSRO(_config(game="leduc_poker", iterations=5), output_dir=out)
   first.run()
-  resumed = psro.PSRO(_config(game="leduc_poker", iterations=12), output_dir=out, resume=True)
+  resumed = psro.PSRO(
+    _config(game="leduc_poker", iterations=12), output_dir=out, resume=True
+  ).restore()
   assert resumed.iteration == 5
   resumed.run()
   ours = [r["nash_conv"] for r in checkpoints.read_metrics(out)]
@@ -125,12 +127,30 @@ def test_output_dir_protection(tmp_path):
   with pytest.raises(checkpoints.CheckpointError, match="not empty"):
     psro.PSRO(_config(iterations=2), output_dir=out)
   with pytest.raises(checkpoints.CheckpointError, match="meta_solver"):
-    psro.PSRO(_config(iterations=3, meta_solver="prd"), output_dir=out, resume=True)
+    psro.PSRO(_config(iterations=3, meta_solver="prd"), output_dir=out, resume=True).restore()
   # A corrupted checkpoint is named.
   with open(checkpoints.member_path(out, 0, 1, ".npy"), "wb") as f:
     f.write(b"garbage")
   with pytest.raises(checkpoints.CheckpointError, match="player0_0001.npy"):
+    psro.PSRO(_config(iterations=3), output_dir=out, resume=True).restore()
+
+
+def test_restoring_is_a_step_after_construction_and_old_formats_are_refused(tmp_path):
+  out = str(tmp_path / "run")
+  psro.PSRO(_config(iterations=2), output_dir=out).run()
+  pending = psro.PSRO(_config(iterations=3), output_dir=out, resume=True)
+  assert pending.iteration == 0 and not pending.populations[0]  # nothing replayed yet
+  with pytest.raises(UsageError, match="call restore"):
+    pending.step()
+  assert pending.restore().iteration == 2
+  # A directory written before typed variant states (no "format") is refused in one line.
+  state_path = os.path.join(out, checkpoints.STATE_FILE)
+  state = checkpoints.read_json(state_path)
+  del state["format"]
+  checkpoints.write_json(state_path, state)
+  with pytest.raises(checkpoints.CheckpointError, match=r"format 1.*rerun it") as refused:
     psro.PSRO(_config(iterations=3), output_dir=out, resume=True)
+  assert "\n" not in str(refused.value)
 
 
 def test_atomic_writes_leave_no_temporary_files(tmp_path):
@@ -151,7 +171,7 @@ def test_resume_with_neural_members_matches_uninterrupted_run(tmp_path):
   full.run()
   out = str(tmp_path / "ppo")
   psro.PSRO(_config(iterations=2, **rl), output_dir=out).run()
-  resumed = psro.PSRO(_config(iterations=3, **rl), output_dir=out, resume=True)
+  resumed = psro.PSRO(_config(iterations=3, **rl), output_dir=out, resume=True).restore()
   # Neural members come back as torch modules (for warm starts), not just matrices.
   assert type(resumed.populations[0][-1].module).__name__ == "TorchPolicy"
   resumed.run()
@@ -209,7 +229,7 @@ def test_simulated_mode_without_a_tree_and_its_resume(tmp_path):
   assert all(r.nash_conv is None for r in full.records)
   out = str(tmp_path / "sim")
   psro.PSRO(dataclasses.replace(config, iterations=1), output_dir=out).run()
-  resumed = psro.PSRO(config, output_dir=out, resume=True)
+  resumed = psro.PSRO(config, output_dir=out, resume=True).restore()
   assert type(resumed.populations[0][1].module).__name__ == "TorchPolicy"
   resumed.run()
   np.testing.assert_array_equal(resumed.table.meta_games[0], full.table.meta_games[0])
@@ -267,7 +287,7 @@ def test_meta_strategy_average_is_the_decayed_average_and_resumes(tmp_path):
   # A resumed run continues the average.
   out = str(tmp_path / "run")
   psro.PSRO(dataclasses.replace(config, iterations=3), output_dir=out).run()
-  resumed = psro.PSRO(config, output_dir=out, resume=True)
+  resumed = psro.PSRO(config, output_dir=out, resume=True).restore()
   resumed.run()
   saved = checkpoints.read_metrics(out)
   assert [r["nash_conv"] for r in saved] == [r.nash_conv for r in full.records]

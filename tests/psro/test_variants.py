@@ -10,7 +10,9 @@ from openspiel_psro_ext import errors, psro
 from openspiel_psro_ext.game import cfr, exploitability, game_tree
 from openspiel_psro_ext.psro import variants as algorithms
 from openspiel_psro_ext.psro.variants import anytime_psro, xdo
+from openspiel_psro_ext.records.variants import XDOState
 from openspiel_psro_ext.runs import checkpoints
+from tests.helpers import make_run
 
 
 def _config(**kwargs):
@@ -72,54 +74,58 @@ def test_restricted_game_and_its_best_responses():
 
 
 def test_xdo_kuhn_reaches_nash_conv_1e6_and_is_verified():
-  run = algorithms.make(_config(algorithm="xdo", target_nash_conv=1e-6))
-  assert isinstance(run, xdo.XDO)
+  run = make_run(_config(algorithm="xdo", target_nash_conv=1e-6))
+  assert isinstance(run.variant, xdo.XDO)
   assert run.run() == "target_nash_conv"
   last = run.records[-1]
   assert last.nash_conv <= 1e-6 and last.iteration <= 25
   assert run.verify(tolerance=1e-9) == pytest.approx(last.nash_conv, abs=1e-9)
   assert last.on_policy_values[0] == pytest.approx(-1 / 18, abs=1e-5)
   # The threshold halves and the restricted game is what the records say.
-  thresholds = [r.metrics["xdo/threshold"] for r in run.records]
+  states = [r.variant for r in run.records]
+  assert all(isinstance(s, XDOState) for s in states)
+  thresholds = [s.threshold for s in states]
   assert thresholds == sorted(thresholds, reverse=True) and thresholds[-1] < thresholds[0]
-  assert last.metrics["xdo/restricted_nash_conv"] <= last.metrics["xdo/threshold"]
-  assert last.metrics["xdo/restricted_actions"] == [int(a.sum()) for a in run.restricted_actions()]
+  assert last.variant.restricted_nash_conv <= last.variant.threshold
+  restricted = [int(a.sum()) for a in run.variant.restricted_actions()]
+  assert last.variant.restricted_actions == restricted
   # meta_strategy: the best responses spanning the restricted game, equally.
   assert last.meta_strategy[0][0] == 0.0 and sum(last.meta_strategy[0]) == pytest.approx(1.0)
 
 
 def test_xdo_best_responses_answer_the_output_policy():
-  run = algorithms.make(_config(algorithm="xdo", iterations=4))
+  run = make_run(_config(algorithm="xdo", iterations=4))
   run.run()
   tree = run.tree
   for p in range(2):
-    expected = exploitability.exact_nash_conv(tree, run.output_policy).best_responses[p]
-    requests = run.best_response_requests(run.meta_strategies)
+    expected = exploitability.exact_nash_conv(tree, run.variant.output_policy).best_responses[p]
+    requests = run.variant.requests(run.meta_strategies)
     member = run.oracle.best_response(requests[p][1])
     np.testing.assert_array_equal(member.matrix, expected)
 
 
 def test_xdo_resume_matches_uninterrupted_run(tmp_path):
-  full = algorithms.make(_config(game="leduc_poker", algorithm="xdo", iterations=12))
+  full = make_run(_config(game="leduc_poker", algorithm="xdo", iterations=12))
   full.run()
   out = str(tmp_path / "xdo")
-  algorithms.make(_config(game="leduc_poker", algorithm="xdo", iterations=7), output_dir=out).run()
-  resumed = algorithms.make(
+  make_run(_config(game="leduc_poker", algorithm="xdo", iterations=7), output_dir=out).run()
+  resumed = make_run(
     _config(game="leduc_poker", algorithm="xdo", iterations=12), output_dir=out, resume=True
   )
   assert resumed.iteration == 7
   resumed.run()
   saved = checkpoints.read_metrics(out)
   assert [r["nash_conv"] for r in saved] == [r.nash_conv for r in full.records]
-  assert [r["xdo/cfr_iterations"] for r in saved] == [
-    r.metrics["xdo/cfr_iterations"] for r in full.records
+  assert [r["variant"]["xdo"]["cfr_iterations"] for r in saved] == [
+    r.variant.cfr_iterations for r in full.records
   ]
+  assert checkpoints.read_records(out)[-1].variant == full.records[-1].variant
   resumed.verify(tolerance=1e-9)
 
 
 def test_anytime_psro_kuhn_is_exact_monotone_and_below_psro():
-  run = algorithms.make(_config(algorithm="anytime_psro", iterations=15))
-  assert isinstance(run, anytime_psro.AnytimePSRO)
+  run = make_run(_config(algorithm="anytime_psro", iterations=15))
+  assert isinstance(run.variant, anytime_psro.AnytimePSRO)
   run.run()
   plain = psro.PSRO(_config(iterations=15))
   plain.run()
@@ -134,7 +140,7 @@ def test_anytime_psro_kuhn_is_exact_monotone_and_below_psro():
 
 
 def test_anytime_psro_regret_matching_learner_never_rises():
-  run = algorithms.make(
+  run = make_run(
     _config(algorithm="anytime_psro", iterations=8),
     algorithms.options("anytime_psro", {"learner": "regret_matching", "inner_steps": 50}),
   )
@@ -145,13 +151,13 @@ def test_anytime_psro_regret_matching_learner_never_rises():
 
 
 def test_anytime_psro_resume_matches_uninterrupted_run(tmp_path):
-  full = algorithms.make(_config(game="leduc_poker", algorithm="anytime_psro", iterations=8))
+  full = make_run(_config(game="leduc_poker", algorithm="anytime_psro", iterations=8))
   full.run()
   out = str(tmp_path / "anytime")
-  algorithms.make(
+  make_run(
     _config(game="leduc_poker", algorithm="anytime_psro", iterations=4), output_dir=out
   ).run()
-  resumed = algorithms.make(
+  resumed = make_run(
     _config(game="leduc_poker", algorithm="anytime_psro", iterations=8), output_dir=out, resume=True
   )
   resumed.run()
@@ -160,7 +166,7 @@ def test_anytime_psro_resume_matches_uninterrupted_run(tmp_path):
   ]
   # The run keeps its options: resuming with another learner is refused.
   with pytest.raises(errors.UsageError, match="ran anytime_psro with options.*same"):
-    algorithms.make(
+    make_run(
       _config(game="leduc_poker", algorithm="anytime_psro", iterations=9),
       algorithms.options("anytime_psro", {"learner": "regret_matching"}),
       output_dir=out,
@@ -178,7 +184,7 @@ def test_anytime_psro_resume_matches_uninterrupted_run(tmp_path):
 )
 def test_variants_refuse_what_they_cannot_run(algorithm, change, message):
   with pytest.raises(errors.UsageError, match=message):
-    algorithms.make(_config(algorithm=algorithm, **change))
+    make_run(_config(algorithm=algorithm, **change))
 
 
 def test_unknown_algorithm_is_named():
@@ -189,12 +195,12 @@ def test_unknown_algorithm_is_named():
 def test_xdo_with_rl_best_responses_runs_and_verifies():
   pytest.importorskip("torch")
   rl = dict(time_budget_s=0, total_episodes=3000, progress=False, num_threads=1)
-  run = algorithms.make(_config(algorithm="xdo", iterations=2, oracle="ppo", oracle_config=rl))
+  run = make_run(_config(algorithm="xdo", iterations=2, oracle="ppo", oracle_config=rl))
   run.run()
   last = run.records[-1]
   assert last.nash_conv < run.records[0].nash_conv
   assert run.verify(tolerance=1e-9) == pytest.approx(last.nash_conv, abs=1e-9)
   # Each request's opponent is the other player's output policy, weight 1.
-  request = run.best_response_requests(run.meta_strategies)[0][1]
-  np.testing.assert_array_equal(request.opponent_populations[1][0], run.output_policy[1])
-  assert request.opponent_weights[1].tolist() == [1.0]
+  request = run.variant.requests(run.meta_strategies)[0][1]
+  np.testing.assert_array_equal(request.opponents.populations[1][0], run.variant.output_policy[1])
+  assert request.opponents.weights[1].tolist() == [1.0]

@@ -1,16 +1,15 @@
 """PSRO and its variants, by name (`PSROConfig.algorithm`, `--algorithm`).
 
-A variant is a subclass of `psro.PSRO` that replaces one step of the loop
-(`meta_solve`, `output_nash_conv`, `best_response_requests`) and keeps the
-rest: the run directory, records, evaluation hooks, verification and resume.
-Variants live in their own modules and register here, loaded on first use.
+A variant is a `base.Variant`: a small object the loop calls at named steps
+(see `base`). Variants live in their own modules and register here, loaded
+on first use; a run builds the one its config names:
 
-    run = algorithms.make(config, output_dir="runs/x")   # config.algorithm
-    run.run()
+    run = psro.PSRO(config)   # config.algorithm's variant, default options
+    run = psro.PSRO(config, variant=variants.make("p2sro", options))
 
 A variant with settings of its own declares them as a dataclass `Options`
-(e.g. `P2SRO.Options`); `options(name, mapping)` builds and checks them from
-`--algorithm_options`, and the constructor takes them as `options=`.
+(e.g. `p2sro.PipelineOptions`); `options(name, mapping)` builds and checks
+them from `--algorithm_options`, and a run directory keeps them.
 """
 
 from __future__ import annotations
@@ -20,22 +19,26 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from openspiel_psro_ext import psro
 from openspiel_psro_ext.errors import UsageError
+from openspiel_psro_ext.psro.variants import base
 
-_REGISTRY: dict[str, Callable[[], type[psro.PSRO]]] = {"psro": lambda: psro.PSRO}
+Loader = Callable[[], type[base.Variant]]
+
+_REGISTRY: dict[str, Loader] = {"psro": lambda: base.PSRO}
 
 
-def _load(module: str, cls: str) -> Callable[[], type[psro.PSRO]]:
-  """A loader importing `openspiel_psro_ext.<module>` on first use."""
+def _load(module: str, cls: str) -> Loader:
+  """A loader importing `openspiel_psro_ext.psro.variants.<module>` on first use."""
 
-  def loader() -> type[psro.PSRO]:
-    return getattr(importlib.import_module(f"openspiel_psro_ext.psro.variants.{module}"), cls)
+  def loader() -> type[base.Variant]:
+    loaded = getattr(importlib.import_module(f"openspiel_psro_ext.psro.variants.{module}"), cls)
+    assert issubclass(loaded, base.Variant)
+    return loaded
 
   return loader
 
 
-def register(name: str, loader: Callable[[], type[psro.PSRO]]) -> None:
+def register(name: str, loader: Loader) -> None:
   """Registers a variant class under `name` (loaded lazily)."""
   if name in _REGISTRY:
     raise KeyError(f"algorithm {name!r} is already registered.")
@@ -52,28 +55,27 @@ def names() -> list[str]:
   return sorted(_REGISTRY)
 
 
-def get(name: str) -> type[psro.PSRO]:
-  """The loop class registered as `name`."""
+def get(name: str) -> type[base.Variant]:
+  """The variant class registered as `name`."""
   if name not in _REGISTRY:
     raise UsageError(f"unknown algorithm {name!r}; choose one of {names()}.")
   return _REGISTRY[name]()
 
 
 def options(name: str, mapping: dict[str, Any]) -> Any | None:
-  """Variant `name`'s `Options` from `mapping` (None: the variant's defaults).
+  """Variant `name`'s `Options` from `mapping` (None: it takes none).
 
   Raises:
     UsageError: the variant takes no options, a key is not one of its
       options, or a value is out of range.
   """
-  cls = get(name)
-  options_cls = getattr(cls, "Options", None)
+  options_cls = get(name).Options
   if options_cls is None:
     if mapping:
       raise UsageError(
         f"algorithm {name!r} takes no options; drop --algorithm_options"
         f" {sorted(mapping)} (variants with options:"
-        f" {[n for n in names() if getattr(get(n), 'Options', None)]})."
+        f" {[n for n in names() if get(n).Options is not None]})."
       )
     return None
   fields = [f.name for f in dataclasses.fields(options_cls)]
@@ -88,9 +90,10 @@ def options(name: str, mapping: dict[str, Any]) -> Any | None:
   return built
 
 
-def make(config: psro.PSROConfig, algorithm_options: Any | None = None, **kwargs: Any) -> psro.PSRO:
-  """The run `config.algorithm` names; `algorithm_options` (see `options`)
-  and `kwargs` go to its constructor."""
-  if algorithm_options is not None:
-    kwargs["options"] = algorithm_options
-  return get(config.algorithm)(config, **kwargs)
+def make(name: str, options: Any | None = None) -> base.Variant:
+  """Variant `name` with `options` (its `Options`; None: the defaults),
+  checked."""
+  return get(name)(options)
+
+
+__all__ = ["base", "get", "make", "names", "options", "register"]

@@ -40,21 +40,17 @@ the opponent's best responses found so far are its strategies in a
 zero-sum matrix game against p's members (`nash.solve_zero_sum`); a fresh
 full-game best response to the solution either does no better than the
 matrix game's value (the mixture is least exploitable) or joins them. It is
-finite and exact, where regret matching+ needs about 1/eps^2 steps for eps
-(on Kuhn poker: NashConv 0.0027 after 40 iterations of 100 steps, where the
-exact learner reaches 0 at iteration 6; on Leduc 0.51 against 0.48 at
-iteration 39). Each PSRO
-iteration starts from the best responses the last solution used (its
-column strategy's support), so the LP stays small (on Leduc about 25
-best responses join per player and iteration; keeping all of them made
-Anytime PSRO 3x slower at 40 iterations, and slower still later).
+finite and exact, where regret matching+ needs about 1/eps^2 steps for eps.
+Each PSRO iteration starts from the best responses the last solution used
+(its column strategy's support), so the LP stays small (keeping all of them
+makes it grow every iteration).
 
 The populations grow as in double oracle (ADO): each player's new best
 response answers the restricted game's Nash equilibrium (the meta-solver's
 `sigma`, PSRO's step). Best responses to the least exploitable mixtures
-themselves can stall short of equilibrium (on Kuhn poker at NashConv 0.375:
-each mixture's exploiter is already in the population, yet neither mixture
-is the restricted game's maximin). With DO's expansion the restricted
+themselves can stall short of equilibrium (each mixture's exploiter is
+already in the population, yet neither mixture is the restricted game's
+maximin). With DO's expansion the restricted
 equilibrium converges as in PSRO, and since it is itself a mixture of the
 population, the output is never more exploitable than PSRO's meta-strategy
 at the same iteration.
@@ -64,40 +60,49 @@ oracles. Player p's best response trains against q's mixture as a
 multiplicative-weights learner over q's population (`oracles.hedge`: it
 starts uniform and learns from the training episodes' payoffs), and q's
 candidate at the next iteration is the time average of that learner's
-iterates (`anytime/learned_weights` in the record's metrics, per player,
-over the population it had), with the new member at weight 0. No exact best
+iterates (the member's `learned_weights`, kept in the record's
+`AnytimeState.learned_weights`, per player over the population it had),
+with the new member at weight 0. No exact best
 response enters the learner; on a compiled tree the candidate still passes
 the exact keep-the-previous test above. Here the populations grow against
 the learning mixtures, as in the paper, not against the restricted Nash, so
 the meta-solver is not used.
 
-The record's metrics carry `anytime/exploitability` (per player, the term
-above: the opponent's best-response value), `anytime/kept_previous` (per
-player, whether the previous output was kept) and `anytime/exploiters` (per
-player, the double oracle's best responses in its LP). The meta-solver
-gives the restricted Nash the populations grow against (tabular learners).
+Each record's `variant` is an `AnytimeState`: per player the term above
+(the opponent's best-response value), whether the previous output was kept,
+and the double oracle's best responses in its LP. The meta-solver gives the
+restricted Nash the populations grow against (tabular learners).
 
 Resume: the tabular learners are deterministic, so `meta_solve` replayed
 over the saved populations rebuilds the regrets and the output exactly; the
-multiplicative-weights averages come back from the records' metrics.
+multiplicative-weights averages come back from the records' states.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import enum
 
 import numpy as np
 
 from openspiel_psro_ext import oracles as oracles_lib
-from openspiel_psro_ext import psro
 from openspiel_psro_ext.errors import UsageError
 from openspiel_psro_ext.game import cfr, exploitability, payoffs
 from openspiel_psro_ext.meta_solvers import nash
 from openspiel_psro_ext.oracles.rl import hedge
-from openspiel_psro_ext.psro.variants import xdo
+from openspiel_psro_ext.psro import views
+from openspiel_psro_ext.psro.config import PSROConfig
+from openspiel_psro_ext.psro.variants import base
+from openspiel_psro_ext.records import IterationRecord
+from openspiel_psro_ext.records.variants import AnytimeState
 
-LEARNERS = ("double_oracle", "regret_matching", "multiplicative_weights")
+
+class Learner(str, enum.Enum):
+  """How each player's least exploitable mixture is found (module doc)."""
+
+  DOUBLE_ORACLE = "double_oracle"
+  REGRET_MATCHING = "regret_matching"
+  MULTIPLICATIVE_WEIGHTS = "multiplicative_weights"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,27 +112,29 @@ class AnytimeOptions:
   Attributes:
     learner: "double_oracle" (default; exact), "regret_matching" (the
       paper's tabular learner) or "multiplicative_weights" (its neural form,
-      for RL oracles).
+      for RL oracles); a `Learner`.
     inner_steps: regret-matching+ steps per player and PSRO iteration.
     max_exploiters: best responses the double oracle may collect per player.
     hedge_step, hedge_window: the multiplicative-weights learner's step (on
-      the game's payoffs) and episodes per update (`oracles.hedge`).
+      the game's payoffs) and episodes per update (`oracles.hedge`); the
+      step is smaller than the paper's reference 0.1, which learned too
+      fast against PPO best responses of many updates.
   """
 
-  learner: str = "double_oracle"
+  learner: Learner = Learner.DOUBLE_ORACLE
   inner_steps: int = 100
   max_exploiters: int = 10_000
-  # The paper's reference step is 0.1; on Leduc with PPO (best responses of
-  # ~1M episodes: ~1000 updates) it left NashConv at 0.85 after 127 s, where
-  # 0.01 and 0.003 reached 0.43 (BUILD_NOTES).
   hedge_step: float = 0.01
   hedge_window: int = 1000
 
-  def check(self) -> None:
-    if self.learner not in LEARNERS:
+  def __post_init__(self):
+    if self.learner not in [m.value for m in Learner]:
       raise UsageError(
-        f"Anytime PSRO has no learner {self.learner!r}; choose one of {list(LEARNERS)}."
+        f"Anytime PSRO has no learner {self.learner!r}; choose one of {[m.value for m in Learner]}."
       )
+    object.__setattr__(self, "learner", Learner(self.learner))
+
+  def check(self) -> None:
     if self.inner_steps < 1 or self.max_exploiters < 1:
       raise UsageError(
         f"Anytime PSRO needs inner_steps and max_exploiters >= 1; got"
@@ -140,21 +147,16 @@ class AnytimeOptions:
     return hedge.HedgeOptions(step=self.hedge_step, window=self.hedge_window)
 
 
-class AnytimePSRO(psro.PSRO):
-  """Anytime PSRO (module doc).
+class AnytimePSRO(base.Variant):
+  """Anytime PSRO (module doc); `options` an `AnytimeOptions`."""
 
-  Args:
-    config, *args, **kwargs: as `psro.PSRO`.
-    options: the learner and its settings (default `AnytimeOptions()`).
-  """
+  name = "anytime_psro"
+  title = "Anytime PSRO"
+  Options = AnytimeOptions
+  options: AnytimeOptions
 
-  Options = AnytimeOptions  # --algorithm_options (algorithms.options)
-
-  def __init__(
-    self, config: psro.PSROConfig, *args: Any, options: AnytimeOptions | None = None, **kwargs: Any
-  ):
-    self.options = options if options is not None else AnytimeOptions()
-    self.options.check()
+  def __init__(self, options: AnytimeOptions | None = None):
+    super().__init__(options)
     # Per iteration, per player: the multiplicative-weights learner's average
     # over that player's population (None: no learner ran for it).
     self._learned: list[list[np.ndarray | None]] = []
@@ -168,22 +170,34 @@ class AnytimePSRO(psro.PSRO):
     self._columns: list[np.ndarray] = []  # per player, the last LP's column strategy
     self._output: list[np.ndarray] = []
     self._output_values: list[float] = []
-    self._stats: dict[str, Any] = {}
+    self._state: AnytimeState | None = None
     self._restricted_nash: list[np.ndarray] = []
     self._solves = 0
-    if self.options.learner == "multiplicative_weights":
-      if not oracles_lib.get(config.oracle).trains:
-        raise UsageError(
-          f"Anytime PSRO's multiplicative-weights learner learns from the"
-          f" episodes of RL best responses; oracle {config.oracle!r} plays"
-          f" none. Use an RL oracle (e.g. ppo) or learner 'double_oracle'."
-        )
-    super().__init__(config, *args, **kwargs)
-    self.evaluations.append(psro.Evaluation(lambda snapshot: dict(self._stats), every=1))
 
-  @classmethod
-  def check_variant(cls, config, view):
-    xdo.check_two_player_zero_sum("Anytime PSRO", config, view)
+  @property
+  def _learns(self) -> bool:
+    """The multiplicative-weights learner: mixtures learn in the oracle."""
+    return self.options.learner is Learner.MULTIPLICATIVE_WEIGHTS
+
+  def check(self, config: PSROConfig, view: views.View) -> None:
+    if self._learns and not oracles_lib.get(config.oracle).trains:
+      raise UsageError(
+        f"Anytime PSRO's multiplicative-weights learner learns from the"
+        f" episodes of RL best responses; oracle {config.oracle!r} plays"
+        f" none. Use an RL oracle (e.g. ppo) or learner 'double_oracle'."
+      )
+    base.check_two_player_zero_sum(self.title, config, view)
+
+  def restore(self, records: list[IterationRecord]) -> None:
+    """The multiplicative-weights averages, from the records' states."""
+    for record in records:
+      state = record.variant
+      learned = state.learned_weights if isinstance(state, AnytimeState) else None
+      self._learned.append(
+        [None if w is None else np.asarray(w, dtype=np.float64) for w in learned]
+        if learned is not None
+        else [None] * self.run.num_players
+      )
 
   def _exploiter_value(self, player: int, mixture_reach: np.ndarray) -> tuple[float, np.ndarray]:
     """The opponent's best-response value against `player`'s mixture (with
@@ -195,12 +209,12 @@ class AnytimePSRO(psro.PSRO):
 
   def meta_solve(self) -> list[np.ndarray]:
     sigma, terms, kept = [], [], []
-    for p in range(self.num_players):
-      members = self.table.terminal_reach(p)  # [N_p, Z]
+    for p in range(self.run.num_players):
+      members = self.run.table.terminal_reach(p)  # [N_p, Z]
       first = len(self._output) <= p
-      if self.options.learner == "double_oracle":
+      if self.options.learner is Learner.DOUBLE_ORACLE:
         candidate = self._double_oracle(p, members)
-      elif self.options.learner == "regret_matching":
+      elif self.options.learner is Learner.REGRET_MATCHING:
         candidate = self._regret_matching(p, members)
       else:
         candidate = self._learned_mixture(p, len(members))
@@ -214,49 +228,37 @@ class AnytimePSRO(psro.PSRO):
       terms.append(value)
       kept.append(bool(keep))
     self._output, self._output_values = sigma, terms
-    if self.options.learner != "multiplicative_weights":  # what the populations grow against
-      self._restricted_nash = self._solve()
-    self._stats = {
-      "anytime/exploitability": terms,
-      "anytime/kept_previous": kept,
-      "anytime/exploiters": [len(e) for e in self._exploiters],
-    }
+    if not self._learns:  # what the populations grow against
+      self._restricted_nash = base.restricted_nash(self.run)
+    self._state = AnytimeState(
+      exploitability=terms, kept_previous=kept, exploiters=[len(e) for e in self._exploiters]
+    )
     self._solves += 1
     return sigma
 
-  def best_response_requests(self, sigma):
-    if self.options.learner != "multiplicative_weights":
+  def requests(self, sigma):
+    if not self._learns:
       # sigma is the output; the population grows against the restricted Nash.
-      return super().best_response_requests(self._restricted_nash)
+      return self.mixture_requests(self._restricted_nash)
     # Against learning mixtures that start uniform (module doc).
-    uniform = [np.full(n, 1.0 / n) for n in self.table.shape]
-    return [
-      (p, dataclasses.replace(request, opponent_hedge=self.options.hedge))
-      for p, request in super().best_response_requests(uniform)
-    ]
+    uniform = [np.full(n, 1.0 / n) for n in self.run.table.shape]
+    return self.mixture_requests(uniform, self.options.hedge)
 
-  def _best_responses(self, requests):
-    new_members = super()._best_responses(requests)
-    if self.options.learner == "multiplicative_weights":
-      learned: list[np.ndarray | None] = [None] * self.num_players
-      for members in new_members:
-        for member in members:
-          for q, weights in enumerate(member.stats["opponent_weights"]):
-            if weights is not None:
-              learned[q] = np.asarray(weights, dtype=np.float64)
+  def accept(self, requests, members):
+    new_members = super().accept(requests, members)
+    if self._learns:
+      learned: list[np.ndarray | None] = [None] * self.run.num_players
+      for member in members:
+        for q, weights in enumerate(member.learned_weights or ()):
+          if weights is not None:
+            learned[q] = np.asarray(weights, dtype=np.float64)
       self._learned.append(learned)
-      self._stats["anytime/learned_weights"] = [None if w is None else w.tolist() for w in learned]
+      assert self._state is not None
+      self._state.learned_weights = [None if w is None else w.tolist() for w in learned]
     return new_members
 
-  def _restore(self) -> None:
-    self._learned = [
-      [
-        None if w is None else np.asarray(w, dtype=np.float64)
-        for w in r.metrics.get("anytime/learned_weights", [None] * self.num_players)
-      ]
-      for r in self.run_dir.records()
-    ]
-    super()._restore()
+  def state(self) -> AnytimeState | None:
+    return self._state
 
   def _learned_mixture(self, player: int, size: int) -> np.ndarray:
     """The last multiplicative-weights average over `player`'s population,

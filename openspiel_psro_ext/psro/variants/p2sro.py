@@ -35,7 +35,7 @@ One step of this loop (one `IterationRecord`):
      levels'). A level's LP and gains need only that table and its own
      policies: in P2SRO's distributed form each worker solves its own
      level's restricted game. Here the driver runs them one level after
-     another (on Ray too) and times each level's (`p2sro/level_seconds`);
+     another (on Ray too) and times each level's (`level_seconds`);
 
   3. every active policy trains one chunk (the oracle's own budget: an
      episode budget `total_episodes` makes the run deterministic) that
@@ -44,15 +44,15 @@ One step of this loop (one `IterationRecord`):
      gets the policy just below it (the highest trained level's, else the
      newest fixed member) as `previous`, for the oracle's PSRO warm starts
      (PPO's critic): as PSRO's next best response gets the last one. A
-     policy's chunks are slices of one training run: chunk c of
-     `max_chunks` covers `schedule_span = (c/m, (c+1)/m)` of the oracle's
-     annealing (PPO's learning rate and entropy), so the policy anneals once
-     over its chunks (a policy that waits at a higher level past m chunks
-     trains on at the schedules' end). Restarting the schedules every chunk
-     left PPO's gain stuck at 0.24 on Leduc against a fixed mixture after 36
-     chunks, where one run of the same episodes reached 0.057 and the
-     slices 0.062. All 2K chunks go to the backend as one batch (on Ray,
-     one task each);
+     policy's chunks are slices of one training run (a `TrainingPlan`):
+     chunk c of `max_chunks` continues chunk c-1 and covers
+     `schedule_span = (c/m, (c+1)/m)` of the oracle's annealing (PPO's
+     learning rate and entropy), so the policy anneals once over its chunks
+     (a policy that waits at a higher level past m chunks trains on at the
+     schedules' end); restarting the schedules every chunk keeps the
+     learning rate and entropy high, and the gain stalls far above one
+     run's. All 2K chunks go to the backend as one batch (on Ray, one task
+     each);
   4. the lowest level's gains are computed again against the same targets.
      It becomes fixed when the chunk improved neither player's gain by more
      than `plateau_improvement` (after `min_chunks` chunks), when both gains
@@ -62,20 +62,19 @@ One step of this loop (one `IterationRecord`):
      as the lowest). Both players' lowest policies become fixed
      together, as PSRO adds one best response per player and iteration.
 
-The keys `p2sro/gain` and `p2sro/improvement` (per level, per player; None
-where not defined), `p2sro/chunks` (per level), `p2sro/fixed` (whether the
-lowest level became fixed), `p2sro/chunk_seconds` and `p2sro/chunk_episodes`
-(per level, per player, what each chunk cost: the whole oracle call,
-`stats["call_seconds"]`) and `p2sro/level_seconds` (per level, its target's
-LP and its gains) join each record's metrics: `benchmarks/p2sro.py` runs a
-virtual clock per worker on them.
+Each record's `variant` is a `PipelineState`: per level and player the
+gains and their improvements, the chunks, whether the lowest level became
+fixed, and what each chunk cost (the whole oracle call,
+`stats["call_seconds"]`, and its episodes) and each level's LP and gains
+took: `benchmarks/p2sro.py` runs a virtual clock per worker on them.
 
 Resume: the fixed population is the run's population (checkpointed as
 PSRO's). The active policies change every step, so each step, before its
 commit, writes them (matrix, module, chunk count) to
 `p2sro_active/step<NNNNN>/` of the run directory, named by the number of
 records the commit completes; resume loads the directory of the last
-committed step and `meta_solve` replays over the fixed population as PSRO's.
+committed step (`restore`) and `meta_solve` replays over the fixed
+population as PSRO's.
 Every chunk's seed is (seed, step, player, level), so a resumed run equals an
 uninterrupted one.
 """
@@ -86,16 +85,17 @@ import dataclasses
 import os
 import shutil
 import time
-from typing import Any
 
 import numpy as np
 
-from openspiel_psro_ext import oracles as oracles_lib
-from openspiel_psro_ext import psro
 from openspiel_psro_ext.errors import UsageError
 from openspiel_psro_ext.game import exploitability
 from openspiel_psro_ext.oracles import base as oracle_base
-from openspiel_psro_ext.psro.variants import xdo
+from openspiel_psro_ext.psro import views
+from openspiel_psro_ext.psro.config import PSROConfig
+from openspiel_psro_ext.psro.variants import base
+from openspiel_psro_ext.records import IterationRecord
+from openspiel_psro_ext.records.variants import PipelineState
 from openspiel_psro_ext.runs import checkpoints
 
 ACTIVE_DIR = "p2sro_active"
@@ -139,45 +139,47 @@ class _Active:
   chunks: int = 0
 
 
-class P2SRO(psro.PSRO):
-  """Pipeline PSRO (module doc).
-
-  Args:
-    *args, **kwargs: as `psro.PSRO`.
-    options: the pipeline's settings (default `PipelineOptions()`); a resumed
-      run must use the saved ones (`RunDirectory.check_algorithm_options`).
+class P2SRO(base.Variant):
+  """Pipeline PSRO (module doc); `options` a `PipelineOptions` (a resumed
+  run must use the saved ones, `RunDirectory.check_algorithm_options`).
 
   Attributes:
     active: the K levels, lowest first.
   """
 
-  Options = PipelineOptions  # --algorithm_options (algorithms.options)
+  name = "p2sro"
+  title = "P2SRO"
+  Options = PipelineOptions
+  options: PipelineOptions
 
-  def __init__(self, *args: Any, options: PipelineOptions | None = None, **kwargs: Any):
-    self.options = options if options is not None else PipelineOptions()
-    self.options.check()
+  def __init__(self, options: PipelineOptions | None = None):
+    super().__init__(options)
     self.active: list[_Active] = []
-    self._stats: dict[str, Any] = {}
+    self._state: PipelineState | None = None
     # Per level and player: the target mixture's `[Z]` terminal reach.
     self._targets: list[list[np.ndarray]] = []
     # Per level: this step's seconds of its target and gains (module doc).
     self._level_seconds: list[float] = []
-    super().__init__(*args, **kwargs)
-    self.active = [self._fresh() for _ in range(self.options.num_active)]
-    if self.records:
-      self._load_active()
-    oracle_cls = oracles_lib.get(self.config.oracle)
-    if "warm_start_actor" in oracle_cls.settings():
-      # A critics' result carries its actor only with this: a chunk continues it.
-      self.oracle = oracle_cls.for_psro({**self.config.oracle_config, "warm_start_actor": True})
-    self.evaluations.append(psro.Evaluation(lambda snapshot: dict(self._stats), every=1))
 
-  @classmethod
-  def check_variant(cls, config, view):
-    xdo.check_two_player_zero_sum("P2SRO", config, view)
+  def check(self, config: PSROConfig, view: views.View) -> None:
+    base.check_two_player_zero_sum(self.title, config, view)
+
+  def oracle_overrides(self, oracle_cls: type[oracle_base.Oracle]) -> dict[str, bool]:
+    # A critics' result carries its actor only with this: a chunk continues it.
+    return {"warm_start_actor": True} if "warm_start_actor" in oracle_cls.settings() else {}
+
+  def start(self, run: base.Run) -> None:
+    super().start(run)
+    self.active = [self._fresh() for _ in range(self.options.num_active)]
 
   def _fresh(self) -> _Active:
-    return _Active([None] * self.num_players)
+    return _Active([None] * self.run.num_players)
+
+  def meta_solve(self) -> list[np.ndarray]:
+    return base.restricted_nash(self.run)
+
+  def state(self) -> PipelineState | None:
+    return self._state
 
   # -- targets and gains ---------------------------------------------------
 
@@ -187,20 +189,20 @@ class P2SRO(psro.PSRO):
     members followed by the T trained active levels (always the lowest ones:
     only a new top level is untrained). Each level's restricted game is a
     leading block of it; the fixed members' reaches come from the run's table."""
-    tree, fixed = self.tree, self.population_matrices()
+    tree, fixed, table = self.tree, self.run.population_matrices(), self.run.table
     trained = [a for a in self.active if a.chunks > 0]
     matrices, reaches = [], []
-    for p in range(self.num_players):
-      own = [a.members[p].matrix for a in trained]
+    for p in range(self.run.num_players):
+      own = [base.matrix(_trained(a.members[p])) for a in trained]
       matrices.append(np.concatenate([fixed[p], np.stack(own)]) if own else fixed[p])
       reaches.append(
-        np.concatenate([self.table.terminal_reach(p), tree.terminal_reach(p, np.stack(own))])
+        np.concatenate([table.terminal_reach(p), tree.terminal_reach(p, np.stack(own))])
         if own
-        else self.table.terminal_reach(p)
+        else table.terminal_reach(p)
       )
     weighted = tree.terminal_chance_reach * reaches[1]
     tables = [
-      reaches[0] @ (weighted * tree.terminal_returns[:, p]).T for p in range(self.num_players)
+      reaches[0] @ (weighted * tree.terminal_returns[:, p]).T for p in range(self.run.num_players)
     ]
     return matrices, reaches, tables
 
@@ -214,15 +216,16 @@ class P2SRO(psro.PSRO):
     tree = self.tree
     payoff = tree.terminal_chance_reach * opponent_reach * tree.terminal_returns[:, player]
     best, _ = exploitability.best_response_from_weights(tree, player, payoff)
-    return float(best - tree.terminal_reach(player, member.matrix) @ payoff)
+    return float(best - tree.terminal_reach(player, base.matrix(member)) @ payoff)
 
   # -- the steps P2SRO replaces --------------------------------------------
 
-  def best_response_requests(self, sigma):
+  def requests(self, sigma):
     """One chunk per active policy: level-major, players within a level."""
+    run = self.run
     matrices, reaches, tables = self._pipeline_table()
     # The warm-started solver state belongs to the fixed population's table.
-    kwargs = {k: v for k, v in self._solver_kwargs.items() if k != "incremental"}
+    kwargs = {k: v for k, v in run.solver_kwargs.items() if k != "incremental"}
     self._targets, self._level_seconds = [], []
     requests = []
     below = 0  # trained levels below this one
@@ -235,36 +238,26 @@ class P2SRO(psro.PSRO):
         if not below
         else [
           np.asarray(s, dtype=np.float64)
-          for s in self.meta_solver.solve([t[: sizes[0], : sizes[1]] for t in tables], **kwargs)
+          for s in run.meta_solver.solve([t[: sizes[0], : sizes[1]] for t in tables], **kwargs)
         ]
       )
       # Per player, the mixture's terminal reach (what gains are measured against).
-      self._targets.append([target[p] @ reaches[p][: sizes[p]] for p in range(self.num_players)])
+      self._targets.append([target[p] @ reaches[p][: sizes[p]] for p in range(run.num_players)])
       self._level_seconds.append(time.perf_counter() - start)
       level = len(self._targets) - 1
-      for p in range(self.num_players):
-        requests.append(
-          (
-            p,
-            oracle_base.BestResponseRequest(
-              tree=self.view.request_tree,
-              player=p,
-              game=self.view.game,
-              opponent_populations=[
-                None if q == p else matrices[q][: sizes[q]] for q in range(self.num_players)
-              ],
-              opponent_weights=[None if q == p else target[q] for q in range(self.num_players)],
-              previous=(active.members[p] if active.chunks else self._below(level, p)),
-              continues_previous=active.chunks > 0,
-              schedule_span=(
-                min(active.chunks / max_chunks, 1.0),
-                min((active.chunks + 1) / max_chunks, 1.0),
-              ),
-              seed=self.request_seed(p, level),
-              time_budget_s=self.oracle_time_budget(self.iteration),
-            ),
-          )
+      plan = oracle_base.TrainingPlan(
+        continues=active.chunks > 0,
+        schedule_span=(
+          min(active.chunks / max_chunks, 1.0),
+          min((active.chunks + 1) / max_chunks, 1.0),
+        ),
+      )
+      for p in range(run.num_players):
+        opponents = oracle_base.MemberMixture(
+          base.against(p, [m[:n] for m, n in zip(matrices, sizes)]), base.against(p, target)
         )
+        previous = active.members[p] if active.chunks else self._below(level, p)
+        requests.append((p, run.request(p, opponents, level, previous, plan)))
       below += active.chunks > 0
     return requests
 
@@ -273,23 +266,23 @@ class P2SRO(psro.PSRO):
     for active in reversed(self.active[:level]):
       if active.chunks:
         return active.members[player]
-    return self.previous_member(player)
+    return self.run.previous_member(player)
 
-  def _best_responses(self, requests):
-    """Trains the chunks (one backend batch), moves the pipeline on, and
-    returns per player the newly fixed member (if any) for the population."""
+  def accept(self, requests, members):
+    """Moves the pipeline on with the trained chunks (`members`, in request
+    order); returns per player the newly fixed member (if any)."""
+    num_players = self.run.num_players
     gains_before = self._gains()
-    trained = self.backend.best_responses(self.oracle, [r for _, r in requests])
     seconds, episodes = [], []
     for level, active in enumerate(self.active):
-      chunk = trained[level * self.num_players : (level + 1) * self.num_players]
+      chunk = members[level * num_players : (level + 1) * num_players]
       active.members = list(chunk)
       active.chunks += 1
       seconds.append([m.stats.get("call_seconds") for m in chunk])
       episodes.append([m.stats.get("episodes") for m in chunk])
     gains = self._gains()
     improvements = [
-      [None if b is None else b - a for b, a in zip(before, after)]
+      [None if b is None or a is None else b - a for b, a in zip(before, after)]
       for before, after in zip(gains_before, gains)
     ]
     lowest, opts = self.active[0], self.options
@@ -297,21 +290,23 @@ class P2SRO(psro.PSRO):
       i is not None and i <= opts.plateau_improvement for i in improvements[0]
     )
     fixed = (
-      plateau or all(g <= opts.plateau_gain for g in gains[0]) or lowest.chunks >= opts.max_chunks
+      plateau
+      or all(g is not None and g <= opts.plateau_gain for g in gains[0])
+      or lowest.chunks >= opts.max_chunks
     )
-    self._stats = {
-      "p2sro/gain": gains,
-      "p2sro/improvement": improvements,
-      "p2sro/chunks": [a.chunks for a in self.active],
-      "p2sro/fixed": fixed,
-      "p2sro/chunk_seconds": seconds,
-      "p2sro/chunk_episodes": episodes,
-      "p2sro/level_seconds": list(self._level_seconds),
-    }
-    new_members: list[list[oracle_base.PopulationMember]] = [[] for _ in range(self.num_players)]
+    self._state = PipelineState(
+      gain=gains,
+      improvement=improvements,
+      chunks=[a.chunks for a in self.active],
+      fixed=fixed,
+      chunk_seconds=seconds,
+      chunk_episodes=episodes,
+      level_seconds=list(self._level_seconds),
+    )
+    new_members: base.Members = [[] for _ in range(num_players)]
     if fixed:
       for p, member in enumerate(lowest.members):
-        new_members[p].append(member)
+        new_members[p].append(_trained(member))
       self.active = self.active[1:] + [self._fresh()]
     self._write_active()
     return new_members
@@ -323,21 +318,22 @@ class P2SRO(psro.PSRO):
     for level, (active, mixtures) in enumerate(zip(self.active, self._targets)):
       start = time.perf_counter()
       gains.append(
-        [self._gain(p, active.members[p], mixtures[1 - p]) for p in range(self.num_players)]
+        [self._gain(p, active.members[p], mixtures[1 - p]) for p in range(self.run.num_players)]
       )
       self._level_seconds[level] += time.perf_counter() - start
     return gains
 
   # -- the active policies in the run directory ----------------------------
 
-  def _active_dir(self, records_done: int) -> str:
-    return self.run_dir.file(os.path.join(ACTIVE_DIR, f"step{records_done:05d}"))
+  def _active_dir(self, run_dir: checkpoints.RunDirectory, records_done: int) -> str:
+    return run_dir.file(os.path.join(ACTIVE_DIR, f"step{records_done:05d}"))
 
   def _write_active(self) -> None:
     """Writes the pipeline as the commit of this step will leave it."""
-    if self.run_dir is None:
+    run_dir, iteration = self.run.run_dir, self.run.iteration
+    if run_dir is None:
       return
-    path = self._active_dir(self.iteration + 1)
+    path = self._active_dir(run_dir, iteration + 1)
     shutil.rmtree(path, ignore_errors=True)  # an uncommitted try of this step
     os.makedirs(path)
     for level, active in enumerate(self.active):
@@ -345,23 +341,25 @@ class P2SRO(psro.PSRO):
         if member is None:
           continue
         name = os.path.join(path, f"level{level}_player{p}")
-        checkpoints.write_npy(name + ".npy", member.matrix, durable=False)
+        checkpoints.write_npy(name + ".npy", base.matrix(member), durable=False)
         if member.module is not None and hasattr(member.module, "state_dict"):
           checkpoints.write_torch(name + ".pt", member.module.state_dict(), durable=False)
     checkpoints.write_json(
       os.path.join(path, _ACTIVE_STATE), {"chunks": [a.chunks for a in self.active]}
     )
-    if self.iteration >= 1:  # keep the committed step's directory and this one
-      shutil.rmtree(self._active_dir(self.iteration - 1), ignore_errors=True)
+    if iteration >= 1:  # keep the committed step's directory and this one
+      shutil.rmtree(self._active_dir(run_dir, iteration - 1), ignore_errors=True)
 
-  def _load_active(self) -> None:
+  def restore(self, records: list[IterationRecord]) -> None:
     """The pipeline as the last committed step left it."""
-    path = self._active_dir(len(self.records))
+    run_dir, oracle, tree = self.run.run_dir, self.run.oracle, self.tree
+    if run_dir is None or not records:
+      return
+    path = self._active_dir(run_dir, len(records))
     state_file = os.path.join(path, _ACTIVE_STATE)
     if not os.path.exists(state_file):
       raise checkpoints.CheckpointError(
-        f"{self.run_dir.path} has no P2SRO active policies"
-        f" for step {len(self.records)} ({state_file})."
+        f"{run_dir.path} has no P2SRO active policies for step {len(records)} ({state_file})."
       )
     state = checkpoints.read_json(state_file)
     for level, chunks in enumerate(state["chunks"]):
@@ -369,11 +367,18 @@ class P2SRO(psro.PSRO):
       active.chunks = chunks
       if not chunks:
         continue
-      for p in range(self.num_players):
+      for p in range(self.run.num_players):
         name = os.path.join(path, f"level{level}_player{p}")
-        shape = (self.tree.infostates[p].num_infostates, self.tree.num_actions)
+        shape = (tree.infostates[p].num_infostates, tree.num_actions)
         matrix = checkpoints.load_matrix(name + ".npy", shape)
         module = None
-        if os.path.exists(name + ".pt") and self.oracle.restores_modules:
-          module = self.oracle.restore_module(self.tree, p, checkpoints.load_torch(name + ".pt"))
+        if os.path.exists(name + ".pt") and oracle.restores_modules:
+          module = oracle.restore_module(tree, p, checkpoints.load_torch(name + ".pt"))
         active.members[p] = oracle_base.PopulationMember(matrix=matrix, module=module)
+
+
+def _trained(member: oracle_base.PopulationMember | None) -> oracle_base.PopulationMember:
+  """A trained level's member (never None)."""
+  if member is None:
+    raise ValueError("an untrained P2SRO level has no member.")
+  return member

@@ -10,7 +10,7 @@ extensive form instead: at each information state of player p it allows only
 and solves that game with CFR+ (`cfr.CFRPlus`, vectorised over the compiled
 tree, restricted to `A_t`). The restricted game's equilibrium can combine
 the best responses' actions state by state, so far fewer best responses are
-needed than PSRO's members (on Leduc: tens against hundreds).
+needed than PSRO's members.
 
 Each iteration t:
 
@@ -35,11 +35,10 @@ What the records mean for XDO: `nash_conv`, `exploitability_per_player` and
 mixture of members, so `meta_strategy` lists the members that span the
 restricted game, equally weighted (member 0, the uniform seed, has weight 0
 after iteration 0); `support_size` is their count. Run metrics (win rates,
-Elo) evaluate `pi_t` itself, as a population of one (`evaluation_snapshot`);
-`verify` checks `pi_t` with OpenSpiel's `exploitability.nash_conv`. The keys
-`xdo/threshold`, `xdo/restricted_nash_conv`, `xdo/cfr_iterations` and
-`xdo/restricted_actions` (per player, allowed actions over all states) join
-each record's metrics. The meta-solver is not used.
+Elo) evaluate `pi_t` itself, as a population of one (`snapshot`); `verify`
+checks `pi_t` with OpenSpiel's `exploitability.nash_conv`. Each record's
+`variant` is an `XDOState`: the threshold, the restricted game's NashConv,
+the CFR+ iterations and the allowed actions. The meta-solver is not used.
 
 Resume: CFR+ is deterministic, so `meta_solve` replayed over the saved
 populations rebuilds the regrets, average and threshold exactly.
@@ -48,38 +47,19 @@ populations rebuilds the regrets, average and threshold exactly.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import pyspiel
 
-from openspiel_psro_ext import psro
-from openspiel_psro_ext.errors import UsageError
-from openspiel_psro_ext.evaluation import verification
 from openspiel_psro_ext.game import cfr, exploitability
 from openspiel_psro_ext.game.game_tree import GameTree
 from openspiel_psro_ext.oracles import base as oracle_base
-from openspiel_psro_ext.psro import views
-
-_ZERO_SUM = (pyspiel.GameType.Utility.ZERO_SUM, pyspiel.GameType.Utility.CONSTANT_SUM)
-
-
-def check_two_player_zero_sum(name: str, config: psro.PSROConfig, view: views.View) -> None:
-  """Refuses what a two-player zero-sum variant over the tree cannot run."""
-  if view.tree is None or view.simulated:
-    raise UsageError(
-      f"{name} works on the compiled tree, which {config.game} runs"
-      " without here; use --evaluation=exact on a game that compiles."
-    )
-  game_type = view.game.get_type()
-  if view.num_players != 2 or game_type.utility not in _ZERO_SUM:
-    raise UsageError(
-      f"{name} solves two-player zero-sum games; {config.game} has"
-      f" {view.num_players} players and {game_type.utility}. Use"
-      " --algorithm=psro."
-    )
-  if config.symmetric:
-    raise UsageError(f"{name} keeps one population per player; drop --symmetric.")
+from openspiel_psro_ext.psro import evaluations, views
+from openspiel_psro_ext.psro.config import PSROConfig
+from openspiel_psro_ext.psro.variants import base
+from openspiel_psro_ext.records import IterationRecord
+from openspiel_psro_ext.records.variants import XDOState
 
 
 @dataclasses.dataclass
@@ -98,7 +78,7 @@ class _OutputView:
     return [m[None] for m in self.output]
 
 
-class XDO(psro.PSRO):
+class XDO(base.Variant):
   """XDO (module doc); `output_policy` is the restricted game's average policy.
 
   Class attributes (the algorithm's constants):
@@ -108,13 +88,14 @@ class XDO(psro.PSRO):
       its probability there is above this. Exact members are one-hot; an RL
       member's exploration stays out of the restricted game, but RL members
       that stay spread over actions (short training) span nearly the full
-      game, where XDO becomes CFR+ on the full game (on Kuhn with 8,000-episode
-      PPO members: every action from iteration 1).
+      game, where XDO becomes CFR+ on the full game.
     check_every: CFR+ iterations between restricted-game NashConv checks.
     max_cfr_iterations: CFR+ iterations per XDO iteration at most.
     predictive_cfr: solve with predictive CFR+ (`cfr` module doc).
   """
 
+  name = "xdo"
+  title = "XDO"
   initial_threshold: ClassVar[float] = 0.5
   min_action_probability: ClassVar[float] = 0.05
   min_threshold: ClassVar[float] = 1e-12
@@ -122,18 +103,16 @@ class XDO(psro.PSRO):
   max_cfr_iterations: ClassVar[int] = 100_000
   predictive_cfr: ClassVar[bool] = True
 
-  def __init__(self, *args: Any, **kwargs: Any):
+  def __init__(self, options: None = None):
+    super().__init__(options)
     self._cfr: cfr.CFRPlus | None = None
     self.threshold = self.initial_threshold
     self.output_policy: list[np.ndarray] = []
     self._output_result: exploitability.NashConvResult | None = None
-    self._stats: dict[str, Any] = {}
-    super().__init__(*args, **kwargs)
-    self.evaluations.append(psro.Evaluation(lambda snapshot: dict(self._stats), every=1))
+    self._state: XDOState | None = None
 
-  @classmethod
-  def check_variant(cls, config, view):
-    check_two_player_zero_sum("XDO", config, view)
+  def check(self, config: PSROConfig, view: views.View) -> None:
+    base.check_two_player_zero_sum(self.title, config, view)
 
   def restricted_actions(self) -> list[np.ndarray]:
     """Per player `[I_p, A]` bool: the actions of the best responses so far
@@ -142,11 +121,11 @@ class XDO(psro.PSRO):
       ((m[1:] > self.min_action_probability) | (m[1:] == m[1:].max(axis=2, keepdims=True))).any(
         axis=0
       )
-      for m in self.population_matrices()
+      for m in self.run.population_matrices()
     ]
 
   def meta_solve(self) -> list[np.ndarray]:
-    matrices = self.population_matrices()
+    matrices = self.run.population_matrices()
     tree, threshold = self.tree, self.threshold
     if len(matrices[0]) == 1:  # only the uniform seed members
       self.output_policy = [m[0].copy() for m in matrices]
@@ -170,14 +149,14 @@ class XDO(psro.PSRO):
       and self.threshold > self.min_threshold
     ):  # an exact 0 would never stop
       self.threshold /= 2
-    self._stats = {
-      "xdo/threshold": threshold,
-      "xdo/restricted_nash_conv": gap,
-      "xdo/cfr_iterations": cfr_iterations,
-      "xdo/restricted_actions": [int(a.sum()) for a in self._cfr.allowed]
+    self._state = XDOState(
+      threshold=threshold,
+      restricted_nash_conv=gap,
+      cfr_iterations=cfr_iterations,
+      restricted_actions=[int(a.sum()) for a in self._cfr.allowed]
       if self._cfr is not None
       else [int(t.legal_mask.sum()) for t in tree.infostates],
-    }
+    )
     sigma = []
     for m in matrices:
       weights = np.zeros(len(m))
@@ -185,55 +164,38 @@ class XDO(psro.PSRO):
       sigma.append(weights / weights.sum())
     return sigma
 
-  def output_nash_conv(self, sigma):
-    del sigma
-    return self._output_result
+  def output(self, sigma):
+    return sigma, self._output_result
 
-  def best_response_requests(self, sigma):
+  def requests(self, sigma):
     del sigma
-    counts = self.config.best_responses_per_player or (1,) * self.num_players
+    run = self.run
+    counts = run.config.best_responses_per_player or (1,) * run.num_players
     requests = []
-    for p in range(self.num_players):
+    for p in range(run.num_players):
+      opponents = oracle_base.MemberMixture(
+        base.against(p, [m[None] for m in self.output_policy]),
+        base.against(p, [np.ones(1)] * run.num_players),
+      )
       for j in range(counts[p]):
-        requests.append(
-          (
-            p,
-            oracle_base.BestResponseRequest(
-              tree=self.view.request_tree,
-              player=p,
-              game=self.view.game,
-              opponent_populations=[
-                None if q == p else self.output_policy[q][None] for q in range(self.num_players)
-              ],
-              opponent_weights=[None if q == p else np.ones(1) for q in range(self.num_players)],
-              previous=self.previous_member(p),
-              seed=self.request_seed(p, j),
-              time_budget_s=self.oracle_time_budget(self.iteration),
-            ),
-          )
-        )
+        requests.append((p, run.request(p, opponents, j, run.previous_member(p))))
     return requests
 
-  def evaluation_snapshot(self, record, meta_games):
+  def state(self) -> XDOState | None:
+    return self._state
+
+  def snapshot(self, record: IterationRecord, meta_games: list[np.ndarray]) -> evaluations.Snapshot:
     del meta_games
     values = np.asarray(record.on_policy_values)
-    return psro.Snapshot(
+    num_players = self.run.num_players
+    return evaluations.Snapshot(
       _OutputView(self.tree, self.output_policy),
-      [1] * self.num_players,
-      [np.ones(1)] * self.num_players,
-      [np.full((1,) * self.num_players, v) for v in values],
-      self.backend,
+      [1] * num_players,
+      [np.ones(1)] * num_players,
+      [np.full((1,) * num_players, v) for v in values],
+      self.run.backend,
     )
 
-  def verify(self, tolerance: float = 1e-6, method: str = "behaviour_mixture") -> float:
-    """The last record's NashConv -- `output_policy`'s -- by OpenSpiel's code."""
-    last = self.records[-1]
-    return verification.verify(
-      self.tree,
-      [m[None] for m in self.output_policy],
-      [np.ones(1)] * self.num_players,
-      last.nash_conv,
-      tolerance,
-      method,
-      label=f"XDO iteration {last.iteration}: ",
-    )
+  def output_mixture(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """`output_policy`, a population of one per player."""
+    return [m[None] for m in self.output_policy], [np.ones(1)] * self.run.num_players
