@@ -59,10 +59,11 @@ def main(argv):
   start = time.perf_counter()
   metrics = IterationMetrics(tree)
   build = time.perf_counter() - start
+  cfr_plus = metrics.baseline_facts.get("cfr_plus")
   print(
     f"metrics pass on {FLAGS.game}, support {FLAGS.support} per player;"
     f" baselines built in {build:.2f} s (CFR+ NashConv"
-    f" {metrics.baseline_info.get('baselines/cfr_plus/nash_conv', np.nan):.2e})"
+    f" {cfr_plus.nash_conv if cfr_plus else np.nan:.2e})"
   )
   print(f"{'N':>6} {'s/pass':>8} {'cpu s':>8} {'peak MiB':>9} {'pairs':>6} {'rated':>6}")
   rng = np.random.default_rng(0)
@@ -81,8 +82,8 @@ def main(argv):
     metrics.compute(populations, sigmas, meta_games)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    pairs = result.get("diversity/pairs", [size * (size - 1) // 2] * 2)
-    rated = result.get("elo/rated_members", [range(size)] * 2)
+    pairs = result.diversity.pairs
+    rated = result.elo.rated_members if result.elo is not None else [range(size)] * 2
     print(
       f"{size:>6} {np.median(times):>8.3f} {np.median(cpu_times):>8.3f}"
       f" {peak / 2**20:>9.1f}"

@@ -145,7 +145,7 @@ def _run(game: str, args) -> psro.PSRO:
   def approx(snap):
     return approx_exploitability.approx_nash_conv(
       snap.view.game, snap.policies(), snap.sigma, estimator, snap.backend
-    ).metrics()
+    ).estimate
 
   run = psro.PSRO(
     config,
@@ -192,11 +192,8 @@ def _run(game: str, args) -> psro.PSRO:
       f"{record.iteration:>4} {clock:>7.1f} {approx_s:>8.1f}"
       f" {record.population_size[0]:>4} {run.table.games_played:>10,} {exact:>8}"
     )
-    if "approx_nash_conv" in record.metrics:
-      line += (
-        f" {record.metrics['approx_nash_conv']:>8.4f}"
-        f" {record.metrics['approx_nash_conv_ci95']:>7.4f}"
-      )
+    if record.approx_nash_conv is not None:
+      line += f" {record.approx_nash_conv.value:>8.4f} {record.approx_nash_conv.ci95:>7.4f}"
     else:
       line += f" {'':>8} {'':>7}"
     line += f" {_rss_mib():>8.0f}"
@@ -227,11 +224,10 @@ def validate(args) -> None:
   run = _run("leduc_poker", args)
   if args.dump:
     _dump(run, args.dump)
-  points = [r for r in run.records if "approx_nash_conv" in r.metrics]
+  points = [(r, r.approx_nash_conv) for r in run.records if r.approx_nash_conv is not None]
   ok = True
-  for r in points:
-    exact, approx = r.nash_conv, r.metrics["approx_nash_conv"]
-    ci = r.metrics["approx_nash_conv_ci95"]
+  for r, estimate in points:
+    exact, approx, ci = r.nash_conv, estimate.value, estimate.ci95
     gap_ok = abs(exact - approx) <= 0.05 + 0.1 * exact
     bound_ok = approx <= exact + ci
     ok &= gap_ok and bound_ok
@@ -278,8 +274,8 @@ def _dump(run: psro.PSRO, path: str) -> None:
 def games(args) -> None:
   for game in args.games.split(";"):
     run = _run(game, args)
-    points = [r for r in run.records if "approx_nash_conv" in r.metrics]
-    first, last = points[0].metrics["approx_nash_conv"], points[-1].metrics["approx_nash_conv"]
+    points = [r for r in run.records if r.approx_nash_conv is not None]
+    first, last = points[0].approx_nash_conv.value, points[-1].approx_nash_conv.value
     print(
       f"{game}: approximate NashConv {first:.4f} at iteration 0 -> {last:.4f} at"
       f" iteration {points[-1].iteration}:"

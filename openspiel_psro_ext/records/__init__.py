@@ -5,9 +5,9 @@ populations as they were when it was solved (so `population_size` and
 `meta_strategy` always match), what the oracle spent on the best responses
 added after it, and the iteration's cost. Every writer and reader of
 `metrics.jsonl`, the log line, TensorBoard and the stock comparison goes
-through `IterationRecord`; on disk it is one flat JSON object per line, the
-run metrics' keys (`win_rate/uniform`, `elo/meta_strategy`, ...) beside the
-record's own fields.
+through `IterationRecord`; on disk it is one JSON object per line, the typed
+evaluation values (`run_metrics`, `approx_nash_conv`; see `records.metrics`)
+as nested objects.
 
 Clocks (seconds, all measured with `time.perf_counter`):
   psro_time_s      meta-solve, NashConv, best responses and the payoff
@@ -27,6 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from openspiel_psro_ext.records import variants
+from openspiel_psro_ext.records.metrics import ApproxNashConv, RunMetrics, to_json
+from openspiel_psro_ext.records.variants import VariantState
+
+# What an evaluation hook returns; `IterationRecord.add` stores it.
+EvaluationValue = RunMetrics | ApproxNashConv
+
 
 @dataclasses.dataclass
 class IterationRecord:
@@ -41,8 +48,8 @@ class IterationRecord:
       output is their average (`meta_strategy_average_decay`); else None.
     support_size: per player, members with positive probability.
     nash_conv: exact NashConv of the meta-strategy in the full game; None in
-      the simulated mode without a tree (its estimate, a lower bound, is the
-      metric `approx_nash_conv`, never this field).
+      the simulated mode without a tree (its estimate, a lower bound, is
+      `approx_nash_conv`, never this field).
     exploitability_per_player: per player, what a best response gains (None
       with `nash_conv`).
     on_policy_values: per player, the meta-strategy profile's value (exact,
@@ -51,9 +58,12 @@ class IterationRecord:
       added this iteration (e.g. episodes, seconds).
     psro_time_s, metrics_time_s, write_time_s, iteration_time_s,
     wall_time_s: see the module doc.
-    metrics: run metrics by key (`win_rate/uniform`, ...); empty on
-      iterations without a metrics pass.
-    short_log: the metrics condensed for the one-line log.
+    run_metrics: win rates, Elo and diversity; None on iterations without
+      a metrics pass.
+    approx_nash_conv: the simulated mode's NashConv estimate, when made.
+    metrics: variant statistics by key, until they become typed state.
+    variant: the loop variant's own state (`records.variants`), or None
+      (plain PSRO).
   """
 
   iteration: int
@@ -70,26 +80,53 @@ class IterationRecord:
   iteration_time_s: float = 0.0
   wall_time_s: float = 0.0
   metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
-  short_log: str = ""
   training_meta_strategy: list[list[float]] | None = None
+  run_metrics: RunMetrics | None = None
+  approx_nash_conv: ApproxNashConv | None = None
+  variant: VariantState | None = None
+
+  def add(self, value: EvaluationValue) -> None:
+    """Stores an evaluation hook's value in its field."""
+    if isinstance(value, RunMetrics):
+      self.run_metrics = value
+    elif isinstance(value, ApproxNashConv):
+      self.approx_nash_conv = value
+    else:
+      raise TypeError(f"an evaluation hook returned a {type(value).__name__}, no evaluation value.")
 
   def to_json(self) -> dict[str, Any]:
-    """The flat `metrics.jsonl` object: the fields, then the metrics' keys."""
-    data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "metrics"}
-    if data["training_meta_strategy"] is None:  # the usual case: one meta-strategy
-      del data["training_meta_strategy"]
+    """The `metrics.jsonl` object: the fields (typed values nested, those
+    that are None left out), then the variant statistics' keys."""
+    optional = ("metrics", "training_meta_strategy", "run_metrics", "approx_nash_conv", "variant")
+    data = {
+      f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in optional
+    }
+    if self.training_meta_strategy is not None:  # the usual case: one meta-strategy
+      data["training_meta_strategy"] = self.training_meta_strategy
+    if self.run_metrics is not None:
+      data["run_metrics"] = to_json(self.run_metrics)
+    if self.approx_nash_conv is not None:
+      data["approx_nash_conv"] = to_json(self.approx_nash_conv)
+    if self.variant is not None:
+      data["variant"] = variants.to_json(self.variant)
     clash = sorted(set(data) & set(self.metrics))
     if clash:
-      raise ValueError(f"run metrics may not reuse record fields {clash}.")
+      raise ValueError(f"variant statistics may not reuse record fields {clash}.")
     data.update(self.metrics)
     return data
 
   @classmethod
   def from_json(cls, data: dict[str, Any]) -> IterationRecord:
-    """Reads `to_json`'s object; unknown keys are run metrics."""
+    """Reads `to_json`'s object; unknown keys are variant statistics."""
     names = {f.name for f in dataclasses.fields(cls)} - {"metrics"}
     fields = {k: v for k, v in data.items() if k in names}
     fields["oracle"] = _oracle_stats(fields.get("oracle", []))
+    if fields.get("run_metrics") is not None:
+      fields["run_metrics"] = RunMetrics.from_json(fields["run_metrics"])
+    if fields.get("approx_nash_conv") is not None:
+      fields["approx_nash_conv"] = ApproxNashConv(**fields["approx_nash_conv"])
+    if fields.get("variant") is not None:
+      fields["variant"] = variants.from_json(fields["variant"])
     return cls(**fields, metrics={k: v for k, v in data.items() if k not in names})
 
   @property

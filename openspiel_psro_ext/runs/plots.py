@@ -2,10 +2,11 @@
 
 `render_run_plots(run_dir)` reads
 
-  metrics.jsonl    one record per iteration: `iteration`, `population_size`,
+  metrics.jsonl    one `IterationRecord` per iteration: `iteration`,
                    `nash_conv`, `exploitability_per_player`, `meta_strategy`,
-                   `wall_time_s` and the `metrics` keys (`elo/...`,
-                   `diversity/...`, `win_rate/...`)
+                   `wall_time_s`, and the typed `run_metrics` (Elo,
+                   diversity, outcomes against baselines) and
+                   `approx_nash_conv`
   payoffs.npy      `[P, N_0, ..., N_{P-1}]` payoff table
   comparison.json  optional stock psro_v2 curve: {"label", "stock": [{
                    "iteration", "nash_conv", "wall_time_s"}, ...]}
@@ -17,7 +18,7 @@ directory and renamed into place, so a reader never sees half an image):
   exploitability.png  each player's best-response improvement
   payoff_table.png    player 0's payoff table, meta-strategies beside it
   elo.png             Elo of each new member and of the meta-strategy, and
-                      of the rated members (`elo/rated_members`: support and
+                      of the rated members (`elo.rated_members`: support and
                       newest) at the last record that has them
   diversity.png       behavioural diversity and expected cardinality
   win_rate.png        win rate and expected return against each baseline
@@ -36,11 +37,14 @@ import json
 import logging
 import os
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
+from openspiel_psro_ext.records import IterationRecord
+from openspiel_psro_ext.records import metrics as records_metrics
 from openspiel_psro_ext.runs import checkpoints
 
 # Floor for log-scale axes, so an exact zero NashConv still plots.
@@ -51,7 +55,7 @@ class RunDirError(checkpoints.CheckpointError):
   """A run directory that has nothing to plot or report."""
 
 
-def load_records(run_dir: str) -> list[dict[str, Any]]:
+def load_records(run_dir: str) -> list[IterationRecord]:
   """The iteration records of `run_dir`, one per iteration, in order.
 
   A resumed run may have rewritten an iteration; the last record wins.
@@ -63,18 +67,20 @@ def load_records(run_dir: str) -> list[dict[str, Any]]:
     raise RunDirError(f"run directory {run_dir!r} does not exist.")
   path = os.path.join(run_dir, checkpoints.METRICS_FILE)
   if not os.path.exists(path):
-    raise RunDirError(f"{run_dir!r} has no {checkpoints.METRICS_FILE}; is it a"
-                      " PSRO run directory?")
+    raise RunDirError(f"{run_dir!r} has no {checkpoints.METRICS_FILE}; is it a PSRO run directory?")
   try:
     records = checkpoints.read_metrics(run_dir)
   except checkpoints.CheckpointError as e:
     raise RunDirError(str(e)) from e
-  by_iteration: dict[int, dict[str, Any]] = {}
-  for number, record in enumerate(records, 1):
-    if not isinstance(record, dict) or "iteration" not in record:
-      raise RunDirError(f"{path} record {number} has no 'iteration'; the file"
-                        " is corrupted.")
-    by_iteration[int(record["iteration"])] = record
+  by_iteration: dict[int, IterationRecord] = {}
+  for number, data in enumerate(records, 1):
+    try:
+      record = IterationRecord.from_json(data)
+    except (TypeError, KeyError, AttributeError) as e:
+      raise RunDirError(
+        f"{path} record {number} is no iteration record ({e}); the file is corrupted."
+      ) from e
+    by_iteration[record.iteration] = record
   if not by_iteration:
     raise RunDirError(f"{path} is empty: the run finished no iteration yet.")
   return [by_iteration[k] for k in sorted(by_iteration)]
@@ -107,8 +113,7 @@ def load_payoffs(run_dir: str) -> np.ndarray | None:
     logging.warning("Ignoring unreadable %s: %s", path, e)
     return None
   if table.ndim < 2 or table.ndim != table.shape[0] + 1:
-    logging.warning("Ignoring %s: shape %s is not [P, N_0, ..., N_{P-1}].",
-                    path, table.shape)
+    logging.warning("Ignoring %s: shape %s is not [P, N_0, ..., N_{P-1}].", path, table.shape)
     return None
   return table
 
@@ -130,10 +135,18 @@ def _save(figure: Figure, path: str) -> str:
   return path
 
 
-def _series(records: list[dict[str, Any]], key: str) -> tuple[np.ndarray, list]:
-  """(iterations, values) of the records that have `key` (not None)."""
-  have = [r for r in records if r.get(key) is not None]
-  return np.array([r["iteration"] for r in have]), [r[key] for r in have]
+def _series(
+  records: list[IterationRecord], value: Callable[[IterationRecord], Any]
+) -> tuple[np.ndarray, list]:
+  """(iterations, values) of the records whose `value(record)` is not None."""
+  pairs = [(r.iteration, value(r)) for r in records]
+  have = [(iteration, v) for iteration, v in pairs if v is not None]
+  return np.array([iteration for iteration, _ in have]), [v for _, v in have]
+
+
+def _run_metrics(records: list[IterationRecord]) -> list[tuple[int, records_metrics.RunMetrics]]:
+  """(iteration, run metrics) of the records that have them."""
+  return [(r.iteration, r.run_metrics) for r in records if r.run_metrics is not None]
 
 
 def _positive(values) -> np.ndarray:
@@ -141,34 +154,41 @@ def _positive(values) -> np.ndarray:
 
 
 def plot_nash_conv(records, comparison, path: str) -> str | None:
-  iterations, nash_conv = _series(records, "nash_conv")
-  approx_iterations, approx = _series(records, "approx_nash_conv")
+  iterations, nash_conv = _series(records, lambda r: r.nash_conv)
+  approx_iterations, approx = _series(records, lambda r: r.approx_nash_conv)
   if not len(iterations) and not len(approx_iterations):
     return None
   figure = Figure(figsize=(11, 4))
   by_iter, by_time = figure.subplots(1, 2)
   if len(iterations):
-    seconds = [r.get("wall_time_s", np.nan) for r in records if r.get("nash_conv") is not None]
+    _, seconds = _series(records, lambda r: None if r.nash_conv is None else r.wall_time_s)
     by_iter.plot(iterations, _positive(nash_conv), "o-", ms=3, label="this run")
     by_time.plot(seconds, _positive(nash_conv), "o-", ms=3, label="this run")
   if len(approx_iterations):
     # Estimates by RL best responses: lower bounds, with their 95% intervals.
-    have = [r for r in records if r.get("approx_nash_conv") is not None]
-    errors = [r.get("approx_nash_conv_ci95", 0.0) for r in have]
+    _, seconds = _series(records, lambda r: None if r.approx_nash_conv is None else r.wall_time_s)
+    values = _positive([a.value for a in approx])
+    errors = [a.ci95 for a in approx]
     label = "approximate (lower bound, 95% interval)"
-    by_iter.errorbar(approx_iterations, _positive(approx), yerr=errors, fmt="^:", ms=4,
-                     capsize=2, label=label)
-    by_time.errorbar([r.get("wall_time_s", np.nan) for r in have], _positive(approx),
-                     yerr=errors, fmt="^:", ms=4, capsize=2, label=label)
+    by_iter.errorbar(approx_iterations, values, yerr=errors, fmt="^:", ms=4, capsize=2, label=label)
+    by_time.errorbar(seconds, values, yerr=errors, fmt="^:", ms=4, capsize=2, label=label)
   if comparison:
     stock = [s for s in comparison["stock"] if "nash_conv" in s]
     label = comparison.get("label", "stock psro_v2")
-    by_iter.plot([s["iteration"] for s in stock],
-                 _positive([s["nash_conv"] for s in stock]), "s--", ms=3,
-                 label=label)
-    by_time.plot([s.get("wall_time_s", np.nan) for s in stock],
-                 _positive([s["nash_conv"] for s in stock]), "s--", ms=3,
-                 label=label)
+    by_iter.plot(
+      [s["iteration"] for s in stock],
+      _positive([s["nash_conv"] for s in stock]),
+      "s--",
+      ms=3,
+      label=label,
+    )
+    by_time.plot(
+      [s.get("wall_time_s", np.nan) for s in stock],
+      _positive([s["nash_conv"] for s in stock]),
+      "s--",
+      ms=3,
+      label=label,
+    )
   for axis, xlabel in ((by_iter, "iteration"), (by_time, "wall time (s)")):
     axis.set_yscale("log")
     axis.set_xlabel(xlabel)
@@ -180,15 +200,14 @@ def plot_nash_conv(records, comparison, path: str) -> str | None:
 
 
 def plot_exploitability(records, path: str) -> str | None:
-  iterations, per_player = _series(records, "exploitability_per_player")
+  iterations, values = _series(records, lambda r: r.exploitability_per_player)
   if not len(iterations):
     return None
-  per_player = np.asarray(per_player, dtype=np.float64)  # [T, P]
+  per_player = np.asarray(values, dtype=np.float64)  # [T, P]
   figure = Figure(figsize=(6, 4))
   axis = figure.subplots()
   for p in range(per_player.shape[1]):
-    axis.plot(iterations, _positive(per_player[:, p]), "o-", ms=3,
-              label=f"player {p}")
+    axis.plot(iterations, _positive(per_player[:, p]), "o-", ms=3, label=f"player {p}")
   axis.set_yscale("log")
   axis.set_xlabel("iteration")
   axis.set_ylabel("best-response improvement")
@@ -201,20 +220,17 @@ def plot_exploitability(records, path: str) -> str | None:
 def _padded(sigma: list[float], size: int) -> np.ndarray:
   """A meta-strategy over the first members, zero for members added later."""
   out = np.zeros(size)
-  sigma = np.asarray(sigma, dtype=np.float64)[:size]
-  out[:len(sigma)] = sigma
+  head = np.asarray(sigma, dtype=np.float64)[:size]
+  out[: len(head)] = head
   return out
 
 
-def plot_payoff_table(records, payoffs: np.ndarray | None,
-                      path: str) -> str | None:
+def plot_payoff_table(records, payoffs: np.ndarray | None, path: str) -> str | None:
   if payoffs is None or payoffs.shape[0] < 2:
     return None
   num_players = payoffs.shape[0]
   sizes = payoffs.shape[1:]
-  last = next((r for r in reversed(records) if "meta_strategy" in r), None)
-  sigmas = ([_padded(s, n) for s, n in zip(last["meta_strategy"], sizes)]
-            if last else [np.zeros(n) for n in sizes])
+  sigmas = [_padded(s, n) for s, n in zip(records[-1].meta_strategy, sizes)]
   table = payoffs[0]
   title = "player 0's payoff"
   if num_players > 2:  # Seats 2.. play their meta-strategies.
@@ -223,26 +239,28 @@ def plot_payoff_table(records, payoffs: np.ndarray | None,
       table = np.tensordot(table, weights, axes=([p], [0]))
     title += " (seats 2+ at their meta-strategies)"
   figure = Figure(figsize=(8, 6.5))
-  grid = figure.add_gridspec(2, 2, width_ratios=(6, 1), height_ratios=(6, 1),
-                             wspace=0.05, hspace=0.08)
+  grid = figure.add_gridspec(
+    2, 2, width_ratios=(6, 1), height_ratios=(6, 1), wspace=0.05, hspace=0.08
+  )
   heat = figure.add_subplot(grid[0, 0])
   limit = float(np.abs(table).max()) or 1.0
-  image = heat.imshow(table, cmap="RdBu", vmin=-limit, vmax=limit,
-                      aspect="auto", interpolation="nearest")
+  image = heat.imshow(
+    table, cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest"
+  )
   heat.set_ylabel("player 0 member")
   heat.set_title(title)
   heat.tick_params(labelbottom=False)
   rows = figure.add_subplot(grid[0, 1], sharey=heat)
   # One step artist per bar chart, not one patch per member (2000 members
   # would draw 2000 rectangles).
-  rows.stairs(sigmas[0], np.arange(sizes[0] + 1) - 0.5, orientation="horizontal",
-              fill=True, color="tab:blue")
+  rows.stairs(
+    sigmas[0], np.arange(sizes[0] + 1) - 0.5, orientation="horizontal", fill=True, color="tab:blue"
+  )
   rows.set_xlim(0, 1)
   rows.set_title("meta-strategy 0", fontsize=9)
   rows.tick_params(labelleft=False)
   cols = figure.add_subplot(grid[1, 0], sharex=heat)
-  cols.stairs(sigmas[1], np.arange(sizes[1] + 1) - 0.5, fill=True,
-              color="tab:orange")
+  cols.stairs(sigmas[1], np.arange(sizes[1] + 1) - 0.5, fill=True, color="tab:orange")
   cols.set_ylim(1, 0)
   cols.set_ylabel("meta 1", fontsize=9)
   cols.set_xlabel("player 1 member")
@@ -252,65 +270,69 @@ def plot_payoff_table(records, payoffs: np.ndarray | None,
 
 
 def plot_elo(records, path: str) -> str | None:
-  iterations, newest = _series(records, "elo/newest")
-  if not len(iterations):
+  rated = [(iteration, m.elo) for iteration, m in _run_metrics(records) if m.elo is not None]
+  if not rated:
     return None
-  newest = np.asarray(newest, dtype=np.float64)
-  _, meta = _series(records, "elo/meta_strategy")
-  meta = np.asarray(meta, dtype=np.float64)
+  iterations = np.array([iteration for iteration, _ in rated])
+  newest = np.asarray([elo.newest for _, elo in rated], dtype=np.float64)
+  meta = np.asarray([elo.meta_strategy for _, elo in rated], dtype=np.float64)
   figure = Figure(figsize=(11, 4))
   over_time, final = figure.subplots(1, 2)
   for p in range(newest.shape[1]):
-    line, = over_time.plot(iterations, newest[:, p], "o-", ms=3,
-                           label=f"newest member, player {p}")
-    if len(meta) == len(iterations):
-      over_time.plot(iterations, meta[:, p], "--", color=line.get_color(),
-                     label=f"meta-strategy, player {p}")
+    (line,) = over_time.plot(
+      iterations, newest[:, p], "o-", ms=3, label=f"newest member, player {p}"
+    )
+    over_time.plot(
+      iterations, meta[:, p], "--", color=line.get_color(), label=f"meta-strategy, player {p}"
+    )
   over_time.axhline(0.0, color="gray", lw=0.8)
   over_time.set_xlabel("iteration")
   over_time.set_ylabel("Elo (uniform random = 0)")
   over_time.set_title("Elo of each new member")
   over_time.legend(fontsize=8)
   over_time.grid(True, alpha=0.3)
-  last = next(r for r in reversed(records) if "elo/members" in r)
-  # Runs before the bounded metrics pass rated every member, in order.
-  indices = last.get("elo/rated_members") or [
-      list(range(len(ratings))) for ratings in last["elo/members"]]
-  for p, (members, ratings) in enumerate(zip(indices, last["elo/members"])):
+  last_iteration, last = rated[-1]
+  for p, (members, ratings) in enumerate(zip(last.rated_members, last.members)):
     final.plot(members, ratings, "o-", ms=3, label=f"player {p}")
-  for key, value in sorted(last.items()):
-    if key.startswith("elo/baselines/") and not key.endswith("uniform"):
-      final.axhline(float(np.mean(value)), ls=":", lw=1,
-                    color="gray")
-      final.annotate(key.rsplit("/", 1)[1], (0, float(np.mean(value))),
-                     fontsize=7, color="gray")
+  for name, value in sorted(last.baselines.items()):
+    if name != "uniform":  # the anchor: the 0 line
+      final.axhline(float(np.mean(value)), ls=":", lw=1, color="gray")
+      final.annotate(name, (0, float(np.mean(value))), fontsize=7, color="gray")
   final.axhline(0.0, color="gray", lw=0.8)
   final.set_xlabel("member index")
   final.set_ylabel("Elo")
-  final.set_title(f"Rated members (support and newest) at iteration"
-                  f" {last['iteration']}")
+  final.set_title(f"Rated members (support and newest) at iteration {last_iteration}")
   final.legend(fontsize=8)
   final.grid(True, alpha=0.3)
   return _save(figure, path)
 
 
 def plot_diversity(records, path: str) -> str | None:
-  iterations, behavioural = _series(records, "diversity/behavioural")
-  if not len(iterations):
+  measured = _run_metrics(records)
+  if not measured:
     return None
+  its = np.array([iteration for iteration, _ in measured])
+  diversity = [m.diversity for _, m in measured]
   figure = Figure(figsize=(11, 4))
   left, right = figure.subplots(1, 2)
-  for axis, key, label in (
-      (left, "diversity/behavioural", "mean pairwise TV distance"),
-      (right, "diversity/expected_cardinality", "expected cardinality E|Y|")):
-    its, values = _series(records, key)
-    if len(its):
-      axis.plot(its, values, "o-", ms=3, label="mean over players")
-    its, per_player = _series(records, key + "_per_player")
-    if len(its):
-      per_player = np.asarray(per_player, dtype=np.float64)
-      for p in range(per_player.shape[1]):
-        axis.plot(its, per_player[:, p], ":", label=f"player {p}")
+  for axis, mean, per_player, label in (
+    (
+      left,
+      [d.behavioural for d in diversity],
+      [d.behavioural_per_player for d in diversity],
+      "mean pairwise TV distance",
+    ),
+    (
+      right,
+      [d.expected_cardinality for d in diversity],
+      [d.expected_cardinality_per_player for d in diversity],
+      "expected cardinality E|Y|",
+    ),
+  ):
+    axis.plot(its, mean, "o-", ms=3, label="mean over players")
+    per_player_array = np.asarray(per_player, dtype=np.float64)
+    for p in range(per_player_array.shape[1]):
+      axis.plot(its, per_player_array[:, p], ":", label=f"player {p}")
     axis.set_xlabel("iteration")
     axis.set_ylabel(label)
     axis.grid(True, alpha=0.3)
@@ -321,18 +343,19 @@ def plot_diversity(records, path: str) -> str | None:
 
 
 def plot_win_rate(records, path: str) -> str | None:
-  names = sorted({k.split("/")[1] for r in records for k in r
-                  if k.startswith("win_rate/") and k.count("/") == 1})
+  measured = _run_metrics(records)
+  names = sorted({name for _, m in measured for name in m.versus})
   if not names:
     return None
   figure = Figure(figsize=(11, 4))
   wins, returns = figure.subplots(1, 2)
   for name in names:
-    its, values = _series(records, f"win_rate/{name}")
-    line, = wins.plot(its, values, "o-", ms=3, label=name)
-    its, values = _series(records, f"expected_return/{name}")
-    if len(its):
-      returns.plot(its, values, "o-", ms=3, color=line.get_color(), label=name)
+    have = [(iteration, m.versus[name].mean) for iteration, m in measured if name in m.versus]
+    its = [iteration for iteration, _ in have]
+    (line,) = wins.plot(its, [o.win_rate for _, o in have], "o-", ms=3, label=name)
+    returns.plot(
+      its, [o.expected_return for _, o in have], "o-", ms=3, color=line.get_color(), label=name
+    )
   wins.set_ylim(0, 1)
   wins.set_ylabel("P(return > 0), mean over seats")
   wins.set_title("Meta-strategy win rate against baselines")
@@ -357,12 +380,12 @@ def render_run_plots(run_dir: str) -> list[str]:
   comparison = load_comparison(run_dir)
   payoffs = load_payoffs(run_dir)
   makers: list[tuple[str, Callable[[str], str | None]]] = [
-      ("nash_conv.png", lambda p: plot_nash_conv(records, comparison, p)),
-      ("exploitability.png", lambda p: plot_exploitability(records, p)),
-      ("payoff_table.png", lambda p: plot_payoff_table(records, payoffs, p)),
-      ("elo.png", lambda p: plot_elo(records, p)),
-      ("diversity.png", lambda p: plot_diversity(records, p)),
-      ("win_rate.png", lambda p: plot_win_rate(records, p)),
+    ("nash_conv.png", lambda p: plot_nash_conv(records, comparison, p)),
+    ("exploitability.png", lambda p: plot_exploitability(records, p)),
+    ("payoff_table.png", lambda p: plot_payoff_table(records, payoffs, p)),
+    ("elo.png", lambda p: plot_elo(records, p)),
+    ("diversity.png", lambda p: plot_diversity(records, p)),
+    ("win_rate.png", lambda p: plot_win_rate(records, p)),
   ]
   written = []
   for name, make in makers:

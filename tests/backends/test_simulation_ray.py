@@ -55,7 +55,7 @@ def _simulated_run(backend):
   def approx(snap):
     return approx_exploitability.approx_nash_conv(
       snap.view.game, snap.policies(), snap.sigma, estimator, snap.backend
-    ).metrics()
+    ).estimate
 
   run = psro.PSRO(
     config, backend=backend, view=view, evaluations=[psro.Evaluation(approx, every=1)]
@@ -89,4 +89,4 @@ def test_simulated_psro_on_a_two_node_cluster_equals_embedded():
   np.testing.assert_array_equal(on_ray.table.stderr, embedded.table.stderr)
   for ours, theirs in zip(on_ray.records, embedded.records):
     assert ours.meta_strategy == theirs.meta_strategy
-    assert ours.metrics["approx_nash_conv"] == theirs.metrics["approx_nash_conv"]
+    assert ours.approx_nash_conv == theirs.approx_nash_conv

@@ -1,5 +1,6 @@
 """Known answers for the run metrics: baselines, win rates, Elo, diversity."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -13,9 +14,9 @@ from openspiel_psro_ext.evaluation.metrics import (
   diversity,
   elo,
   outcomes,
-  short_log,
 )
 from openspiel_psro_ext.game import exploitability, game_tree, payoffs
+from openspiel_psro_ext.records import metrics as records_metrics
 from tests.helpers import random_matrix
 
 
@@ -70,25 +71,26 @@ def test_baselines_skipped_with_a_note_without_calls():
 def test_self_play_win_rate_is_symmetric(kuhn, kuhn_metrics, rng):
   cfr = next(b for b in kuhn_metrics.baselines if b.name == "cfr_plus")
   result = _compute(kuhn_metrics, [[m] for m in cfr.matrices])
-  assert result["win_rate/cfr_plus"] == pytest.approx(result["loss_rate/cfr_plus"])
-  assert result["expected_return/cfr_plus"] == pytest.approx(0.0, abs=1e-12)
+  against_cfr = result.versus["cfr_plus"].mean
+  assert against_cfr.win_rate == pytest.approx(against_cfr.loss_rate)
+  assert against_cfr.expected_return == pytest.approx(0.0, abs=1e-12)
   # A symmetric game: the same mixed action in both seats of rock-paper-scissors.
   rps = game_tree.get_tree(pyspiel.load_game("matrix_rps"))
   mixed = rng.dirichlet(np.ones(3))
   reach = [rps.terminal_reach(p, mixed[None]) for p in range(2)]
   seat0, seat1 = (outcomes.seat_outcomes(rps, s, reach) for s in range(2))
-  assert seat0["win"] == pytest.approx(seat1["win"])
-  assert seat0["draw"] == pytest.approx(float(mixed @ mixed))
+  assert seat0.win_rate == pytest.approx(seat1.win_rate)
+  assert seat0.draw_rate == pytest.approx(float(mixed @ mixed))
 
 
 def test_win_probabilities_match_returns(kuhn, rng):
   reach = [kuhn.terminal_reach(p, random_matrix(kuhn, p, rng)) for p in range(2)]
   result = outcomes.seat_outcomes(kuhn, 0, reach)
-  assert result["win"] + result["draw"] + result["loss"] == pytest.approx(1.0)
+  assert result.win_rate + result.draw_rate + result.loss_rate == pytest.approx(1.0)
   win, _ = outcomes.pairwise_scores(kuhn, reach[0][None], reach[1][None])
-  assert win[0, 0] == pytest.approx(result["win"])
+  assert win[0, 0] == pytest.approx(result.win_rate)
   returns = outcomes.pairwise_expected_returns(kuhn, reach[0][None], reach[1][None])
-  assert returns[0, 0, 0] == pytest.approx(result["expected_return"])
+  assert returns[0, 0, 0] == pytest.approx(result.expected_return)
 
 
 def _fold_the_king(tree, matrices):
@@ -109,12 +111,12 @@ def test_dominating_policy_has_higher_elo(kuhn, elo_scores):
     metrics, [[cfr[p], worse[p]] for p in range(2)], sigmas=[np.array([1.0, 0.0])] * 2
   )
   for p in range(2):
-    good, bad = result["elo/members"][p]
+    good, bad = result.elo.members[p]
     assert good > bad + 1.0
     # The mixture on the first member alone is that member.
-    assert result["elo/meta_strategy"][p] == pytest.approx(good, abs=1e-3)
-  assert result["elo/baselines/uniform"] == [0.0, 0.0]
-  assert result["elo/newest"] == [result["elo/members"][0][1], result["elo/members"][1][1]]
+    assert result.elo.meta_strategy[p] == pytest.approx(good, abs=1e-3)
+  assert result.elo.baselines["uniform"] == [0.0, 0.0]
+  assert result.elo.newest == [result.elo.members[0][1], result.elo.members[1][1]]
 
 
 def test_elo_fit_matches_openspiel_elo():
@@ -132,14 +134,14 @@ def test_diversity_zero_for_copies_and_grows(kuhn, kuhn_metrics, rng):
   policy = [random_matrix(kuhn, p, rng) for p in range(2)]
   other = [random_matrix(kuhn, p, rng, deterministic=True) for p in range(2)]
   copies = _compute(kuhn_metrics, [[policy[p]] * 3 for p in range(2)])
-  assert copies["diversity/behavioural"] == 0.0
-  assert copies["diversity/expected_cardinality"] < 1.0
+  assert copies.diversity.behavioural == 0.0
+  assert copies.diversity.expected_cardinality < 1.0
   grown = _compute(kuhn_metrics, [[policy[p]] * 3 + [other[p]] for p in range(2)])
-  assert grown["diversity/behavioural"] > 0.05
+  assert grown.diversity.behavioural > 0.05
   for p in range(2):
     assert (
-      grown["diversity/expected_cardinality_per_player"][p]
-      > copies["diversity/expected_cardinality_per_player"][p]
+      grown.diversity.expected_cardinality_per_player[p]
+      > copies.diversity.expected_cardinality_per_player[p]
     )
 
 
@@ -159,17 +161,18 @@ def test_multiplayer_skips_elo_with_a_note(rng):
   tree = game_tree.get_tree("kuhn_poker(players=3)")
   metrics = IterationMetrics(tree, cfr_plus=False)
   result = _compute(metrics, [[random_matrix(tree, p, rng)] * 2 for p in range(3)])
-  assert not any(k.startswith("elo/") for k in result)
-  assert any("Elo skipped" in n for n in result["metrics/notes"])
-  assert {f"win_rate/uniform/seat{s}" for s in range(3)} <= set(result)
+  assert result.elo is None
+  assert any("Elo skipped" in n for n in result.notes)
+  assert len(result.versus["uniform"].seats) == 3
 
 
-def test_result_is_json_and_short_log(kuhn, kuhn_metrics, rng):
+def test_result_round_trips_json_and_short_log(kuhn, kuhn_metrics, rng):
   result = _compute(
     kuhn_metrics, [[random_matrix(kuhn, p, rng) for _ in range(3)] for p in range(2)]
   )
-  assert json.loads(json.dumps(result)) == result
-  line = short_log(result)
+  data = json.loads(json.dumps(records_metrics.to_json(result)))
+  assert records_metrics.RunMetrics.from_json(data) == result
+  line = result.short_log()
   for part in ("elo_new=", "div=", "card=", "win_vs_cfr=", "win_vs_unif="):
     assert part in line
   assert "\n" not in line
@@ -257,13 +260,13 @@ def test_covering_scope_equals_the_all_members_computation(kuhn, rng, scope):
   pools = [np.concatenate([reaches[p]] + [r[p][None] for r in base]) for p in range(2)]
   score = metrics.seat0_scores(*pools)
   ratings0, ratings1, advantage = elo.seat_elo(score, 5, 5)
-  assert result["elo/rated_members"] == [list(range(5))] * 2
-  np.testing.assert_allclose(result["elo/members"][0], ratings0[:5], atol=1e-6)
-  np.testing.assert_allclose(result["elo/members"][1], ratings1[:5], atol=1e-6)
-  assert result["elo/seat_advantage"] == pytest.approx(advantage, abs=1e-6)
+  assert result.elo.rated_members == [list(range(5))] * 2
+  np.testing.assert_allclose(result.elo.members[0], ratings0[:5], atol=1e-6)
+  np.testing.assert_allclose(result.elo.members[1], ratings1[:5], atol=1e-6)
+  assert result.elo.seat_advantage == pytest.approx(advantage, abs=1e-6)
   mixture0 = elo.rating_against(sigmas[0] @ score[:5], ratings1, advantage)
   mixture1 = elo.rating_against(1.0 - score[:, :5] @ sigmas[1], ratings0, -advantage)
-  np.testing.assert_allclose(result["elo/meta_strategy"], [mixture0, mixture1], atol=1e-6)
+  np.testing.assert_allclose(result.elo.meta_strategy, [mixture0, mixture1], atol=1e-6)
   # Diversity over all pairs and the whole payoff table.
   mixture_plans = [
     s @ kuhn.realization_plans(p, pop) for p, (s, pop) in enumerate(zip(sigmas, populations))
@@ -274,15 +277,15 @@ def test_covering_scope_equals_the_all_members_computation(kuhn, rng, scope):
     full = diversity.mean_pairwise(
       diversity.pairwise_behavioural_distance(kuhn, p, populations[p], context)
     )
-    assert result["diversity/behavioural_per_player"][p] == pytest.approx(full, abs=1e-12)
+    assert result.diversity.behavioural_per_player[p] == pytest.approx(full, abs=1e-12)
     cardinality = diversity.expected_cardinality(
       diversity.payoff_rows(meta_games[p], p), metrics._scale
     )
-    assert result["diversity/expected_cardinality_per_player"][p] == pytest.approx(
+    assert result.diversity.expected_cardinality_per_player[p] == pytest.approx(
       cardinality, abs=1e-9
     )
-  assert result["diversity/pairs"] == [10, 10]
-  assert result["diversity/cardinality_members"] == [5, 5]
+  assert result.diversity.pairs == [10, 10]
+  assert result.diversity.cardinality_members == [5, 5]
 
 
 def test_pass_cost_is_bounded_by_the_scope_not_the_population(kuhn, rng, monkeypatch):
@@ -326,11 +329,11 @@ def test_pass_cost_is_bounded_by_the_scope_not_the_population(kuhn, rng, monkeyp
     for key in sizes:
       sizes[key].clear()
     result = metrics.compute(populations, sigmas, meta_games)
-    assert sizes["pairs"] == [40, 40] == result["diversity/pairs"]
+    assert sizes["pairs"] == [40, 40] == result.diversity.pairs
     assert all(max(shape) <= 4 + 3 + num_baselines for shape in sizes["elo"])
-    assert all(k <= 7 for k in sizes["kernel"] + result["diversity/cardinality_members"])
-    assert all(len(r) <= 7 for r in result["elo/rated_members"])
-    assert result["elo/rated_members"][0][-1] == n - 1
+    assert all(k <= 7 for k in sizes["kernel"] + result.diversity.cardinality_members)
+    assert all(len(r) <= 7 for r in result.elo.rated_members)
+    assert result.elo.rated_members[0][-1] == n - 1
     # Support, rated members and the two ends of each pair, at most.
     assert max(sizes["plans"]) <= 6 + 7 + 2 * 40
 
@@ -345,10 +348,10 @@ def test_sampled_diversity_estimates_the_all_pairs_mean(kuhn, rng):
   sampled = IterationMetrics(
     kuhn, cfr_plus=False, scope=metrics_lib.MetricsScope(diversity_pairs=400)
   ).compute(populations, sigmas, meta_games)
-  assert full["diversity/pairs"] == [1770, 1770]
-  assert sampled["diversity/pairs"] == [400, 400]
+  assert full.diversity.pairs == [1770, 1770]
+  assert sampled.diversity.pairs == [400, 400]
   # Four times the standard-error bound 1 / (2 sqrt(400)).
-  assert sampled["diversity/behavioural"] == pytest.approx(full["diversity/behavioural"], abs=0.1)
+  assert sampled.diversity.behavioural == pytest.approx(full.diversity.behavioural, abs=0.1)
 
 
 def test_metrics_of_any_iteration_need_no_history(kuhn, kuhn_metrics, rng):
@@ -358,12 +361,10 @@ def test_metrics_of_any_iteration_need_no_history(kuhn, kuhn_metrics, rng):
   first = _compute(
     kuhn_metrics, [list(pop[:7]) for pop in populations], [s[:7] / s[:7].sum() for s in sigmas]
   )
-  assert first["elo/rated_members"][0] == list(range(7))
+  assert first.elo.rated_members[0] == list(range(7))
   later = _compute(kuhn_metrics, [list(pop) for pop in populations], sigmas)
   fresh = _compute(IterationMetrics(kuhn), [list(pop) for pop in populations], sigmas)
-  for key in later:
-    if key != "metrics/seconds":
-      assert later[key] == fresh[key], key
+  assert dataclasses.replace(later, seconds=0.0) == dataclasses.replace(fresh, seconds=0.0)
 
 
 @pytest.mark.parametrize(

@@ -56,7 +56,7 @@ class Baseline:
   """A fixed joint policy.
 
   Attributes:
-    name: short key used in metric names (`win_rate/<name>/seat0`).
+    name: the key of its values in `RunMetrics` (`versus[name]`, ...).
     matrices: per-player `[I_p, A]` behaviour policies.
     info: facts about how it was built (CFR+ iterations, NashConv, seconds).
   """
@@ -238,11 +238,12 @@ def _write_disk_cache(path: str, matrices: list[np.ndarray], info: dict[str, flo
   tmp = f"{path}.{os.getpid()}.tmp.npz"
   try:
     os.makedirs(os.path.dirname(path), exist_ok=True)
+    # numpy's stub reads `**kwds` as its bool `allow_pickle`; any name is an array.
     np.savez(
       tmp,
       iterations=info["iterations"],
       nash_conv=info["nash_conv"],
-      **{f"player{p}": m for p, m in enumerate(matrices)},
+      **{f"player{p}": m for p, m in enumerate(matrices)},  # type: ignore[arg-type]
     )
     os.replace(tmp, path)
   except OSError as e:

@@ -125,13 +125,13 @@ def fit_elo(
     grad = np.bincount(rows, weights=signs * residual[comparison], minlength=size)
     # Hessian: sum_m curvature_m * sign_a * sign_b over each pair (a, b) of
     # the comparison's three parameter slots.
-    hess = np.zeros(size * size)
+    flat_hess = np.zeros(size * size)
     for a_rows, a_sign in slots:
       for b_rows, b_sign in slots:
-        hess += np.bincount(
+        flat_hess += np.bincount(
           a_rows * size + b_rows, weights=a_sign * b_sign * curvature, minlength=size * size
         )
-    hess = hess.reshape(size, size)
+    hess = flat_hess.reshape(size, size)
     g = grad[free_index]
     h = hess[np.ix_(free_index, free_index)]
     h[np.diag_indices_from(h)] += 1e-12

@@ -1,16 +1,15 @@
-"""All per-iteration evaluation metrics of a PSRO run, as one flat dict.
+"""All per-iteration evaluation metrics of a PSRO run, as one `RunMetrics`.
 
 `IterationMetrics(tree)` is built once per run: it compiles the fixed
 baselines (uniform, always-call, always-raise, CFR+; see `baselines`) and the
 per-history sequence table the diversity measure needs. Any PSRO iteration
 (every `--metrics_every`-th and, always, the run's final one) then calls
-`compute(populations, meta_strategies, meta_games)`, which returns
-JSON-serialisable numbers.
+`compute(populations, meta_strategies, meta_games)`, which returns a
+`records.metrics.RunMetrics` (its fields below).
 
 What a pass looks at (its cost). A population grows by one member per player
 per iteration, so anything computed over all member pairs makes a pass
-`O(N^2)` or worse (at N = 1200 on Leduc: 137 s and 1.4 GB per pass). A pass
-here reads, per player p, only
+`O(N^2)` or worse in time and memory. A pass here reads, per player p, only
 
   * the support of p's meta-strategy `sigma_p` (for the mixture's realization
     plan: `O(|support| S_p)`);
@@ -21,26 +20,26 @@ here reads, per player p, only
   * `R_p`'s rows of the payoff table (`O(|R_p| prod_{q != p} N_q)`).
 
 So apart from the support's realization plan and the table rows (linear in N
-for two players) the cost and memory of a pass do not depend on N. When
+for two players) the cost and memory of a pass do not depend on N
+(`benchmarks/metrics.py` measures it). When
 `R_p` is the whole population (N <= newest_members, or a support that
 covers it) and all pairs fit in the sample, every value equals the
 all-members computation.
 
-Keys:
+Fields of `RunMetrics`:
 
-  win_rate/<b>/seat<p>, draw_rate/<b>/seat<p>, loss_rate/<b>/seat<p>,
-  expected_return/<b>/seat<p>
-      outcome of the meta-strategy mixture in seat p with every other seat
-      played by baseline b (see `outcomes`); exact, from the mixture's
-      realization plan. `win_rate/<b>` etc. without a seat are the means over
-      seats.
-  elo/rated_members      per player, the indices of `R_p` (sorted)
-  elo/members            per player, Elo of each rated member (same order)
-  elo/newest             per player, Elo of the newest member
-  elo/meta_strategy      per player, Elo of the meta-strategy mixture
-  elo/baselines/<b>      per player, Elo of each baseline
-  elo/seat_advantage     seat 0's fitted advantage (Elo points)
-      two-player games only. Method: every seat-0 policy of the pool (the
+  versus[b].seats[p]     win, draw and loss rates and expected return of the
+                         meta-strategy mixture in seat p with every other
+                         seat played by baseline b (see `outcomes`); exact,
+                         from the mixture's realization plan.
+  versus[b].mean         their means over seats.
+  elo.rated_members      per player, the indices of `R_p` (sorted)
+  elo.members            per player, Elo of each rated member (same order)
+  elo.newest             per player, Elo of the newest member
+  elo.meta_strategy      per player, Elo of the meta-strategy mixture
+  elo.baselines[b]       per player, Elo of baseline b
+  elo.seat_advantage     seat 0's fitted advantage (Elo points)
+      two-player games only (else `elo` is None). Method: every seat-0 policy of the pool (the
       rated members `R_0` and the baselines) meets every seat-1 policy of the
       pool (`R_1` and the baselines), at most `(max_support + newest_members
       + 4)^2` pairs; seat 0's exact expected score is derived from the payoff
@@ -53,26 +52,24 @@ Keys:
       the payoff table does (a near-equilibrium policy well above uniform);
       win-probability scores can rank a policy that folds often below one
       that wins small pots.
-  diversity/behavioural, diversity/behavioural_per_player
+  diversity.behavioural, diversity.behavioural_per_player
       mean reach-weighted TV distance (see `diversity`) over the member pairs
-      of `diversity/pairs`: all `N(N-1)/2` pairs while they number at most
+      of `diversity.pairs`: all `N(N-1)/2` pairs while they number at most
       `scope.diversity_pairs`, else a uniform sample of that many distinct
       pairs (seeded by `scope.seed`, the player and N, so a pass is
       reproducible), an unbiased estimate of the all-pairs mean with
       standard error at most `1 / (2 sqrt(pairs))`. The context `c(I)` is
       the other players' meta-strategy mixtures.
-  diversity/pairs        per player, the number of pairs evaluated
-  diversity/expected_cardinality, diversity/expected_cardinality_per_player
+  diversity.pairs        per player, the number of pairs evaluated
+  diversity.expected_cardinality, diversity.expected_cardinality_per_player
       DPP expected cardinality (see `diversity`) of the kernel over the payoff
       vectors of the rated members `R_p` against the whole opposing
       population.
-  diversity/cardinality_members  per player, `|R_p|` (the kernel's size)
-      The unsuffixed diversity keys are means over players.
-  baselines/<b>/nash_conv, baselines/cfr_plus/iterations
-  metrics/seconds        time spent in `compute`
-  metrics/notes          skipped baselines or metrics, when any
-
-`short_log(metrics)` condenses them for the one-line iteration log.
+  diversity.cardinality_members  per player, `|R_p|` (the kernel's size)
+      The diversity fields without `_per_player` are means over players.
+  baselines[b]           baseline b's NashConv (and CFR+'s iterations)
+  seconds                time spent in `compute`
+  notes                  skipped baselines or metrics, when any
 """
 
 from __future__ import annotations
@@ -80,7 +77,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import pyspiel
@@ -90,8 +86,7 @@ from openspiel_psro_ext.evaluation.metrics import baselines as baselines_lib
 from openspiel_psro_ext.evaluation.metrics import diversity, elo, outcomes
 from openspiel_psro_ext.game import exploitability
 from openspiel_psro_ext.game.game_tree import GameTree
-
-_SHORT_NAMES = {"uniform": "unif", "cfr_plus": "cfr"}
+from openspiel_psro_ext.records import metrics as records_metrics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,15 +186,17 @@ class IterationMetrics:
     ]
     self._sequences = diversity.history_sequences(tree)
     self._scale = _utility_scale(tree)
-    self.baseline_info: dict[str, float] = {}
+    self.baseline_facts: dict[str, records_metrics.BaselineFacts] = {}
     for b in self.baselines:
       nash_conv = b.info.get("nash_conv")
       if nash_conv is None:
         nash_conv = exploitability.exact_nash_conv(tree, b.matrices).nash_conv
-      self.baseline_info[f"baselines/{b.name}/nash_conv"] = float(nash_conv)
-      for key, value in b.info.items():
-        if key != "nash_conv":
-          self.baseline_info[f"baselines/{b.name}/{key}"] = float(value)
+      iterations, seconds = b.info.get("iterations"), b.info.get("seconds")
+      self.baseline_facts[b.name] = records_metrics.BaselineFacts(
+        float(nash_conv),
+        None if iterations is None else float(iterations),
+        None if seconds is None else float(seconds),
+      )
     self.rate_elo = tree.num_players == 2
     if not self.rate_elo:
       self.notes.append(
@@ -223,7 +220,7 @@ class IterationMetrics:
     populations: Sequence[np.ndarray],
     meta_strategies: Sequence[np.ndarray],
     meta_games: Sequence[np.ndarray],
-  ) -> dict[str, Any]:
+  ) -> records_metrics.RunMetrics:
     """Metrics of one PSRO iteration (any iteration: they need no history).
 
     Only the members the scope names are read (module doc); the arrays are
@@ -236,10 +233,10 @@ class IterationMetrics:
         `[P, N_0, ..., N_{P-1}]` array).
 
     Returns:
-      A flat dict of floats and (nested) lists of numbers; keys in module doc.
+      The metrics; fields in module doc.
     """
     # Matrix products here are small ([K, Z] x [Z, K]): BLAS threads only add
-    # synchronisation, 100x slower on a busy 2-core machine (BUILD_NOTES).
+    # synchronisation, much slower on a busy machine (BUILD_NOTES).
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
       return self._compute(populations, meta_strategies, meta_games)
 
@@ -248,7 +245,7 @@ class IterationMetrics:
     populations: Sequence[np.ndarray],
     meta_strategies: Sequence[np.ndarray],
     meta_games: Sequence[np.ndarray],
-  ) -> dict[str, Any]:
+  ) -> records_metrics.RunMetrics:
     start = time.perf_counter()
     tree = self.tree
     num_players = tree.num_players
@@ -300,13 +297,13 @@ class IterationMetrics:
     ]
     mixture_reaches = [plan[tree.terminal_sequence[p]] for p, plan in enumerate(mixture_plans)]
 
-    metrics: dict[str, Any] = {}
-    metrics.update(self._versus_baselines(mixture_reaches))
+    versus = self._versus_baselines(mixture_reaches)
+    ratings = None
     if self.rate_elo:
       rated_reaches = [
         plans[p][row(p, members)][:, tree.terminal_sequence[p]] for p, members in enumerate(rated)
       ]
-      metrics.update(self._elo(rated, rated_reaches, mixture_reaches))
+      ratings = self._elo(rated, rated_reaches, mixture_reaches)
     behavioural, cardinality = [], []
     for p in range(num_players):
       context = diversity.context_reach(tree, p, mixture_plans, self._sequences)
@@ -320,45 +317,40 @@ class IterationMetrics:
           diversity.payoff_rows(meta_games[p], p, rated[p]), self._scale
         )
       )
-    metrics.update(
-      {
-        "diversity/behavioural": float(np.mean(behavioural)),
-        "diversity/behavioural_per_player": behavioural,
-        "diversity/pairs": [len(first) for first, _ in pairs],
-        "diversity/expected_cardinality": float(np.mean(cardinality)),
-        "diversity/expected_cardinality_per_player": cardinality,
-        "diversity/cardinality_members": [len(members) for members in rated],
-      }
+    diversity_value = records_metrics.Diversity(
+      behavioural=float(np.mean(behavioural)),
+      behavioural_per_player=behavioural,
+      pairs=[len(first) for first, _ in pairs],
+      expected_cardinality=float(np.mean(cardinality)),
+      expected_cardinality_per_player=cardinality,
+      cardinality_members=[len(members) for members in rated],
     )
-    metrics.update(self.baseline_info)
-    metrics["metrics/seconds"] = time.perf_counter() - start
-    if self.notes:
-      metrics["metrics/notes"] = list(self.notes)
-    return metrics
+    return records_metrics.RunMetrics(
+      versus=versus,
+      elo=ratings,
+      diversity=diversity_value,
+      baselines=dict(self.baseline_facts),
+      seconds=time.perf_counter() - start,
+      notes=list(self.notes),
+    )
 
-  def _versus_baselines(self, mixture_reaches: list[np.ndarray]) -> dict[str, float]:
+  def _versus_baselines(
+    self, mixture_reaches: list[np.ndarray]
+  ) -> dict[str, records_metrics.VersusBaseline]:
     out = {}
     for baseline, base_reach in zip(self.baselines, self._baseline_reach):
-      per_seat = []
+      seats = []
       for seat in range(self.tree.num_players):
         reach = list(base_reach)
         reach[seat] = mixture_reaches[seat]
-        result = outcomes.seat_outcomes(self.tree, seat, reach)
-        per_seat.append(result)
-        for name, key in (
-          ("win_rate", "win"),
-          ("draw_rate", "draw"),
-          ("loss_rate", "loss"),
-          ("expected_return", "expected_return"),
-        ):
-          out[f"{name}/{baseline.name}/seat{seat}"] = result[key]
-      for name, key in (
-        ("win_rate", "win"),
-        ("draw_rate", "draw"),
-        ("loss_rate", "loss"),
-        ("expected_return", "expected_return"),
-      ):
-        out[f"{name}/{baseline.name}"] = float(np.mean([r[key] for r in per_seat]))
+        seats.append(outcomes.seat_outcomes(self.tree, seat, reach))
+      mean = records_metrics.Outcome(
+        win_rate=float(np.mean([s.win_rate for s in seats])),
+        draw_rate=float(np.mean([s.draw_rate for s in seats])),
+        loss_rate=float(np.mean([s.loss_rate for s in seats])),
+        expected_return=float(np.mean([s.expected_return for s in seats])),
+      )
+      out[baseline.name] = records_metrics.VersusBaseline(mean, seats)
     return out
 
   def _elo(
@@ -366,7 +358,7 @@ class IterationMetrics:
     rated: list[np.ndarray],
     rated_reaches: list[np.ndarray],
     mixture_reaches: list[np.ndarray],
-  ) -> dict[str, Any]:
+  ) -> records_metrics.EloRatings:
     """Elo of the pool: rated members and baselines, both seats (module doc).
 
     Args:
@@ -388,16 +380,17 @@ class IterationMetrics:
     mixture1 = elo.rating_against(
       1.0 - self.seat0_scores(pool0, mixture_reaches[1][None])[:, 0], ratings0, -advantage
     )
-    out: dict[str, Any] = {
-      "elo/rated_members": [rated[0].tolist(), rated[1].tolist()],
-      "elo/members": [ratings0[:k0].tolist(), ratings1[:k1].tolist()],
-      "elo/newest": [float(ratings0[k0 - 1]), float(ratings1[k1 - 1])],
-      "elo/meta_strategy": [mixture0, mixture1],
-      "elo/seat_advantage": advantage,
-    }
-    for k, baseline in enumerate(self.baselines):
-      out[f"elo/baselines/{baseline.name}"] = [float(ratings0[k0 + k]), float(ratings1[k1 + k])]
-    return out
+    return records_metrics.EloRatings(
+      rated_members=[rated[0].tolist(), rated[1].tolist()],
+      members=[ratings0[:k0].tolist(), ratings1[:k1].tolist()],
+      newest=[float(ratings0[k0 - 1]), float(ratings1[k1 - 1])],
+      meta_strategy=[mixture0, mixture1],
+      seat_advantage=advantage,
+      baselines={
+        baseline.name: [float(ratings0[k0 + k]), float(ratings1[k1 + k])]
+        for k, baseline in enumerate(self.baselines)
+      },
+    )
 
   def seat0_scores(self, reach0: np.ndarray, reach1: np.ndarray) -> np.ndarray:
     """`[K0, K1]` seat 0's expected Elo score for every pair of policies.
@@ -417,29 +410,3 @@ class IterationMetrics:
       return win + draw / 2
     margin = outcomes.pairwise_margin(self.tree, reach0, reach1)
     return np.clip(0.5 + margin / (4 * self._scale), 0, 1)
-
-
-def _fmt_pair(values: Sequence[float], fmt: str) -> str:
-  return "/".join(format(v, fmt) for v in values)
-
-
-def short_log(metrics: dict[str, Any]) -> str:
-  """One-line summary, e.g. `elo_new=+85/-12 div=0.41 card=1.9 win_vs_cfr=0.38`.
-
-  Elo of the newest members and of the meta-strategy (per player), mean
-  behavioural diversity and expected cardinality, and the mean win rate
-  against CFR+ and uniform random. Keys missing from `metrics` are left out.
-  """
-  parts = []
-  if "elo/newest" in metrics:
-    parts.append("elo_new=" + _fmt_pair(metrics["elo/newest"], "+.0f"))
-  if "elo/meta_strategy" in metrics:
-    parts.append("elo_meta=" + _fmt_pair(metrics["elo/meta_strategy"], "+.0f"))
-  if "diversity/behavioural" in metrics:
-    parts.append(f"div={metrics['diversity/behavioural']:.3f}")
-  if "diversity/expected_cardinality" in metrics:
-    parts.append(f"card={metrics['diversity/expected_cardinality']:.2f}")
-  for name in ("cfr_plus", "uniform"):  # The others are in metrics.jsonl.
-    if f"win_rate/{name}" in metrics:
-      parts.append(f"win_vs_{_SHORT_NAMES[name]}={metrics[f'win_rate/{name}']:.3f}")
-  return " ".join(parts)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from openspiel_psro_ext.game.game_tree import GameTree
+from openspiel_psro_ext.records.metrics import Outcome
 
 # Returns within this of zero count as draws.
 DRAW_TOLERANCE = 1e-9
@@ -35,7 +36,7 @@ def outcome_indicators(tree: GameTree) -> tuple[np.ndarray, np.ndarray]:
   return win, draw
 
 
-def seat_outcomes(tree: GameTree, seat: int, reaches: Sequence[np.ndarray]) -> dict[str, float]:
+def seat_outcomes(tree: GameTree, seat: int, reaches: Sequence[np.ndarray]) -> Outcome:
   """Outcome distribution of `seat` under one joint profile.
 
   Args:
@@ -44,17 +45,17 @@ def seat_outcomes(tree: GameTree, seat: int, reaches: Sequence[np.ndarray]) -> d
     reaches: per player `[Z]` terminal reach (a mixture's or a policy's).
 
   Returns:
-    `expected_return`, `win`, `draw`, `loss`: floats.
+    Its win, draw and loss probabilities and expected return.
   """
   joint = tree.terminal_chance_reach * np.prod(np.stack(reaches), axis=0)
   win, draw = outcome_indicators(tree)
   p_win = float(joint @ win[:, seat])
   p_draw = float(joint @ draw[:, seat])
-  return dict(
+  return Outcome(
+    win_rate=p_win,
+    draw_rate=p_draw,
+    loss_rate=max(0.0, 1.0 - p_win - p_draw),
     expected_return=float(joint @ tree.terminal_returns[:, seat]),
-    win=p_win,
-    draw=p_draw,
-    loss=max(0.0, 1.0 - p_win - p_draw),
   )
 
 
