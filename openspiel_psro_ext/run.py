@@ -4,8 +4,15 @@ Example:
   python -m openspiel_psro_ext.run --game=leduc_poker --compare_stock
   python -m openspiel_psro_ext.run --game=leduc_poker --oracle=exact
 
-The default oracle is PPO (deep RL, 5 minutes); `--oracle=exact` computes
-best responses in closed form.
+The default oracle is PPO (deep RL, run to its time budget); `--oracle=exact`
+computes best responses in closed form.
+
+The steps, each a function below: the flags (generated from the fields of
+`PSROConfig` and `RunOptions`, so each default is written once) become a
+config and options; the game's view is made once and every check runs on it
+before anything is written; then the run iterates, one log line each, and
+`finish` verifies, writes `summary.json` (`records.summary.RunSummary`),
+compares with stock psro_v2 and plots.
 
 Every iteration logs one line (iteration, population size, exact NashConv,
 per-player exploitability, support size, seconds). At the end, NashConv is
@@ -26,6 +33,8 @@ import os
 import signal
 import sys
 import time
+import types
+import typing
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,180 +45,146 @@ from openspiel_psro_ext import backends, oracles
 from openspiel_psro_ext import psro as psro_lib
 from openspiel_psro_ext.errors import UsageError
 from openspiel_psro_ext.psro import config as psro_config
+from openspiel_psro_ext.psro import loop as psro_loop
 from openspiel_psro_ext.psro import variants as algorithms
 from openspiel_psro_ext.psro import views
 from openspiel_psro_ext.records import IterationRecord
+from openspiel_psro_ext.records import metrics as records_metrics
+from openspiel_psro_ext.records.summary import RunSummary, StockComparison
 from openspiel_psro_ext.runs import checkpoints
 
 FLAGS = flags.FLAGS
-_default = psro_config.default
-
-flags.DEFINE_string("game", _default("game"), "OpenSpiel game string.")
-flags.DEFINE_integer("iterations", _default("iterations"), "Maximum PSRO iterations.")
-flags.DEFINE_string(
-  "meta_solver", _default("meta_solver"), "Meta-solver name (see meta_solvers.names())."
-)
-flags.DEFINE_string(
-  "meta_solver_kwargs",
-  "{}",
-  "JSON keyword arguments for the meta-solver (checked against its parameters).",
-)
-flags.DEFINE_string(
-  "oracle",
-  _default("oracle"),
-  "Best-response oracle (see oracles.names()): ppo, dqn, sac,"
-  " mpo, crossq (deep RL) or exact (closed form over the compiled tree,"
-  " seconds to NashConv 0.01 on Leduc).",
-)
-flags.DEFINE_string("oracle_config", "{}", "JSON overrides of the oracle's Config fields.")
-flags.DEFINE_string("device", None, "Torch device for RL oracles (cpu, cuda, cuda:N, mps).")
-flags.DEFINE_integer("seed", _default("seed"), "Seed for every random choice of the run.")
-flags.DEFINE_string("output_dir", None, "Run directory (default: runs/<game>-<timestamp>).")
-flags.DEFINE_float(
-  "time_budget_s",
-  _default("time_budget_s"),
-  "Stop after this many seconds of the run's whole clock (0:"
-  f" none; default {psro_config.RL_TIME_BUDGET_S:g} s for RL oracles,"
-  f" {psro_config.EXACT_TIME_BUDGET_S:g} s for exact).",
-)
-flags.DEFINE_float(
-  "target_nash_conv", _default("target_nash_conv"), "Stop at or below this NashConv (0: never)."
-)
-flags.DEFINE_integer(
-  "sims_per_entry",
-  _default("sims_per_entry"),
-  "0: exact payoff tables; N: N sampled games per entry.",
-)
-flags.DEFINE_integer(
-  "verify_every", 0, "Check NashConv with OpenSpiel's code every N iterations (0: only at the end)."
-)
-flags.DEFINE_bool(
-  "compare_stock", False, "Also run stock psro_v2 on the same settings and compare."
-)
-flags.DEFINE_integer(
-  "stock_sims_per_entry", 1000, "Games per payoff entry for stock psro_v2 (its default)."
-)
-flags.DEFINE_bool("symmetric", _default("symmetric"), "One population shared by both players.")
-flags.DEFINE_bool("resume", False, "Continue the run in --output_dir.")
-flags.DEFINE_enum(
-  "backend",
-  "auto",
-  ["auto", "embedded", "ray"],
-  "Where best responses run: in this process, or as parallel"
-  " Ray tasks (a local Ray, or --ray_address). auto: ray for RL"
-  " oracles when Ray is installed and there are 2+ CPUs, else"
-  " embedded.",
-)
-flags.DEFINE_string(
-  "ray_address", None, "An existing Ray cluster for --backend=ray (default: start a local one)."
-)
-flags.DEFINE_float(
-  "oracle_budget_final_s",
-  _default("oracle_budget_final_s"),
-  "RL oracles: ramp each best response's time budget (the"
-  " oracle's time_budget_s) up to this over"
-  f" --oracle_budget_ramp_iterations (0: constant). Default: {psro_config.RL_BUDGET_FINAL_S:g} s"
-  " from the oracle's PSRO preset, unless --oracle_config sets"
-  " time_budget_s.",
-)
-flags.DEFINE_integer(
-  "oracle_budget_ramp_iterations",
-  _default("oracle_budget_ramp_iterations"),
-  "Iterations over which --oracle_budget_final_s ramps.",
-)
-flags.DEFINE_float(
-  "meta_strategy_average_decay",
-  _default("meta_strategy_average_decay"),
-  "0, or output the exponential moving average of the"
-  " meta-strategies with this decay (best responses still"
-  f" train against each iteration's own). Default: {psro_config.RL_AVERAGE_DECAY:g} for"
-  " plain PSRO with an RL oracle (about the last 10"
-  " iterations: 25-45% less exploitable on Leduc), else 0.",
-)
-flags.DEFINE_list(
-  "best_responses_per_player",
-  [],
-  "Best responses each population gets per iteration, e.g. 2,1"
-  " (different seeds; default one each).",
-)
-flags.DEFINE_integer(
-  "max_histories", _default("max_histories"), "Refuse games with more histories than this."
-)
-flags.DEFINE_bool("tensorboard", False, "Also write TensorBoard event files.")
-flags.DEFINE_string(
-  "cache_dir",
-  os.path.join(
-    os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "openspiel_psro_ext"
-  ),
-  "Where per-game results that never change (the CFR+"
-  " baseline policy) are cached; empty: no cache.",
-)
-flags.DEFINE_string(
-  "algorithm", _default("algorithm"), "PSRO or a variant of it (see algorithms.names())."
-)
-flags.DEFINE_string(
-  "algorithm_options",
-  "{}",
-  "JSON settings of the variant, e.g. for p2sro"
-  ' {"num_active": 4, "max_chunks": 6} (see'
-  " p2sro.PipelineOptions); a resumed run takes the same.",
-)
-flags.DEFINE_enum(
-  "evaluation",
-  _default("evaluation"),
-  ["auto", "exact", "sampled"],
-  "exact: compile the game (exact payoffs and NashConv; refused"
-  " for games too large); sampled: the simulated mode (payoffs"
-  " from played games, approximate NashConv); auto: exact where"
-  " the game compiles, decided in seconds.",
-)
-flags.DEFINE_float(
-  "payoff_target_stderr",
-  _default("payoff_target_stderr"),
-  "Simulated mode: play each payoff entry until its standard"
-  " error, weighted by the meta-strategy, is at most this"
-  " (0: 0.4% of the game's utility range).",
-)
-flags.DEFINE_integer(
-  "approx_episodes",
-  200_000,
-  "Simulated mode: training episodes of each approximate-"
-  "NashConv best response (every --verify_every iterations"
-  " and at the end).",
-)
-flags.DEFINE_integer(
-  "approx_eval_games", 20_000, "Simulated mode: games per value in the approximate NashConv."
-)
-flags.DEFINE_integer(
-  "metrics_every",
-  10,
-  "Compute win rates, Elo and diversity every N iterations"
-  " and on the last one (0: never; their time is logged"
-  " beside PSRO's).",
-)
 
 _VERIFY_TOLERANCE = 1e-6
 _EXIT_USAGE = 2
 _EXIT_VERIFICATION = 3
 
+setting = psro_config.setting
+
+
+def _default_cache_dir() -> str:
+  cache_home = os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache"))
+  return os.path.join(cache_home, "openspiel_psro_ext")
+
 
 @dataclasses.dataclass
 class RunOptions:
-  """What the command does around the PSRO run (none of it changes results)."""
+  """What the command does around the PSRO run (none of it changes results).
 
-  output_dir: str
-  resume: bool = False
-  verify_every: int = 0
-  metrics_every: int = 10
-  cache_dir: str = ""
-  tensorboard: bool = False
-  compare_stock: bool = False
-  stock_sims_per_entry: int = 1000
-  backend: str = "auto"
-  ray_address: str | None = None
-  approx_episodes: int = 200_000
-  approx_eval_games: int = 20_000
-  algorithm_options: Any = None  # the variant's `Options` (algorithms.options)
+  Each field is a flag, declared with `psro_config.setting` as `PSROConfig`'s
+  are. `algorithm_options` is a JSON object on the command line and the
+  variant's `Options` here (`algorithms.options`; None: the variant's
+  defaults).
+  """
+
+  output_dir: str = setting("", help="Run directory (empty: runs/<game>-<timestamp>).")
+  resume: bool = setting(False, help="Continue the run in --output_dir.")
+  verify_every: int = setting(
+    0,
+    help="Check NashConv with OpenSpiel's code every N iterations (0: only at the end);"
+    " in the simulated view, estimate the approximate NashConv that often.",
+    min=0,
+  )
+  metrics_every: int = setting(
+    10,
+    help="Compute win rates, Elo and diversity every N iterations and on the last one"
+    " (0: never; their time is logged beside PSRO's).",
+    min=0,
+  )
+  cache_dir: str = setting(
+    default_factory=_default_cache_dir,
+    help="Where per-game results that never change (the CFR+ baseline policy) are"
+    " cached; empty: no cache.",
+  )
+  tensorboard: bool = setting(False, help="Also write TensorBoard event files.")
+  compare_stock: bool = setting(
+    False, help="Also run stock psro_v2 on the same settings and compare."
+  )
+  stock_sims_per_entry: int = setting(
+    1000, help="Games per payoff entry for stock psro_v2 (its default).", min=1
+  )
+  backend: str = setting(
+    "auto",
+    help="Where best responses run: in this process, or as parallel Ray tasks (a local"
+    " Ray, or --ray_address). auto: ray for RL oracles when Ray is installed and there"
+    " are 2+ CPUs, else embedded.",
+    choices=("auto", "embedded", "ray"),
+  )
+  ray_address: str | None = setting(
+    None, help="An existing Ray cluster for --backend=ray (default: start a local one)."
+  )
+  approx_episodes: int = setting(
+    200_000,
+    help="Simulated view: training episodes of each approximate-NashConv best response"
+    " (every --verify_every iterations and at the end).",
+    min=1,
+  )
+  approx_eval_games: int = setting(
+    20_000, help="Simulated view: games per value in the approximate NashConv.", min=1
+  )
+  algorithm_options: Any = setting(
+    None,
+    help='JSON settings of the variant, e.g. for p2sro {"num_active": 4, "max_chunks": 6}'
+    " (see p2sro.PipelineOptions); a resumed run takes the same.",
+    json_object=True,
+  )
+
+
+def _flag_type(hint: Any) -> Any:
+  """The flag's kind for a field annotation: `float | None` is float,
+  `tuple[int, ...]` is tuple."""
+  args = [a for a in typing.get_args(hint) if a is not type(None)]
+  if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+    hint = args[0]
+  return typing.get_origin(hint) or hint
+
+
+def define_flags(cls: type) -> None:
+  """One absl flag per field of the dataclass `cls`, all from the field: its
+  name, type and default, and the metadata of `psro_config.setting` (help,
+  choices, aliases, JSON objects)."""
+  hints = typing.get_type_hints(cls)
+  for field in dataclasses.fields(cls):
+    name, meta = field.name, field.metadata
+    default: Any = field.default_factory() if callable(field.default_factory) else field.default
+    kind = _flag_type(hints[name])
+    if meta.get("json_object"):
+      flags.DEFINE_string(name, json.dumps(default or {}), meta["help"])
+    elif "aliases" in meta:
+      choices, aliases = list(meta["choices"]), dict(meta["aliases"])
+      text = meta["help"] + "".join(f" ({a}: an alias of {c}.)" for a, c in aliases.items())
+      # Aliases parse but stay out of the `<a|b|c>` the help shows.
+      flags.DEFINE_flag(
+        flags.Flag(
+          flags.EnumParser(choices + list(aliases)),
+          flags.ArgumentSerializer(),
+          name,
+          default,
+          f"<{'|'.join(choices)}>: {text}",
+        )
+      )
+    elif "choices" in meta:
+      flags.DEFINE_enum(name, default, list(meta["choices"]), meta["help"])
+    elif kind is bool:
+      flags.DEFINE_bool(name, default, meta["help"])
+    elif kind is int:
+      flags.DEFINE_integer(name, default, meta["help"])
+    elif kind is float:
+      flags.DEFINE_float(name, default, meta["help"])
+    elif kind is str:
+      flags.DEFINE_string(name, default, meta["help"])
+    elif kind is tuple:
+      flags.DEFINE_list(name, [str(v) for v in default], meta["help"])
+    else:
+      raise TypeError(f"no flag kind for {cls.__name__}.{name}: {hints[name]}")
+
+
+define_flags(psro_lib.PSROConfig)
+define_flags(RunOptions)
+# A shortcut into --oracle_config, so not a field of either.
+flags.DEFINE_string(
+  "device", None, "Torch device for RL oracles (cpu, cuda, cuda:N, mps); sets --oracle_config's."
+)
 
 
 def _json_flag(name: str, text: str) -> dict[str, Any]:
@@ -222,77 +197,69 @@ def _json_flag(name: str, text: str) -> dict[str, Any]:
   return value
 
 
-def config_from_flags() -> psro_lib.PSROConfig:
-  """The resolved `PSROConfig` the flags describe (checked by PSRO itself)."""
+def _flag_values(cls: type) -> dict[str, Any]:
+  """The flags of `cls`'s fields as field values (JSON objects and integer
+  lists parsed; bad input is a `UsageError`)."""
+  hints = typing.get_type_hints(cls)
+  values = {}
+  for field in dataclasses.fields(cls):
+    value: Any = FLAGS[field.name].value
+    if field.metadata.get("json_object"):
+      value = _json_flag(field.name, value)
+    elif _flag_type(hints[field.name]) is tuple:
+      try:
+        value = tuple(int(v) for v in value)
+      except ValueError as e:
+        raise UsageError(
+          f"--{field.name} takes integers, e.g. 2,1; got {','.join(value)!r}."
+        ) from e
+    values[field.name] = value
+  return values
+
+
+def _game_string(text: str) -> str:
+  """The game string as pyspiel prints it."""
   try:
-    game = pyspiel.load_game(FLAGS.game)
+    return str(pyspiel.load_game(text))
   except pyspiel.SpielError as e:
     reason = str(e).splitlines()[0].split(". Available")[0]
     raise UsageError(
-      f"unknown or malformed --game={FLAGS.game!r} ({reason}); see pyspiel.registered_names()."
+      f"unknown or malformed --game={text!r} ({reason}); see pyspiel.registered_names()."
     ) from e
-  oracle_config = _json_flag("oracle_config", FLAGS.oracle_config)
+
+
+def config_from_flags() -> psro_lib.PSROConfig:
+  """The resolved `PSROConfig` the flags describe."""
+  values = _flag_values(psro_lib.PSROConfig)
+  values["game"] = _game_string(values["game"])
   if FLAGS.device is not None:
     psro_config.check_device(FLAGS.device)
     if "device" in oracles.get(FLAGS.oracle).settings():
-      oracle_config["device"] = FLAGS.device
+      values["oracle_config"]["device"] = FLAGS.device
     else:
       logging.info("--device=%s ignored: the %s oracle runs in numpy.", FLAGS.device, FLAGS.oracle)
-  try:
-    per_player = tuple(int(k) for k in FLAGS.best_responses_per_player)
-  except ValueError as e:
-    raise UsageError(
-      f"--best_responses_per_player takes integers, e.g. 2,1; got"
-      f" {','.join(FLAGS.best_responses_per_player)!r}."
-    ) from e
-  return psro_config.resolve(
-    psro_lib.PSROConfig(
-      game=str(game),
-      iterations=FLAGS.iterations,
-      meta_solver=FLAGS.meta_solver,
-      meta_solver_kwargs=_json_flag("meta_solver_kwargs", FLAGS.meta_solver_kwargs),
-      oracle=FLAGS.oracle,
-      oracle_config=oracle_config,
-      seed=FLAGS.seed,
-      symmetric=FLAGS.symmetric,
-      sims_per_entry=FLAGS.sims_per_entry,
-      time_budget_s=FLAGS.time_budget_s,
-      target_nash_conv=FLAGS.target_nash_conv,
-      oracle_budget_final_s=FLAGS.oracle_budget_final_s,
-      oracle_budget_ramp_iterations=FLAGS.oracle_budget_ramp_iterations,
-      best_responses_per_player=per_player,
-      max_histories=FLAGS.max_histories,
-      evaluation=FLAGS.evaluation,
-      payoff_target_stderr=FLAGS.payoff_target_stderr,
-      algorithm=FLAGS.algorithm,
-      meta_strategy_average_decay=FLAGS.meta_strategy_average_decay,
-    )
-  )
+  return psro_config.resolve(psro_lib.PSROConfig(**values))
 
 
 def options_from_flags(config: psro_lib.PSROConfig) -> RunOptions:
-  output_dir = FLAGS.output_dir or os.path.join(
+  """The `RunOptions` the flags describe, for a run of `config`."""
+  values = _flag_values(RunOptions)
+  values["output_dir"] = values["output_dir"] or os.path.join(
     "runs",
     f"{config.game.replace('(', '_').replace(')', '').replace(',', '_')}"
     f"-{time.strftime('%Y%m%d-%H%M%S')}",
   )
-  return RunOptions(
-    output_dir=output_dir,
-    resume=FLAGS.resume,
-    verify_every=FLAGS.verify_every,
-    metrics_every=FLAGS.metrics_every,
-    cache_dir=FLAGS.cache_dir,
-    tensorboard=FLAGS.tensorboard,
-    compare_stock=FLAGS.compare_stock,
-    stock_sims_per_entry=FLAGS.stock_sims_per_entry,
-    backend=FLAGS.backend,
-    ray_address=FLAGS.ray_address,
-    approx_episodes=FLAGS.approx_episodes,
-    approx_eval_games=FLAGS.approx_eval_games,
-    algorithm_options=algorithms.options(
-      config.algorithm, _json_flag("algorithm_options", FLAGS.algorithm_options)
-    ),
-  )
+  values["algorithm_options"] = algorithms.options(config.algorithm, values["algorithm_options"])
+  return RunOptions(**values)
+
+
+def settings_from_flags() -> tuple[psro_lib.PSROConfig, RunOptions]:
+  """The run's config and options; with --resume, the saved run's config."""
+  config = config_from_flags()
+  options = options_from_flags(config)
+  if options.resume:
+    config = _resume_config(options.output_dir, config)
+  return config, options
 
 
 def _resume_config(output_dir: str, config: psro_lib.PSROConfig) -> psro_lib.PSROConfig:
@@ -311,7 +278,7 @@ def _resume_config(output_dir: str, config: psro_lib.PSROConfig) -> psro_lib.PSR
 
 def format_record(record: IterationRecord) -> str:
   """The one-line iteration log."""
-  if record.nash_conv is not None:
+  if record.nash_conv is not None and record.exploitability_per_player is not None:
     expl = ", ".join(f"{e:.4f}" for e in record.exploitability_per_player)
     quality = f"NashConv {record.nash_conv:.6f} | expl [{expl}]"
   else:
@@ -322,16 +289,14 @@ def format_record(record: IterationRecord) -> str:
     f" | support {record.support_size} | {record.iteration_time_s:.3f}s"
     f" (psro {record.psro_time_s:.3f}s; total {record.wall_time_s:.1f}s)"
   )
-  if "approx_nash_conv" in record.metrics:
+  if record.approx_nash_conv is not None:
     line += (
-      f" | approx NashConv {record.metrics['approx_nash_conv']:.4f}"
-      f" +- {record.metrics['approx_nash_conv_ci95']:.4f} (lower bound)"
+      f" | approx NashConv {record.approx_nash_conv.value:.4f}"
+      f" +- {record.approx_nash_conv.ci95:.4f} (lower bound)"
     )
-  if any("/" in key for key in record.metrics):
-    from openspiel_psro_ext.evaluation import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
-
-    line += f" | {metrics_lib.short_log(record.metrics)}"
-  if record.metrics:
+  if record.run_metrics is not None:
+    line += f" | {record.run_metrics.short_log()}"
+  if record.metrics_time_s > 0:
     line += f" ({record.metrics_time_s:.2f}s)"
   return line
 
@@ -344,12 +309,13 @@ def evaluations(view: views.View, options: RunOptions, seed: int) -> list[psro_l
     from openspiel_psro_ext.evaluation import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
 
     computer = metrics_lib.IterationMetrics(view.tree, cache_dir=options.cache_dir or None)
-    hooks.append(
-      psro_lib.Evaluation(
-        lambda snap: computer.compute(snap.matrices(), snap.sigma, snap.meta_games),
-        every=options.metrics_every,
-      )
-    )
+
+    def run_metrics(snap: psro_lib.Snapshot) -> records_metrics.RunMetrics:
+      matrices = snap.matrices()
+      assert matrices is not None  # the view has a tree
+      return computer.compute(matrices, snap.sigma, snap.meta_games)
+
+    hooks.append(psro_lib.Evaluation(run_metrics, every=options.metrics_every))
   if view.simulated:
     from openspiel_psro_ext.evaluation import approx_exploitability  # pylint: disable=g-import-not-at-top
 
@@ -358,82 +324,67 @@ def evaluations(view: views.View, options: RunOptions, seed: int) -> list[psro_l
     )
     config.oracle_config["total_episodes"] = options.approx_episodes
 
-    def approx(snap: psro_lib.Snapshot) -> dict[str, Any]:
+    def approx(snap: psro_lib.Snapshot) -> records_metrics.ApproxNashConv:
+      policies = snap.policies()
+      assert policies is not None  # the simulated view's members
       return approx_exploitability.approx_nash_conv(
-        snap.view.game, snap.policies(), snap.sigma, config, snap.backend
-      ).metrics()
+        snap.view.game, policies, snap.sigma, config, snap.backend
+      ).estimate
 
     hooks.append(psro_lib.Evaluation(approx, every=options.verify_every))
   return hooks
 
 
-def _install_interrupt_handler(run: psro_lib.PSRO) -> None:
-  def handler(signum, frame):
-    del frame
-    if run.stop_requested:  # A second Ctrl-C stops at once.
-      raise KeyboardInterrupt
-    logging.warning(
-      "Signal %d: finishing this iteration's writes, then the final"
-      " metrics and verification (seconds); Ctrl-C again to abort.",
-      signum,
-    )
-    run.stop_requested = True
-
-  signal.signal(signal.SIGINT, handler)
-  signal.signal(signal.SIGTERM, handler)
-
-
-def _render_plots(output_dir: str) -> list[str]:
-  try:
-    from openspiel_psro_ext.runs import plots  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    return []
-  return plots.render_run_plots(output_dir)
-
-
-def _command_seconds() -> float:
-  """Seconds since this process started (what the user has waited)."""
-  try:
-    with open("/proc/self/stat") as f:
-      start_ticks = float(f.read().rsplit(")", 1)[1].split()[19])
-    with open("/proc/uptime") as f:
-      uptime = float(f.read().split()[0])
-    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
-  except (OSError, ValueError, IndexError):
-    return time.perf_counter() - _IMPORTED_AT
-
-
-_IMPORTED_AT = time.perf_counter()
-
-
 def main(argv: Sequence[str]) -> int:
+  """The command, step by step: settings, checks (all before any write), the
+  run, and its end."""
   if len(argv) > 1:
     raise UsageError(f"unexpected arguments {argv[1:]}")
-  config = config_from_flags()
-  options = options_from_flags(config)
-  if options.resume:
-    config = _resume_config(options.output_dir, config)
+  config, options = settings_from_flags()
   backend_name = _backend_name(config, options)  # a missing Ray is bad input: before any write
-  view = views.make_view(
-    config.game,
-    config.evaluation,
-    config.max_histories,
-    config.symmetric,
-    config.sims_per_entry,
-    psro_config.sampling(config),
-  )
+  view = psro_loop.make_view(config)  # once: the checks and the run share it
+  variant = algorithms.make(config.algorithm, options.algorithm_options)
+  check(config, options, view, variant)
+  run = make_run(config, options, view, variant, backend_name)
+  try:
+    reason = iterate(run, options)
+    return finish(run, options, reason)
+  finally:
+    run.backend.close()
+
+
+def check(
+  config: psro_lib.PSROConfig,
+  options: RunOptions,
+  view: views.View,
+  variant: algorithms.base.Variant,
+) -> None:
+  """Refuses settings that cannot run on `view`, before anything is written.
+
+  Raises:
+    UsageError: naming the setting and the fix.
+  """
   psro_config.check(config, view)
-  algorithms.get(config.algorithm).check_variant(config, view)
+  variant.check(config, view)
   if options.compare_stock and view.tree is None:
     raise UsageError(
       f"--compare_stock measures stock psro_v2's NashConv exactly, which"
       f" needs the compiled tree; {config.game} runs in the simulated"
       " mode. Drop --compare_stock."
     )
+
+
+def make_run(
+  config: psro_lib.PSROConfig,
+  options: RunOptions,
+  view: views.View,
+  variant: algorithms.base.Variant,
+  backend_name: str,
+) -> psro_lib.PSRO:
+  """The run of `config` on the checked `view`; opens (or resumes) the run directory."""
   # Ray starts with the first best responses, after the run directory's checks.
-  run = algorithms.make(
+  return psro_lib.PSRO(
     config,
-    options.algorithm_options,
     output_dir=options.output_dir,
     resume=options.resume,
     evaluations=evaluations(view, options, config.seed),
@@ -441,11 +392,8 @@ def main(argv: Sequence[str]) -> int:
     backend=backends.make(
       backend_name, **({"address": options.ray_address} if backend_name == "ray" else {})
     ),
-  )
-  try:
-    return _run(run, options)
-  finally:
-    run.backend.close()
+    variant=variant,
+  ).restore()
 
 
 def _backend_name(config: psro_lib.PSROConfig, options: RunOptions) -> str:
@@ -477,14 +425,55 @@ def _backend_name(config: psro_lib.PSROConfig, options: RunOptions) -> str:
   return name
 
 
-def _run(run: psro_lib.PSRO, options: RunOptions) -> int:
-  config, backend, output_dir = run.config, run.backend, options.output_dir
+def iterate(run: psro_lib.PSRO, options: RunOptions) -> str:
+  """Runs the iterations, one log line (and TensorBoard step) each; returns
+  the stopping rule that ended them. Ctrl-C ends them after the current
+  iteration's writes."""
   tensorboard = None
   if options.tensorboard:
     from openspiel_psro_ext.runs import tensorboard as tb  # pylint: disable=g-import-not-at-top
 
-    tensorboard = tb.TensorboardLogger(os.path.join(output_dir, "tensorboard"))
+    tensorboard = tb.TensorboardLogger(os.path.join(options.output_dir, "tensorboard"))
   _install_interrupt_handler(run)
+  _log_start(run, options)
+
+  def on_iteration(record: IterationRecord) -> None:
+    logging.info(format_record(record))
+    if tensorboard is not None:
+      tensorboard.log(record)
+    if (
+      options.verify_every
+      and record.iteration % options.verify_every == 0
+      and record.nash_conv is not None
+    ):
+      logging.info("  verified with OpenSpiel: %.9f", run.verify(_VERIFY_TOLERANCE))
+
+  try:
+    return run.run(on_iteration)
+  finally:
+    if tensorboard is not None:
+      tensorboard.close()
+
+
+def _install_interrupt_handler(run: psro_lib.PSRO) -> None:
+  def handler(signum, frame):
+    del frame
+    if run.stop_requested:  # A second Ctrl-C stops at once.
+      raise KeyboardInterrupt
+    logging.warning(
+      "Signal %d: finishing this iteration's writes, then the final"
+      " metrics and verification (seconds); Ctrl-C again to abort.",
+      signum,
+    )
+    run.stop_requested = True
+
+  signal.signal(signal.SIGINT, handler)
+  signal.signal(signal.SIGTERM, handler)
+
+
+def _log_start(run: psro_lib.PSRO, options: RunOptions) -> None:
+  """What the run is: the game, its view, the meta-solver and oracle."""
+  config = run.config
   if run.view.simulated:
     payoffs = (
       f"simulated payoffs (standard error <= {run.table.target_stderr:.4g}"
@@ -502,9 +491,9 @@ def _run(run: psro_lib.PSRO, options: RunOptions) -> int:
     size,
     config.meta_solver,
     config.oracle,
-    backend.name,
+    run.backend.name,
     payoffs,
-    output_dir,
+    options.output_dir,
   )
   if run.oracle.trains:
     logging.info(
@@ -517,99 +506,125 @@ def _run(run: psro_lib.PSRO, options: RunOptions) -> int:
       config.oracle_budget_ramp_iterations,
     )
 
-  def on_iteration(record: IterationRecord) -> None:
-    logging.info(format_record(record))
-    if tensorboard is not None:
-      tensorboard.log(record.iteration, record.to_json())
-    if (
-      options.verify_every
-      and record.iteration % options.verify_every == 0
-      and record.nash_conv is not None
-    ):
-      logging.info("  verified with OpenSpiel: %.9f", run.verify(_VERIFY_TOLERANCE))
 
-  try:
-    reason = run.run(on_iteration)
-  finally:
-    if tensorboard is not None:
-      tensorboard.close()
+def finish(run: psro_lib.PSRO, options: RunOptions, reason: str) -> int:
+  """The run's end: verification, `summary.json`, the stock comparison,
+  plots and the final log line. Returns the exit code."""
   if not run.records:
     logging.info("Nothing to do: the run already meets its stopping rule.")
     return 0
+  summary = summarize(run, reason, verify(run, reason))
+  if options.compare_stock:
+    summary = dataclasses.replace(summary, stock=_compare_stock(run, options))
+  checkpoints.write_json(
+    os.path.join(options.output_dir, checkpoints.SUMMARY_FILE), summary.to_json()
+  )
+  _write_plots(options.output_dir)
+  _log_end(summary, options)
+  return 0
+
+
+def verify(run: psro_lib.PSRO, reason: str) -> float | None:
+  """The last meta-strategy's NashConv by OpenSpiel's code, None without an
+  exact NashConv.
+
+  Raises:
+    VerificationError: it differs from ours by more than the tolerance.
+  """
+  if run.records[-1].nash_conv is None:
+    return None
+  logging.info(
+    "Stopped by %s; verifying the last meta-strategy with OpenSpiel's exploitability.nash_conv...",
+    reason,
+  )
+  start = time.perf_counter()
+  nash_conv = run.verify(_VERIFY_TOLERANCE)
+  logging.info("  verified: %.9f (%.2fs)", nash_conv, time.perf_counter() - start)
+  return nash_conv
+
+
+def summarize(run: psro_lib.PSRO, reason: str, nash_conv_openspiel: float | None) -> RunSummary:
+  """The run's `RunSummary` from its records."""
   final = run.records[-1]
-  summary = {
-    "game": config.game,
-    "evaluation": run.view.name,
-    "stopped_by": reason,
-    "iterations": len(run.records),
-    "population_size": final.population_size,
-    "nash_conv": final.nash_conv,
-    "exploitability_per_player": final.exploitability_per_player,
-    "wall_time_s": final.wall_time_s,
-    "psro_time_s": sum(r.psro_time_s for r in run.records),
-    "metrics_time_s": sum(r.metrics_time_s for r in run.records),
-    "write_time_s": sum(r.write_time_s for r in run.records),
-    "units": "NashConv (OpenSpiel's exploitability() is NashConv / 2 for two players)",
-    **final.metrics,  # e.g. "elo/meta_strategy", "win_rate/cfr_plus".
-  }
-  if final.nash_conv is not None:
-    logging.info(
-      "Stopped by %s; verifying the last meta-strategy with OpenSpiel's"
-      " exploitability.nash_conv...",
-      reason,
-    )
-    verify_start = time.perf_counter()
-    summary["nash_conv_openspiel"] = run.verify(_VERIFY_TOLERANCE)
-    summary["verified"] = True
-    summary["verification"] = (
-      "open_spiel exploitability.nash_conv of the"
-      " meta-strategy's behaviour policy (see verification.py)"
-    )
-    logging.info(
-      "  verified: %.9f (%.2fs)", summary["nash_conv_openspiel"], time.perf_counter() - verify_start
-    )
+  return RunSummary(
+    game=run.config.game,
+    evaluation=run.view.name,
+    stopped_by=reason,
+    iterations=len(run.records),
+    population_size=final.population_size,
+    nash_conv=final.nash_conv,
+    exploitability_per_player=final.exploitability_per_player,
+    wall_time_s=final.wall_time_s,
+    psro_time_s=sum(r.psro_time_s for r in run.records),
+    evaluation_time_s=sum(r.metrics_time_s for r in run.records),
+    write_time_s=sum(r.write_time_s for r in run.records),
+    nash_conv_openspiel=nash_conv_openspiel,
+    run_metrics=final.run_metrics,
+    approx_nash_conv=final.approx_nash_conv,
+    variant_state=final.metrics,
+  )
+
+
+def _write_plots(output_dir: str) -> None:
+  try:
+    from openspiel_psro_ext.runs import plots  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return
+  logging.info("Writing plots...")
+  for path in plots.render_run_plots(output_dir):
+    logging.info("wrote %s", path)
+
+
+def _log_end(summary: RunSummary, options: RunOptions) -> None:
+  if summary.nash_conv is not None and summary.nash_conv_openspiel is not None:
     quality = (
-      f"NashConv {final.nash_conv:.9f} (verified with OpenSpiel:"
-      f" {summary['nash_conv_openspiel']:.9f})"
+      f"NashConv {summary.nash_conv:.9f} (verified with OpenSpiel:"
+      f" {summary.nash_conv_openspiel:.9f})"
+    )
+  elif summary.approx_nash_conv is not None:
+    quality = (
+      f"approximate NashConv {summary.approx_nash_conv.value:.4f} +-"
+      f" {summary.approx_nash_conv.ci95:.4f} (95%; a lower bound)"
     )
   else:
-    summary["approx_nash_conv_note"] = (
-      "estimated by fresh RL best responses against the meta-strategy: a lower"
-      " bound on the true NashConv, up to sampling error"
-    )
-    quality = (
-      f"approximate NashConv {final.metrics['approx_nash_conv']:.4f} +-"
-      f" {final.metrics['approx_nash_conv_ci95']:.4f} (95%; a lower bound)"
-      if "approx_nash_conv" in final.metrics
-      else "no NashConv"
-    )
-  if options.compare_stock:
-    summary["stock"] = _compare_stock(run, options)
-  run.run_dir.write_summary(summary)
-  logging.info("Writing plots...")
-  for path in _render_plots(output_dir):
-    logging.info("wrote %s", path)
+    quality = "no NashConv"
   logging.info(
     "Final %s after %d iterations, stopped by %s. Clocks: the run %.1fs (PSRO"
     " %.1fs, evaluation %.1fs, writes %.1fs); this command %.1fs in all.",
     quality,
-    len(run.records),
-    reason,
-    final.wall_time_s,
-    summary["psro_time_s"],
-    summary["metrics_time_s"],
-    summary["write_time_s"],
+    summary.iterations,
+    summary.stopped_by,
+    summary.wall_time_s,
+    summary.psro_time_s,
+    summary.evaluation_time_s,
+    summary.write_time_s,
     _command_seconds(),
   )
-  if reason == "interrupted":
+  if summary.stopped_by == "interrupted":
     logging.info(
       "Interrupted: finished iterations are saved; continue with --resume --output_dir=%s",
-      output_dir,
+      options.output_dir,
     )
-  return 0
 
 
-def _compare_stock(run: psro_lib.PSRO, options: RunOptions) -> dict[str, Any]:
+def _command_seconds() -> float:
+  """Seconds since this process started (what the user has waited)."""
+  try:
+    with open("/proc/self/stat") as f:
+      start_ticks = float(f.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/uptime") as f:
+      uptime = float(f.read().split()[0])
+    return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+  except (OSError, ValueError, IndexError):
+    return time.perf_counter() - _IMPORTED_AT
+
+
+_IMPORTED_AT = time.perf_counter()
+
+
+def _compare_stock(run: psro_lib.PSRO, options: RunOptions) -> StockComparison:
+  """Runs stock psro_v2 on the run's settings, logs the table and writes
+  `comparison.json`."""
   try:
     from openspiel_psro_ext.compat import stock_baseline  # pylint: disable=g-import-not-at-top
   except ImportError as e:
@@ -621,16 +636,16 @@ def _compare_stock(run: psro_lib.PSRO, options: RunOptions) -> dict[str, Any]:
   table = stock_baseline.comparison_table(run.records, stock)
   for line in table.splitlines():
     logging.info(line)
-  comparison = {
-    "label": f"stock psro_v2 ({stock.sims_per_entry} games/entry)",
-    "oracle": stock.oracle_used,
-    "oracle_kind": stock.oracle_kind,
-    "meta_solver": stock.meta_solver_used,
-    "stock": stock.records,
-    "stopped_by": stock.stopped_by,
-    "summary": stock_baseline.speedup_summary(run.records, stock),
-  }
-  checkpoints.write_json(os.path.join(options.output_dir, "comparison.json"), comparison)
+  comparison = StockComparison(
+    label=f"stock psro_v2 ({stock.sims_per_entry} games/entry)",
+    oracle=stock.oracle_used,
+    oracle_kind=stock.oracle_kind,
+    meta_solver=stock.meta_solver_used,
+    stock=stock.records,
+    stopped_by=stock.stopped_by,
+    summary=stock_baseline.speedup_summary(run.records, stock),
+  )
+  checkpoints.write_json(os.path.join(options.output_dir, "comparison.json"), comparison.to_json())
   return comparison
 
 

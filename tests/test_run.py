@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+from openspiel_psro_ext.records.summary import RunSummary
 from openspiel_psro_ext.runs import checkpoints
 
 
@@ -199,7 +200,7 @@ def test_a_signal_finishes_the_iteration_and_exits_cleanly(tmp_path, sig):
   state = json.load(open(os.path.join(out, "state.json")))
   records = checkpoints.read_metrics(out)
   assert state["iterations_done"] == len(records) == summary["iterations"]
-  assert "win_rate/uniform" in records[-1]  # the last record has its metrics
+  assert "run_metrics" in records[-1]  # the last record has its metrics
   assert "--resume" in stderr
 
 
@@ -300,9 +301,11 @@ def test_simulated_mode_from_the_command_line(tmp_path):
   assert all(r["nash_conv"] is None for r in records)
   last = records[-1]
   # (A 3000-episode best response is weak: the estimate may even be negative.)
-  assert np.isfinite(last["approx_nash_conv"]) and last["approx_nash_conv_ci95"] > 0
-  summary = json.load(open(os.path.join(out, "summary.json")))
-  assert summary["evaluation"] == "sampled" and "lower bound" in summary["approx_nash_conv_note"]
+  approx = last["approx_nash_conv"]
+  assert np.isfinite(approx["value"]) and approx["ci95"] > 0
+  summary = RunSummary.from_json(json.load(open(os.path.join(out, "summary.json"))))
+  assert summary.evaluation == "simulated" and not summary.verified
+  assert summary.approx_nash_conv is not None and summary.approx_nash_conv.value == approx["value"]
   assert "lower bound" in proc.stderr
 
 
@@ -317,5 +320,61 @@ def test_exact_evaluation_refuses_a_large_game_quickly(tmp_path):
   )
   assert proc.returncode == 2
   last = proc.stderr.strip().splitlines()[-1]
-  assert "simulated mode (--evaluation=sampled)" in last, proc.stderr[-2000:]
+  assert "simulated mode (--evaluation=simulated)" in last, proc.stderr[-2000:]
   assert time.time() - start < 30  # 5 s of counting, plus start-up on a loaded CI
+
+
+def test_every_flag_is_a_field_with_its_default(parsed_flags):
+  from openspiel_psro_ext import psro, run  # pylint: disable=g-import-not-at-top
+
+  parsed_flags()
+  for cls in (psro.PSROConfig, run.RunOptions):
+    for field in dataclasses.fields(cls):
+      flag = run.FLAGS[field.name]
+      default = field.default
+      if default is dataclasses.MISSING:
+        default = field.default_factory()
+      if field.metadata.get("json_object"):
+        default = json.dumps(default or {})
+      elif isinstance(default, tuple):
+        default = list(default)
+      assert flag.default == default, field.name
+      assert field.metadata["help"] in flag.help, field.name
+
+
+def test_sampled_is_an_alias_of_simulated(parsed_flags, caplog):
+  from openspiel_psro_ext import psro  # pylint: disable=g-import-not-at-top
+  from openspiel_psro_ext.psro import config as psro_config  # pylint: disable=g-import-not-at-top
+
+  assert parsed_flags("--evaluation=sampled").evaluation == "simulated"
+  assert parsed_flags("--evaluation=simulated").evaluation == "simulated"
+  with caplog.at_level("INFO"):  # (flag parsing may set the log level)
+    psro_config.resolve(psro.PSROConfig(oracle="exact", evaluation="sampled"))
+  assert "alias of evaluation=simulated" in caplog.text
+  # A run written before the rename reads, and resumes, as simulated.
+  saved = psro_config.resolve(psro.PSROConfig(evaluation="simulated")).to_dict()
+  old = {**saved, "evaluation": "sampled"}
+  assert psro.PSROConfig.from_dict(old).evaluation == "simulated"
+  psro_config.check_resumable(old, psro.PSROConfig.from_dict(saved), "old_run")
+
+
+def test_summary_round_trips():
+  from openspiel_psro_ext.records import metrics  # pylint: disable=g-import-not-at-top
+
+  summary = RunSummary(
+    game="kuhn_poker()",
+    evaluation="simulated",
+    stopped_by="iterations",
+    iterations=3,
+    population_size=[3, 3],
+    nash_conv=None,
+    exploitability_per_player=None,
+    wall_time_s=1.0,
+    psro_time_s=0.5,
+    evaluation_time_s=0.25,
+    write_time_s=0.25,
+    approx_nash_conv=metrics.ApproxNashConv(0.1, 0.02, [0.05, 0.05], [0.01, 0.01]),
+  )
+  data = json.loads(json.dumps(summary.to_json()))
+  assert not data["verified"] and data["nash_conv_openspiel"] is None
+  assert RunSummary.from_json(data) == summary

@@ -111,14 +111,14 @@ def test_check_compilable_stops_past_the_limit():
   assert not estimate.compiles
   assert estimate.num_histories == 1001
   assert "more than 1,000 histories" in estimate.refusal()
-  assert "--evaluation=sampled" in estimate.refusal()
+  assert "--evaluation=simulated" in estimate.refusal()
   assert not game_tree.compiles("leduc_poker", max_histories=1000)
 
 
 def test_game_too_large_to_count_in_time_is_refused_naming_simulated_mode():
   # No CPU time at all: the walk records its first slice, then counts nothing.
   with pytest.raises(
-    game_tree.GameTooLargeError, match=r"at least [\d,]+ histories.*--evaluation=sampled"
+    game_tree.GameTooLargeError, match=r"at least [\d,]+ histories.*--evaluation=simulated"
   ):
     game_tree.compile_game("leduc_poker", time_limit_s=0.0)
   assert not game_tree.compiles("leduc_poker", time_limit_s=0.0)
