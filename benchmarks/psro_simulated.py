@@ -206,12 +206,12 @@ def _run(game: str, args) -> psro.PSRO:
     while clock < args.budget_s:
       record = run.step()
       clock += record.psro_time_s + record.write_time_s
-      approx_s += record.metrics_time_s
+      approx_s += record.evaluation_time_s
       show(record)
-    before = run.records[-1].metrics_time_s
+    before = run.records[-1].evaluation_time_s
     run.finish()  # the final estimate, if the last iteration had none
-    approx_s += run.records[-1].metrics_time_s - before
-    if run.records[-1].metrics_time_s != before:
+    approx_s += run.records[-1].evaluation_time_s - before
+    if run.records[-1].evaluation_time_s != before:
       show(run.records[-1])
   finally:
     run.backend.close()

@@ -4,7 +4,7 @@ simulated mode's approximate NashConv), and what they see of a record.
 The loop calls each `Evaluation` on the iterations it is due and on the
 run's last one, with a `Snapshot` of what the record describes, and stores
 its value in the record (`IterationRecord.add`); the hooks' seconds are the
-record's `metrics_time_s`.
+record's `evaluation_time_s`.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def evaluate(
   snapshot: Callable[[], Snapshot],
 ) -> float:
   """Runs `hooks` on the snapshot of `record` (made only if one runs);
-  adds their seconds to its `metrics_time_s` and returns them."""
+  adds their seconds to its `evaluation_time_s` and returns them."""
   if not hooks:
     return 0.0
   start = time.perf_counter()
@@ -100,5 +100,5 @@ def evaluate(
   for hook in hooks:
     record.add(hook.compute(shown))
   spent = time.perf_counter() - start
-  record.metrics_time_s += spent
+  record.evaluation_time_s += spent
   return spent

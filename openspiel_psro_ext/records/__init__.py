@@ -12,7 +12,7 @@ as nested objects.
 Clocks (seconds, all measured with `time.perf_counter`):
   psro_time_s      meta-solve, NashConv, best responses and the payoff
                    table's new entries: what PSRO itself needs;
-  metrics_time_s   run metrics (win rates, Elo, diversity), when computed;
+  evaluation_time_s   run metrics (win rates, Elo, diversity), when computed;
   write_time_s     the iteration's checkpoint writes (members, metrics line,
                    commit point);
   iteration_time_s all three: what the iteration cost the user;
@@ -56,12 +56,11 @@ class IterationRecord:
       or from the estimated payoff table in the simulated mode).
     oracle: per population, one dict of scalar statistics per best response
       added this iteration (e.g. episodes, seconds).
-    psro_time_s, metrics_time_s, write_time_s, iteration_time_s,
+    psro_time_s, evaluation_time_s, write_time_s, iteration_time_s,
     wall_time_s: see the module doc.
     run_metrics: win rates, Elo and diversity; None on iterations without
       a metrics pass.
     approx_nash_conv: the simulated mode's NashConv estimate, when made.
-    metrics: variant statistics by key, until they become typed state.
     variant: the loop variant's own state (`records.variants`), or None
       (plain PSRO).
   """
@@ -75,11 +74,10 @@ class IterationRecord:
   on_policy_values: list[float]
   oracle: list[list[dict[str, Any]]] = dataclasses.field(default_factory=list)
   psro_time_s: float = 0.0
-  metrics_time_s: float = 0.0
+  evaluation_time_s: float = 0.0
   write_time_s: float = 0.0
   iteration_time_s: float = 0.0
   wall_time_s: float = 0.0
-  metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
   training_meta_strategy: list[list[float]] | None = None
   run_metrics: RunMetrics | None = None
   approx_nash_conv: ApproxNashConv | None = None
@@ -95,9 +93,9 @@ class IterationRecord:
       raise TypeError(f"an evaluation hook returned a {type(value).__name__}, no evaluation value.")
 
   def to_json(self) -> dict[str, Any]:
-    """The `metrics.jsonl` object: the fields (typed values nested, those
-    that are None left out), then the variant statistics' keys."""
-    optional = ("metrics", "training_meta_strategy", "run_metrics", "approx_nash_conv", "variant")
+    """The `metrics.jsonl` object: the fields, typed values nested, those
+    that are None left out."""
+    optional = ("training_meta_strategy", "run_metrics", "approx_nash_conv", "variant")
     data = {
       f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in optional
     }
@@ -109,37 +107,32 @@ class IterationRecord:
       data["approx_nash_conv"] = to_json(self.approx_nash_conv)
     if self.variant is not None:
       data["variant"] = variants.to_json(self.variant)
-    clash = sorted(set(data) & set(self.metrics))
-    if clash:
-      raise ValueError(f"variant statistics may not reuse record fields {clash}.")
-    data.update(self.metrics)
     return data
 
   @classmethod
   def from_json(cls, data: dict[str, Any]) -> IterationRecord:
-    """Reads `to_json`'s object; unknown keys are variant statistics."""
-    names = {f.name for f in dataclasses.fields(cls)} - {"metrics"}
-    fields = {k: v for k, v in data.items() if k in names}
-    fields["oracle"] = _oracle_stats(fields.get("oracle", []))
+    """Reads `to_json`'s object.
+
+    Raises:
+      ValueError: the object has keys no record field has (another writer's).
+    """
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+      raise ValueError(f"not an iteration record: unknown keys {unknown}.")
+    fields = dict(data)
     if fields.get("run_metrics") is not None:
       fields["run_metrics"] = RunMetrics.from_json(fields["run_metrics"])
     if fields.get("approx_nash_conv") is not None:
       fields["approx_nash_conv"] = ApproxNashConv(**fields["approx_nash_conv"])
     if fields.get("variant") is not None:
       fields["variant"] = variants.from_json(fields["variant"])
-    return cls(**fields, metrics={k: v for k, v in data.items() if k not in names})
+    return cls(**fields)
 
   @property
   def sigma(self) -> list[np.ndarray]:
     """The meta-strategy as per-player float64 arrays."""
     return [np.asarray(s, dtype=np.float64) for s in self.meta_strategy]
-
-
-def _oracle_stats(value: Any) -> list[list[dict[str, Any]]]:
-  # Runs written before per-member statistics kept one merged dict.
-  if isinstance(value, dict):
-    return [[value]] if value else []
-  return value
 
 
 def scalar_stats(stats: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from openspiel_psro_ext.records import variants
 from openspiel_psro_ext.records.metrics import ApproxNashConv, RunMetrics, to_json
+from openspiel_psro_ext.records.variants import VariantState
 
 UNITS = "NashConv (OpenSpiel's exploitability() is NashConv / 2 for two players)"
 
@@ -71,7 +73,8 @@ class RunSummary:
     run_metrics: the last record's run metrics (win rates, Elo, diversity).
     approx_nash_conv: the last record's estimate in the simulated view: a
       lower bound on the true NashConv, up to sampling error.
-    variant_state: the last record's variant statistics, by key.
+    variant: the last record's loop-variant state (`records.variants`), or
+      None for plain PSRO.
     stock: the comparison with stock psro_v2, when asked for.
   """
 
@@ -89,7 +92,7 @@ class RunSummary:
   nash_conv_openspiel: float | None = None
   run_metrics: RunMetrics | None = None
   approx_nash_conv: ApproxNashConv | None = None
-  variant_state: dict[str, Any] = dataclasses.field(default_factory=dict)
+  variant: VariantState | None = None
   stock: StockComparison | None = None
 
   @property
@@ -103,7 +106,10 @@ class RunSummary:
     data: dict[str, Any] = {}
     for field in dataclasses.fields(self):
       value = getattr(self, field.name)
-      data[field.name] = to_json(value) if dataclasses.is_dataclass(value) else value
+      if field.name == "variant" and value is not None:
+        data[field.name] = variants.to_json(value)
+      else:
+        data[field.name] = to_json(value) if dataclasses.is_dataclass(value) else value
     return {**data, "verified": self.verified, "units": UNITS}
 
   @classmethod
@@ -115,6 +121,8 @@ class RunSummary:
       fields["run_metrics"] = RunMetrics.from_json(fields["run_metrics"])
     if fields.get("approx_nash_conv") is not None:
       fields["approx_nash_conv"] = ApproxNashConv(**fields["approx_nash_conv"])
+    if fields.get("variant") is not None:
+      fields["variant"] = variants.from_json(fields["variant"])
     if fields.get("stock") is not None:
       fields["stock"] = StockComparison(**fields["stock"])
     return cls(**fields)

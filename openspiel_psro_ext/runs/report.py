@@ -25,6 +25,7 @@ from absl import app, flags
 
 from openspiel_psro_ext.records import IterationRecord
 from openspiel_psro_ext.records import metrics as records_metrics
+from openspiel_psro_ext.records.summary import RunSummary
 from openspiel_psro_ext.runs import checkpoints, plots
 
 FLAGS = flags.FLAGS
@@ -152,9 +153,10 @@ def summarize(run_dir: str) -> str:
   records = plots.load_records(run_dir)
   final = records[-1]
   config = _read_optional_json(run_dir, checkpoints.CONFIG_FILE) or {}
-  summary = _read_optional_json(run_dir, checkpoints.SUMMARY_FILE)
+  saved = _read_optional_json(run_dir, checkpoints.SUMMARY_FILE)
+  summary = RunSummary.from_json(saved) if saved else None
   comparison = plots.load_comparison(run_dir)
-  game = (summary or {}).get("game") or config.get("game", "?")
+  game = summary.game if summary is not None else config.get("game", "?")
   rows = [
     ("run directory", run_dir),
     ("game", game),
@@ -181,10 +183,11 @@ def summarize(run_dir: str) -> str:
     )
     lines.append(f"Metrics at iteration {measured.iteration}{note}:")
     lines += _metric_lines(measured)
-  if summary:
-    # Nested objects (the metrics printed above, the stock comparison below)
+  if summary is not None:
+    # Typed values (the metrics printed above, the stock comparison below)
     # are left out.
-    shown = {k: v for k, v in summary.items() if not isinstance(v, dict)}
+    values = {f.name: getattr(summary, f.name) for f in dataclasses.fields(summary)}
+    shown = {k: v for k, v in values.items() if not dataclasses.is_dataclass(v)}
     lines.append("summary.json:")
     width = max((len(k) for k in shown), default=0)
     lines += [f"  {k:<{width}}  {_format(v)}" for k, v in shown.items()]

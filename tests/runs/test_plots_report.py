@@ -12,6 +12,7 @@ from matplotlib import image as mpimg
 from openspiel_psro_ext.evaluation.metrics import IterationMetrics
 from openspiel_psro_ext.game import exploitability, game_tree, payoffs
 from openspiel_psro_ext.records import IterationRecord
+from openspiel_psro_ext.records.summary import RunSummary
 from openspiel_psro_ext.runs import plots, report
 from openspiel_psro_ext.runs import tensorboard as tb
 
@@ -194,8 +195,22 @@ def test_summary_table(kuhn_run):
 
 
 def test_report_cli(kuhn_run, tmp_path):
+  final = plots.load_records(kuhn_run)[-1]
+  summary = RunSummary(
+    game="kuhn_poker",
+    evaluation="exact",
+    stopped_by="iterations",
+    iterations=final.iteration + 1,
+    population_size=final.population_size,
+    nash_conv=final.nash_conv,
+    exploitability_per_player=final.exploitability_per_player,
+    wall_time_s=final.wall_time_s,
+    psro_time_s=final.psro_time_s,
+    evaluation_time_s=final.evaluation_time_s,
+    write_time_s=final.write_time_s,
+  )
   with open(os.path.join(kuhn_run, "summary.json"), "w") as f:
-    json.dump({"game": "kuhn_poker", "stopped_by": "iterations"}, f)
+    json.dump(summary.to_json(), f)
   for name in _ALL_PLOTS & set(os.listdir(kuhn_run)):
     os.remove(os.path.join(kuhn_run, name))
   cli = [sys.executable, "-m", "openspiel_psro_ext.runs.report"]
