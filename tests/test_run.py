@@ -24,6 +24,7 @@ def _run(*args, timeout=240):
   )
 
 
+@pytest.mark.slow
 def test_kuhn_with_compare_stock(tmp_path):
   out = str(tmp_path / "kuhn")
   proc = _run(
@@ -59,6 +60,7 @@ def test_kuhn_with_compare_stock(tmp_path):
   assert payoffs.shape[0] == 2 and payoffs.shape[1] == payoffs.shape[2]
 
 
+@pytest.mark.slow
 def test_kill_and_resume_matches_uninterrupted(tmp_path):
   args = [
     "--game=leduc_poker",
@@ -164,6 +166,7 @@ def test_non_empty_output_dir_is_refused_and_kept(tmp_path):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.slow
 def test_a_signal_finishes_the_iteration_and_exits_cleanly(tmp_path, sig):
   out = str(tmp_path / "interrupted")
   # Run metrics on: the final record gets them after the signal, quickly.
@@ -204,6 +207,7 @@ def test_a_signal_finishes_the_iteration_and_exits_cleanly(tmp_path, sig):
   assert "--resume" in stderr
 
 
+@pytest.mark.slow
 def test_rl_oracle_from_the_command_line(tmp_path):
   pytest.importorskip("torch")
   out = str(tmp_path / "ppo")
@@ -278,6 +282,7 @@ def test_rl_oracles_default_to_a_ramped_budget(parsed_flags):
   assert parsed_flags("--oracle=exact").oracle_budget_final_s == 0
 
 
+@pytest.mark.slow
 def test_simulated_mode_from_the_command_line(tmp_path):
   pytest.importorskip("torch")
   out = str(tmp_path / "sim")

@@ -27,6 +27,7 @@ def ray_backend():
   backend.close()
 
 
+@pytest.mark.slow
 def test_ray_backend_gives_the_embedded_results(ray_backend):
   embedded = psro.PSRO(_ppo_config())
   embedded.run()
@@ -66,6 +67,7 @@ class _RecordingBackend(backends.EmbeddedBackend):
     return super().best_responses(oracle, requests)
 
 
+@pytest.mark.slow
 def test_oracle_budget_ramps_linearly_then_holds():
   backend = _RecordingBackend()
   run = psro.PSRO(

@@ -64,6 +64,7 @@ def _simulated_run(backend):
   return run
 
 
+@pytest.mark.slow
 def test_simulated_psro_on_a_two_node_cluster_equals_embedded():
   ray = pytest.importorskip("ray")
   from ray import cluster_utils  # pylint: disable=g-import-not-at-top

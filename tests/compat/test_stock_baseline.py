@@ -37,6 +37,7 @@ def ppo_run() -> psro.PSRO:
 
 # Stock's PG loss (rlax) warns about its own future; not ours to act on.
 @pytest.mark.filterwarnings("ignore:Rlax softmax will be deprecated")
+@pytest.mark.slow
 def test_stock_own_rl_psro_runs_on_kuhn_for_our_wall_time(ppo_run):
   reason = stock_baseline.stock_rl_import_error()
   if reason is not None:

@@ -122,6 +122,7 @@ def _neural(iterations, **options):
   )
 
 
+@pytest.mark.slow
 def test_neural_anytime_psro_on_kuhn_learns_mixtures_and_never_rises(tmp_path):
   pytest.importorskip("torch")
   config, options = _neural(10)

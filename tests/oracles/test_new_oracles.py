@@ -40,6 +40,7 @@ SHORT_BUDGET = {"mpo": {}, "crossq": dict(policy_delay=1)}
 
 
 @pytest.mark.parametrize("name", sorted(SHORT_BUDGET))
+@pytest.mark.slow
 def test_kuhn_best_response_vs_mixture(name, rng):
   tree = game_tree.get_tree("kuhn_poker")
   opponents = [random_matrix(tree, 0, rng, deterministic=True) for _ in range(3)]
@@ -277,6 +278,7 @@ def test_ppo_with_lstm_learns_a_best_response():
 
 
 @pytest.mark.parametrize("name", ["crossq", "mpo"])
+@pytest.mark.slow
 def test_psro_on_kuhn_reaches_low_nash_conv(name):
   # ~800 updates of 128 transitions per best response.
   config = psro.PSROConfig(
@@ -338,6 +340,7 @@ def test_resume_matches_uninterrupted_run(tmp_path, name, network):
   ]
 
 
+@pytest.mark.slow
 def test_mpo_from_the_command_line(tmp_path):
   out = str(tmp_path / "mpo")
   proc = subprocess.run(

@@ -37,6 +37,7 @@ KUHN_CONFIGS = {
 
 
 @pytest.mark.parametrize("name", sorted(KUHN_CONFIGS))
+@pytest.mark.slow
 def test_kuhn_best_response_vs_mixture(name, rng):
   tree = game_tree.get_tree("kuhn_poker")
   for player in (0, 1):
@@ -147,6 +148,7 @@ def test_gru_network_on_observation_sequences(rng):
     assert p == pytest.approx(row[a], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_psro_with_ppo_on_kuhn_reaches_low_nash_conv():
   from openspiel_psro_ext import psro  # pylint: disable=g-import-not-at-top
 

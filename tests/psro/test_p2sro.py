@@ -69,6 +69,7 @@ def test_exact_p2sro_kuhn_reaches_nash_conv_1e6_and_is_verified():
   assert [r.population_size for r in run.records[:3]] == [[1, 1], [2, 2], [3, 3]]
 
 
+@pytest.mark.slow
 def test_ppo_p2sro_kuhn_reaches_nash_conv_0_05():
   pytest.importorskip("torch")
   # Measured: 0.035 at step 56 (a policy anneals over its chunks, so one
@@ -146,6 +147,7 @@ def test_a_new_policy_starts_from_the_one_below_and_its_chunks_anneal_once():
   assert all(r.previous is run.populations[r.player][-1] for r in requests)
 
 
+@pytest.mark.slow
 def test_a_best_response_trained_in_chunks_anneals_once_over_them():
   """16 chunks of PPO against 5 fixed Leduc policies: slices of one schedule
   end near one run of the same episodes; restarting the schedule (learning
@@ -257,6 +259,7 @@ def test_algorithm_options_build_the_variants_options_and_name_bad_keys():
   assert algorithms.options("xdo", {}) is None
 
 
+@pytest.mark.slow
 def test_p2sro_on_a_two_node_ray_cluster_equals_embedded():
   ray = pytest.importorskip("ray")
   pytest.importorskip("torch")

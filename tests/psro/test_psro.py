@@ -51,6 +51,7 @@ def test_other_meta_solvers_run_and_improve(solver):
   assert run.records[-1].nash_conv < run.records[0].nash_conv
 
 
+@pytest.mark.slow
 def test_three_players_with_prd():
   run = psro.PSRO(_config(game="kuhn_poker(players=3)", meta_solver="prd", iterations=5))
   run.run()
@@ -219,6 +220,7 @@ def test_simulated_mode_estimates_the_exact_payoffs():
   assert run.records[-1].nash_conv < run.records[0].nash_conv
 
 
+@pytest.mark.slow
 def test_simulated_mode_without_a_tree_and_its_resume(tmp_path):
   # leduc_poker does not fit in 100 histories: auto chooses the simulated mode,
   # with no exact NashConv; the approximate one is an evaluation hook.
