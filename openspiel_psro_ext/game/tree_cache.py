@@ -66,7 +66,7 @@ class TreeCacheSettings:
 
   directory: str | None
   max_bytes: int = 2 << 30
-  min_compile_s: float = 1.0
+  min_compile_s: float = 0.25
 
 
 _settings = TreeCacheSettings(directory=default_directory())
