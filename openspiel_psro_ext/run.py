@@ -27,6 +27,7 @@ current iteration's writes and exits cleanly.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import logging as std_logging
 import os
@@ -38,20 +39,23 @@ import typing
 from collections.abc import Sequence
 from typing import Any
 
-import pyspiel
 from absl import app, flags, logging
 
-from openspiel_psro_ext import backends, oracles
+# Only what reading the flags and the first checks need: the loop, its
+# meta-solvers (scipy), the RL oracles (torch) and Ray load when used, so a
+# refusal comes in about a second.
 from openspiel_psro_ext import psro as psro_lib
 from openspiel_psro_ext.errors import UsageError
+from openspiel_psro_ext.game import tree_cache
 from openspiel_psro_ext.psro import config as psro_config
-from openspiel_psro_ext.psro import loop as psro_loop
-from openspiel_psro_ext.psro import variants as algorithms
 from openspiel_psro_ext.psro import views
 from openspiel_psro_ext.records import IterationRecord
 from openspiel_psro_ext.records import metrics as records_metrics
 from openspiel_psro_ext.records.summary import RunSummary, StockComparison
 from openspiel_psro_ext.runs import checkpoints
+
+if typing.TYPE_CHECKING:
+  from openspiel_psro_ext.psro import variants as variants_lib
 
 FLAGS = flags.FLAGS
 
@@ -73,7 +77,7 @@ class RunOptions:
 
   Each field is a flag, declared with `psro_config.setting` as `PSROConfig`'s
   are. `algorithm_options` is a JSON object on the command line and the
-  variant's `Options` here (`algorithms.options`; None: the variant's
+  variant's `Options` here (`variants.options`, built by `check`; None: the variant's
   defaults).
   """
 
@@ -95,6 +99,17 @@ class RunOptions:
     default_factory=_default_cache_dir,
     help="Where per-game results that never change (the CFR+ baseline policy) are"
     " cached; empty: no cache.",
+  )
+  no_tree_cache: bool = setting(
+    False,
+    help="Always compile the game: neither read nor write the disk cache of compiled"
+    " trees (game.tree_cache), which otherwise spares a command the compile of a game"
+    " an earlier one compiled.",
+  )
+  tree_cache_dir: str = setting(
+    "",
+    help="The tree cache's folder (empty: $OPENSPIEL_PSRO_EXT_TREE_CACHE, else"
+    " $XDG_CACHE_HOME/openspiel_psro_ext/trees).",
   )
   tensorboard: bool = setting(False, help="Also write TensorBoard event files.")
   compare_stock: bool = setting(
@@ -121,6 +136,15 @@ class RunOptions:
   )
   approx_eval_games: int = setting(
     20_000, help="Simulated view: games per value in the approximate NashConv.", min=1
+  )
+  bot_simulations: tuple[int, ...] = setting(
+    (),
+    help="Play the output meta-strategy against OpenSpiel's MCTS bot (IS-MCTS in"
+    " imperfect-information games) at each of these simulation counts, e.g. 10,100,1000,"
+    " every --metrics_every iterations and on the last one (empty: no bot games).",
+  )
+  bot_games: int = setting(
+    100, help="Games against each bot (--bot_simulations), split evenly over the seats.", min=1
   )
   algorithm_options: Any = setting(
     None,
@@ -179,7 +203,7 @@ def define_flags(cls: type) -> None:
       raise TypeError(f"no flag kind for {cls.__name__}.{name}: {hints[name]}")
 
 
-define_flags(psro_lib.PSROConfig)
+define_flags(psro_config.PSROConfig)
 define_flags(RunOptions)
 # A shortcut into --oracle_config, so not a field of either.
 flags.DEFINE_string(
@@ -217,63 +241,95 @@ def _flag_values(cls: type) -> dict[str, Any]:
   return values
 
 
-def _game_string(text: str) -> str:
-  """The game string as pyspiel prints it."""
-  try:
-    return str(pyspiel.load_game(text))
-  except pyspiel.SpielError as e:
-    reason = str(e).splitlines()[0].split(". Available")[0]
-    raise UsageError(
-      f"unknown or malformed --game={text!r} ({reason}); see pyspiel.registered_names()."
-    ) from e
-
-
-def config_from_flags() -> psro_lib.PSROConfig:
-  """The resolved `PSROConfig` the flags describe."""
-  values = _flag_values(psro_lib.PSROConfig)
-  values["game"] = _game_string(values["game"])
+def config_from_flags() -> psro_config.PSROConfig:
+  """The `PSROConfig` the flags describe (its oracle-dependent defaults are
+  resolved by `psro_config.check_settings`)."""
+  values = _flag_values(psro_config.PSROConfig)
   if FLAGS.device is not None:
     psro_config.check_device(FLAGS.device)
-    if "device" in oracles.get(FLAGS.oracle).settings():
+    oracle_cls = psro_config.oracle_class(FLAGS.oracle)
+    if "device" in oracle_cls.settings():
       values["oracle_config"]["device"] = FLAGS.device
     else:
       logging.info("--device=%s ignored: the %s oracle runs in numpy.", FLAGS.device, FLAGS.oracle)
-  return psro_config.resolve(psro_lib.PSROConfig(**values))
+  return psro_config.PSROConfig(**values)
 
 
-def options_from_flags(config: psro_lib.PSROConfig) -> RunOptions:
-  """The `RunOptions` the flags describe, for a run of `config`."""
+def options_from_flags(config: psro_config.PSROConfig) -> RunOptions:
+  """The `RunOptions` the flags describe, for a run of `config`
+  (`algorithm_options` still the JSON object: `check` builds the variant's
+  `Options` from it)."""
   values = _flag_values(RunOptions)
   values["output_dir"] = values["output_dir"] or os.path.join(
     "runs",
     f"{config.game.replace('(', '_').replace(')', '').replace(',', '_')}"
     f"-{time.strftime('%Y%m%d-%H%M%S')}",
   )
-  values["algorithm_options"] = algorithms.options(config.algorithm, values["algorithm_options"])
   return RunOptions(**values)
 
 
-def settings_from_flags() -> tuple[psro_lib.PSROConfig, RunOptions]:
-  """The run's config and options; with --resume, the saved run's config."""
+def settings_from_flags() -> tuple[psro_config.PSROConfig, RunOptions]:
+  """The run's config and options; with --resume, the saved run's (`_resumed`)."""
   config = config_from_flags()
   options = options_from_flags(config)
   if options.resume:
-    config = _resume_config(options.output_dir, config)
+    config, options = _resumed(config, options)
   return config, options
 
 
-def _resume_config(output_dir: str, config: psro_lib.PSROConfig) -> psro_lib.PSROConfig:
-  """The saved config, with this invocation's stopping rules."""
-  path = os.path.join(output_dir, checkpoints.CONFIG_FILE)
-  if not os.path.exists(path):
-    return config
-  saved = psro_lib.PSROConfig.from_dict(checkpoints.read_json(path))
-  return dataclasses.replace(
-    saved,
-    iterations=config.iterations,
-    time_budget_s=config.time_budget_s,
-    target_nash_conv=config.target_nash_conv,
-  )
+# What a resumed run may change: its stopping rules.
+_STOPPING_RULES = ("iterations", "time_budget_s", "target_nash_conv")
+
+
+def _resumed(
+  config: psro_config.PSROConfig, options: RunOptions
+) -> tuple[psro_config.PSROConfig, RunOptions]:
+  """The saved run's settings, for `--resume`: a flag given that differs from
+  the saved run is refused, a flag left unset takes the saved value (logged),
+  and the stopping rules may change.
+
+  Raises:
+    UsageError: an explicit flag differs from the saved run, naming both.
+  """
+  path = os.path.join(options.output_dir, checkpoints.CONFIG_FILE)
+  if not os.path.exists(path):  # nothing saved yet: a fresh start (RunDirectory.open)
+    return config, options
+  saved = psro_config.PSROConfig.from_dict(checkpoints.read_json(path))
+  given = {name for name in FLAGS if FLAGS[name].present}
+  if "device" in given:
+    given.add("oracle_config")
+  changes: dict[str, Any] = {}
+  taken = []
+  for field in dataclasses.fields(psro_config.PSROConfig):
+    name, kept = field.name, getattr(saved, field.name)
+    if name not in given:
+      taken.append(f"{name}={kept!r}")
+      continue
+    asked = getattr(config, name)
+    if name in _STOPPING_RULES:
+      changes[name] = asked
+    elif _resume_value(name, asked) != _resume_value(name, kept):
+      raise checkpoints.CheckpointError(
+        f"--resume with --{name}={asked!r}, but the run in {options.output_dir} used"
+        f" {kept!r}; drop --{name} to continue it, or start a new run in another --output_dir."
+      )
+  saved_options = os.path.join(options.output_dir, checkpoints.ALGORITHM_OPTIONS_FILE)
+  if "algorithm_options" not in given and os.path.exists(saved_options):
+    options = dataclasses.replace(options, algorithm_options=checkpoints.read_json(saved_options))
+    taken.append(f"algorithm_options={options.algorithm_options!r}")
+  logging.info("--resume: the saved run's settings where no flag is given: %s.", ", ".join(taken))
+  return dataclasses.replace(saved, **changes), options
+
+
+def _resume_value(name: str, value: Any) -> Any:
+  """A setting as the saved run would have written it."""
+  if name == "game":
+    return psro_config.game_string(value)
+  if name == "evaluation":
+    return psro_config.EVALUATION_ALIASES.get(value, value)
+  if isinstance(value, tuple):
+    return list(value)
+  return value
 
 
 def format_record(record: IterationRecord) -> str:
@@ -296,8 +352,10 @@ def format_record(record: IterationRecord) -> str:
     )
   if record.run_metrics is not None:
     line += f" | {record.run_metrics.short_log()}"
-  if record.metrics_time_s > 0:
-    line += f" ({record.metrics_time_s:.2f}s)"
+  if record.bots is not None:
+    line += f" | {record.bots.short_log()}"
+  if record.evaluation_time_s > 0:
+    line += f" ({record.evaluation_time_s:.2f}s)"
   return line
 
 
@@ -332,6 +390,21 @@ def evaluations(view: views.View, options: RunOptions, seed: int) -> list[psro_l
       ).estimate
 
     hooks.append(psro_lib.Evaluation(approx, every=options.verify_every))
+  if options.bot_simulations:
+    from openspiel_psro_ext.evaluation.metrics import bots  # pylint: disable=g-import-not-at-top
+
+    try:
+      bot_config = bots.BotConfig(options.bot_simulations, options.bot_games, seed=seed)
+      bots.bot_kind(view.game)
+    except ValueError as e:
+      raise UsageError(f"--bot_simulations: {e}") from e
+
+    def bot_games(snap: psro_lib.Snapshot) -> records_metrics.BotResults:
+      game = snap.view.game
+      members = bots.member_policies(game, snap.view.tree, snap.matrices(), snap.policies())
+      return bots.versus_bots(game, members, snap.sigma, bot_config, snap.backend)
+
+    hooks.append(psro_lib.Evaluation(bot_games, every=options.metrics_every))
   return hooks
 
 
@@ -341,29 +414,43 @@ def main(argv: Sequence[str]) -> int:
   if len(argv) > 1:
     raise UsageError(f"unexpected arguments {argv[1:]}")
   config, options = settings_from_flags()
-  backend_name = _backend_name(config, options)  # a missing Ray is bad input: before any write
-  view = psro_loop.make_view(config)  # once: the checks and the run share it
-  variant = algorithms.make(config.algorithm, options.algorithm_options)
-  check(config, options, view, variant)
-  run = make_run(config, options, view, variant, backend_name)
+  tree_cache.configure(directory=options.tree_cache_dir or None, enabled=not options.no_tree_cache)
+  config, options, view, variant = check(config, options)
+  run = make_run(config, options, view, variant)
   try:
     reason = iterate(run, options)
     return finish(run, options, reason)
   finally:
     run.backend.close()
+    if run.run_dir is not None:
+      run.run_dir.close()
 
 
 def check(
-  config: psro_lib.PSROConfig,
-  options: RunOptions,
-  view: views.View,
-  variant: algorithms.base.Variant,
-) -> None:
-  """Refuses settings that cannot run on `view`, before anything is written.
+  config: psro_config.PSROConfig, options: RunOptions
+) -> tuple[psro_config.PSROConfig, RunOptions, views.View, variants_lib.base.Variant]:
+  """Every check, before anything is written; the cheap ones first.
+
+  Each setting's type, range and choices (`psro_config.check_settings`, which
+  makes the game's view: the view is made once, here, and the run shares it);
+  the variant's options; what the settings ask of the game; the backend and
+  the output directory.
+
+  Returns:
+    The resolved config, the options with the variant's `Options`, the view
+    and the variant.
 
   Raises:
-    UsageError: naming the setting and the fix.
+    UsageError: naming the setting, its value and the fix.
   """
+  checkpoints.RunDirectory.check(options.output_dir, options.resume)
+  config, view = psro_config.check_settings(config, options)
+  from openspiel_psro_ext.psro import variants as variants_lib  # pylint: disable=g-import-not-at-top
+
+  options = dataclasses.replace(
+    options, algorithm_options=variants_lib.options(config.algorithm, options.algorithm_options)
+  )
+  variant = variants_lib.make(config.algorithm, options.algorithm_options)
   psro_config.check(config, view)
   variant.check(config, view)
   if options.compare_stock and view.tree is None:
@@ -372,42 +459,44 @@ def check(
       f" needs the compiled tree; {config.game} runs in the simulated"
       " mode. Drop --compare_stock."
     )
+  options = dataclasses.replace(options, backend=_backend_name(config, options))
+  return config, options, view, variant
 
 
 def make_run(
-  config: psro_lib.PSROConfig,
+  config: psro_config.PSROConfig,
   options: RunOptions,
   view: views.View,
-  variant: algorithms.base.Variant,
-  backend_name: str,
+  variant: variants_lib.base.Variant,
 ) -> psro_lib.PSRO:
   """The run of `config` on the checked `view`; opens (or resumes) the run directory."""
-  # Ray starts with the first best responses, after the run directory's checks.
+  from openspiel_psro_ext import backends  # pylint: disable=g-import-not-at-top
+
+  # Refuses an unreachable --ray_address before the run directory is opened;
+  # Ray itself starts with the first best responses.
+  backend = backends.make(
+    options.backend, **({"address": options.ray_address} if options.backend == "ray" else {})
+  )
   return psro_lib.PSRO(
     config,
     output_dir=options.output_dir,
     resume=options.resume,
     evaluations=evaluations(view, options, config.seed),
     view=view,
-    backend=backends.make(
-      backend_name, **({"address": options.ray_address} if backend_name == "ray" else {})
-    ),
+    backend=backend,
     variant=variant,
   ).restore()
 
 
-def _backend_name(config: psro_lib.PSROConfig, options: RunOptions) -> str:
-  """`--backend`, with auto resolved; checks that Ray is there if needed."""
-  try:
-    import ray  # noqa: F401  # pylint: disable=g-import-not-at-top,unused-import
-
-    has_ray = True
-  except ImportError:
-    has_ray = False
+def _backend_name(config: psro_config.PSROConfig, options: RunOptions) -> str:
+  """`--backend`, with auto resolved; checks that Ray is there if needed
+  (without importing it: that takes a second)."""
+  has_ray = importlib.util.find_spec("ray") is not None
   name = options.backend
   if name == "auto":
     # Parallel best responses pay off when each one is seconds of training.
-    wants_ray = options.ray_address or (oracles.trains(config.oracle) and (os.cpu_count() or 1) > 1)
+    trains = psro_config.oracle_class(config.oracle).trains
+    wants_ray = options.ray_address or (trains and (os.cpu_count() or 1) > 1)
     name = "ray" if wants_ray and has_ray else "embedded"
     if wants_ray and not has_ray:
       logging.info(
@@ -556,12 +645,13 @@ def summarize(run: psro_lib.PSRO, reason: str, nash_conv_openspiel: float | None
     exploitability_per_player=final.exploitability_per_player,
     wall_time_s=final.wall_time_s,
     psro_time_s=sum(r.psro_time_s for r in run.records),
-    evaluation_time_s=sum(r.metrics_time_s for r in run.records),
+    evaluation_time_s=sum(r.evaluation_time_s for r in run.records),
     write_time_s=sum(r.write_time_s for r in run.records),
     nash_conv_openspiel=nash_conv_openspiel,
     run_metrics=final.run_metrics,
     approx_nash_conv=final.approx_nash_conv,
-    variant_state=final.metrics,
+    bots=final.bots,
+    variant=final.variant,
   )
 
 
@@ -588,6 +678,8 @@ def _log_end(summary: RunSummary, options: RunOptions) -> None:
     )
   else:
     quality = "no NashConv"
+  if summary.bots is not None:
+    logging.info("Against OpenSpiel's search bots: %s", summary.bots.short_log())
   logging.info(
     "Final %s after %d iterations, stopped by %s. Clocks: the run %.1fs (PSRO"
     " %.1fs, evaluation %.1fs, writes %.1fs); this command %.1fs in all.",
@@ -658,7 +750,7 @@ def entry_point() -> None:
       return main(argv)
     except UsageError as e:  # GameTooLargeError, CheckpointError, ... included
       std_logging.shutdown()
-      print(f"error: {e}", file=sys.stderr)
+      print(f"error: {' '.join(str(e).split())}", file=sys.stderr)  # one line
       sys.exit(_EXIT_USAGE)
     except psro_lib.VerificationError as e:
       std_logging.shutdown()
@@ -669,7 +761,14 @@ def entry_point() -> None:
       )
       sys.exit(_EXIT_VERIFICATION)
 
-  app.run(guarded)
+  def parse_flags(argv: list[str]) -> list[str]:
+    try:
+      return FLAGS(argv)
+    except flags.Error as e:  # a value of the wrong kind: one line, as any bad input
+      print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+      sys.exit(_EXIT_USAGE)
+
+  app.run(guarded, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

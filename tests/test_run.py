@@ -242,9 +242,14 @@ def parsed_flags():
   from openspiel_psro_ext import run  # pylint: disable=g-import-not-at-top
 
   def parse(*args):
+    from openspiel_psro_ext.psro import config as psro_config  # pylint: disable=g-import-not-at-top
+
     run.FLAGS.unparse_flags()
     run.FLAGS(["run", *args])
-    return run.config_from_flags()
+    config = run.config_from_flags()
+    return psro_config.resolve(
+      dataclasses.replace(config, game=psro_config.game_string(config.game))
+    )
 
   yield parse
   run.FLAGS.unparse_flags()
@@ -383,3 +388,99 @@ def test_summary_round_trips():
   data = json.loads(json.dumps(summary.to_json()))
   assert not data["verified"] and data["nash_conv_openspiel"] is None
   assert RunSummary.from_json(data) == summary
+
+
+def _refused_in_one_line(proc: subprocess.CompletedProcess, out) -> str:
+  """The one error line of a refused command that wrote nothing."""
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+  errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+  assert len(errors) == 1 and proc.stderr.strip().endswith(errors[0]), proc.stderr[-3000:]
+  assert not os.path.exists(out) or os.path.isfile(out)  # nothing written
+  return errors[0]
+
+
+@pytest.mark.parametrize(
+  "args,message",
+  [
+    (["--oracle=ppo", '--oracle_config={"hidden": "big"}'], "hidden must be a list of integers"),
+    (['--oracle_config={"learning_rate": "fast"}'], "learning_rate must be a number"),
+    (["--oracle=dqn", '--oracle_config={"batch_size": -4}'], "batch_size must be an integer >= 1"),
+    (['--oracle_config={"hidden": [100000, 100000]}'], "memory"),
+    (["--meta_solver=alpharank", '--meta_solver_kwargs={"alpha": -1}'], "alpha must be a number"),
+    (["--seed=-1"], "--seed must be an integer in [0, "),
+    (["--backend=ray", "--ray_address=127.0.0.1:1"], "nothing answers at 127.0.0.1:1"),
+    (["--metrics_every=-3"], "--metrics_every must be an integer >= 0"),
+    (["--verify_every=-2"], "--verify_every must be an integer >= 0"),
+    (["--iterations=many"], "--iterations"),
+  ],
+)
+def test_the_issues_table_is_refused_in_one_line(tmp_path, args, message):
+  """Issue 26's table: exit 2, one line, nothing written (the Ray row within
+  30 s: one bounded connect)."""
+  out = tmp_path / "x"
+  start = time.monotonic()
+  proc = _run("--game=kuhn_poker", *args, f"--output_dir={out}", timeout=60)
+  assert message in _refused_in_one_line(proc, out)
+  assert time.monotonic() - start < 30
+
+
+def test_an_output_dir_naming_a_file_is_refused(tmp_path):
+  a_file = tmp_path / "notes.txt"
+  a_file.write_text("mine")
+  for out in (a_file, a_file / "run"):
+    proc = _run("--game=kuhn_poker", "--oracle=exact", f"--output_dir={out}", timeout=60)
+    assert "is a file, not a directory" in _refused_in_one_line(proc, out)
+  assert a_file.read_text() == "mine"
+
+
+def test_resume_refuses_an_explicit_flag_that_differs_and_takes_the_saved_rest(tmp_path):
+  out = tmp_path / "kuhn"
+  args = ["--oracle=exact", "--metrics_every=0", "--target_nash_conv=0", f"--output_dir={out}"]
+  assert _run("--game=kuhn_poker", "--iterations=2", "--seed=3", *args).returncode == 0
+  proc = _run("--resume", "--game=leduc_poker", *args, timeout=60)
+  line = _refused_in_one_line(proc, tmp_path / "none")
+  assert "--game='leduc_poker'" in line and "kuhn_poker()" in line
+  proc = _run("--resume", "--seed=4", "--iterations=3", *args, timeout=60)
+  assert "--seed=4" in _refused_in_one_line(proc, tmp_path / "none")
+  assert len(checkpoints.read_metrics(str(out))) == 2  # untouched
+  # Unset flags (the game, the seed) take the saved values, and the log says
+  # so; a stopping rule may change.
+  proc = _run("--resume", "--iterations=4", *args, timeout=120)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "the saved run's settings where no flag is given" in proc.stderr
+  assert "game='kuhn_poker()'" in proc.stderr and "seed=3" in proc.stderr
+  assert len(checkpoints.read_metrics(str(out))) == 4
+
+
+@pytest.mark.parametrize(
+  "game",
+  [
+    "chess",
+    "go",
+    "hex",
+    "universal_poker(betting=limit,numPlayers=2,numRounds=4,blind=10 5,"
+    "firstPlayer=2 1 1 1,numSuits=4,numRanks=13,numHoleCards=2,"
+    "numBoardCards=0 3 1 1,raiseSize=10 10 20 20,maxRaises=3 4 4 4)",
+  ],
+)
+def test_a_game_too_large_is_refused_within_a_second_and_a_half(tmp_path, game):
+  """The whole command, default oracle (PPO) included: the refusal comes
+  before torch, Ray and scipy are imported."""
+  out = tmp_path / "x"
+  start = time.monotonic()
+  proc = subprocess.run(
+    ["/usr/bin/time", "-f", "peak_rss_kb=%M", sys.executable, "-m", "openspiel_psro_ext.run"]
+    + [f"--game={game}", "--evaluation=exact", f"--output_dir={out}"],
+    capture_output=True,
+    text=True,
+    timeout=60,
+  )
+  elapsed = time.monotonic() - start
+  peak_kb = int(proc.stderr.rsplit("peak_rss_kb=", 1)[1].split()[0])
+  stderr = proc.stderr.rsplit("peak_rss_kb=", 1)[0]
+  assert proc.returncode == 2 and "simulated mode" in stderr, stderr[-2000:]
+  assert not out.exists()
+  assert peak_kb < 300_000, peak_kb
+  # 1.5 s on an idle machine; a loaded CI gets a margin.
+  assert elapsed < 6, elapsed

@@ -51,6 +51,7 @@ from openspiel_psro_ext.meta_solvers.nash import (
 from openspiel_psro_ext.meta_solvers.prd import PRDConfig
 from openspiel_psro_ext.meta_solvers.rectified_nash import RectifiedTarget, rectified_targets
 from openspiel_psro_ext.meta_solvers.spec import MetaSolverConfigError, MetaSolverSpec
+from openspiel_psro_ext.records import schema
 
 _REGISTRY: dict[str, MetaSolverSpec] = {}
 
@@ -102,7 +103,12 @@ def names_supporting(num_players: int) -> list[str]:
 
 for _spec in (
   MetaSolverSpec(
-    "nash", nash.nash, max_players=2, incremental=True, incremental_factory=IncrementalZeroSumNash
+    "nash",
+    nash.nash,
+    max_players=2,
+    incremental=True,
+    incremental_factory=IncrementalZeroSumNash,
+    bounds=dict(general_sum_tol=schema.bounds(min=0)),
   ),
   MetaSolverSpec(
     "rectified_nash",
@@ -111,17 +117,42 @@ for _spec in (
     incremental=True,
     incremental_factory=IncrementalZeroSumNash,
     rectified=True,
+    bounds=dict(general_sum_tol=schema.bounds(min=0)),
   ),
-  MetaSolverSpec("prd", prd.prd, stock_kwargs=prd.STOCK_KWARGS, stock_defaults=prd.STOCK_DEFAULTS),
+  MetaSolverSpec(
+    "prd",
+    prd.prd,
+    stock_kwargs=prd.STOCK_KWARGS,
+    stock_defaults=prd.STOCK_DEFAULTS,
+    bounds=dict(
+      iterations=schema.bounds(min=0, max=100_000_000),
+      dt=schema.bounds(above=0),
+      gamma=schema.bounds(min=0, below=1),
+      average_over_last_n=schema.bounds(min=1),
+    ),
+  ),
   MetaSolverSpec(
     "alpharank",
     alpharank.alpharank,
     stock_kwargs=alpharank.STOCK_KWARGS,
     stock_defaults=alpharank.STOCK_DEFAULTS,
+    bounds=dict(alpha=schema.bounds(min=0, infinite=True), m=schema.bounds(min=2, max=10**6)),
   ),
   MetaSolverSpec("uniform", uniform.uniform),
-  MetaSolverSpec("cce", correlated.cce, joint_solve=correlated.cce_joint, correlation="cce"),
-  MetaSolverSpec("ce", correlated.ce, joint_solve=correlated.ce_joint, correlation="ce"),
+  MetaSolverSpec(
+    "cce",
+    correlated.cce,
+    joint_solve=correlated.cce_joint,
+    correlation="cce",
+    bounds=dict(criterion=schema.bounds(choices=correlated.CRITERIA)),
+  ),
+  MetaSolverSpec(
+    "ce",
+    correlated.ce,
+    joint_solve=correlated.ce_joint,
+    correlation="ce",
+    bounds=dict(criterion=schema.bounds(choices=correlated.CRITERIA)),
+  ),
 ):
   register_solver(_spec)
 

@@ -12,7 +12,9 @@ names; they ask the solver's spec:
   (`joint_solve`, same keyword arguments; JPSRO needs one), and which
   equilibrium (`correlation`: "cce" or "ce") is it?
 - `parameters()`: the keyword arguments `solve` accepts (read from its
-  signature), so a misspelt key is refused by `check_kwargs` in one line;
+  signature); `check_kwargs` refuses a misspelt key, and holds each value
+  against its annotated type and the range `bounds` declares for it
+  (`records.schema`), in one line;
 - `stock_kwargs` / `stock_defaults`: how stock `psro_v2`'s solver kwargs
   (which it passes to every meta-strategy method, relevant or not) map onto
   ours, used by `from_stock_kwargs`.
@@ -22,12 +24,14 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from openspiel_psro_ext.errors import UsageError
+from openspiel_psro_ext.records import schema
 
 
 class MetaSolverConfigError(UsageError):
@@ -62,6 +66,8 @@ class MetaSolverSpec:
     stock_kwargs: stock `psro_v2` kwarg name -> our parameter name.
     stock_defaults: our parameter values stock's own implementation uses
       when its kwargs leave them unset (applied by `from_stock_kwargs`).
+    bounds: parameter name -> its range or choices (`schema.bounds(...)`);
+      its type is the annotation in `solve`'s signature.
   """
 
   name: str
@@ -75,6 +81,7 @@ class MetaSolverSpec:
   correlation: str | None = None
   stock_kwargs: Mapping[str, str] = dataclasses.field(default_factory=dict)
   stock_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  bounds: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self) -> None:
     if not callable(self.solve):
@@ -93,8 +100,9 @@ class MetaSolverSpec:
       )
     object.__setattr__(self, "stock_kwargs", _frozen_map(self.stock_kwargs))
     object.__setattr__(self, "stock_defaults", _frozen_map(self.stock_defaults))
+    object.__setattr__(self, "bounds", _frozen_map(self.bounds))
     own = set(self.parameters())
-    for ours in list(self.stock_kwargs.values()) + list(self.stock_defaults):
+    for ours in [*self.stock_kwargs.values(), *self.stock_defaults, *self.bounds]:
       if not self._accepts_any() and ours not in own:
         raise ValueError(
           f"meta-solver {self.name!r}: stock mapping names {ours!r}, which"
@@ -120,6 +128,18 @@ class MetaSolverSpec:
       and p.name != "incremental"
     )
 
+  def declared(self) -> dict[str, schema.Declared]:
+    """Each parameter's type (its annotation; `Any` where unreadable) and
+    declared bounds."""
+    try:
+      hints = typing.get_type_hints(self.solve)
+    except (NameError, TypeError):
+      hints = {}
+    return {
+      name: schema.Declared(name, hints.get(name, Any), self.bounds.get(name, {}))
+      for name in self.parameters()
+    }
+
   @property
   def joint(self) -> bool:
     """Whether the solver gives a joint distribution (`joint_solve`)."""
@@ -138,7 +158,8 @@ class MetaSolverSpec:
     return self.incremental_factory()
 
   def check_kwargs(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """Returns `kwargs` as a dict; refuses a key `solve` does not accept."""
+    """Returns `kwargs` as a dict; refuses a key `solve` does not accept, and
+    a value of the wrong type or out of its bounds (`schema.problem`)."""
     kwargs = dict(kwargs or {})
     if self._accepts_any():
       return kwargs
@@ -148,6 +169,9 @@ class MetaSolverSpec:
         raise MetaSolverConfigError(
           f"meta-solver {self.name!r} has no parameter {key!r}; its parameters are {list(own)}."
         )
+    wrong = schema.problem(self.declared(), kwargs, lambda key: f"meta-solver {self.name!r}: {key}")
+    if wrong is not None:
+      raise MetaSolverConfigError(wrong)
     return kwargs
 
   def from_stock_kwargs(self, stock_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -17,35 +17,49 @@ fills them in (the run directory's `config.json` holds the resolved values):
                          `oracle_config` is kept constant unless a final
                          budget is given too; 0 means constant.
 
-`check(config, view)` refuses a config that cannot run on the game's view,
-before anything is written, with a `UsageError` naming the fix. Each field is
-declared with `setting`: its help text, and the values it takes, beside it;
-the command line's flags are generated from these fields.
+Each field is declared with `setting` (`records.schema`): its help text, and
+the values it takes, beside it; the command line's flags are generated from
+these fields. Two functions refuse a config, before anything is written, with
+a `UsageError` naming the setting, its value and the fix:
+
+  check_settings(config)  every setting's type, range and choices (the
+                          oracle's, meta-solver's and variant's included),
+                          and the game's view, which it makes;
+  check(config, view)     what the settings ask of the game (players,
+                          a compiled tree, symmetric tables).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import re
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyspiel
 
-from openspiel_psro_ext import meta_solvers
 from openspiel_psro_ext import oracles as oracles_lib
 from openspiel_psro_ext.errors import UsageError
 from openspiel_psro_ext.game import game_tree as game_tree_lib
 from openspiel_psro_ext.psro import views
+from openspiel_psro_ext.records import schema
+from openspiel_psro_ext.records.schema import setting
 from openspiel_psro_ext.runs import checkpoints
 from openspiel_psro_ext.simulated import simulation
+
+if TYPE_CHECKING:
+  from openspiel_psro_ext import meta_solvers
 
 RL_TIME_BUDGET_S = 300.0
 EXACT_TIME_BUDGET_S = 60.0
 RL_BUDGET_FINAL_S = 4.0
 RL_AVERAGE_DECAY = 0.9
+# Where the user chooses none: Nash (two players, any sum), then projected
+# replicator dynamics (any number of players).
+DEFAULT_META_SOLVERS = ("nash", "prd")
 # Older names of `evaluation` values: "sampled" named the simulated view, a
 # word kept for sampled payoffs over the compiled tree (`sims_per_entry`).
 EVALUATION_ALIASES = {"sampled": "simulated"}
@@ -71,49 +85,7 @@ RESULT_FIELDS = (
 )
 
 _DEVICE = re.compile(r"^(cpu|cuda(:\d+)?|mps)$")
-
-
-def setting(
-  default: Any = dataclasses.MISSING,
-  *,
-  help: str,
-  default_factory: Any = dataclasses.MISSING,
-  choices: Sequence[str] | None = None,
-  aliases: dict[str, str] | None = None,
-  json_object: bool = False,
-  min: float | None = None,
-  max: float | None = None,
-  below: float | None = None,
-) -> Any:
-  """A config field with what the command line and the checks need to know.
-
-  The metadata is the one description of a setting: `run.py` generates its
-  flag from it (type from the annotation, default from the field), and it
-  declares the values a setting takes.
-
-  Args:
-    default: the field's default (or `default_factory`).
-    help: the flag's help text.
-    default_factory: as `dataclasses.field`.
-    choices: the values a string setting takes.
-    aliases: other names accepted for a choice (`{alias: choice}`).
-    json_object: a JSON object on the command line (`--oracle_config='{...}'`).
-    min: the smallest value allowed (inclusive).
-    max: the largest value allowed (inclusive).
-    below: values must be strictly smaller than this.
-  """
-  metadata: dict[str, Any] = {"help": help}
-  for key, value in (
-    ("choices", None if choices is None else tuple(choices)),
-    ("aliases", aliases),
-    ("json_object", json_object or None),
-    ("min", min),
-    ("max", max),
-    ("below", below),
-  ):
-    if value is not None:
-      metadata[key] = value
-  return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
+_LARGEST_SEED = 2**63 - 1
 
 
 @dataclasses.dataclass
@@ -137,7 +109,11 @@ class PSROConfig:
 
   game: str = setting("leduc_poker", help="OpenSpiel game string.")
   iterations: int = setting(400, help="Maximum PSRO iterations.", min=1)
-  meta_solver: str = setting("nash", help="Meta-solver name (see meta_solvers.names()).")
+  meta_solver: str | None = setting(
+    None,
+    help="Meta-solver name (see meta_solvers.names()). Default: the first of"
+    f" {list(DEFAULT_META_SOLVERS)} that supports the game's number of players.",
+  )
   meta_solver_kwargs: dict[str, Any] = setting(
     default_factory=dict,
     help="JSON keyword arguments for the meta-solver (checked against its parameters).",
@@ -154,14 +130,17 @@ class PSROConfig:
     " (Oracle.psro_defaults).",
     json_object=True,
   )
-  seed: int = setting(0, help="Seed for every random choice of the run.", min=0)
+  seed: int = setting(0, help="Seed for every random choice of the run.", min=0, max=_LARGEST_SEED)
   symmetric: bool = setting(
     False,
     help="One population shared by both players (2-player games whose players have"
     " matching information-state tables).",
   )
   sims_per_entry: int = setting(
-    0, help="0: exact payoff tables; N: N sampled games per entry (as stock psro_v2).", min=0
+    0,
+    help="0: exact payoff tables; N: N sampled games per entry (as stock psro_v2).",
+    min=0,
+    max=10**9,
   )
   time_budget_s: float | None = setting(
     None,
@@ -242,9 +221,10 @@ def default(field: str) -> Any:
 
 
 def resolve(config: PSROConfig) -> PSROConfig:
-  """The config with every oracle-dependent default filled in, and an
-  `evaluation` alias replaced by its name."""
-  oracle_cls = _oracle_class(config.oracle)
+  """The config with every oracle-dependent default filled in, the meta-solver
+  chosen where none is (`default_meta_solver`), and an `evaluation` alias
+  replaced by its name."""
+  oracle_cls = oracle_class(config.oracle)
   changes: dict[str, Any] = {}
   if config.evaluation in EVALUATION_ALIASES:
     changes["evaluation"] = EVALUATION_ALIASES[config.evaluation]
@@ -259,11 +239,30 @@ def resolve(config: PSROConfig) -> PSROConfig:
       start = float(_psro_oracle(oracle_cls, config.oracle_config).config.time_budget_s)
       final = max(RL_BUDGET_FINAL_S, start)
     changes["oracle_budget_final_s"] = final
+  if config.meta_solver is None:
+    num_players = views.load_game(config.game).num_players()
+    changes["meta_solver"] = default_meta_solver(num_players)
+    logging.info(
+      "meta-solver %s: the default for %d-player games (--meta_solver to choose).",
+      changes["meta_solver"],
+      num_players,
+    )
   if config.meta_strategy_average_decay is None:
     changes["meta_strategy_average_decay"] = (
       RL_AVERAGE_DECAY if oracle_cls.trains and config.algorithm == "psro" else 0.0
     )
   return dataclasses.replace(config, **changes) if changes else config
+
+
+def default_meta_solver(num_players: int) -> str:
+  """The first of `DEFAULT_META_SOLVERS` (else of the registry) that solves
+  `num_players`-player meta-games."""
+  from openspiel_psro_ext import meta_solvers  # pylint: disable=g-import-not-at-top  (scipy)
+
+  for name in (*DEFAULT_META_SOLVERS, *meta_solvers.names()):
+    if name in meta_solvers.names() and meta_solvers.spec(name).supports_players(num_players):
+      return name
+  raise UsageError(f"no registered meta-solver supports {num_players}-player games.")
 
 
 def oracle_time_budget(config: PSROConfig, start_s: float, iteration: int) -> float:
@@ -275,7 +274,7 @@ def oracle_time_budget(config: PSROConfig, start_s: float, iteration: int) -> fl
   return start_s + fraction * (final - start_s)
 
 
-def _oracle_class(name: str) -> type[oracles_lib.Oracle]:
+def oracle_class(name: str) -> type[oracles_lib.Oracle]:
   try:
     return oracles_lib.get(name)
   except ValueError as e:
@@ -294,49 +293,108 @@ def _psro_oracle(
 
 def sampling(config: PSROConfig) -> simulation.SamplingConfig:
   """How the simulated mode plays each payoff entry."""
-  if not config.payoff_target_stderr >= 0:
-    raise UsageError(
-      f"payoff_target_stderr must be >= 0 (0: relative to the"
-      f" game's utility range), got {config.payoff_target_stderr}."
-    )
   return simulation.SamplingConfig(target_stderr=config.payoff_target_stderr)
 
 
+def flag(name: str) -> str:
+  """How a setting is named in an error: as its flag."""
+  return f"--{name}"
+
+
+def game_string(text: str) -> str:
+  """The game string as pyspiel prints it.
+
+  Raises:
+    UsageError: pyspiel cannot load it.
+  """
+  try:
+    return str(views.load_game(text))
+  except pyspiel.SpielError as e:
+    reason = str(e).splitlines()[0].split(". Available")[0]
+    raise UsageError(
+      f"unknown or malformed --game={text!r} ({reason}); see pyspiel.registered_names()."
+    ) from e
+
+
+def make_view(config: PSROConfig) -> views.View:
+  """The game as a run of `config` sees it: compiled or simulated."""
+  return views.make_view(
+    config.game,
+    EVALUATION_ALIASES.get(config.evaluation, config.evaluation),
+    config.max_histories,
+    config.symmetric,
+    config.sims_per_entry,
+    sampling(config),
+    # An oracle that computes over the tree turns auto's fallback into a refusal.
+    needs_tree=config.oracle in oracles_lib.names() and not oracles_lib.trains(config.oracle),
+  )
+
+
+def check_settings(config: PSROConfig, *others: Any) -> tuple[PSROConfig, views.View]:
+  """Holds every setting to its declaration (type, range, choices), before
+  anything is written; returns the resolved config and the game's view.
+
+  The order puts the cheap refusals first: the fields of `config` and of
+  `others` (further settings dataclasses, e.g. the command's options, whose
+  dataclass-valued fields, the variant's `Options`, are checked by their own
+  declarations); then the game, by making its view (a game too large to
+  compile for `evaluation="exact"` is refused in about a second, before the
+  oracle's module and torch are imported); then the defaults are resolved
+  and the oracle's settings (`oracle_config`, against its `Config`) and the
+  meta-solver's parameters are checked.
+
+  Raises:
+    UsageError: `--<setting>=<value>: <what it takes>`, or what is unknown.
+  """
+  _raise(schema.object_problem(config, flag))
+  for other in others:
+    _raise(schema.object_problem(other, flag))
+    for field in dataclasses.fields(other):
+      value = getattr(other, field.name)
+      if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        _raise(schema.object_problem(value, functools.partial("--{} {}".format, field.name)))
+  config = dataclasses.replace(config, game=game_string(config.game))
+  view = make_view(config)
+  oracle_cls = oracle_class(config.oracle)
+  _check_mapping(oracle_cls.Config, config.oracle_config, "--oracle_config")
+  _psro_oracle(oracle_cls, config.oracle_config)  # unknown settings
+  config = resolve(config)
+  spec = _meta_solver_spec(config.meta_solver)
+  try:
+    spec.check_kwargs(config.meta_solver_kwargs)
+  except ValueError as e:
+    raise UsageError(f"--meta_solver_kwargs: {e}") from None
+  return config, view
+
+
+def _check_mapping(cls: type, values: dict[str, Any], where: str) -> None:
+  """`schema.problem` of a JSON object's values against `cls`'s fields."""
+  _raise(schema.problem(schema.fields(cls), values, lambda key: f"{where} {key}"))
+
+
+def _raise(problem: str | None) -> None:
+  if problem is not None:
+    raise UsageError(problem)
+
+
 def check(config: PSROConfig, view: Any) -> None:
-  """Refuses a config that cannot run on the game's `views.View`.
+  """Refuses a config that cannot run on the game's `views.View` (its
+  settings each passed `check_settings`).
 
   Raises:
     UsageError: naming the setting and the fix.
   """
+  from openspiel_psro_ext import meta_solvers  # pylint: disable=g-import-not-at-top  (scipy)
+
   num_players, tree = view.num_players, view.tree
-  if config.iterations < 1:
-    raise UsageError(f"iterations must be at least 1, got {config.iterations}.")
-  for name in ("time_budget_s", "target_nash_conv", "oracle_budget_final_s"):
-    value = getattr(config, name)
-    if value is not None and not value >= 0:
-      raise UsageError(f"{name} must be 0 (none) or positive, got {value}.")
-  if config.sims_per_entry < 0:
-    raise UsageError(
-      f"sims_per_entry must be 0 (exact payoff tables) or a"
-      f" positive number of games, got {config.sims_per_entry}."
-    )
-  if config.oracle_budget_ramp_iterations < 1:
-    raise UsageError(
-      "oracle_budget_ramp_iterations must be at least 1, got"
-      f" {config.oracle_budget_ramp_iterations}."
-    )
   decay = config.meta_strategy_average_decay or 0.0
-  if not 0 <= decay < 1:
-    raise UsageError(
-      f"meta_strategy_average_decay must be in [0, 1) (0: no averaging), got {decay}."
-    )
   if decay and config.algorithm != "psro":
     raise UsageError(
       f"meta_strategy_average_decay averages plain PSRO's meta-"
       f"strategies; the {config.algorithm} variant outputs its own."
       " Set it to 0."
     )
-  oracle_cls = _oracle_class(config.oracle)
+  oracle_cls = oracle_class(config.oracle)
   if view.simulated and not oracle_cls.trains:
     raise UsageError(
       f"oracle {config.oracle!r} needs the compiled tree; the simulated"
@@ -355,9 +413,6 @@ def check(config: PSROConfig, view: Any) -> None:
       f" trains; oracle {config.oracle!r} computes its best"
       " responses exactly. Set it to 0."
     )
-  _psro_oracle(oracle_cls, config.oracle_config)  # unknown settings
-  if "device" in config.oracle_config:
-    check_device(config.oracle_config["device"])
   spec = _meta_solver_spec(config.meta_solver)
   if not spec.supports_players(num_players):
     raise UsageError(
@@ -365,13 +420,9 @@ def check(config: PSROConfig, view: Any) -> None:
       f" games ({view.game}); use one of"
       f" {meta_solvers.names_supporting(num_players)}."
     )
-  try:
-    spec.check_kwargs(config.meta_solver_kwargs)
-  except ValueError as e:
-    raise UsageError(str(e)) from None
   populations = view.num_populations
   counts = tuple(config.best_responses_per_player)
-  if counts and (len(counts) != populations or min(counts) < 1):
+  if counts and len(counts) != populations:
     raise UsageError(
       f"best_responses_per_player={list(counts)} needs one count of at least 1"
       f" per population ({populations})."
@@ -399,8 +450,12 @@ def check_device(device: str) -> None:
     )
 
 
-def _meta_solver_spec(name: str) -> meta_solvers.MetaSolverSpec:
+def _meta_solver_spec(name: str | None) -> meta_solvers.MetaSolverSpec:
+  from openspiel_psro_ext import meta_solvers  # pylint: disable=g-import-not-at-top  (scipy)
+
   try:
+    if name is None:
+      raise KeyError(name)
     return meta_solvers.spec(name)
   except (KeyError, ValueError) as e:
     raise UsageError(f"unknown meta-solver {name!r}; choose one of {meta_solvers.names()}.") from e

@@ -71,7 +71,7 @@ class PSRO:
     output_dir: the run directory, or None to keep everything in memory.
     resume: continue the run in `output_dir`; call `restore` before running.
     evaluations: hooks (run metrics, approximate NashConv) whose values join
-      the records; their time is `IterationRecord.metrics_time_s`.
+      the records; their time is `IterationRecord.evaluation_time_s`.
     backend: where best responses run (results do not depend on it).
     view: the game's view, already made from the same config and checked
       against it (`psro_config.check`, the variant's checks), as the command
@@ -100,7 +100,8 @@ class PSRO:
     self.config = config = psro_config.resolve(config)
     self.variant = variant if variant is not None else variants.make(config.algorithm)
     if view is None:  # else made and checked by the caller (the command), once
-      view = make_view(config)
+      config, view = psro_config.check_settings(config)
+      self.config = config
       psro_config.check(config, view)
       self.variant.check(config, view)
     self.view, self.tree, self.num_players = view, view.tree, view.num_players
@@ -110,6 +111,7 @@ class PSRO:
     oracle_cls = oracles_lib.get(config.oracle)
     overrides = self.variant.oracle_overrides(oracle_cls)
     self.oracle = oracle_cls.for_psro({**config.oracle_config, **overrides})
+    assert config.meta_solver is not None  # chosen by `resolve`
     self.meta_solver = meta_solvers.spec(config.meta_solver)
     self.solver_kwargs = _solver_kwargs(self.meta_solver, config, self.num_players)
     self.populations: variants.base.Members = [[] for _ in range(self.view.num_populations)]
@@ -326,23 +328,11 @@ def _solver_kwargs(
   return kwargs
 
 
-def make_view(config: PSROConfig) -> views.View:
-  """The game as a run of `config` sees it: compiled or simulated."""
-  return views.make_view(
-    config.game,
-    config.evaluation,
-    config.max_histories,
-    config.symmetric,
-    config.sims_per_entry,
-    psro_config.sampling(config),
-  )
-
-
 def _clock(record: IterationRecord, iteration_s: float, write_s: float, wall_before: float) -> None:
   """Fills in the record's clocks (`records` module doc)."""
   record.write_time_s = write_s
   record.iteration_time_s = iteration_s
-  record.psro_time_s = iteration_s - write_s - record.metrics_time_s
+  record.psro_time_s = iteration_s - write_s - record.evaluation_time_s
   record.wall_time_s = wall_before + iteration_s
 
 

@@ -11,6 +11,10 @@ A run directory holds
   state.json         the commit point: iterations finished, members added,
                      and the directory's format (`FORMAT`)
   summary.json       written when the run ends
+  .lock              the process id of the run writing here: a second run on
+                     the directory is refused while that process holds it
+                     (an advisory `flock`, released when the process ends,
+                     so a lock left by a killed run is taken over)
 
 An iteration writes only what is new: its members' files, one appended line
 of `metrics.jsonl`, then `state.json`, so its cost does not grow with the run.
@@ -25,16 +29,22 @@ is fsynced at most once a second and when the run stops (`RunDirectory.sync`);
 on ext4's default ordered mode that journal commit also writes the data of
 every file renamed before it. An fsync costs about as much as an exact
 iteration of a small game: one per file would multiply the run's time.
+
+A write that fails for lack of space (`ENOSPC`, `EDQUOT`) is a `DiskFullError`:
+the run stops with one line, and `--resume` continues from the last commit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
+import fcntl
 import json
 import os
 import tempfile
 import time
+import weakref
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -53,6 +63,7 @@ PAYOFFS_FILE = "payoffs.npy"
 PAYOFFS_STDERR_FILE = "payoffs_stderr.npy"
 SUMMARY_FILE = "summary.json"
 POPULATION_DIR = "population"
+LOCK_FILE = ".lock"
 
 _SYNC_INTERVAL_S = 1.0
 
@@ -66,18 +77,41 @@ class CheckpointError(UsageError):
   """A run directory that cannot be used as asked."""
 
 
+class DiskFullError(CheckpointError):
+  """A write failed for lack of space; the last commit is intact."""
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def _full_disk_stops(path: str) -> Iterator[None]:
+  """Turns a write failing for lack of space into a `DiskFullError`."""
+  try:
+    yield
+  except OSError as e:
+    if e.errno not in _FULL:
+      raise
+    raise DiskFullError(
+      f"cannot write {path} ({os.strerror(e.errno)}); the run stopped at its last"
+      " finished iteration: free some space and continue it with --resume."
+    ) from e
+
+
 @contextlib.contextmanager
 def _atomic_file(path: str, mode: str, durable: bool = True) -> Iterator[IO[Any]]:
   directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+  with _full_disk_stops(path):
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
   try:
-    with os.fdopen(fd, mode) as f:
-      yield f
-      f.flush()
-      if durable:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with _full_disk_stops(path):
+      with os.fdopen(fd, mode) as f:
+        yield f
+        f.flush()
+        if durable:
+          os.fsync(f.fileno())
+      os.replace(tmp, path)
   except BaseException:
     with contextlib.suppress(FileNotFoundError):
       os.unlink(tmp)
@@ -184,7 +218,12 @@ def load_torch(path: str) -> dict[str, Any]:
   try:
     return torch.load(path, map_location="cpu", weights_only=True)
   except Exception as e:  # torch raises many types for a bad file.
-    raise CheckpointError(f"checkpoint {path} is unreadable ({e}).") from e
+    # `weights_only` refuses a pickle that would run code; its message is
+    # paragraphs long: the first line says what it found.
+    reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    raise CheckpointError(
+      f"checkpoint {path} is unreadable, or not only weights ({reason})."
+    ) from e
 
 
 @dataclasses.dataclass
@@ -217,21 +256,80 @@ class RunDirectory:
     self.path = path
     self.state = state
     self._synced_at = time.monotonic()
+    self._unlock: weakref.finalize | None = None
 
-  @classmethod
-  def open(cls, path: str, config: dict[str, Any], resume: bool) -> RunDirectory:
-    """A fresh run directory, or one to resume (`resume` and a commit point).
+  @staticmethod
+  def check(path: str, resume: bool) -> None:
+    """Refuses, writing nothing, a `path` this run cannot use: a file (or a
+    path through one), a folder it cannot write, a non-empty directory it
+    did not write, a missing one to resume, or one another live run holds.
 
     Raises:
-      CheckpointError: `path` holds other files, is not a run directory, or
-        does not exist while `resume` is asked.
+      CheckpointError: naming the path and the fix.
     """
+    ancestor = os.path.abspath(path)
+    while not os.path.exists(ancestor):
+      ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+      raise CheckpointError(
+        f"--output_dir={path}: {ancestor} is a file, not a directory; choose another --output_dir."
+      )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+      raise CheckpointError(
+        f"--output_dir={path}: cannot write in {ancestor}; choose another --output_dir."
+      )
     if resume and not os.path.isdir(path):
       raise CheckpointError(
         f"--resume: {path} does not exist; drop --resume to start"
         " a new run there, or name the run's --output_dir."
       )
+    if not os.path.isdir(path):
+      return
+    if not (resume and os.path.exists(os.path.join(path, STATE_FILE))):
+      has_files = any(not n.startswith(".") for n in os.listdir(path))
+      started_here = os.path.exists(os.path.join(path, CONFIG_FILE))
+      if has_files and not (resume and started_here):
+        raise CheckpointError(
+          f"{path} has no {CONFIG_FILE}; it is not a run directory this package wrote."
+          if resume
+          else f"output directory {path} is not empty; pass --resume to continue that"
+          " run, or choose another --output_dir."
+        )
+    holder = _lock_holder(path)
+    if holder is not None:
+      raise CheckpointError(holder)
+
+  @classmethod
+  def open(cls, path: str, config: dict[str, Any], resume: bool) -> RunDirectory:
+    """A fresh run directory, or one to resume (`resume` and a commit point),
+    locked for this process (`close` releases it).
+
+    Raises:
+      CheckpointError: `path` holds other files, is not a run directory,
+        does not exist while `resume` is asked, or another run holds it.
+    """
+    cls.check(path, resume)
     run_dir = cls(path)
+    with _full_disk_stops(path):
+      os.makedirs(path, exist_ok=True)
+    # Released by `close`, or when the object is collected.
+    run_dir._unlock = weakref.finalize(run_dir, _release_lock, _acquire_lock(path))
+    try:
+      cls.check(path, resume)  # again, holding the lock: a run that started meanwhile
+      run_dir._read_or_start(config, resume)
+    except BaseException:
+      run_dir.close()
+      raise
+    return run_dir
+
+  def close(self) -> None:
+    """Releases the directory's lock (the process's end releases it too)."""
+    if self._unlock is not None:
+      self._unlock()  # once: a finalizer runs at most once
+
+  def _read_or_start(self, config: dict[str, Any], resume: bool) -> None:
+    """Reads the commit point to resume from, or starts a fresh run."""
+    run_dir, path = self, self.path
     if resume and os.path.exists(run_dir.file(STATE_FILE)):
       state = read_json(run_dir.file(STATE_FILE))
       written = int(state.get("format", 1))
@@ -240,23 +338,20 @@ class RunDirectory:
           f"{path} was written in run-directory format {written}; this version"
           f" resumes format {FORMAT} only: rerun it in a new --output_dir."
         )
-      run_dir.state = RunState(
-        int(state["iterations_done"]), state["add_batches"], float(state["wall_time_s"])
-      )
-      return run_dir
-    has_files = os.path.isdir(path) and any(not n.startswith(".") for n in os.listdir(path))
-    started_here = os.path.exists(run_dir.file(CONFIG_FILE))
-    if has_files and not (resume and started_here):
-      raise CheckpointError(
-        f"{path} has no {CONFIG_FILE}; it is not a run directory this package wrote."
-        if resume
-        else f"output directory {path} is not empty; pass --resume to continue that"
-        " run, or choose another --output_dir."
-      )
+      try:
+        run_dir.state = RunState(
+          int(state["iterations_done"]), state["add_batches"], float(state["wall_time_s"])
+        )
+      except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(
+          f"{run_dir.file(STATE_FILE)} is corrupted ({e!r}); restore it or start a new run"
+          " in another --output_dir."
+        ) from e
+      return
     # A fresh run (also --resume of a run that never finished an iteration).
-    os.makedirs(os.path.join(path, POPULATION_DIR), exist_ok=True)
+    with _full_disk_stops(path):
+      os.makedirs(os.path.join(path, POPULATION_DIR), exist_ok=True)
     write_json(run_dir.file(CONFIG_FILE), config)
-    return run_dir
 
   def file(self, name: str) -> str:
     return os.path.join(self.path, name)
@@ -331,11 +426,12 @@ class RunDirectory:
   def commit(self, record: records_lib.IterationRecord, state: RunState) -> None:
     """Appends the iteration's record, then moves the commit point past it."""
     line = (to_json_line(record.to_json()) + "\n").encode()
-    fd = os.open(self.file(METRICS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-      os.write(fd, line)  # one write: readers see the whole line or none of it
-    finally:
-      os.close(fd)
+    with _full_disk_stops(self.file(METRICS_FILE)):
+      fd = os.open(self.file(METRICS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+      try:
+        os.write(fd, line)  # one write: readers see the whole line or none of it
+      finally:
+        os.close(fd)
     durable = time.monotonic() - self._synced_at >= _SYNC_INTERVAL_S
     write_json(self.file(STATE_FILE), dataclasses.asdict(state), durable=durable)
     if durable:
@@ -363,6 +459,68 @@ class RunDirectory:
 
   def write_summary(self, summary: dict[str, Any]) -> None:
     write_json(self.file(SUMMARY_FILE), summary)
+
+
+# This process's locks, by the directory's real path: its open descriptor and
+# how many `RunDirectory`s share it (one process may open a directory twice,
+# e.g. a run and then its resumption; an flock is per descriptor).
+_HELD: dict[str, list[int]] = {}
+
+
+def _lock_holder(path: str) -> str | None:
+  """Why `path` is taken (another live process holds its lock), or None."""
+  lock_path = os.path.join(path, LOCK_FILE)
+  if os.path.realpath(path) in _HELD or not os.path.exists(lock_path):
+    return None
+  try:
+    fd = os.open(lock_path, os.O_RDONLY)
+  except OSError:
+    return None
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    return _taken(path, fd)
+  finally:
+    os.close(fd)  # also releases a lock this peek took
+  return None
+
+
+def _taken(path: str, fd: int) -> str:
+  pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+  return (
+    f"{path} is in use by another run (process {pid}); wait for it to finish, or"
+    " choose another --output_dir."
+  )
+
+
+def _acquire_lock(path: str) -> str:
+  """Locks `path` for this process (shared within it); returns the key."""
+  key = os.path.realpath(path)
+  if key in _HELD:
+    _HELD[key][1] += 1
+    return key
+  with _full_disk_stops(path):
+    fd = os.open(os.path.join(path, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    message = _taken(path, fd)
+    os.close(fd)
+    raise CheckpointError(message) from None
+  os.ftruncate(fd, 0)
+  os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+  _HELD[key] = [fd, 1]
+  return key
+
+
+def _release_lock(key: str) -> None:
+  held = _HELD.get(key)
+  if held is None:
+    return
+  held[1] -= 1
+  if held[1] == 0:
+    del _HELD[key]
+    os.close(held[0])  # releases the flock; the file stays, with a dead pid
 
 
 @dataclasses.dataclass
@@ -402,12 +560,19 @@ def load_run(run_dir: str) -> LoadedRun:
   game = pyspiel.load_game(config["game"])
   sizes = last["population_size"]
   sizes = sizes if isinstance(sizes, list) else [sizes] * game.num_players()
+  networked = None  # NeuPL: members 1.. are views of one network per population
+  if config.get("algorithm") == "neupl" and max(sizes) > 1:
+    from openspiel_psro_ext.oracles.rl import neupl  # pylint: disable=g-import-not-at-top
+
+    networked = neupl.load_members(run_dir, done, sizes)
   population = []
   for p in range(game.num_players()):
     owner = 0 if config.get("symmetric") else p
     members = []
     for k in range(sizes[p]):
-      if os.path.exists(member_path(run_dir, owner, k, ".npy")):
+      if networked is not None and k > 0:
+        members.append(networked[p][k - 1])
+      elif os.path.exists(member_path(run_dir, owner, k, ".npy")):
         tree = game_tree.get_tree(
           config["game"], config.get("max_histories", game_tree.DEFAULT_MAX_HISTORIES)
         )

@@ -157,5 +157,5 @@ def test_neural_anytime_psro_refuses_an_oracle_that_plays_no_episodes():
   config, options = _neural(2)
   with pytest.raises(errors.UsageError, match="RL oracle"):
     make_run(dataclasses.replace(config, oracle="exact", oracle_config={}), options)
-  with pytest.raises(errors.UsageError, match="no learner 'hedge'.*multiplicative_weights"):
+  with pytest.raises(errors.UsageError, match="learner must be one of .*multiplicative_weights"):
     algorithms.options("anytime_psro", {"learner": "hedge"})

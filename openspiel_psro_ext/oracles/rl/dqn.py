@@ -25,17 +25,18 @@ from torch import nn
 
 from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles.rl import networks, replay, rollouts, torch_policy
+from openspiel_psro_ext.records import schema
 
 
 @dataclasses.dataclass
 class DQNConfig(replay.ReplayOptions):
   """DQN hyperparameters (plus the shared `ReplayOptions`)."""
 
-  learning_rate: float = 1e-3
-  target_update_every: int = 200  # gradient steps
-  start_epsilon: float = 1.0
-  end_epsilon: float = 0.02
-  exploration_fraction: float = 0.5
+  learning_rate: float = schema.setting(1e-3, min=0)
+  target_update_every: int = schema.setting(200, min=1)  # gradient steps
+  start_epsilon: float = schema.setting(1.0, min=0, max=1)
+  end_epsilon: float = schema.setting(0.02, min=0, max=1)
+  exploration_fraction: float = schema.setting(0.5, above=0, max=1)
 
 
 class DQNOracle(torch_policy.TorchOracle):

@@ -56,6 +56,7 @@ from torch import nn
 
 from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles.rl import networks, rollouts, torch_policy
+from openspiel_psro_ext.records import schema
 from openspiel_psro_ext.simulated import simulation
 
 
@@ -63,24 +64,28 @@ from openspiel_psro_ext.simulated import simulation
 class PPOConfig(torch_policy.TrainingOptions):
   """PPO hyperparameters (plus the shared `TrainingOptions`)."""
 
-  hidden: tuple[int, ...] = (64, 64)
-  num_threads: int = 1  # tiny networks: a second thread only adds overhead
-  num_envs: int = 16384
-  simulated_num_envs: int = 512  # no tree: pyspiel games (TrainingOptions)
-  num_steps: int = 4  # learner decisions per game per iteration
-  learning_rate: float = 2e-2
+  hidden: tuple[int, ...] = schema.setting((64, 64), min=1, network=True)
+  # tiny networks: a second thread only adds overhead
+  num_threads: int = schema.setting(1, min=0, max=1024)
+  num_envs: int = schema.setting(16384, min=1, bytes_each=64)
+  # no tree: pyspiel games (TrainingOptions)
+  simulated_num_envs: int = schema.setting(512, min=0, bytes_each=64)
+  # learner decisions per game per iteration
+  num_steps: int = schema.setting(4, min=1, max=1_000_000)
+  learning_rate: float = schema.setting(2e-2, min=0)
   anneal_lr: bool = True
-  gamma: float = 1.0
-  gae_lambda: float = 0.95
-  update_epochs: int = 8
-  num_minibatches: int = 1  # of the distinct observations (see the module doc)
-  clip_coef: float = 0.2
+  gamma: float = schema.setting(1.0, min=0, max=1)
+  gae_lambda: float = schema.setting(0.95, min=0, max=1)
+  update_epochs: int = schema.setting(8, min=1, max=1_000_000)
+  # of the distinct observations (see the module doc)
+  num_minibatches: int = schema.setting(1, min=1)
+  clip_coef: float = schema.setting(0.2, min=0)
   # Long stand-alone best responses need this exploration: with less, PPO can
   # settle on a local optimum against a mixture of deterministic policies.
-  ent_coef: float = 0.05
-  ent_coef_final: float = 0.0
-  vf_coef: float = 0.5
-  max_grad_norm: float = 5.0
+  ent_coef: float = schema.setting(0.05, min=0)
+  ent_coef_final: float = schema.setting(0.0, min=0)
+  vf_coef: float = schema.setting(0.5, min=0)
+  max_grad_norm: float = schema.setting(5.0, min=0)
   greedy_result: bool = False  # True: the result plays the actor's argmax action
   # Start the critic (not the actor) from the previous best response's: the
   # opponents' mixture changes little between PSRO iterations, so its values

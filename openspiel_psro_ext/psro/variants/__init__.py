@@ -14,13 +14,13 @@ them from `--algorithm_options`, and a run directory keeps them.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 from collections.abc import Callable
 from typing import Any
 
 from openspiel_psro_ext.errors import UsageError
 from openspiel_psro_ext.psro.variants import base
+from openspiel_psro_ext.records import schema
 
 Loader = Callable[[], type[base.Variant]]
 
@@ -49,6 +49,7 @@ register("xdo", _load("xdo", "XDO"))
 register("anytime_psro", _load("anytime_psro", "AnytimePSRO"))
 register("jpsro", _load("jpsro", "JPSRO"))
 register("p2sro", _load("p2sro", "P2SRO"))
+register("neupl", _load("neupl", "NeuPL"))
 
 
 def names() -> list[str]:
@@ -78,15 +79,15 @@ def options(name: str, mapping: dict[str, Any]) -> Any | None:
         f" {[n for n in names() if get(n).Options is not None]})."
       )
     return None
-  fields = [f.name for f in dataclasses.fields(options_cls)]
-  unknown = sorted(set(mapping) - set(fields))
+  declared = schema.fields(options_cls)
+  unknown = sorted(set(mapping) - set(declared))
   if unknown:
-    raise UsageError(f"algorithm {name!r} has no options {unknown}; it takes {fields}.")
-  try:
-    built = options_cls(**mapping)
-  except TypeError as e:  # a value of the wrong kind, e.g. a list for an int
-    raise UsageError(f"--algorithm_options for {name!r}: {e}") from e
-  built.check()
+    raise UsageError(f"algorithm {name!r} has no options {unknown}; it takes {list(declared)}.")
+  wrong = schema.problem(declared, mapping, lambda key: f"--algorithm_options {key}")
+  if wrong is not None:
+    raise UsageError(wrong)
+  built = options_cls(**mapping)
+  built.check()  # what one value asks of another (e.g. min_chunks <= max_chunks)
   return built
 
 

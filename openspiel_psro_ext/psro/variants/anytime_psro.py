@@ -93,7 +93,7 @@ from openspiel_psro_ext.oracles.rl import hedge
 from openspiel_psro_ext.psro import views
 from openspiel_psro_ext.psro.config import PSROConfig
 from openspiel_psro_ext.psro.variants import base
-from openspiel_psro_ext.records import IterationRecord
+from openspiel_psro_ext.records import IterationRecord, schema
 from openspiel_psro_ext.records.variants import AnytimeState
 
 
@@ -122,10 +122,10 @@ class AnytimeOptions:
   """
 
   learner: Learner = Learner.DOUBLE_ORACLE
-  inner_steps: int = 100
-  max_exploiters: int = 10_000
-  hedge_step: float = 0.01
-  hedge_window: int = 1000
+  inner_steps: int = schema.setting(100, min=1)
+  max_exploiters: int = schema.setting(10_000, min=1)
+  hedge_step: float = schema.setting(0.01, above=0)
+  hedge_window: int = schema.setting(1000, min=1)
 
   def __post_init__(self):
     if self.learner not in [m.value for m in Learner]:

@@ -70,6 +70,7 @@ class JPSRO(base.Variant):
     self._state: JPSROState | None = None
 
   def check(self, config: PSROConfig, view: views.View) -> None:
+    assert config.meta_solver is not None  # chosen by `resolve`
     if not meta_solvers.spec(config.meta_solver).joint:
       raise UsageError(
         f"JPSRO needs a correlated meta-solver; {config.meta_solver!r}"

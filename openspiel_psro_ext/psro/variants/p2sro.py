@@ -94,7 +94,7 @@ from openspiel_psro_ext.oracles import base as oracle_base
 from openspiel_psro_ext.psro import views
 from openspiel_psro_ext.psro.config import PSROConfig
 from openspiel_psro_ext.psro.variants import base
-from openspiel_psro_ext.records import IterationRecord
+from openspiel_psro_ext.records import IterationRecord, schema
 from openspiel_psro_ext.records.variants import PipelineState
 from openspiel_psro_ext.runs import checkpoints
 
@@ -116,11 +116,11 @@ class PipelineOptions:
     max_chunks: chunks after which the lowest level becomes fixed anyway.
   """
 
-  num_active: int = 2
-  plateau_improvement: float = 0.01
-  plateau_gain: float = 1e-9
-  min_chunks: int = 2
-  max_chunks: int = 8
+  num_active: int = schema.setting(2, min=1, max=1024)
+  plateau_improvement: float = schema.setting(0.01, min=0)
+  plateau_gain: float = schema.setting(1e-9, min=0)
+  min_chunks: int = schema.setting(2, min=1)
+  max_chunks: int = schema.setting(8, min=1)
 
   def check(self) -> None:
     if self.num_active < 1:
