@@ -5,8 +5,12 @@
     python benchmarks/all_games.py --games=kuhn_poker,chess --mode=both
 
 Each game runs as `python -m openspiel_psro_ext.run --game=NAME --iterations=2`
-in its own process, with a wall-clock limit, and is classified by how the
-command ended:
+in its own process (its own session, killed whole at the wall-clock limit).
+The RL mode adds `--time_budget_s`, runs embedded (no Ray to start per game)
+and coarsens the simulated mode's payoff entries (`--payoff_target_stderr`)
+and its closing approximate NashConv (`--approx_episodes`,
+`--approx_eval_games`): the question is whether the game runs, not how well.
+Each game is classified by how the command ended:
 
   ran        exit 0: the iterations finished (and were verified where exact);
   refused    exit 2: one line of bad input or a game PSRO cannot take here;
@@ -26,12 +30,23 @@ import concurrent.futures
 import dataclasses
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 
 import pyspiel
+from open_spiel.python import games  # noqa: F401  (registers the Python games, e.g. python_iterated_prisoners_dilemma)
+
+# The RL mode's closing approximate NashConv: seconds, not minutes (a chess
+# episode is hundreds of moves).
+APPROX_EPISODES = 20
+APPROX_EVAL_GAMES = 20
+# The RL mode's payoff entries: standard error this share of the game's
+# utility range (the default's 0.4% takes thousands of games of chess).
+PAYOFF_STDERR_SHARE = 0.025
 
 
 @dataclasses.dataclass
@@ -72,8 +87,20 @@ def _describe(name: str) -> tuple[str, str, str, str]:
   )
 
 
-def run_one(name: str, mode: str, budget_s: float, limit_s: float) -> Outcome:
-  """One command on one game; classifies how it ended."""
+def _utility_range(name: str) -> float:
+  """The game's `max_utility - min_utility`, 0 where pyspiel gives none."""
+  try:
+    game = pyspiel.load_game(name)
+    span = float(game.max_utility() - game.min_utility())
+  except Exception:  # pylint: disable=broad-except  (the command reports it)
+    return 0.0
+  return span if 0 < span < float("inf") else 0.0
+
+
+def run_one(
+  name: str, mode: str, budget_s: float, limit_s: float, extra: Sequence[str] = ()
+) -> Outcome:
+  """One command on one game (`extra` flags last: they win); classifies how it ended."""
   players, information, dynamics, chance = _describe(name)
   with tempfile.TemporaryDirectory() as out:
     command = [
@@ -88,22 +115,34 @@ def run_one(name: str, mode: str, budget_s: float, limit_s: float) -> Outcome:
     if mode == "exact":
       command.append("--oracle=exact")
     else:
-      command.append(f"--time_budget_s={budget_s}")
+      command += [
+        f"--time_budget_s={budget_s}",
+        "--backend=embedded",
+        f"--approx_episodes={APPROX_EPISODES}",
+        f"--approx_eval_games={APPROX_EVAL_GAMES}",
+      ]
+      span = _utility_range(name)
+      if span:
+        command.append(f"--payoff_target_stderr={PAYOFF_STDERR_SHARE * span:g}")
+    command += list(extra)
     start = time.perf_counter()
+    proc = subprocess.Popen(
+      command,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+      env={**os.environ, "RAY_AUTH_MODE": "disabled"},
+      start_new_session=True,  # its process group: the limit ends its children too
+    )
     try:
-      proc = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=limit_s,
-        env={**os.environ, "RAY_AUTH_MODE": "disabled"},
-      )
+      _, text = proc.communicate(timeout=limit_s)
     except subprocess.TimeoutExpired:
+      os.killpg(proc.pid, signal.SIGKILL)
+      proc.communicate()
       return Outcome(
         name, players, information, dynamics, chance, mode, "?", "timeout", limit_s, ""
       )
     seconds = time.perf_counter() - start
-  text = proc.stderr
   view = "exact" if " histories)" in text else ("simulated" if "not compiled" in text else "-")
   lines = [line for line in text.splitlines() if line.strip()]
   if proc.returncode == 0:

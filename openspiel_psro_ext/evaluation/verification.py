@@ -105,7 +105,7 @@ def support_policies(
     for k in support:
       per_player: list[np.ndarray | None] = [None] * tree.num_players
       per_player[p] = populations[p][k]
-      members.append(policies_lib.to_tabular_policy(tree, per_player))
+      members.append(policies_lib.openspiel_policy(tree, per_player))
     pops.append(members)
     weights.append(sigma_p[support] / sigma_p[support].sum())
   return pops, weights
@@ -134,7 +134,7 @@ def openspiel_nash_conv(
       list(range(tree.num_players)), pops, weights
     )
   elif method == "behaviour_mixture":
-    policy = policies_lib.to_tabular_policy(
+    policy = policies_lib.openspiel_policy(
       tree,
       [
         behaviour_mixture(tree, p, np.asarray(populations[p])[: len(s)], s)

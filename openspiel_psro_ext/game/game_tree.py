@@ -45,13 +45,16 @@ compiling.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
 import logging
 import os
 import resource
+import sys
 import time
+from collections.abc import Iterator
 from typing import TypeAlias
 
 import numpy as np
@@ -81,7 +84,12 @@ SIMULATED_MODE_FLAG = "--evaluation=simulated"
 _RECORDING_SHARE = 0.2
 
 
-class GameTooLargeError(UsageError):
+class NotCompilableError(UsageError):
+  """The game cannot be compiled into a `GameTree`: the message says why in
+  one line (the simulated mode may still play it: `psro.views` decides)."""
+
+
+class GameTooLargeError(NotCompilableError):
   """The game has more histories than the compilation limits allow."""
 
 
@@ -562,63 +570,106 @@ def _count_histories(
   return count, True
 
 
+def first_decision(game: pyspiel.Game) -> pyspiel.State | None:
+  """The first decision state on a seeded random path through chance (None
+  if the path ends, or is still dealing after `_PROBE_STEPS` moves: some
+  games, e.g. crazy_eights, deal for long)."""
+  rng = np.random.default_rng(0)
+  state = game.new_initial_state()
+  for _ in range(_PROBE_STEPS):
+    if state.is_terminal():
+      return None
+    if not state.is_chance_node():
+      return state
+    outcomes, probs = zip(*state.chance_outcomes())
+    state.apply_action(outcomes[rng.choice(len(outcomes), p=probs)])
+  return None
+
+
+_PROBE_STEPS = 1000
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+  """Silences file descriptor 2, where pyspiel's C++ prints each error it
+  raises, around a probe whose failure is an answer, not an error."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  try:
+    with open(os.devnull, "w") as devnull:
+      os.dup2(devnull.fileno(), 2)
+      yield
+  finally:
+    os.dup2(saved, 2)
+    os.close(saved)
+
+
 def _probe_information_state(game: pyspiel.Game) -> None:
   """Checks that a decision state of `game` has an information state.
 
   The type flag `provides_information_state_string` is not trusted alone: some
   games (e.g. `python_iterated_prisoners_dilemma`, once turn-based) leave it
-  False yet return one, and OpenSpiel's own best response uses it. The probe
-  plays a seeded random path to the first decision, at most
-  `_PROBE_STEPS` moves (some games, e.g. crazy_eights, deal for long); past
-  that it says nothing and the walk finds out.
+  False yet return one, and OpenSpiel's own best response uses it. Where no
+  decision is found (`first_decision`) the walk finds out.
   """
-  rng = np.random.default_rng(0)
-  state = game.new_initial_state()
-  for _ in range(_PROBE_STEPS):
-    if state.is_terminal():
-      return
-    if not state.is_chance_node():
-      player = state.current_player()
-      try:
-        state.information_state_string(player)
-      except (pyspiel.SpielError, NotImplementedError, AttributeError) as e:
-        raise ValueError(
-          f"{game} provides no information_state_string ({e}), so its"
-          " information states (and perfect recall) cannot be identified; run"
-          f" it in the simulated mode ({SIMULATED_MODE_FLAG})."
-        ) from e
-      return
-    outcomes, probs = zip(*state.chance_outcomes())
-    state.apply_action(outcomes[rng.choice(len(outcomes), p=probs)])
+  state = first_decision(game)
+  if state is None:
+    return
+  try:
+    with quiet_stderr():
+      state.information_state_string(state.current_player())
+  except (pyspiel.SpielError, NotImplementedError, AttributeError) as e:
+    raise NotCompilableError(
+      f"{game} provides no information_state_string ({_first_line(e)}), so its"
+      " information states (and perfect recall) cannot be identified."
+    ) from e
 
 
-_PROBE_STEPS = 1000
+def _first_line(error: BaseException) -> str:
+  """The first line of an error's message (pyspiel's can run to hundreds)."""
+  lines = str(error).strip().splitlines()
+  return lines[0] if lines else type(error).__name__
+
+
+# Simultaneous-move games already logged as converted (one line per game).
+_CONVERTED: set[str] = set()
+
+
+def turn_based(game: pyspiel.Game) -> pyspiel.Game:
+  """`game`, or its turn-based form if it is a simultaneous-move game.
+
+  Players then move one after another, each without seeing the others'
+  moves of the same round (`pyspiel.convert_to_turn_based`): the same game
+  for PSRO, which both views play (the log says so once per game).
+  """
+  if game.get_type().dynamics != pyspiel.GameType.Dynamics.SIMULTANEOUS:
+    return game
+  if str(game) not in _CONVERTED:
+    _CONVERTED.add(str(game))
+    logging.info("%s is a simultaneous-move game: PSRO plays its turn-based form.", game)
+  return pyspiel.convert_to_turn_based(game)
 
 
 def _check_game(game: pyspiel.Game | str) -> pyspiel.Game:
   """Loads `game`, makes it turn-based, and refuses what cannot compile.
 
   Raises:
-    ValueError: the game is not sequential (after conversion), has sampled
-      chance, or its states have no information-state string.
+    NotCompilableError: the game is not sequential (after conversion), has
+      sampled chance, or its states have no information-state string.
   """
   if isinstance(game, str):
     game = pyspiel.load_game(game)
+  game = turn_based(game)
   game_type = game.get_type()
-  if game_type.dynamics == pyspiel.GameType.Dynamics.SIMULTANEOUS:
-    logging.info("Converting simultaneous-move %s to turn-based.", game)
-    game = pyspiel.convert_to_turn_based(game)
-    game_type = game.get_type()
   if game_type.dynamics != pyspiel.GameType.Dynamics.SEQUENTIAL:
-    raise ValueError(
+    raise NotCompilableError(
       f"{game} has {game_type.dynamics} dynamics; only sequential games (and"
       " simultaneous ones, converted to turn-based) can be compiled."
     )
   if game_type.chance_mode == pyspiel.GameType.ChanceMode.SAMPLED_STOCHASTIC:
-    raise ValueError(
+    raise NotCompilableError(
       f"{game} has sampled (not explicit) chance outcomes and cannot be"
-      " compiled into an exact tree; run it in the simulated mode"
-      f" ({SIMULATED_MODE_FLAG})."
+      " compiled into an exact tree."
     )
   if not game_type.provides_information_state_string:
     _probe_information_state(game)
@@ -641,15 +692,16 @@ def check_compilable(
   `GameTooLargeError`.)
 
   Raises:
-    ValueError: the game can never compile (see `_check_game`).
+    NotCompilableError: the game can never compile (see `_check_game`).
   """
   budget = _Budget(time_limit_s, memory_limit_mb)
   game = _check_game(game)
-  if _sampled_size(game, max_histories):
-    budget.stopped_by = "size"
-    return CompileEstimate.stopped(game, 0, False, max_histories, budget)
-  root = game.new_initial_state()
-  below, complete = _count_histories([(root, _branches(root))], max_histories - 1, budget)
+  with _pyspiel_failures(game):
+    if _sampled_size(game, max_histories):
+      budget.stopped_by = "size"
+      return CompileEstimate.stopped(game, 0, False, max_histories, budget)
+    root = game.new_initial_state()
+    below, complete = _count_histories([(root, _branches(root))], max_histories - 1, budget)
   return CompileEstimate.stopped(game, 1 + below, complete, max_histories, budget)
 
 
@@ -662,8 +714,20 @@ def compiles(
   """Whether `compile_game` would compile `game` (False if it never could)."""
   try:
     return check_compilable(game, max_histories, time_limit_s, memory_limit_mb).compiles
-  except ValueError:
+  except NotCompilableError:
     return False
+
+
+@contextlib.contextmanager
+def _pyspiel_failures(game: pyspiel.Game) -> Iterator[None]:
+  """Turns pyspiel failing on one of `game`'s states, while it is walked, into
+  a one-line `NotCompilableError` naming the game and pyspiel's message."""
+  try:
+    yield
+  except (pyspiel.SpielError, RuntimeError, NotImplementedError) as e:
+    raise NotCompilableError(
+      f"pyspiel failed while walking {game}'s histories: {_first_line(e)}"
+    ) from e
 
 
 # -- Compiling ------------------------------------------------------------------
@@ -768,6 +832,11 @@ def _walk(game: pyspiel.Game, max_histories: int, budget: _Budget) -> _Walk:
         first_history[p].append(h)
       add_infostate(i)
       actions = state.legal_actions()
+      if not actions:
+        raise NotCompilableError(
+          f"{game} has a decision of player {p} with no legal action (history"
+          f" {state.history()[:20]}...); pyspiel's game is inconsistent there."
+        )
       actions.reverse()
       add_frame((state, h, actions, dep))
     elif p == _TERMINAL:
@@ -780,7 +849,7 @@ def _walk(game: pyspiel.Game, max_histories: int, budget: _Budget) -> _Walk:
       chance_edges.extend((h, a, prob) for a, prob in outcomes)
       add_frame((state, h, [a for a, _ in reversed(outcomes)], dep))
     else:
-      raise ValueError(
+      raise NotCompilableError(
         f"{game} has a history with current player {p} (neither"
         " a player, chance nor terminal); it cannot be compiled."
       )
@@ -906,7 +975,7 @@ def _infostate_table(
     information state first visited `i`-th.
 
   Raises:
-    ValueError: the player does not have perfect recall.
+    NotCompilableError: the player does not have perfect recall.
   """
   first = walk.first_history[player]
   num_states = len(first)
@@ -917,8 +986,8 @@ def _infostate_table(
   bad = np.flatnonzero(last_sequence[decisions] != expected)
   if bad.size:
     key = walk.strings[player][walk.infostate[decisions[bad[0]]]]
-    raise ValueError(
-      f"{game} does not have perfect recall: information state {key!r} is"
+    raise NotCompilableError(
+      f"{game} does not have perfect recall: information state {key[:80]!r} is"
       " reached through different sequences of the player's own actions."
     )
   # Stable renumbering by level: a level is then a contiguous slice, and
@@ -989,19 +1058,20 @@ def compile_game(
   Raises:
     GameTooLargeError: too many histories, or too many to count in time; the
       message names the simulated mode.
-    ValueError: the game is not sequential with explicit chance, has no
-      information states, or lacks perfect recall.
+    NotCompilableError: the game is not sequential with explicit chance, has
+      no information states, lacks perfect recall, or pyspiel fails on it.
   """
   budget = _Budget(time_limit_s, memory_limit_mb)
   game = _check_game(game)
-  if _sampled_size(game, max_histories):
-    budget.stopped_by = "size"
-    raise GameTooLargeError(
-      CompileEstimate.stopped(game, 0, False, max_histories, budget).refusal()
-    )
+  with _pyspiel_failures(game):
+    if _sampled_size(game, max_histories):
+      budget.stopped_by = "size"
+      raise GameTooLargeError(
+        CompileEstimate.stopped(game, 0, False, max_histories, budget).refusal()
+      )
+    walk = _walk(game, max_histories, budget)
   num_players = game.num_players()
   num_actions = game.num_distinct_actions()
-  walk = _walk(game, max_histories, budget)
   child, chance_probs = _children_and_chance(walk)
   levels = _depth_levels(walk.depth)
   chance_reach, last_sequence, own_moves = _propagate(walk, levels, chance_probs, num_actions)
@@ -1067,7 +1137,7 @@ def _cached_tree(game_string: str, max_histories: int) -> GameTree:
 
 # Refusals by (game string, max_histories): asking again about a game too
 # large answers at once instead of spending the time limit again.
-_REFUSALS: dict[tuple[str, int], str] = {}
+_REFUSALS: dict[tuple[str, int], tuple[type[NotCompilableError], str]] = {}
 
 
 GameLike: TypeAlias = pyspiel.Game | str | GameTree
@@ -1077,8 +1147,8 @@ def get_tree(game: GameLike, max_histories: int = DEFAULT_MAX_HISTORIES) -> Game
   """Returns the compiled tree of `game`, compiling it once per game string.
 
   Raises:
-    GameTooLargeError: the game does not compile under the default limits
-      (remembered: a second call raises at once).
+    NotCompilableError: the game does not compile (`GameTooLargeError`: not
+      under the default limits); remembered, so a second call raises at once.
   """
   if isinstance(game, GameTree):
     return game
@@ -1086,9 +1156,10 @@ def get_tree(game: GameLike, max_histories: int = DEFAULT_MAX_HISTORIES) -> Game
     game = pyspiel.load_game(game)
   key = (str(game), max_histories)
   if key in _REFUSALS:
-    raise GameTooLargeError(_REFUSALS[key])
+    kind, message = _REFUSALS[key]
+    raise kind(message)
   try:
     return _cached_tree(*key)
-  except GameTooLargeError as e:
-    _REFUSALS[key] = str(e)
+  except NotCompilableError as e:
+    _REFUSALS[key] = (type(e), str(e))
     raise

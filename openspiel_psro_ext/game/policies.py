@@ -416,6 +416,28 @@ def to_tabular_policy(
   return tabular
 
 
+def openspiel_policy(tree: GameTree, matrices: Sequence[np.ndarray | None]) -> policy_lib.Policy:
+  """An OpenSpiel policy holding the per-player `[I_p, A]` matrices (None:
+  uniform), for OpenSpiel's own algorithms.
+
+  A `TabularPolicy` where its table is keyed by our information-state
+  strings; otherwise (e.g. the turn-based form of a Python game, which
+  OpenSpiel's table keys by something else) a `MatrixPolicy`, which answers
+  any state by its information-state string.
+  """
+  tabular = policy_lib.TabularPolicy(tree.game)
+  rows = [_tabular_rows(tree, p, tabular) for p in range(tree.num_players)]
+  if any(r is None for r, m in zip(rows, matrices) if m is not None):
+    return MatrixPolicy(
+      tree,
+      [tree.infostates[p].uniform_policy() if m is None else m for p, m in enumerate(matrices)],
+    )
+  for r, m in zip(rows, matrices):
+    if m is not None:
+      tabular.action_probability_array[r] = m
+  return tabular
+
+
 class MatrixPolicy(policy_lib.Policy):
   """An OpenSpiel `Policy` backed by per-player `[I_p, A]` matrices.
 

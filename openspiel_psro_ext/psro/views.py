@@ -23,11 +23,14 @@ pyspiel games, and exploitability is estimated by `approx_exploitability`
 compile, the simulated view keeps the tree beside it so its records carry
 the exact NashConv too, to validate the simulated mode.
 
-`make_view(config)` chooses: `evaluation="exact"` compiles or refuses (a
-one-line `GameTooLargeError` that names the simulated mode), `"simulated"`
-simulates (keeping the tree beside it where the game compiles), and `"auto"`
-compiles where `game_tree.get_tree` can (it decides within seconds of CPU and
-bounded memory) and simulates otherwise.
+`make_view(config)` chooses: `evaluation="exact"` compiles or refuses (one
+line, with the reason: too large, no information-state string, sampled
+chance, imperfect recall, pyspiel failing on a state), `"simulated"` simulates
+(keeping the tree beside it where the game compiles), and `"auto"` compiles
+where `game_tree.get_tree` can (it decides within seconds of CPU and bounded
+memory) and simulates otherwise. Both views play a simultaneous-move game in
+its turn-based form; games PSRO does not apply to (one player, mean-field)
+are refused (`check_applies`).
 """
 
 from __future__ import annotations
@@ -287,6 +290,53 @@ class SimulatedView(View):
     return oracle_base.PopulationMember(matrix=matrix, module=module)
 
 
+def load_game(game_string: str) -> pyspiel.Game:
+  """`pyspiel.load_game`, with pyspiel crashing on the game's parameters (e.g.
+  `nfg_game` without its file: `IndexError: map::at`) turned into one line.
+
+  Raises:
+    pyspiel.SpielError: an unknown or malformed game string (the caller
+      names the fix).
+    UsageError: pyspiel failed otherwise; names the game and pyspiel's message.
+  """
+  try:
+    return pyspiel.load_game(game_string)
+  except pyspiel.SpielError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except  (pyspiel raises any kind)
+    message = (str(e).strip().splitlines() or [""])[0]
+    raise UsageError(
+      f"pyspiel failed to load {game_string!r}: {type(e).__name__}: {message}"
+      " (check the game's parameters)."
+    ) from None
+
+
+def check_applies(game: pyspiel.Game) -> None:
+  """Refuses, in one line, a game PSRO does not apply to.
+
+  Raises:
+    UsageError: a mean-field game, or a game of one player.
+  """
+  if game.get_type().dynamics == pyspiel.GameType.Dynamics.MEAN_FIELD:
+    raise UsageError(
+      f"{game} is a mean-field game: a representative player against the"
+      " population's distribution, not players responding to each other's"
+      " policies, so PSRO does not apply; solve it with OpenSpiel's mean-field"
+      " algorithms (open_spiel.python.mfg)."
+    )
+  if game.num_players() < 2:
+    raise UsageError(
+      f"{game} has {game.num_players()} player: PSRO finds equilibria between"
+      " players and has no opponent to respond to here; a single-agent RL or"
+      " planning algorithm solves it."
+    )
+
+
+def _without_way_on(error: Exception) -> str:
+  """A compile refusal's reason, without its advice (which the caller chooses)."""
+  return str(error).split("; run it in the simulated mode")[0].rstrip(".")
+
+
 def make_view(
   game_string: str,
   evaluation: str,
@@ -294,38 +344,78 @@ def make_view(
   symmetric: bool,
   sims_per_entry: int,
   sampling: simulation.SamplingConfig,
+  needs_tree: bool = False,
 ) -> View:
   """The view `evaluation` asks for (see module doc).
 
+  A simultaneous-move game is played in its turn-based form in both views
+  (`game_tree.turn_based`). With `evaluation="auto"`, a game the compiler
+  cannot take, for whatever reason, is simulated (one log line says why),
+  unless `needs_tree` (an oracle that computes best responses over the
+  tree): then, as with `evaluation="exact"`, it is refused with the reason.
+
   Raises:
-    GameTooLargeError: `evaluation="exact"` on a game that does not compile.
-    UsageError: an unknown `evaluation`, or a game neither view can take.
+    UsageError: an unknown `evaluation`, a game PSRO does not apply to
+      (`check_applies`), a game that does not compile where the tree is
+      needed (`game_tree.NotCompilableError`), or a game neither view can take.
   """
   if evaluation not in EVALUATIONS:
     raise UsageError(f"evaluation must be one of {list(EVALUATIONS)}, got {evaluation!r}.")
-  game = pyspiel.load_game(game_string)
-  tree: game_tree_lib.GameTree | None
-  if evaluation == "exact":
-    tree = game_tree_lib.get_tree(game_string, max_histories)
-    return CompiledView(tree, 1 if symmetric else tree.num_players, sims_per_entry)
+  game = game_tree_lib.turn_based(load_game(game_string))
+  check_applies(game)
+  tree: game_tree_lib.GameTree | None = None
+  refusal: game_tree_lib.NotCompilableError | None = None
   # Compiling decides within seconds, in bounded memory (and remembers a refusal).
   try:
     tree = game_tree_lib.get_tree(game_string, max_histories)
-  except game_tree_lib.GameTooLargeError as e:
-    if evaluation == "auto":
-      logging.info(
-        "%s; PSRO runs in the simulated mode (sampled payoffs, approximate NashConv).",
-        str(e).split(";")[0],
-      )
-    tree = None
-  if evaluation == "auto" and tree is not None:
+  except game_tree_lib.NotCompilableError as e:
+    refusal = e
+  if tree is not None and evaluation != "simulated":
     return CompiledView(tree, 1 if symmetric else tree.num_players, sims_per_entry)
+  try:
+    simulation.check_game(game)
+    cannot_simulate = ""
+  except UsageError as e:
+    cannot_simulate = str(e)
+  if refusal is not None and (evaluation == "exact" or needs_tree):
+    raise _exact_refusal(refusal, evaluation, cannot_simulate)
+  if cannot_simulate:
+    raise UsageError(
+      cannot_simulate
+      if refusal is None
+      else f"{_without_way_on(refusal)}, and the simulated mode cannot take it either: "
+      + cannot_simulate
+    )
+  if refusal is not None:
+    logging.info(
+      "%s; PSRO runs in the simulated mode (sampled payoffs, approximate NashConv).",
+      _without_way_on(refusal).split(";")[0],
+    )
   if symmetric:
     raise UsageError(
       "--symmetric needs the compiled view; the simulated mode keeps"
       " one population per player. Drop --symmetric."
     )
-  try:
-    return SimulatedView(game, sampling, tree)
-  except ValueError as e:
-    raise UsageError(f"{e}") from None
+  return SimulatedView(game, sampling, tree)
+
+
+def _exact_refusal(
+  refusal: game_tree_lib.NotCompilableError, evaluation: str, cannot_simulate: str
+) -> UsageError:
+  """Why a run that needs the compiled tree cannot have it, with the advice
+  that works (the simulated mode only where it can take the game)."""
+  if cannot_simulate:
+    return UsageError(
+      f"{_without_way_on(refusal)}, and the simulated mode cannot take it either: {cannot_simulate}"
+    )
+  if evaluation == "exact":
+    if isinstance(refusal, game_tree_lib.GameTooLargeError):
+      return refusal  # its advice: the simulated mode, or more histories
+    return UsageError(
+      f"{_without_way_on(refusal)}; run it in the simulated mode"
+      f" ({game_tree_lib.SIMULATED_MODE_FLAG} with an RL oracle)."
+    )
+  return UsageError(
+    f"{_without_way_on(refusal)}; the exact oracle needs the compiled tree: an RL"
+    " oracle (e.g. --oracle=ppo) runs it in the simulated mode."
+  )

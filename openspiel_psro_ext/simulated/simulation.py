@@ -14,19 +14,24 @@ entry's games until its standard error reaches a target (between a minimum
 and a maximum number of games), rather than a fixed count: entries whose
 returns vary little are settled in few games.
 
-Policies act on batches: a `BatchedPolicy` maps `[B, ...]` observations (the
-acting player's information-state tensors) and `[B, A]` legal-action masks to
-`[B, A]` action probabilities. `TorchPolicy` (the RL oracles' members) is one,
-as are `UniformRandomPolicy`, `BatchedMatrixPolicy` (a tabular policy over
-a compiled tree, to validate the simulated mode where exact answers exist) and
+Policies act on batches: a `BatchedPolicy` maps `[B, ...]` observations and
+`[B, A]` legal-action masks to `[B, A]` action probabilities. What a policy
+observes is what the game provides (`observation_of`): the acting player's
+information-state tensor, else its observation tensor (the whole state in a
+perfect-information game; in others it may forget the player's past).
+`TorchPolicy` (the RL oracles' members) is a batched policy, as are
+`UniformRandomPolicy`, `BatchedMatrixPolicy` (a tabular policy over a compiled
+tree, to validate the simulated mode where exact answers exist) and
 `StatePolicy` (an OpenSpiel policy acting on states, e.g. stock `psro_v2`'s
 members: it is handed the games' states instead).
 
-`GameBatch` plays `B` games together: chance samples its outcomes by their
-probabilities, and every seat's policy makes one forward pass for all the
-games waiting on that seat (per member, when a seat's member differs between
-games). `play` uses it to return per-game returns; `rollouts.PyspielVecEnv`
-uses it to train a learner against sampled opponents.
+`GameBatch` plays `B` games together (a simultaneous-move game in its
+turn-based form): chance samples its outcomes by their probabilities (sampled
+chance included: play only ever samples), and every seat's policy makes one
+forward pass for all the games waiting on that seat (per member, when a
+seat's member differs between games). `play` uses it to return per-game
+returns; `rollouts.PyspielVecEnv` uses it to train a learner against sampled
+opponents.
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ import numpy as np
 import pyspiel
 from open_spiel.python import observation as observation_lib
 
-from openspiel_psro_ext.game.game_tree import GameTree
+from openspiel_psro_ext.errors import UsageError
+from openspiel_psro_ext.game.game_tree import GameTree, first_decision, quiet_stderr
 
 if TYPE_CHECKING:
   from open_spiel.python import policy as policy_lib
@@ -56,13 +62,13 @@ class BatchedPolicy(Protocol):
 
   Attributes:
     uses_observations: False if `probabilities` ignores `obs` (then the
-      simulator passes None and skips computing information-state tensors).
+      simulator passes None and skips computing observations).
   """
 
   uses_observations: bool
 
   def probabilities(self, obs: np.ndarray | None, legal: np.ndarray) -> np.ndarray:
-    """`[B, ...]` information-state tensors, `[B, A]` bool -> `[B, A]` probabilities."""
+    """`[B, ...]` observations (`observation_of`), `[B, A]` bool -> `[B, A]` probabilities."""
 
 
 class UniformRandomPolicy:
@@ -182,22 +188,158 @@ class Population:
     return sample_rows(np.broadcast_to(cum, (num, len(cum))), rng)
 
 
-def check_game(game: pyspiel.Game) -> None:
-  """Raises a one-line ValueError if `game` cannot be simulated here."""
+INFORMATION_STATE = "info_state"
+OBSERVATION = "observation"
+
+
+@dataclasses.dataclass(frozen=True)
+class Observation:
+  """What simulated policies observe of a game, chosen by `observation_of`.
+
+  Attributes:
+    kind: `INFORMATION_STATE` (the information-state tensor) or
+      `OBSERVATION` (the observation tensor).
+    shape: one observation's shape as the game gives it: spatial games keep
+      theirs (chess `[20, 8, 8]`, `[C, H, W]`) for convolutional networks; the
+      simulator hands policies `[B, size]` rows, which they reshape.
+    perfect_recall: whether one tensor determines the player's information
+      state: always for the information-state tensor, and for the
+      observation tensor of a perfect-information game (it is the state);
+      otherwise the observation may forget what the player saw before, which
+      a recurrent network over the sequence of observations recalls.
+    fast: pyspiel's observer writes the tensor into one buffer (else each
+      state's `*_tensor(player)` method is called).
+  """
+
+  kind: str
+  shape: tuple[int, ...]
+  perfect_recall: bool
+  fast: bool = True
+
+  @property
+  def size(self) -> int:
+    return int(np.prod(self.shape))
+
+
+def _observer(game: pyspiel.Game, kind: str) -> Any:
+  """pyspiel's observer of `kind` with a non-empty tensor, or None."""
+  obs_type = observation_lib.INFO_STATE_OBS_TYPE if kind == INFORMATION_STATE else None
+  try:
+    observer = observation_lib.make_observation(game, obs_type)
+  except (pyspiel.SpielError, RuntimeError, NotImplementedError, ValueError):
+    return None
+  if observer is None or observer.tensor is None or not observer.tensor.size:
+    return None
+  return observer
+
+
+def _tensor_method(kind: str) -> str:
+  return "information_state_tensor" if kind == INFORMATION_STATE else "observation_tensor"
+
+
+def _probe(game: pyspiel.Game, kind: str) -> Observation | None:
+  """How `game` gives the tensor of `kind`, or None if it does not."""
+  recall = kind == INFORMATION_STATE or (
+    game.get_type().information == pyspiel.GameType.Information.PERFECT_INFORMATION
+  )
+  observer = _observer(game, kind)
+  if observer is not None:
+    size = observer.tensor.size
+    parts = list(observer.dict.values())
+    if len(parts) == 1 and parts[0].size == size:
+      return Observation(kind, tuple(parts[0].shape), recall)
+    with quiet_stderr():
+      try:
+        shape = tuple(getattr(game, _tensor_method(kind) + "_shape")())
+      except (pyspiel.SpielError, RuntimeError, NotImplementedError, AttributeError):
+        shape = ()
+    return Observation(kind, shape if int(np.prod(shape)) == size else (size,), recall)
+  # Some games give tensors through their states only, whatever their type
+  # and observer say (liars_dice_ir; the turn-based wrapper of a Python game).
+  state = first_decision(game)
+  if state is None:
+    return None
+  with quiet_stderr():  # pyspiel prints each error it raises here
+    try:
+      tensor = getattr(state, _tensor_method(kind))(state.current_player())
+      shape = tuple(getattr(game, _tensor_method(kind) + "_shape")())
+    except (pyspiel.SpielError, RuntimeError, NotImplementedError, AttributeError):
+      return None
+  if not len(tensor) or int(np.prod(shape)) != len(tensor):
+    return None
+  return Observation(kind, shape, recall, fast=False)
+
+
+_OBSERVATIONS: dict[str, Observation] = {}
+
+
+def observation_of(game: pyspiel.Game) -> Observation:
+  """What simulated policies observe of `game`: its information-state
+  tensor, else its observation tensor (see `Observation.perfect_recall`).
+
+  Raises:
+    UsageError: the game gives neither tensor.
+  """
+  key = str(game)
+  if key not in _OBSERVATIONS:
+    found = _probe(game, INFORMATION_STATE) or _probe(game, OBSERVATION)
+    if found is None:
+      raise UsageError(
+        f"{game} provides neither an information-state tensor nor an"
+        " observation tensor, one of which simulated policies observe."
+      )
+    if not found.perfect_recall:
+      logging.info(
+        "%s gives no information-state tensor: policies observe its observation"
+        " tensor, which may forget what the player saw before (imperfect recall).",
+        game,
+      )
+    _OBSERVATIONS[key] = found
+  return _OBSERVATIONS[key]
+
+
+def check_game(game: pyspiel.Game) -> Observation:
+  """What policies observe of `game`, or a one-line `UsageError` if it
+  cannot be simulated here.
+
+  Simultaneous-move games are simulated in their turn-based form
+  (`game_tree.turn_based`); chance, explicit or sampled, is played by
+  sampling its outcomes.
+  """
   game_type = game.get_type()
+  if game_type.dynamics == pyspiel.GameType.Dynamics.SIMULTANEOUS:
+    raise UsageError(
+      f"{game} is a simultaneous-move game; simulate its turn-based form (game_tree.turn_based)."
+    )
   if game_type.dynamics != pyspiel.GameType.Dynamics.SEQUENTIAL:
-    raise ValueError(
-      f"{game} is a simultaneous-move game; load it as"
-      f" turn_based_simultaneous_game(game={game}) to simulate it."
-    )
-  if not game_type.provides_information_state_tensor:
-    raise ValueError(
-      f"{game} provides no information-state tensor, which simulated policies observe."
-    )
-  if game_type.chance_mode == pyspiel.GameType.ChanceMode.SAMPLED_STOCHASTIC:
-    raise ValueError(
-      f"{game} has sampled chance; simulation needs explicit chance outcome probabilities."
-    )
+    raise UsageError(f"{game} has {game_type.dynamics} dynamics; only sequential games play here.")
+  return observation_of(game)
+
+
+class _Observer:
+  """Writes one player's observations of many states into one buffer."""
+
+  def __init__(self, game: pyspiel.Game, observation: Observation):
+    self.observation = observation
+    if observation.fast:
+      observer = _observer(game, observation.kind)
+      # The observer writes the tensor into one numpy buffer, faster than
+      # converting `information_state_tensor()`'s Python list.
+      native = getattr(observer, "_observation", None)  # pyspiel's own (a C++ game)
+      set_from = native.set_from if native is not None else observer.set_from
+      view = memoryview(observer.tensor)
+
+      def append(state: pyspiel.State, player: int, raw: bytearray) -> None:
+        set_from(state, player)
+        raw += view
+
+    else:
+      method = _tensor_method(observation.kind)
+
+      def append(state: pyspiel.State, player: int, raw: bytearray) -> None:
+        raw += np.asarray(getattr(state, method)(player), dtype=np.float32).tobytes()
+
+    self.append = append
 
 
 class GameBatch:
@@ -215,7 +357,7 @@ class GameBatch:
     num_games: int,
     rng: np.random.Generator,
   ):
-    check_game(game)
+    observation = check_game(game)
     if len(seats) != game.num_players():
       raise ValueError(f"{game} has {game.num_players()} players; got {len(seats)} seats.")
     self.game = game
@@ -225,11 +367,7 @@ class GameBatch:
     self.states: list[pyspiel.State] = [None] * num_games
     self.members = np.full((len(seats), num_games), -1, dtype=np.int64)
     self._rng = rng
-    # The observer writes the information-state tensor into one numpy buffer,
-    # faster than converting `information_state_tensor()`'s Python list.
-    observer = observation_lib.make_observation(game, observation_lib.INFO_STATE_OBS_TYPE)
-    self._set_from = observer._observation.set_from  # pylint: disable=protected-access
-    self._tensor_view = memoryview(observer.tensor)
+    self._observer = _Observer(game, observation)
     self._uniforms = _uniform_stream(rng)
 
   def restart(self, idx: np.ndarray, members: np.ndarray | None = None) -> None:
@@ -245,17 +383,16 @@ class GameBatch:
   def observe(
     self, idx: Sequence[int], player: int, with_obs: bool = True
   ) -> tuple[np.ndarray | None, np.ndarray]:
-    """`[n, T]` information-state tensors (or None) and `[n, A]` legal masks."""
+    """`[n, T]` observations (`check_game`'s; or None) and `[n, A]` legal masks."""
     states = [self.states[b] for b in idx]
     # One pass over the states, appending raw float32 bytes: numpy's per-row
     # assignment cost more than pyspiel's own `set_from`.
     actions, raw = [], bytearray()
     if with_obs:
-      set_from, view = self._set_from, self._tensor_view
+      append = self._observer.append
       for state in states:
         actions.append(state.legal_actions(player))
-        set_from(state, player)
-        raw += view
+        append(state, player, raw)
     else:
       actions = [state.legal_actions(player) for state in states]
     counts = np.fromiter(map(len, actions), np.int64, len(actions))

@@ -6,6 +6,7 @@ import numpy as np
 import pyspiel
 import pytest
 
+from openspiel_psro_ext.errors import UsageError
 from openspiel_psro_ext.game import game_tree, payoffs
 from openspiel_psro_ext.simulated import simulation
 from tests.helpers import random_matrix
@@ -122,12 +123,43 @@ def test_games_per_entry_adapt_to_the_variance():
 
 
 def test_bad_games_and_configs_are_refused():
-  with pytest.raises(ValueError, match="turn_based_simultaneous_game"):
+  with pytest.raises(ValueError, match="turn-based form"):
     simulation.SimulatedPayoffTable(pyspiel.load_game("matrix_rps"))
+  with pytest.raises(UsageError, match="neither an information-state tensor nor an observation"):
+    simulation.observation_of(pyspiel.load_game("tarok"))
   with pytest.raises(ValueError, match="min_games"):
     simulation.SamplingConfig(min_games=10, max_games=5)
   with pytest.raises(ValueError, match="one weight per member"):
     simulation.Population([simulation.UniformRandomPolicy()], np.ones(2))
+
+
+@pytest.mark.parametrize(
+  "name, kind, shape, recall",
+  [
+    ("kuhn_poker", simulation.INFORMATION_STATE, (11,), True),
+    ("chess", simulation.OBSERVATION, (20, 8, 8), True),  # the state; a board keeps [C, H, W]
+    ("go_fish", simulation.OBSERVATION, (141,), False),  # may forget the past
+  ],
+)
+def test_policies_observe_the_information_state_else_the_observation(name, kind, shape, recall):
+  observation = simulation.observation_of(pyspiel.load_game(name))
+  assert (observation.kind, observation.shape, observation.perfect_recall) == (kind, shape, recall)
+
+
+def test_sampled_chance_and_turn_based_games_play(rng):
+  negotiation = pyspiel.load_game("negotiation")  # sampled chance, observation tensor only
+  uniform = simulation.UniformRandomPolicy()
+  assert simulation.play(negotiation, [uniform, uniform], 8, rng).shape == (8, 2)
+  # A Python game's turn-based wrapper gives its tensors through its states only.
+  ipd = game_tree.turn_based(
+    pyspiel.load_game("python_iterated_prisoners_dilemma(max_game_length=3)")
+  )
+  assert not simulation.observation_of(ipd).fast
+  batch = simulation.GameBatch(ipd, [None, simulation.Population.of(uniform)], 4, rng)
+  batch.restart(np.arange(4))
+  batch.advance(np.arange(4))
+  obs, legal = batch.observe(range(4), 0)
+  assert obs is not None and obs.shape == (4, 4) and legal.any(axis=1).all()
 
 
 def test_policies_and_tables_pickle(rng):

@@ -254,7 +254,8 @@ class PyspielVecEnv:
   drawn by its meta-strategy at every episode start; chance samples its
   outcome probabilities. The games advance together (`simulation.GameBatch`):
   each opponent's policy makes one forward pass for all the games waiting on
-  it. The learner observes its `information_state_tensor`.
+  it. The learner observes what `simulation.observation_of` chooses: its
+  information-state tensor, else its observation tensor.
   """
 
   def __init__(
@@ -273,8 +274,9 @@ class PyspielVecEnv:
     self.player = player
     self.num_envs = num_envs
     self.num_actions = game.num_distinct_actions()
-    simulation.check_game(game)
-    self.obs_shape = tuple(game.information_state_tensor_shape())
+    # The game's own shape (a board's `[C, H, W]` stays one) for the networks.
+    self.observation = simulation.check_game(game)
+    self.obs_shape = self.observation.shape
     seats = [
       None
       if q == player
@@ -333,14 +335,14 @@ def make_env(
 ) -> TreeVecEnv | PyspielVecEnv:
   """The vectorised environment of an oracle request: over its compiled tree,
   or simulated with pyspiel when the request has none (then `obs_table` must
-  be None: the learner observes information-state tensors)."""
+  be None: the learner observes `simulation.observation_of(game)`)."""
   opponents = request.opponents
   if request.tree is not None:
     return TreeVecEnv(request.tree, request.player, opponents, num_envs, seed, obs_table)
   if obs_table is not None:
     raise ValueError(
-      "simulated environments observe information-state"
-      " tensors; an observation table needs a compiled tree."
+      "simulated environments observe the game's own tensors"
+      " (simulation.observation_of); an observation table needs a compiled tree."
     )
   if isinstance(opponents, base.JointMixture):
     raise ValueError(
@@ -353,6 +355,8 @@ def make_env(
       "learning opponents (a LearningMixture) run on a compiled tree"
       " only; use a game that compiles."
     )
+  if isinstance(opponents, base.ConditionedMixtures):
+    raise ValueError("conditioned mixtures (NeuPL) run on a compiled tree only.")
   assert request.game is not None  # a request without a tree has its game
   return PyspielVecEnv(request.game, request.player, opponents, num_envs, seed)
 

@@ -1,0 +1,80 @@
+"""Which view a game gets, and the one-line refusals where it gets none."""
+
+import numpy as np
+import pytest
+
+from openspiel_psro_ext.errors import UsageError
+from openspiel_psro_ext.psro import PSRO, PSROConfig, views
+from openspiel_psro_ext.simulated import simulation
+
+
+def _view(game: str, evaluation: str = "auto", needs_tree: bool = False) -> views.View:
+  return views.make_view(
+    game, evaluation, 2_000_000, False, 0, simulation.SamplingConfig(), needs_tree=needs_tree
+  )
+
+
+@pytest.mark.parametrize(
+  "game",
+  [
+    "liars_dice_ir",  # imperfect recall
+    "negotiation",  # sampled chance, no information-state string
+    "oshi_zumo(coins=3,size=1)",  # simultaneous, no information-state tensor
+  ],
+)
+def test_auto_simulates_what_does_not_compile(game):
+  view = _view(game)
+  assert view.simulated and view.tree is None
+  assert view.game.get_type().dynamics.name == "SEQUENTIAL"  # turn-based where simultaneous
+
+
+def test_exact_refusals_give_the_reason_and_only_advice_that_works():
+  with pytest.raises(UsageError, match="perfect recall.*--evaluation=simulated"):
+    _view("liars_dice_ir", "exact")
+  with pytest.raises(UsageError, match="perfect recall.*an RL oracle"):
+    _view("liars_dice_ir", needs_tree=True)
+  # Neither view can take it: the simulated mode is not advised.
+  with pytest.raises(UsageError, match="cannot take it either.*neither") as refused:
+    _view("tarok", "exact")
+  assert "run it in the simulated mode" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+  "game, reason",
+  [
+    ("cliff_walking", "has 1 player"),
+    ("mfg_garnet", "mean-field game"),
+    ("nfg_game", r"pyspiel failed to load 'nfg_game': IndexError: map::at"),
+  ],
+)
+def test_games_psro_does_not_apply_to_are_refused_in_one_line(game, reason):
+  with pytest.raises(UsageError, match=reason) as refused:
+    _view(game)
+  assert "\n" not in str(refused.value)
+
+
+def test_a_converted_python_game_compiles_runs_and_verifies():
+  # Its TabularPolicy does not key states by our information-state strings:
+  # verification hands OpenSpiel a MatrixPolicy instead.
+  run = PSRO(
+    PSROConfig(
+      game="python_iterated_prisoners_dilemma(max_game_length=3)",
+      oracle="exact",
+      iterations=3,
+      time_budget_s=0,
+      target_nash_conv=0,
+    )
+  )
+  run.run()
+  assert run.view.tree is not None
+  assert np.isclose(run.verify(1e-6), run.records[-1].nash_conv)
+
+
+def test_the_meta_solver_default_follows_the_players():
+  from openspiel_psro_ext.psro import config as psro_config  # pylint: disable=g-import-not-at-top
+
+  assert psro_config.resolve(PSROConfig(game="kuhn_poker", oracle="exact")).meta_solver == "nash"
+  assert psro_config.resolve(PSROConfig(game="hearts")).meta_solver == "prd"
+  assert psro_config.resolve(PSROConfig(game="kuhn_poker", meta_solver="uniform")).meta_solver == (
+    "uniform"
+  )
