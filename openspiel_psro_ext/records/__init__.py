@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 
 from openspiel_psro_ext.records import variants
-from openspiel_psro_ext.records.metrics import ApproxNashConv, RunMetrics, to_json
+from openspiel_psro_ext.records.metrics import ApproxNashConv, BotResults, RunMetrics, to_json
 from openspiel_psro_ext.records.variants import VariantState
 
 # What an evaluation hook returns; `IterationRecord.add` stores it.
-EvaluationValue = RunMetrics | ApproxNashConv
+EvaluationValue = RunMetrics | ApproxNashConv | BotResults
 
 
 @dataclasses.dataclass
@@ -61,6 +61,8 @@ class IterationRecord:
     run_metrics: win rates, Elo and diversity; None on iterations without
       a metrics pass.
     approx_nash_conv: the simulated mode's NashConv estimate, when made.
+    bots: win, draw and loss rates against OpenSpiel's search bots, when
+      played (`evaluation.metrics.bots`).
     variant: the loop variant's own state (`records.variants`), or None
       (plain PSRO).
   """
@@ -82,6 +84,7 @@ class IterationRecord:
   run_metrics: RunMetrics | None = None
   approx_nash_conv: ApproxNashConv | None = None
   variant: VariantState | None = None
+  bots: BotResults | None = None
 
   def add(self, value: EvaluationValue) -> None:
     """Stores an evaluation hook's value in its field."""
@@ -89,13 +92,15 @@ class IterationRecord:
       self.run_metrics = value
     elif isinstance(value, ApproxNashConv):
       self.approx_nash_conv = value
+    elif isinstance(value, BotResults):
+      self.bots = value
     else:
       raise TypeError(f"an evaluation hook returned a {type(value).__name__}, no evaluation value.")
 
   def to_json(self) -> dict[str, Any]:
     """The `metrics.jsonl` object: the fields, typed values nested, those
     that are None left out."""
-    optional = ("training_meta_strategy", "run_metrics", "approx_nash_conv", "variant")
+    optional = ("training_meta_strategy", "run_metrics", "approx_nash_conv", "variant", "bots")
     data = {
       f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in optional
     }
@@ -107,6 +112,8 @@ class IterationRecord:
       data["approx_nash_conv"] = to_json(self.approx_nash_conv)
     if self.variant is not None:
       data["variant"] = variants.to_json(self.variant)
+    if self.bots is not None:
+      data["bots"] = to_json(self.bots)
     return data
 
   @classmethod
@@ -127,6 +134,8 @@ class IterationRecord:
       fields["approx_nash_conv"] = ApproxNashConv(**fields["approx_nash_conv"])
     if fields.get("variant") is not None:
       fields["variant"] = variants.from_json(fields["variant"])
+    if fields.get("bots") is not None:
+      fields["bots"] = BotResults.from_json(fields["bots"])
     return cls(**fields)
 
   @property

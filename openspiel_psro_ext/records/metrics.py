@@ -14,7 +14,10 @@ What the numbers mean (how they are computed) is in
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 # Short names of the baselines the one-line log shows.
 _SHORT_NAMES = {"cfr_plus": "cfr", "uniform": "unif"}
@@ -42,6 +45,16 @@ class Outcome:
   draw_rate: float
   loss_rate: float
   expected_return: float
+
+  @classmethod
+  def mean_of(cls, outcomes: Sequence[Outcome]) -> Outcome:
+    """The field-wise mean of several seats' outcomes."""
+    return cls(
+      win_rate=float(np.mean([o.win_rate for o in outcomes])),
+      draw_rate=float(np.mean([o.draw_rate for o in outcomes])),
+      loss_rate=float(np.mean([o.loss_rate for o in outcomes])),
+      expected_return=float(np.mean([o.expected_return for o in outcomes])),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,6 +183,62 @@ class RunMetrics:
       if name in self.versus:
         parts.append(f"win_vs_{short}={self.versus[name].mean.win_rate:.3f}")
     return " ".join(parts)
+
+
+@dataclasses.dataclass(frozen=True)
+class VersusBot:
+  """The meta-strategy against one of OpenSpiel's search bots
+  (`evaluation.metrics.bots`): the mixture in each seat, the bot in every other.
+
+  Attributes:
+    bot: "mcts" (perfect information) or "ismcts".
+    simulations: the bot's simulations per move.
+    games: games played, split evenly over the seats.
+    mean: the mean over seats.
+    seats: `[P]` per seat, rates over that seat's games.
+  """
+
+  bot: str
+  simulations: int
+  games: int
+  mean: Outcome
+  seats: list[Outcome]
+
+  @property
+  def name(self) -> str:
+    """E.g. `mcts100`."""
+    return f"{self.bot}{self.simulations}"
+
+  @classmethod
+  def from_json(cls, data: dict[str, Any]) -> VersusBot:
+    return cls(
+      bot=data["bot"],
+      simulations=data["simulations"],
+      games=data["games"],
+      mean=Outcome(**data["mean"]),
+      seats=[Outcome(**s) for s in data["seats"]],
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class BotResults:
+  """One pass of games against the search bots.
+
+  Attributes:
+    versus: one entry per bot, by increasing simulations as configured.
+    seconds: time the games took.
+  """
+
+  versus: list[VersusBot]
+  seconds: float = 0.0
+
+  @classmethod
+  def from_json(cls, data: dict[str, Any]) -> BotResults:
+    return cls([VersusBot.from_json(v) for v in data["versus"]], data.get("seconds", 0.0))
+
+  def short_log(self) -> str:
+    """One line, e.g. `win_vs_mcts10=0.950 win_vs_mcts100=0.420`."""
+    return " ".join(f"win_vs_{v.name}={v.mean.win_rate:.3f}" for v in self.versus)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,7 @@ import dataclasses
 from typing import Any
 
 from openspiel_psro_ext.records import variants
-from openspiel_psro_ext.records.metrics import ApproxNashConv, RunMetrics, to_json
+from openspiel_psro_ext.records.metrics import ApproxNashConv, BotResults, RunMetrics, to_json
 from openspiel_psro_ext.records.variants import VariantState
 
 UNITS = "NashConv (OpenSpiel's exploitability() is NashConv / 2 for two players)"
@@ -76,6 +76,7 @@ class RunSummary:
     variant: the last record's loop-variant state (`records.variants`), or
       None for plain PSRO.
     stock: the comparison with stock psro_v2, when asked for.
+    bots: the last record's results against OpenSpiel's search bots, when played.
   """
 
   game: str
@@ -94,6 +95,7 @@ class RunSummary:
   approx_nash_conv: ApproxNashConv | None = None
   variant: VariantState | None = None
   stock: StockComparison | None = None
+  bots: BotResults | None = None
 
   @property
   def verified(self) -> bool:
@@ -125,4 +127,6 @@ class RunSummary:
       fields["variant"] = variants.from_json(fields["variant"])
     if fields.get("stock") is not None:
       fields["stock"] = StockComparison(**fields["stock"])
+    if fields.get("bots") is not None:
+      fields["bots"] = BotResults.from_json(fields["bots"])
     return cls(**fields)

@@ -22,6 +22,8 @@ directory and renamed into place, so a reader never sees half an image):
                       newest) at the last record that has them
   diversity.png       behavioural diversity and expected cardinality
   win_rate.png        win rate and expected return against each baseline
+  bots.png            win, draw and loss rates against OpenSpiel's search
+                      bots (`bots`), per simulation count, against seconds
 
 A metric series has a point for every record carrying that metric: every
 `--metrics_every`-th iteration and the run's final iteration, so each curve
@@ -369,6 +371,32 @@ def plot_win_rate(records, path: str) -> str | None:
   return _save(figure, path)
 
 
+def plot_bots(records, path: str) -> str | None:
+  played = [r for r in records if r.bots is not None]
+  names = list(dict.fromkeys(v.name for r in played for v in r.bots.versus))
+  if not names:
+    return None
+  figure = Figure(figsize=(11, 4))
+  wins, draws = figure.subplots(1, 2)
+  for name in names:
+    have = [(r.wall_time_s, v.mean) for r in played for v in r.bots.versus if v.name == name]
+    seconds = [t for t, _ in have]
+    (line,) = wins.plot(seconds, [o.win_rate for _, o in have], "o-", ms=3, label=name)
+    draws.plot(
+      seconds, [o.draw_rate for _, o in have], "o-", ms=3, color=line.get_color(), label=name
+    )
+  wins.set_ylabel("win rate, mean over seats")
+  wins.set_title("Meta-strategy against OpenSpiel's search bots")
+  draws.set_ylabel("draw rate, mean over seats")
+  draws.set_title("Draws against the bots")
+  for axis in (wins, draws):
+    axis.set_ylim(0, 1)
+    axis.set_xlabel("PSRO wall time (s)")
+    axis.grid(True, alpha=0.3)
+    axis.legend(fontsize=8)
+  return _save(figure, path)
+
+
 def render_run_plots(run_dir: str) -> list[str]:
   """Renders every figure the run's data supports; returns the PNG paths.
 
@@ -386,6 +414,7 @@ def render_run_plots(run_dir: str) -> list[str]:
     ("elo.png", lambda p: plot_elo(records, p)),
     ("diversity.png", lambda p: plot_diversity(records, p)),
     ("win_rate.png", lambda p: plot_win_rate(records, p)),
+    ("bots.png", lambda p: plot_bots(records, p)),
   ]
   written = []
   for name, make in makers:

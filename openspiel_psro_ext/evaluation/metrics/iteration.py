@@ -344,12 +344,7 @@ class IterationMetrics:
         reach = list(base_reach)
         reach[seat] = mixture_reaches[seat]
         seats.append(outcomes.seat_outcomes(self.tree, seat, reach))
-      mean = records_metrics.Outcome(
-        win_rate=float(np.mean([s.win_rate for s in seats])),
-        draw_rate=float(np.mean([s.draw_rate for s in seats])),
-        loss_rate=float(np.mean([s.loss_rate for s in seats])),
-        expected_return=float(np.mean([s.expected_return for s in seats])),
-      )
+      mean = records_metrics.Outcome.mean_of(seats)
       out[baseline.name] = records_metrics.VersusBaseline(mean, seats)
     return out
 

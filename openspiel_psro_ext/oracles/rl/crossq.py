@@ -49,16 +49,17 @@ import torch
 from torch import nn
 
 from openspiel_psro_ext.oracles import base
-from openspiel_psro_ext.oracles.rl import networks, replay, sac, torch_policy
+from openspiel_psro_ext.oracles.rl import replay, sac, torch_policy
+from openspiel_psro_ext.records import schema
 
 
 @dataclasses.dataclass
 class CrossQConfig(sac.SoftActorOptions):
   """CrossQ hyperparameters (plus SAC's actor and the shared `ReplayOptions`)."""
 
-  adam_beta1: float = 0.5
-  policy_delay: int = 3  # critic steps per actor (and temperature) step
-  renorm_warmup_steps: int = 1000  # critic steps of plain batch norm
+  adam_beta1: float = schema.setting(0.5, min=0, below=1)
+  policy_delay: int = schema.setting(3, min=1)  # critic steps per actor (and temperature) step
+  renorm_warmup_steps: int = schema.setting(1000, min=0)  # critic steps of plain batch norm
 
 
 class CrossQOracle(torch_policy.TorchOracle):
@@ -85,13 +86,8 @@ class _CrossQLearner(sac.SoftActorLearner[CrossQConfig]):
     super().__init__(config, run, betas)
     env = run.env
     self.critics = nn.ModuleList(
-      networks.Network(
-        env.obs_shape,
-        env.num_actions,
-        config.hidden,
-        config.network,
-        batch_renorm=True,
-        renorm_warmup_steps=config.renorm_warmup_steps,
+      run.module.network(
+        env.num_actions, batch_renorm=True, renorm_warmup_steps=config.renorm_warmup_steps
       )
       for _ in range(2)
     ).to(run.device)

@@ -63,27 +63,30 @@ from torch import nn
 
 from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles.rl import networks, replay, torch_policy
+from openspiel_psro_ext.records import schema
 
 
 @dataclasses.dataclass
 class MPOConfig(replay.ActorCriticOptions):
   """MPO hyperparameters (plus the shared `ReplayOptions`)."""
 
-  num_threads: int = 1  # small networks: a second thread does not pay
-  policy_lr: float = 1e-3
-  critic_lr: float = 1e-3
-  dual_lr: float = 1e-2
-  epsilon: float = 0.1  # E-step KL(q || pi_target) bound
-  epsilon_policy: float = 0.01  # M-step KL(pi_target || pi) bound (acme: 0.0025)
+  # small networks: a second thread does not pay
+  num_threads: int = schema.setting(1, min=0, max=1024)
+  policy_lr: float = schema.setting(1e-3, min=0)
+  critic_lr: float = schema.setting(1e-3, min=0)
+  dual_lr: float = schema.setting(1e-2, min=0)
+  epsilon: float = schema.setting(0.1, above=0)  # E-step KL(q || pi_target) bound
+  # M-step KL(pi_target || pi) bound (acme: 0.0025)
+  epsilon_policy: float = schema.setting(0.01, above=0)
   initial_log_temperature: float = 3.0  # eta = softplus(this)
   initial_log_alpha: float = 3.0  # alpha = softplus(this)
-  tau: float = 0.05  # Polyak rate of the target policy and critic
+  tau: float = schema.setting(0.05, min=0, max=1)  # Polyak rate of the target policy and critic
   # Acting: pi mixed with uniform over legal actions at a rate decaying
   # linearly from `explore_start` to `explore_end` over `explore_fraction`
   # of the budget (see the module doc).
-  explore_start: float = 1.0
-  explore_end: float = 0.02
-  explore_fraction: float = 0.5
+  explore_start: float = schema.setting(1.0, min=0, max=1)
+  explore_end: float = schema.setting(0.02, min=0, max=1)
+  explore_fraction: float = schema.setting(0.5, above=0, max=1)
   # Stand-alone the result is `pi` (module doc); PSRO's preset hands
   # back the critic's Boltzmann policy instead (`MPOOracle.psro_defaults`).
   critic_greedy_result: bool = False
@@ -116,9 +119,7 @@ class _MPOLearner(replay.ActorCriticLearner[MPOConfig]):
     super().__init__(config, run)
     device, env = run.device, run.env
     self.policy = run.module.net
-    self.critic = networks.Network(
-      env.obs_shape, env.num_actions, config.hidden, config.network
-    ).to(device)
+    self.critic = run.module.network(env.num_actions).to(device)
     self.critics = nn.ModuleList([self.critic])
     self.warm_start()
     self.target_policy = copy.deepcopy(self.policy)

@@ -1,9 +1,18 @@
-"""Networks shared by the RL oracles: a ReLU MLP (default), GRU and LSTM options.
+"""Networks shared by the RL oracles: a ReLU MLP, a Conv2D torso, GRU and LSTM.
 
 `Network(obs_shape, out_dim, hidden, kind)` maps observations to `out_dim`
 outputs (policy logits, action values or a scalar value):
 
   kind="mlp": `[B, T] -> ReLU MLP -> Linear -> [B, out_dim]`.
+  kind="conv": `[B, C, H, W]` spatial observations (a board's planes) `->
+      conv_layers x (Conv2d 3x3, padding 1, conv_channels; ReLU) -> flatten
+      [B, conv_channels H W] -> ReLU MLP -> Linear`. The padding keeps the
+      board's `H x W`, so every cell's features see its neighbours and the
+      heads see every cell; the weights are shared across the board, so a
+      pattern learned in one place is recognised in another. With
+      `hidden=()` the heads are linear over the conv features.
+  kind="auto": conv where the observation has three dimensions `[C, H, W]`,
+      mlp elsewhere (`resolve_kind`); a module records the kind it resolved to.
   kind="gru": `[B, L, T]` sequences of the player's observations (oldest
       first, zero-padded at the front) `-> GRU -> last hidden -> ReLU MLP ->
       Linear`. Use it with `observation_sequences`, which gives each
@@ -56,8 +65,27 @@ def _mlp(in_dim: int, hidden: Sequence[int]) -> tuple[nn.Sequential, int]:
   return nn.Sequential(*layers), in_dim
 
 
+def _conv(obs_shape: Sequence[int], channels: int, layers: int) -> tuple[nn.Sequential, int]:
+  """Size-keeping 3x3 convolutions over `[C, H, W]`, flattened at the end."""
+  in_channels, height, width = (int(d) for d in obs_shape)
+  modules: list[nn.Module] = []
+  for _ in range(layers):
+    modules += [nn.Conv2d(in_channels, channels, 3, padding=1), nn.ReLU()]
+    in_channels = channels
+  modules.append(nn.Flatten())
+  return nn.Sequential(*modules), in_channels * height * width
+
+
 RECURRENT = {"gru": nn.GRU, "lstm": nn.LSTM}
-KINDS = ("mlp",) + tuple(RECURRENT)
+AUTO = "auto"
+KINDS = ("mlp", "conv") + tuple(RECURRENT)
+
+
+def resolve_kind(kind: str, obs_shape: Sequence[int]) -> str:
+  """`kind`, with "auto" read as "conv" for `[C, H, W]` observations, else "mlp"."""
+  if kind != AUTO:
+    return kind
+  return "conv" if len(obs_shape) == 3 else "mlp"
 
 
 class BatchRenorm(nn.Module):
@@ -143,13 +171,24 @@ class Network(nn.Module):
     out_scale: float = 1.0,
     batch_renorm: bool = False,
     renorm_warmup_steps: int = 1000,
+    conv_channels: int = 32,
+    conv_layers: int = 2,
   ):
     super().__init__()
-    self.kind = kind
+    self.kind = kind = resolve_kind(kind, obs_shape)
+    self.obs_shape = tuple(int(d) for d in obs_shape)
     if kind not in KINDS:
-      raise ValueError(f"unknown network kind {kind!r}; use one of {KINDS}.")
+      raise ValueError(f"unknown network kind {kind!r}; use one of {KINDS + (AUTO,)}.")
     if kind == "mlp":
       in_dim, widths = int(np.prod(obs_shape)), hidden
+    elif kind == "conv":
+      if len(obs_shape) != 3 or conv_channels < 1 or conv_layers < 1:
+        raise ValueError(
+          f"a conv network takes [C, H, W] observations with conv_channels and"
+          f" conv_layers >= 1; got {list(obs_shape)}, {conv_channels}, {conv_layers}."
+        )
+      self.conv, in_dim = _conv(obs_shape, conv_channels, conv_layers)
+      widths = hidden
     else:
       if len(obs_shape) != 2:
         raise ValueError(
@@ -168,12 +207,15 @@ class Network(nn.Module):
     nn.init.zeros_(self.head.bias)
 
   def forward(self, obs: torch.Tensor) -> torch.Tensor:
-    if self.kind != "mlp":
+    if self.kind == "mlp":
+      x = obs.flatten(1)
+    elif self.kind == "conv":
+      # Flat `[B, C*H*W]` rows too (a simulator's tensors): the planes are C-major.
+      x = self.conv(obs.reshape((-1,) + self.obs_shape))
+    else:
       _, state = getattr(self, self.kind)(obs)
       h = state[0] if self.kind == "lstm" else state  # LSTM: (h, cell)
       x = h[-1]
-    else:
-      x = obs.flatten(1)
     return self.head(self.trunk(x))
 
 

@@ -37,6 +37,7 @@ from torch import nn
 
 from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles.rl import torch_policy
+from openspiel_psro_ext.records import schema
 from openspiel_psro_ext.simulated import simulation
 
 
@@ -44,14 +45,14 @@ from openspiel_psro_ext.simulated import simulation
 class ReplayOptions(torch_policy.TrainingOptions):
   """Options shared by the replay-based oracles (DQN, SAC, MPO, CrossQ)."""
 
-  num_envs: int = 256
-  buffer_size: int = 200_000
-  batch_size: int = 1024
-  gamma: float = 1.0
-  learning_starts: int = 10_000  # transitions before the first update
-  gradient_steps: int = 2  # per vectorised environment step
-  max_grad_norm: float = 10.0
-  log_every: int = 50  # environment steps between curve points
+  num_envs: int = schema.setting(256, min=1, bytes_each=64)
+  buffer_size: int = schema.setting(200_000, min=1, bytes_each=16)
+  batch_size: int = schema.setting(1024, min=1, bytes_each=16)
+  gamma: float = schema.setting(1.0, min=0, max=1)
+  learning_starts: int = schema.setting(10_000, min=0)  # transitions before the first update
+  gradient_steps: int = schema.setting(2, min=1, max=1_000_000)  # per vectorised environment step
+  max_grad_norm: float = schema.setting(10.0, min=0)
+  log_every: int = schema.setting(50, min=1)  # environment steps between curve points
 
 
 def linear_decay(start: float, end: float, fraction: float, over: float) -> float:
@@ -173,11 +174,11 @@ class ActorCriticOptions(ReplayOptions):
   # > 0: with `critic_greedy_result`, the result plays softmax(min_i Q_i / T)
   # instead of the argmax, at T = result_temperature x the game's payoff range
   # (max_utility - min_utility), so one setting suits games of any scale.
-  result_temperature: float = 0.0
+  result_temperature: float = schema.setting(0.0, min=0)
   # Start the critics from the previous best response's result (class doc),
   # and update after `warm_learning_starts` transitions, not `learning_starts`.
   warm_start_critics: bool = False
-  warm_learning_starts: int = 2048
+  warm_learning_starts: int = schema.setting(2048, min=0)
   # Start the actor from the previous best response's too (a critics' result
   # carries it: `TorchPolicy(actor=True)`). The critics' targets follow the
   # actor, so a fresh actor drags warm critics back towards a near-uniform
@@ -252,6 +253,8 @@ class ActorCriticLearner(ReplayLearner[_ActorCriticOptionsT]):
       if greedy and self.config.result_temperature
       else 0.0,
       actor=carries_actor,
+      conv_channels=actor.conv_channels,
+      conv_layers=actor.conv_layers,
     )
 
   def _critics_of(self, module: torch_policy.TorchPolicy) -> list[nn.Module]:

@@ -37,32 +37,34 @@ from torch import nn
 
 from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles.rl import networks, replay, torch_policy
+from openspiel_psro_ext.records import schema
 
 
 @dataclasses.dataclass
 class SoftActorOptions(replay.ActorCriticOptions):
   """The actor's and temperature's settings, shared with CrossQ."""
 
-  num_threads: int = 1  # small networks: a second thread does not pay
+  # small networks: a second thread does not pay
+  num_threads: int = schema.setting(1, min=0, max=1024)
   # 4x the shared default: a gradient step costs the same whatever the games
   # in flight, so more games give fresher, broader replay for the same steps.
-  num_envs: int = 1024
-  actor_lr: float = 1e-3
-  critic_lr: float = 1e-3
-  alpha_lr: float = 3e-3
-  initial_alpha: float = 0.5
+  num_envs: int = schema.setting(1024, min=1, bytes_each=64)
+  actor_lr: float = schema.setting(1e-3, min=0)
+  critic_lr: float = schema.setting(1e-3, min=0)
+  alpha_lr: float = schema.setting(3e-3, min=0)
+  initial_alpha: float = schema.setting(0.5, above=0)
   # Fractions of log(#legal actions). Starting near-uniform matters: from a
   # lower start the actor stops exploring early and best responses to a
   # mixture of deterministic policies plateau short of the exact gain.
-  target_entropy_start: float = 0.9
-  target_entropy_end: float = 0.01
+  target_entropy_start: float = schema.setting(0.9, min=0, max=1)
+  target_entropy_end: float = schema.setting(0.01, min=0, max=1)
 
 
 @dataclasses.dataclass
 class SACConfig(SoftActorOptions):
   """SAC hyperparameters (plus the shared `ReplayOptions`)."""
 
-  tau: float = 0.01
+  tau: float = schema.setting(0.01, min=0, max=1)
 
 
 class SACOracle(torch_policy.TorchOracle):
@@ -146,10 +148,8 @@ class _SACLearner(SoftActorLearner[SACConfig]):
   def __init__(self, config: SACConfig, run: torch_policy.TrainingSetup):
     super().__init__(config, run)
     env = run.env
-    self.critics = nn.ModuleList(
-      networks.Network(env.obs_shape, env.num_actions, config.hidden, config.network)
-      for _ in range(2)
-    ).to(run.device)
+    critics = (run.module.network(env.num_actions) for _ in range(2))
+    self.critics = nn.ModuleList(critics).to(run.device)
     self.warm_start()
     self.targets = copy.deepcopy(self.critics)
     self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=config.critic_lr)

@@ -37,9 +37,12 @@ from openspiel_psro_ext.game import game_tree as game_tree_lib
 from openspiel_psro_ext.game.game_tree import GameTree
 from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles.rl import networks, rollouts
+from openspiel_psro_ext.records import schema
+from openspiel_psro_ext.simulated import simulation
 
 OBS_INFO_STATE = "info_state"
 OBS_SEQUENCE = "observation_sequence"
+OBS_OBSERVATION = "observation"
 
 
 def observation_table(tree: GameTree, player: int, obs_type: str) -> np.ndarray:
@@ -54,7 +57,30 @@ def observation_table(tree: GameTree, player: int, obs_type: str) -> np.ndarray:
     return tensors
   if obs_type == OBS_SEQUENCE:
     return networks.observation_sequences(tree, player)
+  if obs_type == OBS_OBSERVATION:
+    # `[I_p, C, H, W]` where the game's observation is spatial (conv networks).
+    shape = tuple(tree.game.observation_tensor_shape())
+    states = tree.infostates[player].states
+    table = np.asarray([s.observation_tensor(player) for s in states], dtype=np.float32)
+    return table.reshape((len(states),) + shape)
   raise ValueError(f"unknown obs_type {obs_type!r}.")
+
+
+def observed(game: pyspiel.Game, tree: GameTree | None, player: int, obs_type: str) -> str:
+  """What the learner observes: `obs_type`, except that the default
+  information-state tensor gives way to the observation tensor where the
+  game has none (`simulation.observation_of`: in a perfect-information game
+  the observation is the state).
+
+  Raises:
+    UsageError: the game has neither tensor.
+  """
+  if obs_type != OBS_INFO_STATE:
+    return obs_type
+  if tree is not None and tree.infostates[player].tensors is not None:
+    return OBS_INFO_STATE
+  kind = simulation.observation_of(game).kind
+  return OBS_OBSERVATION if kind == simulation.OBSERVATION else OBS_INFO_STATE
 
 
 class TorchPolicy(nn.Module, policy_lib.Policy):
@@ -74,7 +100,8 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
     actor: with `actor=True`, a softmax actor network that travels with an
       action-value policy (`output="greedy"` or `"boltzmann"`: the critics'
       result of SAC, CrossQ, MPO) for warm starts; acting never reads it.
-    arch: the architecture arguments (saved in `state_dict`).
+    arch: the architecture arguments (saved in `state_dict`); `kind` as
+      resolved (`networks.resolve_kind`: "auto" is saved as "conv" or "mlp").
   """
 
   uses_observations = True  # simulation.BatchedPolicy
@@ -86,7 +113,7 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
     player: int,
     obs_shape: Sequence[int],
     hidden: Sequence[int] = (128, 128),
-    kind: str = "mlp",
+    kind: str = networks.AUTO,
     output: str = "softmax",
     obs_type: str = OBS_INFO_STATE,
     with_value: bool = False,
@@ -95,6 +122,8 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
     critics: int = 0,
     temperature: float = 0.0,
     actor: bool = False,
+    conv_channels: int = 32,
+    conv_layers: int = 2,
   ):
     nn.Module.__init__(self)
     if isinstance(game, str):
@@ -119,6 +148,8 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
         " positive temperature, and only it takes one."
       )
     self.player = player
+    kind = networks.resolve_kind(kind, obs_shape)
+    self.conv_channels, self.conv_layers = int(conv_channels), int(conv_layers)
     self.arch: dict[str, Any] = dict(
       game=str(game),
       player=int(player),
@@ -140,34 +171,32 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
       self.arch["temperature"] = float(temperature)
     if actor:
       self.arch["actor"] = True
+    if kind == "conv":
+      self.arch.update(conv_channels=self.conv_channels, conv_layers=self.conv_layers)
     # `batch_renorm` is the action-value networks' (CrossQ's critics), never an actor's.
-    self.net = networks.Network(
-      obs_shape,
-      game.num_distinct_actions(),
-      hidden,
-      kind,
-      out_scale=0.01,
-      batch_renorm=batch_renorm and values,
-    )
-    self.twin = (
-      networks.Network(
-        obs_shape, game.num_distinct_actions(), hidden, kind, batch_renorm=batch_renorm
-      )
-      if q_networks == 2
-      else None
-    )
+    num_actions = game.num_distinct_actions()
+    self.net = self.network(num_actions, out_scale=0.01, batch_renorm=batch_renorm and values)
+    self.twin = self.network(num_actions, batch_renorm=batch_renorm) if q_networks == 2 else None
     # PPO's critic travels with the actor so warm starts keep both.
-    self.value = networks.Network(obs_shape, 1, hidden, kind, out_scale=1.0) if with_value else None
+    self.value = self.network(1, out_scale=1.0) if with_value else None
     self.critics = nn.ModuleList(
-      networks.Network(
-        obs_shape, game.num_distinct_actions(), hidden, kind, batch_renorm=batch_renorm
-      )
-      for _ in range(critics)
+      self.network(num_actions, batch_renorm=batch_renorm) for _ in range(critics)
     )
-    self.actor = (
-      networks.Network(obs_shape, game.num_distinct_actions(), hidden, kind, out_scale=0.01)
-      if actor
-      else None
+    self.actor = self.network(num_actions, out_scale=0.01) if actor else None
+
+  def network(self, out_dim: int, **kwargs: Any) -> networks.Network:
+    """A fresh network over this module's observations with its torso (kind,
+    hidden widths, convolutions): `[B, *obs_shape] -> [B, out_dim]`.
+    `kwargs` go to `networks.Network` (`out_scale`, `batch_renorm`, ...)."""
+    arch = self.arch
+    return networks.Network(
+      arch["obs_shape"],
+      out_dim,
+      arch["hidden"],
+      arch["kind"],
+      conv_channels=self.conv_channels,
+      conv_layers=self.conv_layers,
+      **kwargs,
     )
 
   # -- checkpoints ----------------------------------------------------------
@@ -209,11 +238,11 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
 
   @torch.no_grad()
   def probabilities(self, obs: np.ndarray, legal: np.ndarray) -> np.ndarray:
-    """`[B, ...]` information-state tensors, `[B, A]` bool -> `[B, A]` numpy
-    probabilities (`simulation.BatchedPolicy`)."""
-    if self.arch["obs_type"] != OBS_INFO_STATE:
+    """`[B, ...]` observations (`simulation.observation_of`), `[B, A]` bool
+    -> `[B, A]` numpy probabilities (`simulation.BatchedPolicy`)."""
+    if self.arch["obs_type"] not in (OBS_INFO_STATE, OBS_OBSERVATION):
       raise ValueError(
-        f"simulated games give information-state tensors; this"
+        f"simulated games give one tensor per decision; this"
         f" policy observes {self.arch['obs_type']!r}."
       )
     device = next(self.parameters()).device
@@ -235,6 +264,9 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
   def _observation(self, state: pyspiel.State, player: int) -> np.ndarray:
     if self.arch["obs_type"] == OBS_INFO_STATE:
       return np.asarray(state.information_state_tensor(player), dtype=np.float32)
+    if self.arch["obs_type"] == OBS_OBSERVATION:
+      tensor = np.asarray(state.observation_tensor(player), dtype=np.float32)
+      return tensor.reshape(self.arch["obs_shape"])
     # Replay the history, collecting the player's observations at its turns.
     replay = self.game.new_initial_state()
     seq = []
@@ -308,22 +340,31 @@ class TrainingOptions:
   Budgets: 0 = unlimited; training stops at the first limit reached.
   """
 
-  total_episodes: int = 0
-  total_steps: int = 0
-  time_budget_s: float = 45.0
-  hidden: tuple[int, ...] = (128, 128)
-  network: str = "mlp"  # "gru", "lstm": with obs_type="observation_sequence"
-  obs_type: str = OBS_INFO_STATE
+  total_episodes: int = schema.setting(0, min=0)
+  total_steps: int = schema.setting(0, min=0)
+  time_budget_s: float = schema.setting(45.0, min=0)
+  hidden: tuple[int, ...] = schema.setting((128, 128), min=1, network=True)
+  # "auto": conv for [C, H, W] observations (obs_type="observation" on a board
+  # game), else mlp; "gru", "lstm": with obs_type="observation_sequence".
+  network: str = schema.setting(networks.AUTO, choices=(networks.AUTO, *networks.KINDS))
+  # network="conv": channels of each 3x3 convolution
+  conv_channels: int = schema.setting(32, min=1, max=4096)
+  # network="conv": convolutions before the heads
+  conv_layers: int = schema.setting(2, min=0, max=64)
+  obs_type: str = schema.setting(
+    OBS_INFO_STATE, choices=(OBS_INFO_STATE, OBS_SEQUENCE, OBS_OBSERVATION)
+  )
   warm_start: bool = False  # from the player's previous best response (off:
   # in PSRO a fresh network explores the new best response better)
-  device: str = "cpu"  # "cuda" where available
+  device: str = schema.setting("cpu", pattern=r"cpu|cuda(:\d+)?|mps")  # "cuda" where available
   # Games in flight for a request without a tree (pyspiel games, far slower
   # to step than the tree: fewer games give more updates per second); 0
   # keeps the oracle's `num_envs`.
-  simulated_num_envs: int = 0
-  num_threads: int = 0  # torch CPU threads; 0 leaves torch's default
+  simulated_num_envs: int = schema.setting(0, min=0, bytes_each=64)
+  # torch CPU threads; 0 leaves torch's default
+  num_threads: int = schema.setting(0, min=0, max=1024)
   progress: bool = True
-  eval_every: int = 0  # exact evaluation every N curve points (curves only)
+  eval_every: int = schema.setting(0, min=0)  # exact evaluation every N curve points (curves only)
 
 
 @dataclasses.dataclass
@@ -366,12 +407,15 @@ def setup(
   networks.seed_torch(request.seed, cfg.num_threads)
   device = networks.resolve_device(cfg.device)
   tree, player = request.tree, request.player
-  if tree is None and cfg.obs_type != OBS_INFO_STATE:
+  game = tree.game if tree is not None else request.game
+  assert game is not None  # a request without a tree has its game
+  obs_type = observed(game, tree, player, cfg.obs_type)
+  if tree is None and obs_type == OBS_SEQUENCE:
     raise ValueError(
-      f"simulated games observe information-state tensors; set"
-      f" obs_type={OBS_INFO_STATE!r} (got {cfg.obs_type!r})."
+      "simulated games give one tensor per decision (simulation.observation_of);"
+      f" set obs_type={OBS_INFO_STATE!r} (got {cfg.obs_type!r})."
     )
-  obs_table = None if tree is None else observation_table(tree, player, cfg.obs_type)
+  obs_table = None if tree is None else observation_table(tree, player, obs_type)
   if tree is None and cfg.simulated_num_envs:
     num_envs = cfg.simulated_num_envs
   env = rollouts.make_env(request, num_envs, request.seed, obs_table)
@@ -382,8 +426,10 @@ def setup(
     cfg.hidden,
     cfg.network,
     output,
-    cfg.obs_type,
+    obs_type,
     with_value=with_value,
+    conv_channels=cfg.conv_channels,
+    conv_layers=cfg.conv_layers,
   )
   previous = warm_start_source(request, module)
   if (cfg.warm_start or request.plan.continues) and previous is not None:
