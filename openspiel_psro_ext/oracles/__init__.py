@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from openspiel_psro_ext.oracles.base import (
   BestResponseRequest,
+  ConditionedMixtures,
   JointMixture,
   LearningMixture,
   MemberMixture,
@@ -42,6 +43,7 @@ _REGISTRY.update(
   sac=_load("sac", "SACOracle"),
   mpo=_load("mpo", "MPOOracle"),
   crossq=_load("crossq", "CrossQOracle"),
+  neupl=_load("neupl", "NeuPLOracle"),
 )
 
 
@@ -68,6 +70,7 @@ def get(name: str) -> type[Oracle]:
 
 __all__ = [
   "BestResponseRequest",
+  "ConditionedMixtures",
   "JointMixture",
   "LearningMixture",
   "MemberMixture",

@@ -9,8 +9,9 @@ The distribution is one typed value, `BestResponseRequest.opponents`: a
 `MemberMixture` (each opponent draws its member independently: PSRO's
 meta-strategy), a `JointMixture` (one joint profile drawn for all opponents:
 a correlated distribution) or a `LearningMixture` (mixtures that learn by
-multiplicative weights while the best response trains). A best response
-trained in slices gets a `TrainingPlan`.
+multiplicative weights while the best response trains), or
+`ConditionedMixtures` (K mixtures at once, for one conditional policy). A
+best response trained in slices gets a `TrainingPlan`.
 
 Populations travel as `[N_q, I_q, A]` behaviour matrices over the compiled tree
 (see `game_tree`), so an exact oracle can compute the answer in closed form and
@@ -110,8 +111,29 @@ class LearningMixture:
   learner: hedge.HedgeOptions
 
 
+@dataclasses.dataclass
+class ConditionedMixtures:
+  """K mixtures for one conditional policy `pi(a | o, c_k)` that learns a
+  best response to each at once: every episode draws a row k (with
+  probability `row_weights[k]`), each opponent q then draws its member from
+  `weights[q][k]`, and the learner sees `conditions[k]` beside its
+  observation (NeuPL's rows of the interaction graph).
+
+  Attributes:
+    populations: as `MemberMixture.populations` (compiled form only).
+    weights: per player, `[K, N_q]` probabilities (None at the learner).
+    conditions: `[K, C]` what the learner is told of each row.
+    row_weights: `[K]` probabilities of the rows.
+  """
+
+  populations: list[Any]
+  weights: list[np.ndarray | None]
+  conditions: np.ndarray
+  row_weights: np.ndarray
+
+
 # What a best response plays against (`BestResponseRequest.opponents`).
-Opponents: TypeAlias = MemberMixture | JointMixture | LearningMixture
+Opponents: TypeAlias = MemberMixture | JointMixture | LearningMixture | ConditionedMixtures
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,6 +216,8 @@ class BestResponseRequest:
             tree, q, populations[q], np.asarray(weights[q])
           )
         return reach
+      case ConditionedMixtures():
+        raise ValueError("conditioned mixtures have one opponent reach per row, not one.")
     raise TypeError(f"unknown opponents {type(self.opponents).__name__}")
 
 

@@ -106,10 +106,36 @@ class JPSROState:
   joint: list[list[float]]
 
 
-VariantState: TypeAlias = XDOState | AnytimeState | PipelineState | JPSROState
+@dataclasses.dataclass
+class NeuPLState:
+  """NeuPL's interaction graph and learner after one iteration
+  (`variants.neupl`).
+
+  Attributes:
+    new_row: per population, the new member's row of `Sigma` (its mixture
+      over the opponent's members).
+    rows_trained: the rows the learner trained (members and sampled ones).
+    episodes: per population, the learner's episodes this iteration.
+    new_member_gain: per population, the new member's exact best-response
+      gain against its row after training (`max_beta u(beta, sigma) -
+      u(member, sigma)`, >= 0).
+    held_out_gain_ratio: Simplex-NeuPL, per population, the median over the
+      held-out mixtures of `(u(net told sigma) - u(uniform)) / (u(BR) -
+      u(uniform))` against each (1: an exact best response); None when off.
+  """
+
+  kind: ClassVar[str] = "neupl"
+  new_row: list[list[float]]
+  rows_trained: int
+  episodes: list[int]
+  new_member_gain: list[float]
+  held_out_gain_ratio: list[float] | None = None
+
+
+VariantState: TypeAlias = XDOState | AnytimeState | PipelineState | JPSROState | NeuPLState
 
 KINDS: dict[str, type[VariantState]] = {
-  cls.kind: cls for cls in (XDOState, AnytimeState, PipelineState, JPSROState)
+  cls.kind: cls for cls in (XDOState, AnytimeState, PipelineState, JPSROState, NeuPLState)
 }
 
 

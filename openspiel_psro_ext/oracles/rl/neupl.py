@@ -1,0 +1,379 @@
+"""NeuPL's learner: one conditional network learns best responses to K mixtures at once.
+
+NeuPL (Liu et al., ICLR 2022) keeps a whole population in one policy
+`pi_theta(a | o, c)`: member i is the network told `c_i`, the i-th row of
+the interaction graph `Sigma` (the mixture over the opponents' members that
+member i best-responds to, `psro.variants.neupl`). This module is the
+learner. One request (`base.ConditionedMixtures`) carries K rows, each a
+mixture over every opponent's population and the condition `c_k` the
+network is told, and trains them all in one PPO learner (`ppo`), CleanRL
+style, over the compiled tree:
+
+  * every game of the batch draws a row `k ~ row_weights` at its episode
+    start, then each opponent's member from row k's mixture
+    (`ConditionedTreeEnv`);
+  * the learner observes its information-state tensor followed by `c_k`, so
+    the distinct observations are the (row, information state) pairs, a
+    table of `K * I_p` rows (`conditioned_table`), and PPO's per-observation
+    sums (`ppo._StateBatch`) apply unchanged;
+  * one Adam and one loss over all rows: the members share every parameter,
+    so what one learns against its mixture is there for the others.
+
+A member is a view of the network, `ConditionalMember(network, c_i)`: an
+OpenSpiel policy whose `[I_p, A]` behaviour matrix is one batched forward
+pass over the information-state table with `c_i` appended
+(`member_matrices` gives K members' in one pass).
+
+A plain `MemberMixture` request is one row whose condition is the opponents'
+weights, so plain PSRO can ask this oracle too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import numpy as np
+import pyspiel
+import torch
+from open_spiel.python import policy as policy_lib
+from torch import nn
+
+from openspiel_psro_ext.errors import UsageError
+from openspiel_psro_ext.game.game_tree import GameTree
+from openspiel_psro_ext.oracles import base
+from openspiel_psro_ext.oracles.rl import networks, ppo, rollouts, torch_policy
+from openspiel_psro_ext.simulated import simulation
+
+
+@dataclasses.dataclass
+class NeuPLConfig(ppo.PPOConfig):
+  """The learner's hyperparameters: PPO's (`ppo.PPOConfig`; each call
+  anneals the learning rate and the entropy bonus as a PPO best response
+  does), with a wider network for the whole population and fewer games per
+  update (more updates per episode: every row needs its own)."""
+
+  hidden: tuple[int, ...] = (128, 128)
+  num_envs: int = 512
+  ent_coef: float = 0.02
+
+
+def conditioned_table(obs_table: np.ndarray, conditions: np.ndarray) -> np.ndarray:
+  """`[I, d]` observations and `[K, C]` conditions -> `[K * I, d + C]`: row
+  `k * I + i` is observation i followed by condition k."""
+  num_rows, num_infostates = len(conditions), len(obs_table)
+  return np.concatenate(
+    [
+      np.tile(obs_table.reshape(num_infostates, -1), (num_rows, 1)),
+      np.repeat(np.asarray(conditions, dtype=np.float32), num_infostates, axis=0),
+    ],
+    axis=1,
+  ).astype(np.float32)
+
+
+@torch.no_grad()
+def member_matrices(
+  network: torch_policy.TorchPolicy, tree: GameTree, conditions: np.ndarray
+) -> np.ndarray:
+  """`[K, I_p, A]` behaviour matrices of the members told `[K, C]` conditions:
+  one forward pass over the conditioned table."""
+  table = tree.infostates[network.player]
+  obs = torch_policy.observation_table(tree, network.player, torch_policy.OBS_INFO_STATE)
+  legal = np.tile(table.legal_mask, (len(conditions), 1))
+  device = next(network.parameters()).device
+  probs = network(
+    torch.as_tensor(conditioned_table(obs, conditions), device=device),
+    torch.as_tensor(legal, device=device),
+  )
+  matrix = probs.double().cpu().numpy() * legal
+  matrix /= matrix.sum(axis=1, keepdims=True)
+  return matrix.reshape(len(conditions), table.num_infostates, tree.num_actions)
+
+
+class ConditionalMember(policy_lib.Policy):
+  """Member `(network, condition)`: the shared network told one condition.
+
+  An OpenSpiel `Policy` (`action_probabilities`), a batched policy
+  (`probabilities`, `simulation.BatchedPolicy`) and a matrix policy
+  (`matrix`). It holds no weights of its own (no `state_dict`): a run
+  checkpoints the network once per population.
+  """
+
+  uses_observations = True  # simulation.BatchedPolicy
+
+  def __init__(self, network: torch_policy.TorchPolicy, condition: np.ndarray):
+    policy_lib.Policy.__init__(self, network.game, [network.player])
+    self.network = network
+    self.player = network.player
+    self.condition = np.asarray(condition, dtype=np.float32)
+
+  def matrix(self, tree: GameTree) -> np.ndarray:
+    """`[I_p, A]` exact behaviour matrix."""
+    return member_matrices(self.network, tree, self.condition[None])[0]
+
+  def probabilities(self, obs: np.ndarray, legal: np.ndarray) -> np.ndarray:
+    """`[B, d]` information-state tensors, `[B, A]` bool -> `[B, A]`."""
+    flat = np.asarray(obs, dtype=np.float32).reshape(len(obs), -1)
+    told = np.broadcast_to(self.condition, (len(obs), len(self.condition)))
+    return self.network.probabilities(np.concatenate([flat, told], axis=1), legal)
+
+  def action_probabilities(
+    self, state: pyspiel.State, player_id: int | None = None
+  ) -> dict[int, float]:
+    player = state.current_player() if player_id is None else player_id
+    legal_actions = state.legal_actions(player)
+    legal = np.zeros((1, self.game.num_distinct_actions()), dtype=bool)
+    legal[0, legal_actions] = True
+    obs = np.asarray(state.information_state_tensor(player), dtype=np.float32)[None]
+    probs = self.probabilities(obs, legal)[0][legal_actions]
+    return {a: float(p) for a, p in zip(legal_actions, probs / probs.sum())}
+
+
+class ConditionedTreeEnv(rollouts.TreeVecEnv):
+  """`TreeVecEnv` whose games each play one row of `ConditionedMixtures`.
+
+  At each episode start a game draws its row k, then its opponents' members
+  from row k's mixtures. Observations are rows of the conditioned table
+  (`conditioned_table`): `k * I_p + infostate`.
+  """
+
+  def __init__(
+    self,
+    tree: GameTree,
+    player: int,
+    opponents: base.ConditionedMixtures,
+    num_envs: int,
+    seed: int = 0,
+  ):
+    super().__init__(tree, player, opponents, num_envs, seed)
+    conditions = np.asarray(opponents.conditions, dtype=np.float32)
+    self._num_infostates = len(self.obs_table)
+    self._row_cum = simulation.cumulative_rows(np.asarray(opponents.row_weights, np.float64))
+    self._row_member_cums = [
+      simulation.cumulative_rows(np.asarray(opponents.weights[q], dtype=np.float64))
+      for q, _ in self._opponents
+    ]
+    self._game_rows = np.zeros(num_envs, dtype=np.int64)
+    self.obs_table = conditioned_table(self.obs_table, conditions)
+    self.obs_shape = self.obs_table.shape[1:]
+    self.legal_mask = np.tile(self.legal_mask, (len(conditions), 1))
+
+  def _draw_members(self, idx: np.ndarray) -> None:
+    rows = simulation.sample_rows(
+      np.broadcast_to(self._row_cum, (len(idx), len(self._row_cum))), self._rng
+    )
+    self._game_rows[idx] = rows
+    for j, cum in enumerate(self._row_member_cums):
+      self._members[j, idx] = simulation.sample_rows(cum[rows], self._rng)
+
+  @property
+  def infostates(self) -> np.ndarray:
+    """`[B]` the games' rows of the conditioned table."""
+    return self._game_rows * self._num_infostates + self.tree.infostate[self._hist]
+
+
+def one_row(opponents: base.MemberMixture, player: int) -> base.ConditionedMixtures:
+  """A `MemberMixture` as one row told the opponents' weights."""
+  told = [np.asarray(w, dtype=np.float64) for q, w in enumerate(opponents.weights) if q != player]
+  return base.ConditionedMixtures(
+    populations=opponents.populations,
+    weights=[None if w is None else np.asarray(w)[None] for w in opponents.weights],
+    conditions=np.concatenate(told)[None],
+    row_weights=np.ones(1),
+  )
+
+
+class NeuPLOracle(base.Oracle):
+  """Conditional best responses to K mixtures in one PPO learner (module doc).
+
+  The result is `ConditionalMember(network, conditions[-1])` (the last row's
+  member; its `network` is every row's); a request whose `previous` is such a
+  member and whose plan `continues` trains that network on.
+  """
+
+  name = "neupl"
+  Config = NeuPLConfig
+  psro_defaults = dict(time_budget_s=3.0)
+  trains = True
+
+  def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
+    opponents = request.opponents
+    if isinstance(opponents, base.MemberMixture):
+      opponents = one_row(opponents, request.player)
+    if not isinstance(opponents, base.ConditionedMixtures) or request.tree is None:
+      raise ValueError(
+        "the neupl oracle trains over a compiled tree against member mixtures"
+        f" (conditioned or not); got {type(opponents).__name__}"
+        f"{' without a tree' if request.tree is None else ''}."
+      )
+    return train(request, request.tree, opponents, self.config)
+
+
+def _network(
+  request: base.BestResponseRequest, obs_dim: int, cfg: NeuPLConfig
+) -> torch_policy.TorchPolicy:
+  """A fresh actor-critic over `[d + C]` inputs, or the previous one's to train on."""
+  assert request.game is not None
+  network = torch_policy.TorchPolicy(
+    request.game, request.player, (obs_dim,), cfg.hidden, "mlp", "softmax", with_value=True
+  )
+  previous = request.previous.module if request.previous is not None else None
+  if request.plan.continues and isinstance(previous, ConditionalMember):
+    network.load_state_dict(previous.network.state_dict())
+  return network
+
+
+def train(
+  request: base.BestResponseRequest,
+  tree: GameTree,
+  opponents: base.ConditionedMixtures,
+  cfg: NeuPLConfig,
+) -> base.PopulationMember:
+  """PPO on all rows at once (PPO's loop, `ppo.PPOOracle`, over the
+  conditioned environment); returns the last row's member."""
+  networks.seed_torch(request.seed, cfg.num_threads)
+  device = networks.resolve_device(cfg.device)
+  player = request.player
+  env = ConditionedTreeEnv(tree, player, opponents, cfg.num_envs, request.seed)
+  module = _network(request, env.obs_table.shape[1], cfg).to(device)
+  budget = rollouts.Budget(
+    cfg.total_episodes,
+    cfg.total_steps,
+    cfg.time_budget_s if request.time_budget_s is None else request.time_budget_s,
+  )
+  keys = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl")
+  log = rollouts.TrainingLog(
+    f"neupl p{player}", budget, cfg.num_envs, cfg.progress, keys, request.plan.schedule_span
+  )
+  rng = np.random.default_rng([request.seed, 1])
+  optimizer = torch.optim.Adam(module.parameters(), lr=cfg.learning_rate, eps=1e-5)
+  T, B = cfg.num_steps, env.num_envs
+  rollout = ppo._TableRollout(module, env, env.obs_table, T, device)
+  act_buf = np.zeros((T, B), dtype=np.int64)
+  rew_buf = np.zeros((T, B), dtype=np.float32)
+  done_buf = np.zeros((T, B), dtype=bool)
+  val_buf = np.zeros((T, B), dtype=np.float32)
+  rollout.reset()
+  updates = 0
+  while not log.done:
+    frac = log.fraction
+    if cfg.anneal_lr:
+      optimizer.param_groups[0]["lr"] = cfg.learning_rate * max(1.0 - frac, 0.05)
+    ent_coef = cfg.ent_coef + frac * (cfg.ent_coef_final - cfg.ent_coef)
+    for t in range(T):  # T learner decisions in each of the B games
+      probs, val_buf[t] = rollout.act()
+      act_buf[t] = simulation.sample_actions(probs, rng)
+      rew_buf[t], done_buf[t] = rollout.step(t, act_buf[t])
+      log.track(rew_buf[t], done_buf[t])
+    next_value = rollout.act()[1]  # GAE(lambda); done[t]: the episode ended after step t
+    adv = np.zeros_like(rew_buf)
+    last = np.zeros(B, dtype=np.float32)
+    for t in reversed(range(T)):
+      nonterminal = 1.0 - done_buf[t]
+      following = next_value if t == T - 1 else val_buf[t + 1]
+      delta = rew_buf[t] + cfg.gamma * following * nonterminal - val_buf[t]
+      last = delta + cfg.gamma * cfg.gae_lambda * nonterminal * last
+      adv[t] = last
+    batch = rollout.batch(act_buf, adv, adv + val_buf)
+    losses = []
+    for _ in range(cfg.update_epochs):
+      perm = torch.randperm(batch.size, device=device)
+      for mb in perm.tensor_split(min(cfg.num_minibatches, batch.size)):
+        pg_loss, v_loss, entropy, approx_kl = batch.losses(mb, cfg.clip_coef)
+        loss = pg_loss + cfg.vf_coef * v_loss - ent_coef * entropy
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(module.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+        losses.append(torch.stack([loss, pg_loss, v_loss, entropy, approx_kl]).detach())
+    updates += 1
+    means = torch.stack(losses).mean(0).tolist()
+    log.record(**dict(zip(keys, means)))
+  log.close()
+  module = module.cpu().eval()
+  member = ConditionalMember(module, opponents.conditions[-1])
+  stats: dict[str, Any] = dict(
+    algorithm="neupl",
+    device=str(device),
+    episodes=log.episodes,
+    steps=log.steps,
+    seconds=log.budget.elapsed,
+    curves=log.curves,
+    updates=updates,
+    rows=len(opponents.conditions),
+  )
+  return base.PopulationMember(matrix=member.matrix(tree), module=member, stats=stats)
+
+
+# -- a population's networks on disk ----------------------------------------
+#
+# A NeuPL run directory keeps, after each iteration, `neupl/step<NNNNN>/`
+# (named by the records the commit completes) with `network{p}.pt`,
+# population p's `TorchPolicy` state_dict, and `sigma{p}.npy`, its `Sigma`
+# (`runs.neupl.write` writes them atomically).
+
+GRAPH_DIRECTORY = "neupl"
+
+
+@dataclasses.dataclass
+class PopulationGraph:
+  """Per population: its network (None before its first training) and
+  `Sigma` (`[M, M - 1]`, row k over the opponent's members)."""
+
+  networks: list[torch_policy.TorchPolicy | None]
+  sigma: list[np.ndarray]
+
+  def conditions(self, population: int, width: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """`[M, width]` the rows of `Sigma` (or `rows`) as the network is told them."""
+    rows = self.sigma[population] if rows is None else rows
+    told = np.zeros((len(rows), width), dtype=np.float32)
+    told[:, : rows.shape[1]] = rows
+    return told
+
+
+def graph_dir(run_path: str, records_done: int) -> str:
+  return os.path.join(run_path, GRAPH_DIRECTORY, f"step{records_done:05d}")
+
+
+def read_graph(path: str, num_populations: int = 2) -> PopulationGraph:
+  """A step directory's networks (weights-only torch loads) and `Sigma`.
+
+  Raises:
+    UsageError: the directory or one of its files is missing or unreadable.
+  """
+  if not os.path.isdir(path):
+    raise UsageError(f"{path} is missing: no NeuPL networks for that step.")
+  networks: list[torch_policy.TorchPolicy | None] = []
+  sigma = []
+  for p in range(num_populations):
+    for name in (f"network{p}.pt", f"sigma{p}.npy"):
+      try:
+        if name.endswith(".pt"):
+          state_dict = torch.load(os.path.join(path, name), map_location="cpu", weights_only=True)
+          networks.append(torch_policy.TorchPolicy.from_state_dict(state_dict))
+        else:
+          sigma.append(np.load(os.path.join(path, name), allow_pickle=False))
+      except Exception as e:  # torch raises many types for a bad file
+        raise UsageError(f"checkpoint {os.path.join(path, name)} is unreadable ({e}).") from e
+  return PopulationGraph(networks, sigma)
+
+
+def condition_width(network: torch_policy.TorchPolicy) -> int:
+  """The width of the conditions a network is told (after its observation)."""
+  return network.arch["obs_shape"][0] - network.game.information_state_tensor_size()
+
+
+def load_members(
+  run_path: str, records_done: int, sizes: list[int]
+) -> list[list[ConditionalMember]]:
+  """Per population, members `1..sizes[p]-1` as the last of `records_done`
+  records describes them (the previous commit's networks): OpenSpiel
+  policies, for `load_run`."""
+  graph = read_graph(graph_dir(run_path, records_done - 1), len(sizes))
+  out = []
+  for p, network in enumerate(graph.networks):
+    assert network is not None
+    told = graph.conditions(p, condition_width(network))
+    out.append([ConditionalMember(network, told[k]) for k in range(1, sizes[p])])
+  return out
