@@ -125,3 +125,13 @@ def test_no_import_cycles():
     if node not in state:
       visit(node, [node])
   assert not cycles, "import cycles:\n" + "\n".join(cycles)
+
+
+def test_the_loop_stays_small_and_oracles_know_no_variant():
+  loop = os.path.join(ROOT, "psro", "loop.py")
+  tree = ast.parse(open(loop, encoding="utf-8").read())
+  (psro_class,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "PSRO"]
+  assert psro_class.end_lineno - psro_class.lineno + 1 <= 250  # docstrings included
+  base = open(os.path.join(ROOT, "oracles", "base.py"), encoding="utf-8").read()
+  for token in ("getattr(", "p2sro", "jpsro", "anytime", "xdo", "neupl"):
+    assert token not in base.lower(), token

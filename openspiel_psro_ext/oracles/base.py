@@ -117,7 +117,7 @@ class ConditionedMixtures:
   best response to each at once: every episode draws a row k (with
   probability `row_weights[k]`), each opponent q then draws its member from
   `weights[q][k]`, and the learner sees `conditions[k]` beside its
-  observation (NeuPL's rows of the interaction graph).
+  observation (e.g. the rows of an interaction graph over a population).
 
   Attributes:
     populations: as `MemberMixture.populations` (compiled form only).

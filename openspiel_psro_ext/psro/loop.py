@@ -73,9 +73,8 @@ class PSRO:
     evaluations: hooks (run metrics, approximate NashConv) whose values join
       the records; their time is `IterationRecord.evaluation_time_s`.
     backend: where best responses run (results do not depend on it).
-    view: the game's view, already made from the same config and checked
-      against it (`psro_config.check`, the variant's checks), as the command
-      does before anything is written; None: made and checked here.
+    view: the game's view, made and checked from the same config (as the
+      command does before any write); None: made and checked here.
     variant: the loop variant (`variants.make`), `config.algorithm`'s;
       None: that one with its default options.
 
@@ -100,10 +99,8 @@ class PSRO:
     self.config = config = psro_config.resolve(config)
     self.variant = variant if variant is not None else variants.make(config.algorithm)
     if view is None:  # else made and checked by the caller (the command), once
-      config, view = psro_config.check_settings(config)
+      config, view = _checked(config, self.variant)
       self.config = config
-      psro_config.check(config, view)
-      self.variant.check(config, view)
     self.view, self.tree, self.num_players = view, view.tree, view.num_players
     self.backend = backend if backend is not None else backends.EmbeddedBackend()
     self.view.use_backend(self.backend)
@@ -119,8 +116,7 @@ class PSRO:
     self.meta_strategies: list[np.ndarray] = []
     self.stop_requested = False
     self._add_batches: list[list[int]] = []
-    self._wall_before = 0.0
-    self._unrecorded_write_s = 0.0
+    self._wall_before = self._unrecorded_write_s = 0.0
     self.run_dir: checkpoints.RunDirectory | None = None
     if output_dir is not None:
       self.run_dir = checkpoints.RunDirectory.open(output_dir, config.to_dict(), resume)
@@ -315,6 +311,15 @@ class PSRO:
     first = [len(pop) for pop in self.populations]
     self._add(new_members)
     return 0.0 if self.run_dir is None else self.run_dir.write_members(first, new_members)
+
+
+def _checked(config: PSROConfig, variant: variants.base.Variant) -> tuple[PSROConfig, views.View]:
+  """The config (its settings checked) and its game's view, checked as the
+  command checks them."""
+  config, view = psro_config.check_settings(config)
+  psro_config.check(config, view)
+  variant.check(config, view)
+  return config, view
 
 
 def _solver_kwargs(
