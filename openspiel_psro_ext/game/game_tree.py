@@ -457,7 +457,7 @@ class CompileEstimate:
         f" {self.num_histories:,} in {self.elapsed_s:.1f} s before stopping)"
       )
     way_on = f"run it in the simulated mode ({SIMULATED_MODE_FLAG})"
-    if self.stopped_by not in ("time", "memory"):
+    if self.stopped_by not in ("time", "memory", "size"):
       way_on += ", or raise max_histories if it fits in memory"
     return f"{self.game} {size}, too many to compile; {way_on}."
 
