@@ -38,7 +38,6 @@ import numpy as np
 import pyspiel
 import torch
 from open_spiel.python import policy as policy_lib
-from torch import nn
 
 from openspiel_psro_ext.errors import UsageError
 from openspiel_psro_ext.game.game_tree import GameTree
@@ -266,27 +265,9 @@ def train(
       act_buf[t] = simulation.sample_actions(probs, rng)
       rew_buf[t], done_buf[t] = rollout.step(t, act_buf[t])
       log.track(rew_buf[t], done_buf[t])
-    next_value = rollout.act()[1]  # GAE(lambda); done[t]: the episode ended after step t
-    adv = np.zeros_like(rew_buf)
-    last = np.zeros(B, dtype=np.float32)
-    for t in reversed(range(T)):
-      nonterminal = 1.0 - done_buf[t]
-      following = next_value if t == T - 1 else val_buf[t + 1]
-      delta = rew_buf[t] + cfg.gamma * following * nonterminal - val_buf[t]
-      last = delta + cfg.gamma * cfg.gae_lambda * nonterminal * last
-      adv[t] = last
+    adv = ppo.advantages(rew_buf, val_buf, done_buf, rollout.act()[1], cfg)
     batch = rollout.batch(act_buf, adv, adv + val_buf)
-    losses = []
-    for _ in range(cfg.update_epochs):
-      perm = torch.randperm(batch.size, device=device)
-      for mb in perm.tensor_split(min(cfg.num_minibatches, batch.size)):
-        pg_loss, v_loss, entropy, approx_kl = batch.losses(mb, cfg.clip_coef)
-        loss = pg_loss + cfg.vf_coef * v_loss - ent_coef * entropy
-        optimizer.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(module.parameters(), cfg.max_grad_norm)
-        optimizer.step()
-        losses.append(torch.stack([loss, pg_loss, v_loss, entropy, approx_kl]).detach())
+    losses = ppo.update(batch, module, optimizer, cfg, ent_coef, device)
     updates += 1
     means = torch.stack(losses).mean(0).tolist()
     log.record(**dict(zip(keys, means)))

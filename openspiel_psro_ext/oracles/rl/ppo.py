@@ -147,29 +147,9 @@ class PPOOracle(torch_policy.TorchOracle):
         rew_buf[t], done_buf[t] = rollout.step(t, act_buf[t])
         log.track(rew_buf[t], done_buf[t])
 
-      # GAE(lambda); done[t] means the episode ended right after step t.
-      next_value = rollout.act()[1]
-      adv = np.zeros_like(rew_buf)
-      last = np.zeros(B, dtype=np.float32)
-      for t in reversed(range(T)):
-        nonterminal = 1.0 - done_buf[t]
-        following = next_value if t == T - 1 else val_buf[t + 1]
-        delta = rew_buf[t] + cfg.gamma * following * nonterminal - val_buf[t]
-        last = delta + cfg.gamma * cfg.gae_lambda * nonterminal * last
-        adv[t] = last
+      adv = advantages(rew_buf, val_buf, done_buf, rollout.act()[1], cfg)
       batch = rollout.batch(act_buf, adv, adv + val_buf)
-
-      stats = []
-      for _ in range(cfg.update_epochs):
-        perm = torch.randperm(batch.size, device=device)
-        for mb in perm.tensor_split(min(cfg.num_minibatches, batch.size)):
-          pg_loss, v_loss, entropy, approx_kl = batch.losses(mb, cfg.clip_coef)
-          loss = pg_loss + cfg.vf_coef * v_loss - ent_coef * entropy
-          optimizer.zero_grad()
-          loss.backward()
-          nn.utils.clip_grad_norm_(module.parameters(), cfg.max_grad_norm)
-          optimizer.step()
-          stats.append(torch.stack([loss, pg_loss, v_loss, entropy, approx_kl]).detach())
+      stats = update(batch, module, optimizer, cfg, ent_coef, device)
       updates += 1
 
       loss_m, pg_m, v_m, ent_m, kl_m = torch.stack(stats).mean(0).tolist()
@@ -184,6 +164,51 @@ class PPOOracle(torch_policy.TorchOracle):
     if cfg.greedy_result:
       module.arch["output"] = "greedy"
     return torch_policy.finish(request, run, "ppo", updates=updates)
+
+
+def advantages(
+  rewards: np.ndarray,
+  values: np.ndarray,
+  done: np.ndarray,
+  next_value: np.ndarray,
+  cfg: PPOConfig,
+) -> np.ndarray:
+  """GAE(lambda) advantages of `[T, B]` rollouts; `done[t]` means the episode
+  ended right after step t, and `next_value` `[B]` bootstraps the last step."""
+  T = len(rewards)
+  adv = np.zeros_like(rewards)
+  last = np.zeros(rewards.shape[1], dtype=np.float32)
+  for t in reversed(range(T)):
+    nonterminal = 1.0 - done[t]
+    following = next_value if t == T - 1 else values[t + 1]
+    delta = rewards[t] + cfg.gamma * following * nonterminal - values[t]
+    last = delta + cfg.gamma * cfg.gae_lambda * nonterminal * last
+    adv[t] = last
+  return adv
+
+
+def update(
+  batch: _StateBatch | _SampleBatch,
+  module: nn.Module,
+  optimizer: torch.optim.Optimizer,
+  cfg: PPOConfig,
+  ent_coef: float,
+  device: torch.device,
+) -> list[torch.Tensor]:
+  """PPO's clipped-objective epochs over `batch` in minibatches; per
+  minibatch `[loss, policy loss, value loss, entropy, approximate KL]`."""
+  stats = []
+  for _ in range(cfg.update_epochs):
+    perm = torch.randperm(batch.size, device=device)
+    for mb in perm.tensor_split(min(cfg.num_minibatches, batch.size)):
+      pg_loss, v_loss, entropy, approx_kl = batch.losses(mb, cfg.clip_coef)
+      loss = pg_loss + cfg.vf_coef * v_loss - ent_coef * entropy
+      optimizer.zero_grad()
+      loss.backward()
+      nn.utils.clip_grad_norm_(module.parameters(), cfg.max_grad_norm)
+      optimizer.step()
+      stats.append(torch.stack([loss, pg_loss, v_loss, entropy, approx_kl]).detach())
+  return stats
 
 
 def _critic(module: torch_policy.TorchPolicy) -> networks.Network:
