@@ -35,6 +35,24 @@ from openspiel_psro_ext.records.variants import VariantState
 EvaluationValue = RunMetrics | ApproxNashConv | BotResults
 
 
+# The nested typed values a record or a summary holds, by field, and how each
+# is read back from its JSON object.
+_TYPED_READERS: dict[str, Any] = {
+  "run_metrics": RunMetrics.from_json,
+  "approx_nash_conv": lambda data: ApproxNashConv(**data),
+  "variant": variants.from_json,
+  "bots": BotResults.from_json,
+}
+
+
+def read_typed(fields: dict[str, Any]) -> dict[str, Any]:
+  """`fields` with each nested typed value (`_TYPED_READERS`) read back."""
+  return {
+    k: (_TYPED_READERS[k](v) if k in _TYPED_READERS and v is not None else v)
+    for k, v in fields.items()
+  }
+
+
 @dataclasses.dataclass
 class IterationRecord:
   """One finished PSRO iteration.
@@ -127,16 +145,7 @@ class IterationRecord:
     unknown = sorted(set(data) - names)
     if unknown:
       raise ValueError(f"not an iteration record: unknown keys {unknown}.")
-    fields = dict(data)
-    if fields.get("run_metrics") is not None:
-      fields["run_metrics"] = RunMetrics.from_json(fields["run_metrics"])
-    if fields.get("approx_nash_conv") is not None:
-      fields["approx_nash_conv"] = ApproxNashConv(**fields["approx_nash_conv"])
-    if fields.get("variant") is not None:
-      fields["variant"] = variants.from_json(fields["variant"])
-    if fields.get("bots") is not None:
-      fields["bots"] = BotResults.from_json(fields["bots"])
-    return cls(**fields)
+    return cls(**read_typed(data))
 
   @property
   def sigma(self) -> list[np.ndarray]:

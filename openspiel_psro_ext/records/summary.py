@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from openspiel_psro_ext.records import variants
+from openspiel_psro_ext.records import read_typed, variants
 from openspiel_psro_ext.records.metrics import ApproxNashConv, BotResults, RunMetrics, to_json
 from openspiel_psro_ext.records.variants import VariantState
 
@@ -118,15 +118,7 @@ class RunSummary:
   def from_json(cls, data: dict[str, Any]) -> RunSummary:
     """Reads `to_json`'s object (`units` and `verified` are derived)."""
     names = {f.name for f in dataclasses.fields(cls)}
-    fields = {k: v for k, v in data.items() if k in names}
-    if fields.get("run_metrics") is not None:
-      fields["run_metrics"] = RunMetrics.from_json(fields["run_metrics"])
-    if fields.get("approx_nash_conv") is not None:
-      fields["approx_nash_conv"] = ApproxNashConv(**fields["approx_nash_conv"])
-    if fields.get("variant") is not None:
-      fields["variant"] = variants.from_json(fields["variant"])
+    fields = read_typed({k: v for k, v in data.items() if k in names})
     if fields.get("stock") is not None:
       fields["stock"] = StockComparison(**fields["stock"])
-    if fields.get("bots") is not None:
-      fields["bots"] = BotResults.from_json(fields["bots"])
     return cls(**fields)
