@@ -51,7 +51,6 @@ setuptools.setup(
     # (versions pinned in constraints.txt: a newer ruff may format differently).
     "test": [
       "pytest>=7",
-      "pytest-xdist>=3.5",
       "hypothesis>=6.100",
       "ruff>=0.15",
       "mypy>=1.10",
