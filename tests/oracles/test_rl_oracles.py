@@ -280,7 +280,7 @@ def test_ppo_losses_summed_per_observation_equal_per_sample_losses(rng):
     _request("leduc_poker", 0, [tree.uniform_policy()[1]]), num_envs=200, seed=0
   )
   legal = table.legal_mask
-  summed_rollout = ppo._TableRollout(
+  summed_rollout = ppo.TableRollout(
     module,
     env,
     table.tensors,
@@ -310,7 +310,7 @@ def test_ppo_losses_summed_per_observation_equal_per_sample_losses(rng):
   sim_rollout = ppo._SampleRollout(module, sim_env, 3, torch.device("cpu"))
   sim_rollout.obs[:], sim_rollout.legal[:] = table.tensors[rows], legal[rows]
   resummed = sim_rollout.batch(actions, adv, ret)
-  assert isinstance(resummed, ppo._StateBatch) and resummed.size == summed.size
+  assert isinstance(resummed, ppo.StateBatch) and resummed.size == summed.size
   # pylint: enable=protected-access
   with torch.no_grad():  # an update moved the policy: ratios differ from 1, some clip
     for param in module.parameters():

@@ -15,7 +15,7 @@ style, over the compiled tree:
   * the learner observes its information-state tensor followed by `c_k`, so
     the distinct observations are the (row, information state) pairs, a
     table of `K * I_p` rows (`conditioned_table`), and PPO's per-observation
-    sums (`ppo._StateBatch`) apply unchanged;
+    sums (`ppo.StateBatch`) apply unchanged;
   * one Adam and one loss over all rows: the members share every parameter,
     so what one learns against its mixture is there for the others.
 
@@ -248,7 +248,7 @@ def train(
   rng = np.random.default_rng([request.seed, 1])
   optimizer = torch.optim.Adam(module.parameters(), lr=cfg.learning_rate, eps=1e-5)
   T, B = cfg.num_steps, env.num_envs
-  rollout = ppo._TableRollout(module, env, env.obs_table, T, device)
+  rollout = ppo.TableRollout(module, env, env.obs_table, T, device)
   act_buf = np.zeros((T, B), dtype=np.int64)
   rew_buf = np.zeros((T, B), dtype=np.float32)
   done_buf = np.zeros((T, B), dtype=bool)
@@ -256,10 +256,7 @@ def train(
   rollout.reset()
   updates = 0
   while not log.done:
-    frac = log.fraction
-    if cfg.anneal_lr:
-      optimizer.param_groups[0]["lr"] = cfg.learning_rate * max(1.0 - frac, 0.05)
-    ent_coef = cfg.ent_coef + frac * (cfg.ent_coef_final - cfg.ent_coef)
+    ent_coef = ppo.anneal(optimizer, cfg, log.fraction)
     for t in range(T):  # T learner decisions in each of the B games
       probs, val_buf[t] = rollout.act()
       act_buf[t] = simulation.sample_actions(probs, rng)

@@ -17,7 +17,7 @@ Samples summed per observation: tens of thousands of games visit only a few
 hundred distinct information states, and every sample at one state shares
 the network's outputs there. So the learner acts with one forward pass per
 distinct observation (`_ObservationTable.act`), and the loss over the batch is
-computed from per-(observation, action) sums (`_StateBatch`): for the clipped
+computed from per-(observation, action) sums (`StateBatch`): for the clipped
 term, `A min(r, clip(r))` summed over the samples with `A >= 0` and
 `A max(r, clip(r))` over those with `A < 0`; for the value term, each state's
 sample count and mean return. This is the same loss and gradient as
@@ -121,10 +121,10 @@ class PPOOracle(torch_policy.TorchOracle):
     T, B = cfg.num_steps, env.num_envs
     # Summed per observation over a compiled tree; per sample in simulated
     # games, whose observations rarely repeat.
-    rollout: _TableRollout | _SampleRollout
+    rollout: TableRollout | _SampleRollout
     if request.tree is not None:
       assert isinstance(env, rollouts.TreeVecEnv) and run.obs_table is not None
-      rollout = _TableRollout(module, env, run.obs_table, T, device)
+      rollout = TableRollout(module, env, run.obs_table, T, device)
     else:
       assert isinstance(env, rollouts.PyspielVecEnv)
       rollout = _SampleRollout(module, env, T, device)
@@ -135,10 +135,7 @@ class PPOOracle(torch_policy.TorchOracle):
     rollout.reset()
     updates = 0
     while not log.done:
-      frac = log.fraction
-      if cfg.anneal_lr:
-        optimizer.param_groups[0]["lr"] = cfg.learning_rate * max(1.0 - frac, 0.05)
-      ent_coef = cfg.ent_coef + frac * (cfg.ent_coef_final - cfg.ent_coef)
+      ent_coef = anneal(optimizer, cfg, log.fraction)
 
       # Rollout: T learner decisions in each of the B games.
       for t in range(T):
@@ -166,6 +163,14 @@ class PPOOracle(torch_policy.TorchOracle):
     return torch_policy.finish(request, run, "ppo", updates=updates)
 
 
+def anneal(optimizer: torch.optim.Optimizer, cfg: PPOConfig, frac: float) -> float:
+  """Sets the learning rate for training progress `frac` in [0, 1] (where
+  annealed) and returns the entropy coefficient at that point."""
+  if cfg.anneal_lr:
+    optimizer.param_groups[0]["lr"] = cfg.learning_rate * max(1.0 - frac, 0.05)
+  return cfg.ent_coef + frac * (cfg.ent_coef_final - cfg.ent_coef)
+
+
 def advantages(
   rewards: np.ndarray,
   values: np.ndarray,
@@ -188,7 +193,7 @@ def advantages(
 
 
 def update(
-  batch: _StateBatch | _SampleBatch,
+  batch: StateBatch | _SampleBatch,
   module: nn.Module,
   optimizer: torch.optim.Optimizer,
   cfg: PPOConfig,
@@ -252,7 +257,7 @@ class _ObservationTable:
     return torch.log_softmax(logits, dim=1)
 
 
-class _TableRollout:
+class TableRollout:
   """Observations as rows of the learner's observation table (compiled tree)."""
 
   def __init__(
@@ -281,8 +286,8 @@ class _TableRollout:
     self.current, reward, done = self.env.step_rows(actions)
     return reward, done
 
-  def batch(self, actions: np.ndarray, adv: np.ndarray, ret: np.ndarray) -> _StateBatch:
-    return _StateBatch.aggregate(self.rows, actions, adv, ret, self.table)
+  def batch(self, actions: np.ndarray, adv: np.ndarray, ret: np.ndarray) -> StateBatch:
+    return StateBatch.aggregate(self.rows, actions, adv, ret, self.table)
 
 
 class _SampleRollout:
@@ -322,7 +327,7 @@ class _SampleRollout:
 
   def batch(
     self, actions: np.ndarray, adv: np.ndarray, ret: np.ndarray
-  ) -> _StateBatch | _SampleBatch:
+  ) -> StateBatch | _SampleBatch:
     """The rollout's batch: summed per distinct observation when at most half
     the samples are distinct (small games), else one row per sample. Both
     give the same loss and gradient; the summed one costs less."""
@@ -337,7 +342,7 @@ class _SampleRollout:
     if 2 * len(unique) <= n:
       obs = self.obs.reshape((n,) + self.obs.shape[2:])[first]
       table = _ObservationTable(self.module, obs, self.legal.reshape(n, -1)[first], self.device)
-      return _StateBatch.aggregate(inverse.reshape(actions.shape), actions, adv, ret, table)
+      return StateBatch.aggregate(inverse.reshape(actions.shape), actions, adv, ret, table)
     return _SampleBatch.create(self.module, self.obs, self.legal, actions, adv, ret, self.device)
 
 
@@ -348,7 +353,7 @@ def _normalised(adv: np.ndarray) -> np.ndarray:
 
 
 @dataclasses.dataclass
-class _StateBatch:
+class StateBatch:
   """A rollout's samples summed per distinct observation (see the module doc).
 
   `rows [U]` distinct observation rows; `count [U]` samples at each;
@@ -381,7 +386,7 @@ class _StateBatch:
     adv: np.ndarray,
     ret: np.ndarray,
     observations: _ObservationTable,
-  ) -> _StateBatch:
+  ) -> StateBatch:
     """Sums `[T, B]` samples per row; advantages normalised over the batch."""
     unique, inverse = np.unique(rows.ravel(), return_inverse=True)
     size, num_actions = len(unique), observations.legal.shape[1]
