@@ -36,10 +36,13 @@ Compiling. One depth-first walk visits each history once and records only what
 pyspiel alone can tell (who acts, the branches, returns, chance probabilities,
 one information-state string per decision); the sequences, chance reach and
 level order are then derived with numpy, one depth at a time. Deciding whether
-a game compiles must be cheap: a walk still going after a fifth of its CPU-time
-limit counts the rest of the game instead (one state per level of the current
-path in memory), and the game is refused -- `GameTooLargeError`, pointing to
-the simulated mode -- unless it all fits. `check_compilable` counts without
+a game compiles must be cheap. First, random playouts (`_sampled_size`,
+Knuth's estimate) refuse within milliseconds a game they show to have more
+histories than the limit, or to take far more CPU time than the limit to
+count. Otherwise a walk still going after a fifth of its CPU-time limit counts
+the rest of the game instead (one state per level of the current path in
+memory), and the game is refused -- `GameTooLargeError`, pointing to the
+simulated mode -- unless it all fits. `check_compilable` counts without
 compiling.
 """
 
@@ -50,6 +53,7 @@ import dataclasses
 import functools
 import hashlib
 import logging
+import math
 import os
 import resource
 import sys
@@ -409,9 +413,10 @@ class CompileEstimate:
       lower bound.
     complete: whether the whole tree was counted.
     stopped_by: why an incomplete count stopped: "histories" (past
-      `max_histories`), "time", "memory", or "size" (random playouts
-      estimate far more than `max_histories`: `_sampled_size`, nothing
-      counted); "" when complete.
+      `max_histories`), "time", "memory", or, before any count, "size"
+      (random playouts show more than `max_histories`: `_sampled_size`)
+      or "cost" (they show counting would take over `_TIME_MARGIN` times
+      `time_limit_s`); "" when complete.
     elapsed_s: CPU seconds the count took.
     max_histories: the history limit it ran under.
     time_limit_s: the CPU-time limit it ran under (None: none).
@@ -447,9 +452,14 @@ class CompileEstimate:
       )
     elif self.stopped_by == "size":
       size = (
-        f"has far more than {self.max_histories:,} histories (most of"
-        f" {_SIZE_PROBES} random playouts estimate over"
-        f" {_SIZE_MARGIN * self.max_histories:,}: Knuth's estimate)"
+        f"has more than {self.max_histories:,} histories (Knuth's estimate"
+        f" from {_SIZE_PROBES} random playouts)"
+      )
+    elif self.stopped_by == "cost":
+      size = (
+        f"has too many histories to count in {self.time_limit_s:g} s of CPU"
+        f" time (Knuth's estimate from {_SIZE_PROBES} random playouts: over"
+        f" {_TIME_MARGIN * (self.time_limit_s or 0.0):g} s)"
       )
     else:
       size = (
@@ -457,13 +467,18 @@ class CompileEstimate:
         f" {self.num_histories:,} in {self.elapsed_s:.1f} s before stopping)"
       )
     way_on = f"run it in the simulated mode ({SIMULATED_MODE_FLAG})"
-    if self.stopped_by not in ("time", "memory", "size"):
+    if self.stopped_by not in ("time", "memory", "size", "cost"):
       way_on += ", or raise max_histories if it fits in memory"
     return f"{self.game} {size}, too many to compile; {way_on}."
 
   @classmethod
   def stopped(
-    cls, game: pyspiel.Game, count: int, complete: bool, max_histories: int, budget: _Budget
+    cls,
+    game: pyspiel.Game,
+    count: int,
+    complete: bool,
+    max_histories: int,
+    budget: _Budget,
   ) -> CompileEstimate:
     return cls(
       game=str(game),
@@ -487,40 +502,112 @@ def _branches(state: pyspiel.State) -> list[int]:
   return state.legal_actions()
 
 
-# Knuth's estimate of a tree's size (Knuth 1975): play a random path from
-# the root, each move uniform among the branches; with widths b_0, b_1, ...
-# along it, X = 1 + b_0 + b_0 b_1 + ... is an unbiased estimate of the number
-# of histories. By Markov's inequality a single X exceeds 10x the true count
-# with probability at most 0.1, so when most of 16 playouts do, the game is
-# far too large (a compilable game is misjudged with probability ~1e-4, and a
-# fixed seed makes the answer repeatable). A playout stops as soon as its
-# partial sum passes the margin, so chess or go is judged after a few moves.
-_SIZE_PROBES = 16
-_SIZE_MARGIN = 10
+# Knuth's estimate (Knuth 1975): play a random path from the root, a
+# player's move uniform among its legal actions and chance's by its
+# probabilities; with q_0, q_1, ... the probabilities of the moves taken,
+# W_d = 1 / (q_0 q_1 ... q_{d-1}) estimates the number of histories at depth
+# d (each is reached with probability the product of its moves' q's), and
+# X = W_0 + W_1 + ... (W_0 = 1) the number of histories, without bias.
+# (Chance by its probabilities, not uniform: a game that goes on with
+# probability 7/8 each round, e.g. python_iterated_prisoners_dilemma, is
+# then played as long as it is, and shown too large.) Weighting each W_d by
+# the CPU time the count spends on the path's history of depth d (making it,
+# listing its branches) gives, the same way, an unbiased estimate C of the
+# CPU time of counting them all.
+#
+# One playout can be far off (a game's few long paths may hold most of its
+# histories), but X and C are nonnegative: capped at `_SIZE_CAP` times the
+# limit and divided by that cap, they lie in [0, 1] with a mean of at most
+# the true size (or time) over the cap. Hoeffding's bound for the mean of n
+# such variables, P(mean >= q) <= exp(-n KL(q || p)) for q > p their true
+# mean (KL: the Bernoulli relative entropy), says when `_SIZE_PROBES`
+# playouts show a game above the limit: one within it is refused with
+# probability under `_SIZE_ERROR`, and a fixed seed makes the answer
+# repeatable. The caps keep playouts short (chess is judged after a few
+# moves, nim or tiny_bridge_4p within milliseconds, where a count takes
+# seconds); the playouts stop once the answer is settled either way, or after
+# `_SIZE_TIME_S` of CPU time, and an unsettled game is left to the count.
+_SIZE_PROBES = 256
+_SIZE_ERROR = 1e-6
+_SIZE_CAP = 20  # times the limit
+# Refuse on time only where counting would take over this many times the
+# limit: the playouts' clock readings are noisier than the count's.
+_TIME_MARGIN = 2
+_SIZE_TIME_S = 0.5
 
 
-def _sampled_size(game: pyspiel.Game, max_histories: int) -> bool:
-  """Whether random playouts show `game` to be far above `max_histories`
-  (see above); False says nothing (the bounded count decides)."""
-  threshold = _SIZE_MARGIN * max_histories
+def _bernoulli_kl(q: float, p: float) -> float:
+  """KL(q || p) between Bernoulli distributions, for 0 < p < 1."""
+  kl = q * math.log(q / p) if q > 0 else 0.0
+  if q < 1:
+    kl += (1 - q) * math.log((1 - q) / (1 - p))
+  return kl
+
+
+def _shown_above(p: float) -> float:
+  """The least average q of `_SIZE_PROBES` variables in [0, 1] that shows
+  their mean to be above p (Hoeffding: n KL(q || p) >= ln(1 / error))."""
+  need = math.log(1 / _SIZE_ERROR) / _SIZE_PROBES
+  lo, hi = p, 1.0
+  for _ in range(50):  # bisection: KL(q || p) grows with q above p
+    mid = (lo + hi) / 2
+    lo, hi = (lo, mid) if _bernoulli_kl(mid, p) >= need else (mid, hi)
+  return hi
+
+
+def _sampled_size(game: pyspiel.Game, max_histories: int, time_limit_s: float | None = None) -> str:
+  """What random playouts show of `game` (see above): "size" (more than
+  `max_histories` histories), "cost" (with a `time_limit_s`: counting them
+  would take over `_TIME_MARGIN` times the limit), or "" (neither: the
+  bounded count decides)."""
+  clock = time.process_time
+  tick = math.inf  # what two readings of the clock cost: taken off each timing
+  for _ in range(8):
+    begin = clock()
+    tick = min(tick, clock() - begin)
+  timed = time_limit_s is not None and time_limit_s > 0
+  cap_x = _SIZE_CAP * max(max_histories, 1)
+  cap_c = _SIZE_CAP * _TIME_MARGIN * (time_limit_s or 0.0)
+  need = _shown_above(1 / _SIZE_CAP) * _SIZE_PROBES  # of the sums of capped estimates
   rng = np.random.default_rng(0)
-  over = 0
+  sum_x = sum_c = 0.0
+  start = clock()
   for probe in range(_SIZE_PROBES):
     state = game.new_initial_state()
-    total, width = 1, 1
-    while total <= threshold:
-      branches = _branches(state)
-      if not branches:
-        break
-      width *= len(branches)
-      total += width
-      state.apply_action(branches[int(rng.integers(len(branches)))])
-    over += total > threshold
-    if 2 * over > _SIZE_PROBES:
-      return True
-    if 2 * (over + _SIZE_PROBES - probe - 1) <= _SIZE_PROBES:  # a majority is out of reach
-      return False
-  return False
+    begin = clock()
+    branches = _branches(state)
+    cost = max(0.0, clock() - begin - tick)
+    total = weight = 1.0
+    # A playout cut short at `_SIZE_TIME_S` only lowers the sums: still sound.
+    while (
+      branches and (total <= cap_x or (timed and cost <= cap_c)) and begin - start < _SIZE_TIME_S
+    ):
+      if state.current_player() == _CHANCE:
+        probs = np.cumsum([prob for _, prob in state.chance_outcomes()])
+        i = min(int(np.searchsorted(probs, rng.random() * probs[-1], side="right")), len(probs) - 1)
+        weight *= probs[-1] / (probs[i] - (probs[i - 1] if i else 0.0))
+      else:
+        i = int(rng.integers(len(branches)))
+        weight *= len(branches)
+      action = branches[i]
+      begin = clock()
+      child = state.child(action)  # timed as the count makes its histories,
+      branches = _branches(child)
+      cost += weight * max(0.0, clock() - begin - tick)
+      total += weight
+      del child  # but played in place: some games' copies break a few moves
+      state.apply_action(action)  # on (morpion_solitaire's crash)
+    sum_x += min(total / cap_x, 1.0)
+    if sum_x >= need:
+      return "size"
+    if timed:
+      sum_c += min(cost / cap_c, 1.0)
+      if sum_c >= need:
+        return "cost"
+    left = _SIZE_PROBES - probe - 1  # each adds at most 1 to either sum
+    if max(sum_x, sum_c if timed else 0.0) + left < need or clock() - start > _SIZE_TIME_S:
+      break
+  return ""
 
 
 def _count_histories(
@@ -650,6 +737,28 @@ def turn_based(game: pyspiel.Game) -> pyspiel.Game:
   return pyspiel.convert_to_turn_based(game)
 
 
+# Games loaded by `load_game`, by the string asked for and by pyspiel's own.
+_GAMES: dict[str, pyspiel.Game] = {}
+_MAX_GAMES = 32
+
+
+def load_game(game_string: str) -> pyspiel.Game:
+  """`pyspiel.load_game`, once per game string in this process.
+
+  One command asks for its game several times (checking the string, making
+  the view, compiling), and loading is not always cheap: colored_trails
+  reads its boards, 0.3 s each time. A game object is immutable (states are
+  made from it, it never changes), so one serves every caller.
+  """
+  game = _GAMES.get(game_string)
+  if game is None:
+    game = pyspiel.load_game(game_string)
+    if len(_GAMES) >= _MAX_GAMES:
+      _GAMES.clear()
+    _GAMES[game_string] = _GAMES[str(game)] = game
+  return game
+
+
 def _check_game(game: pyspiel.Game | str) -> pyspiel.Game:
   """Loads `game`, makes it turn-based, and refuses what cannot compile.
 
@@ -658,7 +767,7 @@ def _check_game(game: pyspiel.Game | str) -> pyspiel.Game:
       sampled chance, or its states have no information-state string.
   """
   if isinstance(game, str):
-    game = pyspiel.load_game(game)
+    game = load_game(game)
   game = turn_based(game)
   game_type = game.get_type()
   if game_type.dynamics != pyspiel.GameType.Dynamics.SEQUENTIAL:
@@ -697,8 +806,8 @@ def check_compilable(
   budget = _Budget(time_limit_s, memory_limit_mb)
   game = _check_game(game)
   with _pyspiel_failures(game):
-    if _sampled_size(game, max_histories):
-      budget.stopped_by = "size"
+    budget.stopped_by = _sampled_size(game, max_histories, time_limit_s)
+    if budget.stopped_by:
       return CompileEstimate.stopped(game, 0, False, max_histories, budget)
     root = game.new_initial_state()
     below, complete = _count_histories([(root, _branches(root))], max_histories - 1, budget)
@@ -1064,8 +1173,8 @@ def compile_game(
   budget = _Budget(time_limit_s, memory_limit_mb)
   game = _check_game(game)
   with _pyspiel_failures(game):
-    if _sampled_size(game, max_histories):
-      budget.stopped_by = "size"
+    budget.stopped_by = _sampled_size(game, max_histories, time_limit_s)
+    if budget.stopped_by:
       raise GameTooLargeError(
         CompileEstimate.stopped(game, 0, False, max_histories, budget).refusal()
       )
@@ -1123,7 +1232,7 @@ def _compiler_digest() -> str:
 def _cached_tree(game_string: str, max_histories: int) -> GameTree:
   """The tree from memory, else from the disk cache (`tree_cache`), else
   compiled (and stored there when compiling took long enough)."""
-  game = pyspiel.load_game(game_string)
+  game = load_game(game_string)
   key = tree_cache.key(game_string, _compiler_digest())
   arrays = tree_cache.load(key)
   if arrays is not None and len(arrays["parent"]) <= max_histories:
@@ -1153,7 +1262,7 @@ def get_tree(game: GameLike, max_histories: int = DEFAULT_MAX_HISTORIES) -> Game
   if isinstance(game, GameTree):
     return game
   if isinstance(game, str):
-    game = pyspiel.load_game(game)
+    game = load_game(game)
   key = (str(game), max_histories)
   if key in _REFUSALS:
     kind, message = _REFUSALS[key]

@@ -300,7 +300,7 @@ def load_game(game_string: str) -> pyspiel.Game:
     UsageError: pyspiel failed otherwise; names the game and pyspiel's message.
   """
   try:
-    return pyspiel.load_game(game_string)
+    return game_tree_lib.load_game(game_string)  # once per string
   except pyspiel.SpielError:
     raise
   except Exception as e:  # pylint: disable=broad-except  (pyspiel raises any kind)

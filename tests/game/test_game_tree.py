@@ -107,12 +107,15 @@ def test_check_compilable_counts_every_history():
 
 
 def test_check_compilable_stops_past_the_limit():
-  estimate = game_tree.check_compilable("leduc_poker", max_histories=1000)
+  # 5,000 of Leduc's 9,457: too near for the size estimate, so counted.
+  estimate = game_tree.check_compilable("leduc_poker", max_histories=5000)
   assert not estimate.compiles
-  assert estimate.num_histories == 1001
-  assert "more than 1,000 histories" in estimate.refusal()
+  assert estimate.num_histories == 5001
+  assert "more than 5,000 histories" in estimate.refusal()
   assert "--evaluation=simulated" in estimate.refusal()
-  assert not game_tree.compiles("leduc_poker", max_histories=1000)
+  assert not game_tree.compiles("leduc_poker", max_histories=5000)
+  # Far below it, random playouts refuse it before any count.
+  assert game_tree.check_compilable("leduc_poker", max_histories=1000).stopped_by == "size"
 
 
 def test_game_too_large_to_count_in_time_is_refused_naming_simulated_mode():

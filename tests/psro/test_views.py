@@ -39,6 +39,23 @@ def test_exact_refusals_give_the_reason_and_only_advice_that_works():
   assert "run it in the simulated mode" not in str(refused.value)
 
 
+def test_a_game_too_large_is_refused_by_its_size_estimate_in_one_line():
+  # nim's count ran to 2,000,001 histories (seconds) before refusing; random
+  # playouts show it too large at once. The exact oracle needs the tree.
+  with pytest.raises(UsageError, match=r"nim\(\) has more than 2,000,000 histories") as refused:
+    _view("nim", needs_tree=True)
+  message = str(refused.value)
+  assert "Knuth's estimate" in message and "an RL oracle" in message and "\n" not in message
+
+
+def test_a_game_is_loaded_once_per_command():
+  # colored_trails reads its boards on each load (0.3 s); the command asks for
+  # the game by the user's string and by pyspiel's.
+  game = views.load_game("colored_trails")
+  assert views.load_game("colored_trails") is game
+  assert views.load_game(str(game)) is game
+
+
 @pytest.mark.parametrize(
   "game, reason",
   [
