@@ -146,10 +146,7 @@ class CFRPlus:
       self.average_sums[p] *= mask
     self.allowed = allowed
     self._float_allowed = [m.astype(np.float64) for m in allowed]
-    self.current = [
-      regret_matching(r + m_hat, m)
-      for r, m_hat, m in zip(self.regrets, self._predictions, self._float_allowed)
-    ]
+    self.current = [self._matched_policy(p) for p in range(len(allowed))]
 
   def restart_average(self) -> None:
     """Drops the average policy; the next iterations' weights count from 1."""
@@ -166,12 +163,12 @@ class CFRPlus:
       self.iterations += 1
       self.total_iterations += 1
       for p in range(tree.num_players):
-        table, allowed = tree.infostates[p], self._float_allowed[p]
+        table = tree.infostates[p]
         weights = exploitability.counterfactual_weights(tree, p, reach)
         policy = self.current[p]
         values = counterfactual_action_values(tree, p, weights, policy)
         state_values = np.einsum("ia,ia->i", values, policy)
-        instant = (values - state_values[:, None]) * allowed
+        instant = self._instant_regrets(p, values, state_values)
         self.regrets[p] = np.maximum(self.regrets[p] + instant, 0.0)
         plan = tree.realization_plans(p, policy)
         self.average_sums[p] += (self.iterations**power * plan[table.parent_sequence])[
@@ -179,12 +176,28 @@ class CFRPlus:
         ] * policy
         if self.predictive:
           self._predictions[p] = instant
-        self.current[p] = regret_matching(self.regrets[p] + self._predictions[p], allowed)
+        self.current[p] = self._matched_policy(p)
         reach[p] = tree.terminal_reach(p, self.current[p])
+
+  def _instant_regrets(
+    self, player: int, values: np.ndarray, state_values: np.ndarray
+  ) -> np.ndarray:
+    """`[I, A]` regrets of this iteration: `q(I, a) - v(I)` on allowed actions."""
+    return (values - state_values[:, None]) * self._float_allowed[player]
+
+  def _matched_policy(self, player: int) -> np.ndarray:
+    """`[I, A]` regret matching+ (predictive: on regrets plus the prediction)."""
+    return regret_matching(
+      self.regrets[player] + self._predictions[player], self._float_allowed[player]
+    )
 
   def average_policy(self) -> list[np.ndarray]:
     """Per player `[I_p, A]`: the average policy (module doc)."""
     return [normalized_average(s, m) for s, m in zip(self.average_sums, self._float_allowed)]
+
+  def restricted_gap(self) -> float:
+    """The average's NashConv in the restricted game."""
+    return restricted_nash_conv(self.tree, self.average_policy(), self.allowed)
 
   def solve(self, target_nash_conv: float, max_iterations: int, check_every: int = 10) -> float:
     """Iterates until the average's restricted NashConv is at most the target
@@ -195,13 +208,93 @@ class CFRPlus:
     """
     done = 0
     while True:
-      gap = (
-        restricted_nash_conv(self.tree, self.average_policy(), self.allowed)
-        if self.iterations
-        else np.inf
-      )
+      gap = self.restricted_gap() if self.iterations else np.inf
       if gap <= target_nash_conv or done >= max_iterations:
         return gap
       step = min(check_every, max_iterations - done)
       self.iterate(step)
       done += step
+
+
+class MemberCFRPlus(CFRPlus):
+  """CFR+ on NXDO's restricted game: at each state, a player picks one of its
+  population members and plays that member's action distribution there.
+
+  The restricted game keeps the extensive form, like XDO's, but its actions
+  at a state I of player p are p's K members (McAleer et al. 2021, NXDO):
+  choosing member k plays `pi_k(. | I)`. With regrets `R(I, k)` over members,
+  p's behaviour is the mixture
+
+      pi(a | I) = sum_k w(I, k) pi_k(a | I),    w(I, .) = RM+(R(I, .)),
+
+  and member k's counterfactual value is `sum_a pi_k(a | I) q(I, a)`, so one
+  sweep of `counterfactual_action_values` serves every member. Unlike XDO's
+  action restriction, a stochastic member (an RL best response) adds its
+  distribution, not every action it gives some probability: the output can
+  mix, state by state, only what the members play. The average is the
+  reach-weighted average of the behaviours, as in CFR+.
+
+  Args:
+    tree: the compiled game.
+    members: per player `[K_p, I_p, A]` behaviour policies.
+    predictive: predictive CFR+ (module doc).
+  """
+
+  def __init__(self, tree: GameTree, members: Sequence[np.ndarray], predictive: bool = False):
+    # Not CFRPlus.__init__: regrets live on members (`[I, K]`), not actions.
+    self.tree, self.predictive = tree, predictive
+    self.members = [np.asarray(m, dtype=np.float64) for m in members]
+    self.regrets = [np.zeros(m.shape[1::-1]) for m in self.members]
+    self._predictions = [np.zeros(m.shape[1::-1]) for m in self.members]
+    self.average_sums = [np.zeros(t.legal_mask.shape) for t in tree.infostates]
+    self.iterations = self.total_iterations = 0
+    self.allowed = [t.legal_mask for t in tree.infostates]
+    self._float_allowed = [m.astype(np.float64) for m in self.allowed]
+    self.current = [self._matched_policy(p) for p in range(tree.num_players)]
+
+  def restrict(self, allowed: Sequence[np.ndarray]) -> None:
+    raise TypeError("members, not actions, restrict this game: grow it with extend().")
+
+  def extend(self, members: Sequence[np.ndarray]) -> None:
+    """Grows the populations (the first members unchanged): the new members'
+    regrets start at 0, and the average restarts."""
+    for p, grown in enumerate(members):
+      old = len(self.members[p])
+      if not np.array_equal(grown[:old], self.members[p]):
+        raise ValueError(f"player {p}: extend keeps the existing {old} members first.")
+      pad = np.zeros((grown.shape[1], len(grown) - old))
+      self.regrets[p] = np.concatenate([self.regrets[p], pad], axis=1)
+      self._predictions[p] = np.concatenate([self._predictions[p], pad], axis=1)
+      self.members[p] = np.asarray(grown, dtype=np.float64)
+    self.current = [self._matched_policy(p) for p in range(self.tree.num_players)]
+    self.restart_average()
+
+  def member_weights(self, player: int) -> np.ndarray:
+    """`[I, K]` the current mixture over members at each state."""
+    regrets = self.regrets[player] + self._predictions[player]
+    return regret_matching(regrets, np.ones_like(regrets))
+
+  def _instant_regrets(
+    self, player: int, values: np.ndarray, state_values: np.ndarray
+  ) -> np.ndarray:
+    member_values = np.einsum("ia,kia->ik", values, self.members[player])
+    return member_values - state_values[:, None]
+
+  def _matched_policy(self, player: int) -> np.ndarray:
+    return np.einsum("ik,kia->ia", self.member_weights(player), self.members[player])
+
+  def restricted_gap(self) -> float:
+    """The average's NashConv when each best response picks members."""
+    tree = self.tree
+    policies = self.average_policy()
+    reach = np.stack([tree.terminal_reach(p, m) for p, m in enumerate(policies)])
+    on_policy = exploitability.on_policy_from_reach(tree, reach)
+    return float(
+      sum(
+        exploitability.best_response_from_weights(
+          tree, p, exploitability.counterfactual_weights(tree, p, reach), choices=self.members[p]
+        )[0]
+        - on_policy[p]
+        for p in range(tree.num_players)
+      )
+    )

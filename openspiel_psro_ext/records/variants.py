@@ -37,6 +37,25 @@ class XDOState:
 
 
 @dataclasses.dataclass
+class NXDOState:
+  """NXDO's restricted game (`variants.xdo.NXDO`): XDO's, over members.
+
+  Attributes:
+    threshold: `eps_t`, the restricted-game NashConv CFR+ solved to.
+    restricted_nash_conv: the restricted-game NashConv CFR+ reached (None:
+      nothing to solve yet, iteration 0).
+    cfr_iterations: CFR+ iterations this iteration.
+    members: per player, the members the restricted game chooses among.
+  """
+
+  kind: ClassVar[str] = "nxdo"
+  threshold: float
+  restricted_nash_conv: float | None
+  cfr_iterations: int
+  members: list[int]
+
+
+@dataclasses.dataclass
 class AnytimeState:
   """Anytime PSRO's least exploitable mixtures (`variants.anytime_psro`).
 
@@ -132,10 +151,13 @@ class NeuPLState:
   held_out_gain_ratio: list[float] | None = None
 
 
-VariantState: TypeAlias = XDOState | AnytimeState | PipelineState | JPSROState | NeuPLState
+VariantState: TypeAlias = (
+  XDOState | NXDOState | AnytimeState | PipelineState | JPSROState | NeuPLState
+)
 
 KINDS: dict[str, type[VariantState]] = {
-  cls.kind: cls for cls in (XDOState, AnytimeState, PipelineState, JPSROState, NeuPLState)
+  cls.kind: cls
+  for cls in (XDOState, NXDOState, AnytimeState, PipelineState, JPSROState, NeuPLState)
 }
 
 

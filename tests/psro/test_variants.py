@@ -1,4 +1,4 @@
-"""Loop variants (`algorithms`): XDO and Anytime PSRO, and the CFR+ under XDO."""
+"""Loop variants (`algorithms`): XDO, NXDO and Anytime PSRO, and the CFR+ under XDO and NXDO."""
 
 import numpy as np
 import pyspiel
@@ -10,7 +10,7 @@ from openspiel_psro_ext import errors, psro
 from openspiel_psro_ext.game import cfr, exploitability, game_tree
 from openspiel_psro_ext.psro import variants as algorithms
 from openspiel_psro_ext.psro.variants import anytime_psro, xdo
-from openspiel_psro_ext.records.variants import XDOState
+from openspiel_psro_ext.records.variants import NXDOState, XDOState
 from openspiel_psro_ext.runs import checkpoints
 from tests.helpers import make_run
 
@@ -71,6 +71,90 @@ def test_restricted_game_and_its_best_responses():
   )
   with pytest.raises(ValueError, match="no allowed action"):
     cfr.CFRPlus(tree, [np.zeros_like(m) for m in legal])
+
+
+def _always(tree, player):
+  """`[A, I, A]`: member k plays action k where legal (else the first legal one)."""
+  legal = tree.infostates[player].legal_mask
+  members = []
+  for k in range(tree.num_actions):
+    actions = np.where(legal[:, k], k, legal.argmax(axis=1))
+    members.append(np.eye(tree.num_actions)[actions])
+  return np.stack(members)
+
+
+def test_member_cfr_over_every_pure_action_solves_the_full_game():
+  # Members that between them play every action at every state leave the
+  # full game: the known Kuhn value, and the member best response is the
+  # action best response.
+  tree = game_tree.get_tree("kuhn_poker")
+  members = [_always(tree, p) for p in range(2)]
+  solver = cfr.MemberCFRPlus(tree, members, predictive=True)
+  solver.iterate(1000)
+  average = solver.average_policy()
+  result = exploitability.exact_nash_conv(tree, average)
+  assert result.nash_conv < 1e-5
+  assert result.on_policy_values[0] == pytest.approx(-1 / 18, abs=1e-4)
+  assert solver.restricted_gap() == pytest.approx(result.nash_conv, abs=1e-12)
+
+
+def test_member_cfr_mixes_only_what_members_play():
+  tree = game_tree.get_tree("leduc_poker")
+  rng = np.random.default_rng(0)
+  members = []
+  for t in tree.infostates:
+    raw = rng.random((3, t.num_infostates, tree.num_actions)) * t.legal_mask
+    members.append(raw / raw.sum(axis=2, keepdims=True))
+  solver = cfr.MemberCFRPlus(tree, members)
+  solver.iterate(50)
+  for p, policy in enumerate(solver.current):
+    weights = solver.member_weights(p)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+    np.testing.assert_allclose(policy, np.einsum("ik,kia->ia", weights, members[p]))
+  # Growing keeps the old regrets and starts the new member's at 0.
+  before = [r.copy() for r in solver.regrets]
+  grown = [np.concatenate([m, m[:1]]) for m in members]
+  solver.extend(grown)
+  for p in range(2):
+    np.testing.assert_array_equal(solver.regrets[p][:, :3], before[p])
+    assert not solver.regrets[p][:, 3].any()
+  assert solver.iterations == 0
+  with pytest.raises(ValueError, match="existing 4 members first"):
+    solver.extend([m[::-1] for m in grown])
+  # The member best response never beats the action best response.
+  assert (
+    solver.restricted_gap()
+    <= cfr.restricted_nash_conv(
+      tree, solver.average_policy(), [t.legal_mask for t in tree.infostates]
+    )
+    + 1e-12
+  )
+
+
+def test_nxdo_kuhn_reaches_nash_conv_1e3_and_is_verified():
+  run = make_run(_config(algorithm="nxdo", target_nash_conv=1e-3))
+  assert isinstance(run.variant, xdo.NXDO)
+  assert run.run() == "target_nash_conv"
+  last = run.records[-1]
+  assert last.nash_conv <= 1e-3
+  assert run.verify(tolerance=1e-9) == pytest.approx(last.nash_conv, abs=1e-9)
+  assert all(isinstance(r.variant, NXDOState) for r in run.records)
+  # Iteration t's restricted game chooses among the t best responses so far.
+  assert [r.variant.members for r in run.records] == [[t, t] for t in range(len(run.records))]
+
+
+def test_nxdo_resume_matches_uninterrupted_run(tmp_path):
+  full = make_run(_config(game="leduc_poker", algorithm="nxdo", iterations=8))
+  full.run()
+  out = str(tmp_path / "nxdo")
+  make_run(_config(game="leduc_poker", algorithm="nxdo", iterations=5), output_dir=out).run()
+  resumed = make_run(
+    _config(game="leduc_poker", algorithm="nxdo", iterations=8), output_dir=out, resume=True
+  )
+  resumed.run()
+  saved = checkpoints.read_metrics(out)
+  assert [r["nash_conv"] for r in saved] == [r.nash_conv for r in full.records]
+  assert checkpoints.read_records(out)[-1].variant == full.records[-1].variant
 
 
 def test_xdo_kuhn_reaches_nash_conv_1e6_and_is_verified():

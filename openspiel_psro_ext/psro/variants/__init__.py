@@ -46,6 +46,7 @@ def register(name: str, loader: Loader) -> None:
 
 
 register("xdo", _load("xdo", "XDO"))
+register("nxdo", _load("xdo", "NXDO"))
 register("anytime_psro", _load("anytime_psro", "AnytimePSRO"))
 register("jpsro", _load("jpsro", "JPSRO"))
 register("p2sro", _load("p2sro", "P2SRO"))
