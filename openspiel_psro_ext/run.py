@@ -447,6 +447,7 @@ def check(
   config, view = psro_config.check_settings(config, options)
   from openspiel_psro_ext.psro import variants as variants_lib  # pylint: disable=g-import-not-at-top
 
+  assert config.algorithm is not None  # chosen by `check_settings`
   options = dataclasses.replace(
     options, algorithm_options=variants_lib.options(config.algorithm, options.algorithm_options)
   )

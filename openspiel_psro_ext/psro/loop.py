@@ -33,6 +33,7 @@ uninterrupted one.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -96,11 +97,8 @@ class PSRO:
     view: views.View | None = None,
     variant: variants.base.Variant | None = None,
   ):
-    self.config = config = psro_config.resolve(config)
-    self.variant = variant if variant is not None else variants.make(config.algorithm)
-    if view is None:  # else made and checked by the caller (the command), once
-      config, view = _checked(config, self.variant)
-      self.config = config
+    config, view, self.variant = _checked(config, view, variant)
+    self.config = config
     self.view, self.tree, self.num_players = view, view.tree, view.num_players
     self.backend = backend if backend is not None else backends.EmbeddedBackend()
     self.view.use_backend(self.backend)
@@ -121,7 +119,7 @@ class PSRO:
     if output_dir is not None:
       self.run_dir = checkpoints.RunDirectory.open(output_dir, config.to_dict(), resume)
       if self.variant.options is not None:
-        self.run_dir.check_algorithm_options(config.algorithm, self.variant.options)
+        self.run_dir.check_algorithm_options(self.variant.name, self.variant.options)
       if self.run_dir.state is not None:
         psro_config.check_resumable(self.run_dir.saved_config(), config, output_dir)
     self.variant.start(self)
@@ -313,13 +311,24 @@ class PSRO:
     return 0.0 if self.run_dir is None else self.run_dir.write_members(first, new_members)
 
 
-def _checked(config: PSROConfig, variant: variants.base.Variant) -> tuple[PSROConfig, views.View]:
-  """The config (its settings checked) and its game's view, checked as the
-  command checks them."""
-  config, view = psro_config.check_settings(config)
-  psro_config.check(config, view)
-  variant.check(config, view)
-  return config, view
+def _checked(
+  config: PSROConfig, view: views.View | None, variant: variants.base.Variant | None
+) -> tuple[PSROConfig, views.View, variants.base.Variant]:
+  """The resolved config, its game's view and its variant. A view given was
+  made and checked by the caller (the command), once; else the settings
+  are checked here as the command checks them."""
+  if variant is not None and config.algorithm is None:
+    config = dataclasses.replace(config, algorithm=variant.name)
+  unchecked = view is None
+  if view is None:
+    config, view = psro_config.check_settings(config)
+  config = psro_config.resolve(config, view)
+  assert config.algorithm is not None  # chosen by `resolve`
+  variant = variant if variant is not None else variants.make(config.algorithm)
+  if unchecked:
+    psro_config.check(config, view)
+    variant.check(config, view)
+  return config, view, variant
 
 
 def _solver_kwargs(
