@@ -49,6 +49,7 @@ high annealed learning rate (2e-2) with a loose gradient clip.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -146,7 +147,7 @@ class PPOOracle(torch_policy.TorchOracle):
 
       adv = advantages(rew_buf, val_buf, done_buf, rollout.act()[1], cfg)
       batch = rollout.batch(act_buf, adv, adv + val_buf)
-      stats = update(batch, module, optimizer, cfg, ent_coef, device)
+      stats = update(batch, module, optimizer, cfg, ent_coef, device, log.budget.out_of_time)
       updates += 1
 
       loss_m, pg_m, v_m, ent_m, kl_m = torch.stack(stats).mean(0).tolist()
@@ -199,11 +200,18 @@ def update(
   cfg: PPOConfig,
   ent_coef: float,
   device: torch.device,
+  out_of_time: Callable[[], bool] | None = None,
 ) -> list[torch.Tensor]:
   """PPO's clipped-objective epochs over `batch` in minibatches; per
-  minibatch `[loss, policy loss, value loss, entropy, approximate KL]`."""
+  minibatch `[loss, policy loss, value loss, entropy, approximate KL]`.
+
+  `out_of_time` ends the update after an epoch: with a large network (a
+  conv torso on a 19x19 board) one update takes many times a short best
+  response's budget, which it would otherwise overrun by that much."""
   stats = []
-  for _ in range(cfg.update_epochs):
+  for epoch in range(cfg.update_epochs):
+    if epoch and out_of_time is not None and out_of_time():
+      break
     perm = torch.randperm(batch.size, device=device)
     for mb in perm.tensor_split(min(cfg.num_minibatches, batch.size)):
       pg_loss, v_loss, entropy, approx_kl = batch.losses(mb, cfg.clip_coef)

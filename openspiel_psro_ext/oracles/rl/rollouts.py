@@ -401,6 +401,10 @@ class Budget:
   def done(self, episodes: int, steps: int) -> bool:
     return self.fraction(episodes, steps) >= 1.0
 
+  def out_of_time(self) -> bool:
+    """The wall-time limit (if any) is spent."""
+    return bool(self.seconds) and self.elapsed >= self.seconds
+
 
 class Progress:
   """A minimal progress bar: a line on stderr (if a tty) or periodic log lines."""

@@ -418,6 +418,10 @@ def setup(
   obs_table = None if tree is None else observation_table(tree, player, obs_type)
   if tree is None and cfg.simulated_num_envs:
     num_envs = cfg.simulated_num_envs
+  if tree is None and cfg.total_episodes:
+    # Every simulated game runs to its end: more games than the budget's
+    # episodes are played and thrown away (chess: 512 games for 20 episodes).
+    num_envs = min(num_envs, cfg.total_episodes)
   env = rollouts.make_env(request, num_envs, request.seed, obs_table)
   module = TorchPolicy(
     request.game,
