@@ -97,6 +97,26 @@ class GameTooLargeError(NotCompilableError):
   """The game has more histories than the compilation limits allow."""
 
 
+class InconsistentGameError(UsageError):
+  """pyspiel's game contradicts its own declaration (no mode can play it)."""
+
+
+def check_legal_actions(game: pyspiel.Game, largest: int) -> None:
+  """Refuses a legal action outside `[0, num_distinct_actions())`: every
+  policy here (tabular rows, network heads) has one entry per distinct action.
+
+  Raises:
+    InconsistentGameError: one line naming the game and the action.
+  """
+  if largest >= game.num_distinct_actions():
+    raise InconsistentGameError(
+      f"{game} gives legal action {largest} while its num_distinct_actions() is"
+      f" {game.num_distinct_actions()}: pyspiel's game contradicts its own declaration,"
+      " and policies have one output per distinct action. Fix the game's parameters or"
+      " its implementation."
+    )
+
+
 @dataclasses.dataclass
 class _Replay:
   """Rebuilds the `pyspiel.State`s of compiled histories from their paths.
@@ -946,6 +966,7 @@ def _walk(game: pyspiel.Game, max_histories: int, budget: _Budget) -> _Walk:
           f"{game} has a decision of player {p} with no legal action (history"
           f" {state.history()[:20]}...); pyspiel's game is inconsistent there."
         )
+      check_legal_actions(game, actions[-1])  # pyspiel lists them in ascending order
       actions.reverse()
       add_frame((state, h, actions, dep))
     elif p == _TERMINAL:

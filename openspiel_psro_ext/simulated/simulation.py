@@ -47,7 +47,12 @@ import pyspiel
 from open_spiel.python import observation as observation_lib
 
 from openspiel_psro_ext.errors import UsageError
-from openspiel_psro_ext.game.game_tree import GameTree, first_decision, quiet_stderr
+from openspiel_psro_ext.game.game_tree import (
+  GameTree,
+  check_legal_actions,
+  first_decision,
+  quiet_stderr,
+)
 
 if TYPE_CHECKING:
   from open_spiel.python import policy as policy_lib
@@ -396,11 +401,11 @@ class GameBatch:
     else:
       actions = [state.legal_actions(player) for state in states]
     counts = np.fromiter(map(len, actions), np.int64, len(actions))
+    flat = np.fromiter(itertools.chain.from_iterable(actions), np.int64, int(counts.sum()))
+    if flat.size and flat.max() >= self.num_actions:
+      check_legal_actions(self.game, int(flat.max()))
     legal = np.zeros((len(states), self.num_actions), dtype=bool)
-    legal[
-      np.repeat(np.arange(len(states)), counts),
-      np.fromiter(itertools.chain.from_iterable(actions), np.int64, int(counts.sum())),
-    ] = True
+    legal[np.repeat(np.arange(len(states)), counts), flat] = True
     if not with_obs:
       return None, legal
     return np.frombuffer(raw, dtype=np.float32).reshape(len(states), -1), legal

@@ -332,3 +332,39 @@ def test_ppo_losses_summed_per_observation_equal_per_sample_losses(rng):
       torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
     for g, w in zip(got_grads, want_grads):
       torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-6)
+
+
+def test_a_simulated_episode_budget_plays_at_most_that_many_games(rng):
+  # Every simulated game runs to its end: 512 games for a 20-episode budget
+  # would play 492 for nothing (a 19x19 go game is hundreds of moves).
+  tree = game_tree.get_tree("kuhn_poker")
+  opponents = [random_matrix(tree, 1, rng, deterministic=True)]
+  request = _simulated(_request("kuhn_poker", 0, opponents, seed=1), tree.game)
+  cls = oracles.get("ppo")
+  config = cls.Config(time_budget_s=0, progress=False, simulated_num_envs=512, total_episodes=20)
+  member = cls(config).best_response(request)
+  assert member.stats["episodes"] >= 20
+  assert member.stats["steps"] % 20 == 0 and member.stats["steps"] % 512 != 0
+
+
+def test_ppo_update_stops_between_epochs_once_out_of_time():
+  from openspiel_psro_ext.oracles.rl import ppo
+
+  weight = torch.nn.Parameter(torch.ones(1))
+
+  class Batch:
+    size = 8
+
+    def losses(self, minibatch, clip):
+      del clip
+      loss = (weight * minibatch.float()).mean()
+      return loss, loss, loss, loss
+
+  config = ppo.PPOConfig(update_epochs=5, num_minibatches=2)
+  optimizer = torch.optim.Adam([weight])
+  device = torch.device("cpu")
+  full = ppo.update(Batch(), torch.nn.Linear(1, 1), optimizer, config, 0.0, device)
+  assert len(full) == 10  # 5 epochs of 2 minibatches
+  # Out of time: the first epoch still runs (an update is never empty).
+  cut = ppo.update(Batch(), torch.nn.Linear(1, 1), optimizer, config, 0.0, device, lambda: True)
+  assert len(cut) == 2

@@ -95,3 +95,11 @@ def test_the_meta_solver_default_follows_the_players():
   assert psro_config.resolve(PSROConfig(game="kuhn_poker", meta_solver="uniform")).meta_solver == (
     "uniform"
   )
+
+
+@pytest.mark.parametrize("evaluation", ["auto", "simulated"])
+def test_a_game_contradicting_its_own_action_count_is_refused_in_one_line(evaluation):
+  # chat_game (OpenSpiel's Python game, mock LLM) declares 2 distinct actions
+  # and then lists 8 legal ones: no mode can give policies an output per action.
+  with pytest.raises(UsageError, match="gives legal action 7 while its num_distinct_actions"):
+    _view("chat_game", evaluation)
