@@ -391,6 +391,11 @@ class TrainingSetup:
   continues: bool = False
 
 
+# The most `games x actions` entries one simulated step's arrays hold
+# (4M: 16 MB of float32; go's 362 actions still fit 512 games).
+SIMULATED_ACTION_ROWS = 1 << 22
+
+
 def setup(
   request: base.BestResponseRequest,
   cfg: TrainingOptions,
@@ -422,6 +427,10 @@ def setup(
     # Every simulated game runs to its end: more games than the budget's
     # episodes are played and thrown away (chess: 512 games for 20 episodes).
     num_envs = min(num_envs, cfg.total_episodes)
+  if tree is None:
+    # Each step holds `[games, A]` probabilities and legal masks, and samples
+    # over A: colored_trails' 93,123 actions at 512 games took seconds a step.
+    num_envs = max(1, min(num_envs, SIMULATED_ACTION_ROWS // game.num_distinct_actions()))
   env = rollouts.make_env(request, num_envs, request.seed, obs_table)
   module = TorchPolicy(
     request.game,
