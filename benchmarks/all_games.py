@@ -15,7 +15,8 @@ and its closing approximate NashConv (`--approx_episodes`,
 Each game is classified by how the command ended:
 
   ran        exit 0 after both iterations (verified where exact);
-  short      exit 0, but a run budget stopped it after fewer iterations;
+  short      exit 0, but the run budget stopped it after fewer iterations
+             (a run that met its target NashConv sooner ran);
   refused    exit 2: one line of bad input or a game PSRO cannot take here;
   traceback  any other exit with a Python traceback: a bug of ours, or a
              crash inside pyspiel that we failed to turn into one line;
@@ -150,7 +151,7 @@ def run_one(
     seconds = time.perf_counter() - start
   view = "exact" if " histories)" in text else ("simulated" if "not compiled" in text else "-")
   lines = [line for line in text.splitlines() if line.strip()]
-  done = re.search(r"after (\d+) iterations", text)
+  done = re.search(r"after (\d+) iterations, stopped by time_budget", text)
   if proc.returncode == 0 and done and int(done.group(1)) < 2:
     result, reason = "short", f"{done.group(1)} iteration(s) within the run budget"
   elif proc.returncode == 0:

@@ -368,3 +368,24 @@ def test_ppo_update_stops_between_epochs_once_out_of_time():
   # Out of time: the first epoch still runs (an update is never empty).
   cut = ppo.update(Batch(), torch.nn.Linear(1, 1), optimizer, config, 0.0, device, lambda: True)
   assert len(cut) == 2
+
+
+def test_ppo_keeps_states_apart_that_observe_alike_but_differ_in_legal_actions():
+  # repeated_leduc_poker's between-hands state (one legal action) gives the
+  # same information-state tensor as a betting state: merged under one legal
+  # mask, the taken action was illegal there and the update diverged to NaN.
+  from openspiel_psro_ext import psro
+
+  config = psro.PSROConfig(
+    game="repeated_leduc_poker",
+    evaluation="simulated",
+    oracle="ppo",
+    iterations=2,
+    meta_solver="nash",
+    payoff_target_stderr=5.0,
+    oracle_config={"time_budget_s": 0, "total_steps": 20_000, "progress": False},
+  )
+  run = psro.PSRO(config)
+  run.run()
+  module = run.populations[0][-1].module
+  assert all(torch.isfinite(p).all() for p in module.parameters())

@@ -340,7 +340,15 @@ class _SampleRollout:
     the samples are distinct (small games), else one row per sample. Both
     give the same loss and gradient; the summed one costs less."""
     n = actions.size
-    flat = np.ascontiguousarray(self.obs.reshape(n, -1))
+    # A state is its observation and its legal actions: some games' tensors
+    # leave out what decides the legal set (repeated_leduc_poker's between-hands
+    # state observes like a betting one), and one mask for both would make
+    # the taken action illegal (log-probability -1e9, the update diverges).
+    flat = np.ascontiguousarray(
+      np.concatenate(
+        [self.obs.reshape(n, -1), self.legal.reshape(n, -1).astype(self.obs.dtype)], axis=1
+      )
+    )
     # Rows compared as raw bytes: a 1-D sort, much cheaper than
     # `unique(axis=0)`'s lexicographic one.
     rows_as_bytes = flat.view(np.dtype((np.void, flat.dtype.itemsize * flat.shape[1])))
