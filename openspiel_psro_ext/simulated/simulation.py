@@ -39,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
+import zlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -195,6 +196,35 @@ class Population:
 
 INFORMATION_STATE = "info_state"
 OBSERVATION = "observation"
+# Games that give strings only: hashed character trigrams of the string.
+INFORMATION_STATE_STRING = "info_state_string"
+OBSERVATION_STRING = "observation_string"
+STRING_KINDS = (INFORMATION_STATE_STRING, OBSERVATION_STRING)
+STRING_FEATURES = 1024
+
+
+def encode_string(text: str, size: int = STRING_FEATURES) -> np.ndarray:
+  """`[size]` float32 features of a state's string: each character trigram is
+  hashed (CRC-32, the same in every process) into one of `size` buckets, and
+  a bucket holds log(1 + its count).
+
+  Lossy (order beyond three characters and colliding trigrams are lost), so
+  policies that observe it may confuse states; it lets games that give no
+  tensor (cribbage, tarok) run at all.
+  """
+  data = text.encode()
+  grams = [data[i : i + 3] for i in range(max(len(data) - 2, 1))]
+  buckets = np.fromiter((zlib.crc32(g) % size for g in grams), np.int64, len(grams))
+  return np.log1p(np.bincount(buckets, minlength=size)).astype(np.float32)
+
+
+def state_observation(state: pyspiel.State, player: int, kind: str) -> np.ndarray:
+  """`[size]` float32: what a policy observing `kind` sees of `state`."""
+  if kind == INFORMATION_STATE_STRING:
+    return encode_string(state.information_state_string(player))
+  if kind == OBSERVATION_STRING:
+    return encode_string(state.observation_string(player))
+  return np.asarray(getattr(state, _tensor_method(kind))(player), dtype=np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,8 +232,9 @@ class Observation:
   """What simulated policies observe of a game, chosen by `observation_of`.
 
   Attributes:
-    kind: `INFORMATION_STATE` (the information-state tensor) or
-      `OBSERVATION` (the observation tensor).
+    kind: `INFORMATION_STATE` (the information-state tensor),
+      `OBSERVATION` (the observation tensor), or for games with neither,
+      `INFORMATION_STATE_STRING` / `OBSERVATION_STRING` (`encode_string`).
     shape: one observation's shape as the game gives it: spatial games keep
       theirs (chess `[20, 8, 8]`, `[C, H, W]`) for convolutional networks; the
       simulator hands policies `[B, size]` rows, which they reshape.
@@ -275,25 +306,49 @@ def _probe(game: pyspiel.Game, kind: str) -> Observation | None:
   return Observation(kind, shape, recall, fast=False)
 
 
+def _probe_string(game: pyspiel.Game) -> Observation | None:
+  """The string a game without tensors gives (information state first), or None."""
+  state = first_decision(game)
+  if state is None:
+    return None
+  for kind in STRING_KINDS:
+    with quiet_stderr():
+      try:
+        state_observation(state, state.current_player(), kind)
+      except (pyspiel.SpielError, RuntimeError, NotImplementedError, AttributeError):
+        continue
+    return Observation(kind, (STRING_FEATURES,), perfect_recall=False, fast=False)
+  return None
+
+
 _OBSERVATIONS: dict[str, Observation] = {}
 
 
 def observation_of(game: pyspiel.Game) -> Observation:
   """What simulated policies observe of `game`: its information-state
-  tensor, else its observation tensor (see `Observation.perfect_recall`).
+  tensor, else its observation tensor (see `Observation.perfect_recall`),
+  else its information-state or observation string, encoded (`encode_string`).
 
   Raises:
-    UsageError: the game gives neither tensor.
+    UsageError: the game gives no tensor and no string.
   """
   key = str(game)
   if key not in _OBSERVATIONS:
-    found = _probe(game, INFORMATION_STATE) or _probe(game, OBSERVATION)
+    found = _probe(game, INFORMATION_STATE) or _probe(game, OBSERVATION) or _probe_string(game)
     if found is None:
       raise UsageError(
-        f"{game} provides neither an information-state tensor nor an"
-        " observation tensor, one of which simulated policies observe."
+        f"{game} provides neither an information-state tensor nor an observation"
+        " tensor, nor their strings, one of which simulated policies observe."
       )
-    if not found.perfect_recall:
+    if found.kind in STRING_KINDS:
+      logging.info(
+        "%s gives no tensor: policies observe its %s string as %d hashed character"
+        " trigrams (lossy: states may look alike).",
+        game,
+        "information-state" if found.kind == INFORMATION_STATE_STRING else "observation",
+        STRING_FEATURES,
+      )
+    elif not found.perfect_recall:
       logging.info(
         "%s gives no information-state tensor: policies observe its observation"
         " tensor, which may forget what the player saw before (imperfect recall).",
@@ -339,10 +394,10 @@ class _Observer:
         raw += view
 
     else:
-      method = _tensor_method(observation.kind)
+      kind = observation.kind
 
       def append(state: pyspiel.State, player: int, raw: bytearray) -> None:
-        raw += np.asarray(getattr(state, method)(player), dtype=np.float32).tobytes()
+        raw += state_observation(state, player, kind).tobytes()
 
     self.append = append
 

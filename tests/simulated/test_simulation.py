@@ -6,7 +6,6 @@ import numpy as np
 import pyspiel
 import pytest
 
-from openspiel_psro_ext.errors import UsageError
 from openspiel_psro_ext.game import game_tree, payoffs
 from openspiel_psro_ext.simulated import simulation
 from tests.helpers import random_matrix
@@ -125,8 +124,6 @@ def test_games_per_entry_adapt_to_the_variance():
 def test_bad_games_and_configs_are_refused():
   with pytest.raises(ValueError, match="turn-based form"):
     simulation.SimulatedPayoffTable(pyspiel.load_game("matrix_rps"))
-  with pytest.raises(UsageError, match="neither an information-state tensor nor an observation"):
-    simulation.observation_of(pyspiel.load_game("tarok"))
   with pytest.raises(ValueError, match="min_games"):
     simulation.SamplingConfig(min_games=10, max_games=5)
   with pytest.raises(ValueError, match="one weight per member"):
@@ -139,6 +136,9 @@ def test_bad_games_and_configs_are_refused():
     ("kuhn_poker", simulation.INFORMATION_STATE, (11,), True),
     ("chess", simulation.OBSERVATION, (20, 8, 8), True),  # the state; a board keeps [C, H, W]
     ("go_fish", simulation.OBSERVATION, (141,), False),  # may forget the past
+    # No tensor: the encoded string (lossy, so never perfect recall).
+    ("tarok", simulation.INFORMATION_STATE_STRING, (simulation.STRING_FEATURES,), False),
+    ("coin_game", simulation.OBSERVATION_STRING, (simulation.STRING_FEATURES,), False),
   ],
 )
 def test_policies_observe_the_information_state_else_the_observation(name, kind, shape, recall):
@@ -193,3 +193,25 @@ def test_utility_range_and_its_refusal():
 
   with pytest.raises(ValueError, match="no finite utility range; set it by hand"):
     simulation.utility_range(Unbounded(), "set it by hand")
+
+
+def test_a_string_game_plays_and_its_encoding_is_one_function(rng):
+  # tarok gives strings only: the batch's rows and a single state's
+  # observation (what `TorchPolicy` as an OpenSpiel policy reads) are the same
+  # encoding, and it depends on the string alone.
+  tarok = pyspiel.load_game("tarok")
+  uniform = simulation.UniformRandomPolicy()
+  assert simulation.play(tarok, [uniform] * 3, 4, rng).shape == (4, 3)
+  batch = simulation.GameBatch(tarok, [None] + [simulation.Population.of(uniform)] * 2, 2, rng)
+  batch.restart(np.arange(2))
+  batch.advance(np.arange(2))
+  obs, _ = batch.observe(range(2), 0)
+  kind = simulation.INFORMATION_STATE_STRING
+  for b in range(2):
+    state = batch.states[b]
+    np.testing.assert_array_equal(obs[b], simulation.state_observation(state, 0, kind))
+    text = state.information_state_string(0)
+    np.testing.assert_array_equal(obs[b], simulation.encode_string(text))
+  features = simulation.encode_string("abcabc")
+  assert features.shape == (simulation.STRING_FEATURES,) and features.sum() > 0
+  np.testing.assert_array_equal(features, simulation.encode_string("abcabc"))

@@ -80,6 +80,8 @@ def observed(game: pyspiel.Game, tree: GameTree | None, player: int, obs_type: s
   if tree is not None and tree.infostates[player].tensors is not None:
     return OBS_INFO_STATE
   kind = simulation.observation_of(game).kind
+  if kind in simulation.STRING_KINDS:
+    return kind  # a game without tensors: its encoded string
   return OBS_OBSERVATION if kind == simulation.OBSERVATION else OBS_INFO_STATE
 
 
@@ -240,7 +242,7 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
   def probabilities(self, obs: np.ndarray, legal: np.ndarray) -> np.ndarray:
     """`[B, ...]` observations (`simulation.observation_of`), `[B, A]` bool
     -> `[B, A]` numpy probabilities (`simulation.BatchedPolicy`)."""
-    if self.arch["obs_type"] not in (OBS_INFO_STATE, OBS_OBSERVATION):
+    if self.arch["obs_type"] not in (OBS_INFO_STATE, OBS_OBSERVATION, *simulation.STRING_KINDS):
       raise ValueError(
         f"simulated games give one tensor per decision; this"
         f" policy observes {self.arch['obs_type']!r}."
@@ -262,6 +264,8 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
     return matrix / matrix.sum(axis=1, keepdims=True)
 
   def _observation(self, state: pyspiel.State, player: int) -> np.ndarray:
+    if self.arch["obs_type"] in simulation.STRING_KINDS:
+      return simulation.state_observation(state, player, self.arch["obs_type"])
     if self.arch["obs_type"] == OBS_INFO_STATE:
       return np.asarray(state.information_state_tensor(player), dtype=np.float32)
     if self.arch["obs_type"] == OBS_OBSERVATION:
