@@ -389,3 +389,16 @@ def test_ppo_keeps_states_apart_that_observe_alike_but_differ_in_legal_actions()
   run.run()
   module = run.populations[0][-1].module
   assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_a_compiled_game_without_tensors_observes_its_encoded_strings():
+  # coordinated_mp compiles (15 histories) but gives no tensor: the learner's
+  # observation table encodes each information state's string.
+  tree = game_tree.get_tree("coordinated_mp")
+  kind = torch_policy.observed(tree.game, tree, 0, torch_policy.OBS_INFO_STATE)
+  assert kind == simulation.INFORMATION_STATE_STRING
+  table = torch_policy.observation_table(tree, 0, kind)
+  states = tree.infostates[0].states
+  assert table.shape == (len(states), simulation.STRING_FEATURES)
+  for row, state in zip(table, states):
+    np.testing.assert_array_equal(row, simulation.encode_string(state.information_state_string(0)))

@@ -63,6 +63,9 @@ def observation_table(tree: GameTree, player: int, obs_type: str) -> np.ndarray:
     states = tree.infostates[player].states
     table = np.asarray([s.observation_tensor(player) for s in states], dtype=np.float32)
     return table.reshape((len(states),) + shape)
+  if obs_type in simulation.STRING_KINDS:  # a game without tensors
+    states = tree.infostates[player].states
+    return np.stack([simulation.state_observation(s, player, obs_type) for s in states])
   raise ValueError(f"unknown obs_type {obs_type!r}.")
 
 
