@@ -50,8 +50,7 @@ APPROX_EPISODES = 20
 APPROX_EVAL_GAMES = 20
 # The RL mode's payoff entries: standard error this share of the game's
 # utility range, so most entries stop at the minimum of 64 games (the
-# default's 0.4% takes thousands of games of chess; 2.5% still took 400
-# games an entry, 40 s each, of 19x19 go).
+# default's 0.4% takes thousands of games of long games such as chess or go).
 PAYOFF_STDERR_SHARE = 0.1
 
 

@@ -921,6 +921,7 @@ def _walk(game: pyspiel.Game, max_histories: int, budget: _Budget) -> _Walk:
     )
 
   num_players = game.num_players()
+  num_actions = game.num_distinct_actions()
   parent: list[int] = []
   action: list[int] = []
   player: list[int] = []
@@ -966,7 +967,8 @@ def _walk(game: pyspiel.Game, max_histories: int, budget: _Budget) -> _Walk:
           f"{game} has a decision of player {p} with no legal action (history"
           f" {state.history()[:20]}...); pyspiel's game is inconsistent there."
         )
-      check_legal_actions(game, actions[-1])  # pyspiel lists them in ascending order
+      if actions[-1] >= num_actions:  # pyspiel lists them in ascending order
+        check_legal_actions(game, actions[-1])
       actions.reverse()
       add_frame((state, h, actions, dep))
     elif p == _TERMINAL:

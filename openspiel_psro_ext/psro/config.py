@@ -280,9 +280,9 @@ def default_algorithm(config: PSROConfig, view: views.View) -> str:
 
   Anytime PSRO (`variants.anytime_psro`) outputs the least exploitable
   mixture of the members, exactly over the compiled tree, so it needs the
-  tree, two players and zero sum; with an RL oracle on Leduc its median
-  NashConv over 3 seeds was 2.4x lower than plain PSRO's at 300 s and 3.8x
-  at 600 s (`benchmarks/psro_rl.py`, BUILD_NOTES.md). A chosen meta-solver
+  tree, two players and zero sum; with an RL oracle on Leduc it reached a
+  lower NashConv than plain PSRO on the same clock (`benchmarks/psro_rl.py`,
+  figures in benchmarks/RESULTS.md). A chosen meta-solver
   or meta-strategy averaging is plain PSRO's (Anytime PSRO uses neither),
   and with the exact oracle plain PSRO is kept (the exact benchmarks' runs).
   """

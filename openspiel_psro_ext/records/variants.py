@@ -17,41 +17,43 @@ from typing import Any, ClassVar, TypeAlias
 
 
 @dataclasses.dataclass
-class XDOState:
-  """XDO's restricted game (`variants.xdo`).
+class _RestrictedGameState:
+  """What XDO and NXDO record of their restricted game.
 
   Attributes:
     threshold: `eps_t`, the restricted-game NashConv CFR+ solved to.
     restricted_nash_conv: the restricted-game NashConv CFR+ reached (None:
       nothing to solve yet, iteration 0).
     cfr_iterations: CFR+ iterations this iteration.
+  """
+
+  threshold: float
+  restricted_nash_conv: float | None
+  cfr_iterations: int
+
+
+@dataclasses.dataclass
+class XDOState(_RestrictedGameState):
+  """XDO's restricted game (`variants.xdo`).
+
+  Attributes:
     restricted_actions: per player, the allowed actions summed over its
       information states.
   """
 
   kind: ClassVar[str] = "xdo"
-  threshold: float
-  restricted_nash_conv: float | None
-  cfr_iterations: int
   restricted_actions: list[int]
 
 
 @dataclasses.dataclass
-class NXDOState:
+class NXDOState(_RestrictedGameState):
   """NXDO's restricted game (`variants.xdo.NXDO`): XDO's, over members.
 
   Attributes:
-    threshold: `eps_t`, the restricted-game NashConv CFR+ solved to.
-    restricted_nash_conv: the restricted-game NashConv CFR+ reached (None:
-      nothing to solve yet, iteration 0).
-    cfr_iterations: CFR+ iterations this iteration.
     members: per player, the members the restricted game chooses among.
   """
 
   kind: ClassVar[str] = "nxdo"
-  threshold: float
-  restricted_nash_conv: float | None
-  cfr_iterations: int
   members: list[int]
 
 

@@ -457,7 +457,7 @@ class GameBatch:
       actions = [state.legal_actions(player) for state in states]
     counts = np.fromiter(map(len, actions), np.int64, len(actions))
     flat = np.fromiter(itertools.chain.from_iterable(actions), np.int64, int(counts.sum()))
-    if flat.size and flat.max() >= self.num_actions:
+    if flat.size:
       check_legal_actions(self.game, int(flat.max()))
     legal = np.zeros((len(states), self.num_actions), dtype=bool)
     legal[np.repeat(np.arange(len(states)), counts), flat] = True

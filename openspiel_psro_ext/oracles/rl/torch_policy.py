@@ -399,7 +399,7 @@ class TrainingSetup:
 
 
 # The most `games x actions` entries one simulated step's arrays hold
-# (4M: 16 MB of float32; go's 362 actions still fit 512 games).
+# (16 MB of float32; 512 games of go's 362 actions fit).
 SIMULATED_ACTION_ROWS = 1 << 22
 
 
@@ -428,15 +428,14 @@ def setup(
       f" set obs_type={OBS_INFO_STATE!r} (got {cfg.obs_type!r})."
     )
   obs_table = None if tree is None else observation_table(tree, player, obs_type)
-  if tree is None and cfg.simulated_num_envs:
-    num_envs = cfg.simulated_num_envs
-  if tree is None and cfg.total_episodes:
-    # Every simulated game runs to its end: more games than the budget's
-    # episodes are played and thrown away (chess: 512 games for 20 episodes).
-    num_envs = min(num_envs, cfg.total_episodes)
   if tree is None:
-    # Each step holds `[games, A]` probabilities and legal masks, and samples
-    # over A: colored_trails' 93,123 actions at 512 games took seconds a step.
+    num_envs = cfg.simulated_num_envs or num_envs
+    if cfg.total_episodes:
+      # Every simulated game runs to its end: games beyond the budget's
+      # episodes are played and thrown away.
+      num_envs = min(num_envs, cfg.total_episodes)
+    # Each step holds `[games, A]` probabilities and legal masks and samples
+    # over A, whose cost grows with A (colored_trails has 93,123 actions).
     num_envs = max(1, min(num_envs, SIMULATED_ACTION_ROWS // game.num_distinct_actions()))
   env = rollouts.make_env(request, num_envs, request.seed, obs_table)
   module = TorchPolicy(

@@ -137,8 +137,9 @@ class XDO(base.Variant):
     return self._cfr
 
   def _restricted_state(
-    self, threshold: float, gap: float | None, cfr_iterations: int
+    self, matrices: list[np.ndarray], threshold: float, gap: float | None, cfr_iterations: int
   ) -> XDOState | NXDOState:
+    del matrices  # the solver's allowed actions say it
     return XDOState(
       threshold=threshold,
       restricted_nash_conv=gap,
@@ -168,7 +169,7 @@ class XDO(base.Variant):
       and self.threshold > self.min_threshold
     ):  # an exact 0 would never stop
       self.threshold /= 2
-    self._state = self._restricted_state(threshold, gap, cfr_iterations)
+    self._state = self._restricted_state(matrices, threshold, gap, cfr_iterations)
     sigma = []
     for m in matrices:
       weights = np.zeros(len(m))
@@ -222,9 +223,9 @@ class NXDOOptions:
       form (its most probable action at every state). Off by default: an RL
       member's greedy actions where it never trained are arbitrary, and
       state-by-state mixing of arbitrary pure policies spans small games
-      (`benchmarks/restricted_games.py`: 20 random pure policies per player
-      hold a Leduc equilibrium to NashConv 0.0004), so the run would measure
-      the restricted game's reach, not the best responses.
+      (`benchmarks/restricted_games.py`: a few dozen random pure policies per
+      player span a Leduc equilibrium), so the run would measure the
+      restricted game's reach, not the best responses.
   """
 
   greedy_members: bool = False
@@ -251,11 +252,11 @@ class NXDO(XDO):
   responses that also choose members.
 
   What its NashConv says: state-by-state mixing is expressive. On Leduc,
-  40 random Dirichlet(0.2) policies per player already span a restricted
-  game whose equilibrium has NashConv 0.009 (`benchmarks/restricted_games.py`),
-  below NXDO + PPO's 0.036 after 300 s (about 120 members). On small games
-  the restricted game, not the best responses, does most of the work; NXDO
-  is for games too large for that, and it is not the default.
+  random policies per player already span a restricted game whose
+  equilibrium is less exploitable than NXDO + PPO's output on the same
+  number of members (`benchmarks/restricted_games.py`, RESULTS.md). On small
+  games the restricted game, not the best responses, does most of the work;
+  NXDO is for games too large for that, and it is not the default.
   """
 
   name = "nxdo"
@@ -281,12 +282,11 @@ class NXDO(XDO):
     return self._cfr
 
   def _restricted_state(
-    self, threshold: float, gap: float | None, cfr_iterations: int
+    self, matrices: list[np.ndarray], threshold: float, gap: float | None, cfr_iterations: int
   ) -> XDOState | NXDOState:
-    counts = [len(m) - 1 for m in self.run.population_matrices()]
     return NXDOState(
       threshold=threshold,
       restricted_nash_conv=gap,
       cfr_iterations=cfr_iterations,
-      members=counts,
+      members=[len(m) - 1 for m in matrices],
     )
