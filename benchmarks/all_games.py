@@ -11,7 +11,7 @@ no run budget (`--time_budget_s=0`: both iterations run; `--budget_s` sets
 one), runs embedded (no Ray to start per game)
 and coarsens the simulated mode's payoff entries (`--payoff_target_stderr`)
 and its closing approximate NashConv (`--approx_episodes`,
-`--approx_eval_games`): the question is whether the game runs, not how well.
+`--approx_eval_games`, `--approx_time_s`): the question is whether the game runs, not how well.
 Each game is classified by how the command ended:
 
   ran        exit 0 after both iterations (verified where exact);
@@ -48,6 +48,9 @@ from open_spiel.python import games  # noqa: F401  (registers the Python games, 
 # episode is hundreds of moves).
 APPROX_EPISODES = 20
 APPROX_EVAL_GAMES = 20
+# ... and at most these seconds per best response: 20 episodes of go or shogi
+# are thousands of decisions through a conv net, a minute of PPO updates.
+APPROX_TIME_S = 5.0
 # The RL mode's payoff entries: standard error this share of the game's
 # utility range, so most entries stop at the minimum of 64 games (the
 # default's 0.4% takes thousands of games of long games such as chess or go).
@@ -125,6 +128,7 @@ def run_one(
         "--backend=embedded",
         f"--approx_episodes={APPROX_EPISODES}",
         f"--approx_eval_games={APPROX_EVAL_GAMES}",
+        f"--approx_time_s={APPROX_TIME_S:g}",
       ]
       span = _utility_range(name)
       if span:

@@ -137,6 +137,13 @@ class RunOptions:
   approx_eval_games: int = setting(
     20_000, help="Simulated view: games per value in the approximate NashConv.", min=1
   )
+  approx_time_s: float = setting(
+    120.0,
+    help="Simulated view: each approximate-NashConv best response stops after this many"
+    " seconds even short of --approx_episodes (0: no cap); long games (go, shogi) play"
+    " few episodes a second, and a capped best response gives a looser lower bound.",
+    min=0,
+  )
   bot_simulations: tuple[int, ...] = setting(
     (),
     help="Play the output meta-strategy against OpenSpiel's MCTS bot (IS-MCTS in"
@@ -381,6 +388,7 @@ def evaluations(view: views.View, options: RunOptions, seed: int) -> list[psro_l
       seed=seed, eval_games=options.approx_eval_games
     )
     config.oracle_config["total_episodes"] = options.approx_episodes
+    config.oracle_config["time_budget_s"] = options.approx_time_s
 
     def approx(snap: psro_lib.Snapshot) -> records_metrics.ApproxNashConv:
       policies = snap.policies()

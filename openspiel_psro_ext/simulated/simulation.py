@@ -39,7 +39,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-import zlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -205,17 +204,25 @@ STRING_FEATURES = 1024
 
 def encode_string(text: str, size: int = STRING_FEATURES) -> np.ndarray:
   """`[size]` float32 features of a state's string: each character trigram is
-  hashed (CRC-32, the same in every process) into one of `size` buckets, and
-  a bucket holds log(1 + its count).
+  hashed into one of `size` buckets, and a bucket holds log(1 + its count).
+
+  A trigram's three bytes form a 24-bit code; Knuth's multiplicative hash
+  (times 2654435761, low 32 bits) spreads the codes, and the hash's top bits
+  pick the bucket (multiply-shift range reduction). It is arithmetic on
+  arrays, the same in every process, and whole strings hash at numpy speed
+  (policies read one string per decision).
 
   Lossy (order beyond three characters and colliding trigrams are lost), so
   policies that observe it may confuse states; it lets games that give no
   tensor (cribbage, tarok) run at all.
   """
-  data = text.encode()
-  grams = [data[i : i + 3] for i in range(max(len(data) - 2, 1))]
-  buckets = np.fromiter((zlib.crc32(g) % size for g in grams), np.int64, len(grams))
-  return np.log1p(np.bincount(buckets, minlength=size)).astype(np.float32)
+  data = np.frombuffer(text.encode(), dtype=np.uint8).astype(np.uint64)
+  if len(data) < 3:  # a short string is one (zero-padded) trigram
+    data = np.concatenate([data, np.zeros(3 - len(data), np.uint64)])
+  codes = (data[:-2] << np.uint64(16)) | (data[1:-1] << np.uint64(8)) | data[2:]
+  hashed = (codes * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)
+  buckets = (hashed * np.uint64(size)) >> np.uint64(32)
+  return np.log1p(np.bincount(buckets.astype(np.int64), minlength=size)).astype(np.float32)
 
 
 def state_observation(state: pyspiel.State, player: int, kind: str) -> np.ndarray:
@@ -638,31 +645,49 @@ class SerialPlayer:
 class SamplingConfig:
   """How many games each payoff entry gets.
 
-  Each entry plays `min_games` games, then more (in multiples of
-  `batch_games`, as many as its sample variance says it needs) until the
-  standard error of every player's mean, weighted by the entry's importance
-  to the meta-strategy (see `SimulatedPayoffTable.add`), is at most the
-  target, or it has `max_games`.
+  Each entry of importance `w` (its weight in the meta-strategy's values,
+  see `SimulatedPayoffTable.add`) first plays `max(floor_games, w *
+  min_games)` games, then more (in multiples of `batch_games`, as many as
+  its sample variance says it needs) until its standard error, weighted by
+  `w`, is at most the target, or it has `max_games`.
+
+  Scaling the minimum by `w` keeps its guarantee: a member's value against
+  the others' mixture, `sum_k w(k) M[i, k]`, has variance `sum_k w(k)^2
+  s_k^2 / n_k <= max_k s_k^2 / min_games` when every `n_k >= w(k)
+  min_games`, as if one entry of full weight had `min_games` games. It
+  matters with many players: a 6-player table of 3 members each has 729
+  entries, most of tiny weight.
 
   Attributes:
     target_stderr: the target in payoff units; 0: `relative_stderr` times
       the game's utility range (`max_utility - min_utility`: Leduc 26 chips,
       limit hold'em hundreds, so one number fits every game).
     relative_stderr: the target as a share of the utility range.
+    min_games: the first games of an entry of full importance.
+    floor_games: the first games of any entry (its sample variance decides
+      the rest).
+    max_games: the most games of an entry.
+    batch_games: the step of an entry's top-ups.
     task_games: games per task (`backends.Backend.play` runs tasks at once).
   """
 
   target_stderr: float = 0.0
   relative_stderr: float = 0.004
   min_games: int = 64
+  floor_games: int = 8
   max_games: int = 4096
   batch_games: int = 64
   task_games: int = 4096
 
   def __post_init__(self) -> None:
-    if not 0 < self.min_games <= self.max_games or self.batch_games < 1 or self.task_games < 1:
+    if (
+      not 2 <= self.floor_games <= self.min_games <= self.max_games
+      or self.batch_games < 1
+      or self.task_games < 1
+    ):
       raise ValueError(
-        f"need 0 < min_games <= max_games, batch_games >= 1 and task_games >= 1; got {self}."
+        "need 2 <= floor_games <= min_games <= max_games, batch_games >= 1 and"
+        f" task_games >= 1; got {self}."
       )
     if self.target_stderr < 0 or self.relative_stderr <= 0:
       raise ValueError(
@@ -786,9 +811,9 @@ class SimulatedPayoffTable:
     `n_k` proportional to `w(k) s_k`). So an entry is played until
     `w(k) stderr_k^2 <= target^2`, with `w` the largest of its players'
     weights. A new member, about to join the support, weighs the share it
-    would get there, `1 / (support + 1)`; members without weight get
-    `min_games`; old entries whose weight rose since they were played are
-    topped up.
+    would get there, `1 / (support + 1)`; every entry first plays its share
+    of `min_games` (`SamplingConfig`), at least `floor_games`; old entries
+    whose weight rose since they were played are topped up.
 
     Args:
       new_members: per player, a list of batched policies (or one policy, or
@@ -861,9 +886,8 @@ class SimulatedPayoffTable:
       extra = np.maximum(
         cfg.batch_games, np.ceil((need - games) / cfg.batch_games) * cfg.batch_games
       )
-      wanted = np.where(
-        games < cfg.min_games, cfg.min_games, np.where(need > games, games + extra, games)
-      )
+      minimum = np.maximum(cfg.floor_games, np.ceil(cfg.min_games * importance))
+      wanted = np.where(games < minimum, minimum, np.where(need > games, games + extra, games))
       counts = np.minimum(wanted, cfg.max_games).astype(np.int64) - games
       profiles = np.argwhere(counts > 0)  # [E, P]
       if not len(profiles):

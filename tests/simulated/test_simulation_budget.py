@@ -115,3 +115,32 @@ def test_state_policies_play_like_openspiel_values():
     np.random.default_rng(2),
   )
   np.testing.assert_array_equal(ours, theirs)
+
+
+def test_minimum_games_follow_each_entrys_importance():
+  """Three players, two members each: an entry of importance `w` first plays
+  `max(floor_games, w * min_games)`, so each member's value against the
+  others' mixture keeps the variance bound of `min_games` full-weight games."""
+  game = pyspiel.load_game("kuhn_poker(players=3)")
+  config = simulation.SamplingConfig(
+    target_stderr=10.0, min_games=64, floor_games=8, batch_games=8, task_games=500
+  )
+  table = simulation.SimulatedPayoffTable(game, config)
+  uniform = simulation.UniformRandomPolicy
+  table.add([[uniform()]] * 3, seed=0)
+  assert table.games[0, 0, 0] == 64  # no weights: every entry has full importance
+  weights = [np.ones(1)] * 3
+  table.add([[uniform()]] * 3, seed=1, weights=weights)
+  # A new member weighs 1/2: an entry's importance is the largest product of
+  # two players' weights, 1 (two old members), 1/2 (one new) or 1/4.
+  games = table.games
+  for profile in np.ndindex(2, 2, 2):
+    new = sum(profile)
+    expected = {0: 64, 1: 64, 2: 32, 3: 16}[new]
+    assert games[profile] == expected, (profile, games[profile])
+  # Weight 0 for the old members: entries of old members only fall to the floor.
+  table.add([[uniform()]] * 3, seed=2, weights=[np.array([0.0, 1.0])] * 3)
+  games = table.games
+  assert games[2, 0, 0] == 8  # importance max(0 * 0, 1/2 * 0, ...) = 0
+  assert games[2, 2, 2] == 16  # importance 1/2 * 1/2
+  assert games[1, 1, 2] == 64 and games[2, 1, 1] == 64  # members 1 carry all the weight
