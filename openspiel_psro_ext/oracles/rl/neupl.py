@@ -43,19 +43,40 @@ from openspiel_psro_ext.errors import UsageError
 from openspiel_psro_ext.game.game_tree import GameTree
 from openspiel_psro_ext.oracles import base
 from openspiel_psro_ext.oracles.rl import networks, ppo, rollouts, torch_policy
+from openspiel_psro_ext.records import schema
 from openspiel_psro_ext.simulated import simulation
 
 
 @dataclasses.dataclass
 class NeuPLConfig(ppo.PPOConfig):
-  """The learner's hyperparameters: PPO's (`ppo.PPOConfig`; each call
-  anneals the learning rate and the entropy bonus as a PPO best response
-  does), with a wider network for the whole population and fewer games per
-  update (more updates per episode: every row needs its own)."""
+  """The learner's hyperparameters: PPO's (`ppo.PPOConfig`), with a wider
+  network for the whole population, fewer games per update (more updates
+  per episode: every row needs its own), and no schedules: a constant,
+  smaller learning rate and an entropy bonus that stays on.
 
-  hidden: tuple[int, ...] = (128, 128)
-  num_envs: int = 512
-  ent_coef: float = 0.02
+  Why not PPO's schedules: a PPO best response starts from a fresh network,
+  so annealing its entropy bonus to zero only sharpens an answer it has
+  already explored its way to. NeuPL's network trains on from one call to
+  the next, and a new row starts from what the network answers at nearby
+  conditions. Trained without the bonus at the end of each call, with PPO's
+  high learning rate, the softmax saturates: the actions a new row's best
+  response needs keep vanishing probabilities, are never sampled, so give no
+  gradient, and the new member stays as exploitable as the mixture it
+  answers, iteration after iteration. A constant bonus keeps every legal
+  action sampled (too large a one keeps the members so random that their own
+  exploitability becomes the floor of the output's), and a constant, smaller
+  learning rate is NeuPL's continuous training: no call restarts from a
+  large step that sharpens the policy faster than the bonus holds it and
+  shakes the rows already learnt.
+  """
+
+  # Re-declared with PPO's bounds (a plain default would drop them).
+  hidden: tuple[int, ...] = schema.setting((128, 128), min=1, network=True)
+  num_envs: int = schema.setting(512, min=1, bytes_each=64)
+  learning_rate: float = schema.setting(3e-3, min=0)
+  anneal_lr: bool = False
+  ent_coef: float = schema.setting(0.05, min=0)
+  ent_coef_final: float = schema.setting(0.05, min=0)
 
 
 def conditioned_table(obs_table: np.ndarray, conditions: np.ndarray) -> np.ndarray:
@@ -229,7 +250,7 @@ def train(
   opponents: base.ConditionedMixtures,
   cfg: NeuPLConfig,
 ) -> base.PopulationMember:
-  """PPO on all rows at once (PPO's loop, `ppo.PPOOracle`, over the
+  """PPO on all rows at once (PPO's loop, `ppo.train`, over the
   conditioned environment); returns the last row's member."""
   networks.seed_torch(request.seed, cfg.num_threads)
   device = networks.resolve_device(cfg.device)
@@ -241,33 +262,18 @@ def train(
     cfg.total_steps,
     cfg.time_budget_s if request.time_budget_s is None else request.time_budget_s,
   )
-  keys = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl")
   log = rollouts.TrainingLog(
-    f"neupl p{player}", budget, cfg.num_envs, cfg.progress, keys, request.plan.schedule_span
+    f"neupl p{player}",
+    budget,
+    cfg.num_envs,
+    cfg.progress,
+    ppo.LOSS_KEYS,
+    request.plan.schedule_span,
   )
-  rng = np.random.default_rng([request.seed, 1])
   optimizer = torch.optim.Adam(module.parameters(), lr=cfg.learning_rate, eps=1e-5)
-  T, B = cfg.num_steps, env.num_envs
-  rollout = ppo.TableRollout(module, env, env.obs_table, T, device)
-  act_buf = np.zeros((T, B), dtype=np.int64)
-  rew_buf = np.zeros((T, B), dtype=np.float32)
-  done_buf = np.zeros((T, B), dtype=bool)
-  val_buf = np.zeros((T, B), dtype=np.float32)
-  rollout.reset()
-  updates = 0
-  while not log.done:
-    ent_coef = ppo.anneal(optimizer, cfg, log.fraction)
-    for t in range(T):  # T learner decisions in each of the B games
-      probs, val_buf[t] = rollout.act()
-      act_buf[t] = simulation.sample_actions(probs, rng)
-      rew_buf[t], done_buf[t] = rollout.step(t, act_buf[t])
-      log.track(rew_buf[t], done_buf[t])
-    adv = ppo.advantages(rew_buf, val_buf, done_buf, rollout.act()[1], cfg)
-    batch = rollout.batch(act_buf, adv, adv + val_buf)
-    losses = ppo.update(batch, module, optimizer, cfg, ent_coef, device)
-    updates += 1
-    means = torch.stack(losses).mean(0).tolist()
-    log.record(**dict(zip(keys, means)))
+  rollout = ppo.TableRollout(module, env, env.obs_table, cfg.num_steps, device)
+  rng = np.random.default_rng([request.seed, 1])
+  updates = ppo.train(rollout, module, optimizer, cfg, log, rng, device)
   log.close()
   module = module.cpu().eval()
   member = ConditionalMember(module, opponents.conditions[-1])

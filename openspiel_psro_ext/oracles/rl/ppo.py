@@ -105,63 +105,81 @@ class PPOOracle(torch_policy.TorchOracle):
 
   def best_response(self, request: base.BestResponseRequest) -> base.PopulationMember:
     cfg = self.config
-    run = torch_policy.setup(
-      request,
-      cfg,
-      cfg.num_envs,
-      "softmax",
-      ("loss", "policy_loss", "value_loss", "entropy", "approx_kl"),
-      with_value=True,
-    )
+    run = torch_policy.setup(request, cfg, cfg.num_envs, "softmax", LOSS_KEYS, with_value=True)
     device, env, module, log = run.device, run.env, run.module, run.log
     previous = torch_policy.warm_start_source(request, module)
     whole = cfg.warm_start or request.plan.continues  # loaded by `setup`
     if cfg.warm_start_critic and not whole and previous is not None:
       _critic(module).load_state_dict(_critic(previous).state_dict())
     optimizer = torch.optim.Adam(module.parameters(), lr=cfg.learning_rate, eps=1e-5)
-    T, B = cfg.num_steps, env.num_envs
     # Summed per observation over a compiled tree; per sample in simulated
     # games, whose observations rarely repeat.
     rollout: TableRollout | _SampleRollout
     if request.tree is not None:
       assert isinstance(env, rollouts.TreeVecEnv) and run.obs_table is not None
-      rollout = TableRollout(module, env, run.obs_table, T, device)
+      rollout = TableRollout(module, env, run.obs_table, cfg.num_steps, device)
     else:
       assert isinstance(env, rollouts.PyspielVecEnv)
-      rollout = _SampleRollout(module, env, T, device)
-    act_buf = np.zeros((T, B), dtype=np.int64)
-    rew_buf = np.zeros((T, B), dtype=np.float32)
-    done_buf = np.zeros((T, B), dtype=bool)
-    val_buf = np.zeros((T, B), dtype=np.float32)
-    rollout.reset()
-    updates = 0
-    while not log.done:
-      ent_coef = anneal(optimizer, cfg, log.fraction)
-
-      # Rollout: T learner decisions in each of the B games.
-      for t in range(T):
-        probs, val_buf[t] = rollout.act()
-        act_buf[t] = simulation.sample_actions(probs, run.rng)
-        rew_buf[t], done_buf[t] = rollout.step(t, act_buf[t])
-        log.track(rew_buf[t], done_buf[t])
-
-      adv = advantages(rew_buf, val_buf, done_buf, rollout.act()[1], cfg)
-      batch = rollout.batch(act_buf, adv, adv + val_buf)
-      stats = update(batch, module, optimizer, cfg, ent_coef, device, log.budget.out_of_time)
-      updates += 1
-
-      loss_m, pg_m, v_m, ent_m, kl_m = torch.stack(stats).mean(0).tolist()
-      log.record(
-        loss=loss_m,
-        policy_loss=pg_m,
-        value_loss=v_m,
-        entropy=ent_m,
-        approx_kl=kl_m,
-        **torch_policy.exact_value_point(request, run, cfg.eval_every),
-      )
+      rollout = _SampleRollout(module, env, cfg.num_steps, device)
+    updates = train(
+      rollout,
+      module,
+      optimizer,
+      cfg,
+      log,
+      run.rng,
+      device,
+      lambda: torch_policy.exact_value_point(request, run, cfg.eval_every),
+    )
     if cfg.greedy_result:
       module.arch["output"] = "greedy"
     return torch_policy.finish(request, run, "ppo", updates=updates)
+
+
+# The losses `update` reports, in its order: a training log's curve keys.
+LOSS_KEYS = ("loss", "policy_loss", "value_loss", "entropy", "approx_kl")
+
+
+def train(
+  rollout: TableRollout | _SampleRollout,
+  module: torch_policy.TorchPolicy,
+  optimizer: torch.optim.Optimizer,
+  cfg: PPOConfig,
+  log: rollouts.TrainingLog,
+  rng: np.random.Generator,
+  device: torch.device,
+  extra: Callable[[], dict[str, float]] = dict,
+) -> int:
+  """PPO's loop until `log`'s budget is spent; returns the number of updates.
+
+  Each update: the schedules at the budget's spent fraction (`anneal`),
+  `cfg.num_steps` learner decisions in each of the rollout's games (actions
+  drawn from `rng`), GAE advantages and `update`'s epochs, which stop early
+  once the wall-time budget is spent. `log` gets a curve point per update:
+  the mean losses (`LOSS_KEYS`) and `extra()`'s values. PPO's best responses
+  and NeuPL's conditional learner (`neupl.train`) both run this loop.
+  """
+  T, B = cfg.num_steps, rollout.env.num_envs
+  act_buf = np.zeros((T, B), dtype=np.int64)
+  rew_buf = np.zeros((T, B), dtype=np.float32)
+  done_buf = np.zeros((T, B), dtype=bool)
+  val_buf = np.zeros((T, B), dtype=np.float32)
+  rollout.reset()
+  updates = 0
+  while not log.done:
+    ent_coef = anneal(optimizer, cfg, log.fraction)
+    for t in range(T):  # T learner decisions in each of the B games
+      probs, val_buf[t] = rollout.act()
+      act_buf[t] = simulation.sample_actions(probs, rng)
+      rew_buf[t], done_buf[t] = rollout.step(t, act_buf[t])
+      log.track(rew_buf[t], done_buf[t])
+    adv = advantages(rew_buf, val_buf, done_buf, rollout.act()[1], cfg)
+    batch = rollout.batch(act_buf, adv, adv + val_buf)
+    stats = update(batch, module, optimizer, cfg, ent_coef, device, log.budget.out_of_time)
+    updates += 1
+    means = torch.stack(stats).mean(0).tolist()
+    log.record(**dict(zip(LOSS_KEYS, means)), **extra())
+  return updates
 
 
 def anneal(optimizer: torch.optim.Optimizer, cfg: PPOConfig, frac: float) -> float:
