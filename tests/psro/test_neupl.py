@@ -128,7 +128,7 @@ def test_kuhn_to_nash_conv_at_most_0_05():
   # the run stops at the default target (0.01) once it gets there.
   config = _config(
     iterations=20,
-    oracle_config=dict(time_budget_s=0.0, total_episodes=150_000, progress=False, num_threads=1),
+    oracle_config=dict(time_budget_s=0.0, total_episodes=60_000, progress=False, num_threads=1),
   )
   run = psro.PSRO(config, variant=variants.make("neupl")).restore()
   run.run()
