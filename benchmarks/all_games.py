@@ -49,7 +49,7 @@ from open_spiel.python import games  # noqa: F401  (registers the Python games, 
 APPROX_EPISODES = 20
 APPROX_EVAL_GAMES = 20
 # ... and at most these seconds per best response: 20 episodes of go or shogi
-# are thousands of decisions through a conv net, a minute of PPO updates.
+# are thousands of decisions through a conv net (RESULTS.md has the times).
 APPROX_TIME_S = 5.0
 # The RL mode's payoff entries: standard error this share of the game's
 # utility range, so most entries stop at the minimum of 64 games (the
