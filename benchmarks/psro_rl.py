@@ -1,26 +1,29 @@
-"""PSRO on leduc_poker with the PPO oracle: exact NashConv within 10 minutes.
+"""PSRO on leduc_poker with RL best responses, as the main command runs it.
 
   python benchmarks/psro_rl.py [--algorithm=psro|anytime_psro|xdo|...]
-      [--oracle=ppo|mpo|crossq|...] [--budget_s=600] [--br_seconds=1.5]
-      [--br_seconds_final=4] [--ramp_iterations=200] [--backend=ray]
-      [--target=0.2] [--seed=0] [--set FIELD=VALUE ...]
+      [--meta_solver=nash|...] [--oracle=ppo|mpo|crossq|...] [--budget_s=600]
+      [--br_seconds=1.5] [--br_seconds_final=4] [--ramp_iterations=200]
+      [--backend=ray] [--target=0.2] [--seed=0] [--set FIELD=VALUE ...]
   python benchmarks/psro_rl.py --stock [--budget_s=600] [--stock_oracle=PG]
       [--stock_episodes=10000] [--stock_sims_per_entry=1000] [--seed=0]
 
-Our PSRO loop (`openspiel_psro_ext.psro`), Nash LP meta-solver, exact payoff
-tables, and one PPO best response per player per iteration, trained on the
-vectorised tree rollouts with PPO's `psro_defaults` (`--set` overrides
-PPOConfig fields). Each best response gets a wall-time budget that ramps from
-`--br_seconds` (default: PPO's PSRO default, 1.5 s) to `--br_seconds_final`
-over `--ramp_iterations` (`PSROConfig.oracle_budget_final_s`); with the Ray
-backend the two players' best responses train at the same time, one core each.
-NashConv of every meta-strategy is exact (sequence form over the compiled
-tree); the first one at or below the target is re-checked with OpenSpiel's
-nash_conv (`verification`). Prints the NashConv curve (and each player's
-exploitability) against seconds and training episodes. Target: NashConv <= 0.2
-within 10 minutes on 2 cores.
+Our PSRO loop (`openspiel_psro_ext.psro`) with exact payoff tables and one
+best response per player per iteration (PPO by default, with its
+`psro_defaults`; `--set` overrides fields of the oracle's Config). With no
+`--algorithm` and no `--meta_solver` the run is the main command's default
+(`psro_config.default_algorithm`: Anytime PSRO for an RL oracle on a compiled
+two-player zero-sum game); `--algorithm=psro` is plain PSRO as the command
+runs it (Nash, meta-strategies averaged). Each best response gets a
+wall-time budget that ramps from `--br_seconds` (default: the oracle's PSRO
+default) to `--br_seconds_final` over `--ramp_iterations`
+(`PSROConfig.oracle_budget_final_s`); with the Ray backend the two players'
+best responses train at the same time, one core each. NashConv of every
+output is exact (sequence form over the compiled tree); the first one at or
+below the target is re-checked with OpenSpiel's nash_conv (`verification`).
+Prints the NashConv curve (and each player's exploitability) against seconds
+and training episodes, and the curve at 60 / 120 / 300 / 600 s.
 
-PASS needs the final meta-strategy at or below the target too, not just one
+PASS needs the final output at or below the target too, not just one
 iteration on the way.
 
 `--stock` runs stock OpenSpiel's own RL PSRO instead, for the same
@@ -33,26 +36,7 @@ measured with OpenSpiel's PolicyAggregator + nash_conv, not counted in its
 time; stock's iterations are not interruptible, so its last one may end past
 the budget (printed). Needs the `stock-rl` extra (JAX).
 
-Measured with `--stock --budget_s=300 --seed=0` on 2 cores shared with other
-jobs (load average 6-8, so each process got well under a core): stock's
-set-up (agents, JAX compilation, the first 1000-game payoff entry) took 19 s,
-at NashConv 5.208 (two untrained PG agents); its first iteration (two best
-responses of 10,000 episodes each, then 3 new entries of 1000 games) ended
-at 309 s: NashConv 5.072, the only meta-strategy within 300 s (340 s with
-the NashConv measurements). Ours at 300 s: 0.17-0.18 (above).
-
-Measured on 2 cores (see BUILD_NOTES.md), with the defaults and the Ray
-backend, seeds 0/1/2: NashConv first at or below 0.2 at 159 / 197 / 168 s;
-0.170 / 0.175 / 0.172 at 300 s; 0.079 / 0.084 / 0.084 for the last
-meta-strategy at 600 s (the median of the last 20 iterations 0.096 / 0.083 /
-0.093), about 1.1 billion episodes per run; seed 0 again after the learner
-got a random stream of its own: 189 s, 0.131, 0.097 (median 0.105). Per-sample PPO
-(before PPO summed
-its batch per observation) was at 0.17-0.24 at 600 s.
-
-`--algorithm=anytime_psro --target=0.05`, Ray, seeds 0/1/2: the output's
-NashConv 0.031 / 0.025 / 0.029 at 600 s, first at or below 0.05 at 441 /
-232 / 430 s (BUILD_NOTES).
+Figures: benchmarks/RESULTS.md.
 """
 
 import argparse
@@ -79,11 +63,16 @@ def main():
   parser.add_argument("--oracle", default="ppo")
   parser.add_argument(
     "--algorithm",
-    default="psro",
+    default=None,
     choices=algorithms.names(),
     help="the PSRO variant (NashConv is of its output: Anytime"
     " PSRO's least exploitable mixtures, XDO's restricted-game"
-    " average strategy)",
+    " average strategy); default: the main command's (`psro_config.default_algorithm`)",
+  )
+  parser.add_argument(
+    "--meta_solver",
+    default=None,
+    help="default: the main command's (a chosen one means plain PSRO, as there)",
   )
   parser.add_argument(
     "--algorithm_options",
@@ -157,7 +146,7 @@ def main():
     algorithm=args.algorithm,
     iterations=10_000,
     target_nash_conv=0.0,
-    meta_solver="nash",
+    meta_solver=args.meta_solver,
     oracle=args.oracle,
     oracle_config=oracle_config,
     seed=args.seed,
@@ -166,17 +155,25 @@ def main():
     oracle_budget_ramp_iterations=args.ramp_iterations,
     best_responses_per_player=tuple(int(k) for k in args.best_responses_per_player.split(",") if k),
   )
+  variant = None  # the algorithm's, with its default options
+  if args.algorithm_options != "{}":
+    if args.algorithm is None:
+      parser.error("--algorithm_options needs --algorithm")
+    options = algorithms.options(args.algorithm, json.loads(args.algorithm_options))
+    variant = algorithms.make(args.algorithm, options)
   start = time.perf_counter()  # Ray's start-up counts
   backend = backends.make(args.backend)
-  options = algorithms.options(args.algorithm, json.loads(args.algorithm_options))
-  run = psro.PSRO(config, backend=backend, variant=algorithms.make(args.algorithm, options))
+  # Resolves the algorithm and meta-solver left unset as the main command does.
+  run = psro.PSRO(config, backend=backend, variant=variant)
+  config = run.config
   settings = {
     k: v
     for k, v in vars(run.oracle.config).items()
     if k in {**oracles.get(args.oracle).psro_defaults, **oracle_config}
   }
   print(
-    f"{args.algorithm}({args.oracle}, nash) {args.algorithm_options} on {args.game},"
+    f"{config.algorithm}({args.oracle}, {config.meta_solver}) {args.algorithm_options}"
+    f" on {args.game},"
     f" {args.backend} backend,"
     f" {args.budget_s:g} s budget; best responses {run.oracle_time_budget(0):g} ->"
     f" {run.oracle_time_budget(args.ramp_iterations):g} s over"
