@@ -38,10 +38,11 @@ def test_a_member_not_drawn_keeps_its_weight_relative_to_the_window_mean():
 
 
 def test_hedge_refuses_bad_settings_and_zero_weights():
-  with pytest.raises(errors.UsageError, match="step > 0"):
-    hedge.HedgeOptions(step=0.0).check()
-  with pytest.raises(errors.UsageError, match="window >= 1"):
-    hedge.HedgeOptions(window=0).check()
+  options = algorithms.get("anytime_psro").Options
+  with pytest.raises(errors.UsageError, match="option hedge_step must be"):
+    algorithms.make("anytime_psro", options(hedge_step=0.0))
+  with pytest.raises(errors.UsageError, match="option hedge_window must be"):
+    algorithms.make("anytime_psro", options(hedge_window=0))
   with pytest.raises(ValueError, match="weight 0"):
     hedge.OpponentHedge(np.array([1.0, 0.0]), hedge.HedgeOptions())
 

@@ -118,8 +118,11 @@ def test_refuses_other_oracles_and_the_simulated_mode():
     make_run(_config(oracle="ppo", oracle_config={}))
   with pytest.raises(errors.UsageError, match="compiled tree"):
     make_run(_config(evaluation="simulated"))
-  with pytest.raises(errors.UsageError, match="graph solver"):
+  with pytest.raises(errors.UsageError, match="graph_solver must be one of"):
     variants.options("neupl", dict(graph_solver="nope"))
+  # Built in Python, options meet the same declarations.
+  with pytest.raises(errors.UsageError, match="option max_population must be"):
+    variants.make("neupl", variants.get("neupl").Options(max_population=1))
 
 
 @pytest.mark.slow

@@ -27,12 +27,11 @@ import dataclasses
 
 import numpy as np
 
-from openspiel_psro_ext.errors import UsageError
-
 
 @dataclasses.dataclass(frozen=True)
 class HedgeOptions:
-  """The opponent learner's settings (module doc).
+  """The opponent learner's settings (module doc); their ranges are declared
+  where a run takes them (`AnytimeOptions.hedge_step`, `hedge_window`).
 
   Attributes:
     step: the learning rate, on the game's payoffs.
@@ -41,13 +40,6 @@ class HedgeOptions:
 
   step: float = 0.1
   window: int = 1000
-
-  def check(self) -> None:
-    if not self.step > 0 or self.window < 1:
-      raise UsageError(
-        f"the opponent learner needs step > 0 and window >= 1; got step="
-        f"{self.step}, window={self.window}."
-      )
 
 
 class OpponentHedge:

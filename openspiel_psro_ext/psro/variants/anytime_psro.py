@@ -135,12 +135,7 @@ class AnytimeOptions:
     object.__setattr__(self, "learner", Learner(self.learner))
 
   def check(self) -> None:
-    if self.inner_steps < 1 or self.max_exploiters < 1:
-      raise UsageError(
-        f"Anytime PSRO needs inner_steps and max_exploiters >= 1; got"
-        f" {self.inner_steps} and {self.max_exploiters}."
-      )
-    self.hedge.check()
+    """Nothing depends on another value."""
 
   @property
   def hedge(self) -> hedge.HedgeOptions:

@@ -47,7 +47,7 @@ from openspiel_psro_ext.oracles import base as oracle_base
 from openspiel_psro_ext.oracles.rl import hedge
 from openspiel_psro_ext.psro import evaluations, views
 from openspiel_psro_ext.psro.config import PSROConfig
-from openspiel_psro_ext.records import IterationRecord
+from openspiel_psro_ext.records import IterationRecord, schema
 from openspiel_psro_ext.records.variants import VariantState
 from openspiel_psro_ext.runs import checkpoints
 
@@ -97,7 +97,8 @@ class VariantOptions(Protocol):
   __dataclass_fields__: ClassVar[dict[str, Any]]
 
   def check(self) -> None:
-    """Raises `UsageError` for a value out of range."""
+    """Raises `UsageError` where one value rules out another (each value's
+    own range is its `schema.setting` declaration, held by the variant)."""
 
 
 _ZERO_SUM = (pyspiel.GameType.Utility.ZERO_SUM, pyspiel.GameType.Utility.CONSTANT_SUM)
@@ -183,6 +184,11 @@ class Variant(abc.ABC):
         raise UsageError(f"algorithm {self.name!r} takes no options; got {options}.")
     else:
       options = options if options is not None else self.Options()
+      # Options built in Python, not from --algorithm_options, meet their
+      # declarations here.
+      wrong = schema.object_problem(options, lambda key: f"{self.title} option {key}")
+      if wrong is not None:
+        raise UsageError(wrong)
       options.check()
     self.options = options
     self.run: Run

@@ -62,7 +62,7 @@ from openspiel_psro_ext.oracles.rl.neupl import PopulationGraph
 from openspiel_psro_ext.psro import views
 from openspiel_psro_ext.psro.config import PSROConfig
 from openspiel_psro_ext.psro.variants import base
-from openspiel_psro_ext.records import IterationRecord
+from openspiel_psro_ext.records import IterationRecord, schema
 from openspiel_psro_ext.records.variants import NeuPLState
 from openspiel_psro_ext.runs import neupl as graph_files
 
@@ -125,27 +125,15 @@ class NeuPLOptions:
     dirichlet: the sampled and held-out mixtures' Dirichlet concentration.
   """
 
-  graph_solver: str = "psro_nash"
-  max_population: int = 64
-  new_row_share: float = 0.5
-  simplex_rows: int = 0
-  held_out: int = 0
-  dirichlet: float = 1.0
+  graph_solver: str = schema.setting("psro_nash", choices=sorted(GRAPH_SOLVERS))
+  max_population: int = schema.setting(64, min=2)
+  new_row_share: float = schema.setting(0.5, above=0, max=1)
+  simplex_rows: int = schema.setting(0, min=0)
+  held_out: int = schema.setting(0, min=0)
+  dirichlet: float = schema.setting(1.0, above=0)
 
   def check(self) -> None:
-    if self.graph_solver not in GRAPH_SOLVERS:
-      raise UsageError(
-        f"NeuPL has no graph solver {self.graph_solver!r}; choose one of {sorted(GRAPH_SOLVERS)}."
-      )
-    if self.max_population < 2:
-      raise UsageError(f"NeuPL needs max_population >= 2; got {self.max_population}.")
-    if not 0 < self.new_row_share <= 1:
-      raise UsageError(f"NeuPL needs 0 < new_row_share <= 1; got {self.new_row_share}.")
-    if self.simplex_rows < 0 or self.held_out < 0 or not self.dirichlet > 0:
-      raise UsageError(
-        f"NeuPL needs simplex_rows, held_out >= 0 and dirichlet > 0; got"
-        f" {self.simplex_rows}, {self.held_out} and {self.dirichlet}."
-      )
+    """Nothing depends on another value."""
 
 
 class NeuPL(base.Variant):

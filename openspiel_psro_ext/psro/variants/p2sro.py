@@ -123,11 +123,9 @@ class PipelineOptions:
   max_chunks: int = schema.setting(8, min=1)
 
   def check(self) -> None:
-    if self.num_active < 1:
-      raise UsageError(f"P2SRO needs at least one active policy; got num_active={self.num_active}.")
-    if not 1 <= self.min_chunks <= self.max_chunks:
+    if self.min_chunks > self.max_chunks:
       raise UsageError(
-        f"P2SRO needs 1 <= min_chunks <= max_chunks; got {self.min_chunks} and {self.max_chunks}."
+        f"P2SRO needs min_chunks <= max_chunks; got {self.min_chunks} and {self.max_chunks}."
       )
 
 
