@@ -155,12 +155,12 @@ def main():
     oracle_budget_ramp_iterations=args.ramp_iterations,
     best_responses_per_player=tuple(int(k) for k in args.best_responses_per_player.split(",") if k),
   )
-  variant = None  # the algorithm's, with its default options
-  if args.algorithm_options != "{}":
-    if args.algorithm is None:
-      parser.error("--algorithm_options needs --algorithm")
-    options = algorithms.options(args.algorithm, json.loads(args.algorithm_options))
-    variant = algorithms.make(args.algorithm, options)
+  chosen = json.loads(args.algorithm_options)
+  variant = None  # None: the resolved algorithm's, with its default options
+  if args.algorithm is not None:
+    variant = algorithms.make(args.algorithm, algorithms.options(args.algorithm, chosen))
+  elif chosen:
+    parser.error("--algorithm_options needs --algorithm")
   start = time.perf_counter()  # Ray's start-up counts
   backend = backends.make(args.backend)
   # Resolves the algorithm and meta-solver left unset as the main command does.
