@@ -189,8 +189,7 @@ class Population:
 
   def draw(self, num: int, rng: np.random.Generator) -> np.ndarray:
     """`[num]` member indices drawn by weight."""
-    cum = cumulative_rows(self.weights)
-    return sample_rows(np.broadcast_to(cum, (num, len(cum))), rng)
+    return sample_index(cumulative_rows(self.weights), num, rng)
 
 
 INFORMATION_STATE = "info_state"
@@ -557,7 +556,24 @@ def sample_rows(cum: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   has positive probability, so zero-probability actions never occur.
   """
   u = 1.0 - rng.random(len(cum))
-  return (cum < u[:, None]).sum(axis=1)
+  if cum.shape[1] > 16:
+    return (cum < u[:, None]).sum(axis=1)
+  # Column by column: summing a `[B, A]` boolean over a short last axis
+  # is about 5x slower for a few actions.
+  index = np.zeros(len(cum), dtype=np.int64)
+  for column in cum.T:
+    index += column < u
+  return index
+
+
+def sample_index(cum: np.ndarray, num: int, rng: np.random.Generator) -> np.ndarray:
+  """`[num]` draws from one `[N]` cumulative distribution.
+
+  The same draws as `sample_rows` on `num` copies of the row, from the same
+  uniforms, by bisection: O(num log N) instead of O(num N), which matters
+  when N is a population of hundreds drawn for every episode.
+  """
+  return np.searchsorted(cum, 1.0 - rng.random(num), side="left")
 
 
 def sample_actions(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -215,3 +215,21 @@ def test_a_string_game_plays_and_its_encoding_is_one_function(rng):
   features = simulation.encode_string("abcabc")
   assert features.shape == (simulation.STRING_FEATURES,) and features.sum() > 0
   np.testing.assert_array_equal(features, simulation.encode_string("abcabc"))
+
+
+@pytest.mark.parametrize("num_actions", [1, 3, 17, 40])
+def test_sampling_by_columns_bisection_and_sum_draw_alike(num_actions, rng):
+  """`sample_rows`' column loop (few actions) and sum (many), and
+  `sample_index`'s bisection, are the same draws from the same uniforms;
+  zero-probability entries are never drawn."""
+  probs = rng.random((5000, num_actions)) * (rng.random((5000, num_actions)) < 0.6)
+  probs[:, 0] += probs.sum(axis=1) == 0  # every row has some mass
+  cum = simulation.cumulative_rows(probs)
+  u = 1.0 - np.random.default_rng(7).random(len(cum))
+  expected = (cum < u[:, None]).sum(axis=1)
+  np.testing.assert_array_equal(simulation.sample_rows(cum, np.random.default_rng(7)), expected)
+  assert np.all(probs[np.arange(len(probs)), expected] > 0)
+  row = cum[0]
+  np.testing.assert_array_equal(
+    simulation.sample_index(row, 5000, np.random.default_rng(7)), (row < u[:, None]).sum(axis=1)
+  )

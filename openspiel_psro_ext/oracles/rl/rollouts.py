@@ -91,8 +91,9 @@ class TreeVecEnv:
     self.obs_table = np.asarray(obs_table, dtype=np.float32)
     self.obs_shape = self.obs_table.shape[1:]
     self.legal_mask = table.legal_mask
-    self._is_learner = tree.player == player
     self._is_terminal = tree.player == _TERMINAL
+    # Chance and opponent nodes, which `_advance` plays through.
+    self._moves_alone = (tree.player != player) & ~self._is_terminal
     self._returns = tree.returns[:, player].astype(np.float32)
     self._chance_cum = simulation.cumulative_rows(tree.chance_probs)
     # Per opponent: its player and cumulative behaviour rows.
@@ -134,21 +135,19 @@ class TreeVecEnv:
 
   def _draw_members(self, idx: np.ndarray) -> None:
     if self._joint is not None:  # one joint profile per game
-      shape, joint_cum = self._joint  # as `simulation.sample_rows`, by bisection
-      profiles = np.searchsorted(joint_cum, 1.0 - self._rng.random(len(idx)))
-      self._members[:, idx] = np.unravel_index(np.minimum(profiles, len(joint_cum) - 1), shape)
+      shape, joint_cum = self._joint
+      profiles = simulation.sample_index(joint_cum, len(idx), self._rng)
+      self._members[:, idx] = np.unravel_index(profiles, shape)
       return
     for j, weight_cum in enumerate(self._weight_cums):
-      self._members[j, idx] = simulation.sample_rows(
-        np.broadcast_to(weight_cum, (len(idx), len(weight_cum))), self._rng
-      )
+      self._members[j, idx] = simulation.sample_index(weight_cum, len(idx), self._rng)
 
   def _advance(self, idx: np.ndarray) -> None:
     """Moves games `idx` through chance/opponent nodes to a learner node or end."""
     tree = self.tree
     while len(idx):
       h = self._hist[idx]
-      moving = ~(self._is_learner[h] | self._is_terminal[h])
+      moving = self._moves_alone[h]
       idx, h = idx[moving], h[moving]
       if not len(idx):
         return
