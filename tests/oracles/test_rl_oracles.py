@@ -334,6 +334,24 @@ def test_ppo_losses_summed_per_observation_equal_per_sample_losses(rng):
       torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("samples", [10, 5000])
+def test_ppo_distinct_rows_are_numpys_unique(samples, rng):
+  """By marks (a batch not much smaller than the table) or by sorting."""
+  from openspiel_psro_ext.oracles.rl import ppo  # pylint: disable=g-import-not-at-top
+
+  tree = game_tree.get_tree("leduc_poker")
+  table = tree.infostates[0]
+  module = torch_policy.TorchPolicy(tree.game, 0, table.tensors.shape[1:], (8,), with_value=True)
+  observations = ppo._ObservationTable(  # pylint: disable=protected-access
+    module, table.tensors, table.legal_mask, torch.device("cpu")
+  )
+  rows = rng.choice(len(table.tensors), size=samples)
+  unique, inverse = observations.distinct(rows)
+  expected_unique, expected_inverse = np.unique(rows, return_inverse=True)
+  np.testing.assert_array_equal(unique, expected_unique)
+  np.testing.assert_array_equal(inverse, expected_inverse)
+
+
 def test_a_simulated_episode_budget_plays_at_most_that_many_games(rng):
   # Every simulated game runs to its end: 512 games for a 20-episode budget
   # would play 492 for nothing (a 19x19 go game is hundreds of moves).

@@ -180,9 +180,7 @@ class ConditionedTreeEnv(rollouts.TreeVecEnv):
     self.legal_mask = np.tile(self.legal_mask, (len(conditions), 1))
 
   def _draw_members(self, idx: np.ndarray) -> None:
-    rows = simulation.sample_rows(
-      np.broadcast_to(self._row_cum, (len(idx), len(self._row_cum))), self._rng
-    )
+    rows = simulation.sample_index(self._row_cum, len(idx), self._rng)
     self._game_rows[idx] = rows
     for j, cum in enumerate(self._row_member_cums):
       self._members[j, idx] = simulation.sample_rows(cum[rows], self._rng)
@@ -270,7 +268,7 @@ def train(
     ppo.LOSS_KEYS,
     request.plan.schedule_span,
   )
-  optimizer = torch.optim.Adam(module.parameters(), lr=cfg.learning_rate, eps=1e-5)
+  optimizer = torch.optim.Adam(module.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True)
   rollout = ppo.TableRollout(module, env, env.obs_table, cfg.num_steps, device)
   rng = np.random.default_rng([request.seed, 1])
   updates = ppo.train(rollout, module, optimizer, cfg, log, rng, device)
