@@ -124,12 +124,8 @@ for _spec in (
     prd.prd,
     stock_kwargs=prd.STOCK_KWARGS,
     stock_defaults=prd.STOCK_DEFAULTS,
-    bounds=dict(
-      iterations=schema.bounds(min=0, max=100_000_000),
-      dt=schema.bounds(above=0),
-      gamma=schema.bounds(min=0, below=1),
-      average_over_last_n=schema.bounds(min=1),
-    ),
+    # The keyword arguments are PRDConfig's fields, with its declared bounds.
+    bounds={name: d.metadata for name, d in schema.fields(PRDConfig).items()},
   ),
   MetaSolverSpec(
     "alpharank",

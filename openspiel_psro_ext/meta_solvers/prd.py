@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from openspiel_psro_ext.meta_solvers import common
+from openspiel_psro_ext.records import schema
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,14 +46,15 @@ class PRDConfig:
     average_over_last_n: average only the last n iterates (None: all).
   """
 
-  iterations: int = 10_000
-  dt: float = 1e-2
-  gamma: float = 1e-6
-  average_over_last_n: int | None = None
+  iterations: int = schema.setting(10_000, min=0, max=100_000_000)
+  dt: float = schema.setting(1e-2, above=0)
+  gamma: float = schema.setting(1e-6, min=0, below=1)
+  average_over_last_n: int | None = schema.setting(None, min=1)
 
   def __post_init__(self) -> None:
-    if self.iterations < 0 or self.dt <= 0 or self.gamma < 0:
-      raise ValueError(f"invalid PRDConfig: {self}")
+    wrong = schema.object_problem(self, lambda key: f"PRDConfig.{key}")
+    if wrong is not None:
+      raise ValueError(wrong)
 
 
 def project_to_floored_simplex(v: np.ndarray, gamma: float) -> np.ndarray:

@@ -85,6 +85,17 @@ def test_unknown_keywords_are_refused():
       meta_solvers.get(name)(zs(RPS), prd_iterations=10)
 
 
+@pytest.mark.parametrize(
+  "key, value", [("iterations", -1), ("dt", 0.0), ("gamma", 1.0), ("average_over_last_n", 0)]
+)
+def test_prd_settings_out_of_range_are_refused_by_one_declaration(key, value):
+  """PRDConfig and the registry's keyword check read the same bounds."""
+  with pytest.raises(ValueError, match=rf"PRDConfig\.{key} must be"):
+    meta_solvers.PRDConfig(**{key: value})
+  with pytest.raises(meta_solvers.MetaSolverConfigError, match=rf"'prd': {key} must be"):
+    meta_solvers.spec("prd").check_kwargs({key: value})
+
+
 def test_from_stock_kwargs_renames_ours_and_drops_the_rest():
   stock = {
     "prd_iterations": 50,
