@@ -93,6 +93,14 @@ def setting(
   )
 
 
+def new_default(cls: type, name: str, default: Any) -> Any:
+  """The setting `name` of dataclass `cls` with another default: for a
+  subclass's field, which a plain default would leave without `cls`'s
+  declared bounds."""
+  parent = next(f for f in dataclasses.fields(cls) if f.name == name)
+  return dataclasses.field(default=default, metadata=parent.metadata)
+
+
 def bounds(**declared: Any) -> dict[str, Any]:
   """`setting`'s metadata without the field (for keyword parameters, e.g. a
   meta-solver's): the declared keys whose values are set."""

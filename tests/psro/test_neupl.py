@@ -126,6 +126,19 @@ def test_refuses_other_oracles_and_the_simulated_mode():
 
 
 @pytest.mark.slow
+def test_the_learners_new_defaults_keep_ppos_bounds():
+  from openspiel_psro_ext.oracles.rl import ppo  # pylint: disable=g-import-not-at-top
+  from openspiel_psro_ext.records import schema  # pylint: disable=g-import-not-at-top
+
+  ours, ppos = schema.fields(learner.NeuPLConfig), schema.fields(ppo.PPOConfig)
+  for name in ("hidden", "num_envs", "learning_rate", "ent_coef_final"):
+    assert getattr(learner.NeuPLConfig(), name) != getattr(ppo.PPOConfig(), name)
+    assert ours[name].metadata == ppos[name].metadata
+  assert "num_envs must be an integer >= 1" in schema.object_problem(
+    learner.NeuPLConfig(num_envs=0), str
+  )
+
+
 def test_kuhn_to_nash_conv_at_most_0_05():
   # Issue 27's goal. An episode budget per call (not wall time) keeps it deterministic;
   # the run stops at the default target (0.01) once it gets there.

@@ -70,13 +70,11 @@ class NeuPLConfig(ppo.PPOConfig):
   shakes the rows already learnt.
   """
 
-  # Re-declared with PPO's bounds (a plain default would drop them).
-  hidden: tuple[int, ...] = schema.setting((128, 128), min=1, network=True)
-  num_envs: int = schema.setting(512, min=1, bytes_each=64)
-  learning_rate: float = schema.setting(3e-3, min=0)
+  hidden: tuple[int, ...] = schema.new_default(ppo.PPOConfig, "hidden", (128, 128))
+  num_envs: int = schema.new_default(ppo.PPOConfig, "num_envs", 512)
+  learning_rate: float = schema.new_default(ppo.PPOConfig, "learning_rate", 3e-3)
   anneal_lr: bool = False
-  ent_coef: float = schema.setting(0.05, min=0)
-  ent_coef_final: float = schema.setting(0.05, min=0)
+  ent_coef_final: float = schema.new_default(ppo.PPOConfig, "ent_coef_final", 0.05)
 
 
 def conditioned_table(obs_table: np.ndarray, conditions: np.ndarray) -> np.ndarray:
