@@ -6,7 +6,7 @@
 
 Each game runs as `python -m openspiel_psro_ext.run --game=NAME --iterations=2`
 in its own process (its own session, killed whole at the wall-clock limit).
-The RL mode keeps the oracle's short default best responses (1.5 s each) and
+The RL mode keeps the oracle's short default best responses (PPO: 1 s each) and
 no run budget (`--time_budget_s=0`: both iterations run; `--budget_s` sets
 one), runs embedded (no Ray to start per game)
 and coarsens the simulated mode's payoff entries (`--payoff_target_stderr`)

@@ -2,7 +2,7 @@
 
   python benchmarks/psro_rl.py [--algorithm=psro|anytime_psro|xdo|...]
       [--meta_solver=nash|...] [--oracle=ppo|mpo|crossq|...] [--budget_s=600]
-      [--br_seconds=1.5] [--br_seconds_final=4] [--ramp_iterations=200]
+      [--br_seconds=1] [--br_seconds_final=2.6] [--ramp_iterations=200]
       [--backend=ray] [--target=0.2] [--seed=0] [--set FIELD=VALUE ...]
   python benchmarks/psro_rl.py --stock [--budget_s=600] [--stock_oracle=PG]
       [--stock_episodes=10000] [--stock_sims_per_entry=1000] [--seed=0]
@@ -90,8 +90,9 @@ def main():
   parser.add_argument(
     "--br_seconds_final",
     type=float,
-    default=psro_config.RL_BUDGET_FINAL_S,
-    help="ramp the best-response budget linearly from --br_seconds to this over --ramp_iterations",
+    default=None,
+    help="ramp the best-response budget linearly from --br_seconds to this over"
+    " --ramp_iterations (default: the oracle's, `psro_config.budget_final_s`)",
   )
   parser.add_argument(
     "--ramp_iterations", type=int, default=psro_config.default("oracle_budget_ramp_iterations")
@@ -151,7 +152,11 @@ def main():
     oracle_config=oracle_config,
     seed=args.seed,
     time_budget_s=args.budget_s,
-    oracle_budget_final_s=args.br_seconds_final,
+    oracle_budget_final_s=(
+      psro_config.budget_final_s(oracles.get(args.oracle))
+      if args.br_seconds_final is None
+      else args.br_seconds_final
+    ),
     oracle_budget_ramp_iterations=args.ramp_iterations,
     best_responses_per_player=tuple(int(k) for k in args.best_responses_per_player.split(",") if k),
   )

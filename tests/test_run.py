@@ -256,7 +256,7 @@ def parsed_flags():
 
 
 def test_rl_oracles_default_to_a_ramped_budget(parsed_flags):
-  from openspiel_psro_ext import psro  # pylint: disable=g-import-not-at-top
+  from openspiel_psro_ext import oracles, psro  # pylint: disable=g-import-not-at-top
   from openspiel_psro_ext.psro import config as psro_config  # pylint: disable=g-import-not-at-top
 
   default = parsed_flags()
@@ -269,14 +269,19 @@ def test_rl_oracles_default_to_a_ramped_budget(parsed_flags):
   assert exact.time_budget_s == psro_config.EXACT_TIME_BUDGET_S
   assert parsed_flags("--oracle=exact", "--time_budget_s=7").time_budget_s == 7
   config = parsed_flags("--oracle=ppo")
-  assert config.oracle_budget_final_s == psro_config.RL_BUDGET_FINAL_S
+  ppo = oracles.get("ppo")
+  assert config.oracle_budget_final_s == ppo.psro_budget_final_s
+  # An oracle without a ramp end of its own ramps to PSRO's.
+  assert oracles.get("mpo").psro_budget_final_s is None
+  assert parsed_flags("--oracle=mpo").oracle_budget_final_s == psro_config.RL_BUDGET_FINAL_S
   assert (
     config.oracle_budget_ramp_iterations
     == psro_config.default("oracle_budget_ramp_iterations")
     == 200
   )
   run = psro.PSRO(config)
-  assert run.oracle_time_budget(0) == 1.5  # ppo's psro_defaults
+  assert run.oracle_time_budget(0) == ppo.psro_defaults["time_budget_s"]
+  assert run.oracle_time_budget(200) == ppo.psro_budget_final_s
   # A budget the user sets is kept constant unless a ramp is asked for too.
   config = parsed_flags("--oracle=ppo", '--oracle_config={"time_budget_s": 3}')
   assert config.oracle_budget_final_s == 0 and config.oracle_config["time_budget_s"] == 3

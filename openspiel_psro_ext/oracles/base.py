@@ -228,7 +228,10 @@ class Oracle(abc.ABC):
   defaults); `Oracle(config)` keeps the config, `Oracle()` uses the defaults.
   `psro_defaults` is the oracle's PSRO preset: `Config` fields overridden
   inside a PSRO loop (`for_psro`), where a best response is one of hundreds
-  and gets seconds, not the minute a stand-alone best response gets.
+  and gets seconds, not the minute a stand-alone best response gets; its
+  `time_budget_s` is where PSRO's budget ramp starts, and
+  `psro_budget_final_s` where the ramp ends (None: PSRO's default,
+  `psro.config.RL_BUDGET_FINAL_S`).
 
   Capabilities the loop asks for instead of testing names:
     trains: the oracle trains for a budget (`Config.time_budget_s`, which a
@@ -240,6 +243,7 @@ class Oracle(abc.ABC):
   name: ClassVar[str]
   Config: ClassVar[type]
   psro_defaults: ClassVar[dict[str, Any]] = {}
+  psro_budget_final_s: ClassVar[float | None] = None
   trains: ClassVar[bool] = False
   restores_modules: ClassVar[bool] = False
 

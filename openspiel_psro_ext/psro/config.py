@@ -10,7 +10,9 @@ fills them in (the run directory's `config.json` holds the resolved values):
   oracle_budget_final_s  for oracles that train, each best response's budget
                          ramps linearly from the oracle's `time_budget_s` (its
                          PSRO preset, or `oracle_config`) at iteration 0 to
-                         `max(4 s, start)` at `oracle_budget_ramp_iterations`:
+                         `max(final, start)` at `oracle_budget_ramp_iterations`,
+                         with `final` the oracle's `psro_budget_final_s`
+                         (PPO: 2.6 s) or else 4 s:
                          early meta-strategies are easy to exploit, late ones
                          near equilibrium leave small gains that take longer
                          training to find. A `time_budget_s` set in
@@ -153,9 +155,9 @@ class PSROConfig:
   oracle_budget_final_s: float | None = setting(
     None,
     help="RL oracles: ramp each best response's time budget (the oracle's time_budget_s)"
-    " up to this over --oracle_budget_ramp_iterations (0: constant). Default:"
-    f" {RL_BUDGET_FINAL_S:g} s from the oracle's PSRO preset, unless --oracle_config sets"
-    " time_budget_s.",
+    " up to this over --oracle_budget_ramp_iterations (0: constant). Default: the"
+    f" oracle's PSRO preset (ppo 2.6 s, others {RL_BUDGET_FINAL_S:g} s), unless"
+    " --oracle_config sets time_budget_s.",
     min=0,
   )
   oracle_budget_ramp_iterations: int = setting(
@@ -258,7 +260,7 @@ def resolve(config: PSROConfig, view: views.View | None = None) -> PSROConfig:
     final = 0.0
     if oracle_cls.trains and "time_budget_s" not in config.oracle_config:
       start = float(_psro_oracle(oracle_cls, config.oracle_config).config.time_budget_s)
-      final = max(RL_BUDGET_FINAL_S, start)
+      final = max(budget_final_s(oracle_cls), start)
     changes["oracle_budget_final_s"] = final
   if config.meta_solver is None:
     num_players = views.load_game(config.game).num_players()
@@ -311,6 +313,11 @@ def default_meta_solver(num_players: int) -> str:
     if name in meta_solvers.names() and meta_solvers.spec(name).supports_players(num_players):
       return name
   raise UsageError(f"no registered meta-solver supports {num_players}-player games.")
+
+
+def budget_final_s(oracle_cls: type[oracles_lib.Oracle]) -> float:
+  """Where an RL oracle's budget ramp ends by default (module doc)."""
+  return oracle_cls.psro_budget_final_s or RL_BUDGET_FINAL_S
 
 
 def oracle_time_budget(config: PSROConfig, start_s: float, iteration: int) -> float:
