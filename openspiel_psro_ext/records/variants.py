@@ -65,10 +65,14 @@ class AnytimeState:
     exploitability: per player, the opponent's best-response value against
       the output mixture (the player's NashConv term).
     kept_previous: per player, whether the previous output was kept.
-    exploiters: per player, the best responses in the double oracle's LP.
+    exploiters: per player, the best responses in the double oracle's LP
+      (0 with the other learners).
     learned_weights: with the multiplicative-weights learner, per player the
       learner's average over that player's population (None: no learner
       ran for it); None with the tabular learners.
+    greedy_forms: per player, the population indices of this iteration's
+      new members that are greedy forms of RL members (output candidates
+      the populations do not grow against); None without them.
   """
 
   kind: ClassVar[str] = "anytime_psro"
@@ -76,6 +80,7 @@ class AnytimeState:
   kept_previous: list[bool]
   exploiters: list[int]
   learned_weights: list[list[float] | None] | None = None
+  greedy_forms: list[list[int]] | None = None
 
 
 @dataclasses.dataclass

@@ -223,6 +223,74 @@ def test_anytime_psro_kuhn_is_exact_monotone_and_below_psro():
   assert run.verify(tolerance=1e-9) == pytest.approx(ours[-1], abs=1e-9)
 
 
+def _ppo_anytime(iterations, greedy_forms=True):
+  """Anytime PSRO + PPO on Kuhn with episode budgets (deterministic)."""
+  config = _config(
+    algorithm="anytime_psro",
+    iterations=iterations,
+    oracle="ppo",
+    oracle_config=dict(progress=False, time_budget_s=0, total_episodes=20_000),
+    oracle_budget_final_s=0,
+  )
+  return config, algorithms.options("anytime_psro", {"greedy_forms": greedy_forms})
+
+
+def test_anytime_psro_greedy_forms_are_output_candidates_only(tmp_path):
+  pytest.importorskip("torch")
+  config, options = _ppo_anytime(5)
+  out = str(tmp_path / "forms")
+  run = make_run(config, options, output_dir=out)
+  run.run()
+  plain = make_run(*_ppo_anytime(5, greedy_forms=False))
+  plain.run()
+  populations, plain_populations = run.population_matrices(), plain.population_matrices()
+  forms = [sorted(k for r in run.records for k in r.variant.greedy_forms[p]) for p in range(2)]
+  for p in range(2):
+    # Each RL member follows its greedy form: one-hot where it acts.
+    assert forms[p] == list(range(1, len(populations[p]), 2))
+    greedy, members = populations[p][forms[p]], populations[p][[k + 1 for k in forms[p]]]
+    assert np.all(greedy.max(axis=2)[members.sum(axis=2) > 0] == 1.0)
+    # The populations grow against the RL members alone, so they are the
+    # members of the run without forms, bit for bit.
+    np.testing.assert_array_equal(members, plain_populations[p][1:])
+    nash = run.variant._restricted_nash[p]  # pylint: disable=protected-access
+    assert nash[[k for k in forms[p] if k < len(nash)]].sum() == 0 < nash.sum()
+  # More candidates: the output is never more exploitable, and never rises.
+  ours, theirs = [r.nash_conv for r in run.records], [r.nash_conv for r in plain.records]
+  assert all(a <= b + 1e-12 for a, b in zip(ours, theirs))
+  assert ours[-1] < theirs[-1]
+  assert all(b <= a + 1e-12 for a, b in zip(ours, ours[1:]))
+  assert run.verify(tolerance=1e-9) == pytest.approx(ours[-1], abs=1e-9)
+  # Resume from iteration 3: the forms' places come back from the records.
+  cut = str(tmp_path / "cut")
+  make_run(_ppo_anytime(3)[0], options, output_dir=cut).run()
+  resumed = make_run(config, options, output_dir=cut, resume=True)
+  resumed.run()
+  assert [r.nash_conv for r in resumed.records] == ours
+  assert [r.variant.greedy_forms for r in resumed.records] == [
+    r.variant.greedy_forms for r in run.records
+  ]
+
+
+@pytest.mark.parametrize("oracle", ["exact", "ppo"])
+def test_anytime_psro_linear_program_and_double_oracle_find_equally_exploitable_mixtures(oracle):
+  """Both learners are exact: their outputs' NashConv agree at every
+  iteration (the mixtures may differ where the optimum is not unique), on
+  pure best responses (Leduc) and on stochastic PPO members with their
+  greedy forms (Kuhn)."""
+  if oracle == "ppo":
+    pytest.importorskip("torch")
+    config, _ = _ppo_anytime(4)
+  else:
+    config = _config(game="leduc_poker", algorithm="anytime_psro", iterations=10)
+  curves = []
+  for learner in ("linear_program", "double_oracle"):
+    run = make_run(config, algorithms.options("anytime_psro", {"learner": learner}))
+    run.run()
+    curves.append([r.nash_conv for r in run.records])
+  np.testing.assert_allclose(curves[0], curves[1], rtol=0, atol=1e-7)
+
+
 def test_anytime_psro_regret_matching_learner_never_rises():
   run = make_run(
     _config(algorithm="anytime_psro", iterations=8),

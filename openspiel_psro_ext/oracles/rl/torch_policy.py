@@ -22,6 +22,7 @@ state_dict)` rebuilds the whole `PopulationMember`.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from collections.abc import Sequence
@@ -203,6 +204,14 @@ class TorchPolicy(nn.Module, policy_lib.Policy):
       conv_layers=self.conv_layers,
       **kwargs,
     )
+
+  def greedy_form(self) -> TorchPolicy:
+    """A copy that plays, everywhere, the legal action this policy ranks
+    first (its most likely one; with action values, the best)."""
+    form = copy.deepcopy(self)
+    form.arch["output"] = "greedy"
+    form.arch.pop("temperature", None)
+    return form.eval()
 
   # -- checkpoints ----------------------------------------------------------
 

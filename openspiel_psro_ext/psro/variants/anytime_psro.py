@@ -35,7 +35,15 @@ the previous output's (which stays a mixture of the grown population),
 else the previous output: with an approximate learner this keeps the
 anytime property exact, so NashConv never rises.
 
-`learner="double_oracle"` (the default) computes the same mixture exactly:
+`learner="linear_program"` (the default) computes the same mixture exactly,
+as one linear program in the opponent's sequence form
+(`LeastExploitableLP`): the dual of the opponent's best-response LP, with
+the mixture's weights as variables too. Each new member adds a column, so
+the program lives across iterations and HiGHS restarts from its last basis
+(tens of milliseconds on Leduc where the double oracle below took up to a
+second an iteration late in a run: benchmarks/RESULTS.md).
+
+`learner="double_oracle"` computes the same mixture exactly too:
 the opponent's best responses found so far are its strategies in a
 zero-sum matrix game against p's members (`nash.solve_zero_sum`); a fresh
 full-game best response to the solution either does no better than the
@@ -68,6 +76,15 @@ the exact keep-the-previous test above. Here the populations grow against
 the learning mixtures, as in the paper, not against the restricted Nash, so
 the meta-solver is not used.
 
+Greedy forms (`greedy_forms`, on by default): with RL best responses, each
+new member's greedy form (`TorchPolicy.greedy_form`: its most likely action
+everywhere) joins the population beside it as a candidate of the output
+only. The least exploitable mixture may use it; the restricted Nash the
+populations grow against holds the RL members alone (members themselves
+greedy grew worse: benchmarks/RESULTS.md). A deterministic policy is a
+vertex of the policy space that a softmax member only approaches, so the
+mixtures have more to choose from for the price of one forward pass.
+
 Each record's `variant` is an `AnytimeState`: per player the term above
 (the opponent's best-response value), whether the previous output was kept,
 and the double oracle's best responses in its LP. The meta-solver gives the
@@ -87,8 +104,8 @@ import numpy as np
 
 from openspiel_psro_ext import oracles as oracles_lib
 from openspiel_psro_ext.errors import UsageError
-from openspiel_psro_ext.game import cfr, exploitability, payoffs
-from openspiel_psro_ext.meta_solvers import nash
+from openspiel_psro_ext.game import cfr, exploitability, game_tree, payoffs
+from openspiel_psro_ext.meta_solvers import common, nash
 from openspiel_psro_ext.oracles.rl import hedge
 from openspiel_psro_ext.psro import views
 from openspiel_psro_ext.psro.config import PSROConfig
@@ -100,6 +117,7 @@ from openspiel_psro_ext.records.variants import AnytimeState
 class Learner(str, enum.Enum):
   """How each player's least exploitable mixture is found (module doc)."""
 
+  LINEAR_PROGRAM = "linear_program"
   DOUBLE_ORACLE = "double_oracle"
   REGRET_MATCHING = "regret_matching"
   MULTIPLICATIVE_WEIGHTS = "multiplicative_weights"
@@ -110,22 +128,25 @@ class AnytimeOptions:
   """Anytime PSRO's settings (module doc).
 
   Attributes:
-    learner: "double_oracle" (default; exact), "regret_matching" (the
-      paper's tabular learner) or "multiplicative_weights" (its neural form,
-      for RL oracles); a `Learner`.
+    learner: "linear_program" (default) or "double_oracle" (both exact),
+      "regret_matching" (the paper's tabular learner) or
+      "multiplicative_weights" (its neural form, for RL oracles); a `Learner`.
     inner_steps: regret-matching+ steps per player and PSRO iteration.
     max_exploiters: best responses the double oracle may collect per player.
     hedge_step, hedge_window: the multiplicative-weights learner's step (on
       the game's payoffs) and episodes per update (`oracles.hedge`); the
       step is smaller than the paper's reference 0.1, which learned too
       fast against PPO best responses of many updates.
+    greedy_forms: add each RL member's greedy form as an output candidate
+      (module doc; tabular learners).
   """
 
-  learner: Learner = Learner.DOUBLE_ORACLE
+  learner: Learner = Learner.LINEAR_PROGRAM
   inner_steps: int = schema.setting(100, min=1)
   max_exploiters: int = schema.setting(10_000, min=1)
   hedge_step: float = schema.setting(0.01, above=0)
   hedge_window: int = schema.setting(1000, min=1)
+  greedy_forms: bool = True
 
   def __post_init__(self):
     if self.learner not in [m.value for m in Learner]:
@@ -140,6 +161,88 @@ class AnytimeOptions:
   @property
   def hedge(self) -> hedge.HedgeOptions:
     return hedge.HedgeOptions(step=self.hedge_step, window=self.hedge_window)
+
+
+class LeastExploitableLP:
+  """Player p's least exploitable mixture of its members, as one LP.
+
+  For a fixed mixture `sigma` of p's members, the opponent q's best-response
+  value is a linear program over q's sequence-form strategies `y` (`F y = f`,
+  `y >= 0`: the empty sequence has weight 1, and at each information state
+  of q its sequences' weights sum to the weight of the sequence leading
+  there), maximising `y^T B sigma` with `B[s, k]` the chance-weighted
+  payoff to q of the terminals ending in q's sequence s, member k playing.
+  Its dual has a variable `z_I` per information state of q and one for the
+  empty sequence (`z_root`, the value): `min z_root` subject to
+  `F^T z >= B sigma`. Minimising over `sigma` too is one LP,
+
+      min_{sigma, z} z_root   s.t.   F^T z - B sigma >= 0,
+                                     sum_k sigma_k = 1,  sigma >= 0,
+
+  one row per sequence of q, one column per member. A new member is a new
+  column, so the HiGHS model lives across PSRO iterations and the dual
+  simplex restarts from the last optimal basis.
+
+  Args:
+    tree: the compiled game (two players, zero sum).
+    player: p.
+  """
+
+  size: int  # members added
+
+  def __init__(self, tree: game_tree.GameTree, player: int):
+    import highspy  # pylint: disable=g-import-not-at-top
+
+    opponent = 1 - player
+    table = tree.infostates[opponent]
+    num_states, empty = table.num_infostates, table.num_sequences
+    sequences = np.append(np.flatnonzero(table.legal_mask.ravel()), empty)
+    row = np.full(empty + 1, -1, dtype=np.int64)  # sequence -> LP row
+    row[sequences] = np.arange(len(sequences))
+    self._terminal_row = row[tree.terminal_sequence[opponent]]
+    self._payoff = tree.terminal_chance_reach * tree.terminal_returns[:, opponent]
+    self._num_rows = len(sequences)
+    highs = common.new_highs()
+    for option in ("primal_feasibility_tolerance", "dual_feasibility_tolerance"):
+      highs.setOptionValue(option, 1e-10)
+    inf = highspy.kHighsInf
+    # Rows: one per sequence (>= 0), then sum sigma = 1.
+    for _ in range(self._num_rows):
+      highs.addRow(0.0, inf, 0, np.zeros(0, dtype=np.int32), np.zeros(0))
+    highs.addRow(1.0, 1.0, 0, np.zeros(0, dtype=np.int32), np.zeros(0))
+    # z_I: +1 in the rows of I's sequences, -1 in the row of the sequence
+    # leading to I; z_root: +1 in the empty sequence's row (the objective).
+    actions = table.legal_mask.shape[1]
+    for state in range(num_states):
+      own = row[state * actions + np.flatnonzero(table.legal_mask[state])]
+      rows = np.append(own, row[table.parent_sequence[state]]).astype(np.int32)
+      values = np.append(np.ones(len(own)), -1.0)
+      highs.addCol(0.0, -inf, inf, len(rows), rows, values)
+    highs.addCol(1.0, -inf, inf, 1, np.array([row[empty]], dtype=np.int32), np.ones(1))
+    self._root = num_states
+    self._highs = highs
+    self.size = 0
+
+  def add(self, reaches: np.ndarray) -> None:
+    """Appends members with `[K, Z]` terminal reaches (columns `-B[:, k]`)."""
+    for reach in reaches:
+      column = np.bincount(self._terminal_row, self._payoff * reach, minlength=self._num_rows)
+      rows = np.flatnonzero(column).astype(np.int32)
+      rows = np.append(rows, self._num_rows).astype(np.int32)  # and the simplex row
+      self._highs.addCol(0.0, 0.0, 1.0, len(rows), rows, np.append(-column[rows[:-1]], 1.0))
+      self.size += 1
+
+  def solve(self) -> tuple[np.ndarray, float]:
+    """`[N]` the least exploitable mixture and the opponent's best-response value against it."""
+    import highspy  # pylint: disable=g-import-not-at-top
+
+    self._highs.run()
+    status = self._highs.getModelStatus()
+    if status != highspy.HighsModelStatus.kOptimal:
+      raise RuntimeError(f"least exploitable mixture LP: {self._highs.modelStatusToString(status)}")
+    values = np.asarray(self._highs.getSolution().col_value)
+    mixture = np.maximum(values[self._root + 1 :], 0.0)
+    return mixture / mixture.sum(), float(values[self._root])
 
 
 class AnytimePSRO(base.Variant):
@@ -163,11 +266,14 @@ class AnytimePSRO(base.Variant):
     self._payoffs: list[np.ndarray] = []
     self._matrix_solvers: list[nash.IncrementalZeroSumNash] = []
     self._columns: list[np.ndarray] = []  # per player, the last LP's column strategy
+    self._programs: list[LeastExploitableLP] = []  # per player (`learner`)
     self._output: list[np.ndarray] = []
     self._output_values: list[float] = []
     self._state: AnytimeState | None = None
     self._restricted_nash: list[np.ndarray] = []
     self._solves = 0
+    # Per player, the population indices of greedy forms (output candidates).
+    self._greedy_forms: list[set[int]] = []
 
   @property
   def _learns(self) -> bool:
@@ -179,14 +285,17 @@ class AnytimePSRO(base.Variant):
       raise UsageError(
         f"Anytime PSRO's multiplicative-weights learner learns from the"
         f" episodes of RL best responses; oracle {config.oracle!r} plays"
-        f" none. Use an RL oracle (e.g. ppo) or learner 'double_oracle'."
+        f" none. Use an RL oracle (e.g. ppo) or learner 'linear_program'."
       )
     base.check_two_player_zero_sum(self.title, config, view)
 
   def restore(self, records: list[IterationRecord]) -> None:
-    """The multiplicative-weights averages, from the records' states."""
+    """The multiplicative-weights averages and the greedy forms' places,
+    from the records' states."""
     for record in records:
       state = record.variant
+      if isinstance(state, AnytimeState) and state.greedy_forms is not None:
+        self._note_greedy_forms(state.greedy_forms)
       learned = state.learned_weights if isinstance(state, AnytimeState) else None
       self._learned.append(
         [None if w is None else np.asarray(w, dtype=np.float64) for w in learned]
@@ -207,7 +316,9 @@ class AnytimePSRO(base.Variant):
     for p in range(self.run.num_players):
       members = self.run.table.terminal_reach(p)  # [N_p, Z]
       first = len(self._output) <= p
-      if self.options.learner is Learner.DOUBLE_ORACLE:
+      if self.options.learner is Learner.LINEAR_PROGRAM:
+        candidate = self._linear_program(p, members)
+      elif self.options.learner is Learner.DOUBLE_ORACLE:
         candidate = self._double_oracle(p, members)
       elif self.options.learner is Learner.REGRET_MATCHING:
         candidate = self._regret_matching(p, members)
@@ -224,9 +335,11 @@ class AnytimePSRO(base.Variant):
       kept.append(bool(keep))
     self._output, self._output_values = sigma, terms
     if not self._learns:  # what the populations grow against
-      self._restricted_nash = base.restricted_nash(self.run)
+      self._restricted_nash = base.restricted_nash(self.run, self._growing())
     self._state = AnytimeState(
-      exploitability=terms, kept_previous=kept, exploiters=[len(e) for e in self._exploiters]
+      exploitability=terms,
+      kept_previous=kept,
+      exploiters=[len(e) for e in self._exploiters] or [0] * self.run.num_players,
     )
     self._solves += 1
     return sigma
@@ -241,6 +354,8 @@ class AnytimePSRO(base.Variant):
 
   def accept(self, requests, members):
     new_members = super().accept(requests, members)
+    if self.options.greedy_forms and not self._learns:
+      new_members = self._with_greedy_forms(new_members)
     if self._learns:
       learned: list[np.ndarray | None] = [None] * self.run.num_players
       for member in members:
@@ -254,6 +369,46 @@ class AnytimePSRO(base.Variant):
 
   def state(self) -> AnytimeState | None:
     return self._state
+
+  def _with_greedy_forms(self, new_members: base.Members) -> base.Members:
+    """Each RL member preceded by its greedy form (the member stays last:
+    the next best response warm-starts from it); records their places."""
+    # torch only where RL members are (the loop imports without it).
+    from openspiel_psro_ext.oracles.rl import torch_policy  # pylint: disable=g-import-not-at-top
+
+    placed: list[list[int]] = []
+    for p, members in enumerate(new_members):
+      size, placed_p = len(self.run.populations[p]), []
+      grown: list[oracles_lib.PopulationMember] = []
+      for member in members:
+        module = member.module
+        if isinstance(module, torch_policy.TorchPolicy) and module.arch["output"] != "greedy":
+          form = module.greedy_form()
+          placed_p.append(size + len(grown))
+          grown.append(oracles_lib.PopulationMember(matrix=form.matrix(self.tree), module=form))
+        grown.append(member)
+      new_members[p] = grown
+      placed.append(placed_p)
+    self._note_greedy_forms(placed)
+    assert self._state is not None
+    self._state.greedy_forms = placed
+    return new_members
+
+  def _note_greedy_forms(self, placed: list[list[int]]) -> None:
+    while len(self._greedy_forms) < len(placed):
+      self._greedy_forms.append(set())
+    for forms, indices in zip(self._greedy_forms, placed):
+      forms.update(indices)
+
+  def _growing(self) -> list[np.ndarray] | None:
+    """Per player, the members the restricted game holds: all but the
+    greedy forms (None: all)."""
+    if not any(self._greedy_forms):
+      return None
+    return [
+      np.array([k for k in range(n) if k not in forms])
+      for n, forms in zip(self.run.table.shape, self._greedy_forms)
+    ]
 
   def _learned_mixture(self, player: int, size: int) -> np.ndarray:
     """The last multiplicative-weights average over `player`'s population,
@@ -270,6 +425,15 @@ class AnytimePSRO(base.Variant):
     payoff against the opponent policy with terminal reach `opponent_reach`."""
     tree = self.tree
     return tree.terminal_chance_reach * tree.terminal_returns[:, player] * opponent_reach
+
+  def _linear_program(self, player: int, members: np.ndarray) -> np.ndarray:
+    """The least exploitable mixture of `[N_p, Z]` members, exactly (see `learner`)."""
+    if len(self._programs) <= player:
+      self._programs.append(LeastExploitableLP(self.tree, player))
+    program = self._programs[player]
+    program.add(members[program.size :])
+    mixture, _ = program.solve()
+    return mixture
 
   def _double_oracle(self, player: int, members: np.ndarray) -> np.ndarray:
     """The least exploitable mixture, exactly (see `learner`)."""

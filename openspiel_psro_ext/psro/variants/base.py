@@ -149,16 +149,27 @@ def matrix(member: oracle_base.PopulationMember) -> np.ndarray:
   return member.matrix
 
 
-def restricted_nash(run: Run) -> list[np.ndarray]:
+def restricted_nash(run: Run, members: list[np.ndarray] | None = None) -> list[np.ndarray]:
   """The meta-solver's meta-strategy over the run's payoff table: per
-  player `[N_p]` (PSRO's step 2)."""
+  player `[N_p]` (PSRO's step 2).
+
+  `members`: per player, the `[n_p]` (increasing) indices of the members
+  the restricted game holds (None: all); the others get weight 0.
+  """
   meta_games = run.table.meta_games
   if run.config.symmetric:
     profile = run.meta_solver.solve([meta_games[0]], **run.solver_kwargs)
     return [np.asarray(profile[0], dtype=np.float64)] * run.num_players
-  return [
-    np.asarray(s, dtype=np.float64) for s in run.meta_solver.solve(meta_games, **run.solver_kwargs)
-  ]
+  if members is None:
+    return [
+      np.asarray(s, dtype=np.float64)
+      for s in run.meta_solver.solve(meta_games, **run.solver_kwargs)
+    ]
+  held = [m[np.ix_(*members)] for m in meta_games]
+  sigma = [np.zeros(n) for n in run.table.shape]
+  for full, solved, index in zip(sigma, run.meta_solver.solve(held, **run.solver_kwargs), members):
+    full[index] = solved
+  return sigma
 
 
 class Variant(abc.ABC):
