@@ -221,10 +221,12 @@ def test_rl_oracle_from_the_command_line(tmp_path):
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   records = checkpoints.read_metrics(out)
-  # Each best response's statistics survive, per player and per member.
+  # Each best response's statistics survive, per player and per member; each
+  # follows its greedy form (Anytime PSRO's output candidate, the default).
   per_player = records[0]["oracle"]
-  assert [len(members) for members in per_player] == [1, 1]
-  assert all(m["episodes"] >= 4000 and m["seconds"] > 0 for members in per_player for m in members)
+  assert [[m.get("greedy_form_of") for m in members] for members in per_player] == [[2, None]] * 2
+  trained = [members[1] for members in per_player]
+  assert all(m["episodes"] >= 4000 and m["seconds"] > 0 for m in trained)
   assert os.path.exists(checkpoints.member_path(out, 0, 1, ".pt"))
   assert json.load(open(os.path.join(out, "summary.json")))["verified"]
   try:

@@ -136,4 +136,5 @@ def test_conv_psro_resumes_and_loads(tmp_path):
     r.nash_conv for r in full.records
   ]
   loaded = load_run(out)
-  assert len(loaded.population[0]) == 3
+  # The first policy, then per iteration a member and its greedy form.
+  assert len(loaded.population[0]) == 1 + 2 * 2

@@ -364,7 +364,9 @@ def test_mpo_from_the_command_line(tmp_path):
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   records = checkpoints.read_metrics(out)
-  assert records[0]["oracle"][0][0]["algorithm"] == "mpo"
+  # Anytime PSRO (the default) puts each member's greedy form before it.
+  form, member = records[0]["oracle"][0]
+  assert form == {"greedy_form_of": 2} and member["algorithm"] == "mpo"
 
 
 @pytest.mark.parametrize("name", ["mpo", "crossq"])

@@ -383,9 +383,13 @@ class AnytimePSRO(base.Variant):
       for member in members:
         module = member.module
         if isinstance(module, torch_policy.TorchPolicy) and module.arch["output"] != "greedy":
-          form = module.greedy_form()
-          placed_p.append(size + len(grown))
-          grown.append(oracles_lib.PopulationMember(matrix=form.matrix(self.tree), module=form))
+          form, index = module.greedy_form(), size + len(grown)
+          placed_p.append(index)
+          # Its record names the member it is the form of (the next one).
+          stats = {"greedy_form_of": index + 1}
+          grown.append(
+            oracles_lib.PopulationMember(matrix=form.matrix(self.tree), module=form, stats=stats)
+          )
         grown.append(member)
       new_members[p] = grown
       placed.append(placed_p)
