@@ -214,17 +214,21 @@ def _quietly(make: Callable[[], _T]) -> _T:
     os.close(saved)
 
 
-def new_highs() -> highspy.Highs:
+def new_highs(feasibility_tolerance: float | None = None) -> highspy.Highs:
   """A quiet, single-threaded `highspy.Highs` for the meta-solvers' LPs and QPs.
 
   Every HiGHS instance in a process shares one thread scheduler, and an
   instance asking for another thread count than the first one's fails to run
   (model status "Not Set"): so all of ours ask for one thread. These problems
   are small, and HiGHS's default thread pool can stall on a busy machine.
+  `feasibility_tolerance` sets the primal and dual ones (None: HiGHS's).
   """
   import highspy  # pylint: disable=g-import-not-at-top
 
   highs = _quietly(highspy.Highs)
   highs.setOptionValue("output_flag", False)
   highs.setOptionValue("threads", 1)
+  if feasibility_tolerance is not None:
+    for option in ("primal_feasibility_tolerance", "dual_feasibility_tolerance"):
+      highs.setOptionValue(option, feasibility_tolerance)
   return highs

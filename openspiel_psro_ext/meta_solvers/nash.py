@@ -128,9 +128,7 @@ class IncrementalZeroSumNash:
   def _new_model(self) -> highspy.Highs:
     import highspy  # pylint: disable=g-import-not-at-top
 
-    highs = common.new_highs()
-    for option in ("primal_feasibility_tolerance", "dual_feasibility_tolerance"):
-      highs.setOptionValue(option, 1e-10)
+    highs = common.new_highs(feasibility_tolerance=1e-10)
     highs.changeObjectiveSense(highspy.ObjSense.kMaximize)
     # Variable 0 is the value v (free); row 0 is sum_i x_i = 1.
     highs.addVar(-highspy.kHighsInf, highspy.kHighsInf)

@@ -558,8 +558,7 @@ def sample_rows(cum: np.ndarray, rng: np.random.Generator) -> np.ndarray:
   u = 1.0 - rng.random(len(cum))
   if cum.shape[1] > 16:
     return (cum < u[:, None]).sum(axis=1)
-  # Column by column: summing a `[B, A]` boolean over a short last axis
-  # is about 5x slower for a few actions.
+  # Column by column: numpy sums a boolean over a short last axis slowly.
   index = np.zeros(len(cum), dtype=np.int64)
   for column in cum.T:
     index += column < u

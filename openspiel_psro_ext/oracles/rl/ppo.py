@@ -284,9 +284,10 @@ class _ObservationTable:
   def distinct(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`np.unique(rows, return_inverse=True)` for `[n]` rows of the table.
 
-    By marking the rows present, O(n + table size), where sorting tens of
-    thousands of rows at every step took a fifth of a best response's time;
-    a table much larger than the batch is sorted instead.
+    By marking the rows present, O(n + table size), instead of sorting the
+    tens of thousands of rows of every step (a large share of a short best
+    response: benchmarks/RESULTS.md); a table much larger than the batch is
+    sorted instead.
     """
     size = len(self.obs)
     if size > 4 * rows.size:

@@ -39,9 +39,10 @@ anytime property exact, so NashConv never rises.
 as one linear program in the opponent's sequence form
 (`LeastExploitableLP`): the dual of the opponent's best-response LP, with
 the mixture's weights as variables too. Each new member adds a column, so
-the program lives across iterations and HiGHS restarts from its last basis
-(tens of milliseconds on Leduc where the double oracle below took up to a
-second an iteration late in a run: benchmarks/RESULTS.md).
+the program lives across iterations and HiGHS restarts from its last basis;
+the double oracle below finds the same mixture but re-discovers many
+exploiters every iteration, far slower late in an RL run
+(benchmarks/RESULTS.md).
 
 `learner="double_oracle"` computes the same mixture exactly too:
 the opponent's best responses found so far are its strategies in a
@@ -202,9 +203,7 @@ class LeastExploitableLP:
     self._terminal_row = row[tree.terminal_sequence[opponent]]
     self._payoff = tree.terminal_chance_reach * tree.terminal_returns[:, opponent]
     self._num_rows = len(sequences)
-    highs = common.new_highs()
-    for option in ("primal_feasibility_tolerance", "dual_feasibility_tolerance"):
-      highs.setOptionValue(option, 1e-10)
+    highs = common.new_highs(feasibility_tolerance=1e-10)
     inf = highspy.kHighsInf
     # Rows: one per sequence (>= 0), then sum sigma = 1.
     for _ in range(self._num_rows):
@@ -227,9 +226,9 @@ class LeastExploitableLP:
     """Appends members with `[K, Z]` terminal reaches (columns `-B[:, k]`)."""
     for reach in reaches:
       column = np.bincount(self._terminal_row, self._payoff * reach, minlength=self._num_rows)
-      rows = np.flatnonzero(column).astype(np.int32)
-      rows = np.append(rows, self._num_rows).astype(np.int32)  # and the simplex row
-      self._highs.addCol(0.0, 0.0, 1.0, len(rows), rows, np.append(-column[rows[:-1]], 1.0))
+      nonzero = np.flatnonzero(column)
+      rows = np.append(nonzero, self._num_rows).astype(np.int32)  # and the simplex row
+      self._highs.addCol(0.0, 0.0, 1.0, len(rows), rows, np.append(-column[nonzero], 1.0))
       self.size += 1
 
   def solve(self) -> tuple[np.ndarray, float]:
@@ -410,7 +409,7 @@ class AnytimePSRO(base.Variant):
     if not any(self._greedy_forms):
       return None
     return [
-      np.array([k for k in range(n) if k not in forms])
+      np.setdiff1d(np.arange(n), sorted(forms))
       for n, forms in zip(self.run.table.shape, self._greedy_forms)
     ]
 

@@ -160,15 +160,16 @@ def restricted_nash(run: Run, members: list[np.ndarray] | None = None) -> list[n
   if run.config.symmetric:
     profile = run.meta_solver.solve([meta_games[0]], **run.solver_kwargs)
     return [np.asarray(profile[0], dtype=np.float64)] * run.num_players
+  if members is not None:
+    meta_games = [m[np.ix_(*members)] for m in meta_games]
+  solved = [
+    np.asarray(s, dtype=np.float64) for s in run.meta_solver.solve(meta_games, **run.solver_kwargs)
+  ]
   if members is None:
-    return [
-      np.asarray(s, dtype=np.float64)
-      for s in run.meta_solver.solve(meta_games, **run.solver_kwargs)
-    ]
-  held = [m[np.ix_(*members)] for m in meta_games]
+    return solved
   sigma = [np.zeros(n) for n in run.table.shape]
-  for full, solved, index in zip(sigma, run.meta_solver.solve(held, **run.solver_kwargs), members):
-    full[index] = solved
+  for full, part, index in zip(sigma, solved, members):
+    full[index] = part
   return sigma
 
 
