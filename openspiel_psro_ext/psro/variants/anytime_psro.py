@@ -105,8 +105,9 @@ import numpy as np
 
 from openspiel_psro_ext import oracles as oracles_lib
 from openspiel_psro_ext.errors import UsageError
-from openspiel_psro_ext.game import cfr, exploitability, game_tree, payoffs
-from openspiel_psro_ext.meta_solvers import common, nash
+from openspiel_psro_ext.game import cfr, exploitability, payoffs
+from openspiel_psro_ext.meta_solvers import nash
+from openspiel_psro_ext.meta_solvers.least_exploitable import LeastExploitableLP
 from openspiel_psro_ext.oracles.rl import hedge
 from openspiel_psro_ext.psro import views
 from openspiel_psro_ext.psro.config import PSROConfig
@@ -162,86 +163,6 @@ class AnytimeOptions:
   @property
   def hedge(self) -> hedge.HedgeOptions:
     return hedge.HedgeOptions(step=self.hedge_step, window=self.hedge_window)
-
-
-class LeastExploitableLP:
-  """Player p's least exploitable mixture of its members, as one LP.
-
-  For a fixed mixture `sigma` of p's members, the opponent q's best-response
-  value is a linear program over q's sequence-form strategies `y` (`F y = f`,
-  `y >= 0`: the empty sequence has weight 1, and at each information state
-  of q its sequences' weights sum to the weight of the sequence leading
-  there), maximising `y^T B sigma` with `B[s, k]` the chance-weighted
-  payoff to q of the terminals ending in q's sequence s, member k playing.
-  Its dual has a variable `z_I` per information state of q and one for the
-  empty sequence (`z_root`, the value): `min z_root` subject to
-  `F^T z >= B sigma`. Minimising over `sigma` too is one LP,
-
-      min_{sigma, z} z_root   s.t.   F^T z - B sigma >= 0,
-                                     sum_k sigma_k = 1,  sigma >= 0,
-
-  one row per sequence of q, one column per member. A new member is a new
-  column, so the HiGHS model lives across PSRO iterations and the dual
-  simplex restarts from the last optimal basis.
-
-  Args:
-    tree: the compiled game (two players, zero sum).
-    player: p.
-  """
-
-  size: int  # members added
-
-  def __init__(self, tree: game_tree.GameTree, player: int):
-    import highspy  # pylint: disable=g-import-not-at-top
-
-    opponent = 1 - player
-    table = tree.infostates[opponent]
-    num_states, empty = table.num_infostates, table.num_sequences
-    sequences = np.append(np.flatnonzero(table.legal_mask.ravel()), empty)
-    row = np.full(empty + 1, -1, dtype=np.int64)  # sequence -> LP row
-    row[sequences] = np.arange(len(sequences))
-    self._terminal_row = row[tree.terminal_sequence[opponent]]
-    self._payoff = tree.terminal_chance_reach * tree.terminal_returns[:, opponent]
-    self._num_rows = len(sequences)
-    highs = common.new_highs(feasibility_tolerance=1e-10)
-    inf = highspy.kHighsInf
-    # Rows: one per sequence (>= 0), then sum sigma = 1.
-    for _ in range(self._num_rows):
-      highs.addRow(0.0, inf, 0, np.zeros(0, dtype=np.int32), np.zeros(0))
-    highs.addRow(1.0, 1.0, 0, np.zeros(0, dtype=np.int32), np.zeros(0))
-    # z_I: +1 in the rows of I's sequences, -1 in the row of the sequence
-    # leading to I; z_root: +1 in the empty sequence's row (the objective).
-    actions = table.legal_mask.shape[1]
-    for state in range(num_states):
-      own = row[state * actions + np.flatnonzero(table.legal_mask[state])]
-      rows = np.append(own, row[table.parent_sequence[state]]).astype(np.int32)
-      values = np.append(np.ones(len(own)), -1.0)
-      highs.addCol(0.0, -inf, inf, len(rows), rows, values)
-    highs.addCol(1.0, -inf, inf, 1, np.array([row[empty]], dtype=np.int32), np.ones(1))
-    self._root = num_states
-    self._highs = highs
-    self.size = 0
-
-  def add(self, reaches: np.ndarray) -> None:
-    """Appends members with `[K, Z]` terminal reaches (columns `-B[:, k]`)."""
-    for reach in reaches:
-      column = np.bincount(self._terminal_row, self._payoff * reach, minlength=self._num_rows)
-      nonzero = np.flatnonzero(column)
-      rows = np.append(nonzero, self._num_rows).astype(np.int32)  # and the simplex row
-      self._highs.addCol(0.0, 0.0, 1.0, len(rows), rows, np.append(-column[nonzero], 1.0))
-      self.size += 1
-
-  def solve(self) -> tuple[np.ndarray, float]:
-    """`[N]` the least exploitable mixture and the opponent's best-response value against it."""
-    import highspy  # pylint: disable=g-import-not-at-top
-
-    self._highs.run()
-    status = self._highs.getModelStatus()
-    if status != highspy.HighsModelStatus.kOptimal:
-      raise RuntimeError(f"least exploitable mixture LP: {self._highs.modelStatusToString(status)}")
-    values = np.asarray(self._highs.getSolution().col_value)
-    mixture = np.maximum(values[self._root + 1 :], 0.0)
-    return mixture / mixture.sum(), float(values[self._root])
 
 
 class AnytimePSRO(base.Variant):
