@@ -124,12 +124,16 @@ class ConditionedMixtures:
     weights: per player, `[K, N_q]` probabilities (None at the learner).
     conditions: `[K, C]` what the learner is told of each row.
     row_weights: `[K]` probabilities of the rows.
+    anchored: `[K]` bool, rows whose answers the learner holds near those of
+      the network it continues (None: none); e.g. a population's members,
+      which other rows' mixtures are made of.
   """
 
   populations: list[Any]
   weights: list[np.ndarray | None]
   conditions: np.ndarray
   row_weights: np.ndarray
+  anchored: np.ndarray | None = None
 
 
 # What a best response plays against (`BestResponseRequest.opponents`).

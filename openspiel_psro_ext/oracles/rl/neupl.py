@@ -17,7 +17,15 @@ style, over the compiled tree:
     table of `K * I_p` rows (`conditioned_table`), and PPO's per-observation
     sums (`ppo.StateBatch`) apply unchanged;
   * one Adam and one loss over all rows: the members share every parameter,
-    so what one learns against its mixture is there for the others.
+    so what one learns against its mixture is there for the others;
+  * rows marked `anchored` (a population's members, which the other rows'
+    mixtures are made of) are held near the answers of the network the call
+    continues: `anchor_coef` times the KL divergence from those answers, at
+    a random `anchor_batch` of the anchored (row, information state) pairs
+    per minibatch, joins PPO's loss. Without it every call moves the old
+    members too (the rows share parameters), both populations at once, so
+    each member answers opponents that have since changed and the members
+    stop being best responses to their rows.
 
 A member is a view of the network, `ConditionalMember(network, c_i)`: an
 OpenSpiel policy whose `[I_p, A]` behaviour matrix is one batched forward
@@ -32,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -70,11 +79,15 @@ class NeuPLConfig(ppo.PPOConfig):
   shakes the rows already learnt.
   """
 
+  # anchor_coef: the weight of the anchored rows' KL term (module doc; 0: off);
+  # anchor_batch: the (row, information state) pairs it reads per minibatch.
   hidden: tuple[int, ...] = schema.new_default(ppo.PPOConfig, "hidden", (128, 128))
   num_envs: int = schema.new_default(ppo.PPOConfig, "num_envs", 512)
   learning_rate: float = schema.new_default(ppo.PPOConfig, "learning_rate", 3e-3)
   anneal_lr: bool = False
   ent_coef_final: float = schema.new_default(ppo.PPOConfig, "ent_coef_final", 0.05)
+  anchor_coef: float = schema.setting(0.3, min=0)
+  anchor_batch: int = schema.setting(1024, min=1)
 
 
 def conditioned_table(obs_table: np.ndarray, conditions: np.ndarray) -> np.ndarray:
@@ -166,7 +179,7 @@ class ConditionedTreeEnv(rollouts.TreeVecEnv):
   ):
     super().__init__(tree, player, opponents, num_envs, seed)
     conditions = np.asarray(opponents.conditions, dtype=np.float32)
-    self._num_infostates = len(self.obs_table)
+    self.num_infostates = len(self.obs_table)
     self._row_cum = simulation.cumulative_rows(np.asarray(opponents.row_weights, np.float64))
     self._row_member_cums = [
       simulation.cumulative_rows(np.asarray(opponents.weights[q], dtype=np.float64))
@@ -186,7 +199,7 @@ class ConditionedTreeEnv(rollouts.TreeVecEnv):
   @property
   def infostates(self) -> np.ndarray:
     """`[B]` the games' rows of the conditioned table."""
-    return self._game_rows * self._num_infostates + self.tree.infostate[self._hist]
+    return self._game_rows * self.num_infostates + self.tree.infostate[self._hist]
 
 
 def one_row(opponents: base.MemberMixture, player: int) -> base.ConditionedMixtures:
@@ -240,6 +253,35 @@ def _network(
   return network
 
 
+def _anchor(
+  module: torch_policy.TorchPolicy,
+  previous: torch_policy.TorchPolicy,
+  env: ConditionedTreeEnv,
+  anchored: np.ndarray,
+  cfg: NeuPLConfig,
+  device: torch.device,
+) -> Callable[[], torch.Tensor]:
+  """`anchor_coef` times the mean KL(previous || module) over a random
+  `anchor_batch` of the anchored rows' (row, information state) pairs (a
+  fresh draw per call: one per minibatch)."""
+  num_infostates = env.num_infostates
+  rows = (np.flatnonzero(anchored)[:, None] * num_infostates + np.arange(num_infostates)).ravel()
+  obs = torch.as_tensor(env.obs_table[rows], device=device)
+  legal = torch.as_tensor(env.legal_mask[rows], device=device)
+  with torch.no_grad():
+    target = previous.to(device)(obs, legal)
+    target_logp = torch.log(target.clamp_min(1e-30))
+  batch = min(cfg.anchor_batch, len(rows))
+
+  def regularizer() -> torch.Tensor:
+    idx = torch.randint(len(rows), (batch,), device=device)
+    logp = torch.log_softmax(networks.masked_logits(module.net(obs[idx]), legal[idx]), dim=1)
+    kl = (target[idx] * (target_logp[idx] - logp)).sum(1).mean()
+    return cfg.anchor_coef * kl
+
+  return regularizer
+
+
 def train(
   request: base.BestResponseRequest,
   tree: GameTree,
@@ -269,7 +311,17 @@ def train(
   optimizer = torch.optim.Adam(module.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True)
   rollout = ppo.TableRollout(module, env, env.obs_table, cfg.num_steps, device)
   rng = np.random.default_rng([request.seed, 1])
-  updates = ppo.train(rollout, module, optimizer, cfg, log, rng, device)
+  previous = request.previous.module if request.previous is not None else None
+  regularizer = None
+  if (
+    cfg.anchor_coef > 0
+    and request.plan.continues
+    and isinstance(previous, ConditionalMember)
+    and opponents.anchored is not None
+    and opponents.anchored.any()
+  ):
+    regularizer = _anchor(module, previous.network, env, opponents.anchored, cfg, device)
+  updates = ppo.train(rollout, module, optimizer, cfg, log, rng, device, regularizer=regularizer)
   log.close()
   module = module.cpu().eval()
   member = ConditionalMember(module, opponents.conditions[-1])
@@ -304,11 +356,31 @@ class PopulationGraph:
   networks: list[torch_policy.TorchPolicy | None]
   sigma: list[np.ndarray]
 
-  def conditions(self, population: int, width: int, rows: np.ndarray | None = None) -> np.ndarray:
-    """`[M, width]` the rows of `Sigma` (or `rows`) as the network is told them."""
-    rows = self.sigma[population] if rows is None else rows
-    told = np.zeros((len(rows), width), dtype=np.float32)
+  def conditions(
+    self,
+    population: int,
+    width: int,
+    rows: np.ndarray | None = None,
+    members: np.ndarray | None = None,
+  ) -> np.ndarray:
+    """`[M, 2 * width]` what the network is told: a row of `Sigma` (or of
+    `rows`) padded to `width`, then the one-hot index of the member the row
+    is (`members`: `[M]` indices, -1 for a row that is no member; default:
+    row i of `Sigma` is member i).
+
+    Why the index: PSRO-Nash's rows of neighbouring members are often
+    nearly equal (a new member the restricted Nash leaves out changes no
+    later row), so a network told rows alone answers them alike and the
+    population collapses onto a few distinct members (benchmarks/RESULTS.md).
+    """
+    if rows is None:
+      rows = self.sigma[population]
+      members = np.arange(len(rows))
+    told = np.zeros((len(rows), 2 * width), dtype=np.float32)
     told[:, : rows.shape[1]] = rows
+    if members is not None:
+      named = np.flatnonzero(members >= 0)
+      told[named, width + members[named]] = 1.0
     return told
 
 
@@ -340,8 +412,9 @@ def read_graph(path: str, num_populations: int = 2) -> PopulationGraph:
 
 
 def condition_width(network: torch_policy.TorchPolicy) -> int:
-  """The width of the conditions a network is told (after its observation)."""
-  return network.arch["obs_shape"][0] - network.game.information_state_tensor_size()
+  """The width of the `Sigma` rows a network is told (its input is the
+  observation, a row, then a member's one-hot index)."""
+  return (network.arch["obs_shape"][0] - network.game.information_state_tensor_size()) // 2
 
 
 def load_members(

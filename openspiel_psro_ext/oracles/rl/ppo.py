@@ -152,6 +152,7 @@ def train(
   rng: np.random.Generator,
   device: torch.device,
   extra: Callable[[], dict[str, float]] = dict,
+  regularizer: Callable[[], torch.Tensor] | None = None,
 ) -> int:
   """PPO's loop until `log`'s budget is spent; returns the number of updates.
 
@@ -178,7 +179,9 @@ def train(
       log.track(rew_buf[t], done_buf[t])
     adv = advantages(rew_buf, val_buf, done_buf, rollout.act()[1], cfg)
     batch = rollout.batch(act_buf, adv, adv + val_buf)
-    stats = update(batch, module, optimizer, cfg, ent_coef, device, log.budget.out_of_time)
+    stats = update(
+      batch, module, optimizer, cfg, ent_coef, device, log.budget.out_of_time, regularizer
+    )
     updates += 1
     means = torch.stack(stats).mean(0).tolist()
     log.record(**dict(zip(LOSS_KEYS, means)), **extra())
@@ -222,6 +225,7 @@ def update(
   ent_coef: float,
   device: torch.device,
   out_of_time: Callable[[], bool] | None = None,
+  regularizer: Callable[[], torch.Tensor] | None = None,
 ) -> list[torch.Tensor]:
   """PPO's clipped-objective epochs over `batch` in minibatches; per
   minibatch `[loss, policy loss, value loss, entropy, approximate KL]`.
@@ -237,6 +241,8 @@ def update(
     for mb in perm.tensor_split(min(cfg.num_minibatches, batch.size)):
       pg_loss, v_loss, entropy, approx_kl = batch.losses(mb, cfg.clip_coef)
       loss = pg_loss + cfg.vf_coef * v_loss - ent_coef * entropy
+      if regularizer is not None:
+        loss = loss + regularizer()
       optimizer.zero_grad()
       loss.backward()
       nn.utils.clip_grad_norm_(module.parameters(), cfg.max_grad_norm)

@@ -2,10 +2,11 @@
 
 PSRO's members are separate networks, each trained from scratch. NeuPL keeps
 one network per population, `pi_theta(a | o, c)`, and member i is that network
-told `c_i`, the i-th row of the interaction graph `Sigma` padded to
-`max_population`: the mixture over the opponent's members that member i
-best-responds to. Member 0 is the uniform policy every run starts from (a
-fixed seed, as in PSRO: its row is `e_0` and never trains). A meta-graph
+told `c_i`: the i-th row of the interaction graph `Sigma` padded to
+`max_population` (the mixture over the opponent's members that member i
+best-responds to) and i's one-hot index (`PopulationGraph.conditions`).
+Member 0 is the uniform policy every run starts from (a fixed seed, as in
+PSRO: its row is `e_0` and never trains). A meta-graph
 solver (`GRAPH_SOLVERS`) fills `Sigma` from the payoff table; PSRO-Nash's row
 i is the restricted game's Nash over members `< i` (the opponent's part), so
 member i is PSRO's i-th best response, and all of them train at once.
@@ -16,13 +17,18 @@ Each iteration, with N members per population:
      condition (one batched pass per population), and the payoff table
      recomputed from them (the members change whenever the shared network
      trains: two matrix products over the compiled tree); the solver fills
-     `Sigma`'s rows 1..N (row N is the new member's) and `sigma`, the
-     meta-solver's Nash of the whole table, is the output;
-  2. `output`: `sigma` and its exact NashConv (PSRO's);
+     `Sigma`'s rows 1..N (row N is the new member's) from `sigma`, the
+     meta-solver's Nash of the whole table and of the tables restricted to
+     members `< i`;
+  2. `output` (`NeuPLOptions.output`): the least exploitable mixture of each
+     population's members, exactly (`LeastExploitableLP`, the default: the
+     tree is there, and the restricted Nash is one of the mixtures it
+     weighs), or `sigma` itself as in the paper; with its exact NashConv;
   3. `requests`: one per population (`base.ConditionedMixtures`): the network
      trains rows 1..N at once against the opponent's current members
      (`oracles.rl.neupl`, `--oracle=neupl`), the new row with
-     `new_row_share` of the episodes; with Simplex-NeuPL (`simplex_rows`),
+     `new_row_share` of the episodes, the old members' rows anchored near
+     their current answers; with Simplex-NeuPL (`simplex_rows`),
      also rows told mixtures sampled from a Dirichlet over the opponent's
      members, so the network answers mixtures no member has;
   4. `accept`: the trained networks replace the old; member N, the network
@@ -41,7 +47,7 @@ completes (the previous step's directory is kept too: it holds the networks
 the last record describes, for `load_run`). The loop still writes each
 member's matrix when it joins (a placeholder: members are recomputed). On
 resume, `restore` loads both directories; the loop's replayed meta-solves
-give back the records' meta-strategies, and the last of them recomputes the
+give back the records' training meta-strategies, and the last of them recomputes the
 members the last record describes, so the run goes on bit for bit.
 """
 
@@ -56,6 +62,7 @@ import numpy as np
 
 from openspiel_psro_ext.errors import UsageError
 from openspiel_psro_ext.game import exploitability
+from openspiel_psro_ext.meta_solvers.least_exploitable import LeastExploitableLP
 from openspiel_psro_ext.oracles import base as oracle_base
 from openspiel_psro_ext.oracles.rl import neupl as learner
 from openspiel_psro_ext.oracles.rl.neupl import PopulationGraph
@@ -108,6 +115,9 @@ class PSRONash(GraphSolver):
 GRAPH_SOLVERS: dict[str, type[GraphSolver]] = {cls.name: cls for cls in (PSRONash,)}
 
 
+OUTPUTS = ("least_exploitable", "nash")
+
+
 @dataclasses.dataclass(frozen=True)
 class NeuPLOptions:
   """NeuPL's settings (module doc).
@@ -118,6 +128,7 @@ class NeuPLOptions:
       not grow with the population; the run stops when it is full.
     new_row_share: the share of the learner's episodes on the new member's
       row (the rest is spread evenly over the other rows).
+    output: "least_exploitable" or "nash" (module doc, step 2).
     simplex_rows: Simplex-NeuPL: rows told Dirichlet-sampled mixtures, per
       iteration (0: off).
     held_out: held-out mixtures at which each record reports the network's
@@ -126,11 +137,12 @@ class NeuPLOptions:
   """
 
   graph_solver: str = schema.setting("psro_nash", choices=sorted(GRAPH_SOLVERS))
-  max_population: int = schema.setting(64, min=2)
+  max_population: int = schema.setting(256, min=2)
   new_row_share: float = schema.setting(0.5, above=0, max=1)
   simplex_rows: int = schema.setting(0, min=0)
   held_out: int = schema.setting(0, min=0)
   dirichlet: float = schema.setting(1.0, above=0)
+  output: str = schema.setting("least_exploitable", choices=OUTPUTS)
 
   def check(self) -> None:
     """Nothing depends on another value."""
@@ -164,9 +176,12 @@ class NeuPL(base.Variant):
 
   # -- the members -----------------------------------------------------------
 
-  def conditions(self, population: int, rows: np.ndarray | None = None) -> np.ndarray:
-    """`[M, N_max]` the rows of `Sigma` (or `rows`) as the network is told them."""
-    return self.graph.conditions(population, self.options.max_population, rows)
+  def conditions(
+    self, population: int, rows: np.ndarray | None = None, members: np.ndarray | None = None
+  ) -> np.ndarray:
+    """`[M, 2 N_max]` the rows of `Sigma` (or `rows`, members `members`) as
+    the network is told them (`PopulationGraph.conditions`)."""
+    return self.graph.conditions(population, self.options.max_population, rows, members)
 
   def _refresh(self, graph: PopulationGraph) -> None:
     """Members 1.. of each population from `graph`, and the payoff table
@@ -192,12 +207,24 @@ class NeuPL(base.Variant):
       replayed = len(run.populations[0]) - 1
       if replayed == len(self._replay) - 1 and self._recorded is not None:
         self._refresh(self._recorded)
-      return self._replay[replayed].sigma
+      record = self._replay[replayed]
+      return [np.asarray(s) for s in record.training_meta_strategy or record.meta_strategy]
     self._replay = []
     self._refresh(self.graph)
     sigma = base.restricted_nash(run)
     self.graph.sigma = self.solver.solve(run, sigma)
     return sigma
+
+  def output(self, sigma):
+    if self.options.output == "nash":
+      return super().output(sigma)
+    tree, matrices = self.tree, self.run.population_matrices()
+    mixtures = []
+    for p in range(2):
+      program = LeastExploitableLP(tree, p)
+      program.add(tree.terminal_reach(p, matrices[p]))
+      mixtures.append(program.solve()[0])
+    return mixtures, self.run.view.nash_conv(mixtures)
 
   # -- training --------------------------------------------------------------
 
@@ -217,8 +244,15 @@ class NeuPL(base.Variant):
       share = np.full(len(rows), (1.0 - self.options.new_row_share) / max(len(rows) - 1, 1))
       share[-1] = self.options.new_row_share if len(rows) > 1 else 1.0
       weights: list[np.ndarray | None] = base.against(p, [rows, rows])
+      # The members' rows (not the sampled ones, nor the new member's).
+      anchored = np.zeros(len(rows), dtype=bool)
+      anchored[len(sampled) : -1] = True
       opponents = oracle_base.ConditionedMixtures(
-        base.against(p, matrices), weights, self.conditions(p, rows), share / share.sum()
+        base.against(p, matrices),
+        weights,
+        self.conditions(p, rows, np.append(np.full(len(sampled), -1), np.arange(1, n + 1))),
+        share / share.sum(),
+        anchored,
       )
       network = self.graph.networks[p]
       previous = (
