@@ -241,35 +241,38 @@ class NeuPLOracle(base.Oracle):
 
 def _network(
   request: base.BestResponseRequest, obs_dim: int, cfg: NeuPLConfig
-) -> torch_policy.TorchPolicy:
-  """A fresh actor-critic over `[d + C]` inputs, or the previous one's to train on."""
+) -> tuple[torch_policy.TorchPolicy, bool]:
+  """A fresh actor-critic over `[d + C]` inputs, or the previous one's to
+  train on; and whether it continues the previous one."""
   assert request.game is not None
   network = torch_policy.TorchPolicy(
     request.game, request.player, (obs_dim,), cfg.hidden, "mlp", "softmax", with_value=True
   )
   previous = request.previous.module if request.previous is not None else None
-  if request.plan.continues and isinstance(previous, ConditionalMember):
+  continues = request.plan.continues and isinstance(previous, ConditionalMember)
+  if continues:
+    assert isinstance(previous, ConditionalMember)
     network.load_state_dict(previous.network.state_dict())
-  return network
+  return network, continues
 
 
 def _anchor(
   module: torch_policy.TorchPolicy,
-  previous: torch_policy.TorchPolicy,
   env: ConditionedTreeEnv,
   anchored: np.ndarray,
   cfg: NeuPLConfig,
   device: torch.device,
 ) -> Callable[[], torch.Tensor]:
-  """`anchor_coef` times the mean KL(previous || module) over a random
+  """`anchor_coef` times the mean KL(start || module) over a random
   `anchor_batch` of the anchored rows' (row, information state) pairs (a
-  fresh draw per call: one per minibatch)."""
+  fresh draw per call: one per minibatch); `start` is `module`'s answers
+  now, before training: those of the network it continues."""
   num_infostates = env.num_infostates
   rows = (np.flatnonzero(anchored)[:, None] * num_infostates + np.arange(num_infostates)).ravel()
   obs = torch.as_tensor(env.obs_table[rows], device=device)
   legal = torch.as_tensor(env.legal_mask[rows], device=device)
   with torch.no_grad():
-    target = previous.to(device)(obs, legal)
+    target = module(obs, legal)
     target_logp = torch.log(target.clamp_min(1e-30))
   batch = min(cfg.anchor_batch, len(rows))
 
@@ -294,7 +297,8 @@ def train(
   device = networks.resolve_device(cfg.device)
   player = request.player
   env = ConditionedTreeEnv(tree, player, opponents, cfg.num_envs, request.seed)
-  module = _network(request, env.obs_table.shape[1], cfg).to(device)
+  module, continues = _network(request, env.obs_table.shape[1], cfg)
+  module = module.to(device)
   budget = rollouts.Budget(
     cfg.total_episodes,
     cfg.total_steps,
@@ -311,16 +315,10 @@ def train(
   optimizer = torch.optim.Adam(module.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True)
   rollout = ppo.TableRollout(module, env, env.obs_table, cfg.num_steps, device)
   rng = np.random.default_rng([request.seed, 1])
-  previous = request.previous.module if request.previous is not None else None
+  anchored = opponents.anchored
   regularizer = None
-  if (
-    cfg.anchor_coef > 0
-    and request.plan.continues
-    and isinstance(previous, ConditionalMember)
-    and opponents.anchored is not None
-    and opponents.anchored.any()
-  ):
-    regularizer = _anchor(module, previous.network, env, opponents.anchored, cfg, device)
+  if cfg.anchor_coef > 0 and continues and anchored is not None and anchored.any():
+    regularizer = _anchor(module, env, anchored, cfg, device)
   updates = ppo.train(rollout, module, optimizer, cfg, log, rng, device, regularizer=regularizer)
   log.close()
   module = module.cpu().eval()
